@@ -1,0 +1,244 @@
+"""Cases: plain, framework-free descriptions of one training scenario, in one registry.
+
+A case names the implementation module that every framework provides
+(``tf_impl/v1/<module>.py``, ``tf_impl/v2/<module>.py``, ``torch_impl/<module>.py``,
+``parity/oracle/<module>.py``), how to draw the initial parameters and the data, and
+the options the ports read. The same registry drives ``make parity``, the tests and
+the docs.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import types
+from dataclasses import dataclass, field
+from typing import Any, Mapping
+
+from .errors import ParityError
+
+__all__ = [
+    "Case",
+    "Cost",
+    "Init",
+    "Data",
+    "PortSpec",
+    "register",
+    "get_case",
+    "all_cases",
+    "DTYPES",
+    "FRAMEWORKS",
+]
+
+DTYPES = ("float64", "float32")
+
+#: framework key -> package holding its ports (imported lazily, only when a port runs)
+FRAMEWORKS = {
+    "tf1": "tf_impl.v1",
+    "tf2": "tf_impl.v2",
+    "torch": "torch_impl",
+    "numpy": "parity.oracle",
+}
+
+
+def _frozen(mapping: Mapping[str, Any] | None) -> Mapping[str, Any]:
+    return types.MappingProxyType(dict(mapping or {}))
+
+
+@dataclass(frozen=True)
+class Init:
+    """Describe how the harness draws one parameter (numpy, from the case's seed).
+
+    Args:
+        shape: canonical shape (TensorFlow layout: Dense ``[in, out]``, conv ``HWIO``).
+        kind: ``random_normal`` (mean, stddev), ``truncated_normal`` (mean, stddev),
+            ``glorot_uniform``, ``glorot_normal``, ``variance_scaling`` (factor, mode,
+            uniform: the TF1 contrib initializer), ``he_normal``, ``constant`` (value),
+            ``zeros``, ``ones``, or ``value`` (an explicit nested list in ``value``).
+        trainable: whether the TF1 variable is trainable (``trainable=False`` makes
+            it state, not a parameter the optimizer sees).
+        args: the initializer's arguments.
+    """
+
+    shape: tuple[int, ...]
+    kind: str = "zeros"
+    args: Mapping[str, Any] = field(default_factory=dict)
+    trainable: bool = True
+
+    def __post_init__(self):
+        object.__setattr__(self, "shape", tuple(int(s) for s in self.shape))
+        object.__setattr__(self, "args", _frozen(self.args))
+
+
+@dataclass(frozen=True)
+class Data:
+    """Describe the batches the harness feeds, one per step.
+
+    Args:
+        kind: a generator name of :mod:`parity.data` (``uniform``, ``constant``,
+            ``normal``, ``digits``, ``images``, ...).
+        args: its arguments.
+    """
+
+    kind: str
+    args: Mapping[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self):
+        object.__setattr__(self, "args", _frozen(self.args))
+
+
+@dataclass(frozen=True)
+class Cost:
+    """Describe what a step computes, for the float32 error model (:mod:`parity.tolerance`).
+
+    Args:
+        depth: number of layers a value passes through (forward); the backward pass
+            adds as many again.
+        reduction: the longest reduction (inner-product length, batch mean, ...).
+        growth: per-step amplification of a parameter difference by the training
+            dynamics (1.0 = errors add up linearly in the step count).
+        floors: stage -> the magnitude of the operands that stage is computed from,
+            when it can be much larger than the result (a squared residual near zero
+            is computed from O(1) numbers: its rounding error is eps * O(1), not eps * loss).
+    """
+
+    depth: int = 1
+    reduction: int = 1
+    growth: float = 1.0
+    floors: Mapping[str, float] = field(default_factory=dict)
+
+    def __post_init__(self):
+        object.__setattr__(self, "floors", _frozen(self.floors))
+
+
+@dataclass(frozen=True)
+class PortSpec:
+    """Name one port of a case: a framework and, optionally, a variant of its port.
+
+    Written ``framework`` or ``framework:variant`` (``tf1:minimize``, ``torch:buffer``).
+    """
+
+    framework: str
+    variant: str | None = None
+
+    @classmethod
+    def parse(cls, text: str) -> "PortSpec":
+        framework, _, variant = text.partition(":")
+        if framework not in FRAMEWORKS:
+            raise ParityError(
+                f"unknown framework {framework!r} in port {text!r}; expected one of {', '.join(FRAMEWORKS)}"
+            )
+        return cls(framework, variant or None)
+
+    def __str__(self) -> str:
+        return f"{self.framework}:{self.variant}" if self.variant else self.framework
+
+
+@dataclass(frozen=True)
+class Case:
+    """Describe one training scenario, independent of any framework.
+
+    Args:
+        name: unique id, used on the command line and in reports.
+        module: implementation module name, the same in every framework package.
+        title: one line for the report.
+        ports: the ports compared, as ``framework[:variant]`` strings; the first is the
+            reference.
+        params: canonical name -> :class:`Init`, drawn once and loaded into every port.
+        data: the batches.
+        steps: training steps.
+        options: everything else the ports read (layer sizes, learning rate, clipping...).
+        seed: the numpy seed for parameters, data and dropout masks.
+        source: the seed document this case reproduces (``"000"``...), if any.
+        expect: ``"match"`` (all ports must agree), ``"error"`` (every port must refuse
+            to build; the refusals are reported) or ``"diverge"`` (a deliberately wrong
+            port: the comparison must find a semantic divergence).
+        cost: the computation's size for the float32 error model.
+        dtypes: the dtypes it runs in.
+        tags: free labels (``"seed"``, ``"pitfall"``, ``"slow"``).
+    """
+
+    name: str
+    module: str
+    title: str
+    ports: tuple[str, ...]
+    params: Mapping[str, Init]
+    data: Data
+    steps: int
+    options: Mapping[str, Any] = field(default_factory=dict)
+    seed: int = 0
+    source: str | None = None
+    expect: str = "match"
+    cost: Cost = field(default_factory=Cost)
+    dtypes: tuple[str, ...] = DTYPES
+    tags: tuple[str, ...] = ()
+
+    def __post_init__(self):
+        object.__setattr__(self, "params", _frozen(self.params))
+        object.__setattr__(self, "options", _frozen(self.options))
+        object.__setattr__(self, "ports", tuple(self.ports))
+        if not self.ports:
+            raise ParityError("a case needs at least one port", case=self.name)
+        for spec in self.ports:
+            PortSpec.parse(spec)
+        if self.expect not in ("match", "error", "diverge"):
+            raise ParityError(f"expect must be 'match', 'error' or 'diverge', not {self.expect!r}", case=self.name)
+        for dtype in self.dtypes:
+            if dtype not in DTYPES:
+                raise ParityError(f"unknown dtype {dtype!r}; expected one of {DTYPES}", case=self.name)
+        if self.steps < 0:
+            raise ParityError("steps must be >= 0", case=self.name)
+
+    def option(self, key: str, default: Any = None) -> Any:
+        """Return an option, or ``default`` when the case does not set it."""
+        return self.options.get(key, default)
+
+    def replace(self, **changes: Any) -> "Case":
+        """Return a copy with some fields changed (options are merged, not replaced)."""
+        if "options" in changes:
+            merged = dict(self.options)
+            merged.update(changes["options"])
+            changes["options"] = merged
+        return dataclasses.replace(self, **changes)
+
+    @property
+    def trainable(self) -> tuple[str, ...]:
+        """Names of the parameters the optimizer trains (in declaration order)."""
+        return tuple(n for n, spec in self.params.items() if spec.trainable)
+
+
+_REGISTRY: dict[str, Case] = {}
+_LOADED = False
+
+
+def register(case: Case) -> Case:
+    """Add a case to the registry; a second case of the same name is an error."""
+    if case.name in _REGISTRY and _REGISTRY[case.name] != case:
+        raise ParityError(f"case {case.name!r} is registered twice")
+    _REGISTRY[case.name] = case
+    return case
+
+
+def _load_catalog() -> None:
+    global _LOADED
+    if not _LOADED:
+        _LOADED = True
+        from . import catalog  # noqa: F401  (registers the built-in cases)
+
+
+def get_case(name: str) -> Case:
+    """Return the registered case ``name``, or raise a :class:`ParityError` listing close names."""
+    _load_catalog()
+    try:
+        return _REGISTRY[name]
+    except KeyError:
+        import difflib
+
+        close = difflib.get_close_matches(name, _REGISTRY, n=3)
+        hint = f" (did you mean {', '.join(close)}?)" if close else " (run 'parity list')"
+        raise ParityError(f"unknown case {name!r}{hint}") from None
+
+
+def all_cases(tag: str | None = None) -> list[Case]:
+    """Return every registered case, in registration order, optionally only those with ``tag``."""
+    _load_catalog()
+    return [c for c in _REGISTRY.values() if tag is None or tag in c.tags]

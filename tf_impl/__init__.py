@@ -1,0 +1,38 @@
+"""TensorFlow ports: ``v1/`` (graph + Session, tf.compat.v1, faithful to the seeds) and ``v2/`` (eager, Keras).
+
+Importing this package sets the environment TensorFlow reads at import time: quiet logs
+and oneDNN's reordered float32 kernels off, so CPU float32 results are reproducible run
+to run (PITFALLS, "How this was measured").
+"""
+
+import os
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+os.environ.setdefault("TF_ENABLE_ONEDNN_OPTS", "0")
+
+#: Conventions of TensorFlow written down as data (the docs and the settings check read them).
+CONVENTIONS = {
+    "dense_kernel_layout": "[in, out]",
+    "conv_kernel_layout": "HWIO",
+    "activation_layout": "NHWC",
+    "flatten_order": "(h, w, c)",
+    "bn_momentum": 0.99,  # moving = moving*momentum + batch*(1-momentum)
+    "bn_epsilon": 1e-3,
+    "adam_epsilon_tf1": 1e-8,  # epsilon-hat, added to sqrt(uncorrected v)
+    "adam_epsilon_keras": 1e-7,
+    "dropout_argument": "keep_prob (TF1) / rate (TF2)",
+    "clip_global_norm_eps": 0.0,
+}
+
+
+def tensorflow():
+    """Import TensorFlow with this package's environment; the one place tf_impl imports it."""
+    import tensorflow as tf
+
+    return tf
+
+
+def framework_info() -> dict:
+    """Return TensorFlow's version and the device the ports run on."""
+    tf = tensorflow()
+    return {"version": tf.__version__, "device": "cpu"}

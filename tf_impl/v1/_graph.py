@@ -1,0 +1,93 @@
+"""The shared machinery of a TF1 port: one graph, one Session, loads by assign ops.
+
+A port builds its graph once (placeholders, ``get_variable``, ``compute_gradients`` /
+``apply_gradients``), then the graph is finalized: a port that creates ops inside its
+training loop fails loudly instead of growing the graph every step (seed 001's bug).
+Each step runs the fetches of the stages before the update, then the train op, then the
+fetches after it, in separate ``session.run`` calls so no fetched value races an assign.
+"""
+
+from __future__ import annotations
+
+from typing import Mapping
+
+import numpy as np
+
+from .. import framework_info as _framework_info, tensorflow
+
+__all__ = ["GraphPort", "framework_info", "tf_dtype"]
+
+
+def framework_info() -> dict:
+    return _framework_info()
+
+
+def tf_dtype(dtype: str):
+    tf = tensorflow()
+    return {"float64": tf.float64, "float32": tf.float32}[dtype]
+
+
+class GraphPort:
+    """Base of a TF1 port. Subclasses implement ``define(tf, tf1)`` and set, in it:
+
+    * ``self.variables``: canonical name -> tf.Variable (everything ``parameters()`` reports);
+    * ``self.placeholders``: batch key -> placeholder;
+    * ``self.before``: stage -> {name: tensor}, fetched before the update;
+    * ``self.train_ops``: ops run, in order, for the update (train op, then constraints);
+    * ``self.after``: stage -> {name: tensor or variable}, fetched after the update.
+    """
+
+    def __init__(self, case, dtype: str, variant: str | None = None):
+        self.case, self.dtype, self.variant = case, dtype, variant
+        tf = tensorflow()
+        tf1 = tf.compat.v1
+        self.tf, self.tf1 = tf, tf1
+        self.graph = tf.Graph()
+        self.variables: dict = {}
+        self.placeholders: dict = {}
+        self.before: dict = {}
+        self.train_ops: list = []
+        self.after: dict = {}
+        self.extra_loads: dict = {}  # name -> list of variables that load the same value (EMA shadows)
+        with self.graph.as_default():
+            tf1.set_random_seed(case.seed)
+            self.define(tf, tf1)
+            self._assign_in = {}
+            self._assign_ops = []
+            for name, var in self.variables.items():
+                ph = tf1.placeholder(var.dtype.base_dtype, var.shape, name=f"load_{len(self._assign_ops)}")
+                self._assign_in[name] = ph
+                ops = [var.assign(ph)] + [v.assign(ph) for v in self.extra_loads.get(name, [])]
+                self._assign_ops.extend(ops)
+            init = tf1.global_variables_initializer()
+            self.graph.finalize()
+        config = tf1.ConfigProto(intra_op_parallelism_threads=1, inter_op_parallelism_threads=1)
+        self.session = tf1.Session(graph=self.graph, config=config)
+        self.session.run(init)
+
+    # -- to implement -------------------------------------------------------------
+    def define(self, tf, tf1) -> None:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    # -- the port protocol --------------------------------------------------------
+    def parameters(self) -> dict[str, np.ndarray]:
+        return self.session.run(dict(self.variables))
+
+    def load(self, params: Mapping[str, np.ndarray]) -> None:
+        feed = {self._assign_in[k]: np.asarray(v) for k, v in params.items() if k in self._assign_in}
+        self.session.run(self._assign_ops, feed)
+
+    def feed(self, batch: Mapping[str, np.ndarray]) -> dict:
+        return {ph: batch[key] for key, ph in self.placeholders.items()}
+
+    def step(self, batch: Mapping[str, np.ndarray]) -> dict[str, dict[str, np.ndarray]]:
+        feed = self.feed(batch)
+        out = self.session.run(self.before, feed) if self.before else {}
+        for op in self.train_ops:
+            self.session.run(op, feed)
+        if self.after:
+            out.update(self.session.run(self.after, feed))
+        return out
+
+    def close(self) -> None:
+        self.session.close()

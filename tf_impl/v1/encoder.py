@@ -1,0 +1,70 @@
+"""Seed 000: the 1-16-1 / 1-16-16-1 "identity encoder", in TF1 graph code as the seed wrote it.
+
+The loss looks at element [0, 0] only (``estimate0 = 2 * O2[0, 0]``); plain gradient
+descent; gradients clipped by value through ``compute_gradients`` / ``apply_gradients``.
+
+Variants: ``minimize`` (``opt.minimize``, no clipping: equal to compute+apply only where
+the clip does not bite).
+"""
+
+from __future__ import annotations
+
+from ._graph import GraphPort, framework_info, tf_dtype
+
+__all__ = ["build", "framework_info", "EncoderPort"]
+
+
+class EncoderPort(GraphPort):
+    def define(self, tf, tf1):
+        case, dt = self.case, tf_dtype(self.dtype)
+        hidden = tuple(case.option("hidden", (16,)))
+        init = tf1.random_normal_initializer(0, 1e-3, dtype=dt)  # overwritten by load()
+        names = _layer_names(len(hidden))
+        I = tf1.placeholder(dt, shape=[None, 1], name="I")
+        self.placeholders = {"I": I}
+        x, width, acts = I, 1, {}
+        for (wname, bname, oname), units in zip(names, hidden + (1,)):
+            W = tf1.get_variable(wname, shape=[width, units], initializer=init, dtype=dt)
+            b = tf1.get_variable(bname, shape=[units], initializer=init, dtype=dt)
+            self.variables[wname], self.variables[bname] = W, b
+            z = tf.matmul(x, W) + b
+            x = z if oname == "O2" else tf.nn.relu(z, name=oname)
+            acts[oname] = x
+            width = units
+        O2_0 = tf.gather_nd(acts["O2"], [[0, 0]])
+        estimate0 = 2.0 * O2_0
+        eval_inp = tf.gather_nd(I, [[0, 0]])
+        distance = tf.reduce_sum(tf.square(eval_inp - estimate0))
+        lr = tf.constant(case.option("lr", 1e-3), dtype=dt)
+        opt = tf1.train.GradientDescentOptimizer(lr)
+        var_list = list(self.variables.values())
+        order = list(self.variables)
+        grads_and_vars = opt.compute_gradients(distance, var_list)
+        self.before = {
+            "forward": acts,
+            "loss": {"loss": distance},
+            "gradients": {n: g for n, (g, _) in zip(order, grads_and_vars)},
+            "learning_rate": {"lr": lr},
+        }
+        if self.variant == "minimize":
+            self.train_ops = [opt.minimize(distance, var_list=var_list)]
+        else:
+            c = case.option("clip_value", 4.5)
+            clipped = [(tf.clip_by_value(g, -c, c), v) for g, v in grads_and_vars]
+            self.before["processed_gradients"] = {n: g for n, (g, _) in zip(order, clipped)}
+            self.train_ops = [opt.apply_gradients(clipped)]
+        self.after = {"parameters": dict(self.variables)}
+
+
+def _layer_names(n_hidden: int):
+    # The seed names its variables W, b (first layer), W1, b1 (middle), W2, b2 (output).
+    first = [("W", "b", "O")]
+    middle = [(f"W{i}", f"b{i}", f"O{i}") for i in range(1, n_hidden)]
+    return first + middle + [("W2", "b2", "O2")]
+
+
+def build(case, dtype, variant=None):
+    """Build the TF1 encoder port of ``case`` in ``dtype``."""
+    if variant not in (None, "minimize"):
+        raise ValueError(f"unknown variant {variant!r} of the TF1 encoder port")
+    return EncoderPort(case, dtype, variant)

@@ -1,0 +1,80 @@
+"""Seed 000 in PyTorch: nn.Linear layers, loss on element [0, 0], SGD, clip_grad_value_.
+
+Variants: ``minimize`` (no clipping, mirrors TF1's ``minimize``).
+"""
+
+from __future__ import annotations
+
+from parity.layout import dense_from_torch, dense_to_torch
+
+from ._common import framework_info, to_numpy, to_tensor, torch, torch_dtype, device
+
+__all__ = ["build", "framework_info", "EncoderPort"]
+
+
+def _names(n_hidden: int):
+    return [("W", "b", "O")] + [(f"W{i}", f"b{i}", f"O{i}") for i in range(1, n_hidden)] + [("W2", "b2", "O2")]
+
+
+class EncoderPort:
+    def __init__(self, case, dtype, variant=None):
+        t = torch()
+        self.t, self.case, self.dtype, self.variant = t, case, dtype, variant
+        hidden = tuple(case.option("hidden", (16,)))
+        widths = (1,) + hidden + (1,)
+        self.names = _names(len(hidden))
+        self.layers = t.nn.ModuleList(
+            [t.nn.Linear(i, o) for i, o in zip(widths[:-1], widths[1:])]
+        ).to(dtype=torch_dtype(dtype), device=device())
+        self.lr = case.option("lr", 1e-3)
+        self.opt = t.optim.SGD(self.layers.parameters(), lr=self.lr)
+        self.clip = None if variant == "minimize" else case.option("clip_value", 4.5)
+
+    def _pairs(self):
+        for (wn, bn, _), layer in zip(self.names, self.layers):
+            yield wn, layer.weight, True
+            yield bn, layer.bias, False
+
+    def parameters(self):
+        return {n: dense_from_torch(to_numpy(p)) if is_w else to_numpy(p) for n, p, is_w in self._pairs()}
+
+    def load(self, params):
+        with self.t.no_grad():
+            for n, p, is_w in self._pairs():
+                p.copy_(to_tensor(dense_to_torch(params[n]) if is_w else params[n], self.dtype))
+
+    def step(self, batch):
+        t = self.t
+        x = to_tensor(batch["I"], self.dtype)
+        acts = {}
+        h = x
+        for (_, _, on), layer in zip(self.names, self.layers):
+            h = layer(h)
+            if on != "O2":
+                h = t.relu(h)
+            acts[on] = h
+        loss = (x[0, 0] - 2.0 * acts["O2"][0, 0]) ** 2
+        self.opt.zero_grad()
+        loss.backward()
+        grads = {n: dense_from_torch(to_numpy(p.grad)) if w else to_numpy(p.grad) for n, p, w in self._pairs()}
+        out = {
+            "forward": {k: to_numpy(v) for k, v in acts.items()},
+            "loss": {"loss": to_numpy(loss)},
+            "gradients": grads,
+            "learning_rate": {"lr": self.opt.param_groups[0]["lr"]},
+        }
+        if self.clip is not None:
+            t.nn.utils.clip_grad_value_(self.layers.parameters(), self.clip)
+            out["processed_gradients"] = {
+                n: dense_from_torch(to_numpy(p.grad)) if w else to_numpy(p.grad) for n, p, w in self._pairs()
+            }
+        self.opt.step()
+        out["parameters"] = self.parameters()
+        return out
+
+
+def build(case, dtype, variant=None):
+    """Build the torch encoder port of ``case`` in ``dtype``."""
+    if variant not in (None, "minimize"):
+        raise ValueError(f"unknown variant {variant!r} of the torch encoder port")
+    return EncoderPort(case, dtype, variant)
