@@ -81,6 +81,18 @@ class GraphPort:
         return {ph: batch[key] for key, ph in self.placeholders.items()}
 
     def step(self, batch: Mapping[str, np.ndarray]) -> dict[str, dict[str, np.ndarray]]:
+        try:
+            return self._step(batch)
+        except RuntimeError as exc:
+            if "finalized" in str(exc):
+                raise RuntimeError(
+                    "the port creates ops inside its training loop (the graph is finalized after "
+                    "building; seed 001's summary op made the graph grow every step): build every "
+                    "op once, before the loop"
+                ) from exc
+            raise
+
+    def _step(self, batch: Mapping[str, np.ndarray]) -> dict[str, dict[str, np.ndarray]]:
         feed = self.feed(batch)
         out = self.session.run(self.before, feed) if self.before else {}
         for op in self.train_ops:

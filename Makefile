@@ -1,0 +1,38 @@
+# parity: two commands on a fresh machine.
+#   make parity   the suite of reference cases, with a report (creates .venv when missing)
+#   make test     the tests (unit, cross-framework, properties under the ci profile)
+VENV    ?= .venv
+PYTHON  ?= python3
+PY      := $(VENV)/bin/python
+STAMP   := $(VENV)/.parity-installed
+OUT     ?= out
+
+.PHONY: parity test install property-thorough bench docs clean
+
+install: $(STAMP)
+
+# torch first, pinned: an unpinned torch requirement would resolve to CUDA wheels (GBs).
+$(STAMP): pyproject.toml constraints.txt
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet torch==2.13.0
+	$(PY) -m pip install --quiet -c constraints.txt -e '.[torch,tf,data,test]'
+	touch $(STAMP)
+
+parity: $(STAMP)
+	$(VENV)/bin/parity run --all --json $(OUT)/parity-report.json
+
+test: $(STAMP)
+	HYPOTHESIS_PROFILE=$${HYPOTHESIS_PROFILE:-ci} $(PY) -m pytest -q
+
+property-thorough: $(STAMP)
+	HYPOTHESIS_PROFILE=thorough $(PY) -m pytest -q tests/properties
+
+bench: $(STAMP)
+	$(PY) -m parity.bench
+
+docs: $(STAMP)
+	$(VENV)/bin/parity docs
+
+clean:
+	rm -rf $(OUT) .pytest_cache .hypothesis
