@@ -91,6 +91,7 @@ def run_port(
     *,
     module: ModuleType | None = None,
     source: str | None = None,
+    isolate: bool = True,
 ) -> Trace:
     """Run one port of ``case`` in ``dtype`` and return its trace.
 
@@ -100,13 +101,14 @@ def run_port(
         dtype: "float64" or "float32".
         module: a port module to use instead of the built-in one (a user's port).
         source: where ``module`` came from, for the manifest.
+        isolate: run ports the case marks ``isolate`` in a subprocess (False inside that subprocess).
 
     Raises:
         PortError: the port's framework raised (building, loading or stepping).
         ParityError: the port broke the protocol (missing parameters, wrong shapes).
     """
     spec = PortSpec.parse(port)
-    if module is None and port in case.option("isolate", ()):
+    if module is None and isolate and port in case.option("isolate", ()):
         return _run_isolated(case, port, dtype)
     mod = module or load_port_module(spec.framework, case.module)
     params = draw_parameters(case, dtype)
@@ -196,7 +198,7 @@ def run_case(
     ports: Iterable[str] | None = None,
     modules: Mapping[str, ModuleType] | None = None,
     sources: Mapping[str, str] | None = None,
-    pairs: str = "all",
+    pairs: str = "auto",
 ) -> CaseResult:
     """Run every port of a case in every dtype, and compare the traces.
 
@@ -206,7 +208,8 @@ def run_case(
         ports: the ports (default: the case's).
         modules: port -> module to use instead of the built-in one (a user's port).
         sources: port -> where that module came from.
-        pairs: "all" (every pair of ports) or "reference" (the first port against each other).
+        pairs: "all" (every pair of ports), "reference" (the first port against each other)
+            or "auto" (all pairs up to four ports, else reference).
     """
     case = get_case(case) if isinstance(case, str) else case
     ports = list(ports or case.ports)
@@ -225,7 +228,8 @@ def run_case(
         result.traces[dtype] = traces
         result.errors[dtype] = errors
         names = [p for p in ports if p in traces]
-        combos = itertools.combinations(names, 2) if pairs == "all" else ((names[0], p) for p in names[1:])
+        every = pairs == "all" or (pairs == "auto" and len(ports) <= 4)
+        combos = itertools.combinations(names, 2) if every else ((names[0], p) for p in names[1:])
         for pa, pb in combos:
             result.comparisons.append(compare(traces[pa], traces[pb], cost=case.cost))
     return result

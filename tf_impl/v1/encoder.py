@@ -18,7 +18,7 @@ class EncoderPort(GraphPort):
     def define(self, tf, tf1):
         case, dt = self.case, tf_dtype(self.dtype)
         hidden = tuple(case.option("hidden", (16,)))
-        init = tf1.random_normal_initializer(0, 1e-3, dtype=dt)  # overwritten by load()
+        init = tf1.random_normal_initializer(0, 1e-3)  # the seed's; overwritten by load()
         names = _layer_names(len(hidden))
         I = tf1.placeholder(dt, shape=[None, 1], name="I")
         self.placeholders = {"I": I}

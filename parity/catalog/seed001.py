@@ -1,0 +1,143 @@
+"""Seed 001: the MNIST convnet whose first conv layer "does not change" during training.
+
+conv 5x5x32 SAME + ReLU, max-pool 2 SAME, conv 5x5x64 SAME + ReLU, max-pool 2 SAME, dense
+7*7*64 -> 1024 ReLU, dropout (keep_prob 0.75), dense -> 10; softmax cross-entropy
+(reduce_mean); Adam lr 1e-3. Every weight and bias ``random_normal`` stddev 1, as the seed
+(or the first conv kernel at zero, the seed's "with zero init it changes"). Data: real
+handwritten digits (:mod:`parity.datasets`), flattened to 784 as the seed's placeholder.
+Dropout masks are drawn by the harness and fed to every port (``keep_mask``).
+
+The seed's batch is 128; these cases use 16 so 50 steps of three ports in two dtypes stay
+at a few seconds each on a 2-core CPU (the diagnosis does not depend on the batch size:
+docs/seeds/001.md).
+"""
+
+from __future__ import annotations
+
+from ..cases import Case, Cost, Data, Init, register
+
+STEPS = 50
+BATCH = 16
+KEEP_PROB = 0.75
+UNITS = 1024
+PORTS = ("tf1", "tf2", "torch")
+NORMAL = {"mean": 0.0, "stddev": 1.0}
+
+# float32 error model. depth: 4 weight layers plus 2 pools on the path (6); the longest
+# reduction is the first dense layer's 7*7*64 = 3136 products (the pool outputs of a
+# stride-2 first conv give 4*4*64 = 1024; 3136 bounds both).
+# growth: with stddev-1 init the logits are O(1e5) and the softmax is saturated, so the
+# dynamics do not amplify a float32 difference much; the figure is measured, not guessed:
+# see GROWTH below and docs/seeds/001.md.
+DEPTH = 6
+REDUCTION = 7 * 7 * 64
+
+
+def _params(*, conv1: str = "random_normal", dense_in: int = 7 * 7 * 64) -> dict[str, Init]:
+    wc1 = Init((5, 5, 1, 32), "random_normal", NORMAL) if conv1 == "random_normal" else Init((5, 5, 1, 32), "zeros")
+    return {
+        "wc1": wc1,
+        "bc1": Init((32,), "random_normal", NORMAL),
+        "wc2": Init((5, 5, 32, 64), "random_normal", NORMAL),
+        "bc2": Init((64,), "random_normal", NORMAL),
+        "wd1": Init((dense_in, UNITS), "random_normal", NORMAL),
+        "bd1": Init((UNITS,), "random_normal", NORMAL),
+        "out_w": Init((UNITS, 10), "random_normal", NORMAL),
+        "out_b": Init((10,), "random_normal", NORMAL),
+    }
+
+
+def _ceil(a: int, b: int) -> int:
+    return -(-a // b)
+
+
+#: Measured per-step amplification of a float32 difference (see docs/seeds/001.md):
+#: filled in from float32-vs-float64 runs of the same framework.
+GROWTH = 1.0
+
+
+def convnet_case(name: str, title: str, *, stride: int = 1, conv1: str = "random_normal", **extra) -> Case:
+    """Build a seed-001 convnet case (the tests use it for shorter runs and other variants)."""
+    # 28 -> conv1 (stride s) -> ceil(28/s) -> pool 2 -> conv2 -> pool 2: the flatten size.
+    side = _ceil(_ceil(_ceil(28, stride), 2), 2)
+    return Case(
+        name=name,
+        module="convnet",
+        title=title,
+        source="001",
+        ports=extra.pop("ports", PORTS),
+        params=_params(conv1=conv1, dense_in=side * side * 64),
+        data=Data(
+            "digits",
+            {"batch": extra.pop("batch", BATCH), "flatten": True, "keep_prob": KEEP_PROB, "mask_units": UNITS},
+        ),
+        steps=extra.pop("steps", STEPS),
+        options={
+            "lr": 1e-3,
+            "beta1": 0.9,
+            "beta2": 0.999,
+            "epsilon": 1e-8,
+            "keep_prob": KEEP_PROB,
+            "conv1_stride": stride,
+            "image": (28, 28, 1),
+            "init": conv1,
+            **extra.pop("options", {}),
+        },
+        seed=extra.pop("seed", 1),
+        cost=extra.pop("cost", Cost(depth=DEPTH, reduction=REDUCTION, growth=GROWTH)),
+        tags=("seed", "seed001") + tuple(extra.pop("tags", ("health",))),
+        **extra,
+    )
+
+
+CONVNET = register(
+    convnet_case("seed001_convnet", "MNIST convnet, random_normal(0, 1) init, Adam 1e-3, batch 16 (seed: 128)")
+)
+CONVNET_ZERO = register(
+    convnet_case(
+        "seed001_convnet_zero_conv1",
+        "MNIST convnet, first conv kernel zero-initialized, Adam 1e-3, batch 16 (seed: 128)",
+        conv1="zeros",
+    )
+)
+# Stride 2 on the even 28x28 input: TF's SAME pads (1, 2), asymmetric; torch must F.pad
+# explicitly. The second pool then sees 7x7 and pads (0, 1) with -inf (PITFALLS P24, P25).
+CONVNET_STRIDE2 = register(
+    convnet_case(
+        "seed001_convnet_stride2",
+        "MNIST convnet, first conv stride 2 (SAME pads 1|2 on 28), batch 16",
+        stride=2,
+        tags=(),
+    )
+)
+# The pitfalls, as deliberately wrong torch ports the comparison must catch.
+CONVNET_STRIDE2_SYMMETRIC = register(
+    convnet_case(
+        "seed001_convnet_stride2_symmetric_pad",
+        "stride-2 convnet, torch padding=k//2 (symmetric) instead of TF's SAME: must diverge",
+        stride=2,
+        ports=("tf1", "torch:symmetric_pad"),
+        expect="diverge",
+        tags=("pitfall",),
+    )
+)
+CONVNET_FLATTEN = register(
+    convnet_case(
+        "seed001_convnet_flatten_unpermuted",
+        "convnet, torch flattens NCHW without permuting wd1's rows: must diverge at fc1",
+        ports=("tf1", "torch:no_flatten_perm"),
+        expect="diverge",
+        tags=("pitfall",),
+    )
+)
+# The seed's own bug: a new image-summary op every step. The TF1 graph is finalized after
+# building, so the port refuses at step 0 instead of growing the graph.
+SUMMARY_IN_LOOP = register(
+    convnet_case(
+        "seed001_summary_in_loop",
+        "the seed's summary op created inside the training loop: the TF1 port must refuse",
+        ports=("tf1:summary_in_loop",),
+        expect="error",
+        tags=("pitfall",),
+    )
+)

@@ -1,0 +1,98 @@
+"""Seed 002: the 784-300-100-10 ReLU MLP with gradient clipping and max-norm.
+
+He init (``tf.contrib.layers.variance_scaling_initializer()``: factor 2, FAN_IN, truncated
+normal), softmax cross-entropy on one-hot labels (mean over the batch), batches of 50 real
+digits. Procedures (``options["procedure"]``):
+
+* ``clip_value`` (a): gradient descent lr 0.01 on ``clip_by_value(g, -1, 1)`` through
+  ``compute_gradients`` / ``apply_gradients``;
+* ``max_norm`` (b): ``MomentumOptimizer(0.9)`` at ``polynomial_decay(0.01, global_step,
+  22000, 0.001, power=0.9)``, ``global_step`` counted by ``minimize``, then
+  ``clip_by_norm(kernel, 1.0, axes=1)`` assigned back to both hidden kernels;
+* ``global_norm``: gradient descent on ``clip_by_global_norm(g, c)`` (not in the seed:
+  the per-model variant of (a), where TF and torch's coefficients differ).
+"""
+
+from __future__ import annotations
+
+from ..cases import Case, Cost, Data, Init, register
+
+__all__ = ["mlp_case", "CLIP_VALUE", "CLIP_VALUE_BITES", "MAX_NORM", "MAX_NORM_SHORT_DECAY", "GLOBAL_NORM"]
+
+STEPS = 50
+BATCH = 50  # the seed's batch_size
+WIDTHS = (784, 300, 100, 10)
+LAYERS = ("hidden1", "hidden2", "output")
+_HE = {"factor": 2.0, "mode": "FAN_IN", "uniform": False}
+_TAGS = ("seed", "seed002")
+
+
+def _params() -> dict[str, Init]:
+    out = {}
+    for layer, fan_in, fan_out in zip(LAYERS, WIDTHS[:-1], WIDTHS[1:]):
+        out[f"{layer}/kernel"] = Init((fan_in, fan_out), "variance_scaling", _HE)
+        out[f"{layer}/bias"] = Init((fan_out,), "zeros")  # tf.layers.dense's default
+    return out
+
+
+# Measured (float32 vs float64 over the 50 steps of each case, see docs/seeds/002.md): the
+# float32 error of the parameters grows no faster than the step count, so growth stays 1.
+_COST = Cost(depth=3, reduction=784)
+
+
+def mlp_case(name: str, title: str, procedure: str, **options) -> Case:
+    """Build a seed-002 case (the tests use it for other thresholds and step counts)."""
+    steps = options.pop("steps", STEPS)
+    ports = options.pop("ports", ("tf1", "tf2", "torch", "numpy"))
+    tags = _TAGS + tuple(options.pop("tags", ()))
+    base = {"procedure": procedure, "lr": 0.01}
+    if procedure == "clip_value":
+        base["clip_value"] = 1.0
+    elif procedure == "max_norm":
+        base.update(momentum=0.9, decay_steps=22000, end_lr=0.001, power=0.9,
+                    max_norm=1.0, max_norm_axes=1, max_norm_layers=("hidden1", "hidden2"))
+    elif procedure != "global_norm":
+        raise ValueError(f"unknown procedure {procedure!r}")
+    base.update(options)
+    return Case(
+        name=name,
+        module="mlp",
+        title=title,
+        source="002",
+        ports=ports,
+        params=_params(),
+        data=Data("digits", {"batch": BATCH, "x_key": "X", "y_key": "y"}),
+        steps=steps,
+        options=base,
+        cost=_COST,
+        tags=tags,
+    )
+
+
+CLIP_VALUE = register(mlp_case(
+    "seed002_clip_value", "784-300-100-10 MLP, GD lr 0.01, clip_by_value(-1, 1) (seed 002a)", "clip_value"))
+
+# With real digits the gradients stay far inside [-1, 1] (measured max |g| ~ 0.1 at
+# step 0), so (a) as written never clips. A threshold of 0.01 clips a few percent of the
+# gradient entries every step, so a port that forgot to clip (or clipped the wrong way)
+# diverges at step 0.
+CLIP_VALUE_BITES = register(mlp_case(
+    "seed002_clip_value_bites", "784-300-100-10 MLP, GD lr 0.01, clip_by_value(-0.01, 0.01)", "clip_value",
+    clip_value=0.01))
+
+MAX_NORM = register(mlp_case(
+    "seed002_max_norm",
+    "784-300-100-10 MLP, Momentum 0.9, polynomial_decay(0.01, gs, 22000, 0.001, 0.9), max-norm 1.0 axes=1 (seed 002b)",
+    "max_norm"))
+
+# decay_steps 40 < 50 steps: the end learning rate and the clamp after decay_steps
+# (lr stays at 0.001 from step 40 on) happen inside the run; a max-norm radius of 0.85 bites
+# at step 0 (He-init rows of the hidden kernels have norms ~0.88 and ~0.82).
+MAX_NORM_SHORT_DECAY = register(mlp_case(
+    "seed002_max_norm_short_decay",
+    "784-300-100-10 MLP, Momentum 0.9, polynomial_decay over 40 steps (end lr and clamp inside the run), max-norm 0.85",
+    "max_norm", decay_steps=40, max_norm=0.85))
+
+GLOBAL_NORM = register(mlp_case(
+    "seed002_global_norm", "784-300-100-10 MLP, GD lr 0.01, clip_by_global_norm(0.5)", "global_norm",
+    clip_norm=0.5))
