@@ -103,6 +103,7 @@ class Comparison:
     dtype: str
     diffs: list[TensorDiff] = field(default_factory=list)
     issues: list[StructureIssue] = field(default_factory=list)
+    skipped: list[tuple[str, str]] = field(default_factory=list)  # (stage, the only port reporting it)
 
     @property
     def pair(self) -> str:
@@ -218,9 +219,15 @@ def compare(
         out.issues.append(
             StructureIssue(n, "inputs", "steps", "steps", f"{a.port} has {len(a.steps)} steps, {b.port} has {len(b.steps)}")
         )
+    # A stage one port never reports (a user's port without activations) is not compared,
+    # and the comparison says so; a tensor missing from a stage both report is an error.
+    reported_a = {s for st in a.steps for s in st}
+    reported_b = {s for st in b.steps for s in st}
+    out.skipped = [(s, a.port if s in reported_a else b.port) for s in stages if (s in reported_a) != (s in reported_b)]
+    compared = [s for s in stages if s in reported_a and s in reported_b]
     for i in range(n):
         sa, sb = a.steps[i], b.steps[i]
-        for stage in stages:
+        for stage in compared:
             ta, tb = sa.get(stage, {}), sb.get(stage, {})
             limit = bound(dtype, stage, i, cost)
             for name in list(ta) + [k for k in tb if k not in ta]:

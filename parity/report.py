@@ -92,6 +92,8 @@ def format_table(results: Sequence[CaseResult]) -> str:
 def format_comparison(cmp: Comparison, diagnoses=(), limit: int = 5) -> str:
     """Describe one comparison's divergence: where first, how big, what it is likely to be."""
     lines = [f"{cmp.a.get('case')}: {cmp.pair} ({cmp.dtype}): {cmp.verdict}"]
+    for stage, port in cmp.skipped:
+        lines.append(f"  not compared: {stage_label(stage)} (only {port} reports it)")
     divs = cmp.divergences()
     if not divs:
         worst = max(cmp.diffs, key=lambda d: d.units, default=None)

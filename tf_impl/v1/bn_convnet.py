@@ -1,0 +1,205 @@
+"""Seed 003 in TF1-style Keras: tf_keras (Keras 2) in graph mode, ``fit`` vs a hand-written step.
+
+The port disables eager execution, so it must run in a process of its own (the cases
+list its ports under ``options["isolate"]``; the runner records them in a subprocess).
+
+Variants (one step per batch, no shuffling, in each):
+
+* default (``fit``): ``model.compile`` + ``model.train_on_batch``. Keras feeds the learning
+  phase True and runs the optimizer's and the BatchNorm layer's updates;
+* ``step``: the seed's hand-written step with its fix: ``optimizer.get_updates(loss,
+  weights)`` + the model's updates (BatchNorm moving averages) in one ``K.function`` whose
+  inputs include ``K.symbolic_learning_phase()``, fed True;
+* ``no_phase``: the seed's broken step: the learning phase is not an input, so it keeps its
+  default, False: BatchNorm normalises with its moving statistics and dropout is the
+  identity (PITFALLS P04);
+* ``no_bn_updates``: the seed's fix exactly as written: the learning phase is fed, but
+  ``K.function`` receives only the optimizer's updates, so the moving statistics never
+  move (PITFALLS P05).
+
+What ``fit`` exposes: gradients cannot be had from ``train_on_batch``. Before each
+``train_on_batch`` the port evaluates the activations, the loss and the gradients with a
+``K.function`` fed learning phase True and given *no* updates (so nothing moves: no
+BatchNorm moving average and no optimizer step happen twice); after it, it reads the
+parameters, the optimizer's slots and the moving statistics. The hand-written steps fetch
+the same tensors from the one ``K.function`` that also runs the updates: its fetches are
+computed from the forward pass the updates depend on, so they are the pre-update values.
+
+Conventions (``settings()``): BatchNorm momentum 0.99 and epsilon 1e-3 (Keras), built
+with ``fused=False``: FusedBatchNormV3 has no float64 kernel, so with the default
+``fused=None`` tf_keras would use the fused (Bessel-corrected moving variance) path in
+float32 and silently the non-fused (biased) one in float64; pinning it gives one
+convention in both dtypes, the one Keras 3 uses. The legacy SGD (``get_updates`` exists
+only there) keeps the velocity ``m = mu*m - lr*g`` (slot ``momentum``) and steps
+``var += mu*m - lr*g``: the slots are reported as that velocity (the canonical
+convention). ``floatx`` is the case's dtype, so the optimizer's hyper-parameter variables
+are float64 in a float64 run.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from .. import framework_info as _framework_info, tensorflow
+
+__all__ = ["build", "framework_info", "BnConvnetPort", "VARIANTS"]
+
+VARIANTS = (None, "step", "no_phase", "no_bn_updates")
+LAYERS = ("conv", "bn", "relu", "pool", "flatten", "dropout", "dense")
+
+
+def framework_info() -> dict:
+    info = _framework_info()
+    import tf_keras
+
+    info["keras"] = tf_keras.__version__
+    return info
+
+
+def _graph_keras():
+    """Switch this process to graph mode and import tf_keras (Keras 2) for it."""
+    tf = tensorflow()
+    tf.compat.v1.disable_eager_execution()
+    if tf.executing_eagerly():
+        raise RuntimeError(
+            "the TF1 bn_convnet port needs graph mode and this process already runs eagerly: "
+            "run it isolated (python -m parity record CASE --port tf1 ...)"
+        )
+    import tf_keras
+
+    return tf, tf_keras
+
+
+def _masked_dropout(keras):
+    K = keras.backend
+
+    class MaskedDropout(keras.layers.Layer):
+        """Inverted dropout with a given keep mask, switched by the learning phase like ``Dropout``."""
+
+        def __init__(self, keep, **kwargs):
+            super().__init__(**kwargs)
+            self.keep = keep
+
+        def call(self, inputs, training=None):
+            x, mask = inputs
+            return K.in_train_phase(lambda: x * mask / self.keep, lambda: x, training=training)
+
+    return MaskedDropout
+
+
+class BnConvnetPort:
+    def __init__(self, case, dtype, variant=None):
+        tf, keras = _graph_keras()
+        tf1, K = tf.compat.v1, keras.backend
+        self.tf, self.K, self.case, self.dtype, self.variant = tf, K, case, dtype, variant
+        o = case.option
+        self.keep, self.lr, self.mu = o("keep", 0.75), o("lr", 0.1), o("momentum", 0.9)
+        self.bn_momentum, self.eps = o("bn_momentum", 0.99), o("bn_epsilon", 1e-3)
+        self.fused = o("bn_fused", False)
+        shape = tuple(case.data.args.get("shape", (32, 32, 3)))
+        side = shape[0] // 2
+        features = side * side * o("filters", 8)
+        K.clear_session()
+        K.set_floatx(dtype)
+        config = tf1.ConfigProto(intra_op_parallelism_threads=1, inter_op_parallelism_threads=1)
+        # One thread, like the GraphPort sessions; set_session is public only as tf.compat.v1.keras's.
+        from tf_keras.src import backend as keras_backend
+
+        keras_backend.set_session(tf1.Session(config=config))
+        tf1.set_random_seed(case.seed)
+        x_in = keras.Input(shape, name="x")
+        mask_in = keras.Input((features,), name="keep_mask")
+        conv = keras.layers.Conv2D(o("filters", 8), 3, padding="same", use_bias=False, name="conv")
+        bn = keras.layers.BatchNormalization(momentum=self.bn_momentum, epsilon=self.eps, fused=self.fused, name="bn")
+        dense = keras.layers.Dense(o("classes", 10), activation="softmax", name="dense")
+        acts = {}
+        acts["conv"] = h = conv(x_in)
+        acts["bn"] = h = bn(h)
+        acts["relu"] = h = keras.layers.ReLU(name="relu")(h)
+        acts["pool"] = h = keras.layers.MaxPooling2D(2, name="pool")(h)
+        acts["flatten"] = h = keras.layers.Flatten(name="flatten")(h)
+        acts["dropout"] = h = _masked_dropout(keras)(self.keep, name="dropout")([h, mask_in])
+        acts["dense"] = out = dense(h)
+        self.model = model = keras.Model([x_in, mask_in], out)
+        self.opt = keras.optimizers.legacy.SGD(learning_rate=self.lr, momentum=self.mu, nesterov=o("nesterov", True))
+        loss_fn = keras.losses.CategoricalCrossentropy()
+        y_true = tf1.placeholder(K.floatx(), [None, o("classes", 10)], name="y_true")
+        self.names = {
+            "conv/kernel": conv.kernel,
+            "bn/gamma": bn.gamma,
+            "bn/beta": bn.beta,
+            "dense/kernel": dense.kernel,
+            "dense/bias": dense.bias,
+        }
+        self.state = {"bn/moving_mean": bn.moving_mean, "bn/moving_variance": bn.moving_variance}
+        weights = list(self.names.values())
+        loss = loss_fn(y_true, out)
+        fetches = [loss] + [acts[k] for k in LAYERS] + self.opt.get_gradients(loss, weights)
+        phase = K.symbolic_learning_phase()
+        if variant is None:
+            model.compile(optimizer=self.opt, loss=loss_fn)
+            model._make_train_function()  # creates the slots now, so they load and read like the rest
+            self.fn = K.function([x_in, mask_in, y_true, phase], fetches)  # no updates: diagnostics only
+        else:
+            updates = self.opt.get_updates(loss, weights)
+            if variant != "no_bn_updates":
+                updates = updates + model.updates
+            inputs = [x_in, mask_in, y_true] + ([] if variant == "no_phase" else [phase])
+            self.fn = K.function(inputs, fetches, updates=updates)
+        self.slots = {f"{n}/momentum": self.opt.get_slot(v, "momentum") for n, v in self.names.items()}
+        self.lr_t = self.opt._get_hyper("learning_rate", K.floatx())
+        K.get_session().run(tf1.global_variables_initializer())
+
+    def settings(self):
+        return {
+            "bn_momentum_tf_convention": self.bn_momentum,
+            "bn_epsilon": self.eps,
+            "bn_fused": self.fused,
+            "bn_moving_variance": "biased (tf_keras non-fused BatchNormalization)",
+            "dropout": f"harness mask, x*mask/{self.keep} in the training phase, identity otherwise",
+            "learning_phase": {None: "fit feeds True", "no_phase": "not fed: default False"}.get(self.variant, "fed True"),
+            "sgd": {"lr": self.lr, "momentum": self.mu, "nesterov": True, "class": "tf_keras.optimizers.legacy.SGD"},
+            "slots": "Keras velocity convention: m = mu*m - lr*g",
+        }
+
+    def parameters(self):
+        values = self.K.batch_get_value(list(self.names.values()) + list(self.state.values()))
+        return dict(zip(list(self.names) + list(self.state), values))
+
+    def load(self, params):
+        pairs = list(self.names.items()) + list(self.state.items())
+        self.K.batch_set_value([(v, np.asarray(params[n], dtype=self.dtype)) for n, v in pairs])
+
+    def step(self, batch):
+        K = self.K
+        x, mask, y = batch["x"], batch["keep_mask"], batch["y"]
+        if self.variant is None:
+            values = self.fn([x, mask, y, True])
+            self.model.train_on_batch([x, mask], y)
+        elif self.variant == "no_phase":
+            values = self.fn([x, mask, y])
+        else:
+            values = self.fn([x, mask, y, True])
+        n = len(LAYERS)
+        loss, acts, grads = values[0], values[1 : 1 + n], values[1 + n :]
+        after = K.batch_get_value(list(self.names.values()) + list(self.slots.values()) + list(self.state.values()))
+        p, s = len(self.names), len(self.slots)
+        return {
+            "forward": dict(zip(LAYERS, acts)),
+            "loss": {"loss": np.asarray(loss)},
+            "gradients": dict(zip(self.names, grads)),
+            "learning_rate": {"lr": np.asarray(K.get_value(self.lr_t))},
+            "parameters": dict(zip(self.names, after[:p])),
+            "slots": dict(zip(self.slots, after[p : p + s])),
+            "state": dict(zip(self.state, after[p + s :])),
+        }
+
+    def close(self):
+        self.K.clear_session()
+
+
+def build(case, dtype, variant=None):
+    """Build the TF1-style Keras seed-003 port (graph mode: run it in its own process)."""
+    if variant not in VARIANTS:
+        raise ValueError(f"unknown variant {variant!r} of the TF1 bn_convnet port; expected one of {VARIANTS[1:]}")
+    return BnConvnetPort(case, dtype, variant)

@@ -1,0 +1,223 @@
+"""The dense module in TF2: a tf.Module, GradientTape and one tf.function per structure.
+
+The step is one ``tf.function`` traced once per *structure* (the same key as the TF1
+port: dtype, widths, activation, loss, optimizer kind, schedule kind, clip kind, max-norm
+axis); the hyper-parameters are passed as scalar tensors, so a new learning rate or
+epsilon does not retrace, and ``load()`` assigns the weights and resets the slots.
+
+The update rules are TF1's optimizer formulas written with tf ops (PITFALLS P07-P12),
+not Keras 3's optimizers: Keras folds the lr into the momentum velocity (P07) and starts
+RMSprop at 0 (P11), so a TF1 model ported to TF2 keeps its training only with these.
+Clipping and max-norm use ``tf.clip_by_value`` / ``tf.clip_by_norm`` /
+``tf.clip_by_global_norm``.
+"""
+
+from __future__ import annotations
+
+from typing import Mapping
+
+import numpy as np
+
+from parity.strategies import normalize_config
+
+from .. import framework_info, tensorflow
+
+__all__ = ["build", "framework_info", "DensePort", "clear_cache"]
+
+_SLOTS = {"sgd": (), "momentum": ("momentum",), "adam": ("m", "v"), "rmsprop": ("rms",), "adagrad": ("accumulator",)}
+_HYPER = {
+    "sgd": (),
+    "momentum": ("momentum",),
+    "adam": ("beta1", "beta2", "epsilon"),
+    "rmsprop": ("decay", "epsilon"),
+    "adagrad": ("initial_accumulator",),
+}
+_SCHED = {"constant": (), "polynomial": ("decay_steps", "end", "power"), "exponential": ("decay_steps", "rate")}
+_CACHE: dict[tuple, "_DenseModel"] = {}
+
+
+def structure(cfg: Mapping, dtype: str) -> tuple:
+    """Return the cache key: everything that changes the traced function."""
+    opt, sched = cfg["optimizer"], cfg["schedule"]
+    return (
+        dtype,
+        tuple(cfg["widths"]),
+        cfg["activation"],
+        cfg["loss"],
+        cfg["reduction"],
+        opt["name"],
+        opt.get("nesterov", False),
+        sched["kind"],
+        sched.get("staircase", False),
+        cfg["clip"]["kind"] if cfg["clip"] else None,
+        cfg["max_norm"]["axis"] if cfg["max_norm"] else None,
+    )
+
+
+def clear_cache() -> None:
+    """Forget the cached models and their traced functions."""
+    _CACHE.clear()
+
+
+class _DenseModel:
+    """Variables, slots and the traced step of one structure."""
+
+    def __init__(self, cfg, dtype: str):
+        tf = tensorflow()
+        self.tf = tf
+        self.dt = {"float64": tf.float64, "float32": tf.float32}[dtype]
+        self.cfg0 = cfg
+        widths = cfg["widths"]
+        self.depth = len(widths) - 1
+        self.vars: dict[str, object] = {}
+        for i, (n_in, n_out) in enumerate(zip(widths[:-1], widths[1:])):
+            self.vars[f"dense{i}/kernel"] = tf.Variable(tf.zeros([n_in, n_out], self.dt), name=f"dense{i}/kernel")
+            self.vars[f"dense{i}/bias"] = tf.Variable(tf.zeros([n_out], self.dt), name=f"dense{i}/bias")
+        self.opt_name = cfg["optimizer"]["name"]
+        self.slots = {
+            f"{n}/{s}": tf.Variable(tf.zeros_like(v), name=f"{n}/{s}") for n, v in self.vars.items() for s in _SLOTS[self.opt_name]
+        }
+        self.step_count = tf.Variable(tf.zeros([], self.dt), name="global_step")
+        self.hyper_keys = ("lr",) + _HYPER[self.opt_name] + _SCHED[cfg["schedule"]["kind"]]
+        if cfg["clip"] is not None:
+            self.hyper_keys += ("clip",)
+        if cfg["max_norm"] is not None:
+            self.hyper_keys += ("radius",)
+        signature = (
+            tf.TensorSpec([None, widths[0]], self.dt),
+            tf.TensorSpec([None, widths[-1]], self.dt),
+            {k: tf.TensorSpec([], self.dt) for k in self.hyper_keys},
+        )
+        self.train_step = tf.function(self._train_step, input_signature=signature)
+
+    def _lr(self, H):
+        tf, sched = self.tf, self.cfg0["schedule"]
+        gs = self.step_count
+        if sched["kind"] == "polynomial":
+            p = tf.minimum(gs, H["decay_steps"]) / H["decay_steps"]
+            return (H["lr"] - H["end"]) * tf.pow(1 - p, H["power"]) + H["end"]
+        if sched["kind"] == "exponential":
+            e = gs / H["decay_steps"]
+            if sched["staircase"]:
+                e = tf.floor(e)
+            return H["lr"] * tf.pow(H["rate"], e)
+        return H["lr"]
+
+    def _train_step(self, x, y, H):
+        tf, cfg = self.tf, self.cfg0
+        act = {"linear": tf.identity, "relu": tf.nn.relu, "tanh": tf.tanh, "sigmoid": tf.sigmoid}[cfg["activation"]]
+        names = list(self.vars)
+        with tf.GradientTape() as tape:
+            h, forward = x, {}
+            for i in range(self.depth):
+                h = tf.matmul(h, self.vars[f"dense{i}/kernel"]) + self.vars[f"dense{i}/bias"]
+                if i < self.depth - 1:
+                    h = act(h)
+                forward[f"dense{i}"] = h
+            reduce = tf.reduce_mean if cfg["reduction"] == "mean" else tf.reduce_sum
+            if cfg["loss"] == "mse":
+                loss = reduce(tf.square(h - y))
+            else:
+                loss = reduce(tf.nn.softmax_cross_entropy_with_logits(labels=y, logits=h))
+        grads = tape.gradient(loss, [self.vars[n] for n in names])
+        out = {"forward": forward, "loss": {"loss": loss}, "gradients": dict(zip(names, grads))}
+        clip = cfg["clip"]
+        if clip is not None:
+            c = H["clip"]
+            if clip["kind"] == "value":
+                grads = [tf.clip_by_value(g, -c, c) for g in grads]
+            elif clip["kind"] == "norm":
+                grads = [tf.clip_by_norm(g, c) for g in grads]
+            else:
+                grads, _ = tf.clip_by_global_norm(grads, c)
+            out["processed_gradients"] = dict(zip(names, grads))
+        lr = self._lr(H)
+        out["learning_rate"] = {"lr": lr}
+        self._apply(names, grads, lr, H)
+        self.step_count.assign_add(tf.ones([], self.dt))
+        out["parameters"] = {n: tf.identity(v) for n, v in self.vars.items()}
+        if self.slots:
+            out["slots"] = {n: tf.identity(v) for n, v in self.slots.items()}
+        mn = cfg["max_norm"]
+        if mn is not None:
+            out["constrained"] = {}
+            for n, v in self.vars.items():
+                if n.endswith("/kernel"):
+                    v.assign(tf.clip_by_norm(v, H["radius"], axes=[mn["axis"]]))
+                    out["constrained"][n] = tf.identity(v)
+        return out
+
+    def _apply(self, names, grads, lr, H):
+        """TF1's update formulas (training_ops), one variable at a time."""
+        tf, opt = self.tf, self.cfg0["optimizer"]
+        name = self.opt_name
+        if name == "adam":
+            t = self.step_count + 1
+            lr_t = lr * tf.sqrt(1 - tf.pow(H["beta2"], t)) / (1 - tf.pow(H["beta1"], t))
+        for n, g in zip(names, grads):
+            var = self.vars[n]
+            if name == "sgd":
+                var.assign_sub(lr * g)
+            elif name == "momentum":
+                acc = self.slots[f"{n}/momentum"]
+                acc.assign(H["momentum"] * acc + g)
+                var.assign_sub(lr * (g + H["momentum"] * acc) if opt["nesterov"] else lr * acc)
+            elif name == "adam":
+                m, v = self.slots[f"{n}/m"], self.slots[f"{n}/v"]
+                m.assign(H["beta1"] * m + (1 - H["beta1"]) * g)
+                v.assign(H["beta2"] * v + (1 - H["beta2"]) * tf.square(g))
+                var.assign_sub(lr_t * m / (tf.sqrt(v) + H["epsilon"]))
+            elif name == "rmsprop":
+                ms = self.slots[f"{n}/rms"]
+                ms.assign(H["decay"] * ms + (1 - H["decay"]) * tf.square(g))
+                var.assign_sub(lr * g / tf.sqrt(ms + H["epsilon"]))
+            else:
+                acc = self.slots[f"{n}/accumulator"]
+                acc.assign_add(tf.square(g))
+                var.assign_sub(lr * g / tf.sqrt(acc))
+
+
+class DensePort:
+    """The port protocol over a cached :class:`_DenseModel`."""
+
+    def __init__(self, case, dtype: str, variant: str | None = None):
+        if variant is not None:
+            raise ValueError(f"unknown variant {variant!r} of the TF2 dense port")
+        self.cfg = normalize_config(case.options)
+        key = structure(self.cfg, dtype)
+        if key not in _CACHE:
+            _CACHE[key] = _DenseModel(self.cfg, dtype)
+        self.m = _CACHE[key]
+        self.dtype = dtype
+        cfg = self.cfg
+        values = {**cfg["optimizer"], **cfg["schedule"]}
+        if cfg["clip"] is not None:
+            values["clip"] = cfg["clip"]["limit"]
+        if cfg["max_norm"] is not None:
+            values["radius"] = cfg["max_norm"]["radius"]
+        tf = self.m.tf
+        self.hyper = {k: tf.constant(float(values[k]), self.m.dt) for k in self.m.hyper_keys}
+
+    def parameters(self) -> dict[str, np.ndarray]:
+        return {n: v.numpy() for n, v in self.m.vars.items()}
+
+    def load(self, params: Mapping[str, np.ndarray]) -> None:
+        m = self.m
+        for n, v in m.vars.items():
+            v.assign(np.asarray(params[n], dtype=self.dtype))
+        init = {"rms": 1.0, "accumulator": self.cfg["optimizer"].get("initial_accumulator", 0.0)}
+        for n, v in m.slots.items():
+            v.assign(np.full(v.shape, init.get(n.rsplit("/", 1)[1], 0.0), dtype=self.dtype))
+        m.step_count.assign(0.0)
+
+    def step(self, batch: Mapping[str, np.ndarray]) -> dict[str, dict[str, np.ndarray]]:
+        out = self.m.train_step(batch["x"], batch["y"], self.hyper)
+        return {stage: {k: v.numpy() for k, v in arrays.items()} for stage, arrays in out.items()}
+
+    def close(self) -> None:
+        """Release the handle; the cached model and its traced step stay."""
+
+
+def build(case, dtype, variant=None):
+    """Build (or reuse) the TF2 dense port of ``case`` in ``dtype``."""
+    return DensePort(case, dtype, variant)

@@ -1,0 +1,231 @@
+"""Seed 001 in PyTorch: the MNIST convnet as an ``nn.Module``, ``torch.optim.Adam``.
+
+What a faithful port of the TF1 seed has to do (PITFALLS P09, P22-P25):
+
+* weights: conv ``HWIO -> OIHW``, dense ``[in, out] -> [out, in]``, and the first dense
+  kernel's rows reordered from TF's (h, w, c) flatten order to torch's (c, h, w)
+  (:func:`parity.layout.flatten_rows_to_torch`); activations are reported in NHWC;
+* SAME padding: explicit ``F.pad`` with :func:`parity.layout.same_padding` (asymmetric
+  when the stride is 2 and the size even: ``padding=k//2`` would be wrong), and max-pool
+  padding with -inf (TF ignores padded cells);
+* dropout: the harness's keep-mask applied as ``x * mask / keep_prob``; without masks,
+  ``nn.Dropout(p=1 - keep_prob)`` (torch's p is the *drop* probability);
+* Adam: TF1 adds epsilon to sqrt of the *uncorrected* v ("epsilon hat"), torch to the
+  bias-corrected sqrt. Setting the group's ``eps`` to ``eps_hat / sqrt(1 - beta2^t)``
+  before each step makes torch's update ``lr sqrt(1-b2^t)/(1-b1^t) m / (sqrt(v) + eps_hat)``,
+  TF1's exactly (:data:`ADAM_EPS_HAT`).
+
+Variants (deliberately wrong ports the comparison must catch): ``no_flatten_perm`` (dense
+rows not permuted), ``symmetric_pad`` (``padding=k//2`` instead of SAME),
+``keep_prob_as_p`` (``nn.Dropout(p=keep_prob)``, the classic TF1 -> torch slip),
+``torch_eps`` (torch's own epsilon placement).
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from parity.layout import (
+    conv_from_torch,
+    conv_to_torch,
+    dense_from_torch,
+    dense_to_torch,
+    flatten_rows_from_torch,
+    flatten_rows_to_torch,
+    nchw_to_nhwc,
+    same_padding,
+)
+
+from ._common import device, framework_info, to_numpy, to_tensor, torch, torch_dtype
+
+__all__ = ["build", "framework_info", "ConvnetPort", "native_dropout", "VARIANTS", "ADAM_EPS_HAT"]
+
+VARIANTS = (None, "no_flatten_perm", "symmetric_pad", "keep_prob_as_p", "torch_eps")
+#: The port mirrors TF1's epsilon-hat by rescaling torch's eps every step.
+ADAM_EPS_HAT = True
+LAYERS = ("conv1", "pool1", "conv2", "pool2", "fc1", "fc1_drop", "logits")
+
+
+def _module_class():
+    t = torch()
+    nn, F = t.nn, t.nn.functional
+
+    class ConvNet(nn.Module):
+        """The seed's network, NCHW, with TF's SAME padding written out."""
+
+        def __init__(self, image, stride, dense_in, units, classes, keep_prob, variant):
+            super().__init__()
+            h, w, c = image
+            self.image, self.stride, self.variant = image, stride, variant
+            # symmetric_pad: the usual (wrong) translation of SAME: padding=k//2 on both sides.
+            self.conv1 = nn.Conv2d(c, 32, 5, stride=stride, padding=2 if variant == "symmetric_pad" else 0)
+            self.conv2 = nn.Conv2d(32, 64, 5, padding=0)
+            self.fc1 = nn.Linear(dense_in, units)
+            self.out = nn.Linear(units, classes)
+            self.dropout = nn.Dropout(p=keep_prob if variant == "keep_prob_as_p" else 1.0 - keep_prob)
+            self.keep_prob = keep_prob
+
+        @staticmethod
+        def _same(x, k, s, value=0.0):
+            # TF SAME: the odd pixel of padding goes after (bottom/right).
+            top, bottom = same_padding(x.shape[2], k, s)
+            left, right = same_padding(x.shape[3], k, s)
+            return F.pad(x, (left, right, top, bottom), value=value)
+
+        def _conv(self, conv, x):
+            if self.variant != "symmetric_pad" or conv is not self.conv1:
+                x = self._same(x, conv.kernel_size[0], conv.stride[0])
+            return F.relu(conv(x))
+
+        def _pool(self, x):
+            # Padded cells must never win the max: pad with -inf, as TF ignores them.
+            return F.max_pool2d(self._same(x, 2, 2, value=-math.inf), 2, 2)
+
+        def forward(self, x, mask=None):
+            h, w, c = self.image
+            acts = {}
+            x = x.reshape(-1, h, w, c).permute(0, 3, 1, 2)  # the seed feeds flat NHWC rows
+            acts["conv1"] = self._conv(self.conv1, x)
+            acts["pool1"] = self._pool(acts["conv1"])
+            acts["conv2"] = self._conv(self.conv2, acts["pool1"])
+            acts["pool2"] = self._pool(acts["conv2"])
+            acts["fc1"] = F.relu(self.fc1(t.flatten(acts["pool2"], 1)))
+            if mask is not None:
+                acts["fc1_drop"] = acts["fc1"] * mask / self.keep_prob
+            else:
+                acts["fc1_drop"] = self.dropout(acts["fc1"])
+            acts["logits"] = self.out(acts["fc1_drop"])
+            return acts
+
+    return ConvNet
+
+
+class ConvnetPort:
+    def __init__(self, case, dtype, variant=None):
+        t = torch()
+        self.t, self.case, self.dtype, self.variant = t, case, dtype, variant
+        image = tuple(case.option("image", (28, 28, 1)))
+        stride = int(case.option("conv1_stride", 1))
+        shapes = {n: spec.shape for n, spec in case.params.items()}
+        self.dense_in, units = shapes["wd1"]
+        classes = shapes["out_b"][0]
+        self.keep_prob = float(case.option("keep_prob", 0.75))
+        self.model = _module_class()(image, stride, self.dense_in, units, classes, self.keep_prob, variant)
+        self.model.to(dtype=torch_dtype(dtype), device=device()).train()
+        side = int(round(math.sqrt(self.dense_in // 64)))
+        self.flat_hwc = (side, side, 64)
+        m = self.model
+        # canonical name -> (parameter, to_torch, from_torch)
+        dense_rows = (
+            (lambda k: dense_to_torch(k), lambda w: dense_from_torch(w))
+            if variant == "no_flatten_perm"
+            else (
+                lambda k: dense_to_torch(flatten_rows_to_torch(k, *self.flat_hwc)),
+                lambda w: flatten_rows_from_torch(dense_from_torch(w), *self.flat_hwc),
+            )
+        )
+        ident = (lambda a: a, lambda a: a)
+        self.params = {
+            "wc1": (m.conv1.weight, conv_to_torch, conv_from_torch),
+            "bc1": (m.conv1.bias, *ident),
+            "wc2": (m.conv2.weight, conv_to_torch, conv_from_torch),
+            "bc2": (m.conv2.bias, *ident),
+            "wd1": (m.fc1.weight, *dense_rows),
+            "bd1": (m.fc1.bias, *ident),
+            "out_w": (m.out.weight, dense_to_torch, dense_from_torch),
+            "out_b": (m.out.bias, *ident),
+        }
+        self.lr = float(case.option("lr"))
+        self.betas = (float(case.option("beta1")), float(case.option("beta2")))
+        self.eps_hat = float(case.option("epsilon"))
+        self.opt = t.optim.Adam(m.parameters(), lr=self.lr, betas=self.betas, eps=self.eps_hat)
+        self.t_step = 0
+
+    def _canonical(self, tensors):
+        return {n: back(to_numpy(tensors[n])) for n, (_, _, back) in self.params.items()}
+
+    def parameters(self):
+        return self._canonical({n: p for n, (p, _, _) in self.params.items()})
+
+    def load(self, params):
+        with self.t.no_grad():
+            for n, (p, to_torch, _) in self.params.items():
+                p.copy_(to_tensor(to_torch(params[n]), self.dtype))
+
+    def step(self, batch):
+        t = self.t
+        x = to_tensor(batch["x"], self.dtype)
+        y = to_tensor(batch["y"], self.dtype)
+        mask = to_tensor(batch["keep_mask"], self.dtype) if "keep_mask" in batch else None
+        acts = self.model(x, mask)
+        # Probability targets (one-hot rows), mean over the batch: TF's reduce_mean of
+        # softmax_cross_entropy_with_logits.
+        loss = t.nn.functional.cross_entropy(acts["logits"], y)
+        self.opt.zero_grad()
+        loss.backward()
+        out = {
+            "forward": {k: nchw_to_nhwc(to_numpy(v)) if v.dim() == 4 else to_numpy(v) for k, v in acts.items()},
+            "loss": {"loss": to_numpy(loss)},
+            "gradients": self._canonical({n: p.grad for n, (p, _, _) in self.params.items()}),
+            "learning_rate": {"lr": np.asarray(self.opt.param_groups[0]["lr"], dtype=self.dtype)},
+        }
+        self.t_step += 1
+        if self.variant != "torch_eps":
+            beta2 = self.betas[1]
+            for group in self.opt.param_groups:
+                group["eps"] = self.eps_hat / math.sqrt(1.0 - beta2**self.t_step)
+        self.opt.step()
+        out["parameters"] = self.parameters()
+        out["slots"] = self._slots()
+        return out
+
+    def _slots(self):
+        slots = {}
+        for n, (p, _, back) in self.params.items():
+            state = self.opt.state[p]
+            slots[f"{n}/m"] = back(to_numpy(state["exp_avg"]))
+            slots[f"{n}/v"] = back(to_numpy(state["exp_avg_sq"]))
+        # TF1's accumulators after the update: beta^(t+1), the powers the next step uses.
+        step = int(self.opt.state[self.params["wc1"][0]]["step"])
+        slots["beta1_power"] = np.asarray(self.betas[0] ** (step + 1), dtype=self.dtype)
+        slots["beta2_power"] = np.asarray(self.betas[1] ** (step + 1), dtype=self.dtype)
+        return slots
+
+    def settings(self) -> dict:
+        return {
+            "optimizer": "torch.optim.Adam",
+            "adam_epsilon": self.eps_hat,
+            "adam_epsilon_placement": (
+                "torch: sqrt(v_hat) + eps"
+                if self.variant == "torch_eps"
+                else "epsilon-hat via eps = eps_hat / sqrt(1 - beta2^t) each step"
+            ),
+            "dropout": f"nn.Dropout(p={self.model.dropout.p})",
+            "keep_prob": self.keep_prob,
+            "padding": "padding=k//2" if self.variant == "symmetric_pad" else "F.pad(parity.layout.same_padding)",
+        }
+
+
+def native_dropout(x: np.ndarray, keep_prob: float, *, seed: int = 0, variant: str | None = None) -> np.ndarray:
+    """Apply the port's own ``nn.Dropout`` (training mode) to ``x``.
+
+    ``variant="keep_prob_as_p"`` builds it as the slip does: ``nn.Dropout(p=keep_prob)``.
+    """
+    t = torch()
+    gen_state = t.random.get_rng_state()
+    try:
+        t.manual_seed(seed)
+        p = keep_prob if variant == "keep_prob_as_p" else 1.0 - keep_prob
+        layer = t.nn.Dropout(p=p).train()
+        return to_numpy(layer(t.from_numpy(np.array(x, copy=True))))
+    finally:
+        t.random.set_rng_state(gen_state)
+
+
+def build(case, dtype, variant=None):
+    """Build the torch convnet port of ``case`` in ``dtype``."""
+    if variant not in VARIANTS:
+        raise ValueError(f"unknown variant {variant!r} of the torch convnet port; expected one of {VARIANTS[1:]}")
+    return ConvnetPort(case, dtype, variant)
