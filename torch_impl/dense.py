@@ -127,8 +127,9 @@ class DensePort:
             self.opt = t.optim.SGD(params, lr=lr0)
         elif name == "momentum":
             nesterov = opt["nesterov"] != (variant == "nesterov_toggled")
-            momentum = opt["momentum"] if opt["momentum"] > 0 or not nesterov else 0.5
-            self.opt = t.optim.SGD(params, lr=lr0, momentum=momentum, nesterov=nesterov)
+            # with momentum 0 Nesterov is plain SGD (and torch refuses the combination)
+            nesterov = nesterov and opt["momentum"] > 0
+            self.opt = t.optim.SGD(params, lr=lr0, momentum=opt["momentum"], nesterov=nesterov)
         elif name == "adam":
             self.opt = t.optim.Adam(params, lr=lr0, betas=(opt["beta1"], opt["beta2"]), eps=opt["epsilon"])
         elif name == "rmsprop":

@@ -102,10 +102,11 @@ class BnConvnetPort:
         K.clear_session()
         K.set_floatx(dtype)
         config = tf1.ConfigProto(intra_op_parallelism_threads=1, inter_op_parallelism_threads=1)
-        # One thread, like the GraphPort sessions; set_session is public only as tf.compat.v1.keras's.
+        # tf_keras 2.21 no longer exports set_session and symbolic_learning_phase (TF 1.14's
+        # K had both); its backend module still defines them.
         from tf_keras.src import backend as keras_backend
 
-        keras_backend.set_session(tf1.Session(config=config))
+        keras_backend.set_session(tf1.Session(config=config))  # one thread, like GraphPort
         tf1.set_random_seed(case.seed)
         x_in = keras.Input(shape, name="x")
         mask_in = keras.Input((features,), name="keep_mask")
@@ -135,7 +136,7 @@ class BnConvnetPort:
         weights = list(self.names.values())
         loss = loss_fn(y_true, out)
         fetches = [loss] + [acts[k] for k in LAYERS] + self.opt.get_gradients(loss, weights)
-        phase = K.symbolic_learning_phase()
+        phase = keras_backend.symbolic_learning_phase()
         if variant is None:
             model.compile(optimizer=self.opt, loss=loss_fn)
             model._make_train_function()  # creates the slots now, so they load and read like the rest
@@ -148,7 +149,7 @@ class BnConvnetPort:
             self.fn = K.function(inputs, fetches, updates=updates)
         self.slots = {f"{n}/momentum": self.opt.get_slot(v, "momentum") for n, v in self.names.items()}
         self.lr_t = self.opt._get_hyper("learning_rate", K.floatx())
-        K.get_session().run(tf1.global_variables_initializer())
+        keras_backend.get_session().run(tf1.global_variables_initializer())
 
     def settings(self):
         return {

@@ -13,7 +13,10 @@ a step counter, and the max-norm as a Keras ``Constraint`` applied after each up
   *row* of the ``[in, out]`` kernel (an input unit's outgoing weights). Keras'
   ``MaxNorm`` constrains columns (``axis=0``) and divides by ``norm + 1e-7``: not the seed.
 * Keras 3 losses and schedules compute in ``floatx`` (float32) unless told otherwise: the
-  loss is given the run's dtype and the schedule a float64 initial rate in a float64 run.
+  loss is given the run's dtype, and ``PolynomialDecay`` gets its rates and power as
+  tensors of the run's dtype: its ``ops.cast(0.9, float64)`` goes through a float32
+  tensor, so Python floats give ``power = float32(0.9)`` and ``end = float32(0.001)``
+  (measured: the float64 lr 6e-10 relative off from step 1).
 
 Variant ``resume``: after ``resume_at`` steps (default half the run) the port writes a
 ``tf.train.Checkpoint`` (layers, momentum slots, step counter), and a fresh port restored
@@ -65,7 +68,8 @@ class MlpPort:
         self.constraints = {}
         if self.procedure == "max_norm":
             self.schedule = keras.optimizers.schedules.PolynomialDecay(
-                tf.constant(o("lr", 0.01), dt), o("decay_steps"), o("end_lr", 0.001), power=o("power", 1.0))
+                tf.constant(o("lr", 0.01), dt), o("decay_steps"), tf.constant(o("end_lr", 0.001), dt),
+                power=tf.constant(o("power", 1.0), dt))
             self.mu = tf.constant(o("momentum", 0.9), dt)
             radius = tf.constant(o("max_norm", 1.0), dt)
             axes = o("max_norm_axes", 1)

@@ -1,0 +1,110 @@
+"""Benchmark the dense gradient property: a TF graph per example vs graphs cached by structure.
+
+``make bench`` (``python -m parity.bench``) runs the MLP gradient property -- one step of
+a dense config, the TF1 port against the numpy oracle, every stage compared in float64 --
+over a stream of configs whose structures repeat (as hypothesis' draws do: a handful of
+shapes, with fresh hyper-parameters, init scales, data and seeds each example):
+
+* naive: the TF1 graph cache is cleared before every example, so each builds its graph
+  and Session (what a straightforward harness does);
+* cached: graphs are cached by structure and the hyper-parameters and data are fed;
+* all ports: the same property over TF1, TF2, torch and numpy, cached.
+
+It prints examples/s for each and the ratio, measured side by side in one run. A
+benchmark, not a test: the numbers depend on the machine and its load.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import time
+
+import numpy as np
+
+__all__ = ["configs", "run", "main"]
+
+_SHAPES = ((4, 8, 3), (4, 6, 6, 3), (5, 8, 2), (3, 4, 4, 4, 2))
+
+
+def configs(n: int, seed: int = 0) -> list[dict]:
+    """Return ``n`` gradient-property configs over a few repeating structures."""
+    rng = np.random.default_rng(seed)
+    out = []
+    for i in range(n):
+        out.append(
+            {
+                "widths": _SHAPES[i % len(_SHAPES)],
+                "activation": "relu",
+                "loss": "softmax_xent",
+                "init_scale": float(10 ** rng.uniform(-3, 0)),
+                "batch": int(rng.integers(1, 9)),
+                "optimizer": {"name": "sgd", "lr": float(10 ** rng.uniform(-3, -0.3))},
+                "steps": 1,
+                "seed": i,
+            }
+        )
+    return out
+
+
+def _property(config, ports) -> bool:
+    from .compare import compare
+    from .runner import run_port
+    from .strategies import dense_case
+
+    case = dense_case(config, ports=ports)
+    traces = [run_port(case, p, "float64") for p in ports]
+    return all(compare(traces[0], t, cost=case.cost).ok for t in traces[1:])
+
+
+def run(n_naive: int = 10, n_cached: int = 200, *, all_ports: int = 100) -> dict[str, float]:
+    """Measure examples/s of the gradient property, naive and cached; return the figures."""
+    from tf_impl.v1 import dense as tf1_dense  # noqa: PLC0415  (the benchmark drives the ports)
+
+    ports = ("numpy", "tf1")
+    _property(configs(1)[0], ports)  # import TensorFlow and warm up outside the timings
+    tf1_dense.clear_cache()
+
+    started = time.perf_counter()
+    for cfg in configs(n_naive, seed=1):
+        tf1_dense.clear_cache()
+        assert _property(cfg, ports), cfg
+    naive = n_naive / (time.perf_counter() - started)
+    tf1_dense.clear_cache()
+
+    started = time.perf_counter()
+    for cfg in configs(n_cached, seed=2):  # includes building the few structures' graphs
+        assert _property(cfg, ports), cfg
+    cached = n_cached / (time.perf_counter() - started)
+
+    out = {"naive": naive, "cached": cached, "ratio": cached / naive}
+    if all_ports:
+        four = ("numpy", "tf1", "tf2", "torch")
+        started = time.perf_counter()
+        for cfg in configs(all_ports, seed=3):
+            assert _property(cfg, four), cfg
+        out["all_ports"] = all_ports / (time.perf_counter() - started)
+    return out
+
+
+def main(argv=None) -> int:
+    """Run the benchmark and print the figures side by side."""
+    parser = argparse.ArgumentParser(prog="python -m parity.bench", description=__doc__.splitlines()[0])
+    parser.add_argument("--naive", type=int, default=10, help="examples run naively (a graph each)")
+    parser.add_argument("--cached", type=int, default=200, help="examples run with cached graphs")
+    parser.add_argument("--all-ports", type=int, default=100, help="examples of the 4-port property (0: skip)")
+    args = parser.parse_args(argv)
+    # tiny tensors: intra-op thread pools only add overhead on 2 cores
+    os.environ.setdefault("OMP_NUM_THREADS", "1")
+    r = run(args.naive, args.cached, all_ports=args.all_ports)
+    print("dense gradient property (TF1 vs numpy oracle, float64, 1 step):")
+    print(f"  naive (graph per example): {r['naive']:8.1f} examples/s  ({args.naive} examples)")
+    print(f"  cached by structure:       {r['cached']:8.1f} examples/s  ({args.cached} examples, {len(_SHAPES)} structures)")
+    print(f"  speed-up:                  {r['ratio']:8.1f}x")
+    if "all_ports" in r:
+        print(f"  all four ports, cached:    {r['all_ports']:8.1f} examples/s  (numpy, tf1, tf2, torch)")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

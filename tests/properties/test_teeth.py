@@ -1,0 +1,72 @@
+"""Teeth: the parity property falsifies each deliberately wrong dense port, and shrinks it.
+
+For every catalogued pitfall a property covers, ``torch_impl/dense.py`` has a wrong
+variant (the bug as people write it). Hypothesis searches, within the profile's example
+budget, for a configuration where that port disagrees with the numpy oracle (TF1's
+formulas), then shrinks it; the test prints the minimal configuration and checks it is
+small and shows the pitfall's trigger (e.g. P07 needs a changing learning rate).
+"""
+
+import pytest
+from hypothesis import find, settings
+
+from parity.strategies import (
+    clips,
+    dense_configs,
+    max_norms,
+    network_shapes,
+    normalize_config,
+    optimizers,
+)
+
+from _dense_support import divergences, replay_command
+
+pytestmark = [pytest.mark.torch]
+
+SHAPES = network_shapes(max_depth=3, max_width=4)
+
+
+def _depth(cfg):
+    return len(cfg["widths"]) - 1
+
+
+# (pitfall, variant, strategy, what the shrunk config must show)
+TEETH = [
+    ("P07", "wrong_momentum", dense_configs(shapes=SHAPES, optimizer=optimizers(names=("momentum",))),
+     lambda c: c["schedule"]["kind"] != "constant" and c["steps"] >= 2),
+    ("P08", "nesterov_toggled", dense_configs(shapes=SHAPES, optimizer=optimizers(names=("momentum",))),
+     lambda c: c["optimizer"]["momentum"] > 0),
+    ("P09", "adam_epsilon", dense_configs(shapes=SHAPES, optimizer=optimizers(names=("adam",))),
+     lambda c: c["optimizer"]["name"] == "adam"),
+    ("P11", "rmsprop_stock", dense_configs(shapes=SHAPES, optimizer=optimizers(names=("rmsprop",))),
+     lambda c: c["optimizer"]["name"] == "rmsprop"),
+    ("P12", "adagrad_accumulator", dense_configs(shapes=SHAPES, optimizer=optimizers(names=("adagrad",))),
+     lambda c: c["optimizer"]["name"] == "adagrad"),
+    ("P15", "schedule_off_by_one", dense_configs(shapes=SHAPES),
+     lambda c: c["schedule"]["kind"] != "constant"),
+    ("P19", "global_clip", dense_configs(shapes=SHAPES, clip=clips(kinds=("norm", "global_norm"), allow_none=False)),
+     lambda c: c["clip"]["kind"] in ("norm", "global_norm")),
+    ("P20", "maxnorm_axis", dense_configs(shapes=SHAPES, max_norm=max_norms()),
+     lambda c: c["max_norm"] is not None),
+    ("P21", "no_transpose", dense_configs(shapes=SHAPES),
+     lambda c: any(a > 1 and b > 1 for a, b in zip(c["widths"], c["widths"][1:]))),
+    ("P27", "wrong_reduction", dense_configs(shapes=SHAPES),
+     lambda c: True),
+    ("P36", "no_zero_grad", dense_configs(shapes=SHAPES),
+     lambda c: c["steps"] >= 2),
+]
+
+
+@pytest.mark.parametrize("pitfall,variant,strategy,shows", TEETH, ids=[f"{p}-{v}" for p, v, _, _ in TEETH])
+def test_property_falsifies_wrong_port(pitfall, variant, strategy, shows):
+    ports = ("numpy", f"torch:{variant}")
+    budget = settings(settings.default, max_examples=max(settings.default.max_examples, 20), database=None)
+    minimal = normalize_config(find(strategy, lambda cfg: bool(divergences(cfg, ports)), settings=budget))
+    found = divergences(minimal, ports)
+    print(f"\n{pitfall} torch:{variant} falsified; minimal configuration:\n  {minimal!r}")
+    print(f"  {found[0][0]}: {found[0][1]}")
+    print("  replay: " + replay_command(minimal, ports, "float64"))
+    assert found, "the shrunk configuration must still falsify the property"
+    assert shows(minimal), f"the minimal configuration does not show {pitfall}'s trigger: {minimal!r}"
+    # shrinking reaches a small network and few steps
+    assert _depth(minimal) <= 2 and max(minimal["widths"]) <= 3 and minimal["steps"] <= 3, minimal
