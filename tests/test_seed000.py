@@ -78,3 +78,13 @@ def test_a_users_own_port_passes():
     mod = load_user_port(os.path.join(FIXTURES, "torch_encoder_user.py"))
     r = run_case("seed000_encoder3_clip_bites", ports=["tf1", "torch"], modules={"torch": mod}, dtypes=["float64"])
     assert r.passed, [c.first_divergence for c in r.comparisons]
+
+
+def test_histogram_summaries_are_written_by_both_frameworks(tmp_path, monkeypatch):
+    # The seed answer's diagnosis tool: TensorBoard histograms of every variable and gradient.
+    monkeypatch.setenv("PARITY_SUMMARY_DIR", str(tmp_path))
+    case = encoder_case("summary_probe", (16, 16), "tiny", steps=3)
+    for port in ("tf1", "torch"):
+        run_port(case, port, "float64")
+        files = list((tmp_path / "summary_probe" / f"{port}-float64").glob("events.out.tfevents.*"))
+        assert files and files[0].stat().st_size > 0, port

@@ -9,7 +9,15 @@ from parity.layout import dense_from_torch, dense_to_torch
 
 from ._common import framework_info, to_numpy, to_tensor, torch, torch_dtype, device
 
-__all__ = ["build", "framework_info", "EncoderPort"]
+__all__ = ["build", "framework_info", "EncoderPort", "summary_dir"]
+
+
+def summary_dir(case, port: str, dtype: str):
+    """Return where to write TensorBoard histograms (``$PARITY_SUMMARY_DIR/case/port-dtype``), or None."""
+    import os
+
+    root = os.environ.get("PARITY_SUMMARY_DIR")
+    return os.path.join(root, case.name, f"{port}-{dtype}") if root else None
 
 
 def _names(n_hidden: int):
@@ -29,6 +37,8 @@ class EncoderPort:
         self.lr = case.option("lr", 1e-3)
         self.opt = t.optim.SGD(self.layers.parameters(), lr=self.lr)
         self.clip = None if variant == "minimize" else case.option("clip_value", 4.5)
+        self.summary_dir = summary_dir(case, "torch", dtype)
+        self.writer = None
 
     def _pairs(self):
         for (wn, bn, _), layer in zip(self.names, self.layers):
@@ -70,7 +80,30 @@ class EncoderPort:
             }
         self.opt.step()
         out["parameters"] = self.parameters()
+        if self.summary_dir:
+            self._write_histograms(out["gradients"], out["parameters"])
         return out
+
+    def _write_histograms(self, grads, params):
+        # The seed answer's TensorBoard histograms, written with torch's SummaryWriter.
+        if self.writer is None:
+            try:
+                from torch.utils.tensorboard import SummaryWriter
+            except ImportError:
+                raise RuntimeError(
+                    "PARITY_SUMMARY_DIR asks for TensorBoard histograms, and torch's SummaryWriter "
+                    "needs the tensorboard package: pip install tensorboard"
+                ) from None
+
+            self.writer, self.count = SummaryWriter(self.summary_dir), 0
+        for name in params:
+            self.writer.add_histogram(name, params[name], self.count)
+            self.writer.add_histogram(name + "_grad", grads[name], self.count)
+        self.count += 1
+
+    def close(self):
+        if self.writer is not None:
+            self.writer.close()
 
 
 def build(case, dtype, variant=None):

@@ -110,7 +110,9 @@ def _optim(pitfall, title, steps=3, reference="tf1", params=_W, **options):
 # Hyper-parameters exactly representable in float32 (powers of two, 1 - 2**-10...): TF1
 # optimizers and schedules convert them to float32 tensors and cast to the variable's dtype,
 # so 0.9 becomes 0.899999976 in a float64 graph (beta2 = 0.999 alone moves Adam's v by
-# 1.3e-5 relative). Exact values keep the float64 comparison about the pitfall only.
+# 1.3e-5 relative), and TF1 Adam keeps its beta powers in float32 variables even for
+# float64 weights (beta2**3 must be exact in float32: 1 - 2**-8, 3 steps). Exact values
+# keep the float64 comparison about the pitfall only.
 _optim(
     "sgd-momentum-lr-change", "Keras SGD(momentum) with a learning-rate drop after step 1",
     steps=4, reference="tf2", optimizer="momentum", momentum=0.75, keras_momentum=True, lr=0.125,
@@ -120,7 +122,7 @@ _optim("sgd-dampening", "TF1 MomentumOptimizer(0.75) vs SGD dampening", optimize
 _optim("nesterov", "TF1 MomentumOptimizer(use_nesterov=True)", optimizer="momentum", momentum=0.75, nesterov=True, lr=0.125)
 # Small gradients (loss x 1e-5) make sqrt(v) comparable to epsilon: the regime where the
 # placement of epsilon shows (PITFALLS P09: 8% of the update).
-_optim("adam-epsilon", "TF1 AdamOptimizer with O(1e-5) gradients", optimizer="adam", lr=0.0625, beta1=0.875, beta2=1 - 2**-10, epsilon=2**-27, loss_scale=1e-5)
+_optim("adam-epsilon", "TF1 AdamOptimizer with O(1e-5) gradients", optimizer="adam", lr=0.0625, beta1=0.875, beta2=1 - 2**-8, epsilon=2**-27, loss_scale=1e-5)
 _optim("rmsprop-init", "TF1 RMSPropOptimizer (mean square starts at 1)", optimizer="rmsprop", lr=0.0625, decay=0.875, epsilon=1e-10)
 _optim("adagrad-init", "TF1 AdagradOptimizer(initial_accumulator_value=0.1)", optimizer="adagrad", lr=0.125, initial_accumulator=0.1)
 _optim(

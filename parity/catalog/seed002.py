@@ -96,3 +96,32 @@ MAX_NORM_SHORT_DECAY = register(mlp_case(
 GLOBAL_NORM = register(mlp_case(
     "seed002_global_norm", "784-300-100-10 MLP, GD lr 0.01, clip_by_global_norm(0.5)", "global_norm",
     clip_norm=0.5))
+
+# -- deliberate differences: each pair must diverge, and the report says by how much ------------
+
+# tf.losses.softmax_cross_entropy (the seed's loss) casts the per-example losses to float32
+# before reducing them: a float64 TF1 graph trains with float32-rounded loss gradients.
+TF1_LOSSES_CAST = register(mlp_case(
+    "seed002_tf1_losses_float32_cast", "tf.losses.softmax_cross_entropy rounds a float64 loss through float32",
+    "clip_value", ports=("tf1", "tf1:losses"), steps=3, expect="diverge", dtypes=("float64",),
+    tags=("pitfall",)))
+
+# torch.renorm scales by r / (norm + 1e-7); tf.clip_by_norm by r / norm: 1e-7/norm relative
+# on every clipped row (the radius 0.85 clips most rows at step 0).
+TORCH_RENORM_EPS = register(mlp_case(
+    "seed002_torch_renorm_eps", "torch.renorm (eps 1e-7) instead of clip_by_norm for the max-norm",
+    "max_norm", ports=("torch", "torch:renorm"), steps=3, decay_steps=40, max_norm=0.85,
+    expect="diverge", dtypes=("float64",), tags=("pitfall",)))
+
+# clip_grad_norm_ divides by norm + 1e-6; tf.clip_by_global_norm by norm (norm ~3 here).
+TORCH_CLIP_GRAD_NORM_EPS = register(mlp_case(
+    "seed002_torch_clip_grad_norm_eps", "clip_grad_norm_ (norm + 1e-6) instead of tf.clip_by_global_norm",
+    "global_norm", ports=("torch", "torch:clip_grad_norm"), steps=3, clip_norm=0.5,
+    expect="diverge", dtypes=("float64",), tags=("pitfall",)))
+
+# keras.optimizers.SGD(momentum) folds the lr into the velocity (PITFALLS P07): under the
+# seed's decaying rate it trains differently from TF1's MomentumOptimizer from step 1 on.
+KERAS_SGD_MOMENTUM = register(mlp_case(
+    "seed002_keras_sgd_momentum", "keras SGD(momentum=0.9) vs TF1 momentum under polynomial decay (P07)",
+    "max_norm", ports=("tf2", "tf2:keras_sgd"), steps=10, decay_steps=40, max_norm=0.85,
+    expect="diverge", tags=("pitfall",)))

@@ -54,6 +54,39 @@ class EncoderPort(GraphPort):
             self.before["processed_gradients"] = {n: g for n, (g, _) in zip(order, clipped)}
             self.train_ops = [opt.apply_gradients(clipped)]
         self.after = {"parameters": dict(self.variables)}
+        self.summary_dir = summary_dir(case, "tf1", self.dtype)
+        if self.summary_dir:
+            # The seed answer's TensorBoard histograms of every variable and its gradient,
+            # built once here (not inside the loop) and written every step.
+            for name, (g, v) in zip(order, grads_and_vars):
+                tf1.summary.histogram(name, v)
+                tf1.summary.histogram(name + "_grad", g)
+            self.merged = tf1.summary.merge_all()
+
+    def _step(self, batch):
+        out = super()._step(batch)
+        if self.summary_dir:
+            if not hasattr(self, "writer"):
+                with self.graph.as_default():
+                    self.writer = self.tf1.summary.FileWriter(self.summary_dir, self.graph)
+                self.count = 0
+            # the histograms of the variables after this step's update, and of this step's gradients
+            self.writer.add_summary(self.session.run(self.merged, self.feed(batch)), self.count)
+            self.count += 1
+        return out
+
+    def close(self):
+        if getattr(self, "writer", None):
+            self.writer.close()
+        super().close()
+
+
+def summary_dir(case, port: str, dtype: str):
+    """Return where to write TensorBoard histograms (``$PARITY_SUMMARY_DIR/case/port-dtype``), or None."""
+    import os
+
+    root = os.environ.get("PARITY_SUMMARY_DIR")
+    return os.path.join(root, case.name, f"{port}-{dtype}") if root else None
 
 
 def _layer_names(n_hidden: int):

@@ -166,13 +166,15 @@ class MlpPort(GraphPort):
 
 def save(port: MlpPort, directory: str) -> str:
     """Save every variable of the port (weights, momentum slots, global_step) with its ``Saver``."""
-    return port.saver.save(port.session, os.path.join(directory, "mlp.ckpt"))
+    with port.graph.as_default():  # a Saver runs its graph's ops, outside the eager default
+        return port.saver.save(port.session, os.path.join(directory, "mlp.ckpt"))
 
 
 def restore(case, dtype, path: str) -> MlpPort:
     """Return a fresh port of ``case`` (new graph and session) restored from ``path``."""
     port = MlpPort(case, dtype)
-    port.saver.restore(port.session, path)
+    with port.graph.as_default():
+        port.saver.restore(port.session, path)
     return port
 
 
