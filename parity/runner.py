@@ -224,6 +224,8 @@ def run_case(
                 traces[port] = run_port(case, port, dtype, module=modules.get(port), source=(sources or {}).get(port))
             except PortError as exc:
                 errors[port] = exc
+            except ParityError as exc:  # the port broke the protocol or does not exist
+                errors[port] = PortError(port, "setup", exc, case=case.name)
             result.seconds[f"{port}/{dtype}"] = round(time.perf_counter() - started, 4)
         result.traces[dtype] = traces
         result.errors[dtype] = errors

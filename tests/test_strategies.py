@@ -76,7 +76,7 @@ def test_drawn_configs_are_valid_cases(config):
     if cfg["loss"] == "softmax_xent":
         assert cfg["widths"][-1] >= 2
     # the config round-trips as a Python literal (failures print it; replays eval it)
-    assert normalize_config(eval(repr(cfg))) == cfg
+    assert normalize_config(eval(repr(dict(cfg)))) == dict(cfg)
 
 
 @settings(max_examples=30, deadline=None, database=None)

@@ -226,7 +226,8 @@ class DensePort:
                 out[f"{n}/momentum"] = to_numpy(self._to_canonical(self.velocity[p]) if is_w else self.velocity[p])
         for n, p, is_w in self._named():
             for slot, key in mapping.items():
-                value = self.opt.state[p][key]
+                # torch keeps no buffer when momentum is 0; TF1's accumulator is then g
+                value = self.opt.state[p][key] if key in self.opt.state[p] else p.grad
                 out[f"{n}/{slot}"] = to_numpy(self._to_canonical(value) if is_w else value)
         return out
 

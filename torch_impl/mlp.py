@@ -15,7 +15,8 @@ polynomial decay, and the seed's max-norm.
   each column, ``torch.renorm(W, 2, dim=1, maxnorm=r)`` (``dim`` is the kept dimension).
   ``renorm`` scales by ``r / (norm + 1e-7)`` (:data:`RENORM_EPS`): 1e-7 relative in
   float64, so the faithful port computes ``W * r / max(norm, r)`` itself; variant
-  ``renorm`` uses the built-in, to show it.
+  ``renorm`` uses the built-in, to show it, and ``renorm_dim0`` the wrong dimension
+  (``dim=0``: each output unit, Keras ``MaxNorm``'s axis).
 
 Variant ``resume``: after ``resume_at`` steps (default half the run) the port saves model,
 optimizer and scheduler ``state_dict`` with ``torch.save``, throws itself away, and a
@@ -35,7 +36,7 @@ from ._common import device, framework_info, to_numpy, to_tensor, torch, torch_d
 __all__ = ["build", "framework_info", "save", "restore", "MLP", "MlpPort", "VARIANTS",
            "RENORM_EPS", "CLIP_GRAD_NORM_EPS"]
 
-VARIANTS = (None, "renorm", "clip_grad_norm", "resume")
+VARIANTS = (None, "renorm", "renorm_dim0", "clip_grad_norm", "resume")
 LAYERS = ("hidden1", "hidden2", "output")
 #: torch.renorm's epsilon (``maxnorm / (norm + 1e-7)``), absent from ``tf.clip_by_norm``.
 RENORM_EPS = 1e-7
@@ -107,8 +108,11 @@ class MlpPort:
 
     def _max_norm(self, weight, radius, tf_axes):
         if self.variant == "renorm":
-            # dim is the dimension renorm keeps: TF axes=1 of [in, out] keeps "in", torch dim 1.
-            return self.t.renorm(weight, 2, 1 - tf_axes, radius)
+            # dim is the dimension renorm keeps: TF axes=1 of [in, out] reduces "out" and
+            # keeps "in", which is dim 1 of the torch weight [out, in].
+            return self.t.renorm(weight, 2, tf_axes, radius)
+        if self.variant == "renorm_dim0":
+            return self.t.renorm(weight, 2, 0, radius)
         norm = weight.pow(2).sum(dim=1 - tf_axes, keepdim=True).sqrt()
         return weight * radius / norm.clamp_min(radius)
 

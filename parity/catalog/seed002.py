@@ -17,7 +17,8 @@ from __future__ import annotations
 
 from ..cases import Case, Cost, Data, Init, register
 
-__all__ = ["mlp_case", "CLIP_VALUE", "CLIP_VALUE_BITES", "MAX_NORM", "MAX_NORM_SHORT_DECAY", "GLOBAL_NORM"]
+__all__ = ["mlp_case", "CLIP_VALUE", "CLIP_VALUE_BITES", "MAX_NORM", "MAX_NORM_SHORT_DECAY", "GLOBAL_NORM",
+           "TF1_LOSSES_CAST", "TORCH_RENORM_EPS", "TORCH_CLIP_GRAD_NORM_EPS", "MAX_NORM_AXIS", "KERAS_SGD_MOMENTUM"]
 
 STEPS = 50
 BATCH = 50  # the seed's batch_size
@@ -45,6 +46,7 @@ def mlp_case(name: str, title: str, procedure: str, **options) -> Case:
     steps = options.pop("steps", STEPS)
     ports = options.pop("ports", ("tf1", "tf2", "torch", "numpy"))
     tags = _TAGS + tuple(options.pop("tags", ()))
+    fields = {k: options.pop(k) for k in ("expect", "dtypes", "seed") if k in options}
     base = {"procedure": procedure, "lr": 0.01}
     if procedure == "clip_value":
         base["clip_value"] = 1.0
@@ -66,6 +68,7 @@ def mlp_case(name: str, title: str, procedure: str, **options) -> Case:
         options=base,
         cost=_COST,
         tags=tags,
+        **fields,
     )
 
 
@@ -121,6 +124,13 @@ TORCH_CLIP_GRAD_NORM_EPS = register(mlp_case(
 
 # keras.optimizers.SGD(momentum) folds the lr into the velocity (PITFALLS P07): under the
 # seed's decaying rate it trains differently from TF1's MomentumOptimizer from step 1 on.
+# The seed's axes=1 is each input row of [in, out]; a torch port that keeps dim 0 of the
+# [out, in] weight (Keras MaxNorm's axis=0 convention) constrains output units instead.
+MAX_NORM_AXIS = register(mlp_case(
+    "seed002_max_norm_wrong_axis", "torch.renorm(W, 2, dim=0): per output unit, not the seed's per input row",
+    "max_norm", ports=("torch", "torch:renorm_dim0"), steps=3, decay_steps=40, max_norm=0.85,
+    expect="diverge", tags=("pitfall",)))
+
 KERAS_SGD_MOMENTUM = register(mlp_case(
     "seed002_keras_sgd_momentum", "keras SGD(momentum=0.9) vs TF1 momentum under polynomial decay (P07)",
     "max_norm", ports=("tf2", "tf2:keras_sgd"), steps=10, decay_steps=40, max_norm=0.85,

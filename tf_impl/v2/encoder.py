@@ -1,0 +1,97 @@
+"""Seed 000 in TF2: the identity encoder with ``tf.keras`` Dense layers and a GradientTape.
+
+What a TF2 user writes today: Keras ``Dense`` layers (ReLU on the hidden ones), the loss
+on element [0, 0] only (``(I[0,0] - 2*O2[0,0])^2``), gradients from a ``GradientTape``,
+``tf.clip_by_value`` on each, then ``optimizer.apply_gradients``. In TF 2.21 ``tf.keras``
+is Keras 3, whose ``SGD`` without momentum is plain gradient descent
+(``var -= lr * g``), the TF1 ``GradientDescentOptimizer`` update.
+
+float64: the optimizer's learning-rate variable takes ``keras.config.floatx()``; the port
+sets floatx to the case's dtype while it builds (a float32 1e-3 differs from 1e-3 by
+4.7e-11 relative, which the float64 comparison would flag). The layers get their dtype
+explicitly: Keras 3 keeps the global dtype policy it first derived from floatx, so a
+float32 port built after a float64 one would otherwise compute in float64.
+
+Variants: ``minimize`` (no clipping: mirrors TF1's ``minimize`` variant).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from .. import framework_info, tensorflow
+
+__all__ = ["build", "framework_info", "EncoderPort"]
+
+
+def _names(n_hidden: int):
+    return [("W", "b", "O")] + [(f"W{i}", f"b{i}", f"O{i}") for i in range(1, n_hidden)] + [("W2", "b2", "O2")]
+
+
+class EncoderPort:
+    def __init__(self, case, dtype, variant=None):
+        tf = tensorflow()
+        keras = tf.keras
+        self.tf, self.case, self.dtype, self.variant = tf, case, dtype, variant
+        hidden = tuple(case.option("hidden", (16,)))
+        self.names = _names(len(hidden))
+        previous = keras.config.floatx()
+        keras.config.set_floatx(dtype)
+        try:
+            self.layers = []
+            width = 1
+            for (_, _, oname), units in zip(self.names, hidden + (1,)):
+                layer = keras.layers.Dense(units, activation=None if oname == "O2" else "relu", name=oname,
+                                           dtype=dtype)
+                layer.build((None, width))
+                self.layers.append(layer)
+                width = units
+            self.opt = keras.optimizers.SGD(learning_rate=case.option("lr", 1e-3))
+            self.variables = [v for layer in self.layers for v in (layer.kernel, layer.bias)]
+            self.opt.build(self.variables)
+        finally:
+            keras.config.set_floatx(previous)
+        self.clip = None if variant == "minimize" else case.option("clip_value", 4.5)
+
+    def _pairs(self):
+        for (wn, bn, _), layer in zip(self.names, self.layers):
+            yield wn, layer.kernel
+            yield bn, layer.bias
+
+    def parameters(self):
+        return {n: v.numpy() for n, v in self._pairs()}
+
+    def load(self, params):
+        for n, v in self._pairs():
+            v.assign(np.asarray(params[n], dtype=self.dtype))
+
+    def step(self, batch):
+        tf = self.tf
+        x = tf.constant(batch["I"])
+        acts = {}
+        with tf.GradientTape() as tape:
+            h = x
+            for (_, _, oname), layer in zip(self.names, self.layers):
+                h = acts[oname] = layer(h)
+            loss = tf.square(x[0, 0] - 2.0 * acts["O2"][0, 0])
+        grads = tape.gradient(loss, self.variables)
+        names = [n for n, _ in self._pairs()]
+        out = {
+            "forward": {k: v.numpy() for k, v in acts.items()},
+            "loss": {"loss": loss.numpy()},
+            "gradients": {n: g.numpy() for n, g in zip(names, grads)},
+            "learning_rate": {"lr": np.asarray(self.opt.learning_rate.numpy())},
+        }
+        if self.clip is not None:
+            grads = [tf.clip_by_value(g, -self.clip, self.clip) for g in grads]
+            out["processed_gradients"] = {n: g.numpy() for n, g in zip(names, grads)}
+        self.opt.apply_gradients(zip(grads, self.variables))
+        out["parameters"] = self.parameters()
+        return out
+
+
+def build(case, dtype, variant=None):
+    """Build the TF2 encoder port of ``case`` in ``dtype``."""
+    if variant not in (None, "minimize"):
+        raise ValueError(f"unknown variant {variant!r} of the TF2 encoder port")
+    return EncoderPort(case, dtype, variant)
