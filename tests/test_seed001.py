@@ -15,7 +15,7 @@ from parity.tolerance import FLOAT64_SEMANTIC
 
 pytestmark = [pytest.mark.tf, pytest.mark.torch]
 
-STEPS = 4
+STEPS = 3
 BATCH = 4
 CONV_LAYERS = ("conv1", "pool1", "conv2", "pool2")
 AFTER_FLATTEN = ("fc1", "fc1_drop", "logits")

@@ -25,7 +25,7 @@ def test_w_oscillates_2_4_2_4_exactly_in_every_voice(results, dtype):
         assert [float(v) for v in w] == [2.0, 4.0, 2.0, 4.0, 2.0], port
         # dL/dw = 2 w x^2 - 2 y x = 2w - 6 at x=1, y=3: -2 then 2 then -2 ...
         assert [float(s["gradients"]["w"]) for s in trace.steps] == [-2.0, 2.0, -2.0, 2.0], port
-    assert set(r.traces[dtype]) == {"tf1", "tf1:minimize", "torch", "numpy"}
+    assert {"tf1", "tf1:minimize", "torch", "numpy"} <= set(r.traces[dtype])
 
 
 def test_minimize_equals_compute_plus_apply_exactly(results):
@@ -44,7 +44,7 @@ def test_constant_is_never_trained_w1_plus_w2_is_minus_3(results, dtype):
 @pytest.mark.parametrize("dtype", ["float64", "float32"])
 def test_var_list_trains_w2_to_minus_7_and_leaves_w1_at_4(results, dtype):
     traces = results["seed004_var_list"].traces[dtype]
-    assert set(traces) == {"tf1", "tf1:trainable_false", "tf1:minimize", "torch", "torch:optimizer", "torch:buffer", "numpy"}
+    assert {"tf1", "tf1:trainable_false", "tf1:minimize", "torch", "torch:optimizer", "torch:buffer", "numpy"} <= set(traces)
     for port, trace in traces.items():
         for s in trace.steps:
             assert float(s["parameters"]["w1"]) == 4.0, port
@@ -62,6 +62,7 @@ def test_nothing_to_train_gives_each_frameworks_own_error(results):
     assert r.passed
     for dtype in ("float64", "float32"):
         errs = r.errors[dtype]
+        assert set(errs) == set(r.case.ports)  # every port refuses
         assert (errs["tf1"].exc_type, errs["tf1"].exc_message) == ("ValueError", "No variables to optimize.")
         assert (errs["torch"].exc_type, errs["torch"].exc_message) == ("ValueError", "optimizer got an empty parameter list")
         assert errs["tf1"].phase == "build"

@@ -27,7 +27,16 @@ def torch():
 
     torch.backends.cuda.matmul.allow_tf32 = False
     torch.backends.cudnn.allow_tf32 = False
+    global _THREADS_SET
+    if not _THREADS_SET:
+        # The ports are small: one intra-op thread avoids thread start-up costs that dominate
+        # tiny kernels (the TF1 sessions use one thread too). PARITY_TORCH_THREADS overrides.
+        torch.set_num_threads(int(os.environ.get("PARITY_TORCH_THREADS", "1")))
+        _THREADS_SET = True
     return torch
+
+
+_THREADS_SET = False
 
 
 def device() -> str:

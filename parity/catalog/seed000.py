@@ -37,7 +37,7 @@ def encoder_case(name: str, hidden: tuple[int, ...], init: str, *, clip_value: f
         module="encoder",
         title=title,
         source="000",
-        ports=extra.pop("ports", ("tf1", "torch", "numpy")),
+        ports=extra.pop("ports", ("tf1", "tf2", "torch", "numpy")),
         params=_params(hidden, init),
         data=Data("uniform", {"key": "I", "shape": (1, 1), "low": -1.0, "high": 1.0}),
         steps=extra.pop("steps", STEPS),

@@ -3,8 +3,8 @@
 A port builds its graph once (placeholders, ``get_variable``, ``compute_gradients`` /
 ``apply_gradients``), then the graph is finalized: a port that creates ops inside its
 training loop fails loudly instead of growing the graph every step (seed 001's bug).
-Each step runs the fetches of the stages before the update, then the train op, then the
-fetches after it, in separate ``session.run`` calls so no fetched value races an assign.
+Each step runs the fetches of the stages before the update together with the train op
+(as the seeds do), then the constraint ops, then the fetches after the update.
 """
 
 from __future__ import annotations
@@ -94,8 +94,17 @@ class GraphPort:
 
     def _step(self, batch: Mapping[str, np.ndarray]) -> dict[str, dict[str, np.ndarray]]:
         feed = self.feed(batch)
-        out = self.session.run(self.before, feed) if self.before else {}
-        for op in self.train_ops:
+        ops = list(self.train_ops)
+        if self.before and ops:
+            # One run fetches the stages before the update and runs the train op, as the seeds'
+            # sess.run([train_op, loss, ...]) does: apply_gradients consumes the very gradient
+            # tensors fetched, and every fetched forward value feeds the loss those gradients
+            # depend on, so no fetched value can see an updated variable. (Two runs would
+            # compute the forward and backward passes twice.) Constraints run after.
+            out = self.session.run({"before": self.before, "train": ops.pop(0)}, feed)["before"]
+        else:
+            out = self.session.run(self.before, feed) if self.before else {}
+        for op in ops:
             self.session.run(op, feed)
         if self.after:
             out.update(self.session.run(self.after, feed))

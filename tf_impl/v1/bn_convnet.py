@@ -32,8 +32,16 @@ float32 and silently the non-fused (biased) one in float64; pinning it gives one
 convention in both dtypes, the one Keras 3 uses. The legacy SGD (``get_updates`` exists
 only there) keeps the velocity ``m = mu*m - lr*g`` (slot ``momentum``) and steps
 ``var += mu*m - lr*g``: the slots are reported as that velocity (the canonical
-convention). ``floatx`` is the case's dtype, so the optimizer's hyper-parameter variables
-are float64 in a float64 run.
+convention). ``floatx`` is the case's dtype; but the legacy optimizers store Python-float
+hyper-parameters in float32 variables whatever floatx is (``OptimizerV2.add_weight``
+defaults to float32), so a float64 run would step with lr 0.10000000149 and momentum
+0.89999998 (3.3e-7 relative from an exact float64 step after 50 steps, measured against
+torch): in float64 the port passes them as float64 tensors, which the optimizer uses as
+they are. Likewise the BatchNorm momentum: with a symbolic learning phase tf_keras picks
+it with ``smart_cond(training, lambda: momentum, lambda: 1.0)``, a float32 tensor for a
+Python float, and the decay ``1 - momentum`` becomes float32 0.0099999905 (2.2e-8
+relative in the moving mean after step 0, measured against Keras 3 and torch): in float64
+the port passes ``np.float64(0.99)``.
 """
 
 from __future__ import annotations
@@ -111,7 +119,10 @@ class BnConvnetPort:
         x_in = keras.Input(shape, name="x")
         mask_in = keras.Input((features,), name="keep_mask")
         conv = keras.layers.Conv2D(o("filters", 8), 3, padding="same", use_bias=False, name="conv")
-        bn = keras.layers.BatchNormalization(momentum=self.bn_momentum, epsilon=self.eps, fused=self.fused, name="bn")
+        # float64: a Python-float momentum goes through a float32 tf.cond on the learning phase,
+        # so the decay would be float32(1 - 0.99) = 0.0099999905 (see the module docstring).
+        bn_momentum = np.float64(self.bn_momentum) if dtype == "float64" else self.bn_momentum
+        bn = keras.layers.BatchNormalization(momentum=bn_momentum, epsilon=self.eps, fused=self.fused, name="bn")
         dense = keras.layers.Dense(o("classes", 10), activation="softmax", name="dense")
         acts = {}
         acts["conv"] = h = conv(x_in)
@@ -122,7 +133,11 @@ class BnConvnetPort:
         acts["dropout"] = h = _masked_dropout(keras)(self.keep, name="dropout")([h, mask_in])
         acts["dense"] = out = dense(h)
         self.model = model = keras.Model([x_in, mask_in], out)
-        self.opt = keras.optimizers.legacy.SGD(learning_rate=self.lr, momentum=self.mu, nesterov=o("nesterov", True))
+        # The legacy optimizers keep Python-float hyper-parameters in float32 variables whatever
+        # floatx is (see the module docstring): give a float64 run float64 tensors.
+        hyper = (lambda v: tf.constant(v, dtype=tf.float64)) if dtype == "float64" else float
+        self.opt = keras.optimizers.legacy.SGD(learning_rate=hyper(self.lr), momentum=hyper(self.mu),
+                                               nesterov=o("nesterov", True))
         loss_fn = keras.losses.CategoricalCrossentropy()
         y_true = tf1.placeholder(K.floatx(), [None, o("classes", 10)], name="y_true")
         self.names = {

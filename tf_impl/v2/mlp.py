@@ -29,10 +29,9 @@ import os
 import tempfile
 
 from .. import tensorflow
+from . import framework_info
 
 __all__ = ["build", "framework_info", "save", "restore", "MlpPort", "VARIANTS"]
-
-from . import framework_info  # noqa: E402
 
 VARIANTS = (None, "keras_sgd", "resume")
 LAYERS = ("hidden1", "hidden2", "output")

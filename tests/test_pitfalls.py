@@ -1,0 +1,93 @@
+"""The pitfall catalogue: every wrong port is caught and named first, every right port is clean.
+
+Each pitfall runs its wrong and right cases in float64 and float32 (tiny: a few steps of a
+few-element network; the whole catalogue takes ~1 minute on this machine after the TF import).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from parity.cases import get_case
+from parity.diagnose import diagnose, localize, settings_check
+from parity.errors import ParityError
+from parity.pitfalls import all_pitfalls, explain, format_catalogue, get_pitfall, render_markdown, run_catalogue
+from parity.runner import run_case
+
+PITFALLS = [p.name for p in all_pitfalls()]
+pytestmark = [pytest.mark.tf, pytest.mark.torch]
+
+
+def test_registry_is_complete():
+    assert len(PITFALLS) >= 25 and len(set(PITFALLS)) == len(PITFALLS)
+    for p in all_pitfalls():
+        assert p.name == p.name.lower() and " " not in p.name
+        assert get_case(p.wrong_case).expect == "diverge" and get_case(p.right_case).expect == "match"
+        assert p.pitfall_id.startswith("P") and p.tf_formula and p.torch_formula and p.fix
+
+
+def test_unknown_name_suggests_close_ones():
+    with pytest.raises(ParityError, match="bn-momentum"):
+        get_pitfall("bn-momentun")
+
+
+def test_explain_has_formulas_fix_and_signature():
+    text = explain("adam-epsilon")
+    assert "TensorFlow:" in text and "PyTorch:" in text and "Fix:" in text and "Signature:" in text
+
+
+def test_docs_are_generated_from_the_registry():
+    with open("docs/pitfalls.md") as f:
+        assert f.read() == render_markdown(), "docs/pitfalls.md is stale: write parity.pitfalls.render_markdown() to it"
+
+
+@pytest.mark.parametrize("name", PITFALLS)
+def test_pitfall_is_caught_named_first_and_right_port_clean(name):
+    (r64, r32) = run_catalogue(("float64", "float32"), names=[name])
+    for r in (r64, r32):
+        assert r.caught, f"{name} ({r.dtype}): the wrong port was not flagged"
+        assert r.named_first, f"{name} ({r.dtype}): named {r.named or 'unknown'} first; divergence {r.first_divergence}"
+        assert r.right_clean, f"{name} ({r.dtype}): the right port diverged, warned or was diagnosed"
+    assert "named first" in format_catalogue([r64, r32])
+
+
+def test_uncatalogued_divergence_is_localized_and_unknown():
+    # relu -> tanh in one port: no pitfall describes it; it must be reported as unknown, not forced.
+    base = get_case("pitfall_dense_transpose_right")
+    case = base.replace(name="uncatalogued_activation", ports=("tf1", "torch:wrong"), expect="diverge",
+                        options={"scenario": "mlp", "pitfall": "activation", "wrong_activation": "tanh"})
+    result = run_case(case, dtypes=("float64",))
+    cmp = result.comparisons[0]
+    assert not cmp.ok
+    first = cmp.first_divergence
+    assert (first.step, first.stage) == (0, "forward")
+    assert diagnose(case, cmp, result.traces["float64"]) == []
+    assert localize(cmp).startswith("unknown: first divergence at step 0, forward")
+    assert settings_check(case, result.traces["float64"]) == []
+
+
+@pytest.mark.gpu
+def test_tf32_on_gpu_matches_the_emulated_signature():
+    """On a CUDA device, torch's TF32 matmul differs from IEEE float32 as the emulation predicts."""
+    import torch
+
+    from parity.pitfalls import round_tf32
+
+    rng = np.random.default_rng(0)
+    x, k = rng.normal(size=(64, 256)), rng.normal(size=(256, 64))
+    xt, kt = torch.tensor(x, dtype=torch.float32, device="cuda"), torch.tensor(k, dtype=torch.float32, device="cuda")
+    old = torch.backends.cuda.matmul.allow_tf32
+    try:
+        torch.backends.cuda.matmul.allow_tf32 = True
+        tf32 = (xt @ kt).cpu().double().numpy()
+        torch.backends.cuda.matmul.allow_tf32 = False
+        ieee = (xt @ kt).cpu().double().numpy()
+    finally:
+        torch.backends.cuda.matmul.allow_tf32 = old
+    emulated = round_tf32(x.astype(np.float32)) @ round_tf32(k.astype(np.float32))
+    scale = np.abs(ieee).max()
+    # TF32 is ~2**-11 relative per operand: far above float32 rounding (2**-24 * sqrt(256))
+    assert np.abs(tf32 - ieee).max() / scale > 1e-4
+    # the hardware rounds to nearest like the emulation, accumulating in float32: same to float32 noise
+    assert np.abs(tf32 - emulated).max() / scale < 1e-5
