@@ -13,7 +13,7 @@ import numpy as np
 
 from .trace import Trace
 
-__all__ = ["LayerHealth", "layer_health", "summarize", "ratio"]
+__all__ = ["LayerHealth", "layer_health", "summarize", "ratio", "summary_dir"]
 
 
 @dataclass(frozen=True)
@@ -65,3 +65,16 @@ def summarize(trace: Trace) -> dict[str, dict[str, float]]:
 def ratio(a: float, b: float) -> float:
     """``a / b``, or inf when b is 0."""
     return a / b if b else float("inf")
+
+
+def summary_dir(case, port: str, dtype: str) -> str | None:
+    """Return where a port writes TensorBoard histograms: ``$PARITY_SUMMARY_DIR/<case>/<port>-<dtype>``.
+
+    None when ``PARITY_SUMMARY_DIR`` is unset (no summaries). The seed 000 answer diagnosed
+    its vanishing gradients with histograms of every variable and gradient; the encoder
+    ports write the same ones, so TensorBoard shows both frameworks side by side.
+    """
+    import os
+
+    root = os.environ.get("PARITY_SUMMARY_DIR")
+    return os.path.join(root, case.name, f"{port}-{dtype}") if root else None

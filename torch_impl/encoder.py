@@ -5,23 +5,14 @@ Variants: ``minimize`` (no clipping, mirrors TF1's ``minimize``).
 
 from __future__ import annotations
 
+from parity.catalog.seed000 import layer_names
+from parity.health import summary_dir
 from parity.layout import dense_from_torch, dense_to_torch
 
 from ._common import framework_info, to_numpy, to_tensor, torch, torch_dtype, device
 
-__all__ = ["build", "framework_info", "EncoderPort", "summary_dir"]
+__all__ = ["build", "framework_info", "EncoderPort"]
 
-
-def summary_dir(case, port: str, dtype: str):
-    """Return where to write TensorBoard histograms (``$PARITY_SUMMARY_DIR/case/port-dtype``), or None."""
-    import os
-
-    root = os.environ.get("PARITY_SUMMARY_DIR")
-    return os.path.join(root, case.name, f"{port}-{dtype}") if root else None
-
-
-def _names(n_hidden: int):
-    return [("W", "b", "O")] + [(f"W{i}", f"b{i}", f"O{i}") for i in range(1, n_hidden)] + [("W2", "b2", "O2")]
 
 
 class EncoderPort:
@@ -30,7 +21,7 @@ class EncoderPort:
         self.t, self.case, self.dtype, self.variant = t, case, dtype, variant
         hidden = tuple(case.option("hidden", (16,)))
         widths = (1,) + hidden + (1,)
-        self.names = _names(len(hidden))
+        self.names = layer_names(len(hidden))
         self.layers = t.nn.ModuleList(
             [t.nn.Linear(i, o) for i, o in zip(widths[:-1], widths[1:])]
         ).to(dtype=torch_dtype(dtype), device=device())

@@ -12,11 +12,22 @@ from ..cases import Case, Cost, Data, Init, register
 STEPS = 200
 
 
+def layer_names(n_hidden: int) -> list[tuple[str, str, str]]:
+    """Return (kernel, bias, output) names per layer, as the seed names them.
+
+    W, b, O (first layer); W1, b1, O1 (the middle layer of the 3-layer net); W2, b2, O2
+    (the output layer). Every port of the encoder uses these canonical names.
+    """
+    if n_hidden not in (1, 2):
+        raise ValueError(f"the seed-000 encoder has 1 or 2 hidden layers, not {n_hidden}")
+    middle = [("W1", "b1", "O1")] if n_hidden == 2 else []
+    return [("W", "b", "O")] + middle + [("W2", "b2", "O2")]
+
+
 def _params(hidden: tuple[int, ...], init: str) -> dict[str, Init]:
-    names = [("W", "b")] + [(f"W{i}", f"b{i}") for i in range(1, len(hidden))] + [("W2", "b2")]
     widths = (1,) + hidden + (1,)
     out = {}
-    for (wn, bn), fan_in, fan_out in zip(names, widths[:-1], widths[1:]):
+    for (wn, bn, _), fan_in, fan_out in zip(layer_names(len(hidden)), widths[:-1], widths[1:]):
         if init == "tiny":
             out[wn] = Init((fan_in, fan_out), "random_normal", {"mean": 0.0, "stddev": 1e-3})
             out[bn] = Init((fan_out,), "random_normal", {"mean": 0.0, "stddev": 1e-3})

@@ -5,19 +5,17 @@ from __future__ import annotations
 import numpy as np
 
 from .. import transforms as T
+from ..catalog.seed000 import layer_names
 from . import framework_info
 
 __all__ = ["build", "framework_info", "EncoderPort"]
 
 
-def _names(n_hidden: int):
-    return [("W", "b", "O")] + [(f"W{i}", f"b{i}", f"O{i}") for i in range(1, n_hidden)] + [("W2", "b2", "O2")]
-
 
 class EncoderPort:
     def __init__(self, case, dtype, variant=None):
         self.case, self.dtype = case, np.dtype(dtype)
-        self.names = _names(len(tuple(case.option("hidden", (16,)))))
+        self.names = layer_names(len(tuple(case.option("hidden", (16,)))))
         self.lr = self.dtype.type(case.option("lr", 1e-3))
         clip = None if variant == "minimize" else case.option("clip_value", 4.5)
         self.process = T.clip_by_value(self.dtype.type(clip)) if clip is not None else None

@@ -9,6 +9,9 @@ the clip does not bite).
 
 from __future__ import annotations
 
+from parity.catalog.seed000 import layer_names
+from parity.health import summary_dir
+
 from ._graph import GraphPort, framework_info, tf_dtype
 
 __all__ = ["build", "framework_info", "EncoderPort"]
@@ -19,7 +22,7 @@ class EncoderPort(GraphPort):
         case, dt = self.case, tf_dtype(self.dtype)
         hidden = tuple(case.option("hidden", (16,)))
         init = tf1.random_normal_initializer(0, 1e-3)  # the seed's; overwritten by load()
-        names = _layer_names(len(hidden))
+        names = layer_names(len(hidden))
         I = tf1.placeholder(dt, shape=[None, 1], name="I")
         self.placeholders = {"I": I}
         x, width, acts = I, 1, {}
@@ -80,20 +83,6 @@ class EncoderPort(GraphPort):
             self.writer.close()
         super().close()
 
-
-def summary_dir(case, port: str, dtype: str):
-    """Return where to write TensorBoard histograms (``$PARITY_SUMMARY_DIR/case/port-dtype``), or None."""
-    import os
-
-    root = os.environ.get("PARITY_SUMMARY_DIR")
-    return os.path.join(root, case.name, f"{port}-{dtype}") if root else None
-
-
-def _layer_names(n_hidden: int):
-    # The seed names its variables W, b (first layer), W1, b1 (middle), W2, b2 (output).
-    first = [("W", "b", "O")]
-    middle = [(f"W{i}", f"b{i}", f"O{i}") for i in range(1, n_hidden)]
-    return first + middle + [("W2", "b2", "O2")]
 
 
 def build(case, dtype, variant=None):
