@@ -54,7 +54,8 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--dtype", choices=DTYPES, action="append", help="only this dtype (repeatable)")
     r.add_argument("--json", metavar="FILE", help="also write the report as JSON")
     r.add_argument("--traces", metavar="DIR", help="save every trace under DIR")
-    r.add_argument("--no-pitfalls", action="store_true", help="with --all: skip the pitfall catalogue section")
+    r.add_argument("--no-pitfalls", action="store_true",
+                   help="with --all: run the pitfall pairs as plain cases, without the catalogue section")
 
     ls = sub.add_parser("list", help="list the cases")
     ls.add_argument("--tag", help="only cases with this tag")
@@ -143,11 +144,11 @@ def _run_and_report(cases, args, *, modules=None, sources=None, port_override=No
         from . import pitfalls
 
         t0 = time.perf_counter()
-        pit = pitfalls.run_catalogue()
+        pit = pitfalls.run_catalogue(dtypes=tuple(args.dtype or DTYPES))
         _say("\nPitfall catalogue (each wrong port must be caught and named first; each right port clean)")
         _say(pitfalls.format_catalogue(pit))
         pit_failed = [p.pitfall for p in pit if not (p.caught and p.named_first and p.right_clean)]
-        extra["pitfalls"] = [vars(p) if hasattr(p, "__dict__") else str(p) for p in pit]
+        extra["pitfalls"] = [dict(vars(p)) for p in pit]
         extra["pitfall_seconds"] = round(time.perf_counter() - t0, 2)
     wall = time.perf_counter() - started
     extra["wall_seconds"] = round(wall, 2)
@@ -166,7 +167,12 @@ def _run_and_report(cases, args, *, modules=None, sources=None, port_override=No
 
 
 def _cmd_run(args) -> int:
-    if args.all or (args.tag and not args.cases):
+    if args.all and not args.tag:
+        # The pitfall pairs run once, in the catalogue section at the end (unless --no-pitfalls).
+        cases = [c for c in all_cases() if not {"pitfall-right", "pitfall-wrong"} & set(c.tags)]
+        if args.no_pitfalls:
+            cases = all_cases()
+    elif args.all or (args.tag and not args.cases):
         cases = all_cases(args.tag)
     elif args.cases:
         cases = [get_case(n) for n in args.cases]

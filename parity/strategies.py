@@ -65,8 +65,10 @@ __all__ = [
     "SCHEDULES",
     "CLIPS",
     "DEFAULT_HYPER",
+    "COVERING_STRUCTURES",
     "dense_case",
     "normalize_config",
+    "structure_of",
     "learning_rate",
     "network_shapes",
     "activations",
@@ -115,6 +117,34 @@ _TOP_DEFAULTS = {
     "steps": 1,
     "seed": 0,
 }
+
+
+#: The fields of a *structure*: everything that changes a TF graph or traced function
+#: (the rest of a config -- learning rate, hyper-parameters, clip limit, max-norm radius,
+#: init scale, batch, data, steps, seed -- is fed). ``optimizer`` is a name, ``schedule``
+#: a kind, ``clip`` a kind or None, ``max_norm`` an axis or None.
+_STRUCTURE_KEYS = (
+    "widths", "activation", "loss", "reduction", "optimizer", "nesterov", "schedule", "staircase", "clip", "max_norm",
+)
+
+#: Six structures in which every activation, loss, reduction, optimizer (with and without
+#: Nesterov), schedule kind (with and without staircase), clip kind (and none) and
+#: max-norm axis (and none) occurs, at depths 1-3: ``dense_configs(structures=...)`` with
+#: these builds six TF graphs and reuses them for every example (the ``ci`` profile).
+COVERING_STRUCTURES: tuple[dict[str, Any], ...] = (
+    {"widths": (3, 4, 2), "activation": "relu", "loss": "mse", "reduction": "mean", "optimizer": "sgd",
+     "nesterov": False, "schedule": "constant", "staircase": False, "clip": "value", "max_norm": None},
+    {"widths": (2, 3, 3, 2), "activation": "tanh", "loss": "softmax_xent", "reduction": "sum", "optimizer": "momentum",
+     "nesterov": False, "schedule": "polynomial", "staircase": False, "clip": "global_norm", "max_norm": 1},
+    {"widths": (4, 3), "activation": "linear", "loss": "mse", "reduction": "sum", "optimizer": "momentum",
+     "nesterov": True, "schedule": "exponential", "staircase": True, "clip": "norm", "max_norm": 0},
+    {"widths": (3, 4, 2), "activation": "sigmoid", "loss": "softmax_xent", "reduction": "mean", "optimizer": "adam",
+     "nesterov": False, "schedule": "exponential", "staircase": False, "clip": None, "max_norm": 1},
+    {"widths": (2, 4, 3), "activation": "relu", "loss": "mse", "reduction": "mean", "optimizer": "rmsprop",
+     "nesterov": False, "schedule": "polynomial", "staircase": False, "clip": "norm", "max_norm": None},
+    {"widths": (3, 2, 2), "activation": "tanh", "loss": "softmax_xent", "reduction": "mean", "optimizer": "adagrad",
+     "nesterov": False, "schedule": "constant", "staircase": False, "clip": "global_norm", "max_norm": 0},
+)
 
 
 # ---------------------------------------------------------------------------------------
@@ -227,6 +257,24 @@ def learning_rate(config: Mapping[str, Any], step: int) -> float:
     return lr
 
 
+def structure_of(config: Mapping[str, Any]) -> dict[str, Any]:
+    """Return the structure of a config: the fields that change a TF graph (see :data:`COVERING_STRUCTURES`)."""
+    cfg = normalize_config(config)
+    opt, sched = cfg["optimizer"], cfg["schedule"]
+    return {
+        "widths": cfg["widths"],
+        "activation": cfg["activation"],
+        "loss": cfg["loss"],
+        "reduction": cfg["reduction"],
+        "optimizer": opt["name"],
+        "nesterov": bool(opt.get("nesterov", False)),
+        "schedule": sched["kind"],
+        "staircase": bool(sched.get("staircase", False)),
+        "clip": cfg["clip"]["kind"] if cfg["clip"] else None,
+        "max_norm": cfg["max_norm"]["axis"] if cfg["max_norm"] else None,
+    }
+
+
 def dense_case(config: Mapping[str, Any], *, ports: Sequence[str] = ("tf1", "tf2", "torch", "numpy"), name: str | None = None) -> Case:
     """Turn a dense config into a :class:`~parity.cases.Case` of module ``"dense"``.
 
@@ -326,13 +374,16 @@ def _check_subset(name: str, values, allowed: Sequence[str]) -> tuple:
 
 
 def _log_uniform(low: float, high: float):
-    """Return floats in [low, high], uniform in log10, rounded to 3 significant digits."""
+    """Return floats in [low, high], log-uniform on a grid of 100 steps per decade, 3 significant digits."""
     if low == high:
         return st.just(float(low))
-    lo, hi = math.log10(low), math.log10(high)
-    # Exponents shrink towards 0 (x = 1) when it is in range, else towards the end nearer
-    # 0; rounding keeps printed (shrunk) configs short.
-    return st.floats(lo, hi).map(lambda e: float(f"{min(max(10.0**e, low), high):.3g}"))
+    lo, hi = math.ceil(math.log10(low) * 100), math.floor(math.log10(high) * 100)
+    if lo > hi:  # no grid point inside: the ends only
+        return st.sampled_from((float(low), float(high)))
+    # An integer exponent (in hundredths of a decade) is ~10x cheaper to draw than a
+    # float, and shrinks towards 0 (x = 1) when it is in range, else towards the end
+    # nearer 1; rounding keeps printed (shrunk) configs short.
+    return st.integers(lo, hi).map(lambda k: float(f"{min(max(10.0 ** (k / 100), low), high):.3g}"))
 
 
 def network_shapes(
@@ -437,8 +488,8 @@ def optimizers(
         raise InvalidArgument(f"nesterov={nesterov!r} must be True, False or None")
     lr = _log_uniform(min_lr, max_lr)
     eps = _log_uniform(min_epsilon, max_epsilon)
-    mom = st.floats(0.0, max_momentum).map(lambda m: float(f"{m:.3g}"))
-    beta = st.floats(0.0, max_momentum).map(lambda m: float(f"{m:.3g}"))
+    # thousandths: cheaper to draw than floats, shrink to 0, print short
+    mom = beta = st.integers(0, math.floor(max_momentum * 1000)).map(lambda k: k / 1000)
     by_name = {
         "sgd": st.fixed_dictionaries({"name": st.just("sgd"), "lr": lr}),
         "momentum": _momentum_dicts(lr, mom, nesterov),
@@ -464,16 +515,19 @@ def _momentum_dicts(lr, mom, nesterov):
     return draw()
 
 
-def schedules(*, kinds: Sequence[str] = SCHEDULES, max_decay_steps: int = 6):
+def schedules(*, kinds: Sequence[str] = SCHEDULES, max_decay_steps: int = 6, staircase: bool | None = None):
     """Return a strategy for learning-rate schedules (constant, polynomial or exponential decay).
 
     Args:
         kinds: the schedule kinds drawn from (shrinks towards the first).
         max_decay_steps: the largest ``decay_steps`` (>= 1).
+        staircase: exponential decay's ``staircase`` (``None``: both).
     """
     _need_hypothesis()
     kinds = _check_subset("kinds", kinds, SCHEDULES)
     _check_int("max_decay_steps", max_decay_steps, 1)
+    if staircase not in (None, True, False):
+        raise InvalidArgument(f"staircase={staircase!r} must be True, False or None")
     steps = st.integers(1, max_decay_steps)
     by_kind = {
         "constant": st.just({"kind": "constant"}),
@@ -490,7 +544,7 @@ def schedules(*, kinds: Sequence[str] = SCHEDULES, max_decay_steps: int = 6):
                 "kind": st.just("exponential"),
                 "decay_steps": steps,
                 "rate": st.sampled_from((0.5, 0.1, 0.9, 0.96)),
-                "staircase": st.booleans(),
+                "staircase": st.booleans() if staircase is None else st.just(staircase),
             }
         ),
     }
@@ -556,6 +610,7 @@ def dense_configs(
     max_steps: int | None = None,
     min_data_scale: float = 0.1,
     max_data_scale: float | None = None,
+    structures: Sequence[Mapping[str, Any]] | None = None,
 ):
     """Return a strategy for whole dense configs (dicts that :func:`dense_case` accepts).
 
@@ -569,8 +624,21 @@ def dense_configs(
         min_batch, max_batch: batch size bounds (default max ``max(8, min_batch)``).
         min_steps, max_steps: training steps (default max ``max(3, min_steps)``).
         min_data_scale, max_data_scale: stddev of the inputs (default max ``max(2.0, min)``).
+        structures: draw only these structures (dicts as :func:`structure_of` returns,
+            e.g. :data:`COVERING_STRUCTURES`; shrinks towards the first), with every fed
+            number still drawn: at most ``len(structures)`` TF graphs get built. Fixes the
+            parts ``shapes`` ... ``max_norm`` name, so it excludes them (``init_scale`` aside).
     """
     _need_hypothesis()
+    if structures is not None:
+        fixed = {"shapes": shapes, "activation": activation, "loss": loss, "optimizer": optimizer,
+                 "schedule": schedule, "clip": clip, "max_norm": max_norm}
+        given_parts = [k for k, v in fixed.items() if v is not None]
+        if given_parts:
+            raise InvalidArgument(f"structures fixes {', '.join(given_parts)}: pass one or the other")
+        common = dict(init_scale=init_scale, min_batch=min_batch, max_batch=max_batch, min_steps=min_steps,
+                      max_steps=max_steps, min_data_scale=min_data_scale, max_data_scale=max_data_scale)
+        return st.one_of([_one_structure(s, common) for s in _check_structures(structures)])
     _check_int("min_batch", min_batch, 1)
     max_batch = max(8, min_batch) if max_batch is None else max_batch
     _check_int("max_batch", max_batch, 1)
@@ -624,6 +692,44 @@ def dense_configs(
         }
 
     return draw()
+
+
+def _check_structures(structures) -> list[dict[str, Any]]:
+    if isinstance(structures, Mapping) or not isinstance(structures, (tuple, list)) or not structures:
+        raise InvalidArgument(f"structures={structures!r} must be a non-empty list of structure dicts")
+    out = []
+    for s in structures:
+        if not isinstance(s, Mapping) or set(s) != set(_STRUCTURE_KEYS):
+            raise InvalidArgument(f"structure {s!r} must have exactly the keys {', '.join(_STRUCTURE_KEYS)}")
+        config = {
+            "widths": s["widths"], "activation": s["activation"], "loss": s["loss"], "reduction": s["reduction"],
+            "optimizer": {"name": s["optimizer"], **({"nesterov": s["nesterov"], "momentum": 0.5} if s["optimizer"] == "momentum" else {})},
+            "schedule": {"kind": s["schedule"], **({"staircase": s["staircase"]} if s["schedule"] == "exponential" else {})},
+            "clip": None if s["clip"] is None else {"kind": s["clip"], "limit": 1.0},
+            "max_norm": None if s["max_norm"] is None else {"radius": 1.0, "axis": s["max_norm"]},
+        }
+        try:
+            normalized = structure_of(config)
+        except ParityError as exc:
+            raise InvalidArgument(f"structure {s!r}: {exc}") from None
+        if normalized != dict(s, widths=tuple(s["widths"])):
+            raise InvalidArgument(f"structure {s!r}: nesterov / staircase set where they do not apply")
+        out.append(normalized)
+    return out
+
+
+def _one_structure(s: Mapping[str, Any], common: Mapping[str, Any]):
+    opt = optimizers(names=(s["optimizer"],), nesterov=s["nesterov"] if s["optimizer"] == "momentum" else None)
+    return dense_configs(
+        shapes=st.just(s["widths"]),
+        activation=st.just(s["activation"]),
+        loss=st.just((s["loss"], s["reduction"])),
+        optimizer=opt,
+        schedule=schedules(kinds=(s["schedule"],), staircase=s["staircase"] if s["schedule"] == "exponential" else None),
+        clip=st.none() if s["clip"] is None else clips(kinds=(s["clip"],), allow_none=False),
+        max_norm=st.none() if s["max_norm"] is None else max_norms(axes=(s["max_norm"],), allow_none=False),
+        **common,
+    )
 
 
 def dense_cases(*, ports: Sequence[str] = ("tf1", "tf2", "torch", "numpy"), **kwargs):
