@@ -254,7 +254,9 @@ def test_tf1_losses_cast_is_harmless_in_float32():
 @pytest.mark.torch
 @pytest.mark.parametrize("case", [c for c in all_cases("seed002") if c.expect == "match"], ids=lambda c: c.name)
 def test_registered_cases_match(case):
-    result = run_case(case)
+    # Against the TF1 reference only: the all-pairs comparison of 50 steps of 784x300
+    # tensors doubles the run time (measured 45-75 s per case with all pairs, loaded machine).
+    result = run_case(case, pairs="reference")
     assert result.passed, [c.first_divergence.describe() for c in result.comparisons if not c.ok]
     for c in result.comparisons:
         if c.dtype == "float64":

@@ -6,7 +6,8 @@ variant. Every number that does not change the graph's shape -- learning rate an
 schedule parameters, momentum, betas, epsilon, decay, clip limit, max-norm radius, the
 data -- is fed through a placeholder, and ``load()`` re-initialises the weights, the
 optimizer slots and ``global_step``. A property drawing hundreds of configs therefore
-builds a handful of graphs (building one costs ~50-100 ms; a step costs ~1 ms).
+builds a handful of graphs (building one costs ~0.3 s of CPU; a load or a step is one
+session.run, ~1 ms).
 
 The training step is written as TF1 code was: ``compute_gradients`` -> clipping ->
 ``apply_gradients(global_step=...)`` with a schedule driven by ``global_step``, then the
@@ -21,7 +22,7 @@ from typing import Mapping
 
 import numpy as np
 
-from parity.strategies import normalize_config
+from parity.strategies import normalize_config, structure_of
 
 from ._graph import framework_info, tf_dtype
 from .. import tensorflow
@@ -36,21 +37,7 @@ _CACHE: dict[tuple, "_DenseGraph"] = {}
 
 def structure(cfg: Mapping, dtype: str, variant: str | None = None) -> tuple:
     """Return the cache key: everything that changes the graph, nothing that is fed."""
-    opt, sched = cfg["optimizer"], cfg["schedule"]
-    return (
-        dtype,
-        tuple(cfg["widths"]),
-        cfg["activation"],
-        cfg["loss"],
-        cfg["reduction"],
-        opt["name"],
-        opt.get("nesterov", False),
-        sched["kind"],
-        sched.get("staircase", False),
-        cfg["clip"]["kind"] if cfg["clip"] else None,
-        cfg["max_norm"]["axis"] if cfg["max_norm"] else None,
-        variant,
-    )
+    return (dtype, tuple(structure_of(cfg).items()), variant)
 
 
 def clear_cache() -> None:
@@ -170,28 +157,39 @@ class _DenseGraph:
         for n, v in zip(names, var_list):
             for s in SLOT_NAMES[name]:
                 slots[f"{n}/{s}"] = opt.get_slot(v, s)
-        self.slot_vars = slots
-        params_after = {n: v.read_value() for n, v in self.variables.items()}
-        self.after = {"parameters": params_after}
-        if slots:
-            self.after["slots"] = {k: v.read_value() for k, v in slots.items()}
-        self.constrain = None
+        # Everything below is ordered by control dependencies, so that one session.run
+        # does a whole step (and one a whole load): a Session call costs more than this
+        # graph's arithmetic, and a property runs thousands of them.
+        with tf.control_dependencies([train]):
+            self.after = {"parameters": {n: v.read_value() for n, v in self.variables.items()}}
+            if slots:
+                self.after["slots"] = {k: v.read_value() for k, v in slots.items()}
         mn = cfg["max_norm"]
         if mn is not None:
             r = H["radius"] = ph("radius")
             kernels = {n: v for n, v in self.variables.items() if n.endswith("/kernel")}
             with tf.control_dependencies([t for stage in self.after.values() for t in stage.values()]):
-                self.constrain = tf.group(
+                constrain = tf.group(
                     *[v.assign(tf.clip_by_norm(v.read_value(), r, axes=[mn["axis"]])) for v in kernels.values()]
                 )
-            self.constrained = {n: v.read_value() for n, v in kernels.items()}
+            with tf.control_dependencies([constrain]):
+                self.after["constrained"] = {n: v.read_value() for n, v in kernels.items()}
 
+        # load: the weights, then the optimizer's variables (slots, Adam's beta powers) and
+        # global_step back to their initial values (Adagrad's accumulator to the fed one),
+        # then the parameters read back.
         self.load_in = {n: tf1.placeholder(dt, v.shape, name=f"load_{i}") for i, (n, v) in enumerate(self.variables.items())}
-        reset = [v.assign(self.load_in[n]) for n, v in self.variables.items()]
-        reset_opt = [tf1.variables_initializer(opt.variables() + [self.global_step])]
-        self.reset = [reset, reset_opt]
-        if name == "adagrad":
-            self.reset.append([v.assign(tf.fill(tf.shape(v), H["initial_accumulator"])) for v in slots.values()])
+        weights = tf.group(*[v.assign(self.load_in[n]) for n, v in self.variables.items()])
+        with tf.control_dependencies([weights]):
+            resets = []
+            for v in opt.variables() + [self.global_step]:
+                if name == "adagrad" and any(v is a for a in slots.values()):
+                    resets.append(v.assign(tf.fill(tf.shape(v), H["initial_accumulator"])))
+                else:
+                    resets.append(v.assign(v.initial_value))
+            reset = tf.group(*resets)
+        with tf.control_dependencies([reset]):
+            self.loaded = {n: v.read_value() for n, v in self.variables.items()}
 
     def feed_hyper(self, cfg) -> dict:
         opt, sched = cfg["optimizer"], cfg["schedule"]
@@ -215,30 +213,30 @@ class DensePort:
             _CACHE[key] = _DenseGraph(self.cfg, dtype, variant)
         self.g = _CACHE[key]
         self.hyper = self.g.feed_hyper(self.cfg)
+        self._params = None  # read back by load() and step(): the Session holds several cases' weights in turn
 
     def parameters(self) -> dict[str, np.ndarray]:
-        return self.g.session.run(self.g.after["parameters"])
+        if self._params is None:
+            raise RuntimeError("parameters() before load(): the cached graph holds another case's weights")
+        return dict(self._params)
 
     def load(self, params: Mapping[str, np.ndarray]) -> None:
         g = self.g
         feed = dict(self.hyper)
         feed.update({g.load_in[n]: np.asarray(params[n]) for n in g.load_in})
-        for ops in g.reset:  # weights, then slots and global_step, then fed initial values
-            g.session.run(ops, feed)
+        self._params = g.session.run(g.loaded, feed)
 
     def step(self, batch: Mapping[str, np.ndarray]) -> dict[str, dict[str, np.ndarray]]:
         g = self.g
         feed = dict(self.hyper)
         feed[g.x] = batch["x"]
         feed[g.y] = batch["y"]
-        out, _ = g.session.run([g.before, g.train], feed)
-        if g.constrain is None:
-            out.update(g.session.run(g.after))
-        else:
-            after, _ = g.session.run([g.after, g.constrain], feed)
-            out.update(after)
-            out["constrained"] = g.session.run(g.constrained)
-        return out
+        before, after, _ = g.session.run([g.before, g.after, g.train], feed)
+        before.update(after)
+        self._params = after["parameters"]
+        if "constrained" in after:
+            self._params = {**self._params, **after["constrained"]}
+        return before
 
     def close(self) -> None:
         """Release the handle; the cached graph and Session stay for the next case."""

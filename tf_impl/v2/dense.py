@@ -18,7 +18,7 @@ from typing import Mapping
 
 import numpy as np
 
-from parity.strategies import normalize_config
+from parity.strategies import normalize_config, structure_of
 
 from .. import framework_info, tensorflow
 
@@ -38,20 +38,7 @@ _CACHE: dict[tuple, "_DenseModel"] = {}
 
 def structure(cfg: Mapping, dtype: str) -> tuple:
     """Return the cache key: everything that changes the traced function."""
-    opt, sched = cfg["optimizer"], cfg["schedule"]
-    return (
-        dtype,
-        tuple(cfg["widths"]),
-        cfg["activation"],
-        cfg["loss"],
-        cfg["reduction"],
-        opt["name"],
-        opt.get("nesterov", False),
-        sched["kind"],
-        sched.get("staircase", False),
-        cfg["clip"]["kind"] if cfg["clip"] else None,
-        cfg["max_norm"]["axis"] if cfg["max_norm"] else None,
-    )
+    return (dtype, tuple(structure_of(cfg).items()))
 
 
 def clear_cache() -> None:
@@ -89,6 +76,23 @@ class _DenseModel:
             {k: tf.TensorSpec([], self.dt) for k in self.hyper_keys},
         )
         self.train_step = tf.function(self._train_step, input_signature=signature)
+        # one traced call resets everything (eager assigns cost ~0.1 ms each, and a
+        # property loads thousands of cases into the same variables)
+        load_signature = ({n: tf.TensorSpec(v.shape, self.dt) for n, v in self.vars.items()}, tf.TensorSpec([], self.dt))
+        self.load_fn = tf.function(self._load, input_signature=load_signature)
+
+    def _load(self, values, initial_accumulator):
+        tf = self.tf
+        for n, v in self.vars.items():
+            v.assign(values[n])
+        for n, v in self.slots.items():
+            # TF1's slot initial values: RMSprop's ms at 1, Adagrad's accumulator at the
+            # configured value, the rest at 0 (PITFALLS P11, P12)
+            kind = n.rsplit("/", 1)[1]
+            fill = {"rms": tf.ones([], self.dt), "accumulator": initial_accumulator}.get(kind, tf.zeros([], self.dt))
+            v.assign(tf.fill(tf.shape(v), fill))
+        self.step_count.assign(tf.zeros([], self.dt))
+        return {n: tf.identity(v) for n, v in self.vars.items()}
 
     def _lr(self, H):
         tf, sched = self.tf, self.cfg0["schedule"]
@@ -202,13 +206,9 @@ class DensePort:
         return {n: v.numpy() for n, v in self.m.vars.items()}
 
     def load(self, params: Mapping[str, np.ndarray]) -> None:
-        m = self.m
-        for n, v in m.vars.items():
-            v.assign(np.asarray(params[n], dtype=self.dtype))
-        init = {"rms": 1.0, "accumulator": self.cfg["optimizer"].get("initial_accumulator", 0.0)}
-        for n, v in m.slots.items():
-            v.assign(np.full(v.shape, init.get(n.rsplit("/", 1)[1], 0.0), dtype=self.dtype))
-        m.step_count.assign(0.0)
+        m, tf = self.m, self.m.tf
+        values = {n: tf.constant(np.asarray(params[n]), m.dt) for n in m.vars}
+        m.load_fn(values, tf.constant(float(self.cfg["optimizer"].get("initial_accumulator", 0.0)), m.dt))
 
     def step(self, batch: Mapping[str, np.ndarray]) -> dict[str, dict[str, np.ndarray]]:
         out = self.m.train_step(batch["x"], batch["y"], self.hyper)
