@@ -160,6 +160,14 @@ class Comparison:
         return self.verdict in ("exact", "rounding")
 
 
+def _relative(max_abs: float, scale: float) -> float:
+    if max_abs == 0.0:
+        return 0.0
+    if not np.isfinite(max_abs) or scale == 0.0:
+        return float("inf")
+    return max_abs / scale
+
+
 def diff_arrays(a: np.ndarray, b: np.ndarray) -> tuple[float, float, tuple[int, ...], float, float, float]:
     """Return (max_abs, max_rel, worst index, a at it, b at it, scale) for two same-shape arrays.
 
@@ -176,12 +184,7 @@ def diff_arrays(a: np.ndarray, b: np.ndarray) -> tuple[float, float, tuple[int, 
     max_abs = float(err.flat[flat])
     finite = np.isfinite(a64) & np.isfinite(b64)
     scale = float(max(np.max(np.abs(a64[finite]), initial=0.0), np.max(np.abs(b64[finite]), initial=0.0)))
-    if max_abs == 0.0:
-        rel = 0.0
-    elif not np.isfinite(max_abs) or scale == 0.0:
-        rel = float("inf")
-    else:
-        rel = max_abs / scale
+    rel = _relative(max_abs, scale)
     index = tuple(int(i) for i in np.unravel_index(flat, a64.shape)) if a64.ndim else ()
     return max_abs, rel, index, float(a64.flat[flat]), float(b64.flat[flat]), scale
 
@@ -251,12 +254,7 @@ def compare(
                 scale = max(scale, running.get((stage, name), 0.0))
                 running[(stage, name)] = scale
                 scale = max(scale, floors.get(stage, 0.0))
-                if max_abs == 0.0:
-                    rel = 0.0
-                elif not np.isfinite(max_abs) or scale == 0.0:
-                    rel = float("inf")
-                else:
-                    rel = max_abs / scale
+                rel = _relative(max_abs, scale)
                 out.diffs.append(TensorDiff(i, stage, name, xa.shape, max_abs, rel, idx, va, vb, scale, limit))
     return out
 

@@ -27,7 +27,7 @@ from .errors import ParityError, PortError
 from .init import draw_parameters
 from .trace import Trace, load as load_trace
 
-__all__ = ["load_port_module", "load_user_port", "run_port", "run_case", "CaseResult", "PORT_FUNCTIONS"]
+__all__ = ["load_port_module", "load_user_port", "run_port", "run_case", "CaseResult", "PORT_FUNCTIONS", "ResumedPort"]
 
 #: The public functions a port module exposes (the reference modules and a user's file alike).
 PORT_FUNCTIONS = ("build", "framework_info")
@@ -148,6 +148,40 @@ def run_port(
             close()
     trace.manifest["seconds"] = round(time.perf_counter() - started, 4)
     return trace
+
+
+class ResumedPort:
+    """Wrap a port: run ``at`` steps, save a checkpoint, restore it into a fresh port, go on.
+
+    The framework supplies ``save(port, directory) -> path`` and ``restore(case, dtype, path)
+    -> port`` (TF1 Saver, tf.train.Checkpoint, torch state_dict); the trace of the resumed
+    run must equal the uninterrupted one (seed 002).
+    """
+
+    def __init__(self, case, dtype, make, save, restore, at: int):
+        self.case, self.dtype, self.at = case, dtype, at
+        self._save, self._restore = save, restore
+        self.port, self.done = make(), 0
+
+    def parameters(self):
+        return self.port.parameters()
+
+    def load(self, params):
+        self.port.load(params)
+
+    def step(self, batch):
+        if self.done == self.at:
+            with tempfile.TemporaryDirectory(prefix="parity-resume-") as tmp:
+                path = self._save(self.port, tmp)
+                self.close()
+                self.port = self._restore(self.case, self.dtype, path)
+        self.done += 1
+        return self.port.step(batch)
+
+    def close(self):
+        close = getattr(self.port, "close", None)
+        if callable(close):
+            close()
 
 
 def _run_isolated(case: Case, port: str, dtype: str) -> Trace:

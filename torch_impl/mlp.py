@@ -26,8 +26,8 @@ fresh port restored from the file runs the rest (:func:`save` / :func:`restore`)
 from __future__ import annotations
 
 import os
-import tempfile
 
+from parity.runner import ResumedPort
 from parity.layout import dense_from_torch, dense_to_torch
 from parity.transforms import polynomial_decay
 
@@ -199,37 +199,11 @@ def restore(case, dtype, path: str) -> MlpPort:
     return port
 
 
-class _Resumed:
-    """Run ``resume_at`` steps, save, restore into a fresh port, run the rest."""
-
-    def __init__(self, case, dtype):
-        self.case, self.dtype = case, dtype
-        self.at = int(case.option("resume_at", case.steps // 2))
-        self.port, self.done = MlpPort(case, dtype), 0
-
-    def parameters(self):
-        return self.port.parameters()
-
-    def load(self, params):
-        self.port.load(params)
-
-    def step(self, batch):
-        if self.done == self.at:
-            with tempfile.TemporaryDirectory(prefix="parity-mlp-") as tmp:
-                path = save(self.port, tmp)
-                self.port.close()
-                self.port = restore(self.case, self.dtype, path)
-        self.done += 1
-        return self.port.step(batch)
-
-    def close(self):
-        self.port.close()
-
-
 def build(case, dtype, variant=None):
     """Build the torch MLP port of ``case`` in ``dtype``."""
     if variant not in VARIANTS:
         raise ValueError(f"unknown variant {variant!r} of the torch MLP port; expected one of {VARIANTS[1:]}")
     if variant == "resume":
-        return _Resumed(case, dtype)
+        at = int(case.option("resume_at", case.steps // 2))
+        return ResumedPort(case, dtype, lambda: MlpPort(case, dtype), save, restore, at)
     return MlpPort(case, dtype, variant)
