@@ -1,13 +1,14 @@
 # parity: two commands on a fresh machine.
 #   make parity   the suite of reference cases, with a report (creates .venv when missing)
-#   make test     the tests (unit, cross-framework, properties under the ci profile)
+#   make test     the tests (unit, cross-framework, properties under the ci profile), without the slow ones
+#   make test-all every test, the slow 50-step cross-framework runs too
 VENV    ?= .venv
 PYTHON  ?= python3
 PY      := $(VENV)/bin/python
 STAMP   := $(VENV)/.parity-installed
 OUT     ?= out
 
-.PHONY: parity test install property-thorough bench docs clean
+.PHONY: parity test test-all install property-thorough bench docs clean
 
 install: $(STAMP)
 
@@ -23,7 +24,10 @@ parity: $(STAMP)
 	$(VENV)/bin/parity run --all --json $(OUT)/parity-report.json
 
 test: $(STAMP)
-	HYPOTHESIS_PROFILE=$${HYPOTHESIS_PROFILE:-ci} $(PY) -m pytest -q
+	HYPOTHESIS_PROFILE=$${HYPOTHESIS_PROFILE:-ci} $(PY) -m pytest -q -m "not slow" --durations=15
+
+test-all: $(STAMP)
+	HYPOTHESIS_PROFILE=$${HYPOTHESIS_PROFILE:-ci} $(PY) -m pytest -q --durations=25
 
 property-thorough: $(STAMP)
 	HYPOTHESIS_PROFILE=thorough $(PY) -m pytest -q tests/properties

@@ -57,6 +57,24 @@ def _property(config, ports) -> bool:
     return all(compare(traces[0], t, cost=case.cost).ok for t in traces[1:])
 
 
+def _hypothesis_rate(n: int, ports) -> float:
+    from hypothesis import Phase, given, settings  # noqa: PLC0415
+
+    from .strategies import COVERING_STRUCTURES, dense_configs  # noqa: PLC0415
+
+    structures = [dict(s, clip=None, max_norm=None) for s in COVERING_STRUCTURES]
+
+    @settings(max_examples=n, database=None, deadline=None, derandomize=True, phases=[Phase.generate])
+    @given(dense_configs(structures=structures, min_steps=1, max_steps=1))
+    def prop(config):
+        assert _property(config, ports), config
+
+    prop()  # build the structures' graphs outside the timing
+    started = time.perf_counter()
+    prop()
+    return n / (time.perf_counter() - started)
+
+
 def run(n_naive: int = 10, n_cached: int = 200, *, all_ports: int = 100) -> dict[str, float]:
     """Measure examples/s of the gradient property, naive and cached; return the figures."""
     from tf_impl.v1 import dense as tf1_dense  # noqa: PLC0415  (the benchmark drives the ports)
@@ -78,6 +96,10 @@ def run(n_naive: int = 10, n_cached: int = 200, *, all_ports: int = 100) -> dict
     cached = n_cached / (time.perf_counter() - started)
 
     out = {"naive": naive, "cached": cached, "ratio": cached / naive}
+    try:  # the same property driven by hypothesis (draws, engine), cached structures
+        out["hypothesis"] = _hypothesis_rate(n_cached, ports)
+    except ImportError:  # hypothesis is a test dependency
+        pass
     if all_ports:
         four = ("numpy", "tf1", "tf2", "torch")
         started = time.perf_counter()
@@ -97,10 +119,14 @@ def main(argv=None) -> int:
     # tiny tensors: intra-op thread pools only add overhead on 2 cores
     os.environ.setdefault("OMP_NUM_THREADS", "1")
     r = run(args.naive, args.cached, all_ports=args.all_ports)
-    print("dense gradient property (TF1 vs numpy oracle, float64, 1 step):")
+    load = os.getloadavg()
+    print(f"machine: {os.cpu_count()} cores, load average {load[0]:.2f} {load[1]:.2f} {load[2]:.2f} (1, 5, 15 min)")
+    print("dense gradient property (TF1 vs numpy oracle, float64, 1 step, every stage compared):")
     print(f"  naive (graph per example): {r['naive']:8.1f} examples/s  ({args.naive} examples)")
     print(f"  cached by structure:       {r['cached']:8.1f} examples/s  ({args.cached} examples, {len(_SHAPES)} structures)")
     print(f"  speed-up:                  {r['ratio']:8.1f}x")
+    if "hypothesis" in r:
+        print(f"  cached, drawn by hypothesis:{r['hypothesis']:8.1f} examples/s  ({args.cached} examples, 6 covering structures)")
     if "all_ports" in r:
         print(f"  all four ports, cached:    {r['all_ports']:8.1f} examples/s  (numpy, tf1, tf2, torch)")
     return 0

@@ -118,15 +118,25 @@ class Comparison:
         out = [Divergence(i.step, i.stage, i.name, "structure", i.describe()) for i in self.issues]
         out += [Divergence(d.step, d.stage, d.name, "semantic", d.describe(), d) for d in self.diffs if d.verdict == "semantic"]
 
+        order = {id(d): i for i, d in enumerate(self.diffs)}
+
         def key(d: Divergence):
             err = d.diff.units if d.diff else float("inf")
+            if d.stage == "forward" and d.diff is not None:
+                # Ports record activations in network order: the earliest diverging layer is
+                # the cause, later layers inherit its difference (seed 003: the BatchNorm
+                # output, not the dropout after it that happens to differ more).
+                return (d.step, _STAGE_ORDER["forward"], order[id(d.diff)])
             return (d.step, _STAGE_ORDER.get(d.stage, 99), -err)
 
         return sorted(out, key=key)
 
     @property
     def first_divergence(self) -> Divergence | None:
-        """The earliest step, then the earliest stage, then the tensor with the largest error."""
+        """The earliest step, then the earliest stage, then the tensor with the largest error.
+
+        Within the forward stage: the earliest layer (activations are recorded in network order).
+        """
         divs = self.divergences()
         return divs[0] if divs else None
 

@@ -81,7 +81,7 @@ def _first_semantic_layer(cmp, step):
 def test_learning_phase_bug_diverges_at_the_first_batchnorm_output_of_step_0(traces, good, broken):
     cmp = _cmp(traces, good, broken)
     first = cmp.first_divergence
-    assert first is not None and (first.step, first.stage) == (0, "forward")
+    assert first is not None and (first.step, first.stage, first.name) == (0, "forward", "bn")
     conv = next(d for d in cmp.diffs if (d.step, d.stage, d.name) == (0, "forward", "conv"))
     assert conv.verdict != "semantic"  # the conv before it runs the same in both modes
     assert _first_semantic_layer(cmp, 0) == "bn"

@@ -181,7 +181,7 @@ class BnConvnetPort:
             "forward": {k: self._activation(k, v) for k, v in acts.items()},
             "loss": {"loss": to_numpy(loss)},
             "gradients": {n: self._from_torch(p.grad, kind) for n, (p, kind) in tensors.items()},
-            "learning_rate": {"lr": np.asarray(self.opt.param_groups[0]["lr"])},
+            "learning_rate": {"lr": np.asarray(self.opt.param_groups[0]["lr"], dtype=self.dtype)},
         }
         self.opt.step()
         out["parameters"] = {n: self._from_torch(p, kind) for n, (p, kind) in tensors.items()}

@@ -33,7 +33,7 @@ from parity.strategies import learning_rate, normalize_config
 
 from ._common import device, framework_info, to_numpy, to_tensor, torch, torch_dtype
 
-__all__ = ["build", "framework_info", "DensePort", "VARIANTS", "PITFALL_VARIANTS", "TF1RMSprop"]
+__all__ = ["build", "framework_info", "DensePort", "VARIANTS", "PITFALL_VARIANTS", "TF1RMSprop", "clip_gradients", "CLIP_NORM_EPS"]
 
 #: wrong variant -> the PITFALLS id it reproduces
 PITFALL_VARIANTS = {
@@ -50,6 +50,10 @@ PITFALL_VARIANTS = {
     "no_zero_grad": "P36",
 }
 VARIANTS = (None, "clip_grad_norm") + tuple(PITFALL_VARIANTS)
+
+#: ``clip_grad_norm_``'s coefficient is ``max_norm / (total_norm + CLIP_NORM_EPS)``, clamped
+#: to 1 (torch/nn/utils/clip_grad.py); TF's clip_by_norm / clip_by_global_norm have none (P18).
+CLIP_NORM_EPS = 1e-6
 
 _TORCH_SLOTS = {
     "momentum": {"momentum": "momentum_buffer"},
@@ -80,7 +84,9 @@ def _tf1_rmsprop_class():
                     if not state:
                         state["square_avg"] = t.ones_like(p)
                     ms = state["square_avg"]
-                    ms.mul_(group["decay"]).addcmul_(p.grad, p.grad, value=1 - group["decay"])
+                    # the kernel's form, ms += (g^2 - ms)(1 - decay): from ms = 1 it rounds
+                    # differently from decay*ms + (1-decay)*g^2 (17% in float32 at |g| ~ 2e-4)
+                    ms.add_((p.grad * p.grad - ms) * (1 - group["decay"]))
                     p.addcdiv_(p.grad, (ms + group["eps"]).sqrt(), value=-group["lr"])
 
     return TF1RMSprop
@@ -293,6 +299,34 @@ class DensePort:
             self._max_norm()
             out["constrained"] = {k: v for k, v in self.parameters().items() if k.endswith("/kernel")}
         return out
+
+
+def clip_gradients(arrays, kind: str, limit: float) -> list:
+    """Clip ``arrays`` as gradients, with torch's own functions and conventions.
+
+    ``value``: ``clip_grad_value_``; ``global_norm``: ``clip_grad_norm_`` over all;
+    ``norm``: ``clip_grad_norm_`` on each tensor alone (torch has no per-tensor built-in,
+    P19). Mirrors ``tf_impl.v2.dense.clip_gradients``.
+    """
+    import numpy as np  # noqa: PLC0415
+
+    t = torch()
+    params = []
+    for a in arrays:
+        a = np.asarray(a)
+        p = t.zeros(a.shape, dtype=torch_dtype(str(a.dtype)), requires_grad=True)
+        p.grad = t.from_numpy(a.copy())
+        params.append(p)
+    if kind == "value":
+        t.nn.utils.clip_grad_value_(params, limit)
+    elif kind == "global_norm":
+        t.nn.utils.clip_grad_norm_(params, limit)
+    elif kind == "norm":
+        for p in params:
+            t.nn.utils.clip_grad_norm_([p], limit)
+    else:
+        raise ValueError(f"unknown clip kind {kind!r}; expected value, norm or global_norm")
+    return [p.grad.numpy() for p in params]
 
 
 def build(case, dtype, variant=None):

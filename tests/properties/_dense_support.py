@@ -5,13 +5,42 @@ Imported by the property tests (pytest puts this directory on ``sys.path``).
 
 from __future__ import annotations
 
+import os
+
+from hypothesis import Phase
+
 from parity.compare import compare
 from parity.runner import run_port
-from parity.strategies import dense_case, normalize_config
+from parity.strategies import COVERING_STRUCTURES, dense_case, normalize_config
+
+PROFILE = os.environ.get("HYPOTHESIS_PROFILE", "ci")
+
+#: ``dense_configs(structures=STRUCTURES)``: in ci and dev the six covering structures
+#: (graphs built once, reused by every example); in thorough ``None``, every structure.
+STRUCTURES = None if PROFILE == "thorough" else COVERING_STRUCTURES
+
+#: hypothesis' phases without ``explain``: explaining a found failure re-runs the
+#: property hundreds of times (measured: 36 of a teeth test's 50 s), for a report the
+#: teeth do not print.
+NO_EXPLAIN = tuple(p for p in Phase if p != Phase.explain)
+
+
+def structures(**override) -> list[dict] | None:
+    """Return :data:`STRUCTURES` with ``override`` applied to each (duplicates dropped); None in thorough."""
+    if STRUCTURES is None:
+        return None
+    out = []
+    for s in STRUCTURES:
+        s = dict(s, **override)
+        if s["optimizer"] != "momentum":
+            s["nesterov"] = False
+        if s not in out:
+            out.append(s)
+    return out
 
 
 def replay_command(config, ports, dtype) -> str:
-    """Return a shell one-liner that reruns one config and prints the first divergence."""
+    """Return a shell one-liner that reruns one config and prints each pair's verdict and first divergence."""
     cfg = normalize_config(config)
     code = (
         "from parity.strategies import dense_case; from parity.runner import run_case; "
@@ -22,7 +51,7 @@ def replay_command(config, ports, dtype) -> str:
 
 
 def divergences(config, ports, dtype="float64", stages=None):
-    """Return ``[(pair, description)]`` for each pair of ports (reference first) that disagree."""
+    """Return ``[(pair, description)]`` for each port that disagrees with the first (the reference)."""
     case = dense_case(config, ports=ports)
     traces = [run_port(case, p, dtype) for p in ports]
     out = []

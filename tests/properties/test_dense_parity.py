@@ -2,7 +2,12 @@
 
 For any drawn configuration the ports agree stage by stage (forward, loss, gradients,
 processed gradients, learning rate, parameters, slots, constrained) to the float64
-semantic bound of :mod:`parity.tolerance` (1e-10 relative, via :func:`parity.compare.compare`).
+semantic bound of :mod:`parity.tolerance` (1e-10 relative, via :func:`parity.compare.compare`);
+in float32, where the written error model applies (see ``test_float32_within_error_model``).
+
+Under the ci profile the structures come from ``COVERING_STRUCTURES`` (every activation,
+loss, reduction, optimizer, schedule, clip kind and max-norm axis occurs), so the TF graphs
+are built once and the examples vary every fed number; under thorough, anything.
 """
 
 import numpy as np
@@ -14,53 +19,100 @@ from parity.strategies import (
     clips,
     dense_case,
     dense_configs,
+    losses,
     max_norms,
     network_shapes,
     optimizers,
 )
 
-from _dense_support import assert_parity
+from _dense_support import STRUCTURES, assert_parity, structures
 
 pytestmark = [pytest.mark.tf, pytest.mark.torch]
 
 ALL = ("numpy", "tf1", "tf2", "torch")
-# Small widths keep graph structures repeating (TF graphs are cached by structure).
+# thorough: small widths, any structure
 SHAPES = network_shapes(max_depth=3, max_width=4)
 
 
-@given(dense_configs(shapes=SHAPES, min_steps=1, max_steps=1))
+def _configs(structs, *, free: dict, **common):
+    """Draw from ``structs`` (ci, dev) or freely with the ``free`` part strategies (thorough)."""
+    if STRUCTURES is None:
+        return dense_configs(shapes=SHAPES, **free, **common)
+    return dense_configs(structures=structs, **common)
+
+
+@given(_configs(structures(), free={}, min_steps=1, max_steps=1))
 def test_forward_loss_gradient_parity(config):
     """One step of any config: forward, loss, gradients, update agree in all four ports."""
     assert_parity(config, ALL)
 
 
-@given(dense_configs(shapes=SHAPES, max_steps=3))
+@given(_configs(structures(), free={}, max_steps=3))
 def test_multistep_update_parity(config):
     """Several steps with any optimizer, schedule, clipping and max-norm: all four ports agree."""
     assert_parity(config, ALL)
 
 
-@given(dense_configs(shapes=SHAPES, clip=st.none(), max_steps=3))
+@given(_configs(structures(clip=None), free={"clip": st.none()}, max_steps=3))
 def test_minimize_equals_compute_apply(config):
     """TF1 ``minimize(loss, global_step)`` == ``compute_gradients`` + ``apply_gradients`` (seed 004)."""
     assert_parity(config, ("tf1", "tf1:minimize"))
 
 
-@given(dense_configs(shapes=SHAPES, optimizer=optimizers(names=("sgd",)), clip=clips(allow_none=False), max_steps=3))
+_SGD_CLIPPED = [s for s in structures(optimizer="sgd") or [] if s["clip"]]
+
+
+@given(_configs(_SGD_CLIPPED, free={"optimizer": optimizers(names=("sgd",)), "clip": clips(allow_none=False)}, max_steps=3))
 def test_manual_gradient_descent_equals_optimizers(config):
     """numpy ``chain(clip, sgd)`` (parity.transforms) == TF1 and torch's optimizer with their clipping."""
     assert_parity(config, ("numpy", "tf1", "torch"))
 
 
-@given(dense_configs(shapes=SHAPES, max_norm=max_norms(allow_none=False), max_steps=3))
+_MAX_NORMED = [s for s in structures() or [] if s["max_norm"] is not None]
+
+
+@given(_configs(_MAX_NORMED, free={"max_norm": max_norms(allow_none=False)}, max_steps=3))
 def test_max_norm_bound(config):
     """After the constraint every kernel slice along ``axis`` has norm <= radius, in every port."""
     case = dense_case(config)
     radius, axis = case.options["max_norm"]["radius"], case.options["max_norm"]["axis"]
-    for port in ("numpy", "tf1", "tf2", "torch"):
+    for port in ALL:
         trace = run_port(case, port, "float64")
         for step in trace.steps:
             for name, kernel in step["constrained"].items():
                 norms = np.sqrt(np.sum(kernel * kernel, axis=axis))
-                # float64: the rescaled norm is radius * (1 + a few ulps)
+                # float64: a rescaled slice has norm radius * (1 + err), |err| <= ~(n + 3) eps64
+                # for an n-term norm (n <= 4 here) and one multiply: 1e-12 is >100x that.
                 assert np.all(norms <= radius * (1 + 1e-12)), (port, name, norms.max(), radius)
+
+
+# float32: the error model holds where no stage's result is much smaller than the operands it
+# is computed from. Two places break that, both measured (docs/properties.md, "float32"):
+# * Adam: TF1's ApplyAdam updates v += (g^2 - v)(1 - beta2), torch.optim.Adam and the oracle
+#   beta2*v + (1 - beta2)*g^2: when g shrinks, v is a small result of O(v_prev) operands.
+#   (RMSProp had the same problem from ms = 1 -- 17% at |g| ~ 2e-4 -- until every port used
+#   the kernel's form: test_rmsprop_tiny_gradients_kernel_form.)
+# * softmax_xent's last-layer gradient is a batch mean of (p - y) terms of size ~0.5 that
+#   cancel to ~1e-4 (tiny init): the rounding is eps * 0.5, not eps * 1e-4, and the dense
+#   case's Cost declares no gradient floor: excluded here (mse residuals rarely cancel).
+_F32 = [s for s in structures(loss="mse") or [] if s["optimizer"] in ("sgd", "momentum", "rmsprop", "adagrad")]
+
+
+@given(
+    _configs(
+        _F32,
+        free={"loss": losses(names=("mse",)), "optimizer": optimizers(names=("sgd", "momentum", "rmsprop", "adagrad"))},
+        max_steps=3,
+    )
+)
+def test_float32_within_error_model(config):
+    """float32 runs of numpy, TF1, TF2 and torch agree within parity.tolerance's float32 bound."""
+    assert_parity(config, ALL, dtype="float32")
+
+
+@pytest.mark.parametrize("dtype", ["float64", "float32"])
+def test_rmsprop_tiny_gradients_kernel_form(dtype):
+    """|g| ~ 2e-4, decay 0: every port follows TF1's ms += (g^2 - ms)(1 - decay) (float32: 17% otherwise)."""
+    config = {"widths": (1, 1), "activation": "linear", "init_scale": 1e-3, "batch": 1, "data_scale": 1e-3,
+              "optimizer": {"name": "rmsprop", "lr": 0.01, "decay": 0.0, "epsilon": 1e-10}, "steps": 1, "seed": 0}
+    assert_parity(config, ALL, dtype=dtype)

@@ -19,7 +19,7 @@ from parity.strategies import (
     optimizers,
 )
 
-from _dense_support import divergences, replay_command
+from _dense_support import NO_EXPLAIN, divergences, replay_command
 
 pytestmark = [pytest.mark.torch]
 
@@ -60,7 +60,10 @@ TEETH = [
 @pytest.mark.parametrize("pitfall,variant,strategy,shows", TEETH, ids=[f"{p}-{v}" for p, v, _, _ in TEETH])
 def test_property_falsifies_wrong_port(pitfall, variant, strategy, shows):
     ports = ("numpy", f"torch:{variant}")
-    budget = settings(settings.default, max_examples=max(settings.default.max_examples, 20), database=None)
+    # up to 20 examples to find one (each pitfall's trigger is common in its strategy), then
+    # shrink; no explain phase (it re-runs the property hundreds of times, for a report we
+    # do not print)
+    budget = settings(settings.default, max_examples=max(settings.default.max_examples, 20), database=None, phases=NO_EXPLAIN)
     minimal = normalize_config(find(strategy, lambda cfg: bool(divergences(cfg, ports)), settings=budget))
     found = divergences(minimal, ports)
     print(f"\n{pitfall} torch:{variant} falsified; minimal configuration:\n  {minimal!r}")

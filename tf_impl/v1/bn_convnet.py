@@ -173,7 +173,9 @@ class BnConvnetPort:
             "bn_fused": self.fused,
             "bn_moving_variance": "biased (tf_keras non-fused BatchNormalization)",
             "dropout": f"harness mask, x*mask/{self.keep} in the training phase, identity otherwise",
-            "learning_phase": {None: "fit feeds True", "no_phase": "not fed: default False"}.get(self.variant, "fed True"),
+            "learning_phase": {None: "fit feeds True", "no_phase": "not fed: default False"}.get(
+                self.variant, "fed True"
+            ),
             "sgd": {"lr": self.lr, "momentum": self.mu, "nesterov": True, "class": "tf_keras.optimizers.legacy.SGD"},
             "slots": "Keras velocity convention: m = mu*m - lr*g",
         }

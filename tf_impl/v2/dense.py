@@ -22,7 +22,7 @@ from parity.strategies import normalize_config, structure_of
 
 from .. import framework_info, tensorflow
 
-__all__ = ["build", "framework_info", "DensePort", "clear_cache"]
+__all__ = ["build", "framework_info", "DensePort", "clear_cache", "clip_gradients"]
 
 _SLOTS = {"sgd": (), "momentum": ("momentum",), "adam": ("m", "v"), "rmsprop": ("rms",), "adagrad": ("accumulator",)}
 _HYPER = {
@@ -173,7 +173,7 @@ class _DenseModel:
                 var.assign_sub(lr_t * m / (tf.sqrt(v) + H["epsilon"]))
             elif name == "rmsprop":
                 ms = self.slots[f"{n}/rms"]
-                ms.assign(H["decay"] * ms + (1 - H["decay"]) * tf.square(g))
+                ms.assign(ms + (tf.square(g) - ms) * (1 - H["decay"]))  # ApplyRMSProp's form
                 var.assign_sub(lr * g / tf.sqrt(ms + H["epsilon"]))
             else:
                 acc = self.slots[f"{n}/accumulator"]
@@ -216,6 +216,25 @@ class DensePort:
 
     def close(self) -> None:
         """Release the handle; the cached model and its traced step stay."""
+
+
+def clip_gradients(arrays, kind: str, limit: float) -> list[np.ndarray]:
+    """Clip ``arrays`` as TF does, eagerly: ``tf.clip_by_value``, ``tf.clip_by_norm`` (each) or ``tf.clip_by_global_norm``.
+
+    Mirrors ``torch_impl.dense.clip_gradients`` (torch's own clipping functions), for the
+    clipping-convention properties.
+    """
+    tf = tensorflow()
+    ts = [tf.constant(np.asarray(a)) for a in arrays]
+    if kind == "value":
+        out = [tf.clip_by_value(t, -limit, limit) for t in ts]
+    elif kind == "norm":
+        out = [tf.clip_by_norm(t, limit) for t in ts]
+    elif kind == "global_norm":
+        out, _ = tf.clip_by_global_norm(ts, limit)
+    else:
+        raise ValueError(f"unknown clip kind {kind!r}; expected value, norm or global_norm")
+    return [t.numpy() for t in out]
 
 
 def build(case, dtype, variant=None):

@@ -19,13 +19,12 @@ from __future__ import annotations
 
 import numpy as np
 
+from parity.catalog.seed000 import layer_names
+from parity.health import summary_dir
+
 from .. import framework_info, tensorflow
 
 __all__ = ["build", "framework_info", "EncoderPort"]
-
-
-def _names(n_hidden: int):
-    return [("W", "b", "O")] + [(f"W{i}", f"b{i}", f"O{i}") for i in range(1, n_hidden)] + [("W2", "b2", "O2")]
 
 
 class EncoderPort:
@@ -34,7 +33,7 @@ class EncoderPort:
         keras = tf.keras
         self.tf, self.case, self.dtype, self.variant = tf, case, dtype, variant
         hidden = tuple(case.option("hidden", (16,)))
-        self.names = _names(len(hidden))
+        self.names = layer_names(len(hidden))
         previous = keras.config.floatx()
         keras.config.set_floatx(dtype)
         try:
@@ -52,6 +51,8 @@ class EncoderPort:
         finally:
             keras.config.set_floatx(previous)
         self.clip = None if variant == "minimize" else case.option("clip_value", 4.5)
+        self.summary_dir = summary_dir(case, "tf2", dtype)
+        self.writer, self.count = None, 0
 
     def _pairs(self):
         for (wn, bn, _), layer in zip(self.names, self.layers):
@@ -87,7 +88,25 @@ class EncoderPort:
             out["processed_gradients"] = {n: g.numpy() for n, g in zip(names, grads)}
         self.opt.apply_gradients(zip(grads, self.variables))
         out["parameters"] = self.parameters()
+        if self.summary_dir:
+            self._write_histograms(out["gradients"], out["parameters"])
         return out
+
+    def _write_histograms(self, grads, params):
+        # The seed answer's TensorBoard histograms of every variable and its gradient, the
+        # same names as the TF1 and torch ports write, with TF2's tf.summary.
+        tf = self.tf
+        if self.writer is None:
+            self.writer = tf.summary.create_file_writer(self.summary_dir)
+        with self.writer.as_default(step=self.count):
+            for name in params:
+                tf.summary.histogram(name, params[name])
+                tf.summary.histogram(name + "_grad", grads[name])
+        self.count += 1
+
+    def close(self):
+        if self.writer is not None:
+            self.writer.close()
 
 
 def build(case, dtype, variant=None):
