@@ -80,9 +80,10 @@ def _canonical(settings: dict) -> dict:
         if key == "bn_momentum":
             out[key] = 1.0 - value if settings.get("bn_momentum_convention") == "torch" else value
         elif key == "dropout":
-            arg, v = value["argument"], value["value"]
-            out["dropout_keep"] = v if arg == "keep_prob" else 1.0 - v
-        elif key == "max_norm":
+            if isinstance(value, Mapping) and {"argument", "value"} <= set(value):
+                arg, v = value["argument"], value["value"]
+                out["dropout_keep"] = v if arg == "keep_prob" else 1.0 - v
+        elif key == "max_norm" and isinstance(value, Mapping):
             # tf.clip_by_norm(axes=[a]) on [in, out] takes norms over axis a; torch.renorm(dim=d) on
             # [out, in] keeps dim d, i.e. takes norms over canonical axis d.
             axis = value.get("axis", value.get("dim"))
@@ -116,7 +117,7 @@ def settings_check(case, traces) -> list[str]:
     """Return warnings about hyper-parameters the ports expose that disagree under the known conventions.
 
     Each port's ``settings()`` (recorded in ``trace.manifest["settings"]``) is converted to
-    TF's conventions (torch BatchNorm momentum -> 1 - m, dropout p -> keep probability,
+    TF's conventions (the schema: the keys of ``_LABELS``; other keys are informational) (torch BatchNorm momentum -> 1 - m, dropout p -> keep probability,
     renorm dim -> norm axis) and compared with the first port's, key by key.
     """
     items = list(traces.values()) if isinstance(traces, Mapping) else list(traces)
@@ -127,7 +128,9 @@ def settings_check(case, traces) -> list[str]:
     warnings = []
     for port, s in found[1:]:
         for key in ref:
-            if key not in s:
+            # Only the keys of the known schema are compared; anything else a port reports
+            # is informational (it is in the trace's manifest) and free-form.
+            if key not in s or key not in _LABELS:
                 continue
             va, vb = ref[key], s[key]
             same = abs(va - vb) <= 1e-12 * max(abs(va), abs(vb)) if isinstance(va, float) and isinstance(vb, float) else va == vb

@@ -100,6 +100,24 @@ def predicts(observed_delta, predicted_delta, tol: float) -> bool:
     return size > 0 and bool(np.max(np.abs(o - p)) <= max(tol, 1e-6) * 10 * size)
 
 
+def predicts_through(ya, yb, predicted_delta, tol: float) -> bool:
+    """Like :func:`predicts` on ``yb - ya``, looking through a ReLU after the layer.
+
+    Ports often record a layer's output after its activation (seed 001's conv1 and fc1
+    are ReLU outputs): where both outputs are positive, the ReLU is the identity in both
+    and the difference is the linear one; where either is clipped to 0 it says nothing.
+    """
+    ya, yb = np.asarray(ya, float), np.asarray(yb, float)
+    if predicts(yb - ya, predicted_delta, tol):
+        return True
+    if ya.shape != np.shape(predicted_delta) or ya.min(initial=0.0) < 0 or yb.min(initial=0.0) < 0:
+        return False
+    active = (ya > 0) & (yb > 0)
+    if active.sum() < max(8, active.size // 10):
+        return False
+    return predicts((yb - ya)[active], np.asarray(predicted_delta, float)[active], tol)
+
+
 def constant_ratio(num, den, tol: float = 1e-6):
     """Return the common value of num/den over the entries where den is not ~0, or None."""
     num, den = np.asarray(num, float).ravel(), np.asarray(den, float).ravel()
@@ -351,7 +369,7 @@ def _check_flatten(c: Context):
                 if k.ndim == 2 and k.shape[0] == np.prod(f.shape[1:]) and k.shape[1] == da.shape[1]:
                     hwc = f.reshape(f.shape[0], -1)
                     chw = np.transpose(f, (0, 3, 1, 2)).reshape(f.shape[0], -1)
-                    if predicts(db - da, (chw - hwc) @ k, c.tol):
+                    if predicts_through(da, db, (chw - hwc) @ k, c.tol):
                         return 0.95, (f"{fn} matches but {n} differs exactly as if B flattened {fn} in (c, h, w) order against {pn}'s (h, w, c) rows: "
                                       "NCHW flatten before a Dense layer ported from NHWC")
     return None
@@ -359,6 +377,11 @@ def _check_flatten(c: Context):
 
 def _sources4(c: Context):
     out = {n: np.asarray(v, float) for n, v in c.at(c.a, "inputs").items() if np.ndim(v) == 4}
+    for n, v in c.at(c.a, "inputs").items():
+        # flat single-channel images (seed 001 feeds MNIST as [N, 784] and reshapes to 28x28x1)
+        side = int(round(np.sqrt(np.shape(v)[-1]))) if np.ndim(v) == 2 else 0
+        if side > 1 and side * side == np.shape(v)[-1]:
+            out[f"{n} (as {side}x{side}x1)"] = np.asarray(v, float).reshape(-1, side, side, 1)
     out.update({n: v for n, v in c.matching("forward").items() if v.ndim == 4})
     return out
 
@@ -380,7 +403,7 @@ def _check_same_conv(c: Context):
                 if tf_p == sym:
                     continue
                 pred = conv2d(x, k, s, sym) - conv2d(x, k, s, tf_p)
-                if pred.shape == ya.shape and predicts(yb - ya, pred, c.tol):
+                if pred.shape == ya.shape and predicts_through(ya, yb, pred, c.tol):
                     return 0.95, (f"{n} differs exactly as {pn} applied to {xn} ({x.shape[1]}x{x.shape[2]}, stride {s}) with symmetric padding "
                                   f"{sym[:2]} instead of TF SAME's asymmetric {tf_p[:2]} (extra row/column at the bottom/right)")
     return None

@@ -114,11 +114,11 @@ class BnConvnetPort:
 
     def settings(self):
         return {
-            "bn_momentum_tf_convention": 1.0 - self.bn_momentum,
-            "bn_momentum_torch": self.bn_momentum,
-            "bn_epsilon": self.eps,
-            "bn_moving_variance": "unbiased" if self.variant == "unbiased" else "biased",
-            "dropout": f"harness mask, x*mask/{self.keep} in train(), identity in eval()",
+            "bn_momentum": float(self.bn_momentum),
+            "bn_momentum_convention": "torch",
+            "bn_epsilon": float(self.eps),
+            "bn_running_var": "unbiased" if self.variant == "unbiased" else "biased",
+            "dropout_detail": f"harness mask, x*mask/{self.keep} in train(), identity in eval()",
             "mode": "eval" if self.variant == "eval" else "train",
             "sgd": {"lr": self.lr, "momentum": self.mu, "nesterov": True},
             "slots": "Keras velocity convention: -lr * momentum_buffer",

@@ -168,11 +168,14 @@ class BnConvnetPort:
 
     def settings(self):
         return {
-            "bn_momentum_tf_convention": self.bn_momentum,
-            "bn_epsilon": self.eps,
+            "bn_momentum": float(self.bn_momentum),
+            "bn_momentum_convention": "tf",
+            "bn_epsilon": float(self.eps),
+            "bn_running_var": "biased",
+            "dropout_mask": "harness mask, x*mask/keep when training, identity otherwise",
             "bn_fused": self.fused,
             "bn_moving_variance": "biased (tf_keras non-fused BatchNormalization)",
-            "dropout": f"harness mask, x*mask/{self.keep} in the training phase, identity otherwise",
+            "dropout_detail": f"harness mask, x*mask/{self.keep} in the training phase, identity otherwise",
             "learning_phase": {None: "fit feeds True", "no_phase": "not fed: default False"}.get(
                 self.variant, "fed True"
             ),

@@ -120,10 +120,13 @@ class BnConvnetPort:
 
     def settings(self):
         return {
-            "bn_momentum_tf_convention": self.bn_momentum,
-            "bn_epsilon": self.eps,
+            "bn_momentum": float(self.bn_momentum),
+            "bn_momentum_convention": "tf",
+            "bn_epsilon": float(self.eps),
+            "bn_running_var": "biased",
+            "dropout_mask": "harness mask, x*mask/keep when training, identity otherwise",
             "bn_moving_variance": "biased (Keras 3 BatchNormalization)",
-            "dropout": f"harness mask, x*mask/{self.keep} when training, identity otherwise",
+            "dropout_detail": f"harness mask, x*mask/{self.keep} when training, identity otherwise",
             "mode": {"fit": "fit (train_on_batch)", "no_training": "model(x): inference"}.get(self.variant,
                                                                                            "model(x, training=True)"),
             "sgd": {"lr": self.lr, "momentum": self.mu, "nesterov": True},
