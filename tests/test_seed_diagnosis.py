@@ -1,0 +1,32 @@
+"""The seed cases' deliberately wrong ports are caught and the diagnosis names the right pitfall."""
+
+import pytest
+
+from parity.cases import get_case
+from parity.diagnose import diagnose
+from parity.runner import run_case
+
+pytestmark = [pytest.mark.tf, pytest.mark.torch]
+
+EXPECTED = {
+    # case: (steps run here, the pitfall named first); two steps are enough: all diverge at step 0 or 1
+    "seed001_convnet_flatten_unpermuted": (2, "flatten-order"),
+    "seed001_convnet_stride2_symmetric_pad": (2, "same-padding-conv"),
+    "seed002_max_norm_wrong_axis": (2, "max-norm-axis"),
+    "seed002_keras_sgd_momentum": (3, "sgd-momentum-lr-change"),
+    "seed003_training_flag_tf2": (2, "learning-phase"),
+    "seed003_eval_mode_torch": (2, "torch-eval-mode"),
+    "seed003_running_var_unbiased": (2, "bn-running-var"),
+}
+
+
+@pytest.mark.parametrize("name", sorted(EXPECTED))
+def test_wrong_seed_port_is_named(name):
+    steps, pitfall = EXPECTED[name]
+    case = get_case(name).replace(steps=steps)
+    result = run_case(case, dtypes=["float64"])
+    assert result.passed  # expect="diverge": the comparison found a semantic divergence
+    (cmp,) = result.comparisons
+    traces = result.traces["float64"]
+    named = diagnose(case, cmp, {p: traces[p] for p in (cmp.a["port"], cmp.b["port"])})
+    assert named and named[0].pitfall == pitfall, [d.pitfall for d in named]
