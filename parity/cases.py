@@ -96,6 +96,9 @@ class Cost:
         reduction: the longest reduction (inner-product length, batch mean, ...).
         growth: per-step amplification of a parameter difference by the training
             dynamics (1.0 = errors add up linearly in the step count).
+        condition: how much the loss amplifies a rounding of its inputs (>= 1), applied to
+            the loss and every stage after it; declared only with a measured figure (seed
+            001's stddev-1 init gives logits ~1e4 that saturate the softmax).
         floors: stage -> the magnitude of the operands that stage is computed from,
             when it can be much larger than the result (a squared residual near zero
             is computed from O(1) numbers: its rounding error is eps * O(1), not eps * loss).
@@ -104,6 +107,7 @@ class Cost:
     depth: int = 1
     reduction: int = 1
     growth: float = 1.0
+    condition: float = 1.0
     floors: Mapping[str, float] = field(default_factory=dict)
 
     def __post_init__(self):

@@ -9,7 +9,7 @@ one (an absolute atol of 1e-5 would pass any gradient-level bug there: PITFALLS 
   difference, whatever its size.
 * float32: the bound is written from what the step computes::
 
-      bound = SAFETY * eps32 * sqrt(reduction) * passes(stage) * (step + 1) * growth**step
+      bound = SAFETY * eps32 * sqrt(reduction) * passes(stage) * (step + 1) * growth**step * condition
 
   - ``eps32 = 2**-23``: one rounding of a float32 result;
   - ``sqrt(reduction)``: a sum of n rounded terms has a random-walk error ~ sqrt(n) eps
@@ -21,6 +21,9 @@ one (an absolute atol of 1e-5 would pass any gradient-level bug there: PITFALLS 
     later step, so the differences add up linearly with the step count;
   - ``growth``: a per-case factor (>= 1) for training dynamics that amplify a parameter
     difference (declared in the case's :class:`~parity.cases.Cost`, with its reason);
+  - ``condition``: a per-case factor (>= 1) for a loss that amplifies rounding of its
+    inputs (a saturated softmax), on the loss and every stage after it, declared with the
+    measured figure that justifies it;
   - ``SAFETY = 4``: the random-walk estimate is one standard deviation; four keep a
     faithful port's false-alarm probability negligible.
 * inputs must be identical in both dtypes: the harness feeds the same numbers and the
@@ -53,6 +56,9 @@ def passes(stage: str, depth: int) -> int:
         "gradients": 2 * d + 1,
         "processed_gradients": 2 * d + 1,
         "learning_rate": 1,
+        # Optimizer slots hold squared gradients (Adam's v, RMSprop's ms, Adagrad's sum): a
+        # square doubles the gradient's relative error, then the slot update adds one more.
+        "slots": 2 * (2 * d + 1) + 1,
     }.get(stage, 2 * d + 2)
 
 
@@ -77,5 +83,6 @@ def bound(dtype: str, stage: str, step: int, cost: Cost | None = None) -> float:
         * passes(stage, cost.depth)
         * (step + 1)
         * max(cost.growth, 1.0) ** step
+        * (max(cost.condition, 1.0) if stage != "forward" else 1.0)
     )
     return min(model, 1.0)

@@ -26,9 +26,21 @@ CONVENTIONS = {
 
 
 def tensorflow():
-    """Import TensorFlow with this package's environment; the one place tf_impl imports it."""
+    """Import TensorFlow with this package's environment; the one place tf_impl imports it.
+
+    The TF1 ports use deprecated APIs on purpose (they are faithful to TF1 code), so TF's
+    deprecation notices are silenced here; everything else still reaches the user.
+    """
+    import warnings
+
     import tensorflow as tf
 
+    tf.get_logger().setLevel("ERROR")
+    # tf.layers.dense & co. warn with a stacklevel that points at the port's own line
+    warnings.filterwarnings("ignore", message=r".*is deprecated.*", category=UserWarning)
+    for module in ("tensorflow", "tf_keras", "keras"):
+        warnings.filterwarnings("ignore", category=UserWarning, module=module)
+        warnings.filterwarnings("ignore", category=DeprecationWarning, module=module)
     return tf
 
 

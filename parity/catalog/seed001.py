@@ -37,6 +37,12 @@ NORMAL = {"mean": 0.0, "stddev": 1.0}
 # parameter error divided by (step + 1) stays ~1e-7 (6.4e-8 at step 0, 9.7e-8 at step 49);
 # a fit of err / (step + 1) ~ g**step gives g = 0.985 per step: no amplification beyond the
 # linear accumulation the model already has, so growth stays 1.
+# condition: the stddev-1 init gives logits of ~1.5e4 that saturate the softmax, so the loss
+# amplifies the rounding of its inputs. Measured on seed001_convnet_stride2 (float32 vs the
+# same port's float64): TF1's own step-2 gradient error is 8.2e-4 relative (torch's 1.3e-4),
+# 0.79 of the unconditioned bound at that step (1.04e-3), while steps 0-1 are at 3e-7.
+# Two ports each carry such an error (x2), with the model's usual margin kept (x2): 4.
+CONDITION = 4.0
 DEPTH = 6
 REDUCTION = 7 * 7 * 64
 
@@ -93,7 +99,7 @@ def convnet_case(
             **extra.pop("options", {}),
         },
         seed=extra.pop("seed", 1),
-        cost=extra.pop("cost", Cost(depth=DEPTH, reduction=REDUCTION, growth=GROWTH)),
+        cost=extra.pop("cost", Cost(depth=DEPTH, reduction=REDUCTION, growth=GROWTH, condition=CONDITION)),
         tags=("seed", "seed001") + tuple(extra.pop("tags", ("health",))),
         **extra,
     )

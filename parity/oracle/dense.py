@@ -34,26 +34,8 @@ def _optimizer(opt: dict) -> T.Transform:
     if name == "adam":
         return T.adam(opt["beta1"], opt["beta2"], opt["epsilon"])
     if name == "rmsprop":
-        return _tf1_rmsprop(opt["decay"], opt["epsilon"])
+        return T.rmsprop(opt["decay"], opt["epsilon"])  # TF1 kernel form, ms from 1
     return T.adagrad(opt["initial_accumulator"])
-
-
-def _tf1_rmsprop(decay: float, eps: float) -> T.Transform:
-    """TF1's ApplyRMSProp kernel: ``ms += (g^2 - ms) * (1 - decay)`` from ms = 1.
-
-    Not ``T.rmsprop``'s ``decay*ms + (1-decay)*g^2``: the same maths, but ms starts at 1, so
-    the kernel's form rounds ms to multiples of eps * 1; with |g| ~ 2e-4 that moves the
-    float32 update by 17% and the float64 one by ~4e-10 (above the 1e-10 semantic bound).
-    """
-
-    def init(params):
-        return {k: np.ones_like(v) for k, v in params.items()}
-
-    def update(g, ms, p=None, lr=None):
-        ms = {k: ms[k] + (x * x - ms[k]) * (1 - decay) for k, x in g.items()}
-        return {k: -lr * x / np.sqrt(ms[k] + eps) for k, x in g.items()}, ms
-
-    return T.Transform(init, update)
 
 
 def _clip(clip) -> T.Transform | None:
