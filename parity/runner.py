@@ -243,7 +243,8 @@ def run_case(
         modules: port -> module to use instead of the built-in one (a user's port).
         sources: port -> where that module came from.
         pairs: "all" (every pair of ports), "reference" (the first port against each other)
-            or "auto" (all pairs up to four ports, else reference).
+            or "auto" (every pair of the main ports -- tf1, tf2, torch, numpy -- and the first
+            port against each variant port).
     """
     case = get_case(case) if isinstance(case, str) else case
     ports = list(ports or case.ports)
@@ -264,8 +265,16 @@ def run_case(
         result.traces[dtype] = traces
         result.errors[dtype] = errors
         names = [p for p in ports if p in traces]
-        every = pairs == "all" or (pairs == "auto" and len(ports) <= 4)
-        combos = itertools.combinations(names, 2) if every else ((names[0], p) for p in names[1:])
+        if pairs == "all":
+            combos = list(itertools.combinations(names, 2))
+        elif pairs == "reference":
+            combos = [(names[0], p) for p in names[1:]]
+        else:  # every pair of the frameworks' main ports, and the reference against each variant
+            main = [p for p in names if ":" not in p]
+            combos = list(itertools.combinations(main, 2))
+            combos += [(names[0], p) for p in names[1:] if ":" in p and (names[0], p) not in combos]
+            if not main:
+                combos = [(names[0], p) for p in names[1:]]
         for pa, pb in combos:
             result.comparisons.append(compare(traces[pa], traces[pb], cost=case.cost))
     return result

@@ -136,13 +136,17 @@ def test_the_seeds_fix_as_written_leaves_the_moving_statistics_frozen(traces):
 
 def test_conventions_are_mapped_and_stated(traces):
     tf1, tf2, torch = (traces[p].manifest["settings"] for p in ("tf1", "tf2", "torch"))
-    assert tf1["bn_momentum_tf_convention"] == tf2["bn_momentum_tf_convention"] == 0.99
-    assert torch["bn_momentum_torch"] == pytest.approx(1 - 0.99, abs=0)  # literally 1 - 0.99
-    assert torch["bn_momentum_tf_convention"] == pytest.approx(0.99, abs=1e-15)
+    assert tf1["bn_momentum"] == tf2["bn_momentum"] == 0.99
+    assert tf1["bn_momentum_convention"] == tf2["bn_momentum_convention"] == "tf"
+    assert torch["bn_momentum"] == pytest.approx(1 - 0.99, abs=0)  # literally 1 - 0.99
+    assert torch["bn_momentum_convention"] == "torch"
     assert tf1["bn_epsilon"] == tf2["bn_epsilon"] == torch["bn_epsilon"] == 1e-3
     assert tf1["bn_fused"] is False
-    assert "biased" in tf1["bn_moving_variance"] and "biased" in tf2["bn_moving_variance"]
-    assert torch["bn_moving_variance"] == "biased"
+    assert tf1["bn_running_var"] == tf2["bn_running_var"] == torch["bn_running_var"] == "biased"
+    # and the settings check, which maps torch's momentum to TF's convention, finds nothing
+    from parity.diagnose import settings_check
+
+    assert settings_check(None, {p: traces[p] for p in ("tf1", "tf2", "torch")}) == []
     # Slots in the Keras convention: torch's buffer b relates by m = -lr * b; at step 0,
     # b = g, so the slot is -0.1 * gradient in every port.
     for port in ("tf1", "tf2", "torch"):
