@@ -57,7 +57,32 @@ TEETH = [
 ]
 
 
-@pytest.mark.parametrize("pitfall,variant,strategy,shows", TEETH, ids=[f"{p}-{v}" for p, v, _, _ in TEETH])
+# PITFALLS.md id -> the pitfall registry's name (parity explain NAME)
+REGISTRY_NAMES = {
+    "P07": "sgd-momentum-lr-change",
+    "P08": "nesterov",
+    "P09": "adam-epsilon",
+    "P11": "rmsprop-init",
+    "P12": "adagrad-init",
+    "P15": "lr-off-by-one",
+    "P19": "clip-per-tensor",
+    "P20": "max-norm-axis",
+    "P21": "dense-transpose",
+    "P27": "loss-reduction",
+    "P36": "zero-grad",
+}
+
+
+def test_every_covered_pitfall_is_in_the_registry():
+    from parity.pitfalls import all_pitfalls
+
+    registry = {p.name: p.pitfall_id for p in all_pitfalls()}
+    for pid, name in REGISTRY_NAMES.items():
+        assert registry.get(name) == pid, (pid, name)
+    assert set(REGISTRY_NAMES) == {p for p, _, _, _ in TEETH}
+
+
+@pytest.mark.parametrize("pitfall,variant,strategy,shows", TEETH, ids=[f"{REGISTRY_NAMES[p]}-{v}" for p, v, _, _ in TEETH])
 def test_property_falsifies_wrong_port(pitfall, variant, strategy, shows):
     ports = ("numpy", f"torch:{variant}")
     # up to 20 examples to find one (each pitfall's trigger is common in its strategy), then
@@ -66,7 +91,7 @@ def test_property_falsifies_wrong_port(pitfall, variant, strategy, shows):
     budget = settings(settings.default, max_examples=max(settings.default.max_examples, 20), database=None, phases=NO_EXPLAIN)
     minimal = normalize_config(find(strategy, lambda cfg: bool(divergences(cfg, ports)), settings=budget))
     found = divergences(minimal, ports)
-    print(f"\n{pitfall} torch:{variant} falsified; minimal configuration:\n  {minimal!r}")
+    print(f"\n{REGISTRY_NAMES[pitfall]} ({pitfall}) torch:{variant} falsified; minimal configuration:\n  {minimal!r}")
     print(f"  {found[0][0]}: {found[0][1]}")
     print("  replay: " + replay_command(minimal, ports, "float64"))
     assert found, "the shrunk configuration must still falsify the property"
