@@ -249,9 +249,7 @@ def _cmd_check(args) -> int:
         return kept + list(files)
 
     for fw in files:
-        if fw not in [PortSpec.parse(p).framework for p in case.ports] and not any(
-            fw == PortSpec.parse(p).framework for p in case.ports
-        ):
+        if fw not in {PortSpec.parse(p).framework for p in case.ports}:
             _progress(f"note: {case.name} has no reference {fw} port; your port is compared with {', '.join(case.ports)}")
     return _run_and_report([case], args, modules=modules, sources=files, port_override=ports)
 
