@@ -187,13 +187,19 @@ def diff_arrays(a: np.ndarray, b: np.ndarray) -> tuple[float, float, tuple[int, 
     b64 = np.asarray(b, dtype=np.float64)
     if a64.size == 0:
         return 0.0, 0.0, (), 0.0, 0.0, 0.0
-    same_nonfinite = (~np.isfinite(a64) | ~np.isfinite(b64)) & ((a64 == b64) | (np.isnan(a64) & np.isnan(b64)))
-    err = np.where(same_nonfinite, 0.0, np.abs(a64 - b64))
-    err = np.where(np.isnan(err), np.inf, err)
-    flat = int(np.argmax(err))
+    err = np.abs(a64 - b64)
+    flat = int(np.argmax(err))  # a NaN anywhere is the argmax: then take the careful path
     max_abs = float(err.flat[flat])
-    finite = np.isfinite(a64) & np.isfinite(b64)
-    scale = float(max(np.max(np.abs(a64[finite]), initial=0.0), np.max(np.abs(b64[finite]), initial=0.0)))
+    if np.isfinite(max_abs):
+        scale = float(max(np.abs(a64).max(), np.abs(b64).max()))
+    else:
+        same_nonfinite = (~np.isfinite(a64) | ~np.isfinite(b64)) & ((a64 == b64) | (np.isnan(a64) & np.isnan(b64)))
+        err = np.where(same_nonfinite, 0.0, err)
+        err = np.where(np.isnan(err), np.inf, err)
+        flat = int(np.argmax(err))
+        max_abs = float(err.flat[flat])
+        finite = np.isfinite(a64) & np.isfinite(b64)
+        scale = float(max(np.max(np.abs(a64[finite]), initial=0.0), np.max(np.abs(b64[finite]), initial=0.0)))
     rel = _relative(max_abs, scale)
     index = tuple(int(i) for i in np.unravel_index(flat, a64.shape)) if a64.ndim else ()
     return max_abs, rel, index, float(a64.flat[flat]), float(b64.flat[flat]), scale
