@@ -7,17 +7,10 @@ takes ``-sum(y log p)``, so a saturated true-class probability costs at most 16.
 
 from __future__ import annotations
 
-from tf_impl import framework_info as _framework_info, tensorflow
+from tf_impl import tensorflow
+from tf_impl.v2 import keras_framework_info as framework_info
 
 __all__ = ["build", "framework_info", "KerasLossPort"]
-
-
-def framework_info() -> dict:
-    info = dict(_framework_info())
-    import keras
-
-    info["version"] = f"{info['version']} (keras {keras.__version__})"
-    return info
 
 
 class KerasLossPort:

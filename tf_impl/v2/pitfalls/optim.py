@@ -8,17 +8,10 @@ the learning rate inside its velocity (``m = mu*m - lr*g; w += m``), torch outsi
 
 from __future__ import annotations
 
-from tf_impl import framework_info as _framework_info, tensorflow
+from tf_impl import tensorflow
+from tf_impl.v2 import keras_framework_info as framework_info
 
 __all__ = ["build", "framework_info", "KerasOptimPort"]
-
-
-def framework_info() -> dict:
-    info = dict(_framework_info())
-    import keras
-
-    info["version"] = f"{info['version']} (keras {keras.__version__})"
-    return info
 
 
 class KerasOptimPort:
