@@ -56,6 +56,7 @@ def test_traces_carry_every_trainable_variable_and_adam_slots(parity_run):
         assert set(step["parameters"]) == set(case.trainable), port
         slots = set(step["slots"])
         assert {f"{n}/{s}" for n in case.trainable for s in "mv"} | {"beta1_power", "beta2_power"} == slots
+        # STEPS+1 float64 multiplications vs one pow: a few tens of ulps at most
         np.testing.assert_allclose(step["slots"]["beta1_power"], 0.9 ** (STEPS + 1), rtol=1e-14)
         assert step["forward"]["conv1"].shape == (BATCH, 28, 28, 32)  # NHWC
         assert step["forward"]["pool2"].shape == (BATCH, 7, 7, 64)
@@ -66,6 +67,7 @@ def test_masks_are_applied_as_inverted_dropout(parity_run):
     step = trace.steps[0]
     mask = step["inputs"]["keep_mask"]
     fc1, dropped = step["forward"]["fc1"], step["forward"]["fc1_drop"]
+    # a multiply and a divide, possibly in another order: <= 2 ulp
     np.testing.assert_allclose(dropped, fc1 * mask / KEEP_PROB, rtol=1e-15)
 
 

@@ -36,6 +36,7 @@ def short_run():
 def test_polynomial_decay_closed_form():
     # tf.compat.v1.train.polynomial_decay (PITFALLS P15): (lr - end) (1 - min(s, D)/D)^p + end.
     lr = [T.polynomial_decay(0.01, s, 40, 0.001, 0.9) for s in range(50)]
+    # float64 closed form evaluated two ways: a few ulps (1e-15 is ~5 ulp)
     assert lr[0] == pytest.approx(0.01, rel=1e-15)
     assert all(a > b for a, b in zip(lr[:40], lr[1:41]))
     assert lr[40:] == [0.001] * 10  # the clamp: no further decay, no cycle
@@ -46,7 +47,7 @@ def test_seed_max_norm_is_per_input_row():
     # clip_by_norm(kernel, r, axes=1) on [in, out]: each row (one input unit's outgoing weights).
     w = np.array([[3.0, 4.0], [0.3, 0.4]])
     out = T.max_norm(w, 1.0, axes=1)
-    np.testing.assert_allclose(out, [[0.6, 0.8], [0.3, 0.4]], rtol=1e-15)
+    np.testing.assert_allclose(out, [[0.6, 0.8], [0.3, 0.4]], rtol=1e-15)  # sqrt + divide: <= 2 ulp
 
 
 # -- one framework at a time ---------------------------------------------------------------------------
@@ -162,6 +163,7 @@ def test_global_norm_parity_and_torch_epsilon():
     for port in MATCH_PORTS:
         for step in traces[port].steps:
             norm = float(step["processed_gradients"]["global_norm"])
+            # a sum of ~266k squares in another order: sqrt(n) eps ~ 1e-13 relative at most
             assert norm == pytest.approx(T.global_norm(step["gradients"].values()), rel=1e-13)
             assert norm > clip  # the clip bites at every step
     ref = traces["numpy"]

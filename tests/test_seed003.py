@@ -152,6 +152,7 @@ def test_conventions_are_mapped_and_stated(traces):
     for port in ("tf1", "tf2", "torch"):
         s0 = traces[port].steps[0]
         for name, g in s0["gradients"].items():
+            # one float64 multiply by -lr on each side: <= 1 ulp of the largest gradient
             np.testing.assert_allclose(s0["slots"][f"{name}/momentum"], -0.1 * g, rtol=0, atol=1e-16 * np.abs(g).max())
 
 
@@ -167,6 +168,8 @@ def test_stock_torch_batchnorm_differs_only_in_the_running_variance(traces):
     v0 = traces["torch"].initial["bn/moving_variance"]
     inc_b = traces["torch"].steps[0]["state"]["bn/moving_variance"] - v0 * 0.99
     inc_u = traces["torch:unbiased"].steps[0]["state"]["bn/moving_variance"] - v0 * 0.99
+    # the increments are differences of O(1) numbers ~1e-2 apart: ~1e-14 absolute on ~1e-2,
+    # i.e. ~1e-12 relative each; 1e-9 leaves room and is still 1e5x finer than n/(n-1) - 1 = 1.2e-4
     np.testing.assert_allclose(inc_u / inc_b, n / (n - 1), rtol=1e-9)
 
 
