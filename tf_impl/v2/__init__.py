@@ -10,3 +10,16 @@ def keras_framework_info() -> dict:
     info = dict(framework_info())
     info["version"] = f"{info['version']} (keras {keras.__version__})"
     return info
+
+
+class VariablesPort:
+    """``parameters()`` / ``load()`` for a TF2 port whose parameters are ``self.vars``, a dict of tf.Variable."""
+
+    vars: dict
+
+    def parameters(self):
+        return {n: v.numpy() for n, v in self.vars.items()}
+
+    def load(self, params):
+        for n, v in self.vars.items():
+            v.assign(params[n])

@@ -8,12 +8,12 @@ takes ``-sum(y log p)``, so a saturated true-class probability costs at most 16.
 from __future__ import annotations
 
 from tf_impl import tensorflow
-from tf_impl.v2 import keras_framework_info as framework_info
+from tf_impl.v2 import VariablesPort, keras_framework_info as framework_info
 
 __all__ = ["build", "framework_info", "KerasLossPort"]
 
 
-class KerasLossPort:
+class KerasLossPort(VariablesPort):
     def __init__(self, case, dtype, variant=None):
         import keras
 
@@ -24,13 +24,6 @@ class KerasLossPort:
         # A Keras 3 loss computes in its own dtype (floatx, float32) unless told otherwise: a
         # float64 model would get a float32 loss.
         self.loss_fn = keras.losses.CategoricalCrossentropy(dtype=dtype)
-
-    def parameters(self):
-        return {n: v.numpy() for n, v in self.vars.items()}
-
-    def load(self, params):
-        for n, v in self.vars.items():
-            v.assign(params[n])
 
     def step(self, batch):
         tf = self.tf

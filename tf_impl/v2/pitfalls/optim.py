@@ -9,12 +9,12 @@ the learning rate inside its velocity (``m = mu*m - lr*g; w += m``), torch outsi
 from __future__ import annotations
 
 from tf_impl import tensorflow
-from tf_impl.v2 import keras_framework_info as framework_info
+from tf_impl.v2 import VariablesPort, keras_framework_info as framework_info
 
 __all__ = ["build", "framework_info", "KerasOptimPort"]
 
 
-class KerasOptimPort:
+class KerasOptimPort(VariablesPort):
     def __init__(self, case, dtype, variant=None):
         import keras
 
@@ -28,13 +28,6 @@ class KerasOptimPort:
         lr = keras.optimizers.schedules.PiecewiseConstantDecay(list(sched["boundaries"]), list(sched["values"]))
         self.opt = keras.optimizers.SGD(learning_rate=lr, momentum=o["momentum"])
         self.opt.build(list(self.vars.values()))
-
-    def parameters(self):
-        return {n: v.numpy() for n, v in self.vars.items()}
-
-    def load(self, params):
-        for n, v in self.vars.items():
-            v.assign(params[n])
 
     def step(self, batch):
         tf = self.tf
