@@ -35,17 +35,24 @@ def build_graph():
     return I, distance, opt, clipped_grads_and_vars, train_op
 
 
+def batches(n=10000, seed=0):
+    rng = np.random.default_rng(seed)
+    for _ in range(n):
+        yield {"x": 2.0 * rng.random((1, 1)) - 1.0}
+
+
+# --- for parity diff (docs/own-model.md) ---
 def parity_program():
     I, distance, opt, capped, train_op = build_graph()
-    return {"inputs": {"I": I}, "loss": distance, "train_op": train_op,
-            "optimizer": opt, "grads_and_vars": capped}
+    return {"inputs": {"x": I}, "loss": distance, "train_op": train_op,
+            "optimizer": opt, "grads_and_vars": capped, "data": batches}
 
 
 if __name__ == "__main__":
     I, distance, _, _, train_op = build_graph()
     with tf.Session() as sess:
         sess.run(tf.global_variables_initializer())
-        for i in range(10000):
-            _, d = sess.run([train_op, distance], feed_dict={I: 2.0 * np.random.rand(1, 1) - 1.0})
+        for i, batch in enumerate(batches()):
+            _, d = sess.run([train_op, distance], feed_dict={I: batch["x"]})
             if i % 1000 == 0:
                 print(i, d)

@@ -119,7 +119,7 @@ def _call_program(fn: Callable[[], Any], graph, override: str | None) -> dict:
         init = kwargs.get("initial_value")
         if dtype is not None and tf.as_dtype(dtype).base_dtype == source:
             kwargs["dtype"] = target
-        if isinstance(init, (float, int, np.floating)) and dtype in (None, source):
+        if isinstance(init, (float, np.floating)) and dtype in (None, source):
             kwargs["initial_value"] = tf.constant(float(init), target)  # beta1_power = 0.9, exact
             kwargs["dtype"] = target
         elif callable(init) and kwargs.get("dtype") == target:
@@ -176,15 +176,17 @@ def _retype_graph_def(gdef, dtype: str) -> list[str]:
 
     for node in nodes():
         if node.op in no_kernel and dtype == "float64" and node.attr["T"].type == src:
-            raise ParityError(
+            from parity.programs import DtypeError
+
+            raise DtypeError(
                 f"the program cannot run in float64: {node.op} ({node.name}) has float32 kernels only; "
-                "build the batch normalisation with fused=False, or run float32 only (--dtype float32)"
+                "fix: build the batch normalisation with fused=False (tf.nn.fused_batch_norm has no float64 kernel)"
             )
         if node.op == "Const" and node.attr["dtype"].type == src:
             value = tf.make_ndarray(node.attr["value"].tensor)
             if dtype == "float64" and value.ndim == 0:
                 new = np.asarray(_shortest(float(value)), np.float64)
-                if float(new) != float(value):
+                if float(new) != float(value) and "Initializer/" not in node.name and "initializer" not in node.name:
                     recovered.append(f"{node.name} = {float(new)!r} (float32: {float(value)!r})")
             else:
                 new = value.astype(np_dst)
@@ -253,7 +255,9 @@ class TF1Program:
 
     framework = "tf1"
 
-    def __init__(self, program: Mapping[str, Any], graph, dtype: str, notes: list[str], written: str):
+    def __init__(self, program: Mapping[str, Any], graph, dtype: str, notes: list[str], written: str,
+                 where: str = "tf1 program"):
+        self.where = where
         tf = _tf()
         tf1 = tf.compat.v1
         self.dtype, self._notes, self.written = dtype, list(notes), written
@@ -266,7 +270,7 @@ class TF1Program:
                 self._notes.append(
                     f"{dtype}: {len(recovered)} float32 scalar constant(s) of the program (Python floats TF1 "
                     f"turns into float32, e.g. optimizer hyper-parameters) taken as the decimals they print as: "
-                    + "; ".join(recovered[:8]) + ("; ..." if len(recovered) > 8 else "")
+                    + "; ".join(sorted(set(recovered))[:8]) + ("; ..." if len(set(recovered)) > 8 else "")
                     + ". A constant that is not a short decimal (1/3) would differ from a float64 port by ~3e-8 "
                     "relative: pass it as tf.constant(value, tf.float64) in a float64 program."
                 )
@@ -291,24 +295,24 @@ class TF1Program:
         tf1 = tf.compat.v1
         unknown = sorted(set(program) - set(PROGRAM_KEYS))
         if unknown:
-            raise ParityError(f"tf1 program: unknown key {unknown[0]!r}; expected some of {', '.join(PROGRAM_KEYS)}")
+            raise ParityError(f"{self.where}: unknown key {unknown[0]!r}; expected some of {', '.join(PROGRAM_KEYS)}")
         inputs = program.get("inputs")
         if not isinstance(inputs, Mapping) or not inputs:
-            raise ParityError("tf1 program: 'inputs' must be a dict {batch key: placeholder}")
+            raise ParityError(f"{self.where}: 'inputs' must be a dict {{batch key: placeholder}}")
         for key, ph in inputs.items():
             if not _is_tensor(ph) or not ph.op.type.startswith("Placeholder"):
-                raise ParityError(f"tf1 program: inputs[{key!r}] is not a placeholder ({type(ph).__name__})")
+                raise ParityError(f"{self.where}: inputs[{key!r}] is not a placeholder ({type(ph).__name__})")
         loss = program.get("loss")
         if not _is_tensor(loss):
-            raise ParityError(f"tf1 program: 'loss' must be a tensor, not {type(loss).__name__}")
+            raise ParityError(f"{self.where}: 'loss' must be a tensor, not {type(loss).__name__}")
         optimizer = program.get("optimizer")
         if optimizer is not None and not callable(getattr(optimizer, "apply_gradients", None)):
-            raise ParityError(f"tf1 program: 'optimizer' has no apply_gradients ({type(optimizer).__name__})")
+            raise ParityError(f"{self.where}: 'optimizer' has no apply_gradients ({type(optimizer).__name__})")
         gvs = program.get("grads_and_vars")
         train_op = program.get("train_op")
         if train_op is None:
             if optimizer is None or gvs is None:
-                raise ParityError("tf1 program: give 'train_op', or 'optimizer' with the 'grads_and_vars' it applies")
+                raise ParityError(f"{self.where}: give 'train_op', or 'optimizer' with the 'grads_and_vars' it applies")
             with graph.as_default():
                 train_op = optimizer.apply_gradients(gvs)
             self._notes.append("no train_op given: the adapter called optimizer.apply_gradients(grads_and_vars)")
@@ -321,7 +325,7 @@ class TF1Program:
         feeds = dict(program.get("feeds") or {})
         for t in feeds:
             if not _is_tensor(t):
-                raise ParityError(f"tf1 program: 'feeds' keys must be tensors, not {type(t).__name__}")
+                raise ParityError(f"{self.where}: 'feeds' keys must be tensors, not {type(t).__name__}")
         self._feeds = {t.name: v for t, v in feeds.items()}
         train_deps = _ancestors([train_op])
 
@@ -363,6 +367,7 @@ class TF1Program:
 
         self._processed = {self._var_names[v]: arg(v, "grad", "delta").name for v in trained}
         first = next(iter(trained))
+        self._apply_type = re.sub(r"^(Resource)?(Sparse)?Apply", "", trained[first].type)
         lr = arg(first, "lr", "alpha")
         self._lr = lr.name if lr is not None else None
         self._hyper = {}
@@ -414,7 +419,8 @@ class TF1Program:
                     continue
                 owned[src] = True
                 if a.endswith("_power") or src not in trained:
-                    key = self._var_names[src] if a.endswith("_power") else f"{self._var_names[v]}/{SLOT_NAMES.get(a, a)}"
+                    slot = "momentum" if a == "accum" and "Momentum" in op.type else SLOT_NAMES.get(a, a)
+                    key = self._var_names[src] if a.endswith("_power") else f"{self._var_names[v]}/{slot}"
                     self._slots.setdefault(key, src.name)
         if optimizer is not None:
             for pv in getattr(optimizer, "_non_slot_variables", lambda: [])():
@@ -452,6 +458,10 @@ class TF1Program:
 
         # forward activations and dropout sites
         self._dropout = self._find_dropout(forward)
+        for site in self._dropout:
+            if site["scale"] is None:
+                self._notes.append(f"dropout {site['name']}: its random tensor feeds no x/keep_prob select parity "
+                                   "knows: left to TF's own draw (compare that layer statistically)")
         self._forward, self._forward_kind = self._layer_outputs(forward, trained, model_state)
 
         # initialisers of every variable
@@ -567,7 +577,10 @@ class TF1Program:
             out = [c for c in op.outputs[0].consumers() if c.type in ("SelectV2", "Select", "Cast")]
             scope = op.name.rsplit("/", 1)[0] if "/" in op.name else op.name
             shape = tuple(rnd.shape.as_list()) if rnd.shape.rank is not None else None
-            sites.append({"random": rnd.name, "rate": op.inputs[1].name, "name": scope,
+            scale = None
+            if out and out[0].type in ("SelectV2", "Select") and out[0].inputs[1].op.type in ("RealDiv", "Mul"):
+                scale = out[0].inputs[1].op.inputs[1].name  # x / keep_prob or x * (1 / keep_prob)
+            sites.append({"random": rnd.name, "rate": op.inputs[1].name, "name": scope, "scale": scale,
                           "output": out[0].name if out else None, "shape": shape})
         return sites
 
@@ -584,9 +597,9 @@ class TF1Program:
                 if _source_variable(op.inputs[0]) not in params:
                     continue
             name = op.outputs[0].name if op.outputs else None
-            if name in dropout_out:
-                outputs[op.name] = name
-                kind_of[op.name] = "dropout"
+            if op.name in dropout_out:
+                outputs[dropout_out[op.name]] = name
+                kind_of[dropout_out[op.name]] = "dropout"
                 continue
             if kind is None:
                 if op.name.endswith("batchnorm/add_1") and op.type in _BIAS_ADDS:
@@ -618,7 +631,7 @@ class TF1Program:
         if found:
             self._notes.append(
                 "float64 as written: the program's optimizer turns Python floats into float32 constants cast to "
-                "float64 (" + "; ".join(found[:6]) + "): the run trains with float32-rounded hyper-parameters "
+                "float64 (" + "; ".join(sorted(set(found))[:6]) + "): the run trains with float32-rounded hyper-parameters "
                 "(~3e-8 relative). Fix: pass them as tf.constant(value, tf.float64)."
             )
 
@@ -682,6 +695,7 @@ class TF1Program:
         self._t_constrained = {k: self._reads[n] for k, n in self._constrained.items()}
         self._t_random = [T(s["random"]) for s in self._dropout]
         self._t_rate = [T(s["rate"]) for s in self._dropout]
+        self._t_scale = [T(s["scale"]) if s["scale"] else None for s in self._dropout]
         self._t_random_shape = [tf.shape(t, name=f"parity/dropout_shape_{i}") for i, t in enumerate(self._t_random)]
         self._t_hyper = {k: T(n) for k, n in self._hyper.items()}
 
@@ -692,12 +706,16 @@ class TF1Program:
                 rates.append(float(self.session.run(t, self._t_feeds)))
             except Exception:  # a rate that depends on the batch: read at the first step
                 rates.append(None)
-        if self._t_hyper:
+        hyper = dict(self._t_hyper)
+        if self._lr is not None:
+            hyper["lr"] = self.graph.get_tensor_by_name(self._lr)
+        for k, t in hyper.items():
             try:
-                for k, v in self.session.run(self._t_hyper, self._t_feeds).items():
-                    self._settings.setdefault({"epsilon": "eps"}.get(k, k), float(v))
-            except Exception:
-                pass
+                v = float(self.session.run(t, self._t_feeds))
+            except Exception:  # a rate that depends on the batch (none known): not a setting
+                continue
+            self._settings.setdefault({"epsilon": "eps"}.get(k, k), _shortest(v) if self.dtype == "float32" else v)
+        self._settings.setdefault("optimizer", self._apply_type)
         if self._nesterov is not None:
             self._settings.setdefault("nesterov", self._nesterov)
         return rates
@@ -724,7 +742,7 @@ class TF1Program:
             ph = self._loads[name]
             value = np.asarray(value, dtype=ph.dtype.as_numpy_dtype)
             if tuple(value.shape) != tuple(ph.shape.as_list()):
-                raise ParityError(f"tf1 program: {name} has shape {tuple(ph.shape.as_list())}, "
+                raise ParityError(f"{self.where}: {name} has shape {tuple(ph.shape.as_list())}, "
                                   f"the value to load {tuple(value.shape)}")
             feed[ph] = value
             ops.append(self._load_ops[name])
@@ -735,7 +753,7 @@ class TF1Program:
         feed = dict(self._t_feeds)
         for key, ph in self._t_inputs.items():
             if key not in batch:
-                raise ParityError(f"tf1 program: the batch has no {key!r} (its keys: {', '.join(sorted(batch))})")
+                raise ParityError(f"{self.where}: the batch has no {key!r} (its keys: {', '.join(sorted(batch))})")
             value = np.asarray(batch[key])
             if value.dtype.kind == "f" and ph.dtype.is_floating:
                 value = value.astype(ph.dtype.as_numpy_dtype)
@@ -744,6 +762,14 @@ class TF1Program:
         for i, t in enumerate(self._t_random):
             if i in masks:
                 feed[t] = np.asarray(masks[i], dtype=t.dtype.as_numpy_dtype)
+            elif self._t_scale[i] is not None:
+                # no mask: the identity (keep everything, no 1/keep_prob scaling)
+                shape = self._last_shapes.get(i)
+                if shape is None:
+                    shape = self.session.run(self._t_random_shape[i], feed)
+                feed[t] = np.ones(shape, dtype=t.dtype.as_numpy_dtype)
+                scale = self._t_scale[i]
+                feed[scale] = np.ones(scale.shape.as_list() if scale.shape.rank else (), scale.dtype.as_numpy_dtype)
         return feed
 
     def step(self, batch: Mapping[str, np.ndarray], masks: Mapping[int, np.ndarray] | None = None) -> dict:
@@ -767,18 +793,43 @@ class TF1Program:
             out["constrained"] = run(self._t_constrained)
         return out
 
-    def dropout_sites(self, batch: Mapping[str, np.ndarray] | None = None) -> list:
-        """The dropout sites; shapes need one step (or ``batch``: a forward run that updates nothing)."""
+    def forward(self, batch: Mapping[str, np.ndarray], masks: Mapping[int, np.ndarray] | None = None) -> dict:
+        """One training-mode forward pass: the layer outputs; no train op, no update op runs."""
+        feed = self._feed(batch, masks)
+        fetches = {"forward": self._before.get("forward", {})}
+        if self._t_random:
+            fetches["shapes"], fetches["rates"] = self._t_random_shape, self._t_rate
+        got = self.session.run(fetches, feed)
+        if self._t_random:
+            self._last_shapes = {i: tuple(int(d) for d in s) for i, s in enumerate(got["shapes"])}
+            self._rates = [float(r) for r in got["rates"]]
+        return got["forward"]
+
+    def dropout_sites(self) -> list:
+        """The dropout sites the adapter drives (shapes as seen by the last forward or step)."""
         _, DropoutSite = _records()
-        if self._dropout and not self._last_shapes and batch is not None:
-            shapes, rates = self.session.run([self._t_random_shape, self._t_rate], self._feed(batch, None))
-            self._last_shapes = {i: tuple(int(d) for d in s) for i, s in enumerate(shapes)}
-            self._rates = [float(r) for r in rates]
         out = []
         for i, s in enumerate(self._dropout):
+            if self._t_scale[i] is None:
+                continue
             shape = self._last_shapes.get(i, s["shape"])
-            out.append(DropoutSite(i, s["name"], tuple(shape) if shape is not None else None, self._rates[i]))
+            if shape is None or any(d is None for d in shape):
+                raise ParityError(f"{self.where}: dropout {s['name']} has no static shape: call forward() first")
+            out.append(DropoutSite(i, s["name"], tuple(shape), self._rates[i]))
         return out
+
+    def input_specs(self) -> dict:
+        """Batch key -> (shape with None for unknown dims, dtype): what the program's placeholders take."""
+        return {k: (tuple(self._t_inputs[k].shape.as_list()) if self._t_inputs[k].shape.rank is not None else None,
+                    self._t_inputs[k].dtype.base_dtype.name) for k in self.input_keys}
+
+    def data_source(self):
+        """The program's own "data" (a function returning batches), or None."""
+        return self.data
+
+    @property
+    def has_constraint(self) -> bool:
+        return bool(self._post)
 
     def forward_kinds(self) -> dict[str, str]:
         """Each forward output's kind: linear, conv, activation, pool, norm, dropout, embedding."""
@@ -794,7 +845,7 @@ class TF1Program:
         self.session.close()
 
 
-def capture(program, *, dtype: str) -> TF1Program:
+def capture(program, *, dtype: str, where: str = "tf1 program") -> TF1Program:
     """Build a user's TF1 program and capture it for a run in ``dtype``.
 
     Args:
@@ -810,13 +861,13 @@ def capture(program, *, dtype: str) -> TF1Program:
         raise ParityError(f"dtype must be float64 or float32, not {dtype!r}")
     fn = getattr(program, "parity_program", program)
     if not callable(fn):
-        raise ParityError("tf1 capture needs the parity_program function (it builds the graph in a fresh tf.Graph)")
+        raise ParityError(f"{where}: tf1 capture needs the parity_program function (it builds the graph in a fresh tf.Graph)")
     tf = _tf()
     graph = tf.Graph()
     notes: list[str] = []
     built = _call_program(fn, graph, None)
     if not isinstance(built, Mapping):
-        raise ParityError(f"parity_program() must return a dict, not {type(built).__name__}")
+        raise ParityError(f"{where}: parity_program() must return a dict, not {type(built).__name__}")
     written = _written_dtype(built)
     if written != dtype:
         graph2 = tf.Graph()
@@ -834,7 +885,7 @@ def capture(program, *, dtype: str) -> TF1Program:
             line = (str(exc).strip().splitlines() or [""])[0][:160]
             notes.append(f"{dtype}: building the program with {dtype} placeholders and variables failed "
                          f"({type(exc).__name__}: {line}); its as-written graph was rewritten to {dtype} instead")
-    return TF1Program(built, graph, dtype, notes, _written_dtype(built))
+    return TF1Program(built, graph, dtype, notes, written, where)
 
 
 def _written_dtype(built: Mapping[str, Any]) -> str:
