@@ -144,7 +144,7 @@ def _run_and_report(cases, args, *, modules=None, sources=None, port_override=No
     extra = {}
     pit_failed = []
     if catalogue:
-        from . import pitfalls
+        from .pitfalls import catalogue as pitfalls
 
         t0 = time.perf_counter()
         pit = pitfalls.run_catalogue(dtypes=tuple(args.dtype or DTYPES))

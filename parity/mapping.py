@@ -25,7 +25,7 @@ import numpy as np
 from .errors import ParityError
 
 __all__ = ["Mapping_", "Entry", "apply_ops", "invert_ops", "to_canonical_ops", "auto_map", "match_activations",
-           "load_mapping", "save_mapping", "format_table", "MAPPING_FORMAT"]
+           "same_values", "load_mapping", "save_mapping", "format_table", "MAPPING_FORMAT"]
 
 MAPPING_FORMAT = 1
 
@@ -253,6 +253,15 @@ def auto_map(ref_specs, ref_framework: str, port_specs, port_framework: str, *, 
     return m
 
 
+def same_values(a, b, rtol: float = 1e-6) -> bool:
+    """Whether two arrays have one shape and agree to ``rtol`` of their largest magnitude."""
+    a, b = np.asarray(a, float), np.asarray(b, float)
+    if a.shape != b.shape:
+        return False
+    scale = max(np.max(np.abs(a), initial=0.0), np.max(np.abs(b), initial=0.0))
+    return bool(np.max(np.abs(a - b), initial=0.0) <= rtol * max(scale, 1e-300))
+
+
 def match_activations(ref: Mapping[str, np.ndarray], port: Mapping[str, np.ndarray], *, rtol: float = 1e-6) -> tuple[list[tuple[str, str]], list[str], list[str]]:
     """Pair layer outputs: equal values first (in order), then order + shape between the anchors.
 
@@ -265,11 +274,7 @@ def match_activations(ref: Mapping[str, np.ndarray], port: Mapping[str, np.ndarr
     rn, pn = list(ref), list(port)
 
     def equal(a, b):
-        a, b = np.asarray(a, float), np.asarray(b, float)
-        if a.shape != b.shape:
-            return False
-        scale = max(np.max(np.abs(a), initial=0.0), np.max(np.abs(b), initial=0.0))
-        return bool(np.max(np.abs(a - b), initial=0.0) <= rtol * max(scale, 1e-300))
+        return same_values(a, b, rtol)
 
     anchors: list[tuple[int, int]] = []
     start = 0

@@ -133,22 +133,37 @@ def load_program(source) -> Program:
         raise ParityError(f"program file {path} is not a Python file (.py)")
     with open(path, encoding="utf-8") as fh:
         text = fh.read()
-    name = "parity_program_" + re.sub(r"\W", "_", os.path.splitext(os.path.basename(path))[0]) + f"_{abs(hash(os.path.abspath(path)))}"
+    mod = _exec_file(path)
+    framework = _framework_of(mod, text, path)
+
+    def build():
+        # A fresh run of the file for every capture: module-level objects (a model and optimizer
+        # built at import, TF1 graph code at top level) are new each time, and built inside the
+        # adapter's graph / default dtype.
+        return _exec_file(path).parity_program()
+
+    return Program(path, framework, build)
+
+
+_EXEC_COUNT = itertools.count()
+
+
+def _exec_file(path: str) -> types.ModuleType:
+    name = "parity_program_" + re.sub(r"\W", "_", os.path.splitext(os.path.basename(path))[0]) + f"_{next(_EXEC_COUNT)}"
     spec = importlib.util.spec_from_file_location(name, path)
     if spec is None or spec.loader is None:
         raise ParityError(f"program file {path} is not a Python module")
     mod = importlib.util.module_from_spec(spec)
-    sys.modules[name] = mod
+    sys.modules[name] = mod  # dataclasses, pickling and tf.function look modules up by name
     try:
         spec.loader.exec_module(mod)
     except Exception as exc:  # a user's file can fail in any way; one line
         sys.modules.pop(name, None)
         line = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
         raise ParityError(f"program file {path} does not load: {type(exc).__name__}: {line}") from None
-    fn = getattr(mod, "parity_program", None)
-    if not callable(fn):
+    if not callable(getattr(mod, "parity_program", None)):
         raise ParityError(f"{path} defines no parity_program() function (it returns the program's objects; see docs/own-model.md)")
-    return Program(path, _framework_of(mod, text, path), fn)
+    return mod
 
 
 def capture(program: Program, dtype: str):
@@ -372,7 +387,7 @@ def prepare(reference, port, *, data=None, steps: int = 10, mapping=None, seed: 
         ParityError: bad input (file, keys, kinds, an unresolvable mapping), one line.
         PortError: the user's own code raised.
     """
-    from .mapping import Mapping_, auto_map, load_mapping, match_activations
+    from .mapping import Mapping_, auto_map, load_mapping, match_activations, same_values
 
     ref, prt = load_program(reference), load_program(port)
     R = capture(ref, "float64")
@@ -418,6 +433,17 @@ def prepare(reference, port, *, data=None, steps: int = 10, mapping=None, seed: 
         ar, ap = R.forward(first, {}), P.forward(first, {})
         if not m.forward:
             pairs, left_r, left_p = match_activations(ar, ap)
+            lr_, lp_ = getattr(R, "probe_loss", lambda: None)(), getattr(P, "probe_loss", lambda: None)()
+            if lr_ is not None and lp_ is not None and same_values(lr_, lp_):
+                # the two compute the same loss from the same weights: a pair of outputs that differ
+                # here is two different cuts of the network (softmax inside a Dense vs logits), not a bug
+                odd = [(a, b) for a, b in pairs if not same_values(ar[a], ap[b])]
+                if odd:
+                    pairs = [p for p in pairs if p not in odd]
+                    left_r += [a for a, _ in odd]
+                    left_p += [b for _, b in odd]
+                    m.notes.append("layer outputs " + ", ".join(f"{a}/{b}" for a, b in odd) + " differ at the probe while the losses "
+                                   "agree: different cuts of the network (e.g. a softmax inside a Dense layer), not compared")
             m.forward = pairs
             if left_r:
                 m.not_compared["reference layer outputs"] = left_r
@@ -427,7 +453,8 @@ def prepare(reference, port, *, data=None, steps: int = 10, mapping=None, seed: 
             bad = [f"{a} -> {b}" for a, b in m.forward if a not in ar or b not in ap]
             if bad:
                 raise ParityError(f"mapping: layer outputs not found: {', '.join(bad)}; reference outputs: {', '.join(ar)}; port outputs: {', '.join(ap)}")
-        notes = list(getattr(R, "notes", lambda: [])()) + list(getattr(P, "notes", lambda: [])()) + list(m.notes)
+        notes = list(dict.fromkeys([f"reference: {n}" for n in getattr(R, "notes", lambda: [])()]
+                                   + [f"port: {n}" for n in getattr(P, "notes", lambda: [])()] + list(m.notes)))
         _masks(R.dropout_sites(), P.dropout_sites(), batches, np.random.default_rng([seed, 2]), notes)
         run = ProgramRun(ref, prt, m, initial, batches, notes, constrained=bool(getattr(R, "has_constraint", False)))
         run.cost = _cost(m, ar, first)

@@ -265,8 +265,6 @@ class TorchProgram:
         self._flatten: dict[str, dict] = {}
         self._sites: list[DropoutSite] = []
         self._notes: list[str] = []
-        if train_step is not None:
-            self._note("train_step: gradients are read after backward() (post-accumulate hooks) and when optimizer.step() runs (pre-hook)")
 
     # -- helpers ---------------------------------------------------------------------------------
     def _note(self, text: str) -> None:
@@ -280,6 +278,8 @@ class TorchProgram:
         out = {}
         for k, v in batch.items():
             arr = np.asarray(v)
+            if arr.ndim == 4 and k in self.inputs and np.issubdtype(arr.dtype, np.floating):
+                arr = arr.transpose(0, 3, 1, 2)  # parity's batches are channel-last (TF's); torch wants NCHW
             tt = self.t.from_numpy(np.array(arr, order="C", copy=True))
             if np.issubdtype(arr.dtype, np.floating):
                 tt = tt.to(_dtype(self.dtype))
@@ -385,8 +385,10 @@ class TorchProgram:
             with self._recording(acts, masks), self.t.no_grad():
                 xb = self._tensors(batch)
                 if self.loss_fn is not None:
-                    _user_call("forward", self._forward_loss, xb)
+                    loss = _user_call("forward", self._forward_loss, xb)
+                    self._probe_loss = float(loss.detach().cpu()) if isinstance(loss, self.t.Tensor) and loss.numel() == 1 else None
                 else:
+                    self._probe_loss = None
                     _user_call("forward", self.model, *[xb[k] for k in self.inputs])
         finally:
             bufs = dict(self.model.named_buffers())
@@ -414,6 +416,10 @@ class TorchProgram:
                     h, w, c = prev.shape[1:]
                     out[name] = np.ascontiguousarray(v.reshape(v.shape[0], c, h, w).transpose(0, 2, 3, 1).reshape(v.shape[0], -1))
         return out
+
+    def probe_loss(self):
+        """The loss of the last forward() (None when the program gives no loss function)."""
+        return getattr(self, "_probe_loss", None)
 
     def dropout_sites(self) -> list[DropoutSite]:
         return list(self._sites)
