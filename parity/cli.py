@@ -111,6 +111,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="write them here (default: the docs/ folder of parity's own source tree, and nowhere else)")
 
     # Subcommands from other modules hook in here: their add_parser(sub), and COMMANDS[name] below.
+    from . import diffcmd  # `parity diff` (parity/diffcmd.py)
+
+    diffcmd.add_parser(sub)
 
     # --traceback is accepted after the subcommand too (SUPPRESS: it does not reset the global one).
     for parser in {id(s): s for s in sub.choices.values()}.values():
@@ -468,6 +471,7 @@ COMMANDS = {
     "pitfalls": _cmd_pitfalls,
     "explain": _cmd_explain,
     "docs": _cmd_docs,
+    "diff": lambda args: __import__("parity.diffcmd", fromlist=["run"]).run(args),
 }
 
 

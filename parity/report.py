@@ -513,7 +513,7 @@ def report_dict(
         results: one :class:`CaseResult` per case.
         diagnoses: (case name, comparison index) -> diagnoses, most likely first.
         extra: more top-level fields (``pitfalls``, ``wall_seconds``).
-        kind: "run", "check" or "compare".
+        kind: "run", "check", "compare" or "diff".
         command: the command line.
         not_run: case -> port -> why it did not run.
         settings: case -> dtype -> settings-check warnings.
