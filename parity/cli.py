@@ -53,7 +53,9 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--tag", help="only cases with this tag (seed, seed000, pitfall...)")
     r.add_argument("--dtype", choices=DTYPES, action="append", help="only this dtype (repeatable)")
     r.add_argument("--json", metavar="FILE", help="also write the report as JSON")
-    r.add_argument("--traces", metavar="DIR", help="save every trace under DIR")
+    r.add_argument("--traces", metavar="DIR", help="save every trace under DIR (written step by step)")
+    r.add_argument("--summary", action="store_true",
+                   help="compare (and save) tensors of more than 16 elements as statistics (norms, min/max, samples)")
     r.add_argument("--no-pitfalls", action="store_true",
                    help="with --all: run the pitfall pairs as plain cases, without the catalogue section")
 
@@ -66,12 +68,15 @@ def build_parser() -> argparse.ArgumentParser:
     rec.add_argument("--dtype", choices=DTYPES, default="float64")
     rec.add_argument("-o", "--output", required=True, metavar="FILE")
     rec.add_argument("--port-file", metavar="FILE.py", help="use this port module instead of the built-in one")
+    rec.add_argument("--summary", action="store_true",
+                     help="store tensors of more than 16 elements as statistics (norms, min/max, samples, checksum)")
     rec.add_argument("--in-process", action="store_true", help=argparse.SUPPRESS)
 
     cmp = sub.add_parser("compare", help="compare two trace files (the first is the reference)")
     cmp.add_argument("a", metavar="A.npz")
     cmp.add_argument("b", metavar="B.npz")
     cmp.add_argument("--json", metavar="FILE", help="also write the comparison as JSON")
+    cmp.add_argument("--partial", action="store_true", help="compare traces whose run was interrupted (the steps written)")
 
     chk = sub.add_parser("check", help="run a case with your own port in place of the reference one")
     chk.add_argument("case", metavar="CASE")
@@ -99,30 +104,28 @@ def _run_and_report(cases, args, *, modules=None, sources=None, port_override=No
     from . import report
     from .diagnose import diagnose, settings_check
     from .runner import run_case
-    from .trace import save
 
     started = time.perf_counter()
     results, warnings = [], []
+    diagnoses = {}
     for case in cases:
         t0 = time.perf_counter()
         ports = port_override(case) if port_override else None
-        result = run_case(case, dtypes=args.dtype, ports=ports, modules=modules, sources=sources)
+        result = run_case(case, dtypes=args.dtype, ports=ports, modules=modules, sources=sources,
+                          trace_dir=getattr(args, "traces", None), summary=getattr(args, "summary", False))
         results.append(result)
         status = "ok" if result.passed else "FAILED"
         _progress(f"  {case.name:40s} {status:6s} {time.perf_counter() - t0:6.1f}s")
         for dtype, traces in result.traces.items():
             warnings += [f"{case.name} ({dtype}): {w}" for w in settings_check(case, traces)]
-        if getattr(args, "traces", None):
-            for dtype, traces in result.traces.items():
-                for port, trace in traces.items():
-                    save(trace, os.path.join(args.traces, f"{case.name}.{port.replace(':', '-')}.{dtype}.npz"))
-    diagnoses = {}
-    for r in results:
-        for i, c in enumerate(r.comparisons):
+        # Diagnose while the case's windows hold their tensors, then drop them: memory
+        # stays that of one case however many run.
+        for i, c in enumerate(result.comparisons):
             if not c.ok:
                 pa, pb = c.a.get("port"), c.b.get("port")
-                traces = {p: r.traces[c.dtype][p] for p in (pa, pb)}
-                diagnoses[(r.case.name, i)] = diagnose(r.case, c, traces)
+                traces = {p: result.traces[c.dtype][p] for p in (pa, pb)}
+                diagnoses[(case.name, i)] = diagnose(case, c, traces)
+        result.release()
     if warnings:
         _say("Settings check (before any numbers):")
         for w in warnings:
@@ -193,15 +196,14 @@ def _cmd_list(args) -> int:
 
 
 def _cmd_record(args) -> int:
-    from .runner import load_user_port, run_port
-    from .trace import save
+    from .runner import load_user_port, record_port
 
     case = get_case(args.case)
     PortSpec.parse(args.port)
     module = load_user_port(args.port_file) if args.port_file else None
-    trace = run_port(case, args.port, args.dtype, module=module, source=args.port_file, isolate=not args.in_process)
-    path = save(trace, args.output)
-    _say(f"recorded {case.name} / {args.port} / {args.dtype}: {len(trace.steps)} steps -> {path}")
+    path, steps = record_port(case, args.port, args.dtype, args.output, module=module, source=args.port_file,
+                              isolate=not args.in_process, summary=args.summary)
+    _say(f"recorded {case.name} / {args.port} / {args.dtype}: {steps} steps -> {path}")
     return 0
 
 
@@ -213,6 +215,10 @@ def _cmd_compare(args) -> int:
     from .trace import load
 
     a, b = load(args.a), load(args.b)
+    for path, t in ((args.a, a), (args.b, b)):
+        if t.interrupted is not None and not args.partial:
+            raise ParityError(f"{path}: trace interrupted after {t.interrupted} steps (its run did not finish); "
+                              "--partial compares the steps it holds")
     try:
         case = get_case(a.case)
         cost = case.cost
