@@ -20,6 +20,8 @@ What crosses from a port into parity is checked and copied here, once:
 
 from __future__ import annotations
 
+import importlib
+import importlib.util
 import os
 import subprocess
 import sys
@@ -31,12 +33,53 @@ from typing import Mapping
 import numpy as np
 
 from . import __version__
-from .cases import Case, PortSpec
+from .cases import FRAMEWORKS, Case, PortSpec
 from .errors import ParityError, PortError
 from .init import draw_parameters
 from .trace import STAGES
 
-__all__ = ["call", "to_array", "to_stages", "PortRun"]
+__all__ = ["call", "to_array", "to_stages", "PortRun", "load_port_module", "load_user_port", "PORT_FUNCTIONS"]
+
+#: The public functions a port module exposes (the reference modules and a user's file alike).
+PORT_FUNCTIONS = ("build", "framework_info")
+
+
+def _check_port_module(mod: ModuleType, where: str) -> ModuleType:
+    missing = [f for f in PORT_FUNCTIONS if not callable(getattr(mod, f, None))]
+    if missing:
+        raise ParityError(f"port module {where} does not define {', '.join(missing)} (see docs/ports.md)")
+    return mod
+
+
+def load_port_module(framework: str, module: str) -> ModuleType:
+    """Import the built-in port module ``module`` of ``framework`` (lazily imports the framework)."""
+    if framework not in FRAMEWORKS:
+        raise ParityError(f"unknown framework {framework!r}; expected one of {', '.join(FRAMEWORKS)}")
+    name = f"{FRAMEWORKS[framework]}.{module}"
+    try:
+        mod = importlib.import_module(name)
+    except ModuleNotFoundError as exc:
+        if exc.name and (exc.name == name or name.startswith(exc.name + ".")):
+            raise ParityError(f"there is no {framework} port for module {module!r} ({name})") from None
+        raise ParityError(f"cannot import {name}: {exc}") from None
+    return _check_port_module(mod, name)
+
+
+def load_user_port(path: str) -> ModuleType:
+    """Import a user's port file; any failure to load is a one-line :class:`ParityError`."""
+    if not os.path.isfile(path):
+        raise ParityError(f"port file {path} does not exist")
+    name = "parity_user_port_" + os.path.splitext(os.path.basename(path))[0].replace("-", "_")
+    spec = importlib.util.spec_from_file_location(name, path)
+    if spec is None or spec.loader is None:
+        raise ParityError(f"port file {path} is not a Python module")
+    mod = importlib.util.module_from_spec(spec)
+    try:
+        spec.loader.exec_module(mod)
+    except Exception as exc:  # a user's file can fail in any way; report it in one line
+        line = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+        raise ParityError(f"port file {path} does not load: {type(exc).__name__}: {line}") from None
+    return _check_port_module(mod, path)
 
 
 def call(port: str, phase: str, case: Case, fn, *args):
@@ -71,24 +114,20 @@ def to_array(value, port: str, where: str) -> np.ndarray:
 
 
 def to_stages(out, port: str, phase: str, case: Case) -> dict[str, dict[str, np.ndarray]]:
-    """Check that ``out`` is ``{stage: {name: array}}`` and copy it into numpy."""
+    """Check that ``out`` is ``{stage: {name: array}}`` and copy it into numpy (else a one-line :class:`ParityError`)."""
     if not isinstance(out, Mapping):
         raise ParityError(
-            f"port {port}: {phase} returned {type(out).__name__}, expected a dict {{stage: {{name: array}}}}", case=case.name
+            f"port {port}: {phase} returned {type(out).__name__}, expected a dict {{stage: {{name: array}}}}"
         )
     result = {}
     for stage, arrays in out.items():
         if stage not in STAGES:
-            raise ParityError(f"port {port} returned unknown stage {stage!r}; stages are {', '.join(STAGES)}", case=case.name)
+            raise ParityError(f"port {port} returned unknown stage {stage!r}; stages are {', '.join(STAGES)}")
         if not isinstance(arrays, Mapping):
             raise ParityError(
                 f"port {port}: {phase} returned stage {stage!r} as a {type(arrays).__name__}, expected a dict of arrays",
-                case=case.name,
             )
-        try:
-            result[stage] = {str(k): to_array(v, port, f"{phase}, {stage} {k!r}") for k, v in arrays.items()}
-        except ParityError as exc:
-            raise ParityError(str(exc), case=case.name) from None
+        result[stage] = {str(k): to_array(v, port, f"{phase}, {stage} {k!r}") for k, v in arrays.items()}
     return result
 
 
@@ -135,8 +174,6 @@ class PortRun:
             self.seconds += time.perf_counter() - started
 
     def _open(self) -> None:
-        from .runner import load_port_module
-
         case, port, dtype = self.case, self.port, self.dtype
         spec = PortSpec.parse(port)
         mod = self.module or load_port_module(spec.framework, case.module)
@@ -193,7 +230,10 @@ class PortRun:
                     raise ParityError(f"isolated port {self.port} recorded {i} steps, the case has {self.case.steps}", case=self.case.name)
             else:
                 out = call(self.port, f"step {i}", self.case, self._instance.step, _copy(batch))
-                out = to_stages(out, self.port, f"step {i}", self.case)
+                try:
+                    out = to_stages(out, self.port, f"step {i}", self.case)
+                except ParityError as exc:  # a protocol break: the port's fault, named with its phase
+                    raise PortError(self.port, f"step {i}", str(exc), case=self.case.name) from None
                 out.setdefault("inputs", _copy(batch))
         finally:
             self.seconds += time.perf_counter() - started

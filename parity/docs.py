@@ -6,7 +6,7 @@ import os
 
 from .cases import all_cases
 
-__all__ = ["cases_markdown", "write_docs"]
+__all__ = ["cases_markdown", "write_docs", "source_docs_dir"]
 
 
 def cases_markdown() -> str:
@@ -26,20 +26,57 @@ def cases_markdown() -> str:
     return "\n".join(lines) + "\n"
 
 
-def write_docs(root: str = "docs") -> list[str]:
-    """Write docs/cases.md and docs/pitfalls.md; return the paths written."""
-    os.makedirs(root, exist_ok=True)
-    written = []
-    path = os.path.join(root, "cases.md")
-    with open(path, "w") as fh:
-        fh.write(cases_markdown())
-    written.append(path)
+def source_docs_dir() -> str | None:
+    """The ``docs/`` folder of parity's own source tree, or None when parity is not run from one.
+
+    A source tree is the folder above the ``parity`` package holding a ``pyproject.toml`` that
+    names the project ``parity`` (an installed copy in site-packages has none).
+    """
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    try:
+        with open(os.path.join(root, "pyproject.toml"), encoding="utf-8") as fh:
+            text = fh.read()
+    except OSError:
+        return None
+    return os.path.join(root, "docs") if 'name = "parity"' in text else None
+
+
+def write_docs(root: str | None = None) -> list[str]:
+    """Write cases.md and pitfalls.md into ``root``; return the paths written.
+
+    Args:
+        root: the directory; by default the source tree's ``docs/`` (never the working
+            directory: run in a user's project, ``parity docs`` must not overwrite its docs).
+
+    Raises:
+        ParityError: no ``root`` given and parity is not run from its source tree, or
+            ``root`` cannot be written.
+    """
+    from .errors import ParityError
+    from .io import atomic_write, check_output_dir
+
+    if root is None:
+        root = source_docs_dir()
+        if root is None:
+            raise ParityError(
+                "parity docs writes into the docs/ folder of parity's source tree, and this parity is not "
+                "run from one; give --out DIR to write the generated docs elsewhere"
+            )
+        what = "docs"
+    else:
+        what = "--out"
+    root = check_output_dir(root, what)
+    pages = [("cases.md", cases_markdown)]
     try:
         from .pitfalls import render_markdown
+
+        pages.append(("pitfalls.md", render_markdown))
     except ImportError:
-        return written
-    path = os.path.join(root, "pitfalls.md")
-    with open(path, "w") as fh:
-        fh.write(render_markdown())
-    written.append(path)
+        pass
+    written = []
+    for name, render in pages:
+        path = os.path.join(root, name)
+        with atomic_write(path) as fh:
+            fh.write(render())
+        written.append(path)
     return written

@@ -54,31 +54,7 @@ __all__ = [
     "to_step",
 ]
 
-#: Stages in the order they are compared: the first divergence is the earliest step,
-#: then the earliest stage in this order.
-STAGES = (
-    "inputs",
-    "forward",
-    "loss",
-    "gradients",
-    "processed_gradients",
-    "learning_rate",
-    "parameters",
-    "slots",
-    "state",
-    "constrained",
-)
-STAGE_LABELS = {s: s.replace("_", " ") for s in STAGES}
-#: Current trace file format (:mod:`parity.tracefile`); format 1 (.npz) is still read.
-TRACE_FORMAT = 2
-#: Tensors of at most this many elements are kept for every step of a streamed run.
-SMALL = 16
-
-
-def stage_label(stage: str) -> str:
-    """Return the human name of a stage ("processed gradients")."""
-    return STAGE_LABELS.get(stage, stage)
-
+from .stages import SMALL, STAGE_LABELS, STAGES, TRACE_FORMAT, stage_label
 
 class OutsideWindow(ParityError, IndexError):
     """A tensor of a step a :class:`Window` did not keep in full (no evidence either way)."""
@@ -336,22 +312,39 @@ class WindowRecorder:
 
 
 def save(trace, path: str | os.PathLike, *, summary: bool = False) -> str:
-    """Write a :class:`Trace` to ``path`` (format 2, ``.trace`` appended when there is no suffix).
+    """Write a whole in-memory trace to ``path`` (format 2: :mod:`parity.tracefile`); return the path.
 
-    See :func:`parity.tracefile.write`.
+    ``.trace`` is appended when the name has no suffix. ``summary``: tensors of more than
+    :data:`SMALL` elements are stored as statistics (:mod:`parity.summary`).
     """
-    from .tracefile import write
+    from .tracefile import TraceWriter
 
-    return write(trace, path, summary=summary)
+    with TraceWriter(path, trace.manifest, summary=summary) as w:
+        w.initial(trace.initial)
+        for step in trace.steps:
+            w.step(step)
+    return w.path
 
 
 def load(path: str | os.PathLike) -> Trace:
     """Read a trace file (format 2, or the format 1 ``.npz``) into memory.
 
     A file whose writer was interrupted loads as the steps it holds, with ``interrupted``
-    set; a corrupt or foreign file is a one-line :class:`ParityError`.
-    See :func:`parity.tracefile.read`.
+    set (and ``manifest["interrupted"]`` = "interrupted after k steps"); a corrupt or foreign
+    file is a one-line :class:`ParityError`. To stream a long trace instead, use
+    :class:`parity.tracefile.TraceReader`.
     """
-    from .tracefile import read
+    from .tracefile import open_trace
 
-    return read(path)
+    reader = open_trace(path)
+    if isinstance(reader, tuple):  # format 1: (manifest, initial, steps) read whole
+        manifest, initial, steps = reader
+        return Trace(manifest=manifest, initial=initial, steps=steps)
+    trace = Trace(manifest=dict(reader.manifest), initial=reader.initial)
+    trace.steps = list(reader.steps())
+    trace.interrupted = reader.interrupted
+    trace.manifest["steps"] = len(trace.steps)
+    trace.manifest["stages"] = [s for s in STAGES if any(s in st for st in trace.steps)]
+    if reader.interrupted is not None:
+        trace.manifest["interrupted"] = f"interrupted after {reader.interrupted} steps"
+    return trace

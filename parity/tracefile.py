@@ -40,9 +40,9 @@ import numpy as np
 
 from .errors import ParityError
 from .summary import Summary, summarize
-from .trace import SMALL, STAGES, TRACE_FORMAT, Trace
+from .stages import SMALL, STAGES, TRACE_FORMAT
 
-__all__ = ["TraceWriter", "TraceReader", "write", "read", "MAGIC", "SUFFIX"]
+__all__ = ["TraceWriter", "TraceReader", "open_trace", "MAGIC", "SUFFIX"]
 
 MAGIC = b"PARITY-TRACE 2\n\x00"
 SUFFIX = ".trace"
@@ -88,17 +88,21 @@ class TraceWriter:
         path: the file (``.trace`` is appended when the name has no suffix); its directory is created.
         manifest: the run's manifest (case, port, dtype, ...).
         summary: store tensors of more than :data:`~parity.trace.SMALL` elements as summaries.
+        atomic: write to ``path + ".partial"`` and rename it to ``path`` when complete: ``path``
+            is never a cut-off file, and an interrupted run leaves its readable prefix under
+            the ``.partial`` name.
     """
 
-    def __init__(self, path: str | os.PathLike, manifest: Mapping, *, summary: bool = False):
+    def __init__(self, path: str | os.PathLike, manifest: Mapping, *, summary: bool = False, atomic: bool = False):
         path = os.fspath(path)
         if not os.path.splitext(path)[1]:
             path += SUFFIX
         self.path, self.summary, self.steps = path, summary, 0
+        self._writing = path + ".partial" if atomic else path
         directory = os.path.dirname(os.path.abspath(path))
         try:
             os.makedirs(directory, exist_ok=True)
-            self._fh = open(path, "wb")
+            self._fh = open(self._writing, "wb")
         except OSError as exc:
             raise ParityError(f"cannot write trace {path}: {exc.strerror or exc}") from None
         self._fh.write(MAGIC)
@@ -128,7 +132,9 @@ class TraceWriter:
             if complete:
                 self._record({}, {"kind": "end", "steps": str(self.steps)})
             self._fh.close()
-        return self.path
+            if complete and self._writing != self.path:
+                os.replace(self._writing, self.path)
+        return self.path if complete else self._writing
 
     def __enter__(self):
         return self
@@ -259,17 +265,8 @@ class TraceReader:
         self._fh.close()
 
 
-def write(trace: Trace, path: str | os.PathLike, *, summary: bool = False) -> str:
-    """Write a whole in-memory trace (format 2); return the path."""
-    with TraceWriter(path, trace.manifest, summary=summary) as w:
-        w.initial(trace.initial)
-        for step in trace.steps:
-            w.step(step)
-    return w.path
-
-
-def read(path: str | os.PathLike) -> Trace:
-    """Read a trace file into memory: format 2, or the format 1 ``.npz``."""
+def open_trace(path: str | os.PathLike):
+    """Open a trace file: a :class:`TraceReader` (format 2), or (manifest, initial, steps) of a format 1 ``.npz``."""
     path = os.fspath(path)
     if not os.path.exists(path):
         raise ParityError(f"trace file {path} does not exist")
@@ -279,21 +276,13 @@ def read(path: str | os.PathLike) -> Trace:
         if head[:2] == b"PK":
             return _read_npz(path)
         raise ParityError(f"{path} is not a readable trace file (not a parity trace)")
-    reader = TraceReader(path)
-    trace = Trace(manifest=dict(reader.manifest), initial=reader.initial)
-    trace.steps = list(reader.steps())
-    trace.interrupted = reader.interrupted
-    trace.manifest["steps"] = len(trace.steps)
-    trace.manifest["stages"] = [s for s in STAGES if any(s in st for st in trace.steps)]
-    if reader.interrupted is not None:
-        trace.manifest["interrupted"] = f"interrupted after {reader.interrupted} steps"
-    return trace
+    return TraceReader(path)
 
 
 _MANIFEST_KEY = "__manifest__.json"
 
 
-def _read_npz(path: str) -> Trace:
+def _read_npz(path: str) -> tuple[dict, dict, list]:
     """Read a format 1 trace (one ``.npz``: ``step/stage/name`` arrays and a JSON manifest)."""
     try:
         with np.load(path, allow_pickle=False) as npz:
@@ -304,14 +293,14 @@ def _read_npz(path: str) -> Trace:
                 raise ParityError(f"{path}: the manifest is a JSON {type(manifest).__name__}, not an object")
             if manifest.get("format") != 1:
                 raise ParityError(f"{path}: trace format {manifest.get('format')!r}, expected 1 in an .npz")
-            trace = Trace(manifest=manifest)
+            initial: dict[str, np.ndarray] = {}
             steps: dict[int, dict[str, dict[str, np.ndarray]]] = {}
             for key in npz.files:
                 if key == _MANIFEST_KEY:
                     continue
                 step, stage, name = key.split("/", 2)
                 if step == "initial":
-                    trace.initial[name] = npz[key]
+                    initial[name] = npz[key]
                     continue
                 if stage not in STAGES:
                     raise ParityError(f"{path}: unknown stage {stage!r} in entry {key!r}")
@@ -323,5 +312,4 @@ def _read_npz(path: str) -> Trace:
     n = manifest.get("steps", len(steps))
     if sorted(steps) != list(range(len(steps))) or len(steps) != n:
         raise ParityError(f"{path}: steps {sorted(steps)[:5]}... do not match the manifest's {n}")
-    trace.steps = [steps[i] for i in range(n)]
-    return trace
+    return manifest, initial, [steps[i] for i in range(n)]
