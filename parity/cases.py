@@ -31,9 +31,16 @@ __all__ = [
     "all_cases",
     "DTYPES",
     "FRAMEWORKS",
+    "HEAVY_TAGS",
+    "default_cases",
 ]
 
 DTYPES = ("float64", "float32")
+
+#: Tags of the heavy tiers: the seeds at their own sizes (``full``) and the real-size model
+#: (``realsize``). ``parity run --all`` (``make parity``) leaves them out; ``make parity-full``
+#: runs them.
+HEAVY_TAGS = ("full", "realsize")
 
 #: framework key -> package holding its ports (imported lazily, only when a port runs)
 FRAMEWORKS = {
@@ -244,6 +251,14 @@ class Case:
         return self.refusals.get(port) or self.refusals.get(port.partition(":")[0])
 
     @property
+    def tier(self) -> str:
+        """Which run holds the case: "realsize", "full" (the seed's own size) or "parity" (``make parity``)."""
+        for tag in ("realsize", "full"):
+            if tag in self.tags:
+                return tag
+        return "parity"
+
+    @property
     def trainable(self) -> tuple[str, ...]:
         """Names of the parameters the optimizer trains (in declaration order)."""
         return tuple(n for n, spec in self.params.items() if spec.trainable)
@@ -315,3 +330,8 @@ def all_cases(tag: str | None = None) -> list[Case]:
     """Return every registered case, in registration order, optionally only those with ``tag``."""
     _load_catalog()
     return [c for c in _REGISTRY.values() if tag is None or tag in c.tags]
+
+
+def default_cases() -> list[Case]:
+    """Return the cases ``parity run --all`` runs: every case but the heavy tiers (:data:`HEAVY_TAGS`)."""
+    return [c for c in all_cases() if not set(HEAVY_TAGS) & set(c.tags)]

@@ -15,7 +15,7 @@ import sys
 import traceback
 
 from . import __version__
-from .cases import DTYPES, PortSpec, all_cases, get_case
+from .cases import DTYPES, PortSpec, all_cases, default_cases, get_case
 from .clirun import plan_ports, run_and_report, selected_frameworks
 from .errors import (
     EXIT_CODES,
@@ -70,7 +70,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     r = sub.add_parser("run", help="run cases (all ports, float64 and float32) and report")
     r.add_argument("cases", nargs="*", metavar="CASE", help="case names (see 'parity list')")
-    r.add_argument("--all", action="store_true", help="every registered case, then the pitfall catalogue")
+    r.add_argument("--all", action="store_true",
+                   help="every registered case but the full/realsize tiers (--tag full), then the pitfall catalogue")
     r.add_argument("--tag", help="only cases with this tag (seed, seed000, pitfall...)")
     r.add_argument("--dtype", choices=DTYPES, action="append", help="only this dtype (repeatable)")
     r.add_argument("--frameworks", metavar="LIST", help=frameworks_help)
@@ -135,9 +136,9 @@ def _say(text: str = "") -> None:
 def _cmd_run(args) -> int:
     if args.all and not args.tag:
         # The pitfall pairs run once, in the catalogue section at the end (unless --no-pitfalls).
-        cases = [c for c in all_cases() if not {"pitfall-right", "pitfall-wrong"} & set(c.tags)]
+        cases = [c for c in default_cases() if not {"pitfall-right", "pitfall-wrong"} & set(c.tags)]
         if args.no_pitfalls:
-            cases = all_cases()
+            cases = default_cases()
     elif args.all or (args.tag and not args.cases):
         cases = all_cases(args.tag)
     elif args.cases:
@@ -155,7 +156,7 @@ def _cmd_list(args) -> int:
     cases = all_cases(args.tag)
     width = max((len(c.name) for c in cases), default=10)
     for c in cases:
-        _say(f"{c.name:{width}s}  {c.steps:4d} steps  {', '.join(c.ports):40s}  {c.title}")
+        _say(f"{c.name:{width}s}  {c.tier:8s}  {c.steps:5d} steps  {', '.join(c.ports):40s}  {c.title}")
     return EXIT_OK
 
 

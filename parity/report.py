@@ -67,6 +67,11 @@ def _first(cmp: Comparison) -> str:
     return first.describe() if first else "-"
 
 
+def _clip(text: str, width: int = 90) -> str:
+    """A long message in a table cell (shown whole below the table)."""
+    return text if len(text) <= width else text[: width - 1] + "…"
+
+
 def case_rows(result: CaseResult, not_run: Mapping[str, str] | None = None) -> list[list[str]]:
     """Return the table rows of one case: one per compared pair and dtype, refusal, crash or port not run."""
     case = result.case
@@ -80,7 +85,7 @@ def case_rows(result: CaseResult, not_run: Mapping[str, str] | None = None) -> l
                 verdict, last = "WRONG REFUSAL", f"expected {case.expected_refusal(port) or 'a stated refusal'}"
             else:
                 verdict, last = "CRASH", err.phase + (f" at {where}" if where else "")
-            rows.append([case.name, port, dtype, "-", f"{err.exc_type}: {err.exc_message}", verdict, last])
+            rows.append([case.name, port, dtype, "-", _clip(f"{err.exc_type}: {err.exc_message}"), verdict, last])
     if case.expect == "error":
         for dtype, traces in result.traces.items():
             for port, trace in (traces or {}).items():
@@ -88,7 +93,7 @@ def case_rows(result: CaseResult, not_run: Mapping[str, str] | None = None) -> l
                 rows.append([case.name, port, dtype, steps, "trained without refusing", "NOT REFUSED",
                              f"expected {case.expected_refusal(port) or 'a refusal'}"])
     for port, reason in (not_run or {}).items():
-        rows.append([case.name, port, "-", "-", reason, "not run", "-"])
+        rows.append([case.name, port, "-", "-", _clip(reason), "not run", "-"])
     for cmp in result.comparisons:
         verdict = _verdict(cmp)
         if case.expect == "diverge":
@@ -114,7 +119,6 @@ def format_table(results: Sequence[CaseResult], not_run: Mapping[str, Mapping[st
     header = ["case", "ports compared", "dtype", "steps", "worst relative error per stage", "verdict", "first divergence"]
     rows = [row for r in results for row in case_rows(r, (not_run or {}).get(r.case.name))]
     widths = [max([len(h)] + [len(r[i]) for r in rows]) for i, h in enumerate(header[:-1])] + [0]
-    widths[4] = min(widths[4], 90)  # a long refusal message is clipped here and shown whole below the table
     return _table(header, rows, widths)
 
 
