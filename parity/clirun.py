@@ -126,6 +126,10 @@ def run_and_report(cases, args, *, kind="run", modules=None, sources=None, plan=
             _say(f"  warning: {w}")
         _say()
     _say(report.format_table(results, not_run))
+    skipped = report.format_not_run(not_run)
+    if skipped:
+        _say("\nNot run (never counted as passing)")
+        _say(skipped)
     details = report.format_details(results, diagnoses)
     if details:
         _say("\nDivergences, refusals and crashes")
