@@ -335,17 +335,16 @@ def test_internal_error_is_one_bug_report_line(capsys, monkeypatch):
 
 
 def test_ctrl_c_while_record_saves_leaves_no_file(capsys, monkeypatch, tmp_path):
-    import parity.trace
+    import parity.tracefile
 
-    real_save = parity.trace.save
+    real_step = parity.tracefile.TraceWriter.step
 
-    def interrupted_save(trace, path):
-        real_save(trace, path)  # the whole file is written to the temporary path...
-        with open(path, "ab") as fh:
-            fh.write(b"x" * 1000)
-        raise KeyboardInterrupt  # ...and Ctrl-C comes before the rename
+    def interrupted_step(self, stages):
+        real_step(self, stages)  # steps are written to the temporary path as they come...
+        if self.steps == 2:
+            raise KeyboardInterrupt  # ...and Ctrl-C comes before the run completes
 
-    monkeypatch.setattr(parity.trace, "save", interrupted_save)
+    monkeypatch.setattr(parity.tracefile.TraceWriter, "step", interrupted_step)
     out = tmp_path / "w.npz"
     code, _, err = run_main(capsys, "record", "seed004_oscillate", "--port", "numpy", "-o", out)
     assert code == 130 and "interrupted" in err
