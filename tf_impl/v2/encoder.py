@@ -12,7 +12,8 @@ sets floatx to the case's dtype while it builds (a float32 1e-3 differs from 1e-
 explicitly: Keras 3 keeps the global dtype policy it first derived from floatx, so a
 float32 port built after a float64 one would otherwise compute in float64.
 
-Variants: ``minimize`` (no clipping: mirrors TF1's ``minimize`` variant).
+An equivalent formulation, :class:`Minimize` (no clipping, TF1's ``opt.minimize``), is in
+:data:`ALTERNATIVES`.
 """
 
 from __future__ import annotations
@@ -22,16 +23,17 @@ import numpy as np
 from parity.catalog.seed000 import layer_names
 from parity.health import summary_dir
 
-from .. import framework_info, tensorflow
+from parity.variants import build_variant
+from tf_impl import framework_info, tensorflow
 
-__all__ = ["build", "framework_info", "EncoderPort"]
+__all__ = ["build", "framework_info", "EncoderPort", "ALTERNATIVES"]
 
 
 class EncoderPort:
-    def __init__(self, case, dtype, variant=None):
+    def __init__(self, case, dtype):
         tf = tensorflow()
         keras = tf.keras
-        self.tf, self.case, self.dtype, self.variant = tf, case, dtype, variant
+        self.tf, self.case, self.dtype = tf, case, dtype
         hidden = tuple(case.option("hidden", (16,)))
         self.names = layer_names(len(hidden))
         previous = keras.config.floatx()
@@ -50,7 +52,7 @@ class EncoderPort:
             self.opt.build(self.variables)
         finally:
             keras.config.set_floatx(previous)
-        self.clip = None if variant == "minimize" else case.option("clip_value", 4.5)
+        self.clip = case.option("clip_value", 4.5)
         self.summary_dir = summary_dir(case, "tf2", dtype)
         self.writer, self.count = None, 0
 
@@ -109,8 +111,20 @@ class EncoderPort:
             self.writer.close()
 
 
+class Minimize(EncoderPort):
+    """Gradient descent on the raw gradients: TF1's ``opt.minimize`` (equal where the clip does not bite)."""
+
+    def __init__(self, case, dtype):
+        super().__init__(case, dtype)
+        self.clip = None
+
+
+#: Equivalent formulations of this port, by name (see :mod:`parity.variants`).
+ALTERNATIVES = {"minimize": Minimize}
+
+
 def build(case, dtype, variant=None):
     """Build the TF2 encoder port of ``case`` in ``dtype``."""
-    if variant not in (None, "minimize"):
-        raise ValueError(f"unknown variant {variant!r} of the TF2 encoder port")
-    return EncoderPort(case, dtype, variant)
+    if variant:
+        return build_variant(__name__, variant, case, dtype)
+    return EncoderPort(case, dtype)
