@@ -108,7 +108,7 @@ class Minimize(EncoderPort):
         self.clip = None
 
 
-#: Equivalent formulations of this port, by name (see :mod:`parity.variants`).
+#: Equivalent formulations of this port, by name (``build`` hands them out).
 ALTERNATIVES = {"minimize": Minimize}
 
 

@@ -108,7 +108,7 @@ class Buffer(MinimizePort):
             self.module.register_buffer(name, value)
 
 
-#: Equivalent formulations of this port, by name (see :mod:`parity.variants`).
+#: Equivalent formulations of this port, by name (``build`` hands them out).
 ALTERNATIVES = {"optimizer": LeftOutOfOptimizer, "buffer": Buffer}
 
 

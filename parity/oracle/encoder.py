@@ -71,7 +71,7 @@ class Minimize(EncoderPort):
         self.process = None
 
 
-#: Equivalent formulations of this port, by name (see :mod:`parity.variants`).
+#: Equivalent formulations of this port, by name (``build`` hands them out).
 ALTERNATIVES = {"minimize": Minimize}
 
 

@@ -126,7 +126,7 @@ class BnConvnetPort:
         acts["flatten"] = h = keras.layers.Flatten(name="flatten")(h)
         acts["dropout"] = h = _masked_dropout(keras)(self.keep, name="dropout")([h, mask_in])
         acts["dense"] = out = dense(h)
-        self.model = model = keras.Model([x_in, mask_in], out)
+        self.model = keras.Model([x_in, mask_in], out)
         # The legacy optimizers keep Python-float hyper-parameters in float32 variables whatever
         # floatx is (see the module docstring): give a float64 run float64 tensors.
         hyper = (lambda v: tf.constant(v, dtype=tf.float64)) if dtype == "float64" else float
@@ -224,7 +224,7 @@ class HandWrittenStep(BnConvnetPort):
         return {**super().settings(), "learning_phase": "fed True"}
 
 
-#: Equivalent formulations of this port, by name (see :mod:`parity.variants`).
+#: Equivalent formulations of this port, by name (``build`` hands them out).
 ALTERNATIVES = {"step": HandWrittenStep}
 
 

@@ -259,7 +259,7 @@ class Minimize(DensePort):
     form = "minimize"
 
 
-#: Equivalent formulations of this port, by name (see :mod:`parity.variants`).
+#: Equivalent formulations of this port, by name (``build`` hands them out).
 ALTERNATIVES = {"minimize": Minimize}
 
 

@@ -92,7 +92,7 @@ class Minimize(EncoderPort):
         return opt.minimize(loss, var_list=[v for _, v in grads_and_vars])
 
 
-#: Equivalent formulations of this port, by name (see :mod:`parity.variants`).
+#: Equivalent formulations of this port, by name (``build`` hands them out).
 ALTERNATIVES = {"minimize": Minimize}
 
 

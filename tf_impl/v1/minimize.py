@@ -110,7 +110,7 @@ class TrainableFalse(MinimizePort):
         return opt.apply_gradients(grads_and_vars, global_step=global_step), [g for g, _ in grads_and_vars]
 
 
-#: Equivalent formulations of this port, by name (see :mod:`parity.variants`).
+#: Equivalent formulations of this port, by name (``build`` hands them out).
 ALTERNATIVES = {"minimize": Minimize, "trainable_false": TrainableFalse}
 
 

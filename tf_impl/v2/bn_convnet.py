@@ -196,7 +196,7 @@ class Fit(BnConvnetPort):
         return {**super().settings(), "mode": "fit (train_on_batch)"}
 
 
-#: Equivalent formulations of this port, by name (see :mod:`parity.variants`).
+#: Equivalent formulations of this port, by name (``build`` hands them out).
 ALTERNATIVES = {"fit": Fit}
 
 

@@ -141,7 +141,7 @@ class TrainableFalse(MinimizePort):
         return [n for n, v in self.variables.items() if any(v is w for w in trained)], trained
 
 
-#: Equivalent formulations of this port, by name (see :mod:`parity.variants`).
+#: Equivalent formulations of this port, by name (``build`` hands them out).
 ALTERNATIVES = {"trainable_false": TrainableFalse}
 
 

@@ -193,7 +193,7 @@ def resumed(case, dtype) -> ResumedPort:
     return ResumedPort(case, dtype, lambda: MlpPort(case, dtype), save, restore, at)
 
 
-#: Equivalent formulations of this port, by name (see :mod:`parity.variants`).
+#: Equivalent formulations of this port, by name (``build`` hands them out).
 ALTERNATIVES = {"resume": resumed}
 
 
