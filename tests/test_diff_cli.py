@@ -87,4 +87,5 @@ def test_json_report(capsys, tmp_path):
     rc, out, err = run(capsys, fix("tiny_mlp.py"), fix("tiny_mlp.py"), "--steps", "1", "--json", str(path), "--quiet-mapping")
     assert rc == 0
     data = json.loads(path.read_text())
-    assert data["mapping"]["params"][0]["reference"] == "0.weight"
+    assert data["kind"] == "diff" and data["exit_code"] == 0
+    assert data["extra"]["mapping"]["params"][0]["reference"] == "0.weight"
