@@ -118,8 +118,8 @@ def _compare_with_port(pair: Pair, dtype: str) -> dict[str, float]:
                         name = pair.state.get(own)
                     else:
                         name = pair.params.get(own)
-                    if name is None or (stage == "constrained" and name not in ref.get(stage, {})):
-                        continue  # the port records the constrained kernels only; the adapter every parameter
+                    if name is None:
+                        continue
                     # a port without clipping records no processed gradients: the optimizer consumed the raw ones
                     theirs = ref.get(stage) or (ref["gradients"] if stage == "processed_gradients" else {})
                     assert name in theirs, f"step {i}: the port has no {stage} {name!r}"

@@ -23,7 +23,7 @@ Where each stage comes from (nothing of the user's graph is edited, only read or
 * parameters, slots, state: the variables after the train op (and the ``UPDATE_OPS``),
   read in a second run; state is every variable that is neither trained nor the
   optimizer's (BatchNorm moving statistics, ``global_step``, EMA shadows).
-* constrained: the variables the ``post_ops`` assign, read after they ran.
+* constrained: the variables the ``post_ops`` write, read after they ran.
 
 Dropout: ``tf.nn.dropout`` draws ``random_uniform`` and keeps ``random >= rate``; the
 adapter feeds the random tensor with parity's keep mask (1 keeps, 0 drops), so the
@@ -491,10 +491,8 @@ class TF1Program:
                 src = _source_variable(op.inputs[0]) or (op.inputs[0].op if op.inputs[0].op.type in _VARIABLE_OPS else None)
                 if src is not None:
                     self._constrained[self._var_names[src]] = src.name
-        # constrained: every trained parameter after the post ops (the ones they assign, and the rest unchanged)
-        self._assigned_by_post = sorted(self._constrained)
-        if post:
-            self._constrained = {self._var_names[v]: v.name for v in trained}
+        # constrained: the variables the post ops write (as the torch adapter reports the ones its constraint writes)
+        self._constrained = {n: self._constrained[n] for n in self._var_names.values() if n in self._constrained}
 
         # model state loaded like the weights: non-trained float variables the forward pass reads
         # or the update ops assign (BatchNorm moving statistics)
