@@ -244,7 +244,7 @@ def run_case(
         sources: port -> where that module came from.
         pairs: "all" (every pair of ports), "reference" (the first port against each other)
             or "auto" (every pair of the main ports -- tf1, tf2, torch, numpy -- and the first
-            port against each variant port).
+            port against each variant port, or against every port when it is a variant itself).
     """
     case = get_case(case) if isinstance(case, str) else case
     ports = list(ports or case.ports)
@@ -272,7 +272,8 @@ def run_case(
         else:  # every pair of the frameworks' main ports, and the reference against each variant
             main = [p for p in names if ":" not in p]
             combos = list(itertools.combinations(main, 2))
-            combos += [(names[0], p) for p in names[1:] if ":" in p and (names[0], p) not in combos]
+            # (a variant as the reference -- the distributed cases' single device -- meets every port)
+            combos += [(names[0], p) for p in names[1:] if ":" in p + names[0] and (names[0], p) not in combos]
             if not main:
                 combos = [(names[0], p) for p in names[1:]]
         for pa, pb in combos:
