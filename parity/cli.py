@@ -84,6 +84,9 @@ def build_parser() -> argparse.ArgumentParser:
     ex = sub.add_parser("explain", help="explain one pitfall: both formulas, the signature, the fix")
     ex.add_argument("name", metavar="NAME")
     sub.add_parser("docs", help="regenerate docs/cases.md and docs/pitfalls.md from the registries")
+    from . import diffcmd  # `parity diff` (parity/diffcmd.py)
+
+    diffcmd.add_parser(sub)
     return p
 
 
@@ -141,7 +144,7 @@ def _run_and_report(cases, args, *, modules=None, sources=None, port_override=No
     extra = {}
     pit_failed = []
     if catalogue:
-        from . import pitfalls
+        from .pitfalls import catalogue as pitfalls
 
         t0 = time.perf_counter()
         pit = pitfalls.run_catalogue(dtypes=tuple(args.dtype or DTYPES))
@@ -289,6 +292,7 @@ COMMANDS = {
     "pitfalls": _cmd_pitfalls,
     "explain": _cmd_explain,
     "docs": _cmd_docs,
+    "diff": lambda args: __import__("parity.diffcmd", fromlist=["run"]).run(args),
 }
 
 

@@ -15,6 +15,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Mapping, Sequence
 
+from .pitfalls.registry import match_signatures
 from .trace import Trace, stage_label
 
 __all__ = ["Diagnosis", "diagnose", "settings_check", "localize"]
@@ -49,8 +50,6 @@ def diagnose(case, comparison, traces) -> list[Diagnosis]:
         comparison: the :class:`~parity.compare.Comparison` of reference ``a`` and port ``b``.
         traces: port -> :class:`~parity.trace.Trace` (or the two traces).
     """
-    from .pitfalls import match_signatures
-
     if comparison is None or comparison.ok:
         return []
     pair = _pair(comparison, traces)

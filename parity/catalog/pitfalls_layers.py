@@ -10,10 +10,10 @@ def _n(*shape, std=1.0):
     return Init(shape, "random_normal", {"stddev": std})
 
 
-def _layers(pitfall, title, params, arrays, cost, **options):
+def _layers(pitfall, title, params, arrays, cost, wrong_dtypes=None, **options):
     return pitfall_pair(
         pitfall, module="pitfalls.layers", title=title, reference="tf1", params=params, arrays=arrays,
-        steps=2, options=dict({"lr": 0.125}, **options), cost=cost,
+        steps=2, options=dict({"lr": 0.125}, **options), cost=cost, wrong_dtypes=wrong_dtypes,
     )
 
 
@@ -26,10 +26,11 @@ _MLP4 = {"K1": _n(4, 4, std=0.5), "b1": _n(4, std=0.1), "K2": _n(4, 1, std=0.5)}
 _layers("dense-transpose", "Dense kernel [in, out] -> Linear weight [out, in] (square 4x4)", _MLP4, _x(4, 4),
         Cost(depth=2, reduction=4), scenario="dense-transpose")
 # TF32 keeps 10 mantissa bits: a relative error ~2**-11 per operand, far above float32
-# rounding and float64's 1e-10, so the emulation shows in both dtypes.
-_layers("tf32-emulated", "MLP 16-16-1 in IEEE float32/float64 (TF32 emulated in the wrong port)",
+# rounding. It touches float32 only (the wrong port rounds its float32 operands, as an
+# Ampere+ GPU does): the wrong case runs in float32; its right case in both dtypes.
+_layers("tf32-emulated", "MLP 16-16-1 in IEEE float32 (TF32 emulated in the wrong port)",
         {"K1": _n(16, 16, std=0.25), "b1": _n(16, std=0.1), "K2": _n(16, 1, std=0.25)}, _x(8, 16),
-        Cost(depth=2, reduction=16), scenario="tf32-emulated")
+        Cost(depth=2, reduction=16), scenario="tf32-emulated", wrong_dtypes=("float32",))
 # Pre-activations of size ~2, where exact and tanh GELU differ most (PITFALLS P41).
 _layers("gelu-approx", "tf.nn.gelu (exact erf form)", {"K1": _n(3, 5), "b1": _n(5, std=0.5), "K2": _n(5, 1, std=0.5)},
         _x(4, 3, std=1.5), Cost(depth=3, reduction=5), scenario="gelu-approx")
@@ -54,3 +55,9 @@ _layers("dropout-keep-prob", "tf.nn.dropout(keep_prob=0.75) with the harness's m
         {"K1": _n(6, 6, std=0.5), "b1": _n(6, std=0.1), "K2": _n(6, 1, std=0.5)},
         dict(_x(8, 6), U={"kind": "uniform", "shape": (8, 6)}), Cost(depth=2, reduction=6),
         scenario="dropout-keep-prob", keep_prob=0.75)
+# The same layer with the torch model left in eval() and no BatchNorm to show it: dropout is
+# the identity in the wrong port (PITFALLS P04).
+_layers("dropout-eval-mode", "tf.nn.dropout(keep_prob=0.75) in training, torch model in train()",
+        {"K1": _n(6, 6, std=0.5), "b1": _n(6, std=0.1), "K2": _n(6, 1, std=0.5)},
+        dict(_x(8, 6), U={"kind": "uniform", "shape": (8, 6)}), Cost(depth=2, reduction=6),
+        scenario="dropout-eval-mode", keep_prob=0.75)

@@ -61,8 +61,13 @@ def pitfall_pair(
     cost: Cost = Cost(),
     fixed: bool = False,
     seed: int = 0,
+    wrong_dtypes: tuple[str, ...] | None = None,
 ) -> tuple[Case, Case]:
-    """Register the right and wrong cases of one pitfall; return them."""
+    """Register the right and wrong cases of one pitfall; return them.
+
+    ``wrong_dtypes``: where the mistake exists in some dtypes only (TF32: float32), the wrong
+    case runs in those; the right case always runs in every dtype.
+    """
     data = Data("pitfall", {"arrays": arrays, "fixed": fixed})
     common = dict(module=module, params=params, data=data, steps=steps, seed=seed, cost=cost)
     right_case = register(
@@ -85,6 +90,7 @@ def pitfall_pair(
             expect="diverge",
             tags=("pitfall", "pitfall-wrong"),
             **common,
+            **({"dtypes": tuple(wrong_dtypes)} if wrong_dtypes else {}),
         )
     )
     return right_case, wrong_case

@@ -10,7 +10,8 @@ Variant ``wrong`` (``options["pitfall"]``): ``dense-transpose``, ``conv-layout``
 swapped), ``flatten-order`` (NCHW flatten), ``same-padding-conv`` / ``same-padding-pool``
 (symmetric ``padding=k//2``), ``avgpool-count-pad`` (torch's default), ``gelu-approx``
 (``approximate="tanh"``), ``layernorm-epsilon`` (``nn.LayerNorm``'s 1e-5),
-``dropout-keep-prob`` (``p = keep_prob``), ``tf32-emulated`` (matmul operands rounded to
+``dropout-keep-prob`` (``p = keep_prob``), ``dropout-eval-mode`` (dropout skipped: the model in
+``eval()``), ``tf32-emulated`` (matmul operands rounded to
 TF32's 10-bit mantissa: what an Ampere+ GPU does to one side; emulated on CPU), and for
 tests, ``activation`` (an uncatalogued change: ``options["wrong_activation"]``).
 """
@@ -86,7 +87,8 @@ class LayersPort:
     # -- forward --------------------------------------------------------------------
     def _linear(self, x, w, b=None):
         F = self.t.nn.functional
-        if self.mistake == "tf32-emulated":
+        if self.mistake == "tf32-emulated" and self.dtype == "float32":
+            # TF32 touches float32 matmuls only (float64 runs in IEEE double on every device)
             x, w = round_tf32(x), round_tf32(w)
         return F.linear(x, w, b)
 
@@ -160,6 +162,8 @@ class LayersPort:
         # torch's dropout keeps with probability 1 - p and scales by 1/(1 - p); the mask comes
         # from the harness's U (kept where U >= p, as TF's floor(keep_prob + U)).
         drop = hidden * (x["U"] >= drop_p).to(hidden.dtype) / (1.0 - drop_p)
+        if self.mistake == "dropout-eval-mode":
+            drop = hidden  # the mistake: the model left in eval(): nn.Dropout is the identity
         return {"hidden": hidden, "dropout": drop, "out": F.linear(drop, p["K2"])}
 
     def step(self, batch):
@@ -169,6 +173,7 @@ class LayersPort:
             "gelu-approx": self._gelu, "layernorm-epsilon": self._layernorm,
             "conv-layout": self._conv, "same-padding-conv": self._conv, "flatten-order": self._flatten,
             "same-padding-pool": self._pool, "avgpool-count-pad": self._pool, "dropout-keep-prob": self._dropout,
+            "dropout-eval-mode": self._dropout,
         }[self.o["scenario"]]
         fwd = fn(x)
         out = fwd["out"]

@@ -79,6 +79,7 @@ SCENARIOS = {
     "same-padding-pool": _pool,
     "avgpool-count-pad": _pool,
     "dropout-keep-prob": _dropout,
+    "dropout-eval-mode": _dropout,
 }
 
 

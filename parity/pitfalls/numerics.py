@@ -1,0 +1,82 @@
+"""Signatures of numerical-format pitfalls: TF32 matmuls and convolutions (the TF32 case of
+``parity/catalog/pitfalls_layers.py``).
+
+TF32 rounds both operands of a float32 matmul/conv to a 10-bit mantissa (relative 2^-11 each)
+and accumulates in float32: each output element moves by at most ~2^-10 * sum_i |x_i| |k_i|,
+and typically by 2^-11 * sqrt(K) times a term, so the error grows with the reduction length K.
+float64 is never affected. The signature is that bound, met by the first diverging layer
+output, well above float32's own rounding (2^-24 per operation).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from .base import Context, pitfall, predicts
+from .layers import sources4
+from .reference import conv2d, round_tf32, same_pads
+from .requires import FLOAT32
+
+__all__ = ["PITFALLS"]
+
+_TF32_UNIT = 2.0**-11  # half an ulp of a 10-bit mantissa
+
+
+def _products(c: Context, y):
+    """(label, x, k, |x| (*) |k|) for every layer input x both ports agree on and parameter k whose
+    product (matmul or conv, VALID or SAME) has ``y``'s shape."""
+    params = c.params_before(c.a)
+    flat = {n: np.asarray(v, float) for n, v in c.at(c.a, "inputs").items() if np.ndim(v) == 2}
+    flat.update({n: v for n, v in c.matching("forward").items() if v.ndim == 2})
+    for pn, k in params.items():
+        k = np.asarray(k, float)
+        if y.ndim == 2 and k.ndim == 2 and k.shape[1] == y.shape[1]:
+            for xn, x in flat.items():
+                if x.shape == (y.shape[0], k.shape[0]):
+                    yield f"{xn} @ {pn}", x, k, np.abs(x) @ np.abs(k)
+        if y.ndim == 4 and k.ndim == 4 and k.shape[3] == y.shape[3]:
+            for xn, x in sources4(c).items():
+                if x.shape[0] != y.shape[0] or x.shape[3] != k.shape[2]:
+                    continue
+                s = max(1, int(round(x.shape[1] / y.shape[1])))
+                kh, kw = k.shape[:2]
+                for pads in ((0, 0, 0, 0), same_pads(x.shape[1], kh, s) + same_pads(x.shape[2], kw, s)):
+                    bound = conv2d(np.abs(x), np.abs(k), s, pads)
+                    if bound.shape == y.shape:
+                        yield f"conv({xn}, {pn})", x, k, bound
+
+
+def _check_tf32(c: Context):
+    for n, ya, yb in c.diverging("forward"):
+        if ya.ndim not in (2, 4):
+            continue
+        for label, x, k, bound in _products(c, ya):
+            d = np.abs(yb - ya)
+            scale = np.maximum(bound, 1e-300)
+            worst = float(np.max(d / scale))
+            reduction = int(np.prod(k.shape[:-1]))
+            # inside TF32's bound (2 operands x 2^-11, x2 for the float32 accumulation) and far above
+            # float32's own rounding of the same sum (2^-24 per addition, K additions)
+            if not (worst <= 4 * _TF32_UNIT and worst >= 16 * 2.0**-24 * max(np.sqrt(reduction), 1)):
+                continue
+            rel = float(d.max() / max(np.abs(ya).max(), 1e-300))
+            exact = ya.ndim == 2 and predicts(yb - ya, round_tf32(x) @ round_tf32(k) - x @ k, 1e-3)
+            return (0.95 if exact else 0.8), (
+                f"{n} = {label} (reduction length {reduction}): B - A stays within TF32's bound, at most {worst:.2g} x sum|x||k| "
+                f"(2^-11 = {_TF32_UNIT:.2g} per operand), relative {rel:.2g}, in a float32 run"
+                + (", and equals the product of operands rounded to a 10-bit mantissa" if exact else "")
+                + ": TF32 matmul/conv in one port (TF enables it by default on Ampere+ GPUs; torch for convolutions "
+                "via cudnn.allow_tf32); float64 is unaffected"
+            )
+    return None
+
+
+PITFALLS = [
+    pitfall("tf32-emulated", "TF32 matmuls and convolutions in float32", "numerics", "P45", ["forward"],
+            "a float32 matmul/conv output differs by at most ~2^-10 x sum|x||k| (operands rounded to a 10-bit mantissa), "
+            "far above float32 rounding; float64 matches",
+            _check_tf32, requires=[FLOAT32],
+            explanation="On Ampere+ GPUs TF enables TensorFloat-32 by default for float32 matmuls and convs (10-bit mantissa operands); torch keeps matmuls in IEEE float32 (allow_tf32=False) but lets cuDNN convolutions use TF32 (cudnn.allow_tf32=True). The error is ~2^-11 relative per operand and grows with the reduction length; float64 is untouched. Here the wrong port rounds its float32 operands on CPU (emulated); the GPU check is tests/test_pitfalls.py::test_tf32_on_gpu.",
+            tf="tf.config.experimental.enable_tensor_float_32_execution(True) by default", torch="torch.backends.cuda.matmul.allow_tf32 = False, torch.backends.cudnn.allow_tf32 = True by default",
+            fix="Disable TF32 on both sides for parity (enable_tensor_float_32_execution(False); allow_tf32 = False for matmul and cudnn)."),
+]
