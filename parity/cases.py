@@ -27,9 +27,15 @@ __all__ = [
     "all_cases",
     "DTYPES",
     "FRAMEWORKS",
+    "OPT_IN_TAGS",
 ]
 
 DTYPES = ("float64", "float32")
+
+#: Tags of cases that ``parity run --all`` (``make parity``) and the pitfall catalogue leave
+#: out: they start processes and take minutes on 2 cores (the data-parallel cases). Run them
+#: with ``parity run --tag distributed``; the tests run them under ``-m slow``.
+OPT_IN_TAGS = ("distributed",)
 
 #: framework key -> package holding its ports (imported lazily, only when a port runs)
 FRAMEWORKS = {

@@ -14,7 +14,7 @@ import time
 import traceback
 
 from . import __version__
-from .cases import DTYPES, FRAMEWORKS, PortSpec, all_cases, get_case
+from .cases import DTYPES, FRAMEWORKS, OPT_IN_TAGS, PortSpec, all_cases, get_case
 from .errors import ParityError
 
 __all__ = ["main", "build_parser"]
@@ -172,9 +172,9 @@ def _run_and_report(cases, args, *, modules=None, sources=None, port_override=No
 def _cmd_run(args) -> int:
     if args.all and not args.tag:
         # The pitfall pairs run once, in the catalogue section at the end (unless --no-pitfalls).
-        cases = [c for c in all_cases() if not {"pitfall-right", "pitfall-wrong"} & set(c.tags)]
+        cases = [c for c in all_cases() if not {"pitfall-right", "pitfall-wrong", *OPT_IN_TAGS} & set(c.tags)]
         if args.no_pitfalls:
-            cases = all_cases()
+            cases = [c for c in all_cases() if not set(OPT_IN_TAGS) & set(c.tags)]
     elif args.all or (args.tag and not args.cases):
         cases = all_cases(args.tag)
     elif args.cases:

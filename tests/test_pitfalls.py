@@ -9,7 +9,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from parity.cases import get_case
+from parity.cases import OPT_IN_TAGS, get_case
 from parity.diagnose import diagnose, localize, settings_check
 from parity.errors import ParityError
 from parity.pitfalls import all_pitfalls, explain, get_pitfall, render_markdown
@@ -43,7 +43,12 @@ def test_docs_are_generated_from_the_registry():
         assert f.read() == render_markdown(), "docs/pitfalls.md is stale: write parity.pitfalls.render_markdown() to it"
 
 
-@pytest.mark.parametrize("name", PITFALLS)
+# The data-parallel pitfalls start processes (DDP workers, TF in its own process): slow.
+_OPT_IN = {p.name for p in all_pitfalls() if set(OPT_IN_TAGS) & set(get_case(p.wrong_case).tags)}
+
+
+@pytest.mark.parametrize("name", [pytest.param(n, marks=[pytest.mark.slow, pytest.mark.distributed]) if n in _OPT_IN else n
+                                  for n in PITFALLS])
 def test_pitfall_is_caught_named_first_and_right_port_clean(name):
     results = run_catalogue(("float64", "float32"), names=[name])
     # every pitfall shows in both dtypes but TF32, which exists in float32 only

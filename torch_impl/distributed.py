@@ -71,12 +71,13 @@ __all__ = ["build", "framework_info", "DistributedPort", "SinglePort", "VARIANTS
 
 VARIANTS = (None, "single", "sum_allreduce", "global_batch_loss", "lr_scaled", "local_bn", "same_dropout")
 MODELS = ("mlp", "bn_convnet")
-#: gloo on CPU; with one GPU per process use "nccl" (not testable here: docs/distributed.md).
-BACKEND = os.environ.get("PARITY_DIST_BACKEND", "gloo")
+#: gloo on CPU; "nccl" when the ports run on CUDA (``PARITY_TORCH_DEVICE=cuda``): rank r on
+#: ``cuda:r``, one GPU per replica. ``PARITY_DIST_BACKEND`` overrides. The NCCL route is not
+#: tested here (no GPU, and NCCL refuses two ranks on one GPU): docs/distributed.md.
+BACKEND = os.environ.get("PARITY_DIST_BACKEND", "nccl" if os.environ.get("PARITY_TORCH_DEVICE", "cpu").startswith("cuda") else "gloo")
 #: Seconds the harness waits for a worker's answer before declaring it hung.
 TIMEOUT = float(os.environ.get("PARITY_DIST_TIMEOUT", "600"))
 MLP_LAYERS = ("hidden1", "hidden2", "output")
-CONV_LAYERS = ("conv", "bn", "relu", "pool", "flatten", "dropout", "dense")
 
 
 def framework_info() -> dict:
@@ -185,15 +186,17 @@ class _Replica:
         self.t, self.cfg, self.rank, self.world = t, cfg, rank, cfg["world"]
         self.variant, o = cfg["variant"], cfg["options"]
         self.tdtype = {"float64": t.float64, "float32": t.float32}[cfg["dtype"]]
+        # one GPU per rank under NCCL; the single-device reference and gloo stay on the CPU
+        self.device = f"cuda:{rank}" if cfg["backend"] == "nccl" and cfg["variant"] != "single" else "cpu"
         self.lr = o.get("lr", 0.01) * (self.world if self.variant == "lr_scaled" else 1)
         if cfg["model"] == "mlp":
             from .mlp import MLP
 
-            self.model = MLP().to(self.tdtype)
+            self.model = MLP().to(self.tdtype).to(self.device)
             self.opt = t.optim.SGD(self.model.parameters(), lr=self.lr)
         else:
             sync = self.variant not in ("local_bn", "single")
-            self.model = _convnet(t, cfg, sync=sync and self.world > 1).to(self.tdtype)
+            self.model = _convnet(t, cfg, sync=sync and self.world > 1).to(self.tdtype).to(self.device)
             self.opt = t.optim.SGD(self.model.parameters(), lr=self.lr, momentum=o.get("momentum", 0.9),
                                    nesterov=o.get("nesterov", True))
             side = cfg["shape"][0] // 2
@@ -232,7 +235,7 @@ class _Replica:
             arr = conv_to_torch(arr)
         elif kind == "flatdense":
             arr = np.ascontiguousarray(arr[self.perm].T)
-        return self.t.from_numpy(np.array(arr, copy=True)).to(self.tdtype)
+        return self.t.from_numpy(np.array(arr, copy=True)).to(self.tdtype).to(self.device)
 
     def state(self):
         if self.cfg["model"] != "bn_convnet":
@@ -256,10 +259,9 @@ class _Replica:
 
     def inputs(self, batch, rows):
         """This replica's shard of the global batch, as torch tensors in torch layout."""
-        t = self.t
         if self.cfg["model"] == "mlp":
-            x = t.from_numpy(np.ascontiguousarray(batch["X"][rows])).to(self.tdtype)
-            return (x,), t.from_numpy(np.ascontiguousarray(batch["y"][rows])).to(self.tdtype)
+            x = self.tensor(batch["X"][rows])
+            return (x,), self.tensor(batch["y"][rows])
         x = np.ascontiguousarray(np.transpose(batch["x"][rows], (0, 3, 1, 2)))
         mask = np.asarray(batch["keep_mask"])
         if self.variant == "same_dropout":
@@ -268,8 +270,10 @@ class _Replica:
         else:
             mask = mask[rows]
         mask = np.ascontiguousarray(mask[:, self.perm])
-        return (t.from_numpy(x).to(self.tdtype), t.from_numpy(mask).to(self.tdtype)), \
-            t.from_numpy(np.ascontiguousarray(batch["y"][rows])).to(self.tdtype)
+        return (self.tensor(x), self.tensor(mask)), self.tensor(batch["y"][rows])
+
+    def tensor(self, arr):
+        return self.t.from_numpy(np.ascontiguousarray(arr)).to(self.tdtype).to(self.device)
 
     def activations(self, outputs):
         if self.cfg["model"] == "mlp":
@@ -330,6 +334,8 @@ def _worker(rank: int, cfg: dict, conns, address: str) -> None:
 
         t = _torch()
         world = cfg["world"]
+        if cfg["backend"] == "nccl":
+            t.cuda.set_device(rank)
         dist.init_process_group(cfg["backend"], init_method=address, rank=rank, world_size=world)
         rep = _Replica(cfg, rank)
         from torch.nn.parallel import DistributedDataParallel as DDP
@@ -378,7 +384,7 @@ def _worker_step(t, dist, rep, ddp, captured, batch, rank, world):
     dist.all_reduce(total)
     out = {
         "forward": {k: rep.act_out(k, v) for k, v in acts.items()},
-        "loss": {f"replica{rank}/loss": (loss.detach() / world).numpy(), "loss": (total / world).numpy()},
+        "loss": {f"replica{rank}/loss": (loss.detach() / world).cpu().numpy(), "loss": (total / world).cpu().numpy()},
         "gradients": {f"replica{rank}/{name}": rep.out(captured[name], kind) for name, (p, kind) in rep.tensors().items()},
     }
     if rank == 0:

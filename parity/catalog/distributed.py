@@ -22,7 +22,7 @@ The float32 error model: the all-reduce adds one rounded addition per gradient e
 BatchNorm one per batch moment: one more layer of rounding (``depth + 1``) on top of the
 seed's own cost.
 
-Pitfalls (``pitfall_<name>_right`` / ``_wrong``, 3 steps, float64, reference
+Pitfalls (``pitfall_<name>_right`` / ``_wrong``, 3 steps, reference
 ``torch:single``): see :mod:`parity.pitfalls` (docs/pitfalls.md) for the formulas.
 """
 
@@ -89,7 +89,7 @@ BN_CONVNET = register(distributed_case(
 
 def _pair(pitfall: str, title: str, model: str, right: str, wrong: str, steps: int = 3) -> tuple[Case, Case]:
     slug = pitfall.replace("-", "_")
-    common = dict(steps=steps, dtypes=("float64",))
+    common = dict(steps=steps)
     right_case = register(distributed_case(
         f"pitfall_{slug}_right", f"{title}: right port", model, ("torch:single", right),
         expect="match", tags=("pitfall", "pitfall-right"), options={"scenario": pitfall}, **common))
@@ -123,10 +123,10 @@ PITFALLS = {
 # registry's right/wrong pairs; these show the same signature from MirroredStrategy.
 TF_LOCAL_BN = register(distributed_case(
     "distributed_tf_local_bn", "Keras BatchNormalization() under MirroredStrategy (synchronized=False): per-replica moments",
-    "bn_convnet", ("torch:single", "tf2:local_bn"), steps=3, dtypes=("float64",), expect="diverge",
+    "bn_convnet", ("torch:single", "tf2:local_bn"), steps=3, expect="diverge",
     tags=("pitfall",)))
 TORCH_GLOBAL_BATCH_LOSS = register(distributed_case(
     "distributed_torch_global_batch_loss",
     "TF's compute_average_loss ported literally under DDP (sum / global batch, then DDP averages)",
-    "mlp", ("torch:single", "torch:global_batch_loss"), steps=3, dtypes=("float64",), expect="diverge",
+    "mlp", ("torch:single", "torch:global_batch_loss"), steps=3, expect="diverge",
     tags=("pitfall",)))
