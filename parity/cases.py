@@ -10,9 +10,10 @@ the docs.
 from __future__ import annotations
 
 import dataclasses
+import re
 import types
 from dataclasses import dataclass, field
-from typing import Any, Mapping
+from typing import Any, Mapping, Sequence
 
 from .errors import ParityError
 
@@ -22,20 +23,25 @@ __all__ = [
     "Init",
     "Data",
     "PortSpec",
+    "Refusal",
+    "refusal_matches",
+    "refusals_ok",
     "register",
     "get_case",
     "all_cases",
     "DTYPES",
     "FRAMEWORKS",
-    "OPT_IN_TAGS",
+    "HEAVY_TAGS",
+    "default_cases",
 ]
 
 DTYPES = ("float64", "float32")
 
-#: Tags of cases that ``parity run --all`` (``make parity``) and the pitfall catalogue leave
-#: out: they start processes and take minutes on 2 cores (the data-parallel cases). Run them
-#: with ``parity run --tag distributed``; the tests run them under ``-m slow``.
-OPT_IN_TAGS = ("distributed",)
+#: Tags of the heavy tiers: the seeds at their own sizes (``full``), the real-size model
+#: (``realsize``) and the data-parallel cases (``distributed``: they start processes, minutes on
+#: 2 cores). ``parity run --all`` (``make parity``) and the default pitfall catalogue leave them
+#: out; ``make parity-full`` runs the first two, ``parity run --tag distributed`` the last.
+HEAVY_TAGS = ("full", "realsize", "distributed")
 
 #: framework key -> package holding its ports (imported lazily, only when a port runs)
 FRAMEWORKS = {
@@ -144,6 +150,32 @@ class PortSpec:
 
 
 @dataclass(frozen=True)
+class Refusal:
+    """The refusal a framework must give in a case that expects every framework to refuse.
+
+    Args:
+        exc_type: the exception's class name (a subclass matches too), e.g. ``"ValueError"``.
+        pattern: a regular expression searched in the first line of its message.
+    """
+
+    exc_type: str
+    pattern: str
+
+    def __post_init__(self):
+        try:
+            re.compile(self.pattern)
+        except re.error as exc:
+            raise ParityError(f"refusal pattern {self.pattern!r} is not a regular expression: {exc}") from None
+
+    def matches(self, exc_types: Sequence[str], message: str) -> bool:
+        """Whether an error of these class names (its MRO) and message is this refusal."""
+        return self.exc_type in exc_types and re.search(self.pattern, message or "") is not None
+
+    def __str__(self) -> str:
+        return f"{self.exc_type} matching /{self.pattern}/"
+
+
+@dataclass(frozen=True)
 class Case:
     """Describe one training scenario, independent of any framework.
 
@@ -159,9 +191,12 @@ class Case:
         options: everything else the ports read (layer sizes, learning rate, clipping...).
         seed: the numpy seed for parameters, data and dropout masks.
         source: the seed document this case reproduces (``"000"``...), if any.
-        expect: ``"match"`` (all ports must agree), ``"error"`` (every port must refuse
-            to build; the refusals are reported) or ``"diverge"`` (a deliberately wrong
-            port: the comparison must find a semantic divergence).
+        expect: ``"match"`` (all ports must agree), ``"error"`` (every port must refuse,
+            each with the refusal ``refusals`` states for it) or ``"diverge"`` (a deliberately
+            wrong port: the comparison must find a semantic divergence).
+        refusals: with ``expect="error"``: port (``tf1:variant``) or framework (``tf1``) ->
+            the :class:`Refusal` it must give. Any other error is a crash, shown with the
+            expected one.
         cost: the computation's size for the float32 error model.
         dtypes: the dtypes it runs in.
         tags: free labels (``"seed"``, ``"pitfall"``, ``"slow"``).
@@ -181,9 +216,11 @@ class Case:
     cost: Cost = field(default_factory=Cost)
     dtypes: tuple[str, ...] = DTYPES
     tags: tuple[str, ...] = ()
+    refusals: Mapping[str, Refusal] = field(default_factory=dict)
 
     def __post_init__(self):
         object.__setattr__(self, "params", _frozen(self.params))
+        object.__setattr__(self, "refusals", _frozen(self.refusals))
         object.__setattr__(self, "options", _frozen(self.options))
         object.__setattr__(self, "ports", tuple(self.ports))
         if not self.ports:
@@ -210,10 +247,52 @@ class Case:
             changes["options"] = merged
         return dataclasses.replace(self, **changes)
 
+    def expected_refusal(self, port: str) -> Refusal | None:
+        """The refusal ``port`` must give (stated for the port, else for its framework), or None."""
+        return self.refusals.get(port) or self.refusals.get(port.partition(":")[0])
+
+    @property
+    def tier(self) -> str:
+        """Which run holds the case: "realsize", "full" (the seed's own size) or "parity" (``make parity``)."""
+        for tag in ("realsize", "full"):
+            if tag in self.tags:
+                return tag
+        return "parity"
+
     @property
     def trainable(self) -> tuple[str, ...]:
         """Names of the parameters the optimizer trains (in declaration order)."""
         return tuple(n for n, spec in self.params.items() if spec.trainable)
+
+
+def refusal_matches(case: Case, port: str, error) -> bool:
+    """Whether a port's error (a :class:`~parity.errors.PortError`) is the refusal ``case`` expects of it."""
+    expected = case.expected_refusal(port)
+    if case.expect != "error" or expected is None:
+        return False
+    types_ = getattr(error, "exc_types", None) or [getattr(error, "exc_type", "")]
+    return expected.matches(types_, getattr(error, "exc_message", ""))
+
+
+def refusals_ok(case: Case, errors: Mapping[str, Mapping[str, Any]], traces: Mapping[str, Mapping[str, Any]]) -> bool:
+    """Whether an ``expect="error"`` case behaved: in every dtype run, every port that ran refused as stated.
+
+    Args:
+        case: the case.
+        errors: dtype -> port -> its :class:`~parity.errors.PortError`.
+        traces: dtype -> port -> trace (a port that trained did not refuse).
+
+    Ports that did not run (framework not installed) are in neither: they are "not run",
+    not refusals; a dtype in which no port ran is not a pass.
+    """
+    if not errors:
+        return False
+    for dtype, errs in errors.items():
+        if not errs or traces.get(dtype):
+            return False
+        if not all(refusal_matches(case, port, err) for port, err in errs.items()):
+            return False
+    return True
 
 
 _REGISTRY: dict[str, Case] = {}
@@ -252,3 +331,8 @@ def all_cases(tag: str | None = None) -> list[Case]:
     """Return every registered case, in registration order, optionally only those with ``tag``."""
     _load_catalog()
     return [c for c in _REGISTRY.values() if tag is None or tag in c.tags]
+
+
+def default_cases() -> list[Case]:
+    """Return the cases ``parity run --all`` runs: every case but the heavy tiers (:data:`HEAVY_TAGS`)."""
+    return [c for c in all_cases() if not set(HEAVY_TAGS) & set(c.tags)]

@@ -1,8 +1,10 @@
 """The ``parity`` command line: run the suite, record and compare traces, check a port, explain pitfalls.
 
-Every user mistake (unknown case, missing or corrupt trace, a port file that does not
-load) is one line on stderr and exit code 2; a case that must match and does not is
-exit code 1.
+Exit codes (one contract, :data:`parity.errors.EXIT_CODES`): 0 everything behaved as it
+must; 1 a divergence; 2 the input is wrong (one line says which); 3 a port crashed (its
+file and line shown); 4 parity itself failed (a bug-report line); 130 interrupted. Never a
+bare traceback (``--traceback`` shows one), never a silent exit. Every output path is
+checked (and its directory created) before any port runs, and written atomically.
 """
 
 from __future__ import annotations
@@ -10,27 +12,42 @@ from __future__ import annotations
 import argparse
 import os
 import sys
-import time
 import traceback
 
 from . import __version__
-from .cases import DTYPES, FRAMEWORKS, OPT_IN_TAGS, PortSpec, all_cases, get_case
-from .errors import ParityError
+from .cases import DTYPES, PortSpec, all_cases, default_cases, get_case
+from .clirun import plan_ports, run_and_report, selected_frameworks
+from .errors import (
+    EXIT_CODES,
+    EXIT_DIVERGED,
+    EXIT_INTERNAL,
+    EXIT_INTERRUPTED,
+    EXIT_OK,
+    EXIT_PORT,
+    EXIT_USAGE,
+    ParityError,
+    PortError,
+    user_frames,
+)
 
-__all__ = ["main", "build_parser"]
+__all__ = ["main", "build_parser", "COMMANDS"]
 
-EPILOG = """\
+_EXIT_TABLE = "\n".join(f"  {code:<3d} {text}" for code, text in EXIT_CODES.items())
+
+EPILOG = f"""\
 examples:
   parity run --all                       the reference suite (what `make parity` runs)
   parity run seed000_encoder3_tiny       one case, float64 and float32
+  parity run --all --frameworks torch,numpy   without TensorFlow
   parity list                            the cases
   parity record seed004_oscillate --port torch -o w.npz
   parity compare tf1.npz torch.npz       two traces, recorded anywhere
   parity check seed000_encoder3_clip_bites --torch-port my_port.py
   parity pitfalls / parity explain NAME  the pitfall catalogue
 
-exit codes: 0 all cases behaved as they must; 1 a case that must match did not (or a
-wrong port went uncaught); 2 bad input (unknown case, bad trace or port file).
+exit codes (the highest that applies):
+{_EXIT_TABLE}
+--traceback (before or after the command) shows the full traceback of an error.
 """
 
 
@@ -46,13 +63,19 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--version", action="version", version=f"parity {__version__}")
     p.add_argument("--traceback", action="store_true", help="show the full traceback of an error (for debugging)")
     sub = p.add_subparsers(dest="command", metavar="COMMAND")
+    frameworks_help = (
+        "run only the ports of these frameworks, comma-separated (tf1, tf2, tf = both, torch, numpy); "
+        "the others are listed as not run. Default: every installed framework"
+    )
 
     r = sub.add_parser("run", help="run cases (all ports, float64 and float32) and report")
     r.add_argument("cases", nargs="*", metavar="CASE", help="case names (see 'parity list')")
-    r.add_argument("--all", action="store_true", help="every registered case, then the pitfall catalogue")
+    r.add_argument("--all", action="store_true",
+                   help="every registered case but the full/realsize tiers (--tag full), then the pitfall catalogue")
     r.add_argument("--tag", help="only cases with this tag (seed, seed000, pitfall...)")
     r.add_argument("--dtype", choices=DTYPES, action="append", help="only this dtype (repeatable)")
-    r.add_argument("--json", metavar="FILE", help="also write the report as JSON")
+    r.add_argument("--frameworks", metavar="LIST", help=frameworks_help)
+    r.add_argument("--json", metavar="FILE", help="also write the report as JSON (docs/report-schema.json)")
     r.add_argument("--traces", metavar="DIR", help="save every trace under DIR")
     r.add_argument("--no-pitfalls", action="store_true",
                    help="with --all: run the pitfall pairs as plain cases, without the catalogue section")
@@ -71,22 +94,33 @@ def build_parser() -> argparse.ArgumentParser:
     cmp = sub.add_parser("compare", help="compare two trace files (the first is the reference)")
     cmp.add_argument("a", metavar="A.npz")
     cmp.add_argument("b", metavar="B.npz")
-    cmp.add_argument("--json", metavar="FILE", help="also write the comparison as JSON")
+    cmp.add_argument("--json", metavar="FILE", help="also write the comparison as JSON (docs/report-schema.json)")
 
     chk = sub.add_parser("check", help="run a case with your own port in place of the reference one")
     chk.add_argument("case", metavar="CASE")
     for fw in ("torch", "tf1", "tf2"):
         chk.add_argument(f"--{fw}-port", metavar="FILE.py", help=f"your {fw} port module (see docs/ports.md)")
     chk.add_argument("--dtype", choices=DTYPES, action="append", help="only this dtype (repeatable)")
-    chk.add_argument("--json", metavar="FILE", help="also write the report as JSON")
+    chk.add_argument("--frameworks", metavar="LIST", help=frameworks_help)
+    chk.add_argument("--json", metavar="FILE", help="also write the report as JSON (docs/report-schema.json)")
 
     sub.add_parser("pitfalls", help="list the known porting pitfalls")
     ex = sub.add_parser("explain", help="explain one pitfall: both formulas, the signature, the fix")
     ex.add_argument("name", metavar="NAME")
-    sub.add_parser("docs", help="regenerate docs/cases.md and docs/pitfalls.md from the registries")
+    d = sub.add_parser("docs", help="regenerate docs/cases.md and docs/pitfalls.md from the registries")
+    d.add_argument("--out", metavar="DIR",
+                   help="write them here (default: the docs/ folder of parity's own source tree, and nowhere else)")
+
+    # Subcommands from other modules hook in here: their add_parser(sub), and COMMANDS[name] below.
     from . import diffcmd  # `parity diff` (parity/diffcmd.py)
 
     diffcmd.add_parser(sub)
+
+    # --traceback is accepted after the subcommand too (SUPPRESS: it does not reset the global one).
+    for parser in {id(s): s for s in sub.choices.values()}.values():
+        if "--traceback" not in parser._option_string_actions:
+            parser.add_argument("--traceback", action="store_true", default=argparse.SUPPRESS,
+                                help="show the full traceback of an error (for debugging)")
     return p
 
 
@@ -94,87 +128,12 @@ def _say(text: str = "") -> None:
     print(text, flush=True)
 
 
-def _progress(text: str) -> None:
-    print(text, file=sys.stderr, flush=True)
-
-
-def _run_and_report(cases, args, *, modules=None, sources=None, port_override=None, catalogue=False) -> int:
-    from . import report
-    from .diagnose import diagnose, settings_check
-    from .runner import run_case
-    from .trace import save
-
-    started = time.perf_counter()
-    results, warnings = [], []
-    for case in cases:
-        t0 = time.perf_counter()
-        ports = port_override(case) if port_override else None
-        result = run_case(case, dtypes=args.dtype, ports=ports, modules=modules, sources=sources)
-        results.append(result)
-        status = "ok" if result.passed else "FAILED"
-        _progress(f"  {case.name:40s} {status:6s} {time.perf_counter() - t0:6.1f}s")
-        for dtype, traces in result.traces.items():
-            warnings += [f"{case.name} ({dtype}): {w}" for w in settings_check(case, traces)]
-        if getattr(args, "traces", None):
-            for dtype, traces in result.traces.items():
-                for port, trace in traces.items():
-                    save(trace, os.path.join(args.traces, f"{case.name}.{port.replace(':', '-')}.{dtype}.npz"))
-    diagnoses = {}
-    for r in results:
-        for i, c in enumerate(r.comparisons):
-            if not c.ok:
-                pa, pb = c.a.get("port"), c.b.get("port")
-                traces = {p: r.traces[c.dtype][p] for p in (pa, pb)}
-                diagnoses[(r.case.name, i)] = diagnose(r.case, c, traces)
-    if warnings:
-        _say("Settings check (before any numbers):")
-        for w in warnings:
-            _say(f"  warning: {w}")
-        _say()
-    _say(report.format_table(results))
-    details = report.format_details(results, diagnoses)
-    if details:
-        _say("\nDivergences and refusals")
-        _say(details)
-    health = report.format_health(results)
-    if health:
-        _say("\nGradient health (float64)")
-        _say(health)
-    failed = [r.case.name for r in results if not r.passed]
-    extra = {}
-    pit_failed = []
-    if catalogue:
-        from .pitfalls import catalogue as pitfalls
-
-        t0 = time.perf_counter()
-        pit = pitfalls.run_catalogue(dtypes=tuple(args.dtype or DTYPES))
-        _say("\nPitfall catalogue (each wrong port must be caught and named first; each right port clean)")
-        _say(pitfalls.format_catalogue(pit))
-        pit_failed = [p.pitfall for p in pit if not (p.caught and p.named_first and p.right_clean)]
-        extra["pitfalls"] = [dict(vars(p)) for p in pit]
-        extra["pitfall_seconds"] = round(time.perf_counter() - t0, 2)
-    wall = time.perf_counter() - started
-    extra["wall_seconds"] = round(wall, 2)
-    _say(
-        f"\n{len(results) - len(failed)}/{len(results)} cases behaved as they must"
-        + (f"; {len(pit_failed)} pitfall(s) not caught cleanly: {', '.join(pit_failed)}" if catalogue and pit_failed else "")
-        + (f"; FAILED: {', '.join(failed)}" if failed else "")
-        + f" ({wall:.1f}s)"
-    )
-    if getattr(args, "json", None):
-        os.makedirs(os.path.dirname(os.path.abspath(args.json)), exist_ok=True)
-        with open(args.json, "w") as fh:
-            fh.write(report.to_json(results, diagnoses, extra))
-        _say(f"JSON report: {args.json}")
-    return 1 if failed or pit_failed else 0
-
-
 def _cmd_run(args) -> int:
     if args.all and not args.tag:
         # The pitfall pairs run once, in the catalogue section at the end (unless --no-pitfalls).
-        cases = [c for c in all_cases() if not {"pitfall-right", "pitfall-wrong", *OPT_IN_TAGS} & set(c.tags)]
+        cases = [c for c in default_cases() if not {"pitfall-right", "pitfall-wrong"} & set(c.tags)]
         if args.no_pitfalls:
-            cases = [c for c in all_cases() if not set(OPT_IN_TAGS) & set(c.tags)]
+            cases = default_cases()
     elif args.all or (args.tag and not args.cases):
         cases = all_cases(args.tag)
     elif args.cases:
@@ -183,38 +142,51 @@ def _cmd_run(args) -> int:
         raise ParityError("name cases to run, or --all (see 'parity list')")
     if not cases:
         raise ParityError(f"no case has tag {args.tag!r}")
+    selected_frameworks(args)  # a bad --frameworks is exit 2 before anything runs
     catalogue = args.all and not args.no_pitfalls and not args.tag
-    return _run_and_report(cases, args, catalogue=catalogue)
+    return run_and_report(cases, args, catalogue=catalogue)
 
 
 def _cmd_list(args) -> int:
     cases = all_cases(args.tag)
     width = max((len(c.name) for c in cases), default=10)
     for c in cases:
-        _say(f"{c.name:{width}s}  {c.steps:4d} steps  {', '.join(c.ports):40s}  {c.title}")
-    return 0
+        _say(f"{c.name:{width}s}  {c.tier:8s}  {c.steps:5d} steps  {', '.join(c.ports):40s}  {c.title}")
+    return EXIT_OK
 
 
 def _cmd_record(args) -> int:
+    from .frameworks import missing_reason
+    from .io import atomic_path, check_output
     from .runner import load_user_port, run_port
     from .trace import save
 
     case = get_case(args.case)
-    PortSpec.parse(args.port)
+    spec = PortSpec.parse(args.port)
+    output = args.output if args.output.endswith(".npz") else args.output + ".npz"
+    check_output(output, "-o")
+    reason = missing_reason(spec.framework)
+    if reason:
+        raise ParityError(f"cannot record a {spec.framework} port: {reason}")
     module = load_user_port(args.port_file) if args.port_file else None
     trace = run_port(case, args.port, args.dtype, module=module, source=args.port_file, isolate=not args.in_process)
-    path = save(trace, args.output)
-    _say(f"recorded {case.name} / {args.port} / {args.dtype}: {len(trace.steps)} steps -> {path}")
-    return 0
+    with atomic_path(output) as tmp:
+        save(trace, tmp)
+    _say(f"recorded {case.name} / {args.port} / {args.dtype}: {len(trace.steps)} steps -> {output}")
+    return EXIT_OK
 
 
 def _cmd_compare(args) -> int:
     from . import report
-    from .cases import Cost
+    from .cases import Case, Cost, Data
     from .compare import compare
     from .diagnose import diagnose
+    from .io import atomic_write, check_output
+    from .runner import CaseResult
     from .trace import load
 
+    if args.json:
+        check_output(args.json, "--json")
     a, b = load(args.a), load(args.b)
     try:
         case = get_case(a.case)
@@ -225,36 +197,70 @@ def _cmd_compare(args) -> int:
     diags = diagnose(case, result, {a.port: a, b.port: b}) if (case is not None and not result.ok) else ()
     _say(f"{args.a} ({a.port}, {a.manifest.get('framework_version')}, {a.manifest.get('device')}) vs "
          f"{args.b} ({b.port}, {b.manifest.get('framework_version')}, {b.manifest.get('device')})")
+    if case is None:
+        _say(f"  note: case {a.case!r} is not in this registry: compared with the default error model (Cost())")
     for stage, d in result.worst_by_stage().items():
         _say(f"  {report.STAGE_ABBREV[stage]:6s} worst {d.max_rel:.3g} relative ({d.units:.2g} of the {result.dtype} bound) at step {d.step}, {d.name}")
     _say(report.format_comparison(result, diags))
+    code = EXIT_OK if result.ok else EXIT_DIVERGED
     if args.json:
-        from .runner import CaseResult
-
-        if case is not None:
-            with open(args.json, "w") as fh:
-                fh.write(report.to_json([CaseResult(case=case, comparisons=[result])], {(case.name, 0): diags}))
-    return 0 if result.ok else 1
+        stand_in = case or Case(name=a.case, module="?", title="", ports=("numpy",), params={}, data=Data("constant"), steps=0)
+        traces = {a.port: a, b.port: b} if a.port != b.port else {a.port: a}
+        res = CaseResult(case=stand_in.replace(expect="match"), traces={result.dtype: traces}, comparisons=[result])
+        text = report.to_json([res], {(stand_in.name, 0): list(diags)}, kind="compare", code=code,
+                              unregistered=() if case is not None else (stand_in.name,))
+        with atomic_write(args.json) as fh:
+            fh.write(text)
+        _say(f"JSON report: {args.json}")
+    return code
 
 
 def _cmd_check(args) -> int:
+    from .frameworks import missing_reason
     from .runner import load_user_port
 
     case = get_case(args.case)
     files = {fw: getattr(args, f"{fw}_port") for fw in ("torch", "tf1", "tf2") if getattr(args, f"{fw}_port")}
     if not files:
         raise ParityError("name your port file: --torch-port FILE.py (or --tf1-port / --tf2-port)")
-    modules = {fw: load_user_port(path) for fw, path in files.items()}
+    chosen = selected_frameworks(args)
+    for fw in files:
+        reason = missing_reason(fw)
+        if reason:
+            raise ParityError(f"your {fw} port cannot run: {reason}")
+    notes = []
+    if case.expect == "diverge":
+        wrong = [p for p in case.ports[1:]]
+        pitfall = case.option("pitfall")
+        notes.append(
+            f"note: {case.name} is a must-diverge case: its {', '.join(wrong)} port makes "
+            f"{'pitfall ' + pitfall if pitfall else 'a mistake'} on purpose. check runs your port in place of "
+            f"that framework's ports and expects it to MATCH the others: a pass means your port does not make that mistake"
+        )
+        case = case.replace(expect="match")
 
-    def ports(c):
+    def plan(c):
         # The user's port replaces that framework's reference port; variants of it are left out.
-        kept = [p for p in c.ports if PortSpec.parse(p).framework not in files]
-        return kept + list(files)
+        ports, skipped = plan_ports(c, chosen, replaced=set(files))
+        return ports + list(files), skipped
 
+    others, skipped = plan(case)
+    others = [p for p in others if p not in files]
+    if case.expect != "error" and not others:
+        theirs = [p for p in case.ports if PortSpec.parse(p).framework not in files]
+        if not theirs:
+            raise ParityError(
+                f"{case.name} has no port of another framework than {', '.join(files)} ({', '.join(case.ports)}): "
+                "your port would be compared with nothing; pick a case with a tf1, tf2, torch or numpy port "
+                "of another framework ('parity list'), or compare two traces with 'parity compare'"
+            )
+        why = "; ".join(sorted(set(skipped.values())))
+        raise ParityError(f"{case.name}: none of the ports to compare yours with can run ({', '.join(theirs)}): {why}")
+    modules = {fw: load_user_port(path) for fw, path in files.items()}
     for fw in files:
         if fw not in {PortSpec.parse(p).framework for p in case.ports}:
-            _progress(f"note: {case.name} has no reference {fw} port; your port is compared with {', '.join(case.ports)}")
-    return _run_and_report([case], args, modules=modules, sources=files, port_override=ports)
+            notes.append(f"note: {case.name} has no reference {fw} port; your port is compared with {', '.join(others)}")
+    return run_and_report([case], args, kind="check", modules=modules, sources=files, plan=plan, notes=notes)
 
 
 def _cmd_pitfalls(args) -> int:
@@ -265,22 +271,22 @@ def _cmd_pitfalls(args) -> int:
     for p in items:
         _say(f"{p.name:{width}s}  {p.title}")
     _say(f"\n{len(items)} pitfalls; 'parity explain NAME' for the formulas and the fix")
-    return 0
+    return EXIT_OK
 
 
 def _cmd_explain(args) -> int:
     from .pitfalls import explain
 
     _say(explain(args.name))
-    return 0
+    return EXIT_OK
 
 
 def _cmd_docs(args) -> int:
     from .docs import write_docs
 
-    for path in write_docs():
+    for path in write_docs(args.out):
         _say(f"wrote {path}")
-    return 0
+    return EXIT_OK
 
 
 COMMANDS = {
@@ -296,20 +302,57 @@ COMMANDS = {
 }
 
 
+def _where(tb) -> str:
+    frames = user_frames(tb, limit=1)
+    return f"{frames[-1].filename}:{frames[-1].lineno} in {frames[-1].name}" if frames else "?"
+
+
+def _error(text: str) -> None:
+    print(f"parity: error: {text}", file=sys.stderr, flush=True)
+
+
 def main(argv: list[str] | None = None) -> int:
-    """Run the command line; return the exit code."""
+    """Run the command line; return the exit code (the contract in :data:`parity.errors.EXIT_CODES`)."""
     parser = build_parser()
     args = parser.parse_args(argv)
     if not args.command:
         parser.print_help()
-        return 2
+        return EXIT_USAGE
+    show_tb = getattr(args, "traceback", False)
     try:
         return COMMANDS[args.command](args)
-    except ParityError as exc:
-        if args.traceback:
+    except PortError as exc:
+        if show_tb:
             traceback.print_exc()
-        print(f"parity: error: {exc}", file=sys.stderr)
-        return 2
+        _error(str(exc))
+        return EXIT_PORT
+    except ParityError as exc:
+        if show_tb:
+            traceback.print_exc()
+        _error(str(exc))
+        return EXIT_USAGE
+    except SystemExit as exc:  # a port (or a port file at import) called sys.exit: a crash, not our exit
+        if show_tb:
+            traceback.print_exc()
+        _error(f"a port called sys.exit({exc.code!r}) at {_where(exc.__traceback__)}: a port must raise, not exit")
+        return EXIT_PORT
     except KeyboardInterrupt:
-        print("parity: interrupted", file=sys.stderr)
-        return 130
+        print("parity: interrupted (Ctrl-C); no partial output file was left", file=sys.stderr, flush=True)
+        return EXIT_INTERRUPTED
+    except BrokenPipeError:  # `parity list | head`: the reader left; stop quietly
+        try:
+            sys.stdout = open(os.devnull, "w")
+        except OSError:
+            pass
+        return EXIT_OK
+    except Exception as exc:  # noqa: BLE001 -- anything else is parity's own bug: one line to report
+        if show_tb:
+            traceback.print_exc()
+        line = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+        tb = traceback.extract_tb(exc.__traceback__)
+        at = f" at {os.path.basename(tb[-1].filename)}:{tb[-1].lineno}" if tb else ""
+        _error(
+            f"internal error: {type(exc).__name__}: {line}{at} -- a bug in parity {__version__}; "
+            f"please report it with this command's output under --traceback"
+        )
+        return EXIT_INTERNAL

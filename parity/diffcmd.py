@@ -98,10 +98,12 @@ def run(args) -> int:
     if args.json:
         directory = os.path.dirname(os.path.abspath(args.json))
         os.makedirs(directory, exist_ok=True)
-        extra = {"mapping": result.mapping.to_json(), "notes": list(result.notes), "wall_seconds": round(wall, 2)}
+        extra = {"mapping": result.mapping.to_json(), "wall_seconds": round(wall, 2)}
+        ports = result.case.ports
         tmp = f"{args.json}.tmp-{os.getpid()}"
         with open(tmp, "w") as fh:
-            fh.write(report.to_json([result], diagnoses, extra))
+            fh.write(report.to_json([result], diagnoses, extra, kind="diff", notes=list(result.notes),
+                                    user_ports={ports[0]: args.reference, ports[1]: args.port}))
         os.replace(tmp, args.json)
         _say(f"JSON report: {args.json}")
     crashed = [e for per in result.errors.values() for e in per.values() if isinstance(e, PortError) and e.exc_type != "DtypeError"]

@@ -75,7 +75,7 @@ def apply_ops(ops: Sequence[str], x: np.ndarray) -> np.ndarray:
                 x = x[perm]
         else:
             raise ParityError(f"mapping: unknown layout op {op!r} (known: T, oihw>hwio, hwio>oihw, oiw>wio, wio>oiw, rows_chw>hwc:c,h,w, rows_hwc>chw:c,h,w)")
-    return np.ascontiguousarray(x)
+    return np.array(x, order="C")  # (ascontiguousarray would make a 0-d array 1-d)
 
 
 _INVERSE = {"T": "T", "oihw>hwio": "hwio>oihw", "hwio>oihw": "oihw>hwio", "oiw>wio": "wio>oiw", "wio>oiw": "oiw>wio",

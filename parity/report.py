@@ -1,18 +1,32 @@
-"""Format results for people (a terminal table) and machines (JSON). Computation lives elsewhere."""
+"""Format results for people (a terminal table); the JSON lives in :mod:`parity.reportjson` (re-exported here)."""
 
 from __future__ import annotations
 
-import json
 import math
-from typing import Iterable, Sequence
+from typing import Iterable, Mapping, Sequence
 
-from . import __version__
 from .compare import Comparison
+from .reportjson import REPORT_FORMAT, case_status, comparison_dict, error_expected, exit_code, report_dict, strict_json, to_json
 from .health import layer_health, ratio
 from .runner import CaseResult
-from .trace import STAGES, stage_label
+from .trace import stage_label
 
-__all__ = ["format_table", "format_details", "format_health", "format_comparison", "to_json", "case_rows", "STAGE_ABBREV"]
+__all__ = [
+    "format_table",
+    "format_details",
+    "format_health",
+    "format_comparison",
+    "case_rows",
+    "case_status",
+    "exit_code",
+    "report_dict",
+    "comparison_dict",
+    "to_json",
+    "strict_json",
+    "REPORT_FORMAT",
+    "STAGE_ABBREV",
+]
+
 
 STAGE_ABBREV = {
     "inputs": "in",
@@ -53,14 +67,33 @@ def _first(cmp: Comparison) -> str:
     return first.describe() if first else "-"
 
 
-def case_rows(result: CaseResult) -> list[list[str]]:
-    """Return the table rows of one case: one per compared pair and dtype, or its refusals."""
+def _clip(text: str, width: int = 90) -> str:
+    """A long message in a table cell (shown whole below the table)."""
+    return text if len(text) <= width else text[: width - 1] + "…"
+
+
+def case_rows(result: CaseResult, not_run: Mapping[str, str] | None = None) -> list[list[str]]:
+    """Return the table rows of one case: one per compared pair and dtype, refusal, crash or port not run."""
     case = result.case
     rows = []
     for dtype, errors in result.errors.items():
         for port, err in errors.items():
-            verdict = "refused (expected)" if case.expect == "error" else "ERROR"
-            rows.append([case.name, port, dtype, "-", f"{err.exc_type}: {err.exc_message}", verdict, f"{err.phase}"])
+            where = getattr(err, "where", "")
+            if case.expect == "error" and error_expected(result, port, err):
+                verdict, last = "refused (expected)", err.phase
+            elif case.expect == "error":
+                verdict, last = "WRONG REFUSAL", f"expected {case.expected_refusal(port) or 'a stated refusal'}"
+            else:
+                verdict, last = "CRASH", err.phase + (f" at {where}" if where else "")
+            rows.append([case.name, port, dtype, "-", _clip(f"{err.exc_type}: {err.exc_message}"), verdict, last])
+    if case.expect == "error":
+        for dtype, traces in result.traces.items():
+            for port, trace in (traces or {}).items():
+                steps = str(len(getattr(trace, "steps", ()) or ()))
+                rows.append([case.name, port, dtype, steps, "trained without refusing", "NOT REFUSED",
+                             f"expected {case.expected_refusal(port) or 'a refusal'}"])
+    for port, reason in (not_run or {}).items():
+        rows.append([case.name, port, "-", "-", _clip(reason), "not run", "-"])
     for cmp in result.comparisons:
         verdict = _verdict(cmp)
         if case.expect == "diverge":
@@ -81,10 +114,10 @@ def _table(header: Sequence[str], rows: Iterable[Sequence[str]], widths: Sequenc
     return "\n".join(lines)
 
 
-def format_table(results: Sequence[CaseResult]) -> str:
+def format_table(results: Sequence[CaseResult], not_run: Mapping[str, Mapping[str, str]] | None = None) -> str:
     """The main table: case | ports compared | dtype | steps | worst error per stage | verdict | first divergence."""
     header = ["case", "ports compared", "dtype", "steps", "worst relative error per stage", "verdict", "first divergence"]
-    rows = [row for r in results for row in case_rows(r)]
+    rows = [row for r in results for row in case_rows(r, (not_run or {}).get(r.case.name))]
     widths = [max([len(h)] + [len(r[i]) for r in rows]) for i, h in enumerate(header[:-1])] + [0]
     return _table(header, rows, widths)
 
@@ -119,19 +152,34 @@ def format_comparison(cmp: Comparison, diagnoses=(), limit: int = 5) -> str:
 
 
 def format_details(results: Sequence[CaseResult], diagnoses: dict) -> str:
-    """Every divergence, refusal and settings warning, with diagnoses."""
+    """Every divergence, refusal and crash, with diagnoses and the port's file and line."""
     out = []
     for r in results:
         for dtype, errors in r.errors.items():
-            if errors and r.case.expect == "error":
-                refusals = "; ".join(f"{p}: {e.exc_type}: {e.exc_message}" for p, e in errors.items())
-                out.append(f"{r.case.name} ({dtype}): each framework refuses, in its own words: {refusals}")
-            elif errors:
+            if not errors:
+                continue
+            if r.case.expect == "error":
+                right = {p: e for p, e in errors.items() if error_expected(r, p, e)}
+                if right:
+                    refusals = "; ".join(f"{p}: {e.exc_type}: {e.exc_message}" for p, e in right.items())
+                    out.append(f"{r.case.name} ({dtype}): each framework refuses, in its own words: {refusals}")
+                for p, e in errors.items():
+                    if p not in right:
+                        out.append(
+                            f"{r.case.name} ({dtype}): {p} must refuse with {r.case.expected_refusal(p) or '(no refusal stated for this port)'}"
+                            f"; it raised {e.exc_type}: {e.exc_message} during {e.phase}"
+                        )
+                        out += [f"    {line}" for line in getattr(e, "traceback_lines", lambda: [])()]
+            else:
                 for p, e in errors.items():
                     out.append(f"{r.case.name} ({dtype}): {p} failed during {e.phase}: {e.exc_type}: {e.exc_message}")
+                    out += [f"    {line}" for line in getattr(e, "traceback_lines", lambda: [])()]
         for i, cmp in enumerate(r.comparisons):
             if not cmp.ok:
                 out.append(format_comparison(cmp, diagnoses.get((r.case.name, i), ())))
+            else:  # a stage one port does not report is not compared: say so even when all else agrees
+                out += [f"{r.case.name}: {cmp.pair} ({cmp.dtype}): not compared: {stage_label(s)} (only {p} reports it)"
+                        for s, p in cmp.skipped]
     return "\n".join(out)
 
 
@@ -181,53 +229,3 @@ def _seed000_finding(first_var: dict[str, dict[str, float]]) -> list[str]:
                 line += f"; 1-16-16-1 Xavier + bias 0.1 {xav:.3g} ({ratio(xav, three[p]):.3g}x the tiny-init value)"
             out.append(line)
     return out
-
-
-def to_json(results: Sequence[CaseResult], diagnoses: dict, extra: dict | None = None) -> str:
-    """Everything in the table and more, as JSON."""
-
-    def cmp_json(c: Comparison, diags) -> dict:
-        first = c.first_divergence
-        return {
-            "pair": c.pair,
-            "dtype": c.dtype,
-            "steps": c.steps,
-            "verdict": c.verdict,
-            "worst_relative_error": {s: d.max_rel for s, d in c.worst_by_stage().items()},
-            "worst_units_of_bound": {s: d.units for s, d in c.worst_by_stage().items()},
-            "first_divergence": None
-            if first is None
-            else {"step": first.step, "stage": first.stage, "tensor": first.name, "kind": first.kind, "detail": first.detail},
-            "structure_issues": [vars(i) for i in c.issues],
-            "diagnosis": [{"pitfall": d.pitfall, "score": d.score, "evidence": d.evidence} for d in diags],
-            "manifests": {"a": c.a, "b": c.b},
-        }
-
-    cases = []
-    for r in results:
-        cases.append(
-            {
-                "case": r.case.name,
-                "title": r.case.title,
-                "source": r.case.source,
-                "expect": r.case.expect,
-                "passed": r.passed,
-                "ports": r.ports,
-                "seconds": r.seconds,
-                "errors": {d: {p: str(e) for p, e in errs.items()} for d, errs in r.errors.items()},
-                "comparisons": [cmp_json(c, diagnoses.get((r.case.name, i), ())) for i, c in enumerate(r.comparisons)],
-            }
-        )
-    return json.dumps({"parity_version": __version__, "cases": cases, **(extra or {})}, indent=1, default=_json_default)
-
-
-def _json_default(o):
-    import numpy as np
-
-    if isinstance(o, np.generic):
-        return o.item()
-    if isinstance(o, np.ndarray):
-        return o.tolist()
-    if isinstance(o, float) and math.isinf(o):
-        return str(o)
-    return str(o)

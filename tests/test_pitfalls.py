@@ -9,7 +9,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from parity.cases import OPT_IN_TAGS, get_case
+from parity.cases import HEAVY_TAGS, get_case
 from parity.diagnose import diagnose, localize, settings_check
 from parity.errors import ParityError
 from parity.pitfalls import all_pitfalls, explain, get_pitfall, render_markdown
@@ -44,7 +44,7 @@ def test_docs_are_generated_from_the_registry():
 
 
 # The data-parallel pitfalls start processes (DDP workers, TF in its own process): slow.
-_OPT_IN = {p.name for p in all_pitfalls() if set(OPT_IN_TAGS) & set(get_case(p.wrong_case).tags)}
+_OPT_IN = {p.name for p in all_pitfalls() if set(HEAVY_TAGS) & set(get_case(p.wrong_case).tags)}
 
 
 @pytest.mark.parametrize("name", [pytest.param(n, marks=[pytest.mark.slow, pytest.mark.distributed]) if n in _OPT_IN else n

@@ -165,14 +165,34 @@ class _Watch:
         self.sites.append(DropoutSite(index, name, shape, float(p)))
         mask = self.masks.get(index)
         if mask is None:  # no mask for this site: the identity (a deterministic probe)
+            if id(x) in self.tags:
+                y = x.clone()
+                self.tag(y, self.tags[id(x)])
+                return y
             return x
         m = np.asarray(mask)
         if m.shape != shape:
             raise ParityError(f"dropout site {index} ({name}): mask of shape {list(m.shape)} for an input of shape {list(shape)} (channel-last)")
+        tag = self.tags.get(id(x))
+        if x.dim() == 2 and tag is not None and tag[0] == "flat" and tag[1] == "chw":
+            c, h, w = tag[2]  # the mask's columns are in (h, w, c) order, this input's in (c, h, w)
+            m = m[:, np.arange(h * w * c).reshape(h, w, c).transpose(2, 0, 1).reshape(-1)]
         mt = t.from_numpy(np.ascontiguousarray(m)).to(dtype=x.dtype, device=x.device)
         if x.dim() == 4:
             mt = mt.permute(0, 3, 1, 2)
-        return x * mt / (1.0 - p)
+        y = x * mt / (1.0 - p)
+        if tag is not None:
+            self.tag(y, tag)
+        return y
+
+    def canonical(self, out, arr: np.ndarray) -> np.ndarray:
+        """A recorded output in the canonical layout: a (c, h, w)-flattened one reordered to (h, w, c)."""
+        tag = self.tags.get(id(out))
+        if tag is not None and tag[0] == "flat" and tag[1] == "chw" and arr.ndim == 2:
+            c, h, w = tag[2]
+            n = arr.shape[0]
+            return np.ascontiguousarray(arr.reshape(n, c, h, w).transpose(0, 2, 3, 1).reshape(n, -1))
+        return arr
 
     def handle(self, func, args, kwargs):
         t = _torch()
@@ -294,6 +314,7 @@ class TorchProgram:
         handles = []
         counts: dict[str, int] = {}
         self._order = []
+        watch = _Watch(self, masks)
 
         def pre(name):
             def hook(mod, args):
@@ -312,13 +333,12 @@ class TorchProgram:
                 key = name if counts[name] == 1 else f"{name}#{counts[name]}"
                 if name not in self._order:
                     self._order.append(name)
-                acts[key] = self._np(out)
+                acts[key] = watch.canonical(out, self._np(out))
             return hook
 
         for name, mod in self._leaves:
             handles.append(mod.register_forward_pre_hook(pre(name or "model")))
             handles.append(mod.register_forward_hook(post(name or "model")))
-        watch = _Watch(self, masks)
         try:
             with _default_dtype(self.dtype), _make_mode(watch):
                 yield watch
@@ -398,23 +418,10 @@ class TorchProgram:
         return self.canonical_activations(acts)
 
     def canonical_activations(self, acts: dict) -> dict:
-        """4-D outputs NCHW -> NHWC; a flatten module's output in (h, w, c) order (TF's)."""
+        """4-D outputs NCHW -> NHWC (a flattened output was reordered to (h, w, c) when recorded)."""
         out = {}
         for k, v in acts.items():
             out[k] = np.ascontiguousarray(np.transpose(v, (0, 2, 3, 1))) if v.ndim == 4 else v
-        # nn.Flatten outputs: reorder (c, h, w) columns to (h, w, c), as the TF model's flatten has them
-        for name, mod in self._leaves:
-            if isinstance(mod, self.t.nn.Flatten) and name in out:
-                prev = None
-                for k in out:
-                    if k == name:
-                        break
-                    if out[k].ndim == 4:
-                        prev = out[k]
-                v = out[name]
-                if prev is not None and v.ndim == 2 and v.shape[1] == int(np.prod(prev.shape[1:])):
-                    h, w, c = prev.shape[1:]
-                    out[name] = np.ascontiguousarray(v.reshape(v.shape[0], c, h, w).transpose(0, 2, 3, 1).reshape(v.shape[0], -1))
         return out
 
     def probe_loss(self):

@@ -20,7 +20,7 @@ in float64) and each step stores it four times (gradient, parameter, Adam m and 
 
 from __future__ import annotations
 
-from ..cases import Case, Cost, Data, Init, register
+from ..cases import Case, Cost, Data, Init, Refusal, register
 
 STEPS = 50
 BATCH = 8
@@ -172,6 +172,7 @@ SUMMARY_IN_LOOP = register(
         "the seed's summary op created inside the training loop: the TF1 port must refuse",
         ports=("tf1:summary_in_loop",),
         expect="error",
+        refusals={"tf1:summary_in_loop": Refusal("RuntimeError", r"creates ops inside its training loop")},
         tags=("pitfall",),
     )
 )

@@ -6,13 +6,15 @@
   so the test checks -3 exactly rather than a convergence tolerance.
 * var_list=[w2] (or w1 trainable=False), w1 = w2 = 4: w2 -> -7 while w1 stays 4
   (lr 0.5 lands there in one step).
-* all constants: nothing to train; each framework refuses in its own words.
+* all constants: nothing to train; each framework refuses in its own words, and the case
+  states which words (any other error -- a NameError in a port, TensorFlow missing -- is
+  not the refusal: it is a crash, or "not run").
 * global_step (trainable=False, counted) and ExponentialMovingAverage shadows.
 """
 
 from __future__ import annotations
 
-from ..cases import Case, Cost, Data, Init, register
+from ..cases import Case, Cost, Data, Init, Refusal, register
 
 _TAGS = ("seed", "seed004")
 
@@ -81,6 +83,16 @@ NOTHING = register(
         steps=1,
         options={"kind": "constants", "constants": (4.0, 4.0, 4.0), "lr": 0.1},
         expect="error",
+        refusals={
+            # tf.compat.v1 Optimizer.minimize / compute_gradients, when building the train op.
+            "tf1": Refusal("ValueError", r"^No variables to optimize"),
+            # Keras 3 apply_gradients([]) at step 0 (measured, TF 2.21; see tf_impl/v2/minimize.py).
+            "tf2": Refusal("ValueError", r"not enough values to unpack \(expected 2, got 0\)"),
+            # torch.optim.Optimizer.__init__ with no parameters.
+            "torch": Refusal("ValueError", r"optimizer got an empty parameter list"),
+            # the numpy oracle's own words (parity/oracle/minimize.py).
+            "numpy": Refusal("ValueError", r"nothing to train"),
+        },
         tags=_TAGS,
     )
 )

@@ -1,0 +1,91 @@
+"""`parity diff`: bad input is one line on stderr and exit 2; a crash of the user's code exit 3."""
+
+from __future__ import annotations
+
+import json
+import os
+
+import pytest
+
+pytest.importorskip("torch")
+
+from parity.cli import main  # noqa: E402
+
+FIX = os.path.join(os.path.dirname(os.path.abspath(__file__)), "fixtures", "programs")
+
+
+def fix(name):
+    return os.path.join(FIX, name)
+
+
+def run(capsys, *argv):
+    rc = main(["diff", *argv])
+    out, err = capsys.readouterr()
+    return rc, out, err
+
+
+def one_line_error(err: str) -> str:
+    lines = [ln for ln in err.strip().splitlines() if ln.startswith("parity:")]
+    assert len(lines) == 1 and err.strip().count("\n") == 0, err
+    return lines[0]
+
+
+def test_agreeing_programs_exit_0_and_print_the_mapping(capsys):
+    rc, out, err = run(capsys, fix("tiny_mlp.py"), fix("tiny_mlp.py"), "--steps", "2")
+    assert rc == 0, err
+    assert "variables:" in out and "0.weight" in out and "float32" in out and "agree" in out
+
+
+def test_a_file_without_the_function(capsys):
+    rc, out, err = run(capsys, fix("tiny_mlp.py"), fix("tiny_no_function.py"))
+    assert rc == 2
+    assert "parity_program" in one_line_error(err)
+
+
+def test_an_object_of_the_wrong_kind(capsys):
+    rc, out, err = run(capsys, fix("tiny_mlp.py"), fix("tiny_wrong_kind.py"))
+    assert rc == 2
+    line = one_line_error(err)
+    assert "'model' must be a torch.nn.Module, got str" in line
+
+
+def test_models_of_different_sizes(capsys):
+    rc, out, err = run(capsys, fix("tiny_mlp.py"), fix("tiny_mlp_wide.py"))
+    assert rc == 2
+    line = one_line_error(err)
+    assert "different sizes" in line and "0.weight [8, 4]" in line and "0.weight [16, 4]" in line
+
+
+def test_a_mapping_that_cannot_resolve(capsys, tmp_path):
+    path = tmp_path / "m.json"
+    rc, out, err = run(capsys, fix("tiny_mlp.py"), fix("tiny_mlp.py"), "--steps", "1", "--save-mapping", str(path))
+    assert rc == 0 and path.exists()
+    data = json.loads(path.read_text())
+    data["params"][0]["port"] = "encoder.weight"  # a name the port does not have
+    path.write_text(json.dumps(data))
+    rc, out, err = run(capsys, fix("tiny_mlp.py"), fix("tiny_mlp.py"), "--mapping", str(path))
+    assert rc == 2
+    assert "port has no 'encoder.weight'" in one_line_error(err)
+    path.write_text("{not json")
+    rc, out, err = run(capsys, fix("tiny_mlp.py"), fix("tiny_mlp.py"), "--mapping", str(path))
+    assert rc == 2 and "not readable JSON" in one_line_error(err)
+
+
+def test_a_missing_file(capsys):
+    rc, out, err = run(capsys, fix("tiny_mlp.py"), fix("nowhere.py"))
+    assert rc == 2 and "does not exist" in one_line_error(err)
+
+
+def test_a_crash_of_the_users_code_is_exit_3(capsys):
+    rc, out, err = run(capsys, fix("tiny_mlp.py"), fix("tiny_crash.py"), "--steps", "1", "--dtype", "float64")
+    assert rc == 3
+    assert "my training step is broken" in err
+
+
+def test_json_report(capsys, tmp_path):
+    path = tmp_path / "r.json"
+    rc, out, err = run(capsys, fix("tiny_mlp.py"), fix("tiny_mlp.py"), "--steps", "1", "--json", str(path), "--quiet-mapping")
+    assert rc == 0
+    data = json.loads(path.read_text())
+    assert data["kind"] == "diff" and data["exit_code"] == 0
+    assert data["extra"]["mapping"]["params"][0]["reference"] == "0.weight"
