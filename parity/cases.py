@@ -40,7 +40,7 @@ DTYPES = ("float64", "float32")
 #: Tags of the heavy tiers: the seeds at their own sizes (``full``), the real-size model
 #: (``realsize``) and the data-parallel cases (``distributed``: they start processes, minutes on
 #: 2 cores). ``parity run --all`` (``make parity``) and the default pitfall catalogue leave them
-#: out; ``make parity-full`` runs the first two, ``parity run --tag distributed`` the last.
+#: out; ``parity run --tag TAG`` runs them (``make parity-full`` the first two).
 HEAVY_TAGS = ("full", "realsize", "distributed")
 
 #: framework key -> package holding its ports (imported lazily, only when a port runs)
