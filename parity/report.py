@@ -16,6 +16,7 @@ __all__ = [
     "format_details",
     "format_health",
     "format_comparison",
+    "format_not_run",
     "case_rows",
     "case_status",
     "exit_code",
@@ -89,11 +90,11 @@ def case_rows(result: CaseResult, not_run: Mapping[str, str] | None = None) -> l
     if case.expect == "error":
         for dtype, traces in result.traces.items():
             for port, trace in (traces or {}).items():
-                steps = str(len(getattr(trace, "steps", ()) or ()))
+                steps = str(getattr(trace, "n_steps", None) or len(getattr(trace, "steps", ()) or ()))
                 rows.append([case.name, port, dtype, steps, "trained without refusing", "NOT REFUSED",
                              f"expected {case.expected_refusal(port) or 'a refusal'}"])
-    for port, reason in (not_run or {}).items():
-        rows.append([case.name, port, "-", "-", _clip(reason), "not run", "-"])
+    if not_run and not result.ports:
+        rows.append([case.name, "-", "-", "-", "no port could run (see 'Not run' below)", "not run", "-"])
     for cmp in result.comparisons:
         verdict = _verdict(cmp)
         if case.expect == "diverge":
@@ -111,6 +112,17 @@ def _table(header: Sequence[str], rows: Iterable[Sequence[str]], widths: Sequenc
         cells = [clip(str(c), w) for c, w in zip(row, widths)]
         lines.append("  ".join(c.ljust(w) if w > 0 else c for c, w in zip(cells, widths)).rstrip())
     lines.insert(1, "-" * min(len(lines[0]) + 20, 160))
+    return "\n".join(lines)
+
+
+def format_not_run(not_run: Mapping[str, Mapping[str, str]]) -> str:
+    """The ports that did not run, one line per case and reason (never counted as passing)."""
+    lines = []
+    for case, ports in (not_run or {}).items():
+        by_reason: dict[str, list[str]] = {}
+        for port, reason in ports.items():
+            by_reason.setdefault(reason, []).append(port)
+        lines += [f"{case}: {', '.join(p)} not run: {reason}" for reason, p in by_reason.items()]
     return "\n".join(lines)
 
 

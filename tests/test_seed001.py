@@ -27,7 +27,7 @@ def _short(name, **kw):
 
 @pytest.fixture(scope="module")
 def parity_run():
-    return run_case(_short("convnet"))
+    return run_case(_short("convnet"), keep="all")  # the tests read every step
 
 
 def test_all_pairs_agree_in_float64(parity_run):
