@@ -28,12 +28,17 @@ def _grads(rng):
     return {"w": rng.normal(size=(6, 3)), "b": rng.normal(size=3)}
 
 
-def _trace(port, *, loss=1.0, grad=1.0, lr=0.01, forward=None, world=WORLD):
-    """One step of a data-parallel trace: each replica's loss and gradient share, the reduced ones."""
+def _trace(port, *, loss=1.0, grad=1.0, lr=0.01, forward=None, world=WORLD, dtype="float64", noise=0.0):
+    """One step of a data-parallel trace: each replica's loss and gradient share, the reduced ones.
+
+    ``noise``: relative rounding on every gradient element (a float32 run's), drawn per port.
+    """
     rng = np.random.default_rng(0)
     shares = [_grads(rng) for _ in range(world)]
     params = _grads(rng)
-    t = Trace(manifest={"case": "synthetic", "port": port, "dtype": "float64"})
+    jitter = np.random.default_rng(len(port))
+    shares = [{k: v * (1 + noise * jitter.standard_normal(v.shape)) for k, v in s.items()} for s in shares]
+    t = Trace(manifest={"case": "synthetic", "port": port, "dtype": dtype})
     t.initial = {k: v.copy() for k, v in params.items()}
     losses = [0.4 + 0.1 * r for r in range(world)]
     reduced = {k: grad * sum(s[k] for s in shares) for k in params}
@@ -73,6 +78,17 @@ def test_factor_of_the_world_size_is_named(change, stage, pitfall):
     cmp, named = _named(_trace("ref"), _trace("port", **change))
     assert cmp.first_divergence.stage == stage and cmp.first_divergence.step == 0
     assert named[:1] == [pitfall], named
+
+
+def test_factor_is_found_through_float32_rounding():
+    # 1e-6 relative per element (a few float32 roundings): elementwise ratios of the smallest
+    # entries scatter, the factor of the tensor as a whole does not
+    a = _trace("ref", dtype="float32", noise=1e-6)
+    b = _trace("port", dtype="float32", noise=1e-6, grad=2.0)
+    b.steps[0]["gradients"]["b"][0] = 1e-9  # a tiny entry whose ratio is meaningless
+    a.steps[0]["gradients"]["b"][0] = 3e-9
+    _, named = _named(a, b)
+    assert named[:1] == ["allreduce-sum"], named
 
 
 @pytest.mark.parametrize("change", [dict(grad=3.0), dict(lr=0.03), dict(loss=3.0, grad=3.0)])
