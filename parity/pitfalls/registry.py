@@ -30,6 +30,7 @@ MODULES = (
     "losses",
     "rnn",
     "numerics",
+    "distributed",
 )
 
 _REGISTRY: dict[str, Pitfall] | None = None
