@@ -261,11 +261,14 @@ def record_isolated(case: Case, jobs: list[tuple[str, str]], directory: str) -> 
     """
     import json
 
-    from .isolate import job_paths
-
     cmd = [sys.executable, "-m", "parity.isolate", case.name, directory, json.dumps([list(j) for j in jobs])]
     proc = subprocess.run(cmd, capture_output=True, text=True)
     if proc.returncode != 0:
         last = (proc.stderr.strip().splitlines() or ["(no output)"])[-1]
         raise ParityError(f"isolated ports {', '.join(p for p, _ in jobs)} failed: {last}", case=case.name)
     return [job_paths(directory, n) for n in range(len(jobs))]
+
+
+def job_paths(directory: str, n: int) -> tuple[str, str]:
+    """Return (trace path, error path) of isolated job ``n`` (:mod:`parity.isolate` writes them)."""
+    return os.path.join(directory, f"{n}.trace"), os.path.join(directory, f"{n}.error")

@@ -11,18 +11,13 @@ step by step (:class:`parity.boundary.PortRun`).
 from __future__ import annotations
 
 import json
-import os
 import sys
 
-__all__ = ["job_paths", "main"]
-
-
-def job_paths(directory: str, n: int) -> tuple[str, str]:
-    """Return (trace path, error path) of job ``n``."""
-    return os.path.join(directory, f"{n}.trace"), os.path.join(directory, f"{n}.error")
+__all__ = ["main"]
 
 
 def main(argv: list[str] | None = None) -> int:
+    from .boundary import job_paths
     from .cases import get_case
     from .errors import ParityError
     from .runner import record_port
