@@ -216,7 +216,7 @@ def _cmd_compare(args) -> int:
         stand_in = case or Case(name=a.case, module="?", title="", ports=("numpy",), params={}, data=Data("constant"), steps=0)
         traces = {a.port: a, b.port: b} if a.port != b.port else {a.port: a}
         res = CaseResult(case=stand_in.replace(expect="match"), traces={result.dtype: traces}, comparisons=[result])
-        text = report.to_json([res], {(stand_in.name, 0): list(diags)}, kind="compare", code=code,
+        text = report.to_json([res], {(stand_in.name, 0): list(diags)}, kind="compare", code=code, command=args.argv,
                               unregistered=() if case is not None else (stand_in.name,))
         with atomic_write(args.json) as fh:
             fh.write(text)
@@ -324,6 +324,7 @@ def main(argv: list[str] | None = None) -> int:
     """Run the command line; return the exit code (the contract in :data:`parity.errors.EXIT_CODES`)."""
     parser = build_parser()
     args = parser.parse_args(argv)
+    args.argv = list(argv) if argv is not None else sys.argv[1:]  # for the JSON report's "command"
     if not args.command:
         parser.print_help()
         return EXIT_USAGE
@@ -346,7 +347,7 @@ def main(argv: list[str] | None = None) -> int:
         _error(f"a port called sys.exit({exc.code!r}) at {_where(exc.__traceback__)}: a port must raise, not exit")
         return EXIT_PORT
     except KeyboardInterrupt:
-        print("parity: interrupted (Ctrl-C); no partial output file was left", file=sys.stderr, flush=True)
+        print("parity: interrupted (Ctrl-C); no output file was left half-written", file=sys.stderr, flush=True)
         return EXIT_INTERRUPTED
     except BrokenPipeError:  # `parity list | head`: the reader left; stop quietly
         try:

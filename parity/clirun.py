@@ -171,10 +171,15 @@ def run_and_report(cases, args, *, kind="run", modules=None, sources=None, plan=
         + (f"; {len(pit_failed)} pitfall(s) not caught cleanly: {', '.join(pit_failed)}" if pit_failed else "")
         + f" ({wall:.1f}s)"
     )
+    crashes = [(r.case.name, e) for r in results if statuses[r.case.name] == "crashed"
+               for errs in r.errors.values() for p, e in errs.items() if not report.error_expected(r, p, e)]
+    if crashes:  # exit 3 says why on stderr too, in one line (the details above have the frames)
+        more = f" (and {len(crashes) - 1} more port error(s) above)" if len(crashes) > 1 else ""
+        print(f"parity: error: {crashes[0][1]}{more}", file=sys.stderr, flush=True)
     if getattr(args, "json", None):
         text = report.to_json(
             results, diagnoses, extra, kind=kind, not_run=not_run, settings=settings, notes=notes,
-            user_ports=sources or {}, code=code,
+            user_ports=sources or {}, code=code, command=getattr(args, "argv", None),
             frameworks={"selected": list(chosen) if chosen else None, "not_installed": _not_installed()},
         )
         with atomic_write(args.json) as fh:

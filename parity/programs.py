@@ -304,7 +304,9 @@ class _Port:
                 continue
             else:
                 out[stage] = self._rename(arrays, trainable_only=True)
-        return out
+        # a stage with nothing mapped in it (SGD without momentum has no slots; global_step alone
+        # in state) is not reported: the other side reporting it too would be a false structure issue
+        return {stage: arrays for stage, arrays in out.items() if arrays or stage in ("inputs",)}
 
     def close(self) -> None:
         close = getattr(self.prog, "close", None)
@@ -365,9 +367,14 @@ def _masks(ref_sites, port_sites, batches, rng, notes) -> None:
         if abs(site.rate - (port_sites[i].rate if i < len(port_sites) else site.rate)) > 1e-12:
             notes.append(f"dropout site {i}: rate {site.rate:g} in the reference, {port_sites[i].rate:g} in the port")
         for b in batches:
-            n = next(iter(b.values())).shape[0] if b else 1
+            n = _batch_size(b)
             shape = (n,) + tuple(site.shape_channel_last[1:])
             b[f"{_MASK}{i}"] = (rng.random(shape) < 1.0 - site.rate).astype(np.float64)
+
+
+def _batch_size(batch: dict) -> int:
+    sizes = [np.shape(v)[0] for k, v in batch.items() if np.ndim(v) >= 1 and not k.startswith(_MASK)]
+    return int(sizes[0]) if sizes else 1
 
 
 def _cost(mapping, acts: dict, batch: dict):
@@ -375,7 +382,7 @@ def _cost(mapping, acts: dict, batch: dict):
 
     kernels = [e for e in mapping.params if e.kind in ("dense_kernel", "conv_kernel", "lstm_kernel", "embedding")]
     fan_in = max([int(np.prod(e.shape[:-1])) for e in kernels] or [1])
-    n = next(iter(batch.values())).shape[0] if batch else 1
+    n = _batch_size(batch)
     positions = max([int(np.prod(np.shape(v)[:-1])) for v in acts.values() if np.ndim(v) >= 2] or [n])
     return Cost(depth=max(len(kernels), 1), reduction=max(fan_in, positions, n))
 
@@ -430,7 +437,12 @@ def prepare(reference, port, *, data=None, steps: int = 10, mapping=None, seed: 
             _check_mapping(m, R, P, ref.path, prt.path)
         initial = {k: np.asarray(v, dtype=np.float64) for k, v in R.parameters().items()}
         P.load(m.port_weights(initial))
-        ar, ap = R.forward(first, {}), P.forward(first, {})
+        # the matching probe drives dropout with a real mask (the same on both sides): an identity
+        # dropout would equal its input and could pair with the layer before it
+        probe = [dict(first)]
+        _masks(R.dropout_sites(), P.dropout_sites(), probe, np.random.default_rng([seed, 3]), [])
+        pmasks = {int(k[len(_MASK):]): v for k, v in probe[0].items() if k.startswith(_MASK)}
+        ar, ap = R.forward(first, pmasks), P.forward(first, pmasks)
         if not m.forward:
             pairs, left_r, left_p = match_activations(ar, ap)
             lr_, lp_ = getattr(R, "probe_loss", lambda: None)(), getattr(P, "probe_loss", lambda: None)()
@@ -444,6 +456,15 @@ def prepare(reference, port, *, data=None, steps: int = 10, mapping=None, seed: 
                     left_p += [b for _, b in odd]
                     m.notes.append("layer outputs " + ", ".join(f"{a}/{b}" for a, b in odd) + " differ at the probe while the losses "
                                    "agree: different cuts of the network (e.g. a softmax inside a Dense layer), not compared")
+            # a softmax / sigmoid inside one side's last layer (Keras Dense(activation="softmax")) vs logits
+            # on the other: the same layer cut differently; not compared (the loss stage compares them)
+            cut = [(a, b) for a, b in pairs if not same_values(ar[a], ap[b]) and _activated(ar[a], ap[b])]
+            if cut:
+                pairs = [p for p in pairs if p not in cut]
+                left_r += [a for a, _ in cut]
+                left_p += [b for _, b in cut]
+                m.notes.append("layer outputs " + ", ".join(f"{a}/{b}" for a, b in cut) + ": one is the softmax (or sigmoid) "
+                               "of the other (an activation inside a Dense layer vs logits): not compared")
             m.forward = pairs
             if left_r:
                 m.not_compared["reference layer outputs"] = left_r
@@ -462,6 +483,25 @@ def prepare(reference, port, *, data=None, steps: int = 10, mapping=None, seed: 
     finally:
         R.close()
         P.close()
+
+
+def _activated(a, b) -> bool:
+    """Whether one array is the softmax or the sigmoid (over the last axis) of the other."""
+    from .mapping import same_values
+
+    a, b = np.asarray(a, float), np.asarray(b, float)
+    if a.shape != b.shape or a.ndim < 1:
+        return False
+
+    def softmax(z):
+        e = np.exp(z - z.max(axis=-1, keepdims=True))
+        return e / e.sum(axis=-1, keepdims=True)
+
+    def sigmoid(z):
+        return 0.5 * (1.0 + np.tanh(0.5 * z))
+
+    with np.errstate(all="ignore"):
+        return any(same_values(f(x), y) for f in (softmax, sigmoid) for x, y in ((a, b), (b, a)))
 
 
 def _check_mapping(m, R, P, ref_path: str, port_path: str) -> None:

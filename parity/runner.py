@@ -206,7 +206,8 @@ def _pairs(names: list[str], pairs: str) -> list[tuple[str, str]]:
     # every pair of the frameworks' main ports, and the reference against each variant
     main = [p for p in names if ":" not in p]
     combos = list(itertools.combinations(main, 2))
-    combos += [(names[0], p) for p in names[1:] if ":" in p and (names[0], p) not in combos]
+    # (a variant as the reference -- the distributed cases' single device -- meets every port)
+    combos += [(names[0], p) for p in names[1:] if ":" in p + names[0] and (names[0], p) not in combos]
     if not main:
         combos = [(names[0], p) for p in names[1:]]
     return combos
@@ -273,7 +274,7 @@ def run_case(
         sources: port -> where that module came from.
         pairs: "all" (every pair of ports), "reference" (the first port against each other)
             or "auto" (every pair of the main ports -- tf1, tf2, torch, numpy -- and the first
-            port against each variant port).
+            port against each variant port, or against every port when it is a variant itself).
         keep: "window" (full tensors around each first divergence; see
             :class:`~parity.trace.Window`) or "all" (every step: short cases and tests).
         window: steps kept in full before and after a first divergence.

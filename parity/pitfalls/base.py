@@ -3,8 +3,8 @@ comparisons it uses, and the :class:`Pitfall` record with its preconditions.
 
 A signature never compares floats exactly: every "equal" is :func:`close` at the run's own
 tolerance (:attr:`Context.tol`), every "constant ratio" is :func:`constant_ratio` at that
-tolerance. A step the traces do not hold (outside a streamed window) is no evidence:
-:meth:`Context.at` returns ``{}`` and the checker moves on.
+tolerance. A tensor the traces do not hold (a step outside a streamed window keeps its small tensors
+only) is no evidence: :meth:`Context.at` leaves it out and the checker moves on.
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ from ..trace import Trace
 
 __all__ = [
     "Context", "Pitfall", "Precondition", "pitfall", "close", "predicts", "predicts_through", "constant_ratio",
-    "first_match", "side_of",
+    "first_match", "side_of", "ratio",
 ]
 
 
@@ -36,6 +36,7 @@ class Context:
     first: Divergence
     a: Trace
     b: Trace
+    case_options: dict = field(default_factory=dict)
 
     @property
     def k(self) -> int:
@@ -59,13 +60,29 @@ class Context:
         return min(_n_steps(self.a), _n_steps(self.b))
 
     def at(self, trace: Trace, stage: str, step: int | None = None) -> dict:
-        """The tensors of ``stage`` at ``step`` (default: the first divergence's); ``{}`` if not held."""
+        """The tensors of ``stage`` at ``step`` (default: the first divergence's) that the trace holds.
+
+        A full trace holds every tensor; a streamed window holds every tensor of the steps it
+        kept and only the small ones (loss, learning rate...) of the others: a dropped tensor
+        (``OutsideWindow``, an ``IndexError``) is left out, as is a step that was never run.
+        """
         step = self.k if step is None else step
         steps = trace.steps
         if step < 0 or step >= len(steps):
             return {}
-        held = steps[step]
-        return held.get(stage, {}) if isinstance(held, dict) else {}
+        try:
+            held = steps[step][stage]
+        except (KeyError, IndexError):
+            return {}
+        if isinstance(held, dict):
+            return held
+        out = {}
+        for name in held:
+            try:
+                out[name] = held[name]
+            except (KeyError, IndexError):
+                continue  # outside the kept window: no evidence
+        return out
 
     def params_before(self, trace: Trace, step: int | None = None) -> dict:
         """The parameters a step started from (the loaded ones at step 0); ``{}`` if not held."""
@@ -76,8 +93,21 @@ class Context:
         return dict(trace.manifest.get("settings") or {})
 
     def options(self) -> dict:
-        """The case options both traces were recorded with (the manifest's ``options``), if any."""
-        return dict(self.a.manifest.get("options") or self.b.manifest.get("options") or {})
+        """The case's options (hyper-parameters the run was configured with), where the caller passed the case."""
+        return {k: v for k, v in (self.case_options or {}).items() if k not in ("pitfall", "scenario")}
+
+    def hyper(self, key: str):
+        """A number the run was configured with: the ports' settings first, then the case options
+        (top level or under ``optimizer``); None where neither says."""
+        for t in (self.a, self.b):
+            v = self.settings(t).get(key)
+            if isinstance(v, (int, float)) and not isinstance(v, bool):
+                return float(v)
+        o = self.options()
+        for v in (o.get(key), (o.get("optimizer") or {}).get(key) if isinstance(o.get("optimizer"), dict) else None):
+            if isinstance(v, (int, float)) and not isinstance(v, bool):
+                return float(v)
+        return None
 
     def semantic(self, stage: str, name: str | None = None, step: int | None = None) -> bool:
         step = self.k if step is None else step
@@ -164,6 +194,16 @@ def constant_ratio(num, den, tol: float = 1e-6):
     if not np.isfinite(med) or med == 0:
         return None
     return med if np.max(np.abs(r - med)) <= max(tol, 1e-9) * abs(med) * 10 else None
+
+
+def ratio(num, den, tol: float = 1e-6):
+    """Like :func:`constant_ratio`, and a single element is its own ratio (a 1x1 network's kernel)."""
+    num, den = np.asarray(num, float), np.asarray(den, float)
+    if num.size == 1 and den.size == 1:
+        d = float(den.ravel()[0])
+        r = float(num.ravel()[0]) / d if abs(d) > 1e-300 else 0.0
+        return r if r != 0 and np.isfinite(r) else None
+    return constant_ratio(num, den, tol)
 
 
 def side_of(ya, yb, ref, alt, tol: float) -> bool:
