@@ -60,9 +60,16 @@ class Port:
         if MODE == "wrong":
             g = g * 1.5
         self.p["w"] = w - self.lr * g
-        return {{"forward": {{"prediction": np.asarray(pred)}}, "loss": {{"loss": np.asarray((y - pred) ** 2)}},
-                "gradients": {{"w": np.asarray(g)}}, "learning_rate": {{"lr": np.asarray(self.lr)}},
-                "parameters": self.parameters()}}
+        out = {{"forward": {{"prediction": np.asarray(pred)}}, "loss": {{"loss": np.asarray((y - pred) ** 2)}},
+               "gradients": {{"w": np.asarray(g)}}, "learning_rate": {{"lr": np.asarray(self.lr)}},
+               "parameters": self.parameters()}}
+        if MODE == "none":
+            return None
+        if MODE == "float_stage":
+            out["loss"] = float((y - pred) ** 2)
+        if MODE == "own_stage":
+            out["my_stage"] = {{"x": np.asarray(1.0)}}
+        return out
 
 
 def build(case, dtype, variant=None):
@@ -512,3 +519,32 @@ def test_pitfall_catalogue_section_is_schema_valid():
     doc = _strict(to_json([], {}, {"pitfalls": [dict(vars(row))], "pitfall_seconds": 1.5, "wall_seconds": 2.0}))
     _validate(doc)
     assert doc["pitfalls"][0]["magnitude"] == "nan" and doc["exit_code"] == 0
+
+
+@pytest.mark.parametrize("mode, says", [
+    ("none", "step 0 returned NoneType"),
+    ("float_stage", "stage 'loss' as a float"),
+    ("own_stage", "unknown stage 'my_stage'"),
+])
+def test_a_port_breaking_the_protocol_is_a_crash_with_json(capsys, tmp_path, mode, says):
+    out_json = tmp_path / "r.json"
+    code, out, err = run_main(capsys, "check", "seed004_oscillate", "--torch-port", _port(tmp_path, mode),
+                              "--frameworks", "torch,numpy", "--dtype", "float64", "--json", out_json)
+    assert code == 3, out + err
+    line = _one_error_line(err)
+    assert "ProtocolError during step 0" in line and says in line, line
+    doc = _strict(out_json.read_text())
+    _validate(doc)
+    assert doc["cases"][0]["dtypes"][0]["errors"][0]["exc_type"] == "ProtocolError"
+
+
+def test_compare_on_a_trace_corrupted_mid_file_is_one_line(capsys, tmp_path):
+    a = tmp_path / "a.trace"
+    assert run_main(capsys, "record", "seed004_oscillate", "--port", "numpy", "-o", a)[0] == 0
+    data = bytearray(a.read_bytes())
+    for i in range(len(data) // 2, len(data) // 2 + 16):
+        data[i] ^= 0xFF
+    bad = tmp_path / "bad.trace"
+    bad.write_bytes(bytes(data))
+    code, _, err = run_main(capsys, "compare", a, bad)
+    assert code == 2 and str(bad) in _one_error_line(err)
