@@ -175,10 +175,13 @@ def test_keras_example_is_captured_with_every_stage_and_parity_s_dropout_mask():
 #: pair -> dtypes that must come out "rounding" or "exact" (float64: DESIGN's 1e-10; float32: the error model)
 PAIRS = [
     pytest.param("seed000/tf1_encoder.py", "seed000/torch_encoder.py", ("float64", "float32"), id="seed000"),
+    pytest.param("seed001/tf1_convnet.py", "seed001/torch_convnet.py", ("float64", "float32"), id="seed001",
+                 marks=pytest.mark.slow),
     pytest.param("seed002/tf1_mlp.py", "seed002/torch_mlp.py", ("float64", "float32"), id="seed002"),
     pytest.param("seed003/keras_bn_convnet.py", "seed003/torch_bn_convnet.py", ("float64", "float32"), id="seed003"),
     # float32: the BatchNorm beta gradients cancel (sum ~0.003 of terms ~0.005): measured 6.1 units of the
     # written bound at step 0 while float64 agrees to 7e-13; the float32 bound does not model that cancellation
+    pytest.param("seed004/tf1_minimize.py", "seed004/torch_minimize.py", ("float64", "float32"), id="seed004"),
     pytest.param("resnet/tf1_resnet.py", "resnet/torch_resnet.py", ("float64",), id="resnet", marks=pytest.mark.slow),
 ]
 
@@ -194,7 +197,8 @@ def test_example_agrees_with_its_torch_port(reference, port, dtypes):
     assert len(result.comparisons) == len(dtypes)
     for c in result.comparisons:
         stages = set(c.worst_by_stage())
-        assert {"forward", "loss", "gradients", "learning_rate", "parameters"} <= stages, (c.dtype, stages)
+        expected = {"loss", "gradients", "learning_rate", "parameters"} | ({"forward"} if result.mapping.forward else set())
+        assert expected <= stages, (c.dtype, stages)
         assert c.ok, f"{reference} vs {port} in {c.dtype}: {c.verdict}, first divergence {c.first_divergence}"
 
 
