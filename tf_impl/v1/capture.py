@@ -37,6 +37,16 @@ float64 in the GraphDef before it is imported into the graph that runs. A float3
 scalar constant is taken as the shortest decimal that prints it (``0.001``, not
 ``0.0010000000474974513``): what the author typed. Each such constant is listed in
 :meth:`TF1Program.notes`, with the fix that makes the program run in float64 as written.
+FusedBatchNorm has float32 kernels only: a 4-D ``tf.layers.batch_normalization`` is built
+non-fused in float64, and its moving-variance update is scaled by n/(n-1) so it keeps the
+fused kernel's (Bessel-corrected) convention (:func:`fused_batch_norm_convention`); a graph
+that calls ``tf.nn.fused_batch_norm`` itself cannot run in float64 and says so
+(:class:`parity.programs.DtypeError`, with the fix).
+
+Not captured: updates written by hand (``w.assign_sub(lr * g)``: no optimizer apply op to
+read the consumed gradient and rate from: refused), sparse (``IndexedSlices``) gradients,
+layer outputs inside ``tf.while_loop`` (``dynamic_rnn``), and a dropout whose random tensor
+feeds no ``where(random >= rate, x / keep_prob, 0)`` parity knows (a note says so).
 """
 
 from __future__ import annotations
