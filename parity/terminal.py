@@ -1,0 +1,173 @@
+"""The terminal's view of a run: fits the terminal (``COLUMNS`` respected), one row per case, progress.
+
+* :func:`width` — the terminal's width (``COLUMNS`` first, then the terminal, 100 when unknown).
+* :func:`format_cases` — one row per case: status, the pairs grouped by verdict per dtype
+  ("float64 6 pairs rounding ≤2e-15 · float32 6 pairs rounding ≤0.09 of bound"), and where
+  it first diverges; ``verbose`` adds one indented line per pair; lines never exceed the width.
+* :func:`format_health` — seed 000's gradient health as one row per (variable, port).
+* :func:`fit` — wrap any text block to the width.
+* :class:`Progress` — count, elapsed and ETA on stderr (rich), silent when stderr is not a terminal.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import sys
+import textwrap
+import time
+from typing import Iterable, Mapping, Sequence
+
+__all__ = ["width", "fit", "format_cases", "format_health", "Progress"]
+
+
+def width(default: int = 100) -> int:
+    """The output width: ``COLUMNS`` when set, else the terminal's, else ``default``; at least 60."""
+    env = os.environ.get("COLUMNS", "")
+    if env.isdigit() and int(env) > 0:
+        return max(60, int(env))
+    if sys.stdout.isatty():
+        return max(60, shutil.get_terminal_size((default, 24)).columns)
+    return default
+
+
+def fit(text: str, cols: int | None = None, indent: str = "    ") -> str:
+    """Wrap every line of ``text`` to ``cols`` (continuations indented under their line)."""
+    cols = cols or width()
+    out = []
+    for line in text.splitlines():
+        if len(line) <= cols:
+            out.append(line)
+            continue
+        lead = line[: len(line) - len(line.lstrip())]
+        out += textwrap.wrap(line, cols, initial_indent="", subsequent_indent=lead + indent,
+                             break_long_words=True, break_on_hyphens=False, drop_whitespace=True) or [line[:cols]]
+    return "\n".join(out)
+
+
+def _clip(text: str, cols: int) -> str:
+    return text if len(text) <= cols else text[: max(cols - 1, 0)] + "…"
+
+
+def _group(result) -> list[str]:
+    """Pairs grouped by (dtype, verdict): '<dtype> <n> pairs <verdict> <worst>'."""
+    groups: dict[tuple[str, str], list] = {}
+    for c in result.comparisons:
+        groups.setdefault((c.dtype, c.verdict), []).append(c)
+    parts = []
+    for (dtype, verdict), comps in groups.items():
+        n = len(comps)
+        label = {"semantic": "SEMANTIC", "structure": "STRUCTURE"}.get(verdict, verdict)
+        if verdict == "rounding":
+            if dtype == "float32":
+                worst = max((max((d.units for d in c.diffs), default=0.0) for c in comps), default=0.0)
+                label += f" ≤{worst:.2g} of bound"
+            else:
+                worst = max((c.worst_rel() for c in comps), default=0.0)
+                label += f" ≤{worst:.0e}"
+        parts.append(f"{dtype} {n} pair{'s' if n > 1 else ''} {label}")
+    return parts
+
+
+def _first(result) -> str:
+    bad = [c for c in result.comparisons if c.first_divergence is not None]
+    if not bad:
+        return ""
+    c = min(bad, key=lambda c: (c.first_divergence.step, c.dtype != "float64"))
+    f = c.first_divergence
+    from .trace import stage_label
+
+    return f"{c.pair} {c.dtype}: step {f.step}, {stage_label(f.stage)}, {f.name}"
+
+
+def format_cases(results: Sequence, not_run: Mapping[str, Mapping[str, str]] | None = None, *,
+                 cols: int | None = None, verbose: bool = False, quiet: bool = False) -> str:
+    """One row per case (``quiet``: only the cases that did not pass); ``verbose`` adds each pair."""
+    from .reportjson import case_status
+
+    cols = cols or width()
+    name_w = min(max([len(r.case.name) for r in results] + [4]), 40)
+    lines = [f"{'case':{name_w}s}  {'status':8s}  verdicts (pairs grouped) / first divergence", "-" * min(cols, 100)]
+    for r in results:
+        status = case_status(r)
+        if quiet and status in ("passed", "not_run"):
+            continue
+        shown = {"passed": "ok", "failed": "FAILED", "crashed": "CRASHED", "not_run": "not run"}.get(status, status)
+        if r.case.expect == "diverge" and status == "passed":
+            shown = "caught"
+        groups = "; ".join(_group(r))
+        errors = [(d, p, e) for d, errs in r.errors.items() for p, e in errs.items()]
+        if not groups and errors:
+            d, p, e = errors[0]
+            groups = f"{p} {d}: {getattr(e, 'exc_type', type(e).__name__)}: {getattr(e, 'exc_message', str(e))}"
+            if r.case.expect == "error" and status == "passed":
+                groups = f"every framework refuses ({len(errors)} refusals, as stated)"
+        skipped = (not_run or {}).get(r.case.name) or {}
+        if not groups and skipped:
+            groups = "not run: " + "; ".join(sorted(set(skipped.values())))
+        head = f"{_clip(r.case.name, name_w):{name_w}s}  {shown:8s}  "
+        lines.append(head + _clip(groups, cols - len(head)))
+        first = _first(r)
+        pad = " " * (name_w + 12)
+        if first:
+            lines.append(pad + _clip("first: " + first, cols - len(pad)))
+        if verbose:
+            from .report import _verdict, _worst
+
+            for c in r.comparisons:
+                lines.append(pad + _clip(f"{c.pair} {c.dtype}: {_verdict(c)}; {_worst(c)}", cols - len(pad)))
+    return "\n".join(lines)
+
+
+def format_health(rows: Iterable[tuple[str, str, float, float, float]], cols: int | None = None) -> str:
+    """Rows (variable, port, mean |g|, mean var(g), mean |dw|/|w|) as a table that fits."""
+    cols = cols or width()
+    lines = [f"  {'variable':16s} {'port':8s} {'|g|':>10s} {'var(g)':>10s} {'|dw|/|w|':>10s}"]
+    for name, port, g, v, r in rows:
+        lines.append(_clip(f"  {name:16s} {port:8s} {g:10.3e} {v:10.3e} {r:10.3e}", cols))
+    return "\n".join(lines)
+
+
+class Progress:
+    """Progress of a run on stderr: done/total, elapsed, ETA, the item at work (rich; silent off a terminal).
+
+    Use as a context manager; :meth:`advance` after each item, :meth:`label` to say what runs.
+    """
+
+    def __init__(self, total: int, what: str = "cases", *, enabled: bool | None = None):
+        self.total, self.what = total, what
+        self.enabled = sys.stderr.isatty() if enabled is None else enabled
+        self._progress = None
+        self._task = None
+        self.started = time.perf_counter()
+
+    def __enter__(self) -> "Progress":
+        if self.enabled and self.total > 0:
+            try:
+                from rich.console import Console
+                from rich.progress import BarColumn, MofNCompleteColumn, Progress as RichProgress, TextColumn
+                from rich.progress import TimeElapsedColumn, TimeRemainingColumn
+            except ImportError:  # rich is a dependency; without it, no bar (never an error)
+                self.enabled = False
+                return self
+            self._progress = RichProgress(
+                TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TextColumn("elapsed"),
+                TimeElapsedColumn(), TextColumn("ETA"), TimeRemainingColumn(), TextColumn("{task.fields[item]}"),
+                console=Console(file=sys.stderr), transient=True,
+            )
+            self._progress.__enter__()
+            self._task = self._progress.add_task(self.what, total=self.total, item="")
+        return self
+
+    def label(self, item: str) -> None:
+        if self._progress is not None:
+            self._progress.update(self._task, item=item)
+
+    def advance(self, n: int = 1) -> None:
+        if self._progress is not None:
+            self._progress.advance(self._task, n)
+
+    def __exit__(self, *exc) -> None:
+        if self._progress is not None:
+            self._progress.__exit__(*exc)
+            self._progress = None
