@@ -40,8 +40,8 @@ examples:
   parity run seed000_encoder3_tiny       one case, float64 and float32
   parity run --all --frameworks torch,numpy   without TensorFlow
   parity list                            the cases
-  parity record seed004_oscillate --port torch -o w.npz
-  parity compare tf1.npz torch.npz       two traces, recorded anywhere
+  parity record seed004_oscillate --port torch -o w.trace
+  parity compare tf1.trace torch.trace      two traces, recorded anywhere
   parity check seed000_encoder3_clip_bites --torch-port my_port.py
   parity pitfalls / parity explain NAME  the pitfall catalogue
 
@@ -76,25 +76,30 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--dtype", choices=DTYPES, action="append", help="only this dtype (repeatable)")
     r.add_argument("--frameworks", metavar="LIST", help=frameworks_help)
     r.add_argument("--json", metavar="FILE", help="also write the report as JSON (docs/report-schema.json)")
-    r.add_argument("--traces", metavar="DIR", help="save every trace under DIR")
+    r.add_argument("--traces", metavar="DIR", help="save every trace under DIR (written step by step)")
+    r.add_argument("--summary", action="store_true",
+                   help="compare (and save) tensors of more than 16 elements as statistics (norms, min/max, samples)")
     r.add_argument("--no-pitfalls", action="store_true",
                    help="with --all: run the pitfall pairs as plain cases, without the catalogue section")
 
     ls = sub.add_parser("list", help="list the cases")
     ls.add_argument("--tag", help="only cases with this tag")
 
-    rec = sub.add_parser("record", help="run one port of a case and save its trace (.npz)")
+    rec = sub.add_parser("record", help="run one port of a case and save its trace (written step by step)")
     rec.add_argument("case", metavar="CASE")
     rec.add_argument("--port", required=True, help="framework[:variant], e.g. tf1, torch, tf1:minimize")
     rec.add_argument("--dtype", choices=DTYPES, default="float64")
     rec.add_argument("-o", "--output", required=True, metavar="FILE")
     rec.add_argument("--port-file", metavar="FILE.py", help="use this port module instead of the built-in one")
+    rec.add_argument("--summary", action="store_true",
+                     help="store tensors of more than 16 elements as statistics (norms, min/max, samples, checksum)")
     rec.add_argument("--in-process", action="store_true", help=argparse.SUPPRESS)
 
     cmp = sub.add_parser("compare", help="compare two trace files (the first is the reference)")
-    cmp.add_argument("a", metavar="A.npz")
-    cmp.add_argument("b", metavar="B.npz")
+    cmp.add_argument("a", metavar="A.trace")
+    cmp.add_argument("b", metavar="B.trace")
     cmp.add_argument("--json", metavar="FILE", help="also write the comparison as JSON (docs/report-schema.json)")
+    cmp.add_argument("--partial", action="store_true", help="compare traces whose run was interrupted (the steps written)")
 
     chk = sub.add_parser("check", help="run a case with your own port in place of the reference one")
     chk.add_argument("case", metavar="CASE")
@@ -158,21 +163,21 @@ def _cmd_list(args) -> int:
 def _cmd_record(args) -> int:
     from .frameworks import missing_reason
     from .io import atomic_path, check_output
-    from .runner import load_user_port, run_port
-    from .trace import save
+    from .runner import load_user_port, record_port
 
     case = get_case(args.case)
     spec = PortSpec.parse(args.port)
-    output = args.output if args.output.endswith(".npz") else args.output + ".npz"
+    output = args.output if os.path.splitext(args.output)[1] else args.output + ".trace"
     check_output(output, "-o")
     reason = missing_reason(spec.framework)
     if reason:
         raise ParityError(f"cannot record a {spec.framework} port: {reason}")
     module = load_user_port(args.port_file) if args.port_file else None
-    trace = run_port(case, args.port, args.dtype, module=module, source=args.port_file, isolate=not args.in_process)
+    # Written step by step (memory flat in the steps) into the temporary file, renamed when complete.
     with atomic_path(output) as tmp:
-        save(trace, tmp)
-    _say(f"recorded {case.name} / {args.port} / {args.dtype}: {len(trace.steps)} steps -> {output}")
+        _, steps = record_port(case, args.port, args.dtype, tmp, module=module, source=args.port_file,
+                               isolate=not args.in_process, summary=args.summary)
+    _say(f"recorded {case.name} / {args.port} / {args.dtype}: {steps} steps -> {output}")
     return EXIT_OK
 
 
@@ -188,6 +193,10 @@ def _cmd_compare(args) -> int:
     if args.json:
         check_output(args.json, "--json")
     a, b = load(args.a), load(args.b)
+    for path, t in ((args.a, a), (args.b, b)):
+        if t.interrupted is not None and not args.partial:
+            raise ParityError(f"{path}: trace interrupted after {t.interrupted} steps (its run did not finish); "
+                              "--partial compares the steps it holds")
     try:
         case = get_case(a.case)
         cost = case.cost
@@ -207,7 +216,7 @@ def _cmd_compare(args) -> int:
         stand_in = case or Case(name=a.case, module="?", title="", ports=("numpy",), params={}, data=Data("constant"), steps=0)
         traces = {a.port: a, b.port: b} if a.port != b.port else {a.port: a}
         res = CaseResult(case=stand_in.replace(expect="match"), traces={result.dtype: traces}, comparisons=[result])
-        text = report.to_json([res], {(stand_in.name, 0): list(diags)}, kind="compare", code=code,
+        text = report.to_json([res], {(stand_in.name, 0): list(diags)}, kind="compare", code=code, command=args.argv,
                               unregistered=() if case is not None else (stand_in.name,))
         with atomic_write(args.json) as fh:
             fh.write(text)
@@ -315,6 +324,7 @@ def main(argv: list[str] | None = None) -> int:
     """Run the command line; return the exit code (the contract in :data:`parity.errors.EXIT_CODES`)."""
     parser = build_parser()
     args = parser.parse_args(argv)
+    args.argv = list(argv) if argv is not None else sys.argv[1:]  # for the JSON report's "command"
     if not args.command:
         parser.print_help()
         return EXIT_USAGE

@@ -80,14 +80,14 @@ def run_and_report(cases, args, *, kind="run", modules=None, sources=None, plan=
                     notes=()) -> int:
     from . import report
     from .diagnose import diagnose, settings_check
-    from .io import atomic_path, atomic_write
+    from .io import atomic_write
     from .runner import CaseResult, run_case
-    from .trace import save
 
     _check_outputs(args)
     chosen = selected_frameworks(args)
     started = time.perf_counter()
     results, warnings, settings, not_run = [], [], {}, {}
+    diagnoses = {}
     planned = []
     for case in cases:
         ports, skipped = plan(case) if plan else plan_ports(case, chosen)
@@ -100,7 +100,8 @@ def run_and_report(cases, args, *, kind="run", modules=None, sources=None, plan=
     for case, ports in planned:
         t0 = time.perf_counter()
         if ports:
-            result = run_case(case, dtypes=args.dtype, ports=ports, modules=modules, sources=sources)
+            result = run_case(case, dtypes=args.dtype, ports=ports, modules=modules, sources=sources,
+                              trace_dir=getattr(args, "traces", None), summary=getattr(args, "summary", False))
         else:
             result = CaseResult(case=case)
         results.append(result)
@@ -111,25 +112,24 @@ def run_and_report(cases, args, *, kind="run", modules=None, sources=None, plan=
             if found:
                 settings.setdefault(case.name, {})[dtype] = found
             warnings += [f"{case.name} ({dtype}): {w}" for w in found]
-        if getattr(args, "traces", None):
-            for dtype, traces in result.traces.items():
-                for port, trace in traces.items():
-                    path = os.path.join(args.traces, f"{case.name}.{port.replace(':', '-')}.{dtype}.npz")
-                    with atomic_path(path) as tmp:
-                        save(trace, tmp)
-    diagnoses = {}
-    for r in results:
-        for i, c in enumerate(r.comparisons):
+        # Diagnose while the case's windows hold their tensors, then drop them: memory stays
+        # that of one case however many run (the traces were written step by step by run_case).
+        for i, c in enumerate(result.comparisons):
             if not c.ok:
                 pa, pb = c.a.get("port"), c.b.get("port")
-                traces = {p: r.traces[c.dtype][p] for p in (pa, pb)}
-                diagnoses[(r.case.name, i)] = diagnose(r.case, c, traces)
+                traces = {p: result.traces[c.dtype][p] for p in (pa, pb)}
+                diagnoses[(case.name, i)] = diagnose(case, c, traces)
+        result.release()
     if warnings:
         _say("Settings check (before any numbers):")
         for w in warnings:
             _say(f"  warning: {w}")
         _say()
     _say(report.format_table(results, not_run))
+    skipped = report.format_not_run(not_run)
+    if skipped:
+        _say("\nNot run (never counted as passing)")
+        _say(skipped)
     details = report.format_details(results, diagnoses)
     if details:
         _say("\nDivergences, refusals and crashes")
@@ -171,10 +171,15 @@ def run_and_report(cases, args, *, kind="run", modules=None, sources=None, plan=
         + (f"; {len(pit_failed)} pitfall(s) not caught cleanly: {', '.join(pit_failed)}" if pit_failed else "")
         + f" ({wall:.1f}s)"
     )
+    crashes = [(r.case.name, e) for r in results if statuses[r.case.name] == "crashed"
+               for errs in r.errors.values() for p, e in errs.items() if not report.error_expected(r, p, e)]
+    if crashes:  # exit 3 says why on stderr too, in one line (the details above have the frames)
+        more = f" (and {len(crashes) - 1} more port error(s) above)" if len(crashes) > 1 else ""
+        print(f"parity: error: {crashes[0][1]}{more}", file=sys.stderr, flush=True)
     if getattr(args, "json", None):
         text = report.to_json(
             results, diagnoses, extra, kind=kind, not_run=not_run, settings=settings, notes=notes,
-            user_ports=sources or {}, code=code,
+            user_ports=sources or {}, code=code, command=getattr(args, "argv", None),
             frameworks={"selected": list(chosen) if chosen else None, "not_installed": _not_installed()},
         )
         with atomic_write(args.json) as fh:

@@ -1,4 +1,4 @@
-"""Dataset-backed batch generators (registered with :func:`parity.data.register_data`).
+"""Dataset-backed batch generators (:mod:`parity.data` registers them; this module imports nothing of it).
 
 Nothing is downloaded at run time:
 
@@ -17,15 +17,14 @@ from __future__ import annotations
 import functools
 import gzip
 import os
-from typing import Sequence
+from typing import Iterator, Sequence
 
 import numpy as np
 
 from .cases import Case
-from .data import register_data
 from .errors import ParityError
 
-__all__ = ["bilinear_resize", "load_digits", "read_idx", "keep_masks", "MNIST_ENV"]
+__all__ = ["bilinear_resize", "load_digits", "read_idx", "keep_masks", "digit_batches", "image_batches", "MNIST_ENV"]
 
 #: Environment variable naming a directory of MNIST IDX files (used instead of sklearn's digits).
 MNIST_ENV = "PARITY_MNIST_DIR"
@@ -167,8 +166,7 @@ def _one_hot(labels: np.ndarray, classes: int) -> np.ndarray:
     return out
 
 
-@register_data("digits")
-def _digits(
+def digit_batches(
     case: Case,
     rng: np.random.Generator,
     *,
@@ -183,7 +181,7 @@ def _digits(
     x_key: str = "x",
     y_key: str = "y",
     source: str = "auto",
-) -> list[dict[str, np.ndarray]]:
+) -> Iterator[dict[str, np.ndarray]]:
     """Batches of real digits, shuffled each epoch (seed 001's ``mnist.train.next_batch``).
 
     ``x`` is ``[batch, H*W]`` (``flatten``, as the seed's placeholder) or ``[batch, H, W, 1]``;
@@ -198,8 +196,12 @@ def _digits(
     n = len(images)
     if batch > n:
         raise ParityError(f"digits: batch {batch} is larger than the data set ({n})", case=case.name)
+    return _digit_stream(case, rng, images, labels, batch, flatten, one_hot, classes, keep_prob, mask_units, mask_key, x_key, y_key)
+
+
+def _digit_stream(case, rng, images, labels, batch, flatten, one_hot, classes, keep_prob, mask_units, mask_key, x_key, y_key):
+    n = len(images)
     order, pos = rng.permutation(n), 0
-    out = []
     for _ in range(case.steps):
         if pos + batch > n:
             order, pos = rng.permutation(n), 0
@@ -211,12 +213,10 @@ def _digits(
         item = {x_key: x, y_key: y}
         if keep_prob is not None:
             item[mask_key] = keep_masks(rng, (batch, int(mask_units)), float(keep_prob))
-        out.append(item)
-    return out
+        yield item
 
 
-@register_data("images")
-def _images(
+def image_batches(
     case: Case,
     rng: np.random.Generator,
     *,
@@ -230,7 +230,7 @@ def _images(
     high: float = 1.0,
     mean: float = 0.0,
     stddev: float = 1.0,
-) -> list[dict[str, np.ndarray]]:
+) -> Iterator[dict[str, np.ndarray]]:
     """Synthetic NHWC images ``[batch, *shape]`` and one-hot labels ``[batch, classes]``.
 
     ``distribution`` is ``"normal"`` (mean, stddev) or ``"uniform"`` ([low, high)).
@@ -240,9 +240,11 @@ def _images(
     if distribution not in ("normal", "uniform"):
         raise ParityError(f"images: distribution must be 'normal' or 'uniform', not {distribution!r}", case=case.name)
     size = (int(batch),) + tuple(int(s) for s in shape)
-    out = []
+    return _image_stream(case, rng, size, batch, classes, x_key, y_key, distribution, low, high, mean, stddev)
+
+
+def _image_stream(case, rng, size, batch, classes, x_key, y_key, distribution, low, high, mean, stddev):
     for _ in range(case.steps):
         x = rng.normal(mean, stddev, size=size) if distribution == "normal" else rng.uniform(low, high, size=size)
         y = _one_hot(rng.integers(0, classes, size=batch), classes)
-        out.append({x_key: x, y_key: y})
-    return out
+        yield {x_key: x, y_key: y}

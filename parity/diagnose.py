@@ -109,6 +109,8 @@ _LABELS = {
     "rmsprop_initial": "RMSprop initial mean square",
     "lstm_gate_order": "LSTM gate order as loaded",
     "lstm_forget_bias": "LSTM forget bias",
+    "weight_decay": "weight decay (coefficient of the gradient term, parameters, form)",
+    "no_gradient": "a parameter without gradient at a step",
 }
 
 

@@ -25,9 +25,9 @@ PACKAGES = {
 
 #: framework -> the install command (exact pins from constraints.txt)
 INSTALL = {
-    "tf1": "pip install -c constraints.txt tensorflow-cpu tf-keras   (or: pip install -e '.[tf]')",
-    "tf2": "pip install -c constraints.txt tensorflow-cpu tf-keras   (or: pip install -e '.[tf]')",
-    "torch": "pip install -c constraints.txt torch --index-url https://download.pytorch.org/whl/cpu   (or: pip install -e '.[torch]')",
+    "tf1": "pip install -c constraints.txt tensorflow-cpu tf-keras",
+    "tf2": "pip install -c constraints.txt tensorflow-cpu tf-keras",
+    "torch": "pip install -c constraints.txt torch --index-url https://download.pytorch.org/whl/cpu",
     "numpy": "pip install numpy",
 }
 

@@ -1,19 +1,21 @@
-"""Gradient health from a trace: per layer and step, gradient norm and variance, update/weight ratio.
+"""Gradient health: per layer and step, gradient norm and variance, update/weight ratio; loss and lr.
 
-Computed in numpy from any port's trace ("gradients" and "parameters" stages), so the
-same numbers come out for every framework: seed 000's vanishing-gradient diagnosis and
-seed 001's "the first layer does not change" are measured, not quoted.
+Computed in numpy from any port's steps ("gradients", "parameters", "constrained",
+"loss", "learning_rate" stages), so the same numbers come out for every framework: seed
+000's vanishing-gradient diagnosis and seed 001's "the first layer does not change" are
+measured, not quoted. :class:`HealthTracker` takes the steps as they arrive (the runner
+feeds it, then drops the step); :func:`layer_health` reads a streamed run's
+:class:`Health` or, for an in-memory trace, tracks its steps.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from array import array
+from dataclasses import dataclass, field
 
 import numpy as np
 
-from .trace import Trace
-
-__all__ = ["LayerHealth", "layer_health", "summarize", "ratio", "summary_dir"]
+__all__ = ["LayerHealth", "Health", "HealthTracker", "layer_health", "summarize", "ratio", "summary_dir"]
 
 
 @dataclass(frozen=True)
@@ -32,32 +34,95 @@ class LayerHealth:
         return float(v.mean()) if v.size else float("nan")
 
 
-def layer_health(trace: Trace, stage: str = "gradients") -> list[LayerHealth]:
-    """Return per-variable health over the steps of ``trace``, in the port's variable order."""
-    if not trace.steps or stage not in trace.steps[0]:
-        return []
-    out = []
-    for name in trace.steps[0][stage]:
-        grads = [np.asarray(s[stage][name], dtype=np.float64) for s in trace.steps]
-        norms = np.array([np.sqrt(np.sum(g * g)) for g in grads])
-        var = np.array([np.var(g) for g in grads])
-        ratios = []
-        prev = trace.initial.get(name)
-        for s in trace.steps:
-            cur = s.get("constrained", {}).get(name, s.get("parameters", {}).get(name))
-            if prev is None or cur is None:
-                ratios.append(np.nan)
+@dataclass
+class Health:
+    """The health series of one run: per layer (in the port's order), and loss and lr per step."""
+
+    layers: list[LayerHealth] = field(default_factory=list)
+    loss: np.ndarray = field(default_factory=lambda: np.zeros(0))
+    lr: np.ndarray = field(default_factory=lambda: np.zeros(0))
+
+
+def _scalar(stage: dict, name: str) -> float:
+    v = stage.get(name)
+    if v is None or np.size(v) != 1 or not isinstance(v, (np.ndarray, np.generic, float, int)):
+        return float("nan")
+    return float(np.asarray(v, dtype=np.float64).reshape(()))
+
+
+class HealthTracker:
+    """Accumulate health series step by step; holds the previous parameters only.
+
+    Args:
+        initial: the parameters as loaded (the first update's base).
+        stage: the stage holding the gradients.
+    """
+
+    def __init__(self, initial: dict | None = None, stage: str = "gradients"):
+        self.stage = stage
+        self._prev = {k: np.asarray(v, np.float64) for k, v in (initial or {}).items()}
+        self._names: list[str] | None = None
+        self._norm: dict[str, array] = {}  # compact: 8 bytes per step
+        self._var: dict[str, array] = {}
+        self._ratio: dict[str, array] = {}
+        self._loss = array("d")
+        self._lr = array("d")
+
+    def add(self, step: dict) -> None:
+        """Take one step's ``{stage: {name: array}}`` (summaries are skipped)."""
+        self._loss.append(_scalar(step.get("loss", {}), "loss"))
+        self._lr.append(_scalar(step.get("learning_rate", {}), "lr"))
+        grads = step.get(self.stage)
+        if self._names is None:
+            if not grads:
+                self._names = []
+                return
+            self._names = [n for n, g in grads.items() if isinstance(g, (np.ndarray, np.generic))]
+        params = dict(step.get("parameters", {}))
+        params.update(step.get("constrained", {}))
+        for name in self._names:
+            g = (grads or {}).get(name)
+            if isinstance(g, (np.ndarray, np.generic)):
+                g = np.asarray(g, np.float64)
+                self._norm.setdefault(name, array("d")).append(float(np.sqrt(np.sum(g * g))))
+                self._var.setdefault(name, array("d")).append(float(np.var(g)))
             else:
-                p, c = np.asarray(prev, np.float64), np.asarray(cur, np.float64)
-                base = np.sqrt(np.sum(p * p))
-                delta = np.sqrt(np.sum((c - p) ** 2))
-                ratios.append(delta / base if base > 0 else (np.inf if delta > 0 else 0.0))
-            prev = cur
-        out.append(LayerHealth(name, norms, var, np.array(ratios)))
-    return out
+                self._norm.setdefault(name, array("d")).append(float("nan"))
+                self._var.setdefault(name, array("d")).append(float("nan"))
+            prev, cur = self._prev.get(name), params.get(name)
+            if prev is None or not isinstance(cur, (np.ndarray, np.generic)):
+                self._ratio.setdefault(name, array("d")).append(float("nan"))
+                self._prev.pop(name, None)
+                continue
+            c = np.asarray(cur, np.float64)
+            base = np.sqrt(np.sum(prev * prev))
+            delta = np.sqrt(np.sum((c - prev) ** 2))
+            self._ratio.setdefault(name, array("d")).append(delta / base if base > 0 else (np.inf if delta > 0 else 0.0))
+            self._prev[name] = c
+        for name in list(self._prev):
+            if name not in self._names:  # keep only what the ratios need
+                del self._prev[name]
+
+    def result(self) -> Health:
+        layers = [
+            LayerHealth(n, np.array(self._norm.get(n, [])), np.array(self._var.get(n, [])), np.array(self._ratio.get(n, [])))
+            for n in (self._names or [])
+        ]
+        return Health(layers, np.array(self._loss), np.array(self._lr))
 
 
-def summarize(trace: Trace) -> dict[str, dict[str, float]]:
+def layer_health(trace, stage: str = "gradients") -> list[LayerHealth]:
+    """Return per-variable health over the steps of ``trace``, in the port's variable order."""
+    health = getattr(trace, "health", None)
+    if health is not None and stage == "gradients":
+        return list(health.layers)
+    tracker = HealthTracker(trace.initial, stage)
+    for s in trace.steps:
+        tracker.add(s)
+    return tracker.result().layers
+
+
+def summarize(trace) -> dict[str, dict[str, float]]:
     """Return {variable: {grad_norm, grad_var, update_ratio}} means over the run."""
     return {h.name: {f: h.mean(f) for f in ("grad_norm", "grad_var", "update_ratio")} for h in layer_health(trace)}
 

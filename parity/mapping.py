@@ -202,6 +202,19 @@ def auto_map(ref_specs, ref_framework: str, port_specs, port_framework: str, *, 
         ParityError: (one line) a class has different counts on the two sides, or a trainable variable
             (or BatchNorm statistic) has no partner; the message lists both sides and the unresolved ones.
     """
+    try:  # trainable pairs with trainable, state with state; when that cannot pair all, ignore it
+        return _auto_map(ref_specs, ref_framework, port_specs, port_framework, ref_flatten, port_flatten,
+                         reference_file, port_file, by_trainable=True)
+    except ParityError as strict:
+        try:
+            return _auto_map(ref_specs, ref_framework, port_specs, port_framework, ref_flatten, port_flatten,
+                             reference_file, port_file, by_trainable=False)
+        except ParityError:
+            raise strict from None
+
+
+def _auto_map(ref_specs, ref_framework, port_specs, port_framework, ref_flatten, port_flatten, reference_file,
+              port_file, *, by_trainable: bool) -> Mapping_:
     m = Mapping_(reference_file, port_file)
     ra = [(s, to_canonical_ops(ref_framework, s, ref_flatten)) for s in ref_specs]
     pa = [(s, to_canonical_ops(port_framework, s, port_flatten)) for s in port_specs]
@@ -214,8 +227,10 @@ def auto_map(ref_specs, ref_framework: str, port_specs, port_framework: str, *, 
     used: set[int] = set()
     unresolved: list[str] = []
     for i, (s, ops, shape) in enumerate(rc):
-        same = [j for j, (t, _, tshape) in enumerate(pc) if tshape == shape and _compatible(s.kind, t.kind)]
-        mine = [k for k, (u, _, ushape) in enumerate(rc) if ushape == shape and _compatible(s.kind, u.kind)]
+        same = [j for j, (t, _, tshape) in enumerate(pc) if tshape == shape and _compatible(s.kind, t.kind)
+                and (not by_trainable or t.trainable == s.trainable)]
+        mine = [k for k, (u, _, ushape) in enumerate(rc) if ushape == shape and _compatible(s.kind, u.kind)
+                and (not by_trainable or u.trainable == s.trainable)]
         free = [j for j in same if j not in used]
         if len(same) != len(mine):
             if not free:

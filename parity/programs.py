@@ -304,7 +304,9 @@ class _Port:
                 continue
             else:
                 out[stage] = self._rename(arrays, trainable_only=True)
-        return out
+        # a stage with nothing mapped in it (SGD without momentum has no slots; global_step alone
+        # in state) is not reported: the other side reporting it too would be a false structure issue
+        return {stage: arrays for stage, arrays in out.items() if arrays or stage in ("inputs",)}
 
     def close(self) -> None:
         close = getattr(self.prog, "close", None)
@@ -365,9 +367,14 @@ def _masks(ref_sites, port_sites, batches, rng, notes) -> None:
         if abs(site.rate - (port_sites[i].rate if i < len(port_sites) else site.rate)) > 1e-12:
             notes.append(f"dropout site {i}: rate {site.rate:g} in the reference, {port_sites[i].rate:g} in the port")
         for b in batches:
-            n = next(iter(b.values())).shape[0] if b else 1
+            n = _batch_size(b)
             shape = (n,) + tuple(site.shape_channel_last[1:])
             b[f"{_MASK}{i}"] = (rng.random(shape) < 1.0 - site.rate).astype(np.float64)
+
+
+def _batch_size(batch: dict) -> int:
+    sizes = [np.shape(v)[0] for k, v in batch.items() if np.ndim(v) >= 1 and not k.startswith(_MASK)]
+    return int(sizes[0]) if sizes else 1
 
 
 def _cost(mapping, acts: dict, batch: dict):
@@ -375,7 +382,7 @@ def _cost(mapping, acts: dict, batch: dict):
 
     kernels = [e for e in mapping.params if e.kind in ("dense_kernel", "conv_kernel", "lstm_kernel", "embedding")]
     fan_in = max([int(np.prod(e.shape[:-1])) for e in kernels] or [1])
-    n = next(iter(batch.values())).shape[0] if batch else 1
+    n = _batch_size(batch)
     positions = max([int(np.prod(np.shape(v)[:-1])) for v in acts.values() if np.ndim(v) >= 2] or [n])
     return Cost(depth=max(len(kernels), 1), reduction=max(fan_in, positions, n))
 
@@ -430,7 +437,12 @@ def prepare(reference, port, *, data=None, steps: int = 10, mapping=None, seed: 
             _check_mapping(m, R, P, ref.path, prt.path)
         initial = {k: np.asarray(v, dtype=np.float64) for k, v in R.parameters().items()}
         P.load(m.port_weights(initial))
-        ar, ap = R.forward(first, {}), P.forward(first, {})
+        # the matching probe drives dropout with a real mask (the same on both sides): an identity
+        # dropout would equal its input and could pair with the layer before it
+        probe = [dict(first)]
+        _masks(R.dropout_sites(), P.dropout_sites(), probe, np.random.default_rng([seed, 3]), [])
+        pmasks = {int(k[len(_MASK):]): v for k, v in probe[0].items() if k.startswith(_MASK)}
+        ar, ap = R.forward(first, pmasks), P.forward(first, pmasks)
         if not m.forward:
             pairs, left_r, left_p = match_activations(ar, ap)
             lr_, lp_ = getattr(R, "probe_loss", lambda: None)(), getattr(P, "probe_loss", lambda: None)()

@@ -16,6 +16,7 @@ __all__ = [
     "format_details",
     "format_health",
     "format_comparison",
+    "format_not_run",
     "case_rows",
     "case_status",
     "exit_code",
@@ -67,6 +68,11 @@ def _first(cmp: Comparison) -> str:
     return first.describe() if first else "-"
 
 
+def _clip(text: str, width: int = 90) -> str:
+    """A long message in a table cell (shown whole below the table)."""
+    return text if len(text) <= width else text[: width - 1] + "…"
+
+
 def case_rows(result: CaseResult, not_run: Mapping[str, str] | None = None) -> list[list[str]]:
     """Return the table rows of one case: one per compared pair and dtype, refusal, crash or port not run."""
     case = result.case
@@ -80,15 +86,15 @@ def case_rows(result: CaseResult, not_run: Mapping[str, str] | None = None) -> l
                 verdict, last = "WRONG REFUSAL", f"expected {case.expected_refusal(port) or 'a stated refusal'}"
             else:
                 verdict, last = "CRASH", err.phase + (f" at {where}" if where else "")
-            rows.append([case.name, port, dtype, "-", f"{err.exc_type}: {err.exc_message}", verdict, last])
+            rows.append([case.name, port, dtype, "-", _clip(f"{err.exc_type}: {err.exc_message}"), verdict, last])
     if case.expect == "error":
         for dtype, traces in result.traces.items():
             for port, trace in (traces or {}).items():
-                steps = str(len(getattr(trace, "steps", ()) or ()))
+                steps = str(getattr(trace, "n_steps", None) or len(getattr(trace, "steps", ()) or ()))
                 rows.append([case.name, port, dtype, steps, "trained without refusing", "NOT REFUSED",
                              f"expected {case.expected_refusal(port) or 'a refusal'}"])
-    for port, reason in (not_run or {}).items():
-        rows.append([case.name, port, "-", "-", reason, "not run", "-"])
+    if not_run and not result.ports:
+        rows.append([case.name, "-", "-", "-", "no port could run (see 'Not run' below)", "not run", "-"])
     for cmp in result.comparisons:
         verdict = _verdict(cmp)
         if case.expect == "diverge":
@@ -109,12 +115,22 @@ def _table(header: Sequence[str], rows: Iterable[Sequence[str]], widths: Sequenc
     return "\n".join(lines)
 
 
+def format_not_run(not_run: Mapping[str, Mapping[str, str]]) -> str:
+    """The ports that did not run, one line per case and reason (never counted as passing)."""
+    lines = []
+    for case, ports in (not_run or {}).items():
+        by_reason: dict[str, list[str]] = {}
+        for port, reason in ports.items():
+            by_reason.setdefault(reason, []).append(port)
+        lines += [f"{case}: {', '.join(p)} not run: {reason}" for reason, p in by_reason.items()]
+    return "\n".join(lines)
+
+
 def format_table(results: Sequence[CaseResult], not_run: Mapping[str, Mapping[str, str]] | None = None) -> str:
     """The main table: case | ports compared | dtype | steps | worst error per stage | verdict | first divergence."""
     header = ["case", "ports compared", "dtype", "steps", "worst relative error per stage", "verdict", "first divergence"]
     rows = [row for r in results for row in case_rows(r, (not_run or {}).get(r.case.name))]
     widths = [max([len(h)] + [len(r[i]) for r in rows]) for i, h in enumerate(header[:-1])] + [0]
-    widths[4] = min(widths[4], 90)  # a long refusal message is clipped here and shown whole below the table
     return _table(header, rows, widths)
 
 

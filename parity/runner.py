@@ -1,88 +1,44 @@
-"""Run ports of a case from the same weights and data, record traces, compare them.
+"""Run ports of a case from the same weights and data, step by step side by side, and compare them.
+
+:func:`run_case` runs every port of every dtype in lockstep and compares each step as it
+arrives (:class:`~parity.compare.Comparator`), keeping a :class:`~parity.trace.Window` per
+port: memory does not grow with the steps. :func:`run_port` returns one port's whole trace
+(tests, short runs); :func:`record_port` writes one to a file step by step. The port
+boundary (type checks, copies, detaching) is :mod:`parity.boundary`.
 
 Computation only: :mod:`parity.report` formats what this returns.
 """
 
 from __future__ import annotations
 
-import importlib
-import importlib.util
 import itertools
 import os
 import subprocess
 import sys
 import tempfile
-import time
 from dataclasses import dataclass, field
 from types import ModuleType
 from typing import Iterable, Mapping
 
-import numpy as np
-
-from . import __version__
-from .cases import FRAMEWORKS, Case, PortSpec, get_case, refusals_ok
-from .compare import Comparison, compare
-from .data import batches as draw_batches
+from .boundary import PORT_FUNCTIONS, PortRun, load_port_module, load_user_port
+from .cases import Case, PortSpec, get_case, refusals_ok
+from .compare import Comparator, Comparison, Drift
+from .data import iter_batches
 from .errors import ParityError, PortError
-from .init import draw_parameters
-from .trace import Trace, load as load_trace
+from .health import HealthTracker
+from .init import as_dtype
+from .trace import Trace, Window, WindowRecorder
 
-__all__ = ["load_port_module", "load_user_port", "run_port", "run_case", "CaseResult", "PORT_FUNCTIONS", "ResumedPort"]
-
-#: The public functions a port module exposes (the reference modules and a user's file alike).
-PORT_FUNCTIONS = ("build", "framework_info")
-
-
-def _check_port_module(mod: ModuleType, where: str) -> ModuleType:
-    missing = [f for f in PORT_FUNCTIONS if not callable(getattr(mod, f, None))]
-    if missing:
-        raise ParityError(f"port module {where} does not define {', '.join(missing)} (see docs/ports.md)")
-    return mod
-
-
-def load_port_module(framework: str, module: str) -> ModuleType:
-    """Import the built-in port module ``module`` of ``framework`` (lazily imports the framework)."""
-    if framework not in FRAMEWORKS:
-        raise ParityError(f"unknown framework {framework!r}; expected one of {', '.join(FRAMEWORKS)}")
-    name = f"{FRAMEWORKS[framework]}.{module}"
-    try:
-        mod = importlib.import_module(name)
-    except ModuleNotFoundError as exc:
-        if exc.name and (exc.name == name or name.startswith(exc.name + ".")):
-            raise ParityError(f"there is no {framework} port for module {module!r} ({name})") from None
-        raise ParityError(f"cannot import {name}: {exc}") from None
-    return _check_port_module(mod, name)
-
-
-def load_user_port(path: str) -> ModuleType:
-    """Import a user's port file; any failure to load is a one-line :class:`ParityError`."""
-    if not os.path.isfile(path):
-        raise ParityError(f"port file {path} does not exist")
-    name = "parity_user_port_" + os.path.splitext(os.path.basename(path))[0].replace("-", "_")
-    spec = importlib.util.spec_from_file_location(name, path)
-    if spec is None or spec.loader is None:
-        raise ParityError(f"port file {path} is not a Python module")
-    mod = importlib.util.module_from_spec(spec)
-    try:
-        spec.loader.exec_module(mod)
-    except Exception as exc:  # a user's file can fail in any way; report it in one line
-        line = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
-        raise ParityError(f"port file {path} does not load: {type(exc).__name__}: {line}") from None
-    return _check_port_module(mod, path)
-
-
-def _call(port: str, phase: str, case: Case, fn, *args):
-    try:
-        return fn(*args)
-    except ParityError:
-        raise
-    except Exception as exc:  # the framework's own error, reported as the port's
-        raise PortError(port, phase, exc, case=case.name) from exc
-
-
-def _to_numpy(stages: Mapping[str, Mapping[str, object]]) -> dict[str, dict[str, np.ndarray]]:
-    return {stage: {k: np.asarray(v) for k, v in arrays.items()} for stage, arrays in stages.items()}
-
+__all__ = [
+    "load_port_module",
+    "load_user_port",
+    "run_port",
+    "record_port",
+    "run_case",
+    "CaseResult",
+    "PORT_FUNCTIONS",
+    "ResumedPort",
+]
 
 def run_port(
     case: Case,
@@ -93,7 +49,7 @@ def run_port(
     source: str | None = None,
     isolate: bool = True,
 ) -> Trace:
-    """Run one port of ``case`` in ``dtype`` and return its trace.
+    """Run one port of ``case`` in ``dtype`` and return its whole trace (in memory).
 
     Args:
         case: the case.
@@ -107,47 +63,61 @@ def run_port(
         PortError: the port's framework raised (building, loading or stepping).
         ParityError: the port broke the protocol (missing parameters, wrong shapes).
     """
-    spec = PortSpec.parse(port)
-    if module is None and isolate and port in case.option("isolate", ()):
-        return _run_isolated(case, port, dtype)
-    mod = module or load_port_module(spec.framework, case.module)
-    params = draw_parameters(case, dtype)
-    data = draw_batches(case, dtype)
-    info = dict(_call(port, "framework_info", case, mod.framework_info))
-    instance = _call(port, "build", case, mod.build, case, dtype, spec.variant)
-    manifest = {
-        "case": case.name,
-        "port": port,
-        "framework": spec.framework,
-        "framework_version": info.get("version", "?"),
-        "device": info.get("device", "cpu"),
-        "dtype": dtype,
-        "seed": case.seed,
-        "source": source or getattr(mod, "__name__", "?"),
-        "parity_version": __version__,
-    }
-    settings = getattr(instance, "settings", None)
-    if callable(settings):
-        manifest["settings"] = _call(port, "settings", case, settings)
-    trace = Trace(manifest=manifest)
-    started = time.perf_counter()
+    PortSpec.parse(port)
+    run = PortRun(case, port, dtype, module=module, source=source, isolate=isolate)
     try:
-        _call(port, "load", case, instance.load, params)
-        initial = _to_numpy({"parameters": _call(port, "parameters", case, instance.parameters)})["parameters"]
-        missing = sorted(set(params) - set(initial))
-        if missing:
-            raise ParityError(f"port {port}: parameters() lacks {', '.join(missing)} after load()", case=case.name)
-        trace.initial = initial
-        for batch in data:
-            out = _to_numpy(_call(port, f"step {len(trace.steps)}", case, instance.step, dict(batch)))
-            out.setdefault("inputs", {k: np.asarray(v) for k, v in batch.items()})
-            trace.add_step(out)
+        run.open()
+        trace = Trace(manifest=dict(run.manifest), initial=run.initial)
+        for batch in iter_batches(case, dtype):
+            trace.steps.append(run.step(batch))
     finally:
-        close = getattr(instance, "close", None)
-        if callable(close):
-            close()
-    trace.manifest["seconds"] = round(time.perf_counter() - started, 4)
+        run.close()
+    trace.manifest["seconds"] = round(run.seconds, 4)
     return trace
+
+
+def record_port(
+    case: Case,
+    port: str,
+    dtype: str,
+    path: str,
+    *,
+    module: ModuleType | None = None,
+    source: str | None = None,
+    isolate: bool = True,
+    summary: bool = False,
+) -> tuple[str, int]:
+    """Run one port and write its trace to ``path`` step by step; return (path, steps).
+
+    Memory does not grow with the steps. A crash or Ctrl-C leaves the steps written so far,
+    readable (:func:`parity.trace.load` says "interrupted after k steps").
+    """
+    from .tracefile import TraceWriter
+
+    PortSpec.parse(port)
+    run = PortRun(case, port, dtype, module=module, source=source, isolate=isolate)
+    if run.isolated:
+        # A fresh interpreter records the port; its file is this port's trace.
+        cmd = [sys.executable, "-m", "parity", "record", case.name, "--port", port, "--dtype", dtype, "-o", path, "--in-process"]
+        cmd += ["--summary"] if summary else []
+        proc = subprocess.run(cmd, capture_output=True, text=True)
+        if proc.returncode != 0:
+            last = (proc.stderr.strip().splitlines() or ["(no output)"])[-1]
+            raise ParityError(f"isolated port {port} failed: {last}", case=case.name)
+        from .tracefile import TraceReader
+
+        reader = TraceReader(path)
+        n = sum(1 for _ in reader.steps())
+        return path, n
+    try:
+        run.open()
+        with TraceWriter(path, run.manifest, summary=summary) as writer:
+            writer.initial(run.initial)
+            for batch in iter_batches(case, dtype):
+                writer.step(run.step(batch))
+        return writer.path, writer.steps
+    finally:
+        run.close()
 
 
 class ResumedPort:
@@ -184,24 +154,17 @@ class ResumedPort:
             close()
 
 
-def _run_isolated(case: Case, port: str, dtype: str) -> Trace:
-    """Run a port in a fresh interpreter (Keras 2 graph mode cannot share a process with eager TF)."""
-    with tempfile.TemporaryDirectory(prefix="parity-") as tmp:
-        path = os.path.join(tmp, "trace.npz")
-        cmd = [sys.executable, "-m", "parity", "record", case.name, "--port", port, "--dtype", dtype, "-o", path, "--in-process"]
-        proc = subprocess.run(cmd, capture_output=True, text=True)
-        if proc.returncode != 0:
-            last = (proc.stderr.strip().splitlines() or ["(no output)"])[-1]
-            raise ParityError(f"isolated port {port} failed: {last}", case=case.name)
-        return load_trace(path)
-
-
 @dataclass
 class CaseResult:
-    """Everything one case produced: traces, refusals and comparisons, per dtype."""
+    """Everything one case produced: trace windows, refusals and comparisons, per dtype.
+
+    ``traces[dtype][port]`` is the port's :class:`~parity.trace.Window` (what a streamed run
+    keeps; every step with ``run_case(..., keep="all")``); :meth:`release` drops its full
+    tensors once the case is reported, so a run of many cases holds one case's tensors at most.
+    """
 
     case: Case
-    traces: dict[str, dict[str, Trace]] = field(default_factory=dict)
+    traces: dict[str, dict[str, Window]] = field(default_factory=dict)
     errors: dict[str, dict[str, PortError]] = field(default_factory=dict)
     comparisons: list[Comparison] = field(default_factory=list)
     seconds: dict[str, float] = field(default_factory=dict)
@@ -222,6 +185,57 @@ class CaseResult:
             return any(not c.ok for c in self.comparisons)
         return not any(self.errors.values()) and all(c.ok for c in self.comparisons)
 
+    def release(self) -> None:
+        """Drop the windows' full tensors (small tensors, health series and comparisons stay)."""
+        for per in self.traces.values():
+            for w in per.values():
+                release = getattr(w, "release", None)
+                if callable(release):
+                    release()
+
+
+def _pairs(names: list[str], pairs: str) -> list[tuple[str, str]]:
+    if not names:
+        return []
+    if pairs == "all":
+        return list(itertools.combinations(names, 2))
+    if pairs == "reference":
+        return [(names[0], p) for p in names[1:]]
+    # every pair of the frameworks' main ports, and the reference against each variant
+    main = [p for p in names if ":" not in p]
+    combos = list(itertools.combinations(main, 2))
+    combos += [(names[0], p) for p in names[1:] if ":" in p and (names[0], p) not in combos]
+    if not main:
+        combos = [(names[0], p) for p in names[1:]]
+    return combos
+
+
+class _Live:
+    """One running port of one dtype inside :func:`run_case`: its run, window, health, file."""
+
+    def __init__(self, run: PortRun, keep: str, window: int, writer=None):
+        self.run = run
+        self.window = Window(dict(run.manifest), run.initial)
+        self.recorder = WindowRecorder(self.window, before=window, after=window, keep_all=keep == "all")
+        self.health = HealthTracker(run.initial)
+        self.writer = writer
+        if writer is not None:
+            writer.initial(run.initial)
+
+    def add(self, step) -> None:
+        self.recorder.add(step)
+        self.health.add(step)
+        if self.writer is not None:
+            self.writer.step(step)
+
+    def finish(self, complete: bool) -> Window:
+        self.window.health = self.health.result()
+        self.window.manifest["steps"] = self.window.n_steps
+        self.window.manifest["seconds"] = round(self.run.seconds, 4)
+        if self.writer is not None:
+            self.writer.close(complete=complete)
+        return self.window
+
 
 def run_case(
     case: Case | str,
@@ -231,8 +245,16 @@ def run_case(
     modules: Mapping[str, ModuleType] | None = None,
     sources: Mapping[str, str] | None = None,
     pairs: str = "auto",
+    keep: str = "window",
+    window: int = 2,
+    trace_dir: str | None = None,
+    summary: bool = False,
 ) -> CaseResult:
-    """Run every port of a case in every dtype, and compare the traces.
+    """Run every port of a case in every dtype in lockstep, comparing each step as it arrives.
+
+    All ports of all dtypes step together: step ``t`` of every port is compared (and the
+    float32 envelope measured from the float64 run of the same port) before step ``t + 1``
+    runs, then dropped; memory does not grow with the steps.
 
     Args:
         case: a case or its name.
@@ -243,36 +265,105 @@ def run_case(
         pairs: "all" (every pair of ports), "reference" (the first port against each other)
             or "auto" (every pair of the main ports -- tf1, tf2, torch, numpy -- and the first
             port against each variant port).
+        keep: "window" (full tensors around each first divergence; see
+            :class:`~parity.trace.Window`) or "all" (every step: short cases and tests).
+        window: steps kept in full before and after a first divergence.
+        trace_dir: also write every port's trace there, step by step
+            (``<case>.<port>.<dtype>.trace``; ``.trace.partial`` until the run completes, and
+            left so, a readable prefix, when it does not).
+        summary: compare (and write) tensors of more than 16 elements as summaries
+            (:mod:`parity.summary`): for models whose tensors do not fit.
     """
+    from .tracefile import TraceWriter
+
+    if keep not in ("window", "all"):
+        raise ParityError(f"keep must be 'window' or 'all', not {keep!r}")
     case = get_case(case) if isinstance(case, str) else case
     ports = list(ports or case.ports)
-    modules = dict(modules or {})
+    dtypes = list(dtypes or case.dtypes)
+    modules, sources = dict(modules or {}), dict(sources or {})
     result = CaseResult(case=case)
-    for dtype in dtypes or case.dtypes:
-        traces: dict[str, Trace] = {}
-        errors: dict[str, PortError] = {}
+    live: dict[tuple[str, str], _Live] = {}
+    for dtype in dtypes:
+        result.errors[dtype] = {}
         for port in ports:
-            started = time.perf_counter()
+            run = PortRun(case, port, dtype, module=modules.get(port), source=sources.get(port))
             try:
-                traces[port] = run_port(case, port, dtype, module=modules.get(port), source=(sources or {}).get(port))
+                run.open()
+                writer = None
+                if trace_dir:
+                    path = os.path.join(trace_dir, f"{case.name}.{port.replace(':', '-')}.{dtype}.trace")
+                    writer = TraceWriter(path, run.manifest, summary=summary, atomic=True)
+                live[(dtype, port)] = _Live(run, keep, window, writer)
             except PortError as exc:
-                errors[port] = exc
+                run.close()
+                result.errors[dtype][port] = exc
             except ParityError as exc:  # the port broke the protocol or does not exist
-                errors[port] = PortError(port, "setup", exc, case=case.name)
-            result.seconds[f"{port}/{dtype}"] = round(time.perf_counter() - started, 4)
-        result.traces[dtype] = traces
-        result.errors[dtype] = errors
-        names = [p for p in ports if p in traces]
-        if pairs == "all":
-            combos = list(itertools.combinations(names, 2))
-        elif pairs == "reference":
-            combos = [(names[0], p) for p in names[1:]]
-        else:  # every pair of the frameworks' main ports, and the reference against each variant
-            main = [p for p in names if ":" not in p]
-            combos = list(itertools.combinations(main, 2))
-            combos += [(names[0], p) for p in names[1:] if ":" in p and (names[0], p) not in combos]
-            if not main:
-                combos = [(names[0], p) for p in names[1:]]
-        for pa, pb in combos:
-            result.comparisons.append(compare(traces[pa], traces[pb], cost=case.cost))
+                run.close()
+                result.errors[dtype][port] = PortError(port, "setup", exc, case=case.name)
+            result.seconds[f"{port}/{dtype}"] = round(run.seconds, 4)
+
+    comparators: list[tuple[str, str, str, Comparator]] = []
+    for dtype in dtypes:
+        names = [p for p in ports if (dtype, p) in live]
+        for pa, pb in _pairs(names, pairs):
+            la, lb = live[(dtype, pa)], live[(dtype, pb)]
+
+            def freeze(k, la=la, lb=lb):
+                la.recorder.keep_around(k)
+                lb.recorder.keep_around(k)
+
+            cmp = Comparator(la.run.manifest, lb.run.manifest, cost=case.cost, keep=keep, before=window, after=window,
+                             on_divergence=freeze)
+            comparators.append((dtype, pa, pb, cmp))
+    envelope = "float64" in dtypes and "float32" in dtypes
+    drifts = {pa: Drift() for dtype, pa, _, _ in comparators if envelope and dtype == "float32"}
+    failed: set[tuple[str, str]] = set()
+
+    def fail(key, exc):
+        failed.add(key)
+        dtype, port = key
+        result.errors[dtype][port] = exc if isinstance(exc, PortError) else PortError(port, "setup", exc, case=case.name)
+        lv = live.pop(key)
+        lv.run.close()
+        lv.finish(complete=False)
+
+    try:
+        for batch64 in iter_batches(case, "float64"):
+            steps = {}
+            for dtype in dtypes:
+                batch = as_dtype(batch64, dtype)
+                for port in ports:
+                    key = (dtype, port)
+                    if key not in live:
+                        continue
+                    try:
+                        step = live[key].run.step(batch)
+                        live[key].add(step)
+                        steps[key] = step
+                    except ParityError as exc:
+                        fail(key, exc)
+            drift = {}
+            for port, tracker in drifts.items():
+                s64, s32 = steps.get(("float64", port)), steps.get(("float32", port))
+                if s64 is not None and s32 is not None:
+                    drift[port] = tracker.add(s64, s32)
+            for dtype, pa, pb, cmp in comparators:
+                if (dtype, pa) in steps and (dtype, pb) in steps:
+                    cmp.add(steps[(dtype, pa)], steps[(dtype, pb)], drift.get(pa) if dtype == "float32" and envelope else None)
+            del steps
+    finally:
+        for key, lv in list(live.items()):
+            lv.run.close()
+    for dtype in dtypes:
+        result.traces[dtype] = {}
+        for port in ports:
+            lv = live.get((dtype, port))
+            if lv is not None:
+                result.traces[dtype][port] = lv.finish(complete=True)
+                result.seconds[f"{port}/{dtype}"] = round(lv.run.seconds, 4)
+    for dtype, pa, pb, cmp in comparators:
+        if (dtype, pa) in failed or (dtype, pb) in failed:
+            continue
+        result.comparisons.append(cmp.finish())
     return result

@@ -143,6 +143,9 @@ def test_without_tensorflow_every_tf_free_command_works(no_tf, tmp_path):
     assert proc.returncode == 0 and "seed004_oscillate" in proc.stdout, proc.stderr
     proc = no_tf("pitfalls")
     assert proc.returncode == 0, proc.stderr
+    name = proc.stdout.split()[0]
+    proc = no_tf("explain", name)
+    assert proc.returncode == 0 and name in proc.stdout, proc.stderr
     # run: the TF ports are listed as not run, one note with the install command, torch vs numpy compared.
     out = tmp_path / "r.json"
     proc = no_tf("run", "seed004_oscillate", "--dtype", "float64", "--json", out)
@@ -158,7 +161,7 @@ def test_without_tensorflow_every_tf_free_command_works(no_tf, tmp_path):
     # A must-refuse case: the TF ports are not run (never a pass); torch's refusal is checked.
     proc = no_tf("run", "seed004_nothing_to_train", "--dtype", "float64")
     assert proc.returncode == 0, proc.stdout + proc.stderr
-    assert "refused (expected)" in proc.stdout and proc.stdout.count("not run") >= 2
+    assert "refused (expected)" in proc.stdout and "seed004_nothing_to_train: tf1, tf2 not run: TensorFlow is not installed" in proc.stdout
     assert "tf1                  float64" not in proc.stdout  # no TF row claims a refusal
     # record a TF port: one line, exit 2, the install command.
     proc = no_tf("record", "seed004_oscillate", "--port", "tf1", "-o", tmp_path / "t.npz")
@@ -259,7 +262,7 @@ def test_a_ports_own_exception_in_check_names_file_and_line(capsys, tmp_path):
                               "--frameworks", "torch,numpy", "--dtype", "float64")
     assert code == 3, out + err
     assert "CRASH" in out and f"{os.path.basename(port)}:{_line_of(port, 'raise RuntimeError')}" in out
-    assert "Traceback" not in out + err
+    assert "raised RuntimeError during step 0: the user's step failed" in _one_error_line(err)
 
 
 def test_a_diverging_users_port_exits_1_and_writes_strict_json(capsys, tmp_path):
@@ -332,17 +335,16 @@ def test_internal_error_is_one_bug_report_line(capsys, monkeypatch):
 
 
 def test_ctrl_c_while_record_saves_leaves_no_file(capsys, monkeypatch, tmp_path):
-    import parity.trace
+    import parity.tracefile
 
-    real_save = parity.trace.save
+    real_step = parity.tracefile.TraceWriter.step
 
-    def interrupted_save(trace, path):
-        real_save(trace, path)  # the whole file is written to the temporary path...
-        with open(path, "ab") as fh:
-            fh.write(b"x" * 1000)
-        raise KeyboardInterrupt  # ...and Ctrl-C comes before the rename
+    def interrupted_step(self, stages):
+        real_step(self, stages)  # steps are written to the temporary path as they come...
+        if self.steps == 2:
+            raise KeyboardInterrupt  # ...and Ctrl-C comes before the run completes
 
-    monkeypatch.setattr(parity.trace, "save", interrupted_save)
+    monkeypatch.setattr(parity.tracefile.TraceWriter, "step", interrupted_step)
     out = tmp_path / "w.npz"
     code, _, err = run_main(capsys, "record", "seed004_oscillate", "--port", "numpy", "-o", out)
     assert code == 130 and "interrupted" in err
@@ -454,3 +456,45 @@ def test_exit_codes_are_documented_in_help_and_readme(capsys):
         assert f"  {code} " in text or f"  {code:<3d} " in text, code
         assert f"| {code} |" in readme, f"README lacks exit code {code}"
     assert "--frameworks" in readme and "report-schema.json" in readme
+
+
+@pytest.mark.torch
+def test_a_real_must_diverge_run_writes_schema_valid_json(capsys, tmp_path):
+    """seed002_torch_renorm_eps (torch only): caught, exit 0, the first divergence with both values."""
+    out_json = tmp_path / "r.json"
+    code, out, err = run_main(capsys, "run", "seed002_torch_renorm_eps", "--json", out_json)
+    assert code == 0 and "caught: SEMANTIC" in out, out + err
+    doc = _strict(out_json.read_text())
+    _validate(doc)
+    cmp = doc["cases"][0]["dtypes"][0]["comparisons"][0]
+    assert cmp["expect"] == "diverge" and cmp["behaved"] and not cmp["ok"]
+    first = cmp["first_divergence"]
+    assert (first["step"], first["stage"]) == (0, "constrained") and first["a_value"] != first["b_value"]
+
+
+def test_refusals_and_crashes_in_json(capsys, tmp_path):
+    out_json = tmp_path / "r.json"
+    port = _port(tmp_path, "nameerror")
+    code, _, _ = run_main(capsys, "check", "seed004_nothing_to_train", "--torch-port", port,
+                          "--frameworks", "torch", "--dtype", "float64", "--json", out_json)
+    assert code == 3
+    doc = _strict(out_json.read_text())
+    _validate(doc)
+    (case,) = doc["cases"]
+    (error,) = case["dtypes"][0]["errors"]
+    assert case["status"] == "crashed" and doc["exit_code"] == 3 and case["user_ports"] == {"torch": port}
+    assert doc["command"][:2] == ["check", "seed004_nothing_to_train"]
+    assert error["exc_type"] == "NameError" and not error["as_expected"]
+    assert error["expected_refusal"]["exc_type"] == "ValueError"
+    assert error["where"]["line"] == _line_of(port, "undefined_name_in_build")
+    assert {p["reason"] for p in case["ports_not_run"]} == {"left out by --frameworks"}
+
+
+def test_docs_outside_a_source_tree_needs_out(capsys, monkeypatch, tmp_path):
+    import parity.docs
+
+    monkeypatch.setattr(parity.docs, "source_docs_dir", lambda: None)
+    monkeypatch.chdir(tmp_path)
+    code, _, err = run_main(capsys, "docs")
+    assert code == 2 and "--out DIR" in _one_error_line(err)
+    assert os.listdir(tmp_path) == []

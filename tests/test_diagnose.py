@@ -69,3 +69,103 @@ def test_an_unmatched_divergence_is_unknown_but_localized():
     cmp = compare(a, b)
     assert diagnose(None, cmp, [a, b]) == []
     assert localize(cmp).startswith("unknown: first divergence at step 0, forward, h")
+
+
+# -- naming without over-claiming (issue 10) -------------------------------------------------------
+from collections.abc import Mapping  # noqa: E402
+
+from parity.cases import Cost  # noqa: E402
+from parity.pitfalls.reference import conv2d, round_tf32  # noqa: E402
+
+
+def _f32(x):
+    return np.asarray(x, np.float32).astype(np.float64)
+
+
+def _conv_traces(dtype, tf32: bool):
+    """A conv -> ReLU -> dense net without BatchNorm or LayerNorm; B's conv in TF32 when ``tf32``."""
+    rng = np.random.default_rng(3)
+    x, k, kd = _f32(rng.normal(size=(4, 8, 8, 3))), _f32(rng.normal(size=(3, 3, 3, 16)) * 0.3), _f32(rng.normal(size=(6 * 6 * 16, 2)) * 0.1)
+
+    def run(r):
+        conv = _f32(np.maximum(conv2d(r(x), r(k), 1, (0, 0, 0, 0)), 0))
+        return {"inputs": {"X": x}, "forward": {"conv": conv, "logits": _f32(conv.reshape(4, -1) @ kd)}}
+
+    a = _trace("tf1", [run(lambda v: v)], initial={"K": k, "Kd": kd}, framework="tensorflow")
+    b = _trace("torch", [run(round_tf32 if tf32 else (lambda v: v))], initial={"K": k, "Kd": kd})
+    a.manifest["dtype"] = b.manifest["dtype"] = dtype
+    return a, b
+
+
+def test_tf32_conv_without_norm_layers_is_named_tf32_never_an_epsilon():
+    # the H200 report: TF32 in a net with no BN/LN was named bn-epsilon / layernorm-epsilon
+    a, b = _conv_traces("float32", tf32=True)
+    cmp = compare(a, b, cost=Cost(depth=2, reduction=27))
+    assert not cmp.ok and cmp.first_divergence.stage == "forward"
+    named = [d.pitfall for d in diagnose(None, cmp, [a, b])]
+    assert named and named[0] == "tf32-emulated", named
+    assert not {"bn-epsilon", "layernorm-epsilon"} & set(named)
+
+
+def test_a_float64_difference_is_never_named_tf32():
+    # the same perturbation in a float64 run: TF32 never touches float64, so no TF32 name
+    a, b = _conv_traces("float64", tf32=True)
+    cmp = compare(a, b)
+    assert not cmp.ok
+    assert "tf32-emulated" not in [d.pitfall for d in diagnose(None, cmp, [a, b])]
+
+
+def test_dropout_in_eval_mode_without_bn_is_named_as_such():
+    rng = np.random.default_rng(4)
+    h = np.maximum(rng.normal(size=(8, 6)), 0)
+    mask = rng.uniform(size=(8, 6)) >= 0.25
+    a = _trace("tf1", [{"forward": {"hidden": h, "dropout": h * mask / 0.75}}], {"dropout": {"argument": "keep_prob", "value": 0.75}})
+    b = _trace("torch", [{"forward": {"hidden": h, "dropout": h}}], {"dropout": {"argument": "p", "value": 0.25}})
+    named = [d.pitfall for d in diagnose(None, compare(a, b), [a, b])]
+    assert named and named[0] == "dropout-eval-mode" and "dropout-keep-prob" not in named, named
+
+
+def test_a_bn_signature_needs_bn_state_in_the_traces():
+    # per-column affine outputs (what an epsilon does to a BN output) in a net without BN state: no BN name
+    rng = np.random.default_rng(5)
+    y = rng.normal(size=(8, 4))
+    y = (y - y.mean(0)) / y.std(0)
+    a = _trace("tf1", [{"forward": {"h": y}}])
+    b = _trace("torch", [{"forward": {"h": y * np.array([0.9, 0.8, 0.95, 0.7])}}])
+    cmp = compare(a, b)
+    assert "bn-epsilon" not in [d.pitfall for d in diagnose(None, cmp, [a, b])]
+    # the same numbers with moving statistics in the state stage are named bn-epsilon
+    st = {"state": {"moving_mean": np.zeros(4), "moving_variance": np.ones(4)}}
+    a2, b2 = _trace("tf1", [{"forward": {"h": y}, **st}]), _trace("torch", [{"forward": {"h": y * np.array([0.9, 0.8, 0.95, 0.7])}, **st}])
+    assert [d.pitfall for d in diagnose(None, compare(a2, b2), [a2, b2])][:1] == ["bn-epsilon"]
+
+
+class _Dropped(Mapping):
+    """A stage of a step outside a streamed window: names listed, large tensors unreadable."""
+
+    def __init__(self, small, names):
+        self.small, self.names = small, names
+
+    def __getitem__(self, name):
+        if name in self.small:
+            return self.small[name]
+        raise IndexError(f"{name} is outside the kept window")
+
+    def __iter__(self):
+        return iter(self.names)
+
+    def __len__(self):
+        return len(self.names)
+
+
+def test_a_step_outside_the_window_is_no_evidence_never_a_crash():
+    # zero-grad needs step k-1's gradients; in a window that dropped them the answer is unknown
+    g0, g1 = np.array([1.0, 2.0, 3.0]), np.array([0.5, -1.0, 0.25])
+    s = lambda g: {"loss": {"loss": np.array(1.0)}, "gradients": {"w": g}}  # noqa: E731
+    a, b = _trace("tf1", [s(g0), s(g1)]), _trace("torch", [s(g0), s(g0 + g1)])
+    cmp = compare(a, b)
+    assert diagnose(None, cmp, [a, b])[0].pitfall == "zero-grad"
+    for t in (a, b):
+        t.steps[0] = {"loss": t.steps[0]["loss"], "gradients": _Dropped({}, ["w"])}
+    assert diagnose(None, cmp, [a, b]) == []
+    assert localize(cmp).startswith("unknown: first divergence at step 1, gradients, w")

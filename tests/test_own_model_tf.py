@@ -143,3 +143,29 @@ def test_tf1_adapter_agrees_with_the_built_in_port(pair, dtype):
     bad = {s: e for s, e in worst.items() if e > tol}
     assert not bad, f"{pair.example} vs the built-in port: {bad} (all: {worst})"
     assert {"loss", "gradients", "processed_gradients", "learning_rate", "parameters"} <= set(worst)
+
+
+def test_keras_example_is_captured_with_every_stage_and_parity_s_dropout_mask():
+    from tf_impl.v2.capture import capture
+
+    mod = _module("seed003/keras_bn_convnet.py")
+    prog = capture(mod.parity_program, dtype="float64")
+    try:
+        batch = next(iter(mod.batches(1, batch_size=4)))
+        specs = {s.name: s for s in prog.parameter_specs()}
+        assert specs["conv/kernel"].kind == "conv_kernel" and specs["bn/moving_mean"].trainable is False
+        before = prog.parameters()
+        prog.forward(batch, {})
+        assert np.array_equal(prog.parameters()["bn/moving_mean"], before["bn/moving_mean"]), "forward() moved state"
+        (site,) = prog.dropout_sites()
+        mask = (np.arange(np.prod(site.shape_channel_last)) % 2).reshape(site.shape_channel_last).astype(float)
+        out = prog.step(batch, {0: mask})
+        assert {"forward", "loss", "gradients", "processed_gradients", "learning_rate", "parameters", "slots",
+                "state"} <= set(out)
+        dropped = out["forward"]["dropout"]
+        # dropout = flatten * mask / keep: exactly zero where the mask drops, flatten / 0.75 where it keeps
+        np.testing.assert_array_equal(dropped[mask == 0], 0.0)
+        np.testing.assert_allclose(dropped[mask == 1], out["forward"]["flatten"][mask == 1] / 0.75, rtol=1e-15)
+        assert float(out["learning_rate"]["lr"]) == 0.1  # float64 floatx: the Python float exactly
+    finally:
+        prog.close()

@@ -14,10 +14,21 @@ from parity.diagnose import diagnose, localize, settings_check
 from parity.errors import ParityError
 from parity.pitfalls import all_pitfalls, explain, get_pitfall, render_markdown
 from parity.pitfalls.catalogue import format_catalogue, run_catalogue
+from parity.pitfalls.matrix import confusion, format_matrix, precision_note
+from parity.pitfalls.precision import PRECISION_NOTE
 from parity.runner import run_case
 
 PITFALLS = [p.name for p in all_pitfalls()]
 pytestmark = [pytest.mark.tf, pytest.mark.torch]
+
+
+@pytest.fixture(scope="module")
+def catalogue():
+    """The whole catalogue, both dtypes, run once (~45 s): pitfall -> its results."""
+    out = {}
+    for r in run_catalogue(("float64", "float32")):
+        out.setdefault(r.pitfall, []).append(r)
+    return out
 
 
 def test_registry_is_complete():
@@ -44,8 +55,8 @@ def test_docs_are_generated_from_the_registry():
 
 
 @pytest.mark.parametrize("name", PITFALLS)
-def test_pitfall_is_caught_named_first_and_right_port_clean(name):
-    results = run_catalogue(("float64", "float32"), names=[name])
+def test_pitfall_is_caught_named_first_and_right_port_clean(name, catalogue):
+    results = catalogue[name]
     # every pitfall shows in both dtypes but TF32, which exists in float32 only
     assert [r.dtype for r in results] == (["float32"] if name == "tf32-emulated" else ["float64", "float32"])
     for r in results:
@@ -53,6 +64,27 @@ def test_pitfall_is_caught_named_first_and_right_port_clean(name):
         assert r.named_first, f"{name} ({r.dtype}): named {r.named or 'unknown'} first; divergence {r.first_divergence}"
         assert r.right_clean, f"{name} ({r.dtype}): the right port diverged, warned or was diagnosed"
     assert "named first" in format_catalogue(results)
+
+
+def test_confusion_matrix_is_diagonal_and_the_docs_state_its_precision(catalogue):
+    results = [r for rs in catalogue.values() for r in rs]
+    cells = confusion(results)
+    # every wrong port against every signature: named first by its own pitfall, by no other
+    assert {w for w, n in cells if w != n} == set(), format_matrix(results)
+    assert sum(cells.values()) == len(results) == 2 * len(PITFALLS) - 1  # TF32: float32 only
+    assert "0/" not in format_matrix(results).split(";")[0]
+    assert precision_note(results) == PRECISION_NOTE, "run: python -m parity.pitfalls.matrix --write"
+
+
+def test_a_signature_is_not_proposed_without_its_preconditions(catalogue):
+    # the BN, LayerNorm and dropout signatures need that structure in the traces: on the wrong
+    # ports of the other families (no BN, no LayerNorm, no dropout) they never fire, first or not
+    structural = {"bn-epsilon", "bn-momentum", "bn-running-var", "bn-update-ops", "learning-phase", "torch-eval-mode",
+                  "layernorm-epsilon", "dropout-keep-prob", "dropout-eval-mode"}
+    for name, rs in catalogue.items():
+        for r in rs:
+            if name not in structural:
+                assert not set(r.named) & structural, (name, r.dtype, r.named)
 
 
 def test_uncatalogued_divergence_is_localized_and_unknown():

@@ -27,7 +27,7 @@ SHORT = S.MAX_NORM_SHORT_DECAY.replace(steps=12, options={"decay_steps": 8})
 def short_run():
     # Each port against TF1 (the reference): agreement is transitive within the bounds, and
     # the all-pairs comparison doubles the cost of the fixture.
-    return run_case(SHORT, pairs="reference")
+    return run_case(SHORT, pairs="reference", keep="all")
 
 
 # -- numpy only -------------------------------------------------------------------------------------
@@ -142,7 +142,7 @@ def test_momentum_slot_is_the_gradient_at_the_first_step(short_run):
 @pytest.mark.torch
 def test_clip_by_value_parity():
     case = S.CLIP_VALUE_BITES.replace(steps=5)
-    result = run_case(case)
+    result = run_case(case, keep="all")
     assert result.passed, [c.first_divergence.describe() for c in result.comparisons if not c.ok]
     c = case.option("clip_value")
     for dtype, traces in result.traces.items():

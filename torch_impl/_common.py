@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from . import device, framework_info, torch
+from torch_impl import device, framework_info, torch
 
 __all__ = ["framework_info", "to_tensor", "to_numpy", "torch_dtype", "torch", "device"]
 

@@ -1,7 +1,8 @@
 """Seed 003 in PyTorch: the BatchNorm + dropout convnet, trained in ``model.train()``.
 
-The learning-phase pitfall's torch form is a model left in ``eval()`` (variant ``eval``):
-BatchNorm then normalises with its running statistics and dropout is the identity.
+The learning-phase pitfall's torch form is a model left in ``eval()``: BatchNorm then
+normalises with its running statistics and dropout is the identity. That port, and stock
+``nn.BatchNorm2d``'s unbiased running variance, live in ``torch_impl/mistakes/bn_convnet.py``.
 
 Conventions mapped to the Keras reference (the case's options, Keras convention):
 
@@ -10,8 +11,7 @@ Conventions mapped to the Keras reference (the case's options, Keras convention)
 * running variance: Keras 3 and non-fused tf_keras BatchNorm update the moving variance
   with the *biased* batch variance, ``nn.BatchNorm2d`` with the unbiased one; the default
   port's :class:`KerasBatchNorm2d` updates its buffers the Keras way
-  (``moving -= (moving - batch) * (1 - momentum)``); variant ``unbiased`` keeps stock
-  ``nn.BatchNorm2d`` (PITFALLS P03);
+  (``moving -= (moving - batch) * (1 - momentum)``) (PITFALLS P03);
 * SGD: torch keeps ``buf = mu*buf + g`` and steps ``p -= lr*(g + mu*buf)`` (Nesterov);
   Keras keeps the velocity ``m = mu*m - lr*g``. The slots are reported in the Keras
   convention, ``-lr * buf`` (exact for a constant lr);
@@ -22,18 +22,20 @@ Conventions mapped to the Keras reference (the case's options, Keras convention)
 
 from __future__ import annotations
 
+import functools
+
 import numpy as np
 
 from parity.layout import conv_from_torch, conv_to_torch, flatten_permutation, nchw_to_nhwc
 
-from ._common import device, framework_info, to_numpy, to_tensor, torch, torch_dtype
+from parity.variants import build_variant
+from torch_impl._common import device, framework_info, to_numpy, to_tensor, torch, torch_dtype
 
-__all__ = ["build", "framework_info", "BnConvnetPort", "VARIANTS"]
-
-VARIANTS = (None, "eval", "unbiased")
+__all__ = ["build", "framework_info", "BnConvnetPort"]
 LAYERS = ("conv", "bn", "relu", "pool", "flatten", "dropout", "dense")
 
 
+@functools.lru_cache(maxsize=None)
 def _modules(t):
     """Define the module classes once torch is imported (torch is imported lazily)."""
 
@@ -63,11 +65,10 @@ def _modules(t):
             return x * mask / self.keep if self.training else x
 
     class Net(t.nn.Module):
-        def __init__(self, filters, features, classes, keep, bn_momentum, eps, stock_bn):
+        def __init__(self, filters, features, classes, keep, bn_momentum, eps, batch_norm):
             super().__init__()
             self.conv = t.nn.Conv2d(3, filters, 3, padding=1, bias=False)  # SAME, stride 1, k 3
-            bn = t.nn.BatchNorm2d if stock_bn else KerasBatchNorm2d
-            self.bn = bn(filters, eps=eps, momentum=bn_momentum)
+            self.bn = batch_norm(filters, eps=eps, momentum=bn_momentum)
             self.pool = t.nn.MaxPool2d(2)
             self.dropout = MaskedDropout(keep)
             self.dense = t.nn.Linear(features, classes)
@@ -84,13 +85,13 @@ def _modules(t):
             acts["dense"] = t.softmax(logits, dim=-1)
             return logits, acts
 
-    return Net
+    return Net, KerasBatchNorm2d
 
 
 class BnConvnetPort:
-    def __init__(self, case, dtype, variant=None):
+    def __init__(self, case, dtype):
         t = torch()
-        self.t, self.case, self.dtype, self.variant = t, case, dtype, variant
+        self.t, self.case, self.dtype = t, case, dtype
         o = case.option
         self.filters, self.classes, self.keep = o("filters", 8), o("classes", 10), o("keep", 0.75)
         side = case.data.args.get("shape", (32, 32, 3))[0] // 2
@@ -99,27 +100,28 @@ class BnConvnetPort:
         self.keras_momentum = o("bn_momentum", 0.99)
         self.bn_momentum = 1.0 - self.keras_momentum  # torch convention: weight of the new batch
         self.eps = o("bn_epsilon", 1e-3)
-        Net = _modules(t)
+        Net, KerasBatchNorm2d = _modules(t)
         self.model = Net(self.filters, features, self.classes, self.keep, self.bn_momentum, self.eps,
-                         stock_bn=variant == "unbiased").to(dtype=torch_dtype(dtype), device=device())
+                         batch_norm=self._batch_norm(KerasBatchNorm2d)).to(dtype=torch_dtype(dtype), device=device())
         self.lr, self.mu = o("lr", 0.1), o("momentum", 0.9)
         self.opt = t.optim.SGD(self.model.parameters(), lr=self.lr, momentum=self.mu, nesterov=o("nesterov", True))
         # flat_torch = flat_keras[perm]: the dense rows and the masks are permuted with it.
         self.perm = flatten_permutation(*self.pooled)
         self.inverse = np.argsort(self.perm)
-        if variant == "eval":
-            self.model.eval()  # the bug: never switched to train()
-        else:
-            self.model.train()
+        self.model.train()  # BatchNorm on batch statistics, dropout on: what Keras' fit does
+
+    def _batch_norm(self, keras_batch_norm):
+        """Return the BatchNorm class: Keras' moving variance is the biased batch variance (P03)."""
+        return keras_batch_norm
 
     def settings(self):
         return {
             "bn_momentum": float(self.bn_momentum),
             "bn_momentum_convention": "torch",
             "bn_epsilon": float(self.eps),
-            "bn_running_var": "unbiased" if self.variant == "unbiased" else "biased",
+            "bn_running_var": "biased",
             "dropout_detail": f"harness mask, x*mask/{self.keep} in train(), identity in eval()",
-            "mode": "eval" if self.variant == "eval" else "train",
+            "mode": "train",
             "sgd": {"lr": self.lr, "momentum": self.mu, "nesterov": True},
             "slots": "Keras velocity convention: -lr * momentum_buffer",
         }
@@ -202,7 +204,7 @@ class BnConvnetPort:
 
 
 def build(case, dtype, variant=None):
-    """Build the torch seed-003 port (``model.train()``; ``eval``: left in eval mode)."""
-    if variant not in VARIANTS:
-        raise ValueError(f"unknown variant {variant!r} of the torch bn_convnet port; expected one of {VARIANTS[1:]}")
-    return BnConvnetPort(case, dtype, variant)
+    """Build the torch seed-003 port (``model.train()``)."""
+    if variant:
+        return build_variant(__name__, variant, case, dtype)
+    return BnConvnetPort(case, dtype)

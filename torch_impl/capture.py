@@ -478,6 +478,8 @@ class TorchProgram:
 
         def post_step(opt, args, kwargs):
             seen["parameters"] = {n: self._np(p) for n, p in self._params.items() if id(p) in self._in_opt}
+            # in-place writes after this (a max-norm constraint) bump a parameter's version counter
+            seen["versions"] = {n: p._version for n, p in self._params.items()}
 
         handles = [p.register_post_accumulate_grad_hook(on_grad(n)) for n, p in self._params.items() if p.requires_grad]
         handles.append(self.opt.register_step_pre_hook(pre_step))
@@ -510,9 +512,11 @@ class TorchProgram:
         }
         if self._buffers:
             out["state"] = {n: self._np(b) for n, b in self._buffers.items()}
-        if self.report_constrained:
-            out["constrained"] = {n: self._np(p) for n, p in self._params.items() if id(p) in self._in_opt}
-        return out
+        written = [n for n, p in self._params.items() if p._version != seen["versions"][n]]
+        if written or self.report_constrained:
+            # the parameters a post-step constraint (ours or inside the user's train_step) wrote to
+            out["constrained"] = {n: self._np(self._params[n]) for n in written}
+        return {stage: arrays for stage, arrays in out.items() if arrays}
 
     def _textbook_step(self, xb):
         self.opt.zero_grad()

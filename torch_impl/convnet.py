@@ -15,14 +15,14 @@ What a faithful port of the TF1 seed has to do (PITFALLS P09, P22-P25):
   before each step makes torch's update ``lr sqrt(1-b2^t)/(1-b1^t) m / (sqrt(v) + eps_hat)``,
   TF1's exactly (:data:`ADAM_EPS_HAT`).
 
-Variants (deliberately wrong ports the comparison must catch): ``no_flatten_perm`` (dense
-rows not permuted), ``symmetric_pad`` (``padding=k//2`` instead of SAME),
-``keep_prob_as_p`` (``nn.Dropout(p=keep_prob)``, the classic TF1 -> torch slip),
-``torch_eps`` (torch's own epsilon placement).
+The deliberately wrong versions of this port (no flatten permutation, ``padding=k//2``,
+``nn.Dropout(p=keep_prob)``, torch's own epsilon placement) live in
+``torch_impl/mistakes/convnet.py``.
 """
 
 from __future__ import annotations
 
+import functools
 import math
 
 import numpy as np
@@ -38,16 +38,17 @@ from parity.layout import (
     same_padding,
 )
 
-from ._common import device, framework_info, to_numpy, to_tensor, torch, torch_dtype
+from parity.variants import build_variant
+from torch_impl._common import device, framework_info, to_numpy, to_tensor, torch, torch_dtype
 
-__all__ = ["build", "framework_info", "ConvnetPort", "native_dropout", "VARIANTS", "ADAM_EPS_HAT"]
+__all__ = ["build", "framework_info", "ConvnetPort", "native_dropout", "ADAM_EPS_HAT"]
 
-VARIANTS = (None, "no_flatten_perm", "symmetric_pad", "keep_prob_as_p", "torch_eps")
 #: The port mirrors TF1's epsilon-hat by rescaling torch's eps every step.
 ADAM_EPS_HAT = True
 LAYERS = ("conv1", "pool1", "conv2", "pool2", "fc1", "fc1_drop", "logits")
 
 
+@functools.lru_cache(maxsize=None)
 def _module_class():
     t = torch()
     nn, F = t.nn, t.nn.functional
@@ -55,16 +56,17 @@ def _module_class():
     class ConvNet(nn.Module):
         """The seed's network, NCHW, with TF's SAME padding written out."""
 
-        def __init__(self, image, stride, dense_in, units, classes, keep_prob, variant):
+        def __init__(self, image, stride, dense_in, units, classes, keep_prob):
             super().__init__()
             h, w, c = image
-            self.image, self.stride, self.variant = image, stride, variant
-            # symmetric_pad: the usual (wrong) translation of SAME: padding=k//2 on both sides.
-            self.conv1 = nn.Conv2d(c, 32, 5, stride=stride, padding=2 if variant == "symmetric_pad" else 0)
+            self.image, self.stride = image, stride
+            # padding=0: TF's SAME is padded explicitly in _conv (it can be asymmetric).
+            self.conv1 = nn.Conv2d(c, 32, 5, stride=stride, padding=0)
             self.conv2 = nn.Conv2d(32, 64, 5, padding=0)
             self.fc1 = nn.Linear(dense_in, units)
             self.out = nn.Linear(units, classes)
-            self.dropout = nn.Dropout(p=keep_prob if variant == "keep_prob_as_p" else 1.0 - keep_prob)
+            # torch's p is the probability to *drop* a unit; TF1's keep_prob the one to keep it.
+            self.dropout = nn.Dropout(p=1.0 - keep_prob)
             self.keep_prob = keep_prob
 
         @staticmethod
@@ -75,9 +77,7 @@ def _module_class():
             return F.pad(x, (left, right, top, bottom), value=value)
 
         def _conv(self, conv, x):
-            if self.variant != "symmetric_pad" or conv is not self.conv1:
-                x = self._same(x, conv.kernel_size[0], conv.stride[0])
-            return F.relu(conv(x))
+            return F.relu(conv(self._same(x, conv.kernel_size[0], conv.stride[0])))
 
         def _pool(self, x):
             # Padded cells must never win the max: pad with -inf, as TF ignores them.
@@ -103,36 +103,28 @@ def _module_class():
 
 
 class ConvnetPort:
-    def __init__(self, case, dtype, variant=None):
+    def __init__(self, case, dtype):
         t = torch()
-        self.t, self.case, self.dtype, self.variant = t, case, dtype, variant
+        self.t, self.case, self.dtype = t, case, dtype
         image = tuple(case.option("image", (28, 28, 1)))
         stride = int(case.option("conv1_stride", 1))
         shapes = {n: spec.shape for n, spec in case.params.items()}
         self.dense_in, units = shapes["wd1"]
         classes = shapes["out_b"][0]
         self.keep_prob = float(case.option("keep_prob", 0.75))
-        self.model = _module_class()(image, stride, self.dense_in, units, classes, self.keep_prob, variant)
+        self.model = self._model_class()(image, stride, self.dense_in, units, classes, self.keep_prob)
         self.model.to(dtype=torch_dtype(dtype), device=device()).train()
         side = int(round(math.sqrt(self.dense_in // 64)))
         self.flat_hwc = (side, side, 64)
         m = self.model
         # canonical name -> (parameter, to_torch, from_torch)
-        dense_rows = (
-            (lambda k: dense_to_torch(k), lambda w: dense_from_torch(w))
-            if variant == "no_flatten_perm"
-            else (
-                lambda k: dense_to_torch(flatten_rows_to_torch(k, *self.flat_hwc)),
-                lambda w: flatten_rows_from_torch(dense_from_torch(w), *self.flat_hwc),
-            )
-        )
         ident = (lambda a: a, lambda a: a)
         self.params = {
             "wc1": (m.conv1.weight, conv_to_torch, conv_from_torch),
             "bc1": (m.conv1.bias, *ident),
             "wc2": (m.conv2.weight, conv_to_torch, conv_from_torch),
             "bc2": (m.conv2.bias, *ident),
-            "wd1": (m.fc1.weight, *dense_rows),
+            "wd1": (m.fc1.weight, *self._fc1_layout()),
             "bd1": (m.fc1.bias, *ident),
             "out_w": (m.out.weight, dense_to_torch, dense_from_torch),
             "out_b": (m.out.bias, *ident),
@@ -142,6 +134,26 @@ class ConvnetPort:
         self.eps_hat = float(case.option("epsilon"))
         self.opt = t.optim.Adam(m.parameters(), lr=self.lr, betas=self.betas, eps=self.eps_hat)
         self.t_step = 0
+
+    def _model_class(self):
+        return _module_class()
+
+    def _fc1_layout(self):
+        """Return fc1's kernel conversions (to torch, from torch).
+
+        TF flattens NHWC in (h, w, c) order, torch NCHW in (c, h, w): the first dense
+        kernel's rows are permuted, besides the ``[in, out] -> [out, in]`` transpose.
+        """
+        return (
+            lambda k: dense_to_torch(flatten_rows_to_torch(k, *self.flat_hwc)),
+            lambda w: flatten_rows_from_torch(dense_from_torch(w), *self.flat_hwc),
+        )
+
+    def _epsilon_hat(self):
+        """Set torch's eps so that its update is TF1's: eps on sqrt of the *uncorrected* v."""
+        beta2 = self.betas[1]
+        for group in self.opt.param_groups:
+            group["eps"] = self.eps_hat / math.sqrt(1.0 - beta2**self.t_step)
 
     def _canonical(self, tensors):
         return {n: back(to_numpy(tensors[n])) for n, (_, _, back) in self.params.items()}
@@ -172,10 +184,7 @@ class ConvnetPort:
             "learning_rate": {"lr": np.asarray(self.opt.param_groups[0]["lr"], dtype=self.dtype)},
         }
         self.t_step += 1
-        if self.variant != "torch_eps":
-            beta2 = self.betas[1]
-            for group in self.opt.param_groups:
-                group["eps"] = self.eps_hat / math.sqrt(1.0 - beta2**self.t_step)
+        self._epsilon_hat()
         self.opt.step()
         out["parameters"] = self.parameters()
         out["slots"] = self._slots()
@@ -197,27 +206,23 @@ class ConvnetPort:
         return {
             "optimizer": "torch.optim.Adam",
             "adam_epsilon": self.eps_hat,
-            "adam_epsilon_placement": (
-                "torch: sqrt(v_hat) + eps"
-                if self.variant == "torch_eps"
-                else "epsilon-hat via eps = eps_hat / sqrt(1 - beta2^t) each step"
-            ),
+            "adam_epsilon_placement": "epsilon-hat via eps = eps_hat / sqrt(1 - beta2^t) each step",
             "dropout": f"nn.Dropout(p={self.model.dropout.p})",
             "keep_prob": self.keep_prob,
-            "padding": "padding=k//2" if self.variant == "symmetric_pad" else "F.pad(parity.layout.same_padding)",
+            "padding": "F.pad(parity.layout.same_padding)",
         }
 
 
-def native_dropout(x: np.ndarray, keep_prob: float, *, seed: int = 0, variant: str | None = None) -> np.ndarray:
-    """Apply the port's own ``nn.Dropout`` (training mode) to ``x``.
+def native_dropout(x: np.ndarray, keep_prob: float, *, seed: int = 0) -> np.ndarray:
+    """Apply the port's own ``nn.Dropout(p=1 - keep_prob)`` (training mode) to ``x``."""
+    return _dropout(x, 1.0 - keep_prob, seed)
 
-    ``variant="keep_prob_as_p"`` builds it as the slip does: ``nn.Dropout(p=keep_prob)``.
-    """
+
+def _dropout(x: np.ndarray, p: float, seed: int) -> np.ndarray:
     t = torch()
     gen_state = t.random.get_rng_state()
     try:
         t.manual_seed(seed)
-        p = keep_prob if variant == "keep_prob_as_p" else 1.0 - keep_prob
         layer = t.nn.Dropout(p=p).train()
         return to_numpy(layer(t.from_numpy(np.array(x, copy=True))))
     finally:
@@ -226,6 +231,6 @@ def native_dropout(x: np.ndarray, keep_prob: float, *, seed: int = 0, variant: s
 
 def build(case, dtype, variant=None):
     """Build the torch convnet port of ``case`` in ``dtype``."""
-    if variant not in VARIANTS:
-        raise ValueError(f"unknown variant {variant!r} of the torch convnet port; expected one of {VARIANTS[1:]}")
-    return ConvnetPort(case, dtype, variant)
+    if variant:
+        return build_variant(__name__, variant, case, dtype)
+    return ConvnetPort(case, dtype)

@@ -1,6 +1,9 @@
 """Seed 000 in PyTorch: nn.Linear layers, loss on element [0, 0], SGD, clip_grad_value_.
 
-Variants: ``minimize`` (no clipping, mirrors TF1's ``minimize``).
+``nn.Linear`` keeps its weight ``[out, in]``, TF's kernel is ``[in, out]``: the weights are
+transposed at the boundary (``parity.layout.dense_to_torch``). ``clip_grad_value_`` is
+``tf.clip_by_value`` exactly. An equivalent formulation, :class:`Minimize` (no clipping,
+TF1's ``opt.minimize``), is in :data:`ALTERNATIVES`.
 """
 
 from __future__ import annotations
@@ -9,16 +12,16 @@ from parity.catalog.seed000 import layer_names
 from parity.health import summary_dir
 from parity.layout import dense_from_torch, dense_to_torch
 
-from ._common import framework_info, to_numpy, to_tensor, torch, torch_dtype, device
+from parity.variants import build_variant
+from torch_impl._common import device, framework_info, to_numpy, to_tensor, torch, torch_dtype
 
-__all__ = ["build", "framework_info", "EncoderPort"]
-
+__all__ = ["build", "framework_info", "EncoderPort", "ALTERNATIVES"]
 
 
 class EncoderPort:
-    def __init__(self, case, dtype, variant=None):
+    def __init__(self, case, dtype):
         t = torch()
-        self.t, self.case, self.dtype, self.variant = t, case, dtype, variant
+        self.t, self.case, self.dtype = t, case, dtype
         hidden = tuple(case.option("hidden", (16,)))
         widths = (1,) + hidden + (1,)
         self.names = layer_names(len(hidden))
@@ -27,7 +30,7 @@ class EncoderPort:
         ).to(dtype=torch_dtype(dtype), device=device())
         self.lr = case.option("lr", 1e-3)
         self.opt = t.optim.SGD(self.layers.parameters(), lr=self.lr)
-        self.clip = None if variant == "minimize" else case.option("clip_value", 4.5)
+        self.clip = case.option("clip_value", 4.5)
         self.summary_dir = summary_dir(case, "torch", dtype)
         self.writer = None
 
@@ -97,8 +100,20 @@ class EncoderPort:
             self.writer.close()
 
 
+class Minimize(EncoderPort):
+    """Gradient descent on the raw gradients: TF1's ``opt.minimize`` (equal where the clip does not bite)."""
+
+    def __init__(self, case, dtype):
+        super().__init__(case, dtype)
+        self.clip = None
+
+
+#: Equivalent formulations of this port, by name (``build`` hands them out).
+ALTERNATIVES = {"minimize": Minimize}
+
+
 def build(case, dtype, variant=None):
     """Build the torch encoder port of ``case`` in ``dtype``."""
-    if variant not in (None, "minimize"):
-        raise ValueError(f"unknown variant {variant!r} of the torch encoder port")
-    return EncoderPort(case, dtype, variant)
+    if variant:
+        return build_variant(__name__, variant, case, dtype)
+    return EncoderPort(case, dtype)

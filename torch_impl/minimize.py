@@ -1,8 +1,9 @@
 """Seed 004 in PyTorch: choosing what the optimizer trains.
 
-The TF1 forms map to: ``var_list``/``trainable=False`` -> ``requires_grad=False``
-(default variant), a parameter left out of the optimizer (``optimizer``), or a buffer
-(``buffer``); ``tf.constant`` -> a plain tensor. ``global_step`` is a counter the loop
+The TF1 forms map to: ``var_list``/``trainable=False`` -> ``requires_grad=False`` (the
+port), or equivalently (:data:`ALTERNATIVES`) a parameter left out of the optimizer
+(:class:`LeftOutOfOptimizer`) or a buffer (:class:`Buffer`); ``tf.constant`` -> a plain
+tensor. ``global_step`` is a counter the loop
 increments after each update; the EMA mirrors ``tf.train.ExponentialMovingAverage``
 with ``num_updates``: ``decay = min(decay, (1 + n) / (10 + n))`` with n the already
 incremented step.
@@ -10,33 +11,31 @@ incremented step.
 
 from __future__ import annotations
 
-from ._common import framework_info, to_numpy, to_tensor, torch, torch_dtype, device
+from parity.variants import build_variant
+from torch_impl._common import device, framework_info, to_numpy, to_tensor, torch, torch_dtype
 
-__all__ = ["build", "framework_info", "MinimizePort", "VARIANTS"]
-
-VARIANTS = (None, "optimizer", "buffer")
+__all__ = ["build", "framework_info", "MinimizePort", "ALTERNATIVES"]
 
 
 class MinimizePort:
-    def __init__(self, case, dtype, variant=None):
+    def __init__(self, case, dtype):
         t = torch()
-        self.t, self.case, self.dtype, self.variant = t, case, dtype, variant
+        self.t, self.case, self.dtype = t, case, dtype
         self.kind = case.option("kind", "oscillate")
         self.module = t.nn.Module()
         dt = torch_dtype(dtype)
         for name, spec in case.params.items():
-            value = t.zeros(spec.shape, dtype=dt, device=device())
-            if not spec.trainable and variant == "buffer":
-                self.module.register_buffer(name, value)
-            else:
-                p = t.nn.Parameter(value, requires_grad=spec.trainable or variant == "optimizer")
-                self.module.register_parameter(name, p)
+            self._register(name, t.zeros(spec.shape, dtype=dt, device=device()), spec.trainable)
         trained = [getattr(self.module, n) for n in case.trainable]
         # torch refuses an empty parameter list itself: "optimizer got an empty parameter list"
         self.opt = t.optim.SGD(trained, lr=case.option("lr", 1.0))
         self.global_step = 0 if case.option("global_step", False) else None
         self.decay = case.option("ema_decay")
         self.shadows = {}
+
+    def _register(self, name, value, trainable):
+        # A frozen TF1 variable is a parameter autograd does not track.
+        self.module.register_parameter(name, self.t.nn.Parameter(value, requires_grad=trainable))
 
     def parameters(self):
         return {n: to_numpy(getattr(self.module, n)) for n in self.case.params}
@@ -92,8 +91,29 @@ class MinimizePort:
         return out
 
 
+class LeftOutOfOptimizer(MinimizePort):
+    """Frozen parameters keep ``requires_grad``; the optimizer is simply not given them."""
+
+    def _register(self, name, value, trainable):
+        self.module.register_parameter(name, self.t.nn.Parameter(value))
+
+
+class Buffer(MinimizePort):
+    """Frozen parameters are buffers: state of the module, never parameters."""
+
+    def _register(self, name, value, trainable):
+        if trainable:
+            super()._register(name, value, trainable)
+        else:
+            self.module.register_buffer(name, value)
+
+
+#: Equivalent formulations of this port, by name (``build`` hands them out).
+ALTERNATIVES = {"optimizer": LeftOutOfOptimizer, "buffer": Buffer}
+
+
 def build(case, dtype, variant=None):
     """Build the torch seed-004 port; raises torch's own error when nothing can be trained."""
-    if variant not in VARIANTS:
-        raise ValueError(f"unknown variant {variant!r} of the torch minimize port; expected one of {VARIANTS[1:]}")
-    return MinimizePort(case, dtype, variant)
+    if variant:
+        return build_variant(__name__, variant, case, dtype)
+    return MinimizePort(case, dtype)

@@ -5,7 +5,7 @@ polynomial decay, and the seed's max-norm.
 * ``global_norm``: ``SGD`` + the TF coefficient ``c * min(1/norm, 1/c)`` written out on
   top of ``get_total_norm``: ``clip_grad_norm_`` divides by ``norm + 1e-6``
   (:data:`CLIP_GRAD_NORM_EPS`), a relative difference of ~1e-6/norm (3e-7 here), far
-  above the float64 threshold. Variant ``clip_grad_norm`` uses the built-in, to show it.
+  above the float64 threshold (``torch_impl/mistakes/mlp.py`` uses the built-in, to show it).
 * ``max_norm``: ``SGD(momentum=0.9)`` (``buf = mu*buf + g``, ``p -= lr*buf``: TF1's
   ``MomentumOptimizer`` exactly; torch's first-step ``buf = g`` equals TF's
   ``0.9*0 + g``) with ``LambdaLR`` computing TF's ``polynomial_decay`` (``PolynomialLR``
@@ -14,11 +14,11 @@ polynomial decay, and the seed's max-norm.
   over the *output* units of each input row; on the torch weight ``[out, in]`` that is
   each column, ``torch.renorm(W, 2, dim=1, maxnorm=r)`` (``dim`` is the kept dimension).
   ``renorm`` scales by ``r / (norm + 1e-7)`` (:data:`RENORM_EPS`): 1e-7 relative in
-  float64, so the faithful port computes ``W * r / max(norm, r)`` itself; variant
-  ``renorm`` uses the built-in, to show it, and ``renorm_dim0`` the wrong dimension
-  (``dim=0``: each output unit, Keras ``MaxNorm``'s axis).
+  float64, so the faithful port computes ``W * r / max(norm, r)`` itself
+  (``torch_impl/mistakes/mlp.py`` uses the built-in, to show it, and the wrong dimension,
+  ``dim=0``: each output unit, Keras ``MaxNorm``'s axis).
 
-Variant ``resume``: after ``resume_at`` steps (default half the run) the port saves model,
+:data:`ALTERNATIVES` ``resume``: after ``resume_at`` steps (default half the run) the port saves model,
 optimizer and scheduler ``state_dict`` with ``torch.save``, throws itself away, and a
 fresh port restored from the file runs the rest (:func:`save` / :func:`restore`).
 """
@@ -27,16 +27,15 @@ from __future__ import annotations
 
 import os
 
-from parity.runner import ResumedPort
 from parity.layout import dense_from_torch, dense_to_torch
+from parity.runner import ResumedPort
 from parity.transforms import polynomial_decay
+from parity.variants import build_variant
+from torch_impl._common import device, framework_info, to_numpy, to_tensor, torch, torch_dtype
 
-from ._common import device, framework_info, to_numpy, to_tensor, torch, torch_dtype
-
-__all__ = ["build", "framework_info", "save", "restore", "MLP", "MlpPort", "VARIANTS",
+__all__ = ["build", "framework_info", "save", "restore", "MLP", "MlpPort", "ALTERNATIVES",
            "RENORM_EPS", "CLIP_GRAD_NORM_EPS"]
 
-VARIANTS = (None, "renorm", "renorm_dim0", "clip_grad_norm", "resume")
 LAYERS = ("hidden1", "hidden2", "output")
 #: torch.renorm's epsilon (``maxnorm / (norm + 1e-7)``), absent from ``tf.clip_by_norm``.
 RENORM_EPS = 1e-7
@@ -63,9 +62,9 @@ def MLP(widths=(784, 300, 100, 10)):
 
 
 class MlpPort:
-    def __init__(self, case, dtype, variant=None):
+    def __init__(self, case, dtype):
         t = torch()
-        self.t, self.case, self.dtype, self.variant = t, case, dtype, variant
+        self.t, self.case, self.dtype = t, case, dtype
         o = case.option
         self.procedure = o("procedure", "clip_value")
         if self.procedure not in ("clip_value", "global_norm", "max_norm"):
@@ -107,14 +106,22 @@ class MlpPort:
                 "dampening": self.opt.defaults.get("dampening", 0.0), "scheduler": type(self.sched).__name__}
 
     def _max_norm(self, weight, radius, tf_axes):
-        if self.variant == "renorm":
-            # dim is the dimension renorm keeps: TF axes=1 of [in, out] reduces "out" and
-            # keeps "in", which is dim 1 of the torch weight [out, in].
-            return self.t.renorm(weight, 2, tf_axes, radius)
-        if self.variant == "renorm_dim0":
-            return self.t.renorm(weight, 2, 0, radius)
+        """Return ``tf.clip_by_norm(kernel, radius, axes=tf_axes)`` of the torch weight, no epsilon.
+
+        TF reduces axis ``tf_axes`` of the ``[in, out]`` kernel: dim ``1 - tf_axes`` of ``[out, in]``.
+        """
         norm = weight.pow(2).sum(dim=1 - tf_axes, keepdim=True).sqrt()
         return weight * radius / norm.clamp_min(radius)
+
+    def _clip_by_global_norm(self, params, clip):
+        """Scale the gradients as ``tf.clip_by_global_norm``: ``c * min(1/norm, 1/c)``, no epsilon; return the norm."""
+        t = self.t
+        norm = t.nn.utils.get_total_norm([p.grad for p in params])
+        scale = clip * t.minimum(1.0 / norm, t.ones_like(norm) / clip)
+        with t.no_grad():
+            for p in params:
+                p.grad.mul_(scale)
+        return norm
 
     def step(self, batch):
         t, o = self.t, self.case.option
@@ -136,16 +143,7 @@ class MlpPort:
             t.nn.utils.clip_grad_value_(params, o("clip_value", 1.0))
             out["processed_gradients"] = {n: self._out(p.grad, w) for n, p, w in self._named()}
         elif self.procedure == "global_norm":
-            clip = o("clip_norm")
-            if self.variant == "clip_grad_norm":
-                norm = t.nn.utils.clip_grad_norm_(params, clip)
-            else:
-                norm = t.nn.utils.get_total_norm([p.grad for p in params])
-                # tf.clip_by_global_norm: scale = c * min(1/norm, 1/c), no epsilon.
-                scale = clip * t.minimum(1.0 / norm, t.ones_like(norm) / clip)
-                with t.no_grad():
-                    for p in params:
-                        p.grad.mul_(scale)
+            norm = self._clip_by_global_norm(params, o("clip_norm"))
             out["processed_gradients"] = {n: self._out(p.grad, w) for n, p, w in self._named()}
             out["processed_gradients"]["global_norm"] = to_numpy(norm)
         # The lr this update uses (the scheduler moves it after the step).
@@ -199,11 +197,18 @@ def restore(case, dtype, path: str) -> MlpPort:
     return port
 
 
+def resumed(case, dtype) -> ResumedPort:
+    """The port, saved after ``resume_at`` steps and restored into a fresh one that runs the rest."""
+    at = int(case.option("resume_at", case.steps // 2))
+    return ResumedPort(case, dtype, lambda: MlpPort(case, dtype), save, restore, at)
+
+
+#: Equivalent formulations of this port, by name (``build`` hands them out).
+ALTERNATIVES = {"resume": resumed}
+
+
 def build(case, dtype, variant=None):
     """Build the torch MLP port of ``case`` in ``dtype``."""
-    if variant not in VARIANTS:
-        raise ValueError(f"unknown variant {variant!r} of the torch MLP port; expected one of {VARIANTS[1:]}")
-    if variant == "resume":
-        at = int(case.option("resume_at", case.steps // 2))
-        return ResumedPort(case, dtype, lambda: MlpPort(case, dtype), save, restore, at)
-    return MlpPort(case, dtype, variant)
+    if variant:
+        return build_variant(__name__, variant, case, dtype)
+    return MlpPort(case, dtype)

@@ -1,7 +1,7 @@
 """Seed 004 in PyTorch: which variables a step trains.
 
 y_hat = w1 * x + w2 * x + w3 * x with w3 a constant 4 (a buffer: never trained), w1 = w2 = 4 at
-the start; x = 1, y = 1; squared error; plain gradient descent (lr 0.1) on w1 and w2 only, as
+the start; x = 1, y = 1; squared error; plain gradient descent (lr 0.25) on w1 and w2 only, as
 TF1's minimize() trains the trainable variables on the loss's path.
 """
 import numpy as np
@@ -21,7 +21,7 @@ class Sum3(nn.Module):
 
 
 model = Sum3()
-optimizer = torch.optim.SGD(model.parameters(), lr=0.1)
+optimizer = torch.optim.SGD(model.parameters(), lr=0.25)
 
 
 def squared_error(y_hat, y):

@@ -23,9 +23,12 @@ def case_name(pitfall: str, side: str) -> str:
 
 @register_data("pitfall")
 def _pitfall_batches(case, rng: np.random.Generator, *, arrays, fixed=False):
-    """Draw the named arrays of a pitfall case (``normal``, ``uniform``, ``onehot``), per step or once."""
+    """Draw the named arrays of a pitfall case (``normal``, ``uniform``, ``onehot``, ``per_step``), per step or once.
 
-    def draw():
+    ``per_step``: ``{"kind": "per_step", "values": [...]}`` feeds ``values[step]`` (a scalar) at each step.
+    """
+
+    def draw(step=0):
         out = {}
         for key, spec in arrays.items():
             kind = spec["kind"]
@@ -36,6 +39,8 @@ def _pitfall_batches(case, rng: np.random.Generator, *, arrays, fixed=False):
             elif kind == "onehot":
                 labels = rng.integers(0, spec["classes"], size=spec["n"])
                 out[key] = np.eye(spec["classes"])[labels]
+            elif kind == "per_step":
+                out[key] = np.asarray(spec["values"][step % len(spec["values"])], float)
             else:
                 raise ValueError(f"unknown array kind {kind!r} in case {case.name}")
         return out
@@ -43,7 +48,7 @@ def _pitfall_batches(case, rng: np.random.Generator, *, arrays, fixed=False):
     if fixed:
         batch = draw()
         return [dict(batch) for _ in range(case.steps)]
-    return [draw() for _ in range(case.steps)]
+    return [draw(k) for k in range(case.steps)]
 
 
 def pitfall_pair(

@@ -80,7 +80,7 @@ def _bn_images(case: Case, rng: np.random.Generator, *, keep: float, features: i
         from .. import datasets  # noqa: F401  (registers "images")
 
         base = DATA["images"]
-    out = base(case, rng, **images)
+    out = list(base(case, rng, **images))  # every image first, then every mask (the draw order of the measured figures)
     for batch in out:
         n = batch["x"].shape[0]
         batch["keep_mask"] = (rng.uniform(size=(n, features)) < keep).astype(np.float64)

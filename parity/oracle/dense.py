@@ -8,9 +8,10 @@ from __future__ import annotations
 
 import numpy as np
 
-from .. import transforms as T
-from ..strategies import learning_rate, normalize_config
-from . import framework_info
+from parity import transforms as T
+from parity.strategies import learning_rate, normalize_config
+from parity.oracle import framework_info
+from parity.variants import build_variant
 
 __all__ = ["build", "framework_info", "DensePort", "SLOTS"]
 
@@ -47,9 +48,7 @@ def _clip(clip) -> T.Transform | None:
 class DensePort:
     """A dense network trained by the numpy transforms (the oracle)."""
 
-    def __init__(self, case, dtype, variant=None):
-        if variant is not None:
-            raise ValueError(f"unknown variant {variant!r} of the numpy dense port")
+    def __init__(self, case, dtype):
         self.cfg = normalize_config(case.options)
         self.dtype = np.dtype(dtype)
         self.depth = len(self.cfg["widths"]) - 1
@@ -136,4 +135,6 @@ class DensePort:
 
 def build(case, dtype, variant=None):
     """Build the numpy dense port of ``case`` in ``dtype``."""
-    return DensePort(case, dtype, variant)
+    if variant:
+        return build_variant(__name__, variant, case, dtype)
+    return DensePort(case, dtype)

@@ -4,21 +4,20 @@ from __future__ import annotations
 
 import numpy as np
 
-from .. import transforms as T
-from ..catalog.seed000 import layer_names
-from . import framework_info
+from parity import transforms as T
+from parity.catalog.seed000 import layer_names
+from parity.oracle import framework_info
+from parity.variants import build_variant
 
-__all__ = ["build", "framework_info", "EncoderPort"]
-
+__all__ = ["build", "framework_info", "EncoderPort", "ALTERNATIVES"]
 
 
 class EncoderPort:
-    def __init__(self, case, dtype, variant=None):
+    def __init__(self, case, dtype):
         self.case, self.dtype = case, np.dtype(dtype)
         self.names = layer_names(len(tuple(case.option("hidden", (16,)))))
         self.lr = self.dtype.type(case.option("lr", 1e-3))
-        clip = None if variant == "minimize" else case.option("clip_value", 4.5)
-        self.process = T.clip_by_value(self.dtype.type(clip)) if clip is not None else None
+        self.process = T.clip_by_value(self.dtype.type(case.option("clip_value", 4.5)))
         self.params = {}
 
     def parameters(self):
@@ -64,6 +63,20 @@ class EncoderPort:
         return out
 
 
+class Minimize(EncoderPort):
+    """Gradient descent on the raw gradients: TF1's ``opt.minimize`` (equal where the clip does not bite)."""
+
+    def __init__(self, case, dtype):
+        super().__init__(case, dtype)
+        self.process = None
+
+
+#: Equivalent formulations of this port, by name (``build`` hands them out).
+ALTERNATIVES = {"minimize": Minimize}
+
+
 def build(case, dtype, variant=None):
     """Build the numpy encoder port of ``case`` in ``dtype``."""
-    return EncoderPort(case, dtype, variant)
+    if variant:
+        return build_variant(__name__, variant, case, dtype)
+    return EncoderPort(case, dtype)

@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import numpy as np
 
-from . import framework_info
+from parity.oracle import framework_info
+from parity.variants import build_variant
 
 __all__ = ["build", "framework_info", "MinimizePort"]
 
 
 class MinimizePort:
-    def __init__(self, case, dtype, variant=None):
+    def __init__(self, case, dtype):
         self.case, self.dt = case, np.dtype(dtype)
         self.kind = case.option("kind", "oscillate")
         if not case.trainable:
@@ -78,4 +79,6 @@ def ema_one_minus_decay(decay: float, num_updates: int | None) -> np.float32:
 
 def build(case, dtype, variant=None):
     """Build the numpy seed-004 port of ``case``."""
-    return MinimizePort(case, dtype, variant)
+    if variant:
+        return build_variant(__name__, variant, case, dtype)
+    return MinimizePort(case, dtype)

@@ -16,8 +16,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from .. import transforms as T
-from . import framework_info
+from parity import transforms as T
+from parity.oracle import framework_info
+from parity.variants import build_variant
 
 __all__ = ["build", "framework_info", "MlpPort", "LAYERS"]
 
@@ -30,9 +31,7 @@ def _names():
 
 
 class MlpPort:
-    def __init__(self, case, dtype, variant=None):
-        if variant is not None:
-            raise ValueError(f"unknown variant {variant!r} of the numpy MLP port")
+    def __init__(self, case, dtype):
         self.case, self.dt = case, np.dtype(dtype)
         self.procedure = case.option("procedure", "clip_value")
         if self.procedure not in ("clip_value", "global_norm", "max_norm"):
@@ -117,4 +116,6 @@ class MlpPort:
 
 def build(case, dtype, variant=None):
     """Build the numpy MLP port of ``case`` in ``dtype``."""
-    return MlpPort(case, dtype, variant)
+    if variant:
+        return build_variant(__name__, variant, case, dtype)
+    return MlpPort(case, dtype)

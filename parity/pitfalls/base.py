@@ -3,8 +3,8 @@ comparisons it uses, and the :class:`Pitfall` record with its preconditions.
 
 A signature never compares floats exactly: every "equal" is :func:`close` at the run's own
 tolerance (:attr:`Context.tol`), every "constant ratio" is :func:`constant_ratio` at that
-tolerance. A step the traces do not hold (outside a streamed window) is no evidence:
-:meth:`Context.at` returns ``{}`` and the checker moves on.
+tolerance. A tensor the traces do not hold (a step outside a streamed window keeps its small tensors
+only) is no evidence: :meth:`Context.at` leaves it out and the checker moves on.
 """
 
 from __future__ import annotations
@@ -59,13 +59,29 @@ class Context:
         return min(_n_steps(self.a), _n_steps(self.b))
 
     def at(self, trace: Trace, stage: str, step: int | None = None) -> dict:
-        """The tensors of ``stage`` at ``step`` (default: the first divergence's); ``{}`` if not held."""
+        """The tensors of ``stage`` at ``step`` (default: the first divergence's) that the trace holds.
+
+        A full trace holds every tensor; a streamed window holds every tensor of the steps it
+        kept and only the small ones (loss, learning rate...) of the others: a dropped tensor
+        (``OutsideWindow``, an ``IndexError``) is left out, as is a step that was never run.
+        """
         step = self.k if step is None else step
         steps = trace.steps
         if step < 0 or step >= len(steps):
             return {}
-        held = steps[step]
-        return held.get(stage, {}) if isinstance(held, dict) else {}
+        try:
+            held = steps[step][stage]
+        except (KeyError, IndexError):
+            return {}
+        if isinstance(held, dict):
+            return held
+        out = {}
+        for name in held:
+            try:
+                out[name] = held[name]
+            except (KeyError, IndexError):
+                continue  # outside the kept window: no evidence
+        return out
 
     def params_before(self, trace: Trace, step: int | None = None) -> dict:
         """The parameters a step started from (the loaded ones at step 0); ``{}`` if not held."""

@@ -98,10 +98,14 @@ def _check_max_norm(c: Context, want: str):
 
 
 def _check_frozen(c: Context):
+    ga = c.at(c.a, "gradients")
+    scale = max((np.abs(np.asarray(g, float)).max() for g in ga.values()), default=0.0)
     for n, _, _ in c.diverging("parameters"):
         ua, ub = c.updates(c.a, n), c.updates(c.b, n)
         if ua is None or ub is None:
             continue
+        if n in ga and np.abs(np.asarray(ga[n], float)).max() <= c.tol * scale:
+            continue  # no gradient this step: frozen or not, it would not move (none-grad-skip's case)
         sa, sb = np.abs(ua).max(), np.abs(ub).max()
         # "not updated": moved by less than the run's tolerance times the other side's update
         if max(sa, sb) > 0 and min(sa, sb) <= c.tol * max(sa, sb):

@@ -1,6 +1,6 @@
 """The measured first-name precision (written by ``python -m parity.pitfalls.matrix --write``).
 
-docs/pitfalls.md quotes it; tests/test_pitfalls_matrix.py re-measures the matrix and checks it.
+docs/pitfalls.md quotes it; tests/test_pitfalls.py re-measures it and checks it is current.
 """
 
-PRECISION_NOTE = "Not measured yet: run `python -m parity.pitfalls.matrix --write`."
+PRECISION_NOTE = "Measured by `python -m parity.pitfalls.matrix` over the catalogue's 39 wrong ports in float32 and float64 (77 runs): a first name was given in 77/77 runs and was the right one in 77/77 (precision of the first name 100%); no run was named first by another pitfall's signature. Further names proposed after the first: 4. The right ports drew no name at all. This measures the catalogue's own wrong ports; on mistakes written independently it is not measured here: there a signature is proposed only where the traces meet its preconditions, and an unmatched divergence is reported as unknown with its step, stage and tensor."

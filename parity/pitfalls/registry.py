@@ -25,6 +25,7 @@ MODULES = (
     "normalization",
     "layers",
     "optimizers",
+    "regularization",
     "loop",
     "losses",
     "rnn",

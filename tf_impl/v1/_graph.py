@@ -13,7 +13,7 @@ from typing import Mapping
 
 import numpy as np
 
-from .. import framework_info as _framework_info, tensorflow
+from tf_impl import framework_info as _framework_info, tensorflow
 
 __all__ = ["GraphPort", "framework_info", "tf_dtype"]
 

@@ -3,19 +3,14 @@
 The port disables eager execution, so it must run in a process of its own (the cases
 list its ports under ``options["isolate"]``; the runner records them in a subprocess).
 
-Variants (one step per batch, no shuffling, in each):
-
-* default (``fit``): ``model.compile`` + ``model.train_on_batch``. Keras feeds the learning
-  phase True and runs the optimizer's and the BatchNorm layer's updates;
-* ``step``: the seed's hand-written step with its fix: ``optimizer.get_updates(loss,
-  weights)`` + the model's updates (BatchNorm moving averages) in one ``K.function`` whose
-  inputs include ``K.symbolic_learning_phase()``, fed True;
-* ``no_phase``: the seed's broken step: the learning phase is not an input, so it keeps its
-  default, False: BatchNorm normalises with its moving statistics and dropout is the
-  identity (PITFALLS P04);
-* ``no_bn_updates``: the seed's fix exactly as written: the learning phase is fed, but
-  ``K.function`` receives only the optimizer's updates, so the moving statistics never
-  move (PITFALLS P05).
+The port trains as ``fit`` does: ``model.compile`` + ``model.train_on_batch`` (one step
+per batch, no shuffling); Keras feeds the learning phase True and runs the optimizer's and
+the BatchNorm layer's updates. The seed's hand-written step with its fix is an equivalent
+form (:data:`ALTERNATIVES` ``step``): ``optimizer.get_updates(loss, weights)`` + the
+model's updates (BatchNorm moving averages) in one ``K.function`` whose inputs include
+``K.symbolic_learning_phase()``, fed True. The seed's two broken steps (the learning phase
+not fed, PITFALLS P04; the BatchNorm updates not run, P05) live in
+``tf_impl/v1/mistakes/bn_convnet.py``.
 
 What ``fit`` exposes: gradients cannot be had from ``train_on_batch``. Before each
 ``train_on_batch`` the port evaluates the activations, the loss and the gradients with a
@@ -48,11 +43,10 @@ from __future__ import annotations
 
 import numpy as np
 
-from .. import framework_info as _framework_info, tensorflow
+from parity.variants import build_variant
+from tf_impl import framework_info as _framework_info, tensorflow
 
-__all__ = ["build", "framework_info", "BnConvnetPort", "VARIANTS"]
-
-VARIANTS = (None, "step", "no_phase", "no_bn_updates")
+__all__ = ["build", "framework_info", "BnConvnetPort", "HandWrittenStep", "ALTERNATIVES"]
 LAYERS = ("conv", "bn", "relu", "pool", "flatten", "dropout", "dense")
 
 
@@ -96,10 +90,10 @@ def _masked_dropout(keras):
 
 
 class BnConvnetPort:
-    def __init__(self, case, dtype, variant=None):
+    def __init__(self, case, dtype):
         tf, keras = _graph_keras()
         tf1, K = tf.compat.v1, keras.backend
-        self.tf, self.K, self.case, self.dtype, self.variant = tf, K, case, dtype, variant
+        self.tf, self.K, self.case, self.dtype = tf, K, case, dtype
         o = case.option
         self.keep, self.lr, self.mu = o("keep", 0.75), o("lr", 0.1), o("momentum", 0.9)
         self.bn_momentum, self.eps = o("bn_momentum", 0.99), o("bn_epsilon", 1e-3)
@@ -132,13 +126,13 @@ class BnConvnetPort:
         acts["flatten"] = h = keras.layers.Flatten(name="flatten")(h)
         acts["dropout"] = h = _masked_dropout(keras)(self.keep, name="dropout")([h, mask_in])
         acts["dense"] = out = dense(h)
-        self.model = model = keras.Model([x_in, mask_in], out)
+        self.model = keras.Model([x_in, mask_in], out)
         # The legacy optimizers keep Python-float hyper-parameters in float32 variables whatever
         # floatx is (see the module docstring): give a float64 run float64 tensors.
         hyper = (lambda v: tf.constant(v, dtype=tf.float64)) if dtype == "float64" else float
         self.opt = keras.optimizers.legacy.SGD(learning_rate=hyper(self.lr), momentum=hyper(self.mu),
                                                nesterov=o("nesterov", True))
-        loss_fn = keras.losses.CategoricalCrossentropy()
+        self.loss_fn = loss_fn = keras.losses.CategoricalCrossentropy()
         y_true = tf1.placeholder(K.floatx(), [None, o("classes", 10)], name="y_true")
         self.names = {
             "conv/kernel": conv.kernel,
@@ -152,16 +146,7 @@ class BnConvnetPort:
         loss = loss_fn(y_true, out)
         fetches = [loss] + [acts[k] for k in LAYERS] + self.opt.get_gradients(loss, weights)
         phase = keras_backend.symbolic_learning_phase()
-        if variant is None:
-            model.compile(optimizer=self.opt, loss=loss_fn)
-            model._make_train_function()  # creates the slots now, so they load and read like the rest
-            self.fn = K.function([x_in, mask_in, y_true, phase], fetches)  # no updates: diagnostics only
-        else:
-            updates = self.opt.get_updates(loss, weights)
-            if variant != "no_bn_updates":
-                updates = updates + model.updates
-            inputs = [x_in, mask_in, y_true] + ([] if variant == "no_phase" else [phase])
-            self.fn = K.function(inputs, fetches, updates=updates)
+        self.fn = self._train_function(loss, weights, [x_in, mask_in, y_true], phase, fetches)
         self.slots = {f"{n}/momentum": self.opt.get_slot(v, "momentum") for n, v in self.names.items()}
         self.lr_t = self.opt._get_hyper("learning_rate", K.floatx())
         keras_backend.get_session().run(tf1.global_variables_initializer())
@@ -176,12 +161,22 @@ class BnConvnetPort:
             "bn_fused": self.fused,
             "bn_moving_variance": "biased (tf_keras non-fused BatchNormalization)",
             "dropout_detail": f"harness mask, x*mask/{self.keep} in the training phase, identity otherwise",
-            "learning_phase": {None: "fit feeds True", "no_phase": "not fed: default False"}.get(
-                self.variant, "fed True"
-            ),
+            "learning_phase": "fit feeds True",
             "sgd": {"lr": self.lr, "momentum": self.mu, "nesterov": True, "class": "tf_keras.optimizers.legacy.SGD"},
             "slots": "Keras velocity convention: m = mu*m - lr*g",
         }
+
+    def _train_function(self, loss, weights, inputs, phase, fetches):
+        """Compile for ``fit``; return a ``K.function`` with *no* updates, for the diagnostics."""
+        self.model.compile(optimizer=self.opt, loss=self.loss_fn)
+        self.model._make_train_function()  # creates the slots now, so they load and read like the rest
+        return self.K.function(inputs + [phase], fetches)
+
+    def _run(self, x, mask, y):
+        """Return the fetches (before the update), then train one step."""
+        values = self.fn([x, mask, y, True])
+        self.model.train_on_batch([x, mask], y)
+        return values
 
     def parameters(self):
         values = self.K.batch_get_value(list(self.names.values()) + list(self.state.values()))
@@ -193,14 +188,7 @@ class BnConvnetPort:
 
     def step(self, batch):
         K = self.K
-        x, mask, y = batch["x"], batch["keep_mask"], batch["y"]
-        if self.variant is None:
-            values = self.fn([x, mask, y, True])
-            self.model.train_on_batch([x, mask], y)
-        elif self.variant == "no_phase":
-            values = self.fn([x, mask, y])
-        else:
-            values = self.fn([x, mask, y, True])
+        values = self._run(batch["x"], batch["keep_mask"], batch["y"])
         n = len(LAYERS)
         loss, acts, grads = values[0], values[1 : 1 + n], values[1 + n :]
         after = K.batch_get_value(list(self.names.values()) + list(self.slots.values()) + list(self.state.values()))
@@ -219,8 +207,29 @@ class BnConvnetPort:
         self.K.clear_session()
 
 
+class HandWrittenStep(BnConvnetPort):
+    """The seed's fixed step: optimizer and BatchNorm updates in one ``K.function``, learning phase fed True."""
+
+    def _updates(self, loss, weights):
+        return self.opt.get_updates(loss, weights) + self.model.updates
+
+    def _train_function(self, loss, weights, inputs, phase, fetches):
+        # The fetches are computed from the forward pass the updates depend on: pre-update values.
+        return self.K.function(inputs + [phase], fetches, updates=self._updates(loss, weights))
+
+    def _run(self, x, mask, y):
+        return self.fn([x, mask, y, True])
+
+    def settings(self):
+        return {**super().settings(), "learning_phase": "fed True"}
+
+
+#: Equivalent formulations of this port, by name (``build`` hands them out).
+ALTERNATIVES = {"step": HandWrittenStep}
+
+
 def build(case, dtype, variant=None):
     """Build the TF1-style Keras seed-003 port (graph mode: run it in its own process)."""
-    if variant not in VARIANTS:
-        raise ValueError(f"unknown variant {variant!r} of the TF1 bn_convnet port; expected one of {VARIANTS[1:]}")
-    return BnConvnetPort(case, dtype, variant)
+    if variant:
+        return build_variant(__name__, variant, case, dtype)
+    return BnConvnetPort(case, dtype)

@@ -13,33 +13,22 @@ Adam's hyper-parameters are tensors of the variables' dtype: ``AdamOptimizer`` t
 Python float into a float32 tensor and casts it, so a float64 graph given ``1e-3`` would
 train with 1e-3 rounded to float32 (and beta1 = 0.8999999762).
 
-Variants: ``summary_in_loop`` (the seed's bug: a new image-summary op every step; the
-finalized graph makes the port refuse with "the port creates ops inside its training loop").
+The seed's own bug (a new image-summary op every step, which the finalized graph refuses)
+lives in ``tf_impl/v1/mistakes/convnet.py``.
 """
 
 from __future__ import annotations
 
 import numpy as np
 
-from .. import tensorflow
-from ._graph import GraphPort, framework_info, tf_dtype
+from parity.variants import build_variant
+from tf_impl import tensorflow
+from tf_impl.v1._graph import GraphPort, framework_info, tf_dtype
 
-__all__ = ["build", "framework_info", "ConvnetPort", "native_dropout", "VARIANTS"]
+__all__ = ["build", "framework_info", "ConvnetPort", "native_dropout"]
 
-VARIANTS = (None, "summary_in_loop")
 #: forward activations, in network order (NHWC)
 LAYERS = ("conv1", "pool1", "conv2", "pool2", "fc1", "fc1_drop", "logits")
-
-
-def _kernel_grid(tf, kernel, rows: int, cols: int, pad: int = 1):
-    """Tile a ``[kh, kw, 1, n]`` kernel into one ``[1, H, W, 1]`` uint8 image (n = rows * cols)."""
-    lo, hi = tf.reduce_min(kernel), tf.reduce_max(kernel)
-    scaled = (kernel - lo) / (hi - lo)
-    padded = tf.pad(scaled, [[pad, pad], [pad, pad], [0, 0], [0, 0]])
-    kh, kw = int(padded.shape[0]), int(padded.shape[1])
-    tiles = tf.reshape(tf.transpose(padded, (3, 0, 1, 2)), [rows, cols, kh, kw])
-    image = tf.reshape(tf.transpose(tiles, (0, 2, 1, 3)), [1, rows * kh, cols * kw, 1])
-    return tf.image.convert_image_dtype(image, tf.uint8, saturate=True)
 
 
 class ConvnetPort(GraphPort):
@@ -103,9 +92,6 @@ class ConvnetPort(GraphPort):
         # After the update the accumulators hold beta^(t+1): what the next step uses.
         slots["beta1_power"], slots["beta2_power"] = beta1_power, beta2_power
         self.after = {"parameters": dict(self.variables), "slots": slots}
-        if self.variant == "summary_in_loop":
-            self._grid = _kernel_grid(tf, v["wc1"], 4, 8)
-            self._summaries = 0
 
     def feed(self, batch):
         out = super().feed(batch)
@@ -113,11 +99,6 @@ class ConvnetPort(GraphPort):
         return out
 
     def _step(self, batch):
-        if self.variant == "summary_in_loop":
-            # The seed: `tf.image_summary('conv1/features' + str(i), grid)` on every iteration.
-            with self.graph.as_default():
-                self.tf1.summary.image(f"conv1/features{self._summaries}", self._grid, max_outputs=1)
-            self._summaries += 1
         # One run computes the gradients, fetches them and applies them (apply_gradients
         # consumes the very tensors fetched), instead of the base class's two runs that
         # compute the forward and backward passes twice; the updated values are read after.
@@ -152,6 +133,6 @@ def native_dropout(x: np.ndarray, keep_prob: float, *, seed: int = 0) -> np.ndar
 
 def build(case, dtype, variant=None):
     """Build the TF1 convnet port of ``case`` in ``dtype``."""
-    if variant not in VARIANTS:
-        raise ValueError(f"unknown variant {variant!r} of the TF1 convnet port; expected one of {VARIANTS[1:]}")
-    return ConvnetPort(case, dtype, variant)
+    if variant:
+        return build_variant(__name__, variant, case, dtype)
+    return ConvnetPort(case, dtype)

@@ -2,7 +2,7 @@
 
 One graph (and Session) is built per *structure*: dtype, widths, activation, loss and
 reduction, optimizer kind (and Nesterov), schedule kind, clip kind, max-norm axis,
-variant. Every number that does not change the graph's shape -- learning rate and
+and the form of the update. Every number that does not change the graph's shape -- learning rate and
 schedule parameters, momentum, betas, epsilon, decay, clip limit, max-norm radius, the
 data -- is fed through a placeholder, and ``load()`` re-initialises the weights, the
 optimizer slots and ``global_step``. A property drawing hundreds of configs therefore
@@ -13,7 +13,8 @@ The training step is written as TF1 code was: ``compute_gradients`` -> clipping 
 ``apply_gradients(global_step=...)`` with a schedule driven by ``global_step``, then the
 max-norm constraint ``tf.clip_by_norm(kernel, r, axes=[axis])`` assigned back.
 
-Variants: ``minimize`` (``opt.minimize(loss, global_step)``; configs without clipping).
+An equivalent form, :class:`Minimize` (``opt.minimize(loss, global_step)``; configs
+without clipping), is in :data:`ALTERNATIVES`.
 """
 
 from __future__ import annotations
@@ -23,11 +24,11 @@ from typing import Mapping
 import numpy as np
 
 from parity.strategies import normalize_config, structure_of
+from parity.variants import build_variant
+from tf_impl import tensorflow
+from tf_impl.v1._graph import framework_info, tf_dtype
 
-from ._graph import framework_info, tf_dtype
-from .. import tensorflow
-
-__all__ = ["build", "framework_info", "DensePort", "structure", "clear_cache", "SLOT_NAMES"]
+__all__ = ["build", "framework_info", "DensePort", "structure", "clear_cache", "SLOT_NAMES", "ALTERNATIVES"]
 
 #: optimizer -> TF1 slot names reported as ``{param}/{slot}``
 SLOT_NAMES = {"sgd": (), "momentum": ("momentum",), "adam": ("m", "v"), "rmsprop": ("rms",), "adagrad": ("accumulator",)}
@@ -35,9 +36,9 @@ SLOT_NAMES = {"sgd": (), "momentum": ("momentum",), "adam": ("m", "v"), "rmsprop
 _CACHE: dict[tuple, "_DenseGraph"] = {}
 
 
-def structure(cfg: Mapping, dtype: str, variant: str | None = None) -> tuple:
+def structure(cfg: Mapping, dtype: str, form: str = "apply_gradients") -> tuple:
     """Return the cache key: everything that changes the graph, nothing that is fed."""
-    return (dtype, tuple(structure_of(cfg).items()), variant)
+    return (dtype, tuple(structure_of(cfg).items()), form)
 
 
 def clear_cache() -> None:
@@ -50,19 +51,19 @@ def clear_cache() -> None:
 class _DenseGraph:
     """One built graph and its Session; the hyper-parameters are placeholders."""
 
-    def __init__(self, cfg, dtype: str, variant: str | None):
+    def __init__(self, cfg, dtype: str):
         tf = tensorflow()
         tf1 = tf.compat.v1
         self.dtype = dtype
         dt = tf_dtype(dtype)
         self.graph = tf.Graph()
         with self.graph.as_default():
-            self._define(tf, tf1, dt, cfg, variant)
+            self._define(tf, tf1, dt, cfg)
             self.graph.finalize()
         config = tf1.ConfigProto(intra_op_parallelism_threads=1, inter_op_parallelism_threads=1)
         self.session = tf1.Session(graph=self.graph, config=config)
 
-    def _define(self, tf, tf1, dt, cfg, variant):
+    def _define(self, tf, tf1, dt, cfg):
         widths, opt_cfg = cfg["widths"], cfg["optimizer"]
         depth = len(widths) - 1
         ph = lambda name: tf1.placeholder(dt, shape=[], name=name)  # noqa: E731
@@ -131,8 +132,6 @@ class _DenseGraph:
         }
         clip = cfg["clip"]
         if clip is not None:
-            if variant == "minimize":
-                raise ValueError("the minimize variant does not clip: minimize() applies the raw gradients")
             c = H["clip"] = ph("clip")
             grads = [g for g, _ in grads_and_vars]
             if clip["kind"] == "value":
@@ -147,10 +146,7 @@ class _DenseGraph:
         # The train op waits for every value fetched with it, so one session.run returns
         # the values from before the update.
         with tf.control_dependencies(fetched):
-            if variant == "minimize":
-                train = opt.minimize(loss, global_step=self.global_step, var_list=var_list)
-            else:
-                train = opt.apply_gradients(grads_and_vars, global_step=self.global_step)
+            train = self._train_op(opt, loss, grads_and_vars, var_list)
         self.before, self.train = before, train
 
         slots = {}
@@ -191,6 +187,9 @@ class _DenseGraph:
         with tf.control_dependencies([reset]):
             self.loaded = {n: v.read_value() for n, v in self.variables.items()}
 
+    def _train_op(self, opt, loss, grads_and_vars, var_list):
+        return opt.apply_gradients(grads_and_vars, global_step=self.global_step)
+
     def feed_hyper(self, cfg) -> dict:
         opt, sched = cfg["optimizer"], cfg["schedule"]
         values = {**opt, **sched}
@@ -204,13 +203,14 @@ class _DenseGraph:
 class DensePort:
     """A handle on a cached graph: the port protocol for one case."""
 
-    def __init__(self, case, dtype: str, variant: str | None = None):
-        if variant not in (None, "minimize"):
-            raise ValueError(f"unknown variant {variant!r} of the TF1 dense port; expected 'minimize'")
+    graph = _DenseGraph
+    form = "apply_gradients"
+
+    def __init__(self, case, dtype: str):
         self.cfg = normalize_config(case.options)
-        key = structure(self.cfg, dtype, variant)
+        key = structure(self.cfg, dtype, self.form)
         if key not in _CACHE:
-            _CACHE[key] = _DenseGraph(self.cfg, dtype, variant)
+            _CACHE[key] = self.graph(self.cfg, dtype)
         self.g = _CACHE[key]
         self.hyper = self.g.feed_hyper(self.cfg)
         self._params = None  # read back by load() and step(): the Session holds several cases' weights in turn
@@ -242,6 +242,29 @@ class DensePort:
         """Release the handle; the cached graph and Session stay for the next case."""
 
 
+class _MinimizeGraph(_DenseGraph):
+    def _define(self, tf, tf1, dt, cfg):
+        if cfg["clip"] is not None:
+            raise ValueError("minimize() applies the raw gradients: it cannot clip (configs without clip only)")
+        super()._define(tf, tf1, dt, cfg)
+
+    def _train_op(self, opt, loss, grads_and_vars, var_list):
+        return opt.minimize(loss, global_step=self.global_step, var_list=var_list)
+
+
+class Minimize(DensePort):
+    """``opt.minimize(loss, global_step)``: compute + apply in one call (configs without clipping)."""
+
+    graph = _MinimizeGraph
+    form = "minimize"
+
+
+#: Equivalent formulations of this port, by name (``build`` hands them out).
+ALTERNATIVES = {"minimize": Minimize}
+
+
 def build(case, dtype, variant=None):
     """Build (or reuse) the TF1 dense port of ``case`` in ``dtype``."""
-    return DensePort(case, dtype, variant)
+    if variant:
+        return build_variant(__name__, variant, case, dtype)
+    return DensePort(case, dtype)

@@ -3,8 +3,8 @@
 The loss looks at element [0, 0] only (``estimate0 = 2 * O2[0, 0]``); plain gradient
 descent; gradients clipped by value through ``compute_gradients`` / ``apply_gradients``.
 
-Variants: ``minimize`` (``opt.minimize``, no clipping: equal to compute+apply only where
-the clip does not bite).
+An equivalent formulation, :class:`Minimize` (``opt.minimize``, no clipping: equal to
+compute + apply only where the clip does not bite), is in :data:`ALTERNATIVES`.
 """
 
 from __future__ import annotations
@@ -12,9 +12,10 @@ from __future__ import annotations
 from parity.catalog.seed000 import layer_names
 from parity.health import summary_dir
 
-from ._graph import GraphPort, framework_info, tf_dtype
+from parity.variants import build_variant
+from tf_impl.v1._graph import GraphPort, framework_info, tf_dtype
 
-__all__ = ["build", "framework_info", "EncoderPort"]
+__all__ = ["build", "framework_info", "EncoderPort", "ALTERNATIVES"]
 
 
 class EncoderPort(GraphPort):
@@ -49,13 +50,7 @@ class EncoderPort(GraphPort):
             "gradients": {n: g for n, (g, _) in zip(order, grads_and_vars)},
             "learning_rate": {"lr": lr},
         }
-        if self.variant == "minimize":
-            self.train_ops = [opt.minimize(distance, var_list=var_list)]
-        else:
-            c = case.option("clip_value", 4.5)
-            clipped = [(tf.clip_by_value(g, -c, c), v) for g, v in grads_and_vars]
-            self.before["processed_gradients"] = {n: g for n, (g, _) in zip(order, clipped)}
-            self.train_ops = [opt.apply_gradients(clipped)]
+        self.train_ops = [self._train_op(tf, opt, distance, grads_and_vars)]
         self.after = {"parameters": dict(self.variables)}
         self.summary_dir = summary_dir(case, "tf1", self.dtype)
         if self.summary_dir:
@@ -65,6 +60,13 @@ class EncoderPort(GraphPort):
                 tf1.summary.histogram(name, v)
                 tf1.summary.histogram(name + "_grad", g)
             self.merged = tf1.summary.merge_all()
+
+    def _train_op(self, tf, opt, loss, grads_and_vars):
+        """Clip each gradient by value, then apply: the seed's compute / clip / apply."""
+        c = self.case.option("clip_value", 4.5)
+        clipped = [(tf.clip_by_value(g, -c, c), v) for g, v in grads_and_vars]
+        self.before["processed_gradients"] = {n: g for n, (g, _) in zip(self.variables, clipped)}
+        return opt.apply_gradients(clipped)
 
     def _step(self, batch):
         out = super()._step(batch)
@@ -83,10 +85,19 @@ class EncoderPort(GraphPort):
             self.writer.close()
         super().close()
 
+class Minimize(EncoderPort):
+    """``opt.minimize(loss)``: no clipping (equal to compute + apply where the clip does not bite)."""
+
+    def _train_op(self, tf, opt, loss, grads_and_vars):
+        return opt.minimize(loss, var_list=[v for _, v in grads_and_vars])
+
+
+#: Equivalent formulations of this port, by name (``build`` hands them out).
+ALTERNATIVES = {"minimize": Minimize}
 
 
 def build(case, dtype, variant=None):
     """Build the TF1 encoder port of ``case`` in ``dtype``."""
-    if variant not in (None, "minimize"):
-        raise ValueError(f"unknown variant {variant!r} of the TF1 encoder port")
-    return EncoderPort(case, dtype, variant)
+    if variant:
+        return build_variant(__name__, variant, case, dtype)
+    return EncoderPort(case, dtype)

@@ -6,8 +6,9 @@ Cases (``case.options["kind"]``):
 * ``sum``: ``y = w1*x + w2*x + w3*x`` with ``w3`` a ``tf.constant``: never trained.
 * ``constants``: nothing is a variable: ``minimize`` refuses ("No variables to optimize").
 
-Variants: default ``compute_gradients(var_list)`` + ``apply_gradients``; ``minimize``;
-``trainable_false`` (frozen variables made with ``trainable=False``, ``var_list`` left
+The port: ``compute_gradients(var_list)`` + ``apply_gradients``. Two equivalent forms the
+seed discusses are in :data:`ALTERNATIVES`: :class:`Minimize` (``opt.minimize``) and
+:class:`TrainableFalse` (frozen variables made with ``trainable=False``, ``var_list`` left
 to its default, ``TRAINABLE_VARIABLES``).
 Options ``global_step`` (counted by ``apply_gradients``, ``trainable=False``) and
 ``ema_decay`` (``ExponentialMovingAverage(decay, num_updates=global_step)`` applied
@@ -16,11 +17,10 @@ after each update to the trainable variables) add state.
 
 from __future__ import annotations
 
-from ._graph import GraphPort, framework_info, tf_dtype
+from parity.variants import build_variant
+from tf_impl.v1._graph import GraphPort, framework_info, tf_dtype
 
-__all__ = ["build", "framework_info", "MinimizePort", "VARIANTS"]
-
-VARIANTS = (None, "minimize", "trainable_false")
+__all__ = ["build", "framework_info", "MinimizePort", "ALTERNATIVES"]
 
 
 class MinimizePort(GraphPort):
@@ -31,8 +31,8 @@ class MinimizePort(GraphPort):
         y = tf1.placeholder(dt, shape=[], name="y")
         self.placeholders = {"x": x, "y": y}
         for name, spec in case.params.items():
-            trainable = spec.trainable or self.variant != "trainable_false"
-            self.variables[name] = tf1.get_variable(name, shape=spec.shape, dtype=dt, trainable=trainable,
+            self.variables[name] = tf1.get_variable(name, shape=spec.shape, dtype=dt,
+                                                    trainable=self._in_trainable_collection(spec),
                                                     initializer=tf1.zeros_initializer())
         v = self.variables
         if kind == "oscillate":
@@ -49,17 +49,14 @@ class MinimizePort(GraphPort):
         lr = tf.constant(case.option("lr", 1.0), dtype=dt)
         opt = tf1.train.GradientDescentOptimizer(lr)
         trained = [v[n] for n in case.trainable]
-        var_list = None if self.variant == "trainable_false" else trained
         global_step = None
         if case.option("global_step", False):
             global_step = tf1.train.get_or_create_global_step()  # int64, trainable=False
-        if self.variant == "minimize" or kind == "constants":
-            train = opt.minimize(loss, var_list=var_list, global_step=global_step)
-            grads = tf.gradients(loss, trained) if trained else []
+        if kind == "constants":
+            # Nothing is a variable: TF1 refuses here, "No variables to optimize".
+            train, grads = opt.minimize(loss, var_list=trained, global_step=global_step), []
         else:
-            grads_and_vars = opt.compute_gradients(loss, var_list=var_list)
-            grads = [g for g, _ in grads_and_vars]
-            train = opt.apply_gradients(grads_and_vars, global_step=global_step)
+            train, grads = self._train_op(opt, loss, trained, global_step)
         self.before = {
             "forward": {"prediction": prediction},
             "loss": {"loss": loss},
@@ -84,9 +81,41 @@ class MinimizePort(GraphPort):
             self.after["state"] = state
         self.train_ops = [train]
 
+    def _in_trainable_collection(self, spec) -> bool:
+        # Every parameter is an ordinary (trainable) variable: var_list picks what is trained.
+        return True
+
+    def _train_op(self, opt, loss, trained, global_step):
+        """Return the train op and the gradients: ``compute_gradients(var_list)`` + ``apply_gradients``."""
+        grads_and_vars = opt.compute_gradients(loss, var_list=trained)
+        return opt.apply_gradients(grads_and_vars, global_step=global_step), [g for g, _ in grads_and_vars]
+
+
+class Minimize(MinimizePort):
+    """``opt.minimize(loss, var_list)``: the same update, built in one call."""
+
+    def _train_op(self, opt, loss, trained, global_step):
+        train = opt.minimize(loss, var_list=trained, global_step=global_step)
+        return train, self.tf.gradients(loss, trained)
+
+
+class TrainableFalse(MinimizePort):
+    """Frozen parameters made with ``trainable=False``; ``var_list`` left to ``TRAINABLE_VARIABLES``."""
+
+    def _in_trainable_collection(self, spec) -> bool:
+        return spec.trainable
+
+    def _train_op(self, opt, loss, trained, global_step):
+        grads_and_vars = opt.compute_gradients(loss)
+        return opt.apply_gradients(grads_and_vars, global_step=global_step), [g for g, _ in grads_and_vars]
+
+
+#: Equivalent formulations of this port, by name (``build`` hands them out).
+ALTERNATIVES = {"minimize": Minimize, "trainable_false": TrainableFalse}
+
 
 def build(case, dtype, variant=None):
     """Build the TF1 seed-004 port of ``case``; raises TF's own error when nothing can be trained."""
-    if variant not in VARIANTS:
-        raise ValueError(f"unknown variant {variant!r} of the TF1 minimize port; expected one of {VARIANTS[1:]}")
-    return MinimizePort(case, dtype, variant)
+    if variant:
+        return build_variant(__name__, variant, case, dtype)
+    return MinimizePort(case, dtype)

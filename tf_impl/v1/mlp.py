@@ -16,7 +16,7 @@ Three details a float64 run exposes:
   graph the loss, and every gradient through it, carry float32 rounding (measured: loss
   1.2e-8, gradients 2e-8 relative vs the float64 oracle, at step 0). The port therefore
   writes the same reduction as ``tf.reduce_mean(tf.nn.softmax_cross_entropy_with_logits(
-  ...))``: identical in float32, exact in float64. Variant ``losses`` calls
+  ...))``: identical in float32, exact in float64. ``tf_impl/v1/mistakes/mlp.py`` calls
   ``tf.losses.softmax_cross_entropy`` as the seed did (case
   ``seed002_tf1_losses_float32_cast`` shows the difference).
 
@@ -30,7 +30,7 @@ Three details a float64 run exposes:
   (``variance_scaling_initializer(2.0, "fan_in", "truncated_normal")``) draws with a
   slightly different stddev. Irrelevant here: the harness loads its own He-init draw.
 
-Variant ``resume``: after ``resume_at`` steps (default half the run) the port saves with
+:data:`ALTERNATIVES` ``resume``: after ``resume_at`` steps (default half the run) the port saves with
 ``tf.train.Saver``, closes its session, and a fresh port restored from the checkpoint
 runs the rest (:func:`save` / :func:`restore`).
 """
@@ -40,12 +40,12 @@ from __future__ import annotations
 import os
 
 from parity.runner import ResumedPort
+from parity.variants import build_variant
+from tf_impl import tensorflow
+from tf_impl.v1._graph import GraphPort, framework_info, tf_dtype
 
-from ._graph import GraphPort, framework_info, tf_dtype
+__all__ = ["build", "framework_info", "save", "restore", "MlpPort", "ALTERNATIVES", "max_norm_regularizer"]
 
-__all__ = ["build", "framework_info", "save", "restore", "MlpPort", "VARIANTS", "max_norm_regularizer"]
-
-VARIANTS = (None, "losses", "resume")
 LAYERS = ("hidden1", "hidden2", "output")
 MAX_NORM_COLLECTION = "max_norm"
 
@@ -57,8 +57,6 @@ def max_norm_regularizer(threshold=1.0, axes=1, name="max_norm", collection=MAX_
     variable; the returned ``None`` adds no loss, and the assign op waits in
     ``collection`` to be run after each training step.
     """
-    from .. import tensorflow
-
     tf = tensorflow()
 
     def max_norm(weights):
@@ -97,13 +95,7 @@ class MlpPort(GraphPort):
         by_name = {v.op.name: v for v in tf1.trainable_variables()}
         self.variables = {f"{layer}/{w}": by_name[f"{layer}/{w}"] for layer in LAYERS for w in ("kernel", "bias")}
         with tf.name_scope("loss"):
-            if self.variant == "losses":
-                loss = tf1.losses.softmax_cross_entropy(onehot_labels=y, logits=logits)
-            else:
-                # tf.losses' reduction (SUM_BY_NONZERO_WEIGHTS, weights 1: sum / batch), without
-                # its cast to float32 (see the module docstring).
-                xentropy = tf.nn.softmax_cross_entropy_with_logits(labels=tf.cast(y, dt), logits=logits)
-                loss = tf.reduce_mean(xentropy)
+            loss = self._loss(tf, y, logits)
         names, var_list = list(self.variables), list(self.variables.values())
         self.before = {"forward": {"hidden1": h1, "hidden2": h2, "logits": logits}, "loss": {"loss": loss}}
         self.after = {"parameters": dict(self.variables)}
@@ -142,6 +134,12 @@ class MlpPort(GraphPort):
                 self.constraint_ops, self.constrained = [], {}
         self.saver = tf1.train.Saver()
 
+    def _loss(self, tf, y, logits):
+        # tf.losses' reduction (SUM_BY_NONZERO_WEIGHTS, weights 1: sum / batch), without its
+        # cast to float32 (see the module docstring).
+        xentropy = tf.nn.softmax_cross_entropy_with_logits(labels=tf.cast(y, logits.dtype), logits=logits)
+        return tf.reduce_mean(xentropy)
+
     def settings(self):
         o = self.case.option
         out = {"procedure": self.procedure, "lr": o("lr", 0.01)}
@@ -179,11 +177,18 @@ def restore(case, dtype, path: str) -> MlpPort:
     return port
 
 
+def resumed(case, dtype) -> ResumedPort:
+    """The port, saved after ``resume_at`` steps and restored into a fresh one that runs the rest."""
+    at = int(case.option("resume_at", case.steps // 2))
+    return ResumedPort(case, dtype, lambda: MlpPort(case, dtype), save, restore, at)
+
+
+#: Equivalent formulations of this port, by name (``build`` hands them out).
+ALTERNATIVES = {"resume": resumed}
+
+
 def build(case, dtype, variant=None):
     """Build the TF1 MLP port of ``case`` in ``dtype``."""
-    if variant not in VARIANTS:
-        raise ValueError(f"unknown variant {variant!r} of the TF1 MLP port; expected one of {VARIANTS[1:]}")
-    if variant == "resume":
-        at = int(case.option("resume_at", case.steps // 2))
-        return ResumedPort(case, dtype, lambda: MlpPort(case, dtype), save, restore, at)
-    return MlpPort(case, dtype, variant)
+    if variant:
+        return build_variant(__name__, variant, case, dtype)
+    return MlpPort(case, dtype)

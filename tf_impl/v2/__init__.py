@@ -1,6 +1,6 @@
 """TF2 ports: eager execution, tf.function and Keras, as one writes TensorFlow today."""
 
-from .. import framework_info  # noqa: F401
+from tf_impl import framework_info  # noqa: F401
 
 
 def keras_framework_info() -> dict:

@@ -1,13 +1,11 @@
 """Seed 003 in TF2: the BatchNorm + dropout convnet with ``tf.keras`` (Keras 3) and GradientTape.
 
-Variants:
-
-* default: a custom step, ``model(inputs, training=True)`` under a ``GradientTape``, then
-  ``optimizer.apply_gradients``: the TF2 form of the seed's fixed step;
-* ``no_training``: the same step calling ``model(inputs)``: Keras then runs in inference
-  mode (BatchNorm on its moving statistics, dropout the identity): the seed's bug in TF2;
-* ``fit``: ``model.compile`` + ``model.train_on_batch`` (one ``fit`` step per batch, no
-  shuffling).
+The port: a custom step, ``model(inputs, training=True)`` under a ``GradientTape``, then
+``optimizer.apply_gradients``: the TF2 form of the seed's fixed step. An equivalent form
+is :class:`Fit` (:data:`ALTERNATIVES` ``fit``): ``model.compile`` + ``model.train_on_batch``
+(one ``fit`` step per batch, no shuffling). The seed's bug in TF2, the same step calling
+``model(inputs)`` (Keras then runs in inference mode: BatchNorm on its moving statistics,
+dropout the identity), lives in ``tf_impl/v2/mistakes/bn_convnet.py``.
 
 What ``fit`` exposes per step is its parameters, slots and state; its forward, loss and
 gradients are computed by a separate ``training=True`` tape forward *before* the update
@@ -35,13 +33,14 @@ after step 0 otherwise):
 
 from __future__ import annotations
 
+import contextlib
+
 import numpy as np
 
-from .. import framework_info as _framework_info, tensorflow
+from parity.variants import build_variant
+from tf_impl import framework_info as _framework_info, tensorflow
 
-__all__ = ["build", "framework_info", "BnConvnetPort", "VARIANTS"]
-
-VARIANTS = (None, "no_training", "fit")
+__all__ = ["build", "framework_info", "BnConvnetPort", "ALTERNATIVES"]
 LAYERS = ("conv", "bn", "relu", "pool", "flatten", "dropout", "dense")
 
 
@@ -66,20 +65,29 @@ def _masked_dropout(keras):
     return MaskedDropout
 
 
+@contextlib.contextmanager
+def _floatx(keras, dtype):
+    """Build under ``keras.config.floatx() == dtype`` (the optimizer's variables take floatx)."""
+    previous = keras.config.floatx()
+    keras.config.set_floatx(dtype)
+    try:
+        yield
+    finally:
+        keras.config.set_floatx(previous)
+
+
 class BnConvnetPort:
-    def __init__(self, case, dtype, variant=None):
+    def __init__(self, case, dtype):
         tf = tensorflow()
         keras = tf.keras
-        self.tf, self.keras, self.case, self.dtype, self.variant = tf, keras, case, dtype, variant
+        self.tf, self.keras, self.case, self.dtype = tf, keras, case, dtype
         o = case.option
         self.keep, self.lr, self.mu = o("keep", 0.75), o("lr", 0.1), o("momentum", 0.9)
         self.bn_momentum, self.eps = o("bn_momentum", 0.99), o("bn_epsilon", 1e-3)
         shape = tuple(case.data.args.get("shape", (32, 32, 3)))
         side = shape[0] // 2
         features = side * side * o("filters", 8)
-        previous = keras.config.floatx()
-        keras.config.set_floatx(dtype)
-        try:
+        with _floatx(keras, dtype):
             keras.utils.set_random_seed(case.seed)
             x_in = keras.Input(shape, name="x", dtype=dtype)
             mask_in = keras.Input((features,), name="keep_mask", dtype=dtype)
@@ -104,10 +112,6 @@ class BnConvnetPort:
             momentum = np.float64(self.mu)
             self.opt = keras.optimizers.SGD(learning_rate=self.lr, momentum=momentum, nesterov=o("nesterov", True))
             self.opt.build(self.model.trainable_variables)
-            if variant == "fit":
-                self.model.compile(optimizer=self.opt, loss=self.loss_fn)
-        finally:
-            keras.config.set_floatx(previous)
         self.names = {
             "conv/kernel": self.conv.kernel,
             "bn/gamma": self.bn.gamma,
@@ -117,6 +121,9 @@ class BnConvnetPort:
         }
         self.state = {"bn/moving_mean": self.bn.moving_mean, "bn/moving_variance": self.bn.moving_variance}
         self.trainable = list(self.names.values())
+        # The custom step traced once (the batch shape never changes): Keras layers called
+        # eagerly cost ~0.1 s of Python dispatch per step.
+        self._step_fn = tf.function(self._train)
 
     def settings(self):
         return {
@@ -127,8 +134,7 @@ class BnConvnetPort:
             "dropout_mask": "harness mask, x*mask/keep when training, identity otherwise",
             "bn_moving_variance": "biased (Keras 3 BatchNormalization)",
             "dropout_detail": f"harness mask, x*mask/{self.keep} when training, identity otherwise",
-            "mode": {"fit": "fit (train_on_batch)", "no_training": "model(x): inference"}.get(self.variant,
-                                                                                           "model(x, training=True)"),
+            "mode": "model(x, training=True)",
             "sgd": {"lr": self.lr, "momentum": self.mu, "nesterov": True},
             "slots": "Keras velocity convention: m = mu*m - lr*g",
         }
@@ -150,20 +156,19 @@ class BnConvnetPort:
         grads = tape.gradient(loss, self.trainable)
         return dict(zip(LAYERS, acts)), loss, grads
 
+    def _train(self, inputs, y):
+        """Run one training step; return the activations, the loss and the gradients it used."""
+        acts, loss, grads = self._forward(inputs, y, True)
+        self.opt.apply_gradients(zip(grads, self.trainable))
+        return acts, loss, grads
+
+    def _run(self, inputs, y):
+        return self._step_fn(inputs, y)
+
     def step(self, batch):
         tf = self.tf
         inputs = [tf.constant(batch["x"]), tf.constant(batch["keep_mask"])]
-        y = tf.constant(batch["y"])
-        if self.variant == "fit":
-            saved = {n: v.numpy() for n, v in self.state.items()}
-            acts, loss, grads = self._forward(inputs, y, True)
-            for n, v in self.state.items():
-                v.assign(saved[n])  # undo the diagnostic forward's moving-average update
-            self.model.train_on_batch(inputs, y)
-        else:
-            # model(x) leaves training=None: Keras 3 then runs the layers in inference mode.
-            acts, loss, grads = self._forward(inputs, y, None if self.variant == "no_training" else True)
-            self.opt.apply_gradients(zip(grads, self.trainable))
+        acts, loss, grads = self._run(inputs, tf.constant(batch["y"]))
         out = {
             "forward": {k: v.numpy() for k, v in acts.items()},
             "loss": {"loss": loss.numpy()},
@@ -177,8 +182,35 @@ class BnConvnetPort:
         return out
 
 
+class Fit(BnConvnetPort):
+    """``model.compile`` + ``model.train_on_batch``: one ``fit`` step per batch."""
+
+    def __init__(self, case, dtype):
+        super().__init__(case, dtype)
+        with _floatx(self.keras, dtype):
+            self.model.compile(optimizer=self.opt, loss=self.loss_fn)
+
+    def _run(self, inputs, y):
+        return self._train(inputs, y)  # eager: train_on_batch runs its own compiled step
+
+    def _train(self, inputs, y):
+        saved = {n: v.numpy() for n, v in self.state.items()}
+        acts, loss, grads = self._forward(inputs, y, True)  # what fit computes, for the trace
+        for n, v in self.state.items():
+            v.assign(saved[n])  # undo the diagnostic forward's moving-average update
+        self.model.train_on_batch(inputs, y)
+        return acts, loss, grads
+
+    def settings(self):
+        return {**super().settings(), "mode": "fit (train_on_batch)"}
+
+
+#: Equivalent formulations of this port, by name (``build`` hands them out).
+ALTERNATIVES = {"fit": Fit}
+
+
 def build(case, dtype, variant=None):
-    """Build the TF2 (Keras 3) seed-003 port; ``no_training`` omits ``training=True``."""
-    if variant not in VARIANTS:
-        raise ValueError(f"unknown variant {variant!r} of the TF2 bn_convnet port; expected one of {VARIANTS[1:]}")
-    return BnConvnetPort(case, dtype, variant)
+    """Build the TF2 (Keras 3) seed-003 port."""
+    if variant:
+        return build_variant(__name__, variant, case, dtype)
+    return BnConvnetPort(case, dtype)

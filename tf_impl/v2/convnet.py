@@ -25,12 +25,12 @@ from __future__ import annotations
 
 import numpy as np
 
-from .. import tensorflow
-from . import framework_info
+from parity.variants import build_variant
+from tf_impl import tensorflow
+from tf_impl.v2 import framework_info
 
-__all__ = ["build", "framework_info", "ConvnetPort", "native_dropout", "VARIANTS", "KERAS_ADAM"]
+__all__ = ["build", "framework_info", "ConvnetPort", "native_dropout", "KERAS_ADAM"]
 
-VARIANTS = (None,)
 #: Keras Adam defaults this port overrides to mirror TF1 (see the module docstring).
 KERAS_ADAM = {
     "default_epsilon": 1e-7,
@@ -42,11 +42,11 @@ LAYERS = ("conv1", "pool1", "conv2", "pool2", "fc1", "fc1_drop", "logits")
 
 
 class ConvnetPort:
-    def __init__(self, case, dtype, variant=None):
+    def __init__(self, case, dtype):
         tf = tensorflow()
         import keras
 
-        self.tf, self.case, self.dtype, self.variant = tf, case, dtype, variant
+        self.tf, self.case, self.dtype = tf, case, dtype
         self.image = tuple(case.option("image", (28, 28, 1)))
         stride = int(case.option("conv1_stride", 1))
         shapes = {n: spec.shape for n, spec in case.params.items()}
@@ -170,6 +170,6 @@ def native_dropout(x: np.ndarray, keep_prob: float, *, seed: int = 0) -> np.ndar
 
 def build(case, dtype, variant=None):
     """Build the TF2 convnet port of ``case`` in ``dtype``."""
-    if variant not in VARIANTS:
-        raise ValueError(f"unknown variant {variant!r} of the TF2 convnet port")
-    return ConvnetPort(case, dtype, variant)
+    if variant:
+        return build_variant(__name__, variant, case, dtype)
+    return ConvnetPort(case, dtype)

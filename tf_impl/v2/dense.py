@@ -19,8 +19,8 @@ from typing import Mapping
 import numpy as np
 
 from parity.strategies import normalize_config, structure_of
-
-from .. import framework_info, tensorflow
+from parity.variants import build_variant
+from tf_impl import framework_info, tensorflow
 
 __all__ = ["build", "framework_info", "DensePort", "clear_cache", "clip_gradients"]
 
@@ -184,9 +184,7 @@ class _DenseModel:
 class DensePort:
     """The port protocol over a cached :class:`_DenseModel`."""
 
-    def __init__(self, case, dtype: str, variant: str | None = None):
-        if variant is not None:
-            raise ValueError(f"unknown variant {variant!r} of the TF2 dense port")
+    def __init__(self, case, dtype: str):
         self.cfg = normalize_config(case.options)
         key = structure(self.cfg, dtype)
         if key not in _CACHE:
@@ -239,4 +237,6 @@ def clip_gradients(arrays, kind: str, limit: float) -> list[np.ndarray]:
 
 def build(case, dtype, variant=None):
     """Build (or reuse) the TF2 dense port of ``case`` in ``dtype``."""
-    return DensePort(case, dtype, variant)
+    if variant:
+        return build_variant(__name__, variant, case, dtype)
+    return DensePort(case, dtype)

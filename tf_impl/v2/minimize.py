@@ -6,9 +6,9 @@ Cases (``case.options["kind"]``): ``oscillate`` (``(y - w*x)^2``: 2 -> 4 -> 2 ->
 TF2 has no ``minimize(var_list=...)`` graph to prune; what is trained is the list handed
 to ``tape.gradient`` and ``apply_gradients``:
 
-* default: every parameter is a ``tf.Variable``; the gradients are taken for the case's
+* the port: every parameter is a ``tf.Variable``; the gradients are taken for the case's
   trainable ones only (TF1's ``var_list``);
-* ``trainable_false``: frozen parameters are ``tf.Variable(trainable=False)``, which a
+* :class:`TrainableFalse` (in :data:`ALTERNATIVES`): frozen parameters are ``tf.Variable(trainable=False)``, which a
   ``GradientTape`` does not watch; the step trains the variables the tape watched
   (``tape.watched_variables()``, the TF2 counterpart of ``TRAINABLE_VARIABLES``).
 
@@ -35,24 +35,23 @@ from __future__ import annotations
 
 import numpy as np
 
-from .. import framework_info, tensorflow
+from parity.variants import build_variant
+from tf_impl import framework_info, tensorflow
 
-__all__ = ["build", "framework_info", "MinimizePort", "VARIANTS"]
-
-VARIANTS = (None, "trainable_false")
+__all__ = ["build", "framework_info", "MinimizePort", "ALTERNATIVES"]
 
 
 class MinimizePort:
-    def __init__(self, case, dtype, variant=None):
+    def __init__(self, case, dtype):
         tf = tensorflow()
         keras = tf.keras
-        self.tf, self.case, self.dtype, self.variant = tf, case, dtype, variant
+        self.tf, self.case, self.dtype = tf, case, dtype
         self.kind = case.option("kind", "oscillate")
         if self.kind not in ("oscillate", "sum", "constants"):
             raise ValueError(f"unknown kind {self.kind!r}")
         self.variables = {
             name: tf.Variable(tf.zeros(spec.shape, dtype=dtype), name=name,
-                              trainable=spec.trainable or variant != "trainable_false")
+                              trainable=self._watched(spec))
             for name, spec in case.params.items()
         }
         previous = keras.config.floatx()
@@ -98,12 +97,7 @@ class MinimizePort:
         with tf.GradientTape() as tape:
             prediction = self._prediction(x)
             loss = tf.square(y - prediction)
-        if self.variant == "trainable_false":
-            trained = list(tape.watched_variables())
-            names = [n for n, v in self.variables.items() if any(v is w for w in trained)]
-        else:
-            names = list(self.case.trainable)
-            trained = [self.variables[n] for n in names]
+        names, trained = self._trained(tape)
         grads = tape.gradient(loss, trained)
         out = {
             "forward": {"prediction": prediction.numpy()},
@@ -126,8 +120,33 @@ class MinimizePort:
         return out
 
 
+    def _watched(self, spec) -> bool:
+        # Every parameter is an ordinary variable: the list handed to the tape picks what is trained.
+        return True
+
+    def _trained(self, tape):
+        """Return the names and variables this step trains: the case's trainable ones (TF1's var_list)."""
+        names = list(self.case.trainable)
+        return names, [self.variables[n] for n in names]
+
+
+class TrainableFalse(MinimizePort):
+    """Frozen parameters are ``tf.Variable(trainable=False)``; the step trains what the tape watched."""
+
+    def _watched(self, spec) -> bool:
+        return spec.trainable
+
+    def _trained(self, tape):
+        trained = list(tape.watched_variables())
+        return [n for n, v in self.variables.items() if any(v is w for w in trained)], trained
+
+
+#: Equivalent formulations of this port, by name (``build`` hands them out).
+ALTERNATIVES = {"trainable_false": TrainableFalse}
+
+
 def build(case, dtype, variant=None):
     """Build the TF2 seed-004 port of ``case``; nothing to train fails at the first step (Keras 3's own error)."""
-    if variant not in VARIANTS:
-        raise ValueError(f"unknown variant {variant!r} of the TF2 minimize port; expected one of {VARIANTS[1:]}")
-    return MinimizePort(case, dtype, variant)
+    if variant:
+        return build_variant(__name__, variant, case, dtype)
+    return MinimizePort(case, dtype)

@@ -6,9 +6,8 @@ a step counter, and the max-norm as a Keras ``Constraint`` applied after each up
   lr*accum``) with tf ops, not ``keras.optimizers.SGD(momentum=0.9)``: Keras folds the
   learning rate into the velocity (``m = mu*m - lr*g; var += m``), which trains differently
   as soon as the rate changes between steps (PITFALLS P07), and the seed's schedule changes
-  it every step. Variant ``keras_sgd`` uses ``keras.optimizers.SGD`` to show the
-  difference (its slot is reported converted, ``-m / lr``, which equals TF1's ``accum``
-  while the rate is constant).
+  it every step. ``tf_impl/v2/mistakes/mlp.py`` uses ``keras.optimizers.SGD`` to show the
+  difference.
 * The max-norm is ``tf.clip_by_norm(kernel, r, axes=[1])`` as the seed wrote it: each
   *row* of the ``[in, out]`` kernel (an input unit's outgoing weights). Keras'
   ``MaxNorm`` constrains columns (``axis=0``) and divides by ``norm + 1e-7``: not the seed.
@@ -18,7 +17,7 @@ a step counter, and the max-norm as a Keras ``Constraint`` applied after each up
   tensor, so Python floats give ``power = float32(0.9)`` and ``end = float32(0.001)``
   (measured: the float64 lr 6e-10 relative off from step 1).
 
-Variant ``resume``: after ``resume_at`` steps (default half the run) the port writes a
+:data:`ALTERNATIVES` ``resume``: after ``resume_at`` steps (default half the run) the port writes a
 ``tf.train.Checkpoint`` (layers, momentum slots, step counter), and a fresh port restored
 from it runs the rest (:func:`save` / :func:`restore`).
 """
@@ -28,12 +27,12 @@ from __future__ import annotations
 import os
 
 from parity.runner import ResumedPort
-from .. import tensorflow
-from . import framework_info
+from parity.variants import build_variant
+from tf_impl import tensorflow
+from tf_impl.v2 import framework_info
 
-__all__ = ["build", "framework_info", "save", "restore", "MlpPort", "VARIANTS"]
+__all__ = ["build", "framework_info", "save", "restore", "MlpPort", "ALTERNATIVES"]
 
-VARIANTS = (None, "keras_sgd", "resume")
 LAYERS = ("hidden1", "hidden2", "output")
 
 
@@ -45,9 +44,9 @@ def _keras():
 
 
 class MlpPort:
-    def __init__(self, case, dtype, variant=None):
+    def __init__(self, case, dtype):
         tf, keras = tensorflow(), _keras()
-        self.tf, self.case, self.dtype, self.variant = tf, case, dtype, variant
+        self.tf, self.case, self.dtype = tf, case, dtype
         o = case.option
         self.procedure = o("procedure", "clip_value")
         if self.procedure not in ("clip_value", "global_norm", "max_norm"):
@@ -76,18 +75,11 @@ class MlpPort:
                 self.constraints[f"{layer}/kernel"] = _ClipByNorm(radius, axes)
         else:
             self.schedule = None
-        if variant == "keras_sgd":
-            if self.procedure != "max_norm":
-                raise ValueError("variant keras_sgd is the momentum procedure (max_norm) with Keras' SGD")
-            self.opt = keras.optimizers.SGD(learning_rate=self.schedule, momentum=o("momentum", 0.9))
-            self.opt.build(list(self.variables.values()))
-            self.accum = {}
-        else:
-            self.opt = None
-            self.accum = {
-                n: tf.Variable(tf.zeros_like(v), trainable=False, name=f"{n}/Momentum")
-                for n, v in self.variables.items()
-            } if self.procedure == "max_norm" else {}
+        # TF1's momentum accumulators: the update is written out in _update (not Keras' SGD).
+        self.accum = {
+            n: tf.Variable(tf.zeros_like(v), trainable=False, name=f"{n}/Momentum")
+            for n, v in self.variables.items()
+        } if self.procedure == "max_norm" else {}
         self._train = tf.function(self._train_step)
         self._constrain = tf.function(self._apply_constraints)
 
@@ -100,8 +92,7 @@ class MlpPort:
 
     def settings(self):
         o = self.case.option
-        return {"procedure": self.procedure, "lr": o("lr", 0.01),
-                "momentum_form": "keras (m = mu*m - lr*g)" if self.opt is not None else "tf1 (a = mu*a + g)"}
+        return {"procedure": self.procedure, "lr": o("lr", 0.01), "momentum_form": "tf1 (a = mu*a + g)"}
 
     def _lr(self):
         if self.schedule is None:
@@ -130,25 +121,23 @@ class MlpPort:
             out["processed_gradients"] = {**grads, "global_norm": norm}
         lr = self._lr()
         out["learning_rate"] = {"lr": lr}
-        if self.opt is not None:
-            self.opt.apply([grads[n] for n in names], [self.variables[n] for n in names])
-            self.step_count.assign_add(1)
-            slots = {n: -self.opt.momentums[self.opt._get_variable_index(v)] / lr
-                     for n, v in self.variables.items()}
-        else:
-            for n in names:
-                if self.accum:
-                    self.accum[n].assign(self.mu * self.accum[n] + grads[n])
-                    self.variables[n].assign_sub(lr * self.accum[n])
-                else:
-                    self.variables[n].assign_sub(lr * grads[n])
-            self.step_count.assign_add(1)
-            slots = {n: a.read_value() for n, a in self.accum.items()}
+        slots = self._update(grads, lr)
+        self.step_count.assign_add(1)
         out["parameters"] = {n: tf.identity(v.value) for n, v in self.variables.items()}
         if self.procedure == "max_norm":
             out["slots"] = {f"{n}/momentum": s for n, s in slots.items()}
             out["state"] = {"global_step": self.step_count.read_value()}
         return out
+
+    def _update(self, grads, lr):
+        """Apply TF1's update (``accum = mu*accum + g; var -= lr*accum``, or plain GD); return the slots."""
+        for n, g in grads.items():
+            if self.accum:
+                self.accum[n].assign(self.mu * self.accum[n] + g)
+                self.variables[n].assign_sub(lr * self.accum[n])
+            else:
+                self.variables[n].assign_sub(lr * g)
+        return {n: a.read_value() for n, a in self.accum.items()}
 
     def _apply_constraints(self):
         # As Keras' optimizer does after each update: variable.assign(constraint(variable)).
@@ -170,8 +159,6 @@ class MlpPort:
         objects = {"layers": list(self.layers.values()), "step": self.step_count}
         if self.accum:
             objects["accum"] = [self.accum[n] for n in self.variables]
-        if self.opt is not None:
-            objects["optimizer"] = self.opt
         return tf.train.Checkpoint(**objects)
 
     def close(self):
@@ -200,11 +187,18 @@ def restore(case, dtype, path: str) -> MlpPort:
     return port
 
 
+def resumed(case, dtype) -> ResumedPort:
+    """The port, saved after ``resume_at`` steps and restored into a fresh one that runs the rest."""
+    at = int(case.option("resume_at", case.steps // 2))
+    return ResumedPort(case, dtype, lambda: MlpPort(case, dtype), save, restore, at)
+
+
+#: Equivalent formulations of this port, by name (``build`` hands them out).
+ALTERNATIVES = {"resume": resumed}
+
+
 def build(case, dtype, variant=None):
     """Build the TF2 MLP port of ``case`` in ``dtype``."""
-    if variant not in VARIANTS:
-        raise ValueError(f"unknown variant {variant!r} of the TF2 MLP port; expected one of {VARIANTS[1:]}")
-    if variant == "resume":
-        at = int(case.option("resume_at", case.steps // 2))
-        return ResumedPort(case, dtype, lambda: MlpPort(case, dtype), save, restore, at)
-    return MlpPort(case, dtype, variant)
+    if variant:
+        return build_variant(__name__, variant, case, dtype)
+    return MlpPort(case, dtype)
