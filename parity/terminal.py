@@ -18,7 +18,7 @@ import textwrap
 import time
 from typing import Iterable, Mapping, Sequence
 
-__all__ = ["width", "fit", "format_cases", "format_health", "Progress"]
+__all__ = ["width", "fit", "clip", "format_cases", "format_health", "Progress"]
 
 
 def width(default: int = 100) -> int:
@@ -45,27 +45,38 @@ def fit(text: str, cols: int | None = None, indent: str = "    ") -> str:
     return "\n".join(out)
 
 
-def _clip(text: str, cols: int) -> str:
+def clip(text: str, cols: int) -> str:
+    """Cut one line to ``cols`` characters (an ellipsis marks the cut)."""
     return text if len(text) <= cols else text[: max(cols - 1, 0)] + "…"
 
 
+_clip = clip
+
+
 def _group(result) -> list[str]:
-    """Pairs grouped by (dtype, verdict): '<dtype> <n> pairs <verdict> <worst>'."""
-    groups: dict[tuple[str, str], list] = {}
+    """Per dtype: the agreeing pairs counted with their worst error, the others by verdict.
+
+    "float64 6 agree ≤5e-16", "float32 5 agree ≤0.09 of bound, 1 SEMANTIC".
+    """
+    per: dict[str, list] = {}
     for c in result.comparisons:
-        groups.setdefault((c.dtype, c.verdict), []).append(c)
+        per.setdefault(c.dtype, []).append(c)
     parts = []
-    for (dtype, verdict), comps in groups.items():
-        n = len(comps)
-        label = {"semantic": "SEMANTIC", "structure": "STRUCTURE"}.get(verdict, verdict)
-        if verdict == "rounding":
+    for dtype, comps in per.items():
+        agree = [c for c in comps if c.ok]
+        bits = []
+        if agree:
             if dtype == "float32":
-                worst = max((max((d.units for d in c.diffs), default=0.0) for c in comps), default=0.0)
-                label += f" ≤{worst:.2g} of bound"
+                worst = max((max((d.units for d in c.diffs), default=0.0) for c in agree), default=0.0)
+                bits.append(f"{len(agree)} agree ≤{worst:.2g} of bound")
             else:
-                worst = max((c.worst_rel() for c in comps), default=0.0)
-                label += f" ≤{worst:.0e}"
-        parts.append(f"{dtype} {n} pair{'s' if n > 1 else ''} {label}")
+                worst = max((c.worst_rel() for c in agree), default=0.0)
+                bits.append(f"{len(agree)} agree " + (f"≤{worst:.0e}" if worst else "exactly"))
+        for verdict in ("semantic", "structure"):
+            n = sum(1 for c in comps if c.verdict == verdict)
+            if n:
+                bits.append(f"{n} {verdict.upper()}")
+        parts.append(f"{dtype} " + ", ".join(bits))
     return parts
 
 
@@ -95,7 +106,7 @@ def format_cases(results: Sequence, not_run: Mapping[str, Mapping[str, str]] | N
         shown = {"passed": "ok", "failed": "FAILED", "crashed": "CRASHED", "not_run": "not run"}.get(status, status)
         if r.case.expect == "diverge" and status == "passed":
             shown = "caught"
-        groups = "; ".join(_group(r))
+        groups = " · ".join(_group(r))
         errors = [(d, p, e) for d, errs in r.errors.items() for p, e in errs.items()]
         if not groups and errors:
             d, p, e = errors[0]
@@ -119,12 +130,47 @@ def format_cases(results: Sequence, not_run: Mapping[str, Mapping[str, str]] | N
     return "\n".join(lines)
 
 
-def format_health(rows: Iterable[tuple[str, str, float, float, float]], cols: int | None = None) -> str:
-    """Rows (variable, port, mean |g|, mean var(g), mean |dw|/|w|) as a table that fits."""
+def format_health(results: Sequence, dtype: str = "float64", cols: int | None = None) -> str:
+    """Gradient health of the seed-000 / health cases: one row per (variable, port), means over the run.
+
+    Then seed 000's finding (the first layer's gradient variance, 2 vs 3 layers) as measured.
+    """
+    from .health import layer_health, ratio
+
     cols = cols or width()
-    lines = [f"  {'variable':16s} {'port':8s} {'|g|':>10s} {'var(g)':>10s} {'|dw|/|w|':>10s}"]
-    for name, port, g, v, r in rows:
-        lines.append(_clip(f"  {name:16s} {port:8s} {g:10.3e} {v:10.3e} {r:10.3e}", cols))
+    lines: list[str] = []
+    first_var: dict[str, dict[str, float]] = {}
+    for r in results:
+        if not ({"seed000", "health"} & set(r.case.tags)):
+            continue
+        traces = r.traces.get(dtype, {})
+        shown = [p for p in traces if ":" not in p and p != "numpy"]
+        if not shown:
+            continue
+        lines.append(_clip(f"{r.case.name} ({r.case.title}; {dtype}, mean over {r.case.steps} steps)", cols))
+        lines.append(f"  {'variable':16s} {'port':8s} {'|g|':>10s} {'var(g)':>10s} {'|dw|/|w|':>10s}")
+        per = {p: {h.name: h for h in layer_health(traces[p])} for p in shown}
+        for name in per[shown[0]]:
+            for p in shown:
+                h = per[p].get(name)
+                if h is not None:
+                    lines.append(_clip(f"  {name:16s} {p:8s} {h.mean('grad_norm'):10.3e} {h.mean('grad_var'):10.3e} "
+                                       f"{h.mean('update_ratio'):10.3e}", cols))
+        for p in shown:
+            names = list(per[p])
+            if names:
+                first_var.setdefault(r.case.name, {})[p] = per[p][names[0]].mean("grad_var")
+    two, three = first_var.get("seed000_encoder2_tiny"), first_var.get("seed000_encoder3_tiny")
+    if two and three:
+        lines += ["", "Seed 000's finding, measured here (first-layer W gradient variance, mean over the run):"]
+        for p in two:
+            if p in three:
+                line = (f"  {p}: 1-16-1 tiny init {two[p]:.3g}; 1-16-16-1 tiny init {three[p]:.3g} "
+                        f"({ratio(two[p], three[p]):.3g}x smaller)")
+                xav = first_var.get("seed000_encoder3_xavier", {}).get(p)
+                if xav is not None:
+                    line += f"; 1-16-16-1 Xavier + bias 0.1 {xav:.3g} ({ratio(xav, three[p]):.3g}x the tiny-init value)"
+                lines.append(fit(line, cols))
     return "\n".join(lines)
 
 
