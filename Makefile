@@ -2,13 +2,15 @@
 #   make parity   the suite of reference cases, with a report (creates .venv when missing)
 #   make test     the tests (unit, cross-framework, properties under the ci profile), without the slow ones
 #   make test-all every test, the slow 50-step cross-framework runs too
+#   make parity-full  the seeds at their own sizes and the real-size transformer (tag full; slow)
+#   make bench    recording overhead, memory 50 vs 500 steps, trace bytes (make bench-properties: the property bench)
 VENV    ?= .venv
 PYTHON  ?= python3
 PY      := $(VENV)/bin/python
 STAMP   := $(VENV)/.parity-installed
 OUT     ?= out
 
-.PHONY: parity test test-all install property-thorough bench docs clean
+.PHONY: parity parity-full test test-all install property-thorough bench bench-properties docs clean
 
 install: $(STAMP)
 
@@ -32,8 +34,16 @@ test-all: $(STAMP)
 property-thorough: $(STAMP)
 	HYPOTHESIS_PROFILE=thorough $(PY) -m pytest -q tests/properties
 
+# The heavy tier `parity run --all` leaves out: every seed case at the seed's own size and the
+# real-size transformer, streamed (memory flat in steps).
+parity-full: $(STAMP)
+	$(VENV)/bin/parity run --tag full --json $(OUT)/parity-full-report.json
+
 bench: $(STAMP)
 	$(PY) -m parity.bench
+
+bench-properties: $(STAMP)
+	$(PY) -m parity.bench properties
 
 docs: $(STAMP)
 	$(VENV)/bin/parity docs

@@ -456,6 +456,15 @@ def prepare(reference, port, *, data=None, steps: int = 10, mapping=None, seed: 
                     left_p += [b for _, b in odd]
                     m.notes.append("layer outputs " + ", ".join(f"{a}/{b}" for a, b in odd) + " differ at the probe while the losses "
                                    "agree: different cuts of the network (e.g. a softmax inside a Dense layer), not compared")
+            # a softmax / sigmoid inside one side's last layer (Keras Dense(activation="softmax")) vs logits
+            # on the other: the same layer cut differently; not compared (the loss stage compares them)
+            cut = [(a, b) for a, b in pairs if not same_values(ar[a], ap[b]) and _activated(ar[a], ap[b])]
+            if cut:
+                pairs = [p for p in pairs if p not in cut]
+                left_r += [a for a, _ in cut]
+                left_p += [b for _, b in cut]
+                m.notes.append("layer outputs " + ", ".join(f"{a}/{b}" for a, b in cut) + ": one is the softmax (or sigmoid) "
+                               "of the other (an activation inside a Dense layer vs logits): not compared")
             m.forward = pairs
             if left_r:
                 m.not_compared["reference layer outputs"] = left_r
@@ -474,6 +483,25 @@ def prepare(reference, port, *, data=None, steps: int = 10, mapping=None, seed: 
     finally:
         R.close()
         P.close()
+
+
+def _activated(a, b) -> bool:
+    """Whether one array is the softmax or the sigmoid (over the last axis) of the other."""
+    from .mapping import same_values
+
+    a, b = np.asarray(a, float), np.asarray(b, float)
+    if a.shape != b.shape or a.ndim < 1:
+        return False
+
+    def softmax(z):
+        e = np.exp(z - z.max(axis=-1, keepdims=True))
+        return e / e.sum(axis=-1, keepdims=True)
+
+    def sigmoid(z):
+        return 0.5 * (1.0 + np.tanh(0.5 * z))
+
+    with np.errstate(all="ignore"):
+        return any(same_values(f(x), y) for f in (softmax, sigmoid) for x, y in ((a, b), (b, a)))
 
 
 def _check_mapping(m, R, P, ref_path: str, port_path: str) -> None:

@@ -130,6 +130,9 @@ def _tensor_diff(d) -> dict:
         "bound": _num(d.bound),
         "units_of_bound": _num(d.units),
         "verdict": d.verdict,
+        "model_bound": _num(getattr(d, "model_bound", None)),
+        "envelope": _num(getattr(d, "envelope", None)),
+        "from_summaries": bool(getattr(d, "summary", False)),
     }
 
 
@@ -154,10 +157,17 @@ def _divergence(d, detail: bool = True) -> dict:
 def comparison_dict(c: Comparison, diagnoses=(), *, expect: str = "match", downstream: int = 20) -> dict:
     """One comparison as a JSON object (docs/report-schema.json, ``comparison``)."""
     divs = c.divergences()
-    first = divs[0] if divs else None
+    first = c.first_divergence
     worst = c.worst_by_stage()
-    margin = max((d.units for d in c.diffs), default=0.0)
-    compared = [s for s in STAGES if s in {d.stage for d in c.diffs} | {i.stage for i in c.issues if i.kind != "steps"}]
+    # per (stage, tensor) over the whole run (a streamed comparison keeps only some steps' diffs)
+    per_tensor = list(getattr(c, "worst", {}).values()) or list(c.diffs)
+    per_tensor.sort(key=lambda d: STAGES.index(d.stage) if d.stage in STAGES else len(STAGES))
+    margin = max((d.units for d in per_tensor), default=0.0)
+    seen = {d.stage for d in per_tensor} | {i.stage for i in c.issues if i.kind != "steps"}
+    compared = [s for s in STAGES if s in seen]
+    n_div = getattr(c, "n_semantic", None)
+    n_div = len(divs) if n_div is None else n_div + len(c.issues)
+    series = {stage: [_num(v) for v in values] for stage, values in (getattr(c, "series", None) or {}).items()}
     if first is None:
         diag = {"status": "none", "summary": "no divergence", "pitfalls": []}
     elif diagnoses:
@@ -187,9 +197,12 @@ def comparison_dict(c: Comparison, diagnoses=(), *, expect: str = "match", downs
         "stages_compared": compared,
         "stages_skipped": [{"stage": s, "only_in": port} for s, port in c.skipped],
         "worst_by_stage": [_tensor_diff(worst[s]) for s in worst],
+        "worst_by_tensor": [_tensor_diff(d) for d in per_tensor],
+        "series": series,
+        "kept_steps": [int(k) for k in getattr(c, "kept_steps", None) or []],
         "first_divergence": None if first is None else _divergence(first),
-        "divergences": len(divs),
-        "downstream": [_divergence(d, detail=False) for d in divs[1 : 1 + downstream]],
+        "divergences": n_div,
+        "downstream": [_divergence(d, detail=False) for d in divs if d is not first][:downstream],
         "structure_issues": [
             {"step": i.step, "stage": i.stage, "tensor": i.name, "kind": i.kind, "detail": i.detail} for i in c.issues
         ],

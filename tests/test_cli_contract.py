@@ -498,3 +498,15 @@ def test_docs_outside_a_source_tree_needs_out(capsys, monkeypatch, tmp_path):
     code, _, err = run_main(capsys, "docs")
     assert code == 2 and "--out DIR" in _one_error_line(err)
     assert os.listdir(tmp_path) == []
+
+
+def test_pitfall_catalogue_section_is_schema_valid():
+    """run --all's catalogue rows (a NaN magnitude where nothing diverged) in strict JSON."""
+    from parity.pitfalls.catalogue import PitfallResult
+    from parity.report import to_json
+
+    row = PitfallResult(pitfall="adam_epsilon", caught=False, named_first=False, first_divergence="-",
+                        magnitude=float("nan"), right_clean=True)
+    doc = _strict(to_json([], {}, {"pitfalls": [dict(vars(row))], "pitfall_seconds": 1.5, "wall_seconds": 2.0}))
+    _validate(doc)
+    assert doc["pitfalls"][0]["magnitude"] == "nan" and doc["exit_code"] == 0

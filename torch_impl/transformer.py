@@ -37,7 +37,7 @@ import re
 
 import numpy as np
 
-from ._common import device, framework_info, to_numpy, to_tensor, torch, torch_dtype
+from torch_impl._common import device, framework_info, to_numpy, to_tensor, torch, torch_dtype
 
 __all__ = ["build", "framework_info", "TransformerPort", "VARIANTS", "block_layers"]
 
@@ -183,6 +183,24 @@ class TransformerPort:
             for n in self.names:
                 self._to_torch(n, params[n], self._tensor(n)[0])
 
+    def _set_eps(self):
+        self.t_step += 1
+        # epsilon hat: torch's update lr/(1-b1^t) m / (sqrt(v)/sqrt(1-b2^t) + eps) equals Keras'
+        # lr sqrt(1-b2^t)/(1-b1^t) m / (sqrt(v) + eps_hat) when eps = eps_hat / sqrt(1-b2^t).
+        for group in self.opt.param_groups:
+            group["eps"] = self.eps_hat / math.sqrt(1.0 - self.betas[1] ** self.t_step)
+
+    def train(self, batch) -> float:
+        """Run one training step and record nothing (the user's own loop: ``parity.bench``'s baseline)."""
+        F = self.t.nn.functional
+        loss = F.cross_entropy(self.model(to_tensor(batch["x"]).long()), to_tensor(batch["y"]).long())
+        self.opt.zero_grad()
+        loss.backward()
+        self._set_eps()
+        self.opt.step()
+        self._acts.clear()  # the hooks keep the last step's activations alive otherwise
+        return loss.item()
+
     def step(self, batch):
         t, F = self.t, self.t.nn.functional
         tokens = to_tensor(batch["x"]).long()
@@ -199,11 +217,7 @@ class TransformerPort:
             "gradients": {n: self._from_torch(n, self._tensor(n)[0].grad) for n in self.names},
             "learning_rate": {"lr": np.asarray(self.lr, dtype=self.dtype)},
         }
-        self.t_step += 1
-        # epsilon hat: torch's update lr/(1-b1^t) m / (sqrt(v)/sqrt(1-b2^t) + eps) equals Keras'
-        # lr sqrt(1-b2^t)/(1-b1^t) m / (sqrt(v) + eps_hat) when eps = eps_hat / sqrt(1-b2^t).
-        for group in self.opt.param_groups:
-            group["eps"] = self.eps_hat / math.sqrt(1.0 - self.betas[1] ** self.t_step)
+        self._set_eps()
         self.opt.step()
         out["parameters"] = self.parameters()
         out["slots"] = self._slots()

@@ -1,7 +1,7 @@
 """Teeth: the parity property falsifies each deliberately wrong dense port, and shrinks it.
 
-For every catalogued pitfall a property covers, ``torch_impl/dense.py`` has a wrong
-variant (the bug as people write it). Hypothesis searches, within the profile's example
+For every catalogued pitfall a property covers, ``torch_impl/mistakes/dense.py`` has a
+wrong port (the bug as people write it). Hypothesis searches, within the profile's example
 budget, for a configuration where that port disagrees with the numpy oracle (TF1's
 formulas), then shrinks it; the test prints the minimal configuration and checks it is
 small and shows the pitfall's trigger (e.g. P07 needs a changing learning rate).

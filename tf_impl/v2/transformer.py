@@ -45,8 +45,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from .. import tensorflow
-from . import VariablesPort, keras_framework_info
+from tf_impl import tensorflow
+from tf_impl.v2 import VariablesPort, keras_framework_info
 
 __all__ = ["build", "framework_info", "TransformerPort", "VARIANTS", "block_layers"]
 
@@ -129,6 +129,7 @@ class TransformerPort(VariablesPort):
         self.opt.build(list(self.vars.values()))
         self.decayed = {n: bool(self.opt._use_weight_decay(v)) for n, v in self.vars.items()}
         self._step_fn = tf.function(self._train_step)
+        self._bare_fn = tf.function(self._bare_step)
 
     def _variables(self) -> dict:
         out = {"embedding/embeddings": self.tok.embeddings, "position/embeddings": self.pos.embeddings}
@@ -176,6 +177,18 @@ class TransformerPort(VariablesPort):
         grads = [tf.convert_to_tensor(g) for g in grads]
         self.opt.apply_gradients(zip(grads, variables))
         return acts, loss, dict(zip(names, grads))
+
+    def _bare_step(self, tokens, labels):
+        with self.tf.GradientTape() as tape:
+            loss = self.loss_fn(labels, self._forward(tokens)["logits"])
+        variables = list(self.vars.values())
+        self.opt.apply_gradients(zip(tape.gradient(loss, variables), variables))
+        return loss
+
+    def train(self, batch) -> float:
+        """Run one training step and record nothing (the user's own loop: ``parity.bench``'s baseline)."""
+        tf = self.tf
+        return float(self._bare_fn(tf.constant(batch["x"], tf.int64), tf.constant(batch["y"], tf.int64)))
 
     def step(self, batch):
         tf = self.tf
