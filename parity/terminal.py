@@ -2,7 +2,7 @@
 
 * :func:`width` — the terminal's width (``COLUMNS`` first, then the terminal, 100 when unknown).
 * :func:`format_cases` — one row per case: status, the pairs grouped by verdict per dtype
-  ("float64 6 pairs rounding ≤2e-15 · float32 6 pairs rounding ≤0.09 of bound"), and where
+  ("float64 6 rounding ≤2e-15 · float32 6 rounding ≤0.09 of bound"), and where
   it first diverges; ``verbose`` adds one indented line per pair; lines never exceed the width.
 * :func:`format_health` — seed 000's gradient health as one row per (variable, port).
 * :func:`fit` — wrap any text block to the width.
@@ -56,7 +56,9 @@ _clip = clip
 def _group(result) -> list[str]:
     """Per dtype: the agreeing pairs counted with their worst error, the others by verdict.
 
-    "float64 6 agree ≤5e-16", "float32 5 agree ≤0.09 of bound, 1 SEMANTIC".
+    "float64 6 rounding ≤5e-16", "float32 5 rounding ≤0.09 of bound, 1 SEMANTIC" (the counts are
+    pairs; a single pair is named: "float64 tf1 vs torch exact"); a must-diverge
+    case says "caught: SEMANTIC" (or "MISSED: rounding" when nothing diverged).
     """
     per: dict[str, list] = {}
     for c in result.comparisons:
@@ -65,19 +67,51 @@ def _group(result) -> list[str]:
     for dtype, comps in per.items():
         agree = [c for c in comps if c.ok]
         bits = []
-        if agree:
+        if result.case.expect == "diverge":
+            bad = sorted({c.verdict.upper() for c in comps if not c.ok})
+            if bad:
+                bits.append("caught: " + "/".join(bad))
+            else:
+                bits.append("MISSED: " + ("rounding" if any(c.verdict == "rounding" for c in comps) else "exact"))
+        elif agree:
             if dtype == "float32":
                 worst = max((max((d.units for d in c.diffs), default=0.0) for c in agree), default=0.0)
-                bits.append(f"{len(agree)} agree ≤{worst:.2g} of bound")
+                bits.append(f"{_count(agree, comps)}rounding ≤{worst:.2g} of bound" if worst else f"{_count(agree, comps)}exact")
             else:
                 worst = max((c.worst_rel() for c in agree), default=0.0)
-                bits.append(f"{len(agree)} agree " + (f"≤{worst:.0e}" if worst else "exactly"))
-        for verdict in ("semantic", "structure"):
-            n = sum(1 for c in comps if c.verdict == verdict)
-            if n:
-                bits.append(f"{n} {verdict.upper()}")
-        parts.append(f"{dtype} " + ", ".join(bits))
+                bits.append(f"{_count(agree, comps)}" + (f"rounding ≤{worst:.0e}" if worst else "exact"))
+        if result.case.expect != "diverge":
+            for verdict in ("semantic", "structure"):
+                n = sum(1 for c in comps if c.verdict == verdict)
+                if n:
+                    bits.append(f"{n} {verdict.upper()}")
+        who = f" {comps[0].pair}" if len(comps) == 1 else ""  # a single pair is named
+        parts.append(f"{dtype}{who} " + ", ".join(bits))
     return parts
+
+
+def _count(some: list, of: list) -> str:
+    return "" if len(of) == 1 else f"{len(some)} "
+
+
+def _refusals(result) -> str:
+    """A must-refuse case: 'refused (expected)', 'WRONG REFUSAL' or 'NOT REFUSED', with the ports."""
+    from .reportjson import error_expected
+
+    right, wrong = [], []
+    for dtype, errs in result.errors.items():
+        for port, err in errs.items():
+            (right if error_expected(result, port, err) else wrong).append((port, err))
+    trained = sorted({p for traces in result.traces.values() for p in (traces or {})})
+    bits = []
+    if wrong:
+        port, err = wrong[0]
+        bits.append(f"WRONG REFUSAL {port}: {getattr(err, 'exc_type', '?')}: {getattr(err, 'exc_message', err)}")
+    if trained:
+        bits.append(f"NOT REFUSED: {', '.join(trained)} trained")
+    if right:
+        bits.append(f"refused (expected): {', '.join(sorted({p for p, _ in right}))}")
+    return "; ".join(bits)
 
 
 def _first(result) -> str:
@@ -106,13 +140,12 @@ def format_cases(results: Sequence, not_run: Mapping[str, Mapping[str, str]] | N
         shown = {"passed": "ok", "failed": "FAILED", "crashed": "CRASHED", "not_run": "not run"}.get(status, status)
         if r.case.expect == "diverge" and status == "passed":
             shown = "caught"
-        groups = " · ".join(_group(r))
+        groups = _refusals(r) if r.case.expect == "error" else " · ".join(_group(r))
         errors = [(d, p, e) for d, errs in r.errors.items() for p, e in errs.items()]
-        if not groups and errors:
+        if errors and r.case.expect != "error":
             d, p, e = errors[0]
-            groups = f"{p} {d}: {getattr(e, 'exc_type', type(e).__name__)}: {getattr(e, 'exc_message', str(e))}"
-            if r.case.expect == "error" and status == "passed":
-                groups = f"every framework refuses ({len(errors)} refusals, as stated)"
+            crash = f"CRASH {p} {d}: {getattr(e, 'exc_type', type(e).__name__)}: {getattr(e, 'exc_message', str(e))}"
+            groups = f"{crash} · {groups}" if groups else crash
         skipped = (not_run or {}).get(r.case.name) or {}
         if not groups and skipped:
             groups = "not run: " + "; ".join(sorted(set(skipped.values())))
