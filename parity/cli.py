@@ -347,7 +347,7 @@ def main(argv: list[str] | None = None) -> int:
         _error(f"a port called sys.exit({exc.code!r}) at {_where(exc.__traceback__)}: a port must raise, not exit")
         return EXIT_PORT
     except KeyboardInterrupt:
-        print("parity: interrupted (Ctrl-C); no partial output file was left", file=sys.stderr, flush=True)
+        print("parity: interrupted (Ctrl-C); no output file was left half-written", file=sys.stderr, flush=True)
         return EXIT_INTERRUPTED
     except BrokenPipeError:  # `parity list | head`: the reader left; stop quietly
         try:

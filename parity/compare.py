@@ -209,7 +209,8 @@ class Comparator:
                 verdict = d.verdict
                 if verdict == "semantic":
                     out.n_semantic += 1
-                    found.append((Divergence(i, stage, name, "semantic", d.describe(), d), pos))
+                    if out.first is None:  # only the first divergence is described
+                        found.append((Divergence(i, stage, name, "semantic", d.describe(), d), pos))
                 elif verdict == "rounding":
                     out.n_rounding += 1
             out.series.setdefault(stage, array("d", [math.nan] * i)).append(worst_units)

@@ -20,7 +20,9 @@ from dataclasses import dataclass, field
 from types import ModuleType
 from typing import Iterable, Mapping
 
-from .boundary import PORT_FUNCTIONS, PortRun, load_port_module, load_user_port
+import numpy as np
+
+from .boundary import PORT_FUNCTIONS, PortRun, load_port_module, load_user_port, record_isolated
 from .cases import Case, PortSpec, get_case, refusals_ok
 from .compare import Comparator, Comparison, Drift
 from .data import iter_batches
@@ -204,7 +206,8 @@ def _pairs(names: list[str], pairs: str) -> list[tuple[str, str]]:
     # every pair of the frameworks' main ports, and the reference against each variant
     main = [p for p in names if ":" not in p]
     combos = list(itertools.combinations(main, 2))
-    combos += [(names[0], p) for p in names[1:] if ":" in p and (names[0], p) not in combos]
+    # (a variant as the reference -- the distributed cases' single device -- meets every port)
+    combos += [(names[0], p) for p in names[1:] if ":" in p + names[0] and (names[0], p) not in combos]
     if not main:
         combos = [(names[0], p) for p in names[1:]]
     return combos
@@ -237,6 +240,13 @@ class _Live:
         return self.window
 
 
+def _summarized(step: dict) -> dict:
+    from .summary import summarize
+    from .trace import SMALL
+
+    return {stage: {n: summarize(v) if np.size(v) > SMALL else v for n, v in arrays.items()} for stage, arrays in step.items()}
+
+
 def run_case(
     case: Case | str,
     *,
@@ -264,7 +274,7 @@ def run_case(
         sources: port -> where that module came from.
         pairs: "all" (every pair of ports), "reference" (the first port against each other)
             or "auto" (every pair of the main ports -- tf1, tf2, torch, numpy -- and the first
-            port against each variant port).
+            port against each variant port, or against every port when it is a variant itself).
         keep: "window" (full tensors around each first divergence; see
             :class:`~parity.trace.Window`) or "all" (every step: short cases and tests).
         window: steps kept in full before and after a first divergence.
@@ -284,10 +294,23 @@ def run_case(
     modules, sources = dict(modules or {}), dict(sources or {})
     result = CaseResult(case=case)
     live: dict[tuple[str, str], _Live] = {}
+    # Isolated ports (their own interpreter) are recorded first, all in one subprocess.
+    jobs = [(p, d) for d in dtypes for p in ports if p not in modules and p in case.option("isolate", ())]
+    isolated_dir = tempfile.TemporaryDirectory(prefix="parity-") if jobs else None
+    recorded = {}
+    if jobs:
+        try:
+            recorded = dict(zip(jobs, record_isolated(case, jobs, isolated_dir.name)))
+        except ParityError as exc:
+            for p, d in jobs:
+                result.errors.setdefault(d, {})[p] = PortError(p, "setup", exc, case=case.name)
     for dtype in dtypes:
-        result.errors[dtype] = {}
+        result.errors.setdefault(dtype, {})
         for port in ports:
-            run = PortRun(case, port, dtype, module=modules.get(port), source=sources.get(port))
+            if port in result.errors[dtype]:
+                continue
+            run = PortRun(case, port, dtype, module=modules.get(port), source=sources.get(port),
+                          recorded=recorded.get((port, dtype)))
             try:
                 run.open()
                 writer = None
@@ -343,6 +366,8 @@ def run_case(
                         steps[key] = step
                     except ParityError as exc:
                         fail(key, exc)
+            if summary:  # compare statistics only: what a summary trace holds (parity.summary)
+                steps = {key: _summarized(step) for key, step in steps.items()}
             drift = {}
             for port, tracker in drifts.items():
                 s64, s32 = steps.get(("float64", port)), steps.get(("float32", port))
@@ -355,6 +380,8 @@ def run_case(
     finally:
         for key, lv in list(live.items()):
             lv.run.close()
+        if isolated_dir is not None:
+            isolated_dir.cleanup()
     for dtype in dtypes:
         result.traces[dtype] = {}
         for port in ports:

@@ -65,7 +65,7 @@ SEEDS = [
     Pair("seed000/tf1_encoder.py", "seed000_encoder3_tiny", 20, {"I": "x"},
          {"W": "W", "b": "b", "W1": "W1", "b1": "b1", "W2": "W2", "b2": "b2"},
          {"O": "O", "O1": "O1", "add_2": "O2"}),
-    Pair("seed001/tf1_convnet.py", "seed001_convnet_full", 2, {"x": "x", "y": "y"},
+    Pair("seed001/tf1_convnet.py", "seed001_convnet_full", 1, {"x": "x", "y": "y"},
          dict(zip(["Variable", "Variable_1", "Variable_2", "Variable_3", "Variable_4", "Variable_5", "Variable_6",
                    "Variable_7"], ["wc1", "wc2", "wd1", "out_w", "bc1", "bc2", "bd1", "out_b"])),
          {"Relu": "conv1", "MaxPool": "pool1", "Relu_1": "conv2", "MaxPool_1": "pool2", "Relu_2": "fc1",
@@ -169,3 +169,30 @@ def test_keras_example_is_captured_with_every_stage_and_parity_s_dropout_mask():
         assert float(out["learning_rate"]["lr"]) == 0.1  # float64 floatx: the Python float exactly
     finally:
         prog.close()
+
+
+# -- TF1 / Keras examples against their torch ports (examples/README.md), through compare_programs --------
+#: pair -> dtypes that must come out "rounding" or "exact" (float64: DESIGN's 1e-10; float32: the error model)
+PAIRS = [
+    pytest.param("seed000/tf1_encoder.py", "seed000/torch_encoder.py", ("float64", "float32"), id="seed000"),
+    pytest.param("seed002/tf1_mlp.py", "seed002/torch_mlp.py", ("float64", "float32"), id="seed002"),
+    pytest.param("seed003/keras_bn_convnet.py", "seed003/torch_bn_convnet.py", ("float64", "float32"), id="seed003"),
+    # float32: the BatchNorm beta gradients cancel (sum ~0.003 of terms ~0.005): measured 6.1 units of the
+    # written bound at step 0 while float64 agrees to 7e-13; the float32 bound does not model that cancellation
+    pytest.param("resnet/tf1_resnet.py", "resnet/torch_resnet.py", ("float64",), id="resnet", marks=pytest.mark.slow),
+]
+
+
+@pytest.mark.parametrize("reference,port,dtypes", PAIRS)
+def test_example_agrees_with_its_torch_port(reference, port, dtypes):
+    pytest.importorskip("torch")
+    from parity.programs import compare_programs
+
+    if not os.path.exists(os.path.join(ROOT, port)):
+        pytest.skip(f"{port} is not on this branch yet")
+    result = compare_programs(os.path.join(ROOT, reference), os.path.join(ROOT, port), steps=3, dtypes=dtypes)
+    assert len(result.comparisons) == len(dtypes)
+    for c in result.comparisons:
+        stages = set(c.worst_by_stage())
+        assert {"forward", "loss", "gradients", "learning_rate", "parameters"} <= stages, (c.dtype, stages)
+        assert c.ok, f"{reference} vs {port} in {c.dtype}: {c.verdict}, first divergence {c.first_divergence}"

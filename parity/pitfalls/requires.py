@@ -147,6 +147,8 @@ def _adam(ctx: Context) -> bool:
 
 
 def _lr_schedule(ctx: Context) -> bool:
+    if isinstance(ctx.options().get("schedule"), dict):
+        return True
     lrs = [ctx.at(ctx.a, "learning_rate", s).get("lr") for s in range(ctx.n_steps())]
     lrs = [float(v) for v in lrs if v is not None]
     return len(lrs) >= 3
@@ -168,7 +170,7 @@ MOMENTUM_SLOTS = Precondition("an optimizer with momentum (momentum slots or a m
 ADAM_SLOTS = Precondition("an Adam-like optimizer (two slot kinds, e.g. m and v, or an adam setting)", _adam)
 SLOTS = Precondition("optimizer slots in the traces", lambda c: bool(_slot_kinds(c)))
 FLOAT32 = Precondition("a float32 run (TF32 leaves float64 untouched)", lambda c: c.dtype == "float32" or c.a.dtype == "float32")
-LR_SCHEDULE = Precondition("a learning rate recorded at 3 or more steps", _lr_schedule)
+LR_SCHEDULE = Precondition("a learning rate recorded at 3 or more steps, or a schedule in the case options", _lr_schedule)
 PROCESSED_GRADIENTS = Precondition("processed (clipped) gradients in the traces",
                                    lambda c: bool(c.at(c.a, "processed_gradients")) and bool(c.at(c.b, "processed_gradients")))
 CONSTRAINED = Precondition("constrained parameters in the traces", lambda c: bool(c.at(c.a, "constrained")))

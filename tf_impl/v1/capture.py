@@ -23,7 +23,7 @@ Where each stage comes from (nothing of the user's graph is edited, only read or
 * parameters, slots, state: the variables after the train op (and the ``UPDATE_OPS``),
   read in a second run; state is every variable that is neither trained nor the
   optimizer's (BatchNorm moving statistics, ``global_step``, EMA shadows).
-* constrained: the variables the ``post_ops`` assign, read after they ran.
+* constrained: the variables the ``post_ops`` write, read after they ran.
 
 Dropout: ``tf.nn.dropout`` draws ``random_uniform`` and keeps ``random >= rate``; the
 adapter feeds the random tensor with parity's keep mask (1 keeps, 0 drops), so the
@@ -41,6 +41,7 @@ scalar constant is taken as the shortest decimal that prints it (``0.001``, not
 
 from __future__ import annotations
 
+import contextlib
 import re
 from collections import deque
 from typing import Any, Callable, Mapping
@@ -73,11 +74,12 @@ LAYER_OPS = {
     "embedding": ("GatherV2", "ResourceGather"),
 }
 _BIAS_ADDS = ("BiasAdd", "Add", "AddV2")
-_READS = ("ReadVariableOp", "Identity", "Cast", "Enter")
+_READS = ("ReadVariableOp", "Identity", "Cast", "Enter", "Switch")
 _VARIABLE_OPS = ("VarHandleOp", "VariableV2", "Variable")
 _ASSIGNS = ("AssignVariableOp", "Assign", "AssignSubVariableOp", "AssignAddVariableOp", "AssignSub", "AssignAdd")
 _GRAD_SCOPE = re.compile(r"(^|/)gradients(_\d+)?/")
 _FLOAT = {"float32", "float64"}
+_BN_TOUCHED: list[str] = []  # layers fused_batch_norm_convention aligned in the last float64 build
 
 
 def _tf():
@@ -97,6 +99,51 @@ def _records():
 
 
 # -- building ---------------------------------------------------------------------------------
+
+@contextlib.contextmanager
+def fused_batch_norm_convention(dtype: str, touched: list | None = None):
+    """In float64, give tf_keras' non-fused BatchNormalization the fused kernel's moving variance.
+
+    FusedBatchNorm has float32 kernels only, so a 4-D BatchNormalization that runs fused in
+    float32 runs non-fused in float64, and the two update the moving variance differently:
+    fused with the Bessel-corrected batch variance (n / (n - 1), n = batch * height * width),
+    non-fused with the biased one. Here the non-fused update of such a layer is scaled by
+    n / (n - 1), so a float64 run computes what the float32 program computes. The names of
+    the layers touched are appended to ``touched``.
+    """
+    try:
+        from tf_keras.src.layers.normalization.batch_normalization import BatchNormalizationBase as BN
+    except ImportError:  # no tf_keras: nothing to align
+        yield
+        return
+    if dtype != "float64":
+        yield
+        return
+    tf = _tf()
+    call, assign = BN.call, BN._assign_moving_average
+
+    def patched_call(self, inputs, training=None, mask=None):
+        rank = inputs.shape.rank
+        self._parity_bessel = None
+        if (not self.fused and rank in (4, 5) and inputs.dtype == tf.float64 and self.virtual_batch_size is None
+                and not self.renorm and self.adjustment is None):
+            n = tf.cast(tf.size(inputs), tf.float64) / tf.cast(tf.size(self.moving_variance), tf.float64)
+            self._parity_bessel = n / (n - 1.0)
+            if touched is not None and self.name not in touched:
+                touched.append(self.name)
+        return call(self, inputs, training=training, mask=mask)
+
+    def patched_assign(self, variable, value, momentum, inputs_size):
+        if getattr(self, "_parity_bessel", None) is not None and variable is self.moving_variance:
+            value = value * self._parity_bessel
+        return assign(self, variable, value, momentum, inputs_size)
+
+    BN.call, BN._assign_moving_average = patched_call, patched_assign
+    try:
+        yield
+    finally:
+        BN.call, BN._assign_moving_average = call, assign
+
 
 def _call_program(fn: Callable[[], Any], graph, override: str | None) -> dict:
     """Call ``fn`` with ``graph`` as default, control flow v1, and float32 roots made ``override``."""
@@ -135,7 +182,8 @@ def _call_program(fn: Callable[[], Any], graph, override: str | None) -> dict:
             if target is None:
                 return fn()
             tf1.placeholder = retyped_placeholder
-            with tf1.variable_creator_scope(creator), tf.variable_creator_scope(creator):
+            with tf1.variable_creator_scope(creator), tf.variable_creator_scope(creator), \
+                    fused_batch_norm_convention(override, _BN_TOUCHED):
                 return fn()
     finally:
         tf1.placeholder = placeholder
@@ -242,6 +290,11 @@ def _var_op(v):
     if src is None:
         raise ParityError(f"{getattr(v, 'name', v)} is not a variable")
     return src
+
+
+def _norm_name(op_name: str) -> str:
+    """A batch normalisation's output named by its layer scope, whichever kernel computed it."""
+    return re.split(r"/(cond|FusedBatchNorm\w*|batchnorm)(/|$)", op_name)[0]
 
 
 def _is_tensor(x) -> bool:
@@ -438,6 +491,7 @@ class TF1Program:
                 src = _source_variable(op.inputs[0]) or (op.inputs[0].op if op.inputs[0].op.type in _VARIABLE_OPS else None)
                 if src is not None:
                     self._constrained[self._var_names[src]] = src.name
+        # constrained: the variables the post ops write (as the torch adapter reports the ones its constraint writes)
         self._constrained = {n: self._constrained[n] for n in self._var_names.values() if n in self._constrained}
 
         # model state loaded like the weights: non-trained float variables the forward pass reads
@@ -593,6 +647,16 @@ class TF1Program:
         dropout_out = {s["output"]: s["name"] for s in self._dropout if s["output"]}
         for op in forward:
             kind = kinds.get(op.type)
+            if op._get_control_flow_context() is not None:
+                continue  # inside a tf.cond branch: the branch not taken has no value; its Merge is the output
+            if op.type == "Merge":
+                branch = {kinds.get(i.op.type) for i in op.inputs} - {None}
+                if len(branch) == 1:
+                    kind = branch.pop()
+                    key = _norm_name(op.name) if kind == "norm" else op.name
+                    outputs[key] = op.outputs[0].name
+                    kind_of[key] = kind
+                continue
             if op.type in ("GatherV2", "ResourceGather"):
                 if _source_variable(op.inputs[0]) not in params:
                     continue
@@ -603,8 +667,12 @@ class TF1Program:
                 continue
             if kind is None:
                 if op.name.endswith("batchnorm/add_1") and op.type in _BIAS_ADDS:
-                    outputs[op.name.rsplit("/", 1)[0]] = name
-                    kind_of[op.name.rsplit("/", 1)[0]] = "norm"
+                    outputs[_norm_name(op.name)] = name
+                    kind_of[_norm_name(op.name)] = "norm"
+                continue
+            if kind == "norm":  # one name for the fused (float32) and non-fused (float64) kernels
+                outputs[_norm_name(op.name)] = name
+                kind_of[_norm_name(op.name)] = kind
                 continue
             if kind in ("linear", "conv"):
                 # the bias add that directly follows a matmul / conv is the layer's output
@@ -871,12 +939,17 @@ def capture(program, *, dtype: str, where: str = "tf1 program") -> TF1Program:
     written = _written_dtype(built)
     if written != dtype:
         graph2 = tf.Graph()
+        _BN_TOUCHED.clear()
         try:
             built2 = _call_program(fn, graph2, dtype)
             if _written_dtype(built2) == dtype:
                 graph, built = graph2, built2
                 notes.append(f"{dtype}: the program (written in {written}) was built with its placeholders and "
                              f"variables made {dtype}; the rest of its float32 graph rewritten to {dtype}")
+                if _BN_TOUCHED:
+                    notes.append(f"{dtype}: batch normalisation {', '.join(_BN_TOUCHED)} has no float64 fused kernel and "
+                                 "runs non-fused, whose moving variance update uses the biased batch variance; parity "
+                                 "scales it by n/(n-1), the fused kernel's (float32) convention")
             else:
                 notes.append(f"{dtype}: the program's graph (written in {written}) rewritten to {dtype}")
         except ParityError:

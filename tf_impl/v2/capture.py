@@ -40,6 +40,7 @@ import numpy as np
 from parity.errors import ParityError
 
 from .. import tensorflow
+from ..v1.capture import fused_batch_norm_convention
 
 __all__ = ["capture", "KerasProgram", "PROGRAM_KEYS"]
 
@@ -157,8 +158,11 @@ class KerasProgram:
         self._dropouts = [l for l in self.layers if type(l).__name__ == "Dropout"]
         self._record: dict | None = None
         self._masks: dict = {}
+        self._bn: list[str] = []
+        self._bn_noted = False
         self._wrap_layers()
         self._wrap_optimizer()
+        self._float64_hyper()
         self._build_slots()
         if self.fit:
             if getattr(model, "optimizer", None) is None or not getattr(model, "compiled_loss", True):
@@ -196,11 +200,20 @@ class KerasProgram:
                     self._keep(_l, out)
                     return out
             else:
-                def call(*args, _l=layer, _f=original, **kw):
-                    out = _f(*args, **kw)
+                def call(*args, _l=layer, **kw):
+                    out = type(_l).call(_l, *args, **kw)  # looked up per call: class-level patches apply
                     self._keep(_l, out)
                     return out
             layer.call = call
+            activation = getattr(layer, "activation", None)
+            if callable(activation) and getattr(activation, "__name__", "linear") != "linear":
+                # a Dense/Conv with its own activation: its pre-activation output too (a torch port's Linear)
+                def pre(x, _l=layer, _a=activation):
+                    if self._record is not None and hasattr(x, "numpy"):
+                        self._record["forward"].setdefault(f"{_l.name}/pre_activation", x.numpy())
+                    return _a(x)
+
+                layer.activation = pre
         self._shapes: dict[int, tuple] = {}
         original_model_call = self.model.call
 
@@ -236,6 +249,31 @@ class KerasProgram:
             return original(pairs, *args, **kw)
 
         opt.apply_gradients = apply_gradients
+
+    def _float64_hyper(self) -> None:
+        """float64: hand the optimizer its Python-float hyper-parameters as float64 numbers.
+
+        tf_keras' optimizers step with ``tf.cast(self.momentum, var.dtype)``: a Python float
+        becomes a float32 tensor first, so a float64 run would use momentum 0.8999999762
+        (measured: 1.25e-8 relative in the first SGD update against torch). The program's
+        float32 run is unchanged.
+        """
+        if self.dtype != "float64" or self.keras.__name__ != "tf_keras":
+            return
+        fixed = []
+        for attr in ("momentum", "beta_1", "beta_2", "epsilon", "rho", "initial_accumulator_value"):
+            v = getattr(self.optimizer, attr, None)
+            if isinstance(v, float) and float(np.float32(v)) != v:
+                setattr(self.optimizer, attr, np.float64(v))
+                fixed.append(f"{attr}={v!r}")
+        for layer in self.layers:  # BatchNormalization: decay = convert_to_tensor(1 - momentum), float32
+            v = getattr(layer, "momentum", None)
+            if type(layer).__name__ == "BatchNormalization" and isinstance(v, float):
+                layer.momentum = np.float64(v)
+                fixed.append(f"{layer.name}.momentum={v!r}")
+        if fixed:
+            self._notes.append("float64: tf_keras casts Python-float hyper-parameters through float32 "
+                               f"(tf.cast(0.9, float64) = 0.8999999762): {', '.join(fixed)} given as float64")
 
     def _lr(self):
         opt = self.optimizer
@@ -326,12 +364,17 @@ class KerasProgram:
 
     def forward(self, batch, masks=None) -> dict:
         """One training-mode forward pass; the non-trainable weights (BatchNorm statistics) restored after."""
+        with _floatx(self.dtype):  # Keras casts float inputs to floatx
+            return self._forward(batch, masks)
+
+    def _forward(self, batch, masks=None) -> dict:
         x, _, _ = self._split(batch)
         saved = [(w, w.numpy()) for w in self.model.non_trainable_weights]
         self._masks = dict(masks or {})
         self._record = {"forward": {}}
         try:
-            self.model(x, training=True)
+            with fused_batch_norm_convention(self.dtype, self._bn):
+                self.model(x, training=True)
             return dict(self._record["forward"])
         finally:
             self._record = None
@@ -339,11 +382,17 @@ class KerasProgram:
                 w.assign(v)
 
     def step(self, batch, masks=None) -> dict:
+        with _floatx(self.dtype):  # Keras casts float inputs to floatx (train_on_batch)
+            return self._step(batch, masks)
+
+    def _step(self, batch, masks=None) -> dict:
         tf = self.tf
         x, y, tensors = self._split(batch)
         self._masks = dict(masks or {})
         self._record = {"forward": {}}
         tape_grads: list = []
+        bn = fused_batch_norm_convention(self.dtype, self._bn)
+        bn.__enter__()
         try:
             if self.fit:
                 self.model.train_on_batch(x, y)
@@ -370,6 +419,12 @@ class KerasProgram:
             rec = self._record
         finally:
             self._record = None
+            bn.__exit__(None, None, None)
+        if self._bn and not self._bn_noted:
+            self._bn_noted = True
+            self._notes.append(f"{self.dtype}: BatchNormalization {', '.join(self._bn)} has no float64 fused kernel and "
+                               "runs non-fused, whose moving variance update uses the biased batch variance; parity "
+                               "scales it by n/(n-1), the fused kernel's (float32) convention")
         if tape_grads:
             names = {id(v): _own(v) for v in self.model.trainable_weights}
             sources, grads = tape_grads[-1]
