@@ -175,10 +175,13 @@ def test_keras_example_is_captured_with_every_stage_and_parity_s_dropout_mask():
 #: pair -> dtypes that must come out "rounding" or "exact" (float64: DESIGN's 1e-10; float32: the error model)
 PAIRS = [
     pytest.param("seed000/tf1_encoder.py", "seed000/torch_encoder.py", ("float64", "float32"), id="seed000"),
+    pytest.param("seed001/tf1_convnet.py", "seed001/torch_convnet.py", ("float64", "float32"), id="seed001",
+                 marks=pytest.mark.slow),
     pytest.param("seed002/tf1_mlp.py", "seed002/torch_mlp.py", ("float64", "float32"), id="seed002"),
     pytest.param("seed003/keras_bn_convnet.py", "seed003/torch_bn_convnet.py", ("float64", "float32"), id="seed003"),
     # float32: the BatchNorm beta gradients cancel (sum ~0.003 of terms ~0.005): measured 6.1 units of the
     # written bound at step 0 while float64 agrees to 7e-13; the float32 bound does not model that cancellation
+    pytest.param("seed004/tf1_minimize.py", "seed004/torch_minimize.py", ("float64", "float32"), id="seed004"),
     pytest.param("resnet/tf1_resnet.py", "resnet/torch_resnet.py", ("float64",), id="resnet", marks=pytest.mark.slow),
 ]
 
@@ -194,5 +197,78 @@ def test_example_agrees_with_its_torch_port(reference, port, dtypes):
     assert len(result.comparisons) == len(dtypes)
     for c in result.comparisons:
         stages = set(c.worst_by_stage())
-        assert {"forward", "loss", "gradients", "learning_rate", "parameters"} <= stages, (c.dtype, stages)
+        expected = {"loss", "gradients", "learning_rate", "parameters"} | ({"forward"} if result.mapping.forward else set())
+        assert expected <= stages, (c.dtype, stages)
         assert c.ok, f"{reference} vs {port} in {c.dtype}: {c.verdict}, first divergence {c.first_divergence}"
+
+
+# -- refusals: one line, naming what is wrong --------------------------------------------------------------
+def _tf1_program(kind: str):
+    def program():
+        tf1 = tf.compat.v1
+        x = tf1.placeholder(tf.float32, [None, 4], name="x")
+        w = tf1.get_variable("w", [4, 2])
+        y = tf.matmul(x, w)
+        if kind == "fused_bn":
+            y, _, _ = tf1.nn.fused_batch_norm(tf.reshape(y, [-1, 1, 1, 2]), tf.ones([2]), tf.zeros([2]))
+        loss = tf.reduce_sum(y)
+        opt = tf1.train.GradientDescentOptimizer(0.1)
+        out = {"inputs": {"x": x}, "loss": loss, "train_op": opt.minimize(loss)}
+        if kind == "unknown_key":
+            out["modle"] = None
+        elif kind == "not_placeholder":
+            out["inputs"] = {"x": y}
+        elif kind == "nothing_trained":
+            out["train_op"] = tf.no_op()
+        return out
+
+    return program
+
+
+@pytest.mark.parametrize("kind,message", [
+    ("unknown_key", "unknown key 'modle'"),
+    ("not_placeholder", "inputs['x'] is not a placeholder"),
+    ("nothing_trained", "runs no optimizer apply op"),
+])
+def test_tf1_capture_refuses_bad_programs_in_one_line(kind, message):
+    from parity.errors import ParityError
+    from tf_impl.v1.capture import capture
+
+    with pytest.raises(ParityError) as info:
+        capture(_tf1_program(kind), dtype="float32", where="prog.py")
+    assert message in str(info.value) and str(info.value).startswith("prog.py: ")
+    assert "\n" not in str(info.value)
+
+
+def test_tf1_program_that_cannot_run_in_float64_says_why_and_the_fix():
+    from parity.programs import DtypeError
+    from tf_impl.v1.capture import capture
+
+    capture(_tf1_program("fused_bn"), dtype="float32").close()  # as written: fine
+    with pytest.raises(DtypeError, match="FusedBatchNormV3.*float32 kernels only.*fix: "):
+        capture(_tf1_program("fused_bn"), dtype="float64")
+
+
+def test_keras3_model_is_captured_in_float64():
+    keras = pytest.importorskip("keras")
+    from tf_impl.v2.capture import capture
+
+    def program():
+        model = keras.Sequential([keras.Input((4,)), keras.layers.Dense(3, activation="relu", name="d1"),
+                                  keras.layers.Dropout(0.5, name="drop"), keras.layers.Dense(2, name="d2")])
+        return {"model": model, "optimizer": keras.optimizers.Adam(1e-3), "loss": keras.losses.MeanSquaredError()}
+
+    prog = capture(program, dtype="float64")
+    try:
+        batch = {"x": np.linspace(-1, 1, 12).reshape(3, 4), "y": np.ones((3, 2))}
+        assert [s.kind for s in prog.parameter_specs()] == ["dense_kernel", "bias", "dense_kernel", "bias"]
+        prog.forward(batch, {})
+        (site,) = prog.dropout_sites()
+        out = prog.step(batch, {0: np.ones(site.shape_channel_last)})
+        assert out["parameters"]["d1/kernel"].dtype == np.float64
+        assert {"d1/kernel/m", "d1/kernel/v"} <= set(out["slots"])
+        # Adam's first step moves every weight by about lr (m/sqrt(v) = sign(g))
+        moved = np.abs(out["parameters"]["d2/bias"] - 0.0)
+        np.testing.assert_allclose(moved, 1e-3, rtol=1e-3)
+    finally:
+        prog.close()

@@ -166,10 +166,9 @@ def _call_program(fn: Callable[[], Any], graph, override: str | None) -> dict:
         init = kwargs.get("initial_value")
         if dtype is not None and tf.as_dtype(dtype).base_dtype == source:
             kwargs["dtype"] = target
-        if isinstance(init, (float, np.floating)) and dtype in (None, source):
-            kwargs["initial_value"] = tf.constant(float(init), target)  # beta1_power = 0.9, exact
-            kwargs["dtype"] = target
-        elif callable(init) and kwargs.get("dtype") == target:
+        # a Python-float initial value (Adam's beta1_power) stays as the program makes it: the
+        # GraphDef rewrite that follows turns it, and the ops that use it, into float64 together
+        if callable(init) and kwargs.get("dtype") == target:
             kwargs["initial_value"] = lambda: tf.cast(init(), target)
         elif tf.is_tensor(init) and init.dtype.base_dtype == source:
             kwargs["initial_value"] = tf.cast(init, target)
@@ -405,7 +404,7 @@ class TF1Program:
             trained[var] = op
         if not applies:
             raise ParityError(
-                "tf1 program: the train op runs no optimizer apply op (ResourceApply*): nothing to train, "
+                f"{self.where}: the train op runs no optimizer apply op (ResourceApply*): nothing to train, "
                 "or a hand-written update parity cannot read; give an optimizer's train op"
             )
         self._applied = trained
@@ -804,7 +803,7 @@ class TF1Program:
     def load(self, params: Mapping[str, np.ndarray]) -> None:
         unknown = sorted(set(params) - set(self._loads))
         if unknown:
-            raise ParityError(f"tf1 program has no parameter {unknown[0]!r} to load")
+            raise ParityError(f"{self.where}: no parameter {unknown[0]!r} to load")
         feed, ops = {}, []
         for name, value in params.items():
             ph = self._loads[name]

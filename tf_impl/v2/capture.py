@@ -170,6 +170,12 @@ class KerasProgram:
             model.run_eagerly = True  # layer outputs as values (fit otherwise traces a tf.function)
             model.train_function = None
 
+    def _own(self, weight) -> str:
+        """The weight's own name: ``layer/kernel`` (Keras 3's path without the model's name)."""
+        name = _own(weight)
+        prefix = self.model.name + "/"
+        return name[len(prefix):] if name.startswith(prefix) else name
+
     # -- rebuilding in another dtype --------------------------------------------------------------
     def _rebuild(self, model, optimizer, dtype):
         K = self.keras
@@ -236,15 +242,15 @@ class KerasProgram:
         def apply_gradients(grads_and_vars, *args, **kw):
             pairs = list(grads_and_vars)
             if self._record is not None:
-                names = {id(v): _own(v) for v in self.model.trainable_weights}
-                grads = {names.get(id(v), _own(v)): g for g, v in pairs if g is not None}
+                names = {id(v): self._own(v) for v in self.model.trainable_weights}
+                grads = {names.get(id(v), self._own(v)): g for g, v in pairs if g is not None}
                 self._record.setdefault("gradients", {k: np.asarray(g) for k, g in grads.items()})
                 clipped = [g for g, _ in pairs]
                 if any(getattr(opt, a, None) for a in ("clipnorm", "clipvalue", "global_clipnorm")) and hasattr(
                         opt, "_clip_gradients"):
                     clipped = opt._clip_gradients(clipped)
                 self._record["processed_gradients"] = {
-                    names.get(id(v), _own(v)): np.asarray(g) for g, (_, v) in zip(clipped, pairs) if g is not None}
+                    names.get(id(v), self._own(v)): np.asarray(g) for g, (_, v) in zip(clipped, pairs) if g is not None}
                 self._record["learning_rate"] = {"lr": np.asarray(self._lr())}
             return original(pairs, *args, **kw)
 
@@ -298,7 +304,7 @@ class KerasProgram:
             if hasattr(opt, "get_slot_names"):  # legacy OptimizerV2
                 for slot in opt.get_slot_names():
                     canonical = {"rms": "ms", "momentum": "momentum"}.get(slot, slot)
-                    self._slot_vars[f"{_own(w)}/{canonical}"] = (opt.get_slot(w, slot), slot == "momentum")
+                    self._slot_vars[f"{self._own(w)}/{canonical}"] = (opt.get_slot(w, slot), slot == "momentum")
                 continue
             if hasattr(opt, "_get_variable_index"):
                 i = opt._get_variable_index(w)
@@ -307,7 +313,7 @@ class KerasProgram:
             for attr, canonical in lists.items():
                 values = getattr(opt, attr, None)
                 if values and i < len(values) and values[i] is not None:
-                    self._slot_vars[f"{_own(w)}/{canonical}"] = (values[i], family == "sgd")
+                    self._slot_vars[f"{self._own(w)}/{canonical}"] = (values[i], family == "sgd")
         if family == "sgd" and self._slot_vars:
             self._notes.append("Keras SGD keeps the velocity v = mu*v - lr*g; slots report -v/lr (TF1's and torch's "
                                "momentum accumulator)")
@@ -328,16 +334,16 @@ class KerasProgram:
         ordered = sorted(self._weights(), key=lambda w: [id(x) for x in self.model.weights].index(id(w)))
         for w in ordered:
             layer = owner.get(id(w))
-            leaf = _own(w).split("/")[-1]
+            leaf = self._own(w).split("/")[-1]
             kind = _KINDS.get((type(layer).__name__ if layer else "", leaf), "bias" if leaf == "bias" else "other")
-            out.append(ParamSpec(_own(w), tuple(w.shape), kind, layer.name if layer else "", id(w) in trainable))
+            out.append(ParamSpec(self._own(w), tuple(w.shape), kind, layer.name if layer else "", id(w) in trainable))
         return out
 
     def parameters(self) -> dict:
-        return {_own(w): np.asarray(w.numpy()) for w in self._weights()}
+        return {self._own(w): np.asarray(w.numpy()) for w in self._weights()}
 
     def load(self, params: Mapping[str, np.ndarray]) -> None:
-        by = {_own(w): w for w in self._weights()}
+        by = {self._own(w): w for w in self._weights()}
         for name, value in params.items():
             if name not in by:
                 raise ParityError(f"{self.where}: no weight {name!r} to load")
@@ -426,7 +432,7 @@ class KerasProgram:
                                "runs non-fused, whose moving variance update uses the biased batch variance; parity "
                                "scales it by n/(n-1), the fused kernel's (float32) convention")
         if tape_grads:
-            names = {id(v): _own(v) for v in self.model.trainable_weights}
+            names = {id(v): self._own(v) for v in self.model.trainable_weights}
             sources, grads = tape_grads[-1]
             flat_s, flat_g = tf.nest.flatten(sources), tf.nest.flatten(grads)
             rec["gradients"] = {names[id(s)]: np.asarray(g) for s, g in zip(flat_s, flat_g)
@@ -435,7 +441,7 @@ class KerasProgram:
         for stage in ("gradients", "processed_gradients", "learning_rate"):
             if stage in rec:
                 out[stage] = rec[stage]
-        out["parameters"] = {_own(w): w.numpy() for w in self.model.trainable_weights}
+        out["parameters"] = {self._own(w): w.numpy() for w in self.model.trainable_weights}
         slots = {}
         lr = float(self._lr())
         for key, (var, velocity) in self._slot_vars.items():
@@ -444,7 +450,7 @@ class KerasProgram:
         if slots:
             out["slots"] = slots
         if self.model.non_trainable_weights:
-            out["state"] = {_own(w): w.numpy() for w in self.model.non_trainable_weights}
+            out["state"] = {self._own(w): w.numpy() for w in self.model.non_trainable_weights}
         return out
 
     def dropout_sites(self) -> list:
