@@ -134,13 +134,19 @@ def load_program(source) -> Program:
     with open(path, encoding="utf-8") as fh:
         text = fh.read()
     mod = _exec_file(path)
+    sys.modules.pop(mod.__name__, None)
     framework = _framework_of(mod, text, path)
 
     def build():
         # A fresh run of the file for every capture: module-level objects (a model and optimizer
         # built at import, TF1 graph code at top level) are new each time, and built inside the
-        # adapter's graph / default dtype.
-        return _exec_file(path).parity_program()
+        # adapter's graph / default dtype. The module leaves sys.modules afterwards, so a finished
+        # capture's model and optimizer state can be freed.
+        fresh = _exec_file(path)
+        try:
+            return fresh.parity_program()
+        finally:
+            sys.modules.pop(fresh.__name__, None)
 
     return Program(path, framework, build)
 
@@ -155,6 +161,8 @@ def _exec_file(path: str) -> types.ModuleType:
         raise ParityError(f"program file {path} is not a Python module")
     mod = importlib.util.module_from_spec(spec)
     sys.modules[name] = mod  # dataclasses, pickling and tf.function look modules up by name
+    if "tensorflow" not in sys.modules:  # TF's environment (oneDNN reordering off) before the file imports TF
+        importlib.import_module("tf_impl") if importlib.util.find_spec("tf_impl") else None
     try:
         spec.loader.exec_module(mod)
     except Exception as exc:  # a user's file can fail in any way; one line

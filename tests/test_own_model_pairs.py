@@ -36,7 +36,8 @@ PAIRS = [
     pytest.param("seed002", "tf1_mlp.py", "torch_mlp.py", {"forward", "loss", "gradients", "processed_gradients", "learning_rate", "parameters", "slots", "constrained"}, id="seed002"),
     pytest.param("seed004", "tf1_minimize.py", "torch_minimize.py", {"loss", "gradients", "processed_gradients", "learning_rate", "parameters"}, id="seed004"),
     pytest.param("seed001", "tf1_convnet.py", "torch_convnet.py", {"forward", "loss", "gradients", "processed_gradients", "learning_rate", "parameters", "slots"}, id="seed001", marks=pytest.mark.slow),
-    pytest.param("seed003", "keras_bn_convnet.py", "torch_bn_convnet.py", {"forward", "loss", "gradients", "processed_gradients", "learning_rate", "parameters", "slots", "state"}, id="seed003", marks=pytest.mark.slow),
+    pytest.param("seed003", "keras_bn_convnet.py", "torch_bn_convnet.py", {"forward", "loss", "gradients", "processed_gradients", "learning_rate", "parameters", "slots", "state"}, id="seed003",
+                 marks=pytest.mark.slow),
     pytest.param("resnet", "tf1_resnet.py", "torch_resnet.py", {"forward", "loss", "gradients", "processed_gradients", "learning_rate", "parameters", "slots", "state"}, id="resnet", marks=pytest.mark.slow),
 ]
 
