@@ -273,3 +273,37 @@ def test_keras3_model_is_captured_in_float64():
         np.testing.assert_allclose(moved, 1e-3, rtol=1e-3)
     finally:
         prog.close()
+
+
+def test_keras_gradient_tape_step_records_raw_and_clipped_gradients():
+    import tf_keras as keras
+
+    from tf_impl.v2.capture import capture
+
+    def program():
+        model = keras.Sequential([keras.Input((4,)), keras.layers.Dense(2, name="d")])
+        opt = keras.optimizers.SGD(learning_rate=0.5)
+        loss_fn = keras.losses.MeanSquaredError()
+
+        def train_step(batch):
+            with tf.GradientTape() as tape:
+                loss = loss_fn(batch["y"], model(batch["x"], training=True))
+            grads = tape.gradient(loss, model.trainable_weights)
+            grads, _ = tf.clip_by_global_norm(grads, 0.01)
+            opt.apply_gradients(zip(grads, model.trainable_weights))
+            return loss
+
+        return {"model": model, "optimizer": opt, "loss": loss_fn, "train_step": train_step}
+
+    prog = capture(program, dtype="float64")
+    try:
+        before = prog.parameters()
+        out = prog.step({"x": np.linspace(-1, 1, 12).reshape(3, 4), "y": np.full((3, 2), 5.0)}, {})
+        raw, used = out["gradients"], out["processed_gradients"]
+        norm = np.sqrt(sum(np.sum(g**2) for g in raw.values()))
+        assert norm > 0.01  # the clip bites
+        for name in raw:  # processed = raw * 0.01 / global norm (float64: a few ulp)
+            np.testing.assert_allclose(used[name], raw[name] * 0.01 / norm, rtol=1e-12)
+            np.testing.assert_allclose(out["parameters"][name], before[name] - 0.5 * used[name], rtol=1e-12)
+    finally:
+        prog.close()
