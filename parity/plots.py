@@ -112,7 +112,8 @@ def lines_svg(
                 ys = [y if y > 0 and math.isfinite(y) else float("nan") for y in ys]
             if not any(math.isfinite(y) for y in ys):
                 continue
-            label = f"{name} ({port})" if len(series) > 1 and name != port else name
+            # one legend entry per line name (colour); the ports' line styles get their own entries
+            label = name if (p == 0 or name == port) else None
             ax.plot(
                 range(len(ys)),
                 ys,
@@ -128,6 +129,9 @@ def lines_svg(
     ax.set_ylabel(ylabel)
     ax.set_title(title)
     if drawn:
+        if len(series) > 1 and any(n not in series for n in names):
+            for p, port in enumerate(series):
+                ax.plot([], [], _PORT_STYLES[p % len(_PORT_STYLES)], color="black", label=f"— {port}")
         ax.legend(fontsize=7, loc="center left", bbox_to_anchor=(1.01, 0.5), frameon=False)
     else:
         ax.text(0.5, 0.5, "nothing to draw", transform=ax.transAxes, ha="center")

@@ -161,6 +161,8 @@ def _exec_file(path: str) -> types.ModuleType:
         raise ParityError(f"program file {path} is not a Python module")
     mod = importlib.util.module_from_spec(spec)
     sys.modules[name] = mod  # dataclasses, pickling and tf.function look modules up by name
+    if "tensorflow" not in sys.modules:  # TF's environment (oneDNN reordering off) before the file imports TF
+        importlib.import_module("tf_impl") if importlib.util.find_spec("tf_impl") else None
     try:
         spec.loader.exec_module(mod)
     except Exception as exc:  # a user's file can fail in any way; one line

@@ -27,7 +27,11 @@ float64: Keras builds layers in ``floatx``; the adapter sets floatx to the run's
 before calling ``parity_program()``. A model built at import time keeps its dtype: it is
 rebuilt from its config with every float32 made float64 (weights copied), unless the
 program has its own ``train_step`` (which holds the original model): then the run is
-refused with the fix (build the model inside ``parity_program()``).
+refused with the fix (build the model inside ``parity_program()``). tf_keras casts
+Python-float hyper-parameters through float32 (``tf.cast(0.9, tf.float64)`` is
+0.8999999762: SGD momentum, Adam betas, BatchNormalization momentum); in float64 the
+adapter hands them over as float64 numbers (a note lists them). BatchNormalization keeps
+the fused kernel's moving-variance convention in float64, as in the TF1 adapter.
 """
 
 from __future__ import annotations
