@@ -307,3 +307,21 @@ def test_keras_gradient_tape_step_records_raw_and_clipped_gradients():
             np.testing.assert_allclose(out["parameters"][name], before[name] - 0.5 * used[name], rtol=1e-12)
     finally:
         prog.close()
+
+
+def test_keras_model_built_before_capture_is_rebuilt_in_float64_with_its_weights():
+    import tf_keras as keras
+
+    from tf_impl.v2.capture import capture
+
+    model = keras.Sequential([keras.Input((4,)), keras.layers.Dense(3, name="d1"), keras.layers.Dense(2, name="d2")])
+    opt = keras.optimizers.Adam(1e-3)  # float32: its rate reads back as 0.0010000000474974513
+    prog = capture(lambda: {"model": model, "optimizer": opt, "loss": keras.losses.MeanSquaredError()}, dtype="float64")
+    try:
+        assert any("rebuilt from its config in float64" in n for n in prog.notes())
+        params = prog.parameters()
+        assert params["d1/kernel"].dtype == np.float64
+        np.testing.assert_array_equal(params["d1/kernel"], model.weights[0].numpy())  # float32 values, exactly
+        assert prog.settings()["lr"] == 0.001 and prog.settings()["beta1"] == 0.9
+    finally:
+        prog.close()
