@@ -17,7 +17,30 @@ from .requires import DROPOUT, IMAGES
 __all__ = ["PITFALLS", "sources4"]
 
 
+def _check_transposed_forward(c: Context):
+    """A square kernel loaded as it is, reported back transposed: the layer computes x @ K.T."""
+    params = c.params_before(c.a)
+    inputs = {n: np.asarray(v, float) for n, v in c.at(c.a, "inputs").items() if np.ndim(v) == 2}
+    inputs.update({n: v for n, v in c.matching("forward").items() if v.ndim == 2})
+    for n, ya, yb in c.diverging("forward", ndim=2):
+        for xn, x in inputs.items():
+            for pn, k in params.items():
+                k = np.asarray(k, float)
+                if k.ndim == 2 and k.shape[0] == k.shape[1] == x.shape[1] == ya.shape[1] and k.shape[0] > 1:
+                    if predicts_through(ya, yb, x @ k.T - x @ k, c.tol):
+                        return 0.9, (f"{n} differs exactly as {xn} @ {pn}.T instead of {xn} @ {pn} predicts (square {k.shape[0]}x{k.shape[1]}: "
+                                     "shape-silent): a Dense kernel [in, out] used as a Linear weight [out, in] without the transpose")
+    return None
+
+
 def _check_transposed_import(c: Context, ndim: int):
+    if ndim == 2:
+        hit = _check_transposed_load(c, ndim)
+        return hit or _check_transposed_forward(c)
+    return _check_transposed_load(c, ndim)
+
+
+def _check_transposed_load(c: Context, ndim: int):
     for n, va in c.a.initial.items():
         vb = c.b.initial.get(n)
         if vb is None or np.ndim(va) != ndim or np.shape(va) != np.shape(vb) or close(va, vb, c.tol):
