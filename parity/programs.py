@@ -191,6 +191,8 @@ def _draw_batches(specs: dict, steps: int, rng: np.random.Generator, classes: in
     for _ in range(steps):
         b = {}
         for key, (shape, dtype) in specs.items():
+            if shape is None:
+                raise ParityError(f"cannot draw batch key {key!r}: its placeholder has no static rank; give 'data' in the reference file")
             shape = tuple(batch_size if s is None else int(s) for s in shape)
             if np.issubdtype(np.dtype(dtype), np.integer):
                 if not classes:
@@ -421,6 +423,8 @@ def prepare(reference, port, *, data=None, steps: int = 10, mapping=None, seed: 
             if not specs:
                 raise ParityError(f"{ref.path}: no 'data' in parity_program()'s dict and no input shapes to draw batches from: "
                                   "add \"data\": a function returning batches ({key: array})")
+            # an integer label placeholder of unknown rank (tf.placeholder(tf.int32, shape=(None))): one label per example
+            specs = {k: ((None,) if sh is None and np.issubdtype(np.dtype(dt), np.integer) else sh, dt) for k, (sh, dt) in specs.items()}
             rng = np.random.default_rng([seed, 1])
             float_specs = {k: v for k, v in specs.items() if not np.issubdtype(np.dtype(v[1]), np.integer)}
             probe = _draw_batches(float_specs, 1, rng, None, 8)[0]

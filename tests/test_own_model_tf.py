@@ -307,3 +307,46 @@ def test_keras_gradient_tape_step_records_raw_and_clipped_gradients():
             np.testing.assert_allclose(out["parameters"][name], before[name] - 0.5 * used[name], rtol=1e-12)
     finally:
         prog.close()
+
+
+def test_keras_model_built_before_capture_is_rebuilt_in_float64_with_its_weights():
+    import tf_keras as keras
+
+    from tf_impl.v2.capture import capture
+
+    model = keras.Sequential([keras.Input((4,)), keras.layers.Dense(3, name="d1"), keras.layers.Dense(2, name="d2")])
+    opt = keras.optimizers.Adam(1e-3)  # float32: its rate reads back as 0.0010000000474974513
+    prog = capture(lambda: {"model": model, "optimizer": opt, "loss": keras.losses.MeanSquaredError()}, dtype="float64")
+    try:
+        assert any("rebuilt from its config in float64" in n for n in prog.notes())
+        params = prog.parameters()
+        assert params["d1/kernel"].dtype == np.float64
+        np.testing.assert_array_equal(params["d1/kernel"], model.weights[0].numpy())  # float32 values, exactly
+        assert prog.settings()["lr"] == 0.001 and prog.settings()["beta1"] == 0.9
+    finally:
+        prog.close()
+
+
+def test_tf1_program_written_in_float64_reports_its_float32_optimizer_constants_with_the_fix():
+    from tf_impl.v1.capture import capture
+
+    def program():
+        tf1 = tf.compat.v1
+        x = tf1.placeholder(tf.float64, [None, 2], name="x")
+        w = tf1.get_variable("w", [2, 1], dtype=tf.float64)
+        loss = tf.reduce_sum(tf.matmul(x, w))
+        return {"inputs": {"x": x}, "loss": loss, "train_op": tf1.train.GradientDescentOptimizer(0.1).minimize(loss)}
+
+    prog = capture(program, dtype="float64")
+    try:
+        (note,) = [n for n in prog.notes() if "float64 as written" in n]
+        assert "0.10000000149011612" in note and "tf.constant(value, tf.float64)" in note
+        out = prog.step({"x": np.ones((1, 2))}, {})
+        assert float(out["learning_rate"]["lr"]) == float(np.float32(0.1))  # as written: float32's 0.1
+    finally:
+        prog.close()
+    prog = capture(program, dtype="float32")  # the float64 program's graph rewritten to float32
+    try:
+        assert prog.step({"x": np.ones((1, 2))}, {})["parameters"]["w"].dtype == np.float32
+    finally:
+        prog.close()

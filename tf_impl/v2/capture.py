@@ -44,7 +44,7 @@ import numpy as np
 from parity.errors import ParityError
 
 from .. import tensorflow
-from ..v1.capture import fused_batch_norm_convention
+from ..v1.capture import _shortest, fused_batch_norm_convention
 
 __all__ = ["capture", "KerasProgram", "PROGRAM_KEYS"]
 
@@ -188,7 +188,11 @@ class KerasProgram:
             clone = type(model).from_config(cfg) if not isinstance(model, K.Sequential) else K.Sequential.from_config(cfg)
             for a, b in zip(clone.weights, model.weights):
                 a.assign(np.asarray(b.numpy(), dtype=dtype))
-            opt = type(optimizer).from_config(optimizer.get_config())
+            # the float32 optimizer's config reads its rate back from a float32 variable
+            # (0.0010000000474974513): take each float as the decimal it prints as
+            ocfg = {k: _shortest(float(v)) if isinstance(v, (float, np.floating)) else v
+                    for k, v in optimizer.get_config().items()}
+            opt = type(optimizer).from_config(ocfg)
         return clone, opt
 
     # -- interception -----------------------------------------------------------------------------
