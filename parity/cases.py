@@ -37,10 +37,11 @@ __all__ = [
 
 DTYPES = ("float64", "float32")
 
-#: Tags of the heavy tiers: the seeds at their own sizes (``full``) and the real-size model
-#: (``realsize``). ``parity run --all`` (``make parity``) leaves them out; ``make parity-full``
-#: runs them.
-HEAVY_TAGS = ("full", "realsize")
+#: Tags of the heavy tiers: the seeds at their own sizes (``full``), the real-size model
+#: (``realsize``) and the data-parallel cases (``distributed``: they start processes, minutes on
+#: 2 cores). ``parity run --all`` (``make parity``) and the default pitfall catalogue leave them
+#: out; ``parity run --tag TAG`` runs them (``make parity-full`` the first two).
+HEAVY_TAGS = ("full", "realsize", "distributed")
 
 #: framework key -> package holding its ports (imported lazily, only when a port runs)
 FRAMEWORKS = {

@@ -8,7 +8,7 @@ Exit-code contract (``parity --help``, README):
     3  a port crashed: raised, called sys.exit, broke the port protocol, or refused with
        another error than the case expects                          (:class:`PortError`)
     4  parity itself failed: a bug, reported with a bug-report line  (any other exception)
-    130 interrupted (Ctrl-C); no partial output file is left behind
+    130 interrupted (Ctrl-C); no output file is left half-written (run --traces keeps NAME.trace.partial)
 
 When several apply (a run of many cases), the highest of 1 and 3 wins.
 """
@@ -47,7 +47,7 @@ EXIT_CODES = {
     EXIT_PORT: "a port crashed: raised, called sys.exit, broke the port protocol, or refused with another "
     "error than the case expects (its file and line shown)",
     EXIT_INTERNAL: "parity itself failed (a bug: the line says what to report)",
-    EXIT_INTERRUPTED: "interrupted (Ctrl-C); no partial output file is left behind",
+    EXIT_INTERRUPTED: "interrupted (Ctrl-C); no output file is left half-written (run --traces keeps an interrupted trace as NAME.trace.partial)",
 }
 
 _PARITY_DIR = os.path.dirname(os.path.abspath(__file__))

@@ -60,9 +60,16 @@ class Port:
         if MODE == "wrong":
             g = g * 1.5
         self.p["w"] = w - self.lr * g
-        return {{"forward": {{"prediction": np.asarray(pred)}}, "loss": {{"loss": np.asarray((y - pred) ** 2)}},
-                "gradients": {{"w": np.asarray(g)}}, "learning_rate": {{"lr": np.asarray(self.lr)}},
-                "parameters": self.parameters()}}
+        out = {{"forward": {{"prediction": np.asarray(pred)}}, "loss": {{"loss": np.asarray((y - pred) ** 2)}},
+               "gradients": {{"w": np.asarray(g)}}, "learning_rate": {{"lr": np.asarray(self.lr)}},
+               "parameters": self.parameters()}}
+        if MODE == "none":
+            return None
+        if MODE == "float_stage":
+            out["loss"] = float((y - pred) ** 2)
+        if MODE == "own_stage":
+            out["my_stage"] = {{"x": np.asarray(1.0)}}
+        return out
 
 
 def build(case, dtype, variant=None):
@@ -146,38 +153,40 @@ def test_without_tensorflow_every_tf_free_command_works(no_tf, tmp_path):
     name = proc.stdout.split()[0]
     proc = no_tf("explain", name)
     assert proc.returncode == 0 and name in proc.stdout, proc.stderr
-    # run: the TF ports are listed as not run, one note with the install command, torch vs numpy compared.
+    # run (one process: torch starts once): the TF ports are listed as not run, one note with
+    # the install command, torch vs numpy compared; a must-refuse case checks torch's refusal
+    # only (the TF ports are not run, never a pass); a case whose every port needs TF is not run.
     out = tmp_path / "r.json"
-    proc = no_tf("run", "seed004_oscillate", "--dtype", "float64", "--json", out)
+    proc = no_tf("run", "seed004_oscillate", "seed004_nothing_to_train", "seed002_keras_sgd_momentum",
+                 "--dtype", "float64", "--json", out, "-v")  # -v: a line per pair
     assert proc.returncode == 0, proc.stdout + proc.stderr
     notes = [l for l in proc.stderr.splitlines() if l.startswith("note:")]
     assert len(notes) == 1 and "TensorFlow is not installed" in notes[0] and "pip install" in notes[0], proc.stderr
-    assert "torch vs numpy" in proc.stdout and "not run" in proc.stdout
+    assert "torch vs numpy" in proc.stdout and "refused (expected)" in proc.stdout
+    assert "seed004_nothing_to_train: tf1, tf2 not run: TensorFlow is not installed" in " ".join(proc.stdout.split())
+    assert "tf1                  float64" not in proc.stdout  # no TF row claims a refusal
+    assert "not run (no port could run): seed002_keras_sgd_momentum" in proc.stdout
     doc = _strict(out.read_text())
     _validate(doc)
-    (case,) = doc["cases"]
-    assert {p["port"] for p in case["ports_not_run"]} == {"tf1", "tf1:minimize", "tf2"}
-    assert case["status"] == "passed" and case["ports"] == ["torch", "numpy"]
-    # A must-refuse case: the TF ports are not run (never a pass); torch's refusal is checked.
-    proc = no_tf("run", "seed004_nothing_to_train", "--dtype", "float64")
-    assert proc.returncode == 0, proc.stdout + proc.stderr
-    assert "refused (expected)" in proc.stdout and "seed004_nothing_to_train: tf1, tf2 not run: TensorFlow is not installed" in proc.stdout
-    assert "tf1                  float64" not in proc.stdout  # no TF row claims a refusal
+    oscillate, nothing, keras = doc["cases"]
+    assert {p["port"] for p in oscillate["ports_not_run"]} == {"tf1", "tf1:minimize", "tf2"}
+    assert oscillate["status"] == "passed" and oscillate["ports"] == ["torch", "numpy"]
+    assert nothing["status"] == "passed" and nothing["ports"] == ["torch"]
+    assert keras["status"] == "not_run" and doc["summary"]["not_run"] == ["seed002_keras_sgd_momentum"]
+    assert "TensorFlow is not installed" in doc["frameworks"]["not_installed"]["tf1"]
     # record a TF port: one line, exit 2, the install command.
-    proc = no_tf("record", "seed004_oscillate", "--port", "tf1", "-o", tmp_path / "t.npz")
+    proc = no_tf("record", "seed004_oscillate", "--port", "tf1", "-o", tmp_path / "t.trace")
     assert proc.returncode == 2 and "pip install" in _one_error_line(proc.stderr)
-    # record + compare without TF.
-    a, b = tmp_path / "torch.npz", tmp_path / "numpy.npz"
-    assert no_tf("record", "seed004_oscillate", "--port", "torch", "-o", a).returncode == 0
-    assert no_tf("record", "seed004_oscillate", "--port", "numpy", "-o", b).returncode == 0
+    # record + compare without TF (the user's file in the second: no torch start-up again).
+    a, b = tmp_path / "numpy.trace", tmp_path / "user.trace"
+    assert no_tf("record", "seed004_oscillate", "--port", "numpy", "-o", a).returncode == 0
+    proc = no_tf("record", "seed004_oscillate", "--port", "numpy", "--port-file", _port(tmp_path, "ok"), "-o", b)
+    assert proc.returncode == 0, proc.stderr
     proc = no_tf("compare", a, b)
     assert proc.returncode == 0 and "exact" in proc.stdout, proc.stderr
     # check a user's torch port: compared with the numpy port, the TF ones not run.
     proc = no_tf("check", "seed004_oscillate", "--torch-port", _port(tmp_path, "ok"), "--dtype", "float64")
     assert proc.returncode == 0 and "numpy vs torch" in proc.stdout, proc.stdout + proc.stderr  # yours last
-    # a case whose every port needs TF: not run, said so, exit 0 (nothing misbehaved).
-    proc = no_tf("run", "seed002_keras_sgd_momentum", "--dtype", "float64")
-    assert proc.returncode == 0 and "not run (no port could run): seed002_keras_sgd_momentum" in proc.stdout, proc.stdout
 
 
 def test_port_calling_sys_exit_is_a_crash_with_its_line(no_tf, tmp_path):
@@ -242,7 +251,7 @@ def test_a_users_nameerror_in_a_must_refuse_case_is_a_crash_with_both_shown(caps
                               "--frameworks", "torch", "--dtype", "float64")
     assert code == 3, out + err
     assert "WRONG REFUSAL" in out
-    assert "must refuse with ValueError matching /optimizer got an empty parameter list/" in out
+    assert "must refuse with ValueError matching /optimizer got an empty parameter list/" in " ".join(out.split())  # wrapped to the width
     assert "it raised NameError" in out
     assert f"{os.path.basename(port)}:{_line_of(port, 'undefined_name_in_build')}" in out
 
@@ -498,3 +507,44 @@ def test_docs_outside_a_source_tree_needs_out(capsys, monkeypatch, tmp_path):
     code, _, err = run_main(capsys, "docs")
     assert code == 2 and "--out DIR" in _one_error_line(err)
     assert os.listdir(tmp_path) == []
+
+
+def test_pitfall_catalogue_section_is_schema_valid():
+    """run --all's catalogue rows (a NaN magnitude where nothing diverged) in strict JSON."""
+    from parity.pitfalls.catalogue import PitfallResult
+    from parity.report import to_json
+
+    row = PitfallResult(pitfall="adam_epsilon", caught=False, named_first=False, first_divergence="-",
+                        magnitude=float("nan"), right_clean=True)
+    doc = _strict(to_json([], {}, {"pitfalls": [dict(vars(row))], "pitfall_seconds": 1.5, "wall_seconds": 2.0}))
+    _validate(doc)
+    assert doc["pitfalls"][0]["magnitude"] == "nan" and doc["exit_code"] == 0
+
+
+@pytest.mark.parametrize("mode, says", [
+    ("none", "step 0 returned NoneType"),
+    ("float_stage", "stage 'loss' as a float"),
+    ("own_stage", "unknown stage 'my_stage'"),
+])
+def test_a_port_breaking_the_protocol_is_a_crash_with_json(capsys, tmp_path, mode, says):
+    out_json = tmp_path / "r.json"
+    code, out, err = run_main(capsys, "check", "seed004_oscillate", "--torch-port", _port(tmp_path, mode),
+                              "--frameworks", "torch,numpy", "--dtype", "float64", "--json", out_json)
+    assert code == 3, out + err
+    line = _one_error_line(err)
+    assert "ProtocolError during step 0" in line and says in line, line
+    doc = _strict(out_json.read_text())
+    _validate(doc)
+    assert doc["cases"][0]["dtypes"][0]["errors"][0]["exc_type"] == "ProtocolError"
+
+
+def test_compare_on_a_trace_corrupted_mid_file_is_one_line(capsys, tmp_path):
+    a = tmp_path / "a.trace"
+    assert run_main(capsys, "record", "seed004_oscillate", "--port", "numpy", "-o", a)[0] == 0
+    data = bytearray(a.read_bytes())
+    for i in range(len(data) // 2, len(data) // 2 + 16):
+        data[i] ^= 0xFF
+    bad = tmp_path / "bad.trace"
+    bad.write_bytes(bytes(data))
+    code, _, err = run_main(capsys, "compare", a, bad)
+    assert code == 2 and str(bad) in _one_error_line(err)

@@ -37,7 +37,7 @@ import re
 
 import numpy as np
 
-from ._common import device, framework_info, to_numpy, to_tensor, torch, torch_dtype
+from torch_impl._common import device, framework_info, to_numpy, to_tensor, torch, torch_dtype
 
 __all__ = ["build", "framework_info", "TransformerPort", "VARIANTS", "block_layers"]
 

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from ..cases import get_case
+from ..cases import HEAVY_TAGS, get_case
 from ..diagnose import diagnose, settings_check
 from ..runner import run_case
 from .registry import all_pitfalls
@@ -34,6 +34,8 @@ class PitfallResult:
 def run_catalogue(dtypes=("float64",), names=None) -> list[PitfallResult]:
     """Run every pitfall's wrong and right cases in ``dtypes``; return what was caught and named.
 
+    Pitfalls whose cases carry a heavy tag (``cases.HEAVY_TAGS``: the data-parallel ones) run only when named.
+
     A dtype the wrong case does not run in (TF32 exists in float32 only) is left out of its rows.
     """
     results = []
@@ -41,6 +43,8 @@ def run_catalogue(dtypes=("float64",), names=None) -> list[PitfallResult]:
         if names and p.name not in names:
             continue
         wrong, right = get_case(p.wrong_case), get_case(p.right_case)
+        if not names and set(HEAVY_TAGS) & set(wrong.tags):
+            continue  # run by name only (the data-parallel pitfalls start processes)
         wdtypes = tuple(d for d in dtypes if d in wrong.dtypes)
         rw, rr = run_case(wrong, dtypes=wdtypes), run_case(right, dtypes=dtypes)
         for dtype in wdtypes:

@@ -45,8 +45,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from .. import tensorflow
-from . import VariablesPort, keras_framework_info
+from tf_impl import tensorflow
+from tf_impl.v2 import VariablesPort, keras_framework_info
 
 __all__ = ["build", "framework_info", "TransformerPort", "VARIANTS", "block_layers"]
 
