@@ -38,7 +38,7 @@ from .errors import ParityError, PortError
 from .init import draw_parameters
 from .trace import STAGES
 
-__all__ = ["call", "to_array", "to_stages", "PortRun", "load_port_module", "load_user_port", "PORT_FUNCTIONS"]
+__all__ = ["call", "to_array", "to_stages", "PortRun", "record_isolated", "load_port_module", "load_user_port", "PORT_FUNCTIONS"]
 
 #: The public functions a port module exposes (the reference modules and a user's file alike).
 PORT_FUNCTIONS = ("build", "framework_info")
@@ -150,10 +150,11 @@ class PortRun:
     """
 
     def __init__(self, case: Case, port: str, dtype: str, *, module: ModuleType | None = None,
-                 source: str | None = None, isolate: bool = True):
+                 source: str | None = None, isolate: bool = True, recorded: tuple[str, str] | None = None):
         self.case, self.port, self.dtype = case, port, dtype
         self.module, self.source = module, source
         self.isolated = module is None and isolate and port in case.option("isolate", ())
+        self.recorded = recorded  # (trace path, error path) from record_isolated()
         self.manifest: dict = {}
         self.initial: dict[str, np.ndarray] = {}
         self.seconds = 0.0
@@ -206,14 +207,13 @@ class PortRun:
     def _open_isolated(self) -> None:
         from .tracefile import TraceReader
 
-        self._tmp = tempfile.TemporaryDirectory(prefix="parity-")
-        path = os.path.join(self._tmp.name, "port.trace")
-        cmd = [sys.executable, "-m", "parity", "record", self.case.name, "--port", self.port, "--dtype", self.dtype,
-               "-o", path, "--in-process"]
-        proc = subprocess.run(cmd, capture_output=True, text=True)
-        if proc.returncode != 0:
-            last = (proc.stderr.strip().splitlines() or ["(no output)"])[-1]
-            raise ParityError(f"isolated port {self.port} failed: {last}", case=self.case.name)
+        if self.recorded is None:
+            self._tmp = tempfile.TemporaryDirectory(prefix="parity-")
+            self.recorded = record_isolated(self.case, [(self.port, self.dtype)], self._tmp.name)[0]
+        path, error = self.recorded
+        if os.path.exists(error):
+            with open(error) as fh:
+                raise ParityError(f"isolated port {self.port} failed: {fh.read().strip()}", case=self.case.name)
         self._reader = TraceReader(path)
         self.manifest = dict(self._reader.manifest)
         self.initial = dict(self._reader.initial)
@@ -252,3 +252,23 @@ class PortRun:
             self._tmp = None
         if callable(close):
             close()
+
+
+def record_isolated(case: Case, jobs: list[tuple[str, str]], directory: str) -> list[tuple[str, str]]:
+    """Record ``jobs`` ([(port, dtype)]) of ``case`` in ONE fresh interpreter (:mod:`parity.isolate`).
+
+    Returns each job's (trace path, error path); a job that failed has its error file.
+    """
+    import json
+
+    cmd = [sys.executable, "-m", "parity.isolate", case.name, directory, json.dumps([list(j) for j in jobs])]
+    proc = subprocess.run(cmd, capture_output=True, text=True)
+    if proc.returncode != 0:
+        last = (proc.stderr.strip().splitlines() or ["(no output)"])[-1]
+        raise ParityError(f"isolated ports {', '.join(p for p, _ in jobs)} failed: {last}", case=case.name)
+    return [job_paths(directory, n) for n in range(len(jobs))]
+
+
+def job_paths(directory: str, n: int) -> tuple[str, str]:
+    """Return (trace path, error path) of isolated job ``n`` (:mod:`parity.isolate` writes them)."""
+    return os.path.join(directory, f"{n}.trace"), os.path.join(directory, f"{n}.error")

@@ -63,11 +63,15 @@ __all__ = [
 _STAGE_ORDER = {s: i for i, s in enumerate(STAGES)}
 #: How far a float32 port may differ from the float32 reference, in units of the
 #: reference's own measured float32-vs-float64 drift. 2 is the triangle inequality
-#: (|a32 - b32| <= |a32 - a64| + |b64 - b32| when a64 = b64) for a port whose own rounding
-#: is no worse than the reference's; measured over the catalogue's faithful float32 pairs
-#: whose error exceeds the written model, the largest err32/drift_a was 1.0 (the reference's
-#: rounding dominates), while the tf32-emulated wrong port sits at >= 100x (see
-#: tests/test_envelope.py and docs/tolerance.md).
+#: (|a32 - b32| <= |a32 - a64| + |b64 - b32|, a64 = b64 in a faithful pair) for a port
+#: whose own rounding is no worse than the reference's. Measured (this machine, 3363
+#: tensor-steps of the faithful float32 pairs of seed000_encoder3_xavier, seed001_convnet_full,
+#: seed001_convnet_stride2, seed002_global_norm, seed004_global_step_ema and two pitfall
+#: right cases, 10 steps): err32 / drift_a has median 0.81; it exceeds 2 only where the
+#: reference happened to drift far less than the written model allows (up to 138 on a
+#: scalar global norm), and there the model is the binding limit: 0 false alarms. Where the
+#: reference drifts beyond the model (issue 10's TF1 conv gradient, 1.1e-3 vs torch's 2.3e-6)
+#: the ratio is ~1.0. The tf32-emulated wrong port sits at 8.7e3 (caught at 85x its bound).
 ENVELOPE_FACTOR = 2.0
 
 
@@ -209,7 +213,8 @@ class Comparator:
                 verdict = d.verdict
                 if verdict == "semantic":
                     out.n_semantic += 1
-                    found.append((Divergence(i, stage, name, "semantic", d.describe(), d), pos))
+                    if out.first is None:  # only the first divergence is described
+                        found.append((Divergence(i, stage, name, "semantic", d.describe(), d), pos))
                 elif verdict == "rounding":
                     out.n_rounding += 1
             out.series.setdefault(stage, array("d", [math.nan] * i)).append(worst_units)

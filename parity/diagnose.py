@@ -46,7 +46,8 @@ def diagnose(case, comparison, traces) -> list[Diagnosis]:
     """Return the pitfalls whose signature matches the comparison's first divergence, most likely first.
 
     Args:
-        case: the case (unused by the signatures: they read traces only).
+        case: the case: signatures read its options (the run's hyper-parameters) where they predict a
+            number, never which pitfall it was built to show; None is fine.
         comparison: the :class:`~parity.compare.Comparison` of reference ``a`` and port ``b``.
         traces: port -> :class:`~parity.trace.Trace` (or the two traces).
     """
@@ -55,7 +56,9 @@ def diagnose(case, comparison, traces) -> list[Diagnosis]:
     pair = _pair(comparison, traces)
     if pair is None:
         return []
-    return [Diagnosis(p.name, round(score, 3), evidence) for p, score, evidence in match_signatures(comparison, *pair)]
+    # the run's hyper-parameters, never the name of the mistake a case was built to show
+    options = {k: v for k, v in (getattr(case, "options", None) or {}).items() if k not in ("pitfall", "scenario")}
+    return [Diagnosis(p.name, round(score, 3), evidence) for p, score, evidence in match_signatures(comparison, *pair, options=options)]
 
 
 def localize(comparison) -> str:

@@ -18,9 +18,11 @@ import sys
 import tempfile
 from dataclasses import dataclass, field
 from types import ModuleType
-from typing import Iterable, Mapping
+from typing import Iterable, Mapping, Sequence
 
-from .boundary import PORT_FUNCTIONS, PortRun, load_port_module, load_user_port
+import numpy as np
+
+from .boundary import PORT_FUNCTIONS, PortRun, load_port_module, load_user_port, record_isolated
 from .cases import Case, PortSpec, get_case, refusals_ok
 from .compare import Comparator, Comparison, Drift
 from .data import iter_batches
@@ -238,6 +240,13 @@ class _Live:
         return self.window
 
 
+def _summarized(step: dict) -> dict:
+    from .summary import summarize
+    from .trace import SMALL
+
+    return {stage: {n: summarize(v) if np.size(v) > SMALL else v for n, v in arrays.items()} for stage, arrays in step.items()}
+
+
 def run_case(
     case: Case | str,
     *,
@@ -250,6 +259,7 @@ def run_case(
     window: int = 2,
     trace_dir: str | None = None,
     summary: bool = False,
+    observers: Sequence = (),
 ) -> CaseResult:
     """Run every port of a case in every dtype in lockstep, comparing each step as it arrives.
 
@@ -274,6 +284,9 @@ def run_case(
             left so, a readable prefix, when it does not).
         summary: compare (and write) tensors of more than 16 elements as summaries
             (:mod:`parity.summary`): for models whose tensors do not fit.
+        observers: objects with ``start(case, port, dtype, initial)``, ``step(case, port,
+            dtype, stages)`` and ``finish(case, port, dtype)``, given every step as it arrives
+            (``--tensorboard`` writes its events so); they must not keep the arrays.
     """
     from .tracefile import TraceWriter
 
@@ -285,10 +298,23 @@ def run_case(
     modules, sources = dict(modules or {}), dict(sources or {})
     result = CaseResult(case=case)
     live: dict[tuple[str, str], _Live] = {}
+    # Isolated ports (their own interpreter) are recorded first, all in one subprocess.
+    jobs = [(p, d) for d in dtypes for p in ports if p not in modules and p in case.option("isolate", ())]
+    isolated_dir = tempfile.TemporaryDirectory(prefix="parity-") if jobs else None
+    recorded = {}
+    if jobs:
+        try:
+            recorded = dict(zip(jobs, record_isolated(case, jobs, isolated_dir.name)))
+        except ParityError as exc:
+            for p, d in jobs:
+                result.errors.setdefault(d, {})[p] = PortError(p, "setup", exc, case=case.name)
     for dtype in dtypes:
-        result.errors[dtype] = {}
+        result.errors.setdefault(dtype, {})
         for port in ports:
-            run = PortRun(case, port, dtype, module=modules.get(port), source=sources.get(port))
+            if port in result.errors[dtype]:
+                continue
+            run = PortRun(case, port, dtype, module=modules.get(port), source=sources.get(port),
+                          recorded=recorded.get((port, dtype)))
             try:
                 run.open()
                 writer = None
@@ -296,6 +322,8 @@ def run_case(
                     path = os.path.join(trace_dir, f"{case.name}.{port.replace(':', '-')}.{dtype}.trace")
                     writer = TraceWriter(path, run.manifest, summary=summary, atomic=True)
                 live[(dtype, port)] = _Live(run, keep, window, writer)
+                for obs in observers:
+                    obs.start(case.name, port, dtype, run.initial)
             except PortError as exc:
                 run.close()
                 result.errors[dtype][port] = exc
@@ -342,8 +370,12 @@ def run_case(
                         step = live[key].run.step(batch)
                         live[key].add(step)
                         steps[key] = step
+                        for obs in observers:
+                            obs.step(case.name, port, dtype, step)
                     except ParityError as exc:
                         fail(key, exc)
+            if summary:  # compare statistics only: what a summary trace holds (parity.summary)
+                steps = {key: _summarized(step) for key, step in steps.items()}
             drift = {}
             for port, tracker in drifts.items():
                 s64, s32 = steps.get(("float64", port)), steps.get(("float32", port))
@@ -356,6 +388,12 @@ def run_case(
     finally:
         for key, lv in list(live.items()):
             lv.run.close()
+        for dtype in dtypes:
+            for port in ports:
+                for obs in observers:
+                    obs.finish(case.name, port, dtype)
+        if isolated_dir is not None:
+            isolated_dir.cleanup()
     for dtype in dtypes:
         result.traces[dtype] = {}
         for port in ports:

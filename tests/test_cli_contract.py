@@ -60,9 +60,16 @@ class Port:
         if MODE == "wrong":
             g = g * 1.5
         self.p["w"] = w - self.lr * g
-        return {{"forward": {{"prediction": np.asarray(pred)}}, "loss": {{"loss": np.asarray((y - pred) ** 2)}},
-                "gradients": {{"w": np.asarray(g)}}, "learning_rate": {{"lr": np.asarray(self.lr)}},
-                "parameters": self.parameters()}}
+        out = {{"forward": {{"prediction": np.asarray(pred)}}, "loss": {{"loss": np.asarray((y - pred) ** 2)}},
+               "gradients": {{"w": np.asarray(g)}}, "learning_rate": {{"lr": np.asarray(self.lr)}},
+               "parameters": self.parameters()}}
+        if MODE == "none":
+            return None
+        if MODE == "float_stage":
+            out["loss"] = float((y - pred) ** 2)
+        if MODE == "own_stage":
+            out["my_stage"] = {{"x": np.asarray(1.0)}}
+        return out
 
 
 def build(case, dtype, variant=None):
@@ -151,12 +158,12 @@ def test_without_tensorflow_every_tf_free_command_works(no_tf, tmp_path):
     # only (the TF ports are not run, never a pass); a case whose every port needs TF is not run.
     out = tmp_path / "r.json"
     proc = no_tf("run", "seed004_oscillate", "seed004_nothing_to_train", "seed002_keras_sgd_momentum",
-                 "--dtype", "float64", "--json", out)
+                 "--dtype", "float64", "--json", out, "-v")  # -v: a line per pair
     assert proc.returncode == 0, proc.stdout + proc.stderr
     notes = [l for l in proc.stderr.splitlines() if l.startswith("note:")]
     assert len(notes) == 1 and "TensorFlow is not installed" in notes[0] and "pip install" in notes[0], proc.stderr
     assert "torch vs numpy" in proc.stdout and "refused (expected)" in proc.stdout
-    assert "seed004_nothing_to_train: tf1, tf2 not run: TensorFlow is not installed" in proc.stdout
+    assert "seed004_nothing_to_train: tf1, tf2 not run: TensorFlow is not installed" in " ".join(proc.stdout.split())
     assert "tf1                  float64" not in proc.stdout  # no TF row claims a refusal
     assert "not run (no port could run): seed002_keras_sgd_momentum" in proc.stdout
     doc = _strict(out.read_text())
@@ -244,7 +251,7 @@ def test_a_users_nameerror_in_a_must_refuse_case_is_a_crash_with_both_shown(caps
                               "--frameworks", "torch", "--dtype", "float64")
     assert code == 3, out + err
     assert "WRONG REFUSAL" in out
-    assert "must refuse with ValueError matching /optimizer got an empty parameter list/" in out
+    assert "must refuse with ValueError matching /optimizer got an empty parameter list/" in " ".join(out.split())  # wrapped to the width
     assert "it raised NameError" in out
     assert f"{os.path.basename(port)}:{_line_of(port, 'undefined_name_in_build')}" in out
 
@@ -512,3 +519,32 @@ def test_pitfall_catalogue_section_is_schema_valid():
     doc = _strict(to_json([], {}, {"pitfalls": [dict(vars(row))], "pitfall_seconds": 1.5, "wall_seconds": 2.0}))
     _validate(doc)
     assert doc["pitfalls"][0]["magnitude"] == "nan" and doc["exit_code"] == 0
+
+
+@pytest.mark.parametrize("mode, says", [
+    ("none", "step 0 returned NoneType"),
+    ("float_stage", "stage 'loss' as a float"),
+    ("own_stage", "unknown stage 'my_stage'"),
+])
+def test_a_port_breaking_the_protocol_is_a_crash_with_json(capsys, tmp_path, mode, says):
+    out_json = tmp_path / "r.json"
+    code, out, err = run_main(capsys, "check", "seed004_oscillate", "--torch-port", _port(tmp_path, mode),
+                              "--frameworks", "torch,numpy", "--dtype", "float64", "--json", out_json)
+    assert code == 3, out + err
+    line = _one_error_line(err)
+    assert "ProtocolError during step 0" in line and says in line, line
+    doc = _strict(out_json.read_text())
+    _validate(doc)
+    assert doc["cases"][0]["dtypes"][0]["errors"][0]["exc_type"] == "ProtocolError"
+
+
+def test_compare_on_a_trace_corrupted_mid_file_is_one_line(capsys, tmp_path):
+    a = tmp_path / "a.trace"
+    assert run_main(capsys, "record", "seed004_oscillate", "--port", "numpy", "-o", a)[0] == 0
+    data = bytearray(a.read_bytes())
+    for i in range(len(data) // 2, len(data) // 2 + 16):
+        data[i] ^= 0xFF
+    bad = tmp_path / "bad.trace"
+    bad.write_bytes(bytes(data))
+    code, _, err = run_main(capsys, "compare", a, bad)
+    assert code == 2 and str(bad) in _one_error_line(err)

@@ -72,8 +72,6 @@ def test_an_unmatched_divergence_is_unknown_but_localized():
 
 
 # -- naming without over-claiming (issue 10) -------------------------------------------------------
-from collections.abc import Mapping  # noqa: E402
-
 from parity.cases import Cost  # noqa: E402
 from parity.pitfalls.reference import conv2d, round_tf32  # noqa: E402
 
@@ -140,32 +138,40 @@ def test_a_bn_signature_needs_bn_state_in_the_traces():
     assert [d.pitfall for d in diagnose(None, compare(a2, b2), [a2, b2])][:1] == ["bn-epsilon"]
 
 
-class _Dropped(Mapping):
-    """A stage of a step outside a streamed window: names listed, large tensors unreadable."""
+def _window(trace, before, diverges_at):
+    """``trace`` as a streamed run keeps it: a ring of ``before + 1`` steps, frozen around the divergence."""
+    from parity.trace import Window, WindowRecorder, to_step
 
-    def __init__(self, small, names):
-        self.small, self.names = small, names
-
-    def __getitem__(self, name):
-        if name in self.small:
-            return self.small[name]
-        raise IndexError(f"{name} is outside the kept window")
-
-    def __iter__(self):
-        return iter(self.names)
-
-    def __len__(self):
-        return len(self.names)
+    w = Window(dict(trace.manifest), trace.initial)
+    rec = WindowRecorder(w, before=before, after=1)
+    for i, step in enumerate(trace.steps):
+        rec.add(to_step(step))
+        if i == diverges_at:
+            rec.keep_around(i)
+    return w
 
 
 def test_a_step_outside_the_window_is_no_evidence_never_a_crash():
-    # zero-grad needs step k-1's gradients; in a window that dropped them the answer is unknown
-    g0, g1 = np.array([1.0, 2.0, 3.0]), np.array([0.5, -1.0, 0.25])
+    # zero-grad needs step k-1's gradients; a window that dropped them (tensors over SMALL
+    # elements are not kept outside the window) answers unknown, with the localisation
+    rng = np.random.default_rng(6)
+    g0, g1 = rng.normal(size=(5, 4)), rng.normal(size=(5, 4))
     s = lambda g: {"loss": {"loss": np.array(1.0)}, "gradients": {"w": g}}  # noqa: E731
     a, b = _trace("tf1", [s(g0), s(g1)]), _trace("torch", [s(g0), s(g0 + g1)])
     cmp = compare(a, b)
-    assert diagnose(None, cmp, [a, b])[0].pitfall == "zero-grad"
-    for t in (a, b):
-        t.steps[0] = {"loss": t.steps[0]["loss"], "gradients": _Dropped({}, ["w"])}
-    assert diagnose(None, cmp, [a, b]) == []
+    assert cmp.first_divergence.step == 1
+    kept = [_window(t, before=1, diverges_at=1) for t in (a, b)]
+    assert diagnose(None, cmp, kept)[0].pitfall == "zero-grad"
+    dropped = [_window(t, before=0, diverges_at=1) for t in (a, b)]
+    assert not dropped[0].kept(0) and dropped[0].kept(1)
+    assert diagnose(None, cmp, dropped) == []
     assert localize(cmp).startswith("unknown: first divergence at step 1, gradients, w")
+
+
+def test_an_extra_tensor_does_not_disable_a_check():
+    # a port that also records the global gradient norm next to the gradients: zero-grad is still named
+    g0, g1 = np.array([1.0, 2.0, 3.0]), np.array([0.5, -1.0, 0.25])
+    s = lambda g, extra: {"loss": {"loss": np.array(1.0)}, "gradients": {"w": g, "global_norm": np.array(extra)}}  # noqa: E731
+    a = _trace("tf1", [s(g0, 3.7), s(g1, 1.1)], initial={"w": np.zeros(3)})
+    b = _trace("torch", [s(g0, 3.7), s(g0 + g1, 4.3)], initial={"w": np.zeros(3)})
+    assert diagnose(None, compare(a, b), [a, b])[0].pitfall == "zero-grad"

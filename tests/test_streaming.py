@@ -3,6 +3,7 @@ the measured float32 envelope. Synthetic numpy ports (a linear least-squares mod
 
 from __future__ import annotations
 
+import os
 import sys
 import tracemalloc
 import types
@@ -226,3 +227,30 @@ def test_envelope_accepts_the_references_own_rounding_and_catches_tf32():
     c = next(c for c in caught.comparisons if c.dtype == "float32")
     assert not c.ok and c.first_divergence.stage == "gradients"
     assert c.first_divergence.diff.units > 10 * ENVELOPE_FACTOR
+
+
+def test_summary_mode_finds_the_same_first_divergence(tmp_path):
+    full = _run(20, _bug_from(7), dtypes=("float64",))
+    summ = _run(20, _bug_from(7), dtypes=("float64",), summary=True, trace_dir=str(tmp_path))
+    f, s = full.comparisons[0].first_divergence, summ.comparisons[0].first_divergence
+    assert (s.step, s.stage) == (f.step, f.stage) and s.diff.summary
+    # summaries give a lower bound of the elementwise difference: never more than the full comparison
+    assert s.diff.max_abs <= f.diff.max_abs if s.name == f.name else True
+    assert _run(20, dtypes=("float64",), summary=True).comparisons[0].ok
+    files = sorted(os.listdir(tmp_path))
+    assert files == ["synthetic_linear.numpy-b.float64.trace", "synthetic_linear.numpy.float64.trace"]
+
+
+def test_summary_trace_compares_with_a_full_one(tmp_path):
+    from parity.compare import compare
+    from parity.trace import load, save
+    from parity.runner import run_port
+
+    case = _case(6)
+    a = run_port(case, "numpy", "float64", module=_module())
+    b = run_port(case, "numpy:b", "float64", module=_module(_bug_from(2)))
+    pa, pb = save(a, tmp_path / "a.trace"), save(b, tmp_path / "b.trace", summary=True)
+    mixed, same = compare(load(pa), load(pb)), compare(load(pa), load(save(a, tmp_path / "a2.trace", summary=True)))
+    assert mixed.first_divergence.step == 2 and same.verdict == "exact"
+    # 6 steps of 256x128 tensors vs their statistics; the initial parameters (256 kB) stay in full
+    assert os.path.getsize(pb) < os.path.getsize(pa) / 10

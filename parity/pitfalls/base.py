@@ -19,7 +19,7 @@ from ..trace import Trace
 
 __all__ = [
     "Context", "Pitfall", "Precondition", "pitfall", "close", "predicts", "predicts_through", "constant_ratio",
-    "first_match", "side_of",
+    "first_match", "side_of", "ratio",
 ]
 
 
@@ -36,6 +36,7 @@ class Context:
     first: Divergence
     a: Trace
     b: Trace
+    case_options: dict = field(default_factory=dict)
 
     @property
     def k(self) -> int:
@@ -88,12 +89,29 @@ class Context:
         step = self.k if step is None else step
         return dict(trace.initial) if step == 0 else dict(self.at(trace, "parameters", step - 1))
 
+    def param_names(self) -> set:
+        """The parameters' names (loaded ones, and those the steps around the divergence report)."""
+        return set(self.a.initial) | set(self.at(self.a, "parameters")) | set(self.params_before(self.a))
+
     def settings(self, trace: Trace) -> dict:
         return dict(trace.manifest.get("settings") or {})
 
     def options(self) -> dict:
-        """The case options both traces were recorded with (the manifest's ``options``), if any."""
-        return dict(self.a.manifest.get("options") or self.b.manifest.get("options") or {})
+        """The case's options (hyper-parameters the run was configured with), where the caller passed the case."""
+        return {k: v for k, v in (self.case_options or {}).items() if k not in ("pitfall", "scenario")}
+
+    def hyper(self, key: str):
+        """A number the run was configured with: the ports' settings first, then the case options
+        (top level or under ``optimizer``); None where neither says."""
+        for t in (self.a, self.b):
+            v = self.settings(t).get(key)
+            if isinstance(v, (int, float)) and not isinstance(v, bool):
+                return float(v)
+        o = self.options()
+        for v in (o.get(key), (o.get("optimizer") or {}).get(key) if isinstance(o.get("optimizer"), dict) else None):
+            if isinstance(v, (int, float)) and not isinstance(v, bool):
+                return float(v)
+        return None
 
     def semantic(self, stage: str, name: str | None = None, step: int | None = None) -> bool:
         step = self.k if step is None else step
@@ -180,6 +198,16 @@ def constant_ratio(num, den, tol: float = 1e-6):
     if not np.isfinite(med) or med == 0:
         return None
     return med if np.max(np.abs(r - med)) <= max(tol, 1e-9) * abs(med) * 10 else None
+
+
+def ratio(num, den, tol: float = 1e-6):
+    """Like :func:`constant_ratio`, and a single element is its own ratio (a 1x1 network's kernel)."""
+    num, den = np.asarray(num, float), np.asarray(den, float)
+    if num.size == 1 and den.size == 1:
+        d = float(den.ravel()[0])
+        r = float(num.ravel()[0]) / d if abs(d) > 1e-300 else 0.0
+        return r if r != 0 and np.isfinite(r) else None
+    return constant_ratio(num, den, tol)
 
 
 def side_of(ya, yb, ref, alt, tol: float) -> bool:

@@ -17,7 +17,30 @@ from .requires import DROPOUT, IMAGES
 __all__ = ["PITFALLS", "sources4"]
 
 
+def _check_transposed_forward(c: Context):
+    """A square kernel loaded as it is, reported back transposed: the layer computes x @ K.T."""
+    params = c.params_before(c.a)
+    inputs = {n: np.asarray(v, float) for n, v in c.at(c.a, "inputs").items() if np.ndim(v) == 2}
+    inputs.update({n: v for n, v in c.matching("forward").items() if v.ndim == 2})
+    for n, ya, yb in c.diverging("forward", ndim=2):
+        for xn, x in inputs.items():
+            for pn, k in params.items():
+                k = np.asarray(k, float)
+                if k.ndim == 2 and k.shape[0] == k.shape[1] == x.shape[1] == ya.shape[1] and k.shape[0] > 1:
+                    if predicts_through(ya, yb, x @ k.T - x @ k, c.tol):
+                        return 0.9, (f"{n} differs exactly as {xn} @ {pn}.T instead of {xn} @ {pn} predicts (square {k.shape[0]}x{k.shape[1]}: "
+                                     "shape-silent): a Dense kernel [in, out] used as a Linear weight [out, in] without the transpose")
+    return None
+
+
 def _check_transposed_import(c: Context, ndim: int):
+    if ndim == 2:
+        hit = _check_transposed_load(c, ndim)
+        return hit or _check_transposed_forward(c)
+    return _check_transposed_load(c, ndim)
+
+
+def _check_transposed_load(c: Context, ndim: int):
     for n, va in c.a.initial.items():
         vb = c.b.initial.get(n)
         if vb is None or np.ndim(va) != ndim or np.shape(va) != np.shape(vb) or close(va, vb, c.tol):
@@ -111,6 +134,27 @@ def _check_gelu(c: Context):
     return None
 
 
+def _check_leaky_slope(c: Context):
+    """Where the (matching) pre-activation is negative, y / z is one slope per side, and the slopes differ."""
+    for n, ya, yb in c.diverging("forward"):
+        for zn, z in c.matching("forward").items():
+            if z.shape != ya.shape:
+                continue
+            neg, pos = z < 0, z > 0
+            if neg.sum() < 2 or not pos.any():
+                continue
+            if not (close(ya[pos], z[pos], c.tol) and close(yb[pos], z[pos], c.tol)):
+                continue  # the positive side must be the identity in both
+            sa, sb = constant_ratio(ya[neg], z[neg], c.tol), constant_ratio(yb[neg], z[neg], c.tol)
+            if sa is None or sb is None or not (0 < sa < 1 and 0 < sb < 1) or abs(sa - sb) <= 10 * c.tol:
+                continue
+            ka, kb = c.settings(c.a).get("leaky_relu_slope"), c.settings(c.b).get("leaky_relu_slope")
+            said = f" (settings: {ka:g} vs {kb:g})" if isinstance(ka, float) and isinstance(kb, float) else ""
+            return 0.95, (f"{n} = leaky_relu({zn}): identical for positive inputs, negative slope {sa:.4g} in A and {sb:.4g} in B{said}: "
+                          "the default slopes differ (tf.nn.leaky_relu 0.2, Keras LeakyReLU 0.3, torch 0.01)")
+    return None
+
+
 def _keep(settings: dict):
     d = settings.get("dropout")
     if isinstance(d, dict) and {"argument", "value"} <= set(d):
@@ -188,6 +232,12 @@ PITFALLS = [
             explanation="TF's SAME average pool divides by the number of valid elements; torch's AvgPool2d counts the zero padding by default.",
             tf="avg over valid cells", torch="AvgPool2d(count_include_pad=True): sum / k^2",
             fix="count_include_pad=False (and TF's asymmetric pads for stride > 1)."),
+    pitfall("leaky-relu-slope", "LeakyReLU negative slope defaults (TF 0.2, Keras 0.3, torch 0.01)", "activation", "P42", ["forward"],
+            "the activation of a matching pre-activation is the identity for positive inputs in both, with two different negative slopes",
+            _check_leaky_slope,
+            explanation="tf.nn.leaky_relu defaults to alpha=0.2, Keras LeakyReLU to 0.3 (Keras 3: negative_slope=0.3), torch nn.LeakyReLU / F.leaky_relu to 0.01: a port that keeps the default changes every negative activation. (TF takes alpha as a float32 attribute: 0.2 is 0.200000003 in a float64 graph.)",
+            tf="tf.nn.leaky_relu(x, alpha=0.2) = max(x, alpha x)", torch="F.leaky_relu(x, negative_slope=0.01)",
+            fix="Pass the TF slope: nn.LeakyReLU(negative_slope=alpha)."),
     pitfall("gelu-approx", "GELU exact vs tanh approximation", "activation", "P41", ["forward"],
             "the activation equals GELU of a matching pre-activation, exact on one side and tanh on the other",
             _check_gelu,

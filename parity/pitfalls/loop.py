@@ -8,7 +8,7 @@ import math
 
 import numpy as np
 
-from .base import Context, close, constant_ratio, pitfall
+from .base import Context, close, pitfall, ratio
 from .requires import CONSTRAINED, LR_SCHEDULE, PROCESSED_GRADIENTS, STEP_BEFORE
 
 __all__ = ["PITFALLS", "learning_rates"]
@@ -23,9 +23,42 @@ def _same(x, y, tol) -> bool:
     return bool(np.all(np.abs(np.asarray(x) - np.asarray(y)) <= 10 * tol * np.maximum(np.abs(x), np.abs(y))))
 
 
+def scheduled_lr(options: dict, step: int):
+    """The learning rate TF's schedule gives update ``step`` (0-based), from the case options; None if unknown.
+
+    Reads the catalogue's form (``lr``, ``schedule: {kind: polynomial, decay_steps, end, power}``)
+    and the property configs' (``optimizer: {lr}``, ``schedule: {kind: polynomial | exponential, ...}``).
+    """
+    s = options.get("schedule")
+    opt = options.get("optimizer")
+    lr = opt.get("lr") if isinstance(opt, dict) else options.get("lr")
+    if not isinstance(s, dict) or not isinstance(lr, (int, float)):
+        return None
+    kind = s.get("kind")
+    if kind == "polynomial":
+        p = min(step, s["decay_steps"]) / s["decay_steps"]
+        return (lr - s["end"]) * (1 - p) ** s.get("power", 1.0) + s["end"]
+    if kind == "exponential":
+        e = step / s["decay_steps"]
+        return lr * s["rate"] ** (math.floor(e) if s.get("staircase") else e)
+    if kind == "constant":
+        return float(lr)
+    return None
+
+
 def _check_lr_off_by_one(c: Context):
     a, b = learning_rates(c, c.a), learning_rates(c, c.b)
     n = len(a)
+    if n < 3 and n >= 1 and not np.isnan(a[0]) and not np.isnan(b[0]):
+        # too few steps to see the shift in the traces: the run's own schedule predicts it
+        lr0, lr1 = scheduled_lr(c.options(), 0), scheduled_lr(c.options(), 1)
+        if lr0 is None or lr1 is None or _same(lr0, lr1, c.tol):
+            return None
+        for x, y, who in ((a, b, "B"), (b, a, "A")):
+            if _same(x[0], lr0, c.tol) and _same(y[0], lr1, c.tol):
+                return 0.9, (f"{who}'s first learning rate {y[0]:.6g} is the case's schedule at step 1, the other's {x[0]:.6g} at step 0: "
+                             "the schedule is advanced before the update (scheduler.step() before optimizer.step(), or a 1-based step)")
+        return None
     if n < 3 or np.isnan(a).any() or np.isnan(b).any():
         return None
     for x, y, who in ((a, b, "B"), (b, a, "A")):
@@ -54,7 +87,7 @@ def _check_clip(c: Context):
     for n in pa:
         if n not in pb or n not in raw:
             continue  # an extra tensor (a recorded global norm...) is no evidence either way
-        ra[n], rb[n] = constant_ratio(pa[n], raw[n], c.tol), constant_ratio(pb[n], raw[n], c.tol)
+        ra[n], rb[n] = ratio(pa[n], raw[n], c.tol), ratio(pb[n], raw[n], c.tol)
     if len(ra) < 2 or None in ra.values() or None in rb.values():
         return None
     spread = lambda d: np.ptp(list(d.values())) > 10 * c.tol * max(abs(v) for v in d.values())  # noqa: E731
@@ -80,11 +113,15 @@ def _check_max_norm(c: Context, want: str):
         if n not in cb or np.ndim(ca[n]) != 2:
             continue
         wa, wb = np.asarray(ca[n], float), np.asarray(cb[n], float)
+        radius = _radius(c)
         for ax in (0, 1):
             na = _norms(wa, ax)
             r = na.max()
-            if np.sum(np.abs(na - r) <= rt * r) < 2:
-                continue  # A is capped along ax: several norms sit at the radius
+            if radius is not None:
+                if abs(r - radius) > rt * radius:
+                    continue  # A is capped along ax: its largest norm sits at the run's radius
+            elif np.sum(np.abs(na - r) <= rt * r) < 2:
+                continue  # without the radius: several norms sit at a common cap
             nb, nb_other = _norms(wb, ax), _norms(wb, 1 - ax)
             if np.any(np.abs(nb - r) <= rt * r) and nb.max() <= r * (1 + rt):
                 continue  # B is capped along the same axis
@@ -95,6 +132,18 @@ def _check_max_norm(c: Context, want: str):
                 return 0.85, (f"{n}: A's norms over axis {ax} are capped at {r:.4g} after the step; B's constraint changes nothing after "
                               f"its update (norms {np.round(nb, 4).tolist()}): B applies the constraint before the update instead of after")
     return None
+
+
+def _radius(c: Context):
+    """The max-norm radius the run was configured with (settings or case options), if it says."""
+    for t in (c.a, c.b):
+        mn = c.settings(t).get("max_norm")
+        if isinstance(mn, dict) and isinstance(mn.get("radius"), (int, float)):
+            return float(mn["radius"])
+    mn = c.options().get("max_norm")
+    if isinstance(mn, dict) and isinstance(mn.get("radius"), (int, float)):
+        return float(mn["radius"])
+    return c.hyper("max_norm")
 
 
 def _check_frozen(c: Context):
@@ -116,7 +165,9 @@ def _check_frozen(c: Context):
 
 def _check_zero_grad(c: Context):
     ga, gb, gb_prev = c.at(c.a, "gradients"), c.at(c.b, "gradients"), c.at(c.b, "gradients", c.k - 1)
-    common = [n for n in ga if n in gb and n in gb_prev and np.shape(ga[n]) == np.shape(gb[n])]
+    params = c.param_names()
+    # the parameters' gradients (an extra recorded tensor, a global norm, is no evidence either way)
+    common = [n for n in ga if n in gb and n in gb_prev and np.shape(ga[n]) == np.shape(gb[n]) and (n in params or not params)]
     moved = [n for n in common if np.abs(np.asarray(gb_prev[n], float)).max() > 0]
     hits = [n for n in moved if close(np.asarray(gb[n], float) - np.asarray(gb_prev[n], float), ga[n], c.tol * 10)]
     if hits and len(hits) == len(moved):

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .base import Context, close, constant_ratio, pitfall
+from .base import Context, close, constant_ratio, pitfall, ratio
 from .requires import ADAM_SLOTS, MOMENTUM_SLOTS, SLOTS, STEP_BEFORE, slot_kind
 
 __all__ = ["PITFALLS", "slot_groups", "param_of_slot"]
@@ -27,14 +27,6 @@ def param_of_slot(name: str, params) -> str:
     return name[len(kind) + 1 :] if name.startswith(kind + "/") else name[: -len(kind) - 1]
 
 
-def _setting(c: Context, key: str):
-    for t in (c.b, c.a):
-        v = c.settings(t).get(key)
-        if isinstance(v, (int, float)) and not isinstance(v, bool):
-            return float(v)
-    return None
-
-
 def _check_dampening(c: Context):
     if c.semantic("gradients"):
         return None
@@ -49,7 +41,7 @@ def _check_dampening(c: Context):
         r = constant_ratio(np.asarray(sb[n]) - np.asarray(sa[n]), g, c.tol)
         if r is None or not -1 < r < 0:
             continue
-        d = _setting(c, "dampening")
+        d = c.hyper("dampening")
         if d is not None and d > 0 and abs(-r - d) > 10 * c.tol:
             continue  # the port reports another dampening than the one the buffers show
         return 0.95, (f"step {c.k - 1} matches; at step {c.k} the momentum buffers differ by {r:.4g} x gradient: B damps the "
@@ -60,22 +52,23 @@ def _check_dampening(c: Context):
 def _check_nesterov(c: Context):
     if c.semantic("gradients") or c.semantic("slots"):
         return None
-    mu = _setting(c, "momentum")
-    for n, _, _ in c.diverging("parameters"):
-        ua, ub = c.updates(c.a, n), c.updates(c.b, n)
-        if ua is None or ub is None:
-            continue
-        r = constant_ratio(ub, ua, c.tol)
-        if r is None or r <= 0:
-            continue
-        big = r if r > 1 else 1 / r
-        if not 1 + 10 * c.tol < big <= 2:
-            continue
-        if mu is not None and abs(big - 1 - mu) > 10 * c.tol:
-            continue  # 1 + mu is what the ports' momentum predicts at the first step
-        return 0.9, (f"{n}: gradients and momentum buffers match but the update ratio is {r:.4g} for every element "
-                     f"= 1 + mu with mu = {big - 1:.4g} at step {c.k}: Nesterov in one port only")
-    return None
+    mu = c.hyper("momentum")
+    names = [n for n, _, _ in c.diverging("parameters")]
+    pairs = [(c.updates(c.a, n), c.updates(c.b, n)) for n in names]
+    pairs = [(ua, ub) for ua, ub in pairs if ua is not None and ub is not None]
+    if not pairs:
+        return None
+    # one ratio over every diverging parameter's update (a 1x1 network has one element per tensor)
+    r = ratio(np.concatenate([ub.ravel() for _, ub in pairs]), np.concatenate([ua.ravel() for ua, _ in pairs]), c.tol)
+    if r is None or r <= 0:
+        return None
+    big = r if r > 1 else 1 / r
+    if not 1 + 10 * c.tol < big <= 2:
+        return None
+    if mu is not None and abs(big - 1 - mu) > 10 * c.tol:
+        return None  # 1 + mu is what the run's momentum predicts at the first step
+    return 0.9, (f"{', '.join(names)}: gradients and momentum buffers match but the update ratio is {r:.4g} for every element "
+                 f"= 1 + mu with mu = {big - 1:.4g} at step {c.k}: Nesterov in one port only")
 
 
 def _check_adam_eps(c: Context):
@@ -100,7 +93,7 @@ def slot_offsets(c: Context, prefix: str):
     out = []
     for k in range(c.k, c.n_steps()):
         sa, sb = c.at(c.a, "slots", k), c.at(c.b, "slots", k)
-        names = [n for n in sa if n.startswith(prefix + "/") and n in sb]
+        names = [n for n in sa if slot_kind(n, c.a.initial) == prefix and n in sb]
         if not names:
             break  # not held (outside the window) or no such slots: what we have is the evidence
         d = np.concatenate([(np.asarray(sa[n], float) - np.asarray(sb[n], float)).ravel() for n in names])
@@ -110,10 +103,34 @@ def slot_offsets(c: Context, prefix: str):
     return out or None
 
 
+def _rmsprop_eps_placement(c: Context):
+    """Slots equal, updates = -lr g / sqrt(ms + eps) on one side and -lr g / (sqrt(ms) + eps) on the other."""
+    eps, lr = c.hyper("epsilon"), c.at(c.a, "learning_rate").get("lr")
+    if eps is None or lr is None or eps <= 0 or c.semantic("slots"):
+        return None
+    sa, g = c.at(c.a, "slots"), c.at(c.a, "gradients")
+    for s, ms in sa.items():
+        n = param_of_slot(s, c.a.initial)
+        if slot_kind(s, c.a.initial) != "rms" or n not in g:
+            continue
+        ua, ub = c.updates(c.a, n), c.updates(c.b, n)
+        if ua is None or ub is None:
+            continue
+        ms, gn = np.asarray(ms, float), np.asarray(g[n], float)
+        inside, outside = -float(lr) * gn / np.sqrt(ms + eps), -float(lr) * gn / (np.sqrt(ms) + eps)
+        if close(inside, outside, 10 * c.tol):
+            continue
+        for x, y, tf_side in ((ua, ub, "A"), (ub, ua, "B")):
+            if close(x, inside, 10 * c.tol) and close(y, outside, 10 * c.tol):
+                return 0.85, (f"{n}: mean-square slots equal; {tf_side}'s update is -lr g / sqrt(ms + eps), the other's -lr g / (sqrt(ms) + eps) "
+                              f"with eps = {eps:g} from the run's settings: epsilon inside the square root (TF1 RMSPropOptimizer) vs outside (torch RMSprop)")
+    return None
+
+
 def _check_rmsprop_init(c: Context):
     off = slot_offsets(c, "rms")
     if not off or abs(off[0]) <= 1e-12:
-        return None
+        return _rmsprop_eps_placement(c)
     if len(off) > 1 and not (abs(off[1]) < abs(off[0]) and constant_ratio(np.array(off[1:]), np.array(off[:-1]), 10 * c.tol) is not None):
         return None
     rho = off[1] / off[0] if len(off) > 1 else float("nan")
@@ -168,8 +185,9 @@ PITFALLS = [
             tf="lr_t = lr sqrt(1 - b2^t) / (1 - b1^t);  var -= lr_t m / (sqrt(v) + eps)",
             torch="p -= lr / (1 - b1^t) * m / (sqrt(v) / sqrt(1 - b2^t) + eps)",
             fix="Set param_groups[0]['eps'] = eps_tf / sqrt(1 - beta2**t) before each step t."),
-    pitfall("rmsprop-init", "RMSprop: TF1 mean square starts at 1", "optimizer", "P11", ["parameters"],
-            "mean-square slots differ by one offset in every element, decaying by rho each step",
+    pitfall("rmsprop-init", "RMSprop: TF1 mean square starts at 1, epsilon inside the square root", "optimizer", "P11", ["parameters"],
+            "mean-square slots differ by one offset in every element, decaying by rho each step; or, slots equal, the updates "
+            "differ as eps inside vs outside sqrt predicts (eps: the run's own)",
             _check_rmsprop_init, requires=[SLOTS],
             explanation="TF1 RMSPropOptimizer initialises its rms slot to ones (and puts eps inside the sqrt); torch RMSprop starts square_avg at 0 (eps outside) and defaults alpha=0.99 vs TF's decay 0.9. The first ~1/(1 - rho) steps differ.",
             tf="ms = 1 initially;  ms = rho ms + (1 - rho) g^2;  var -= lr g / sqrt(ms + eps)",

@@ -65,16 +65,17 @@ def get_pitfall(name: str) -> Pitfall:
         raise ParityError(f"unknown pitfall {name!r}{hint}") from None
 
 
-def match_signatures(comparison: Comparison, a: Trace, b: Trace, pitfalls=None) -> list[tuple[Pitfall, float, str]]:
+def match_signatures(comparison: Comparison, a: Trace, b: Trace, pitfalls=None, options=None) -> list[tuple[Pitfall, float, str]]:
     """Return (pitfall, score, evidence) for every signature matching the first divergence, best first.
 
     A signature is tried only where the first divergence is in one of its stages and the
     traces meet its preconditions; a checker that meets tensors it does not apply to is no match.
+    ``options``: the case's options, which predictions may read (learning-rate schedule, momentum...).
     """
     first = comparison.first_divergence
     if first is None or first.kind != "semantic":
         return []
-    ctx = Context(comparison, first, a, b)
+    ctx = Context(comparison, first, a, b, dict(options or {}))
     found = []
     for p in pitfalls if pitfalls is not None else all_pitfalls():
         if first.stage not in p.stages:

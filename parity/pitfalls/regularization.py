@@ -12,19 +12,11 @@ from __future__ import annotations
 
 import numpy as np
 
-from .base import Context, close, constant_ratio, pitfall
+from .base import Context, close, pitfall, ratio
 from .optimizers import param_of_slot
 from .requires import ADAM_SLOTS, SLOTS, STEP_BEFORE, slot_kind
 
 __all__ = ["PITFALLS", "l2_difference"]
-
-
-def _ratio(num, den, tol: float):
-    """num / den, one common value over the elements (a single element is its own ratio)."""
-    num, den = np.asarray(num, float), np.asarray(den, float)
-    if num.size == 1 and den.size == 1:
-        return float(num.ravel()[0] / den.ravel()[0]) if abs(den.ravel()[0]) > 1e-300 else None
-    return constant_ratio(num, den, tol)
 
 
 def l2_difference(c: Context):
@@ -39,7 +31,7 @@ def l2_difference(c: Context):
             continue  # an extra tensor is no evidence either way
         if close(ga[n], gb[n], c.tol):
             continue
-        r = _ratio(np.asarray(gb[n], float) - np.asarray(ga[n], float), w[n], c.tol)
+        r = ratio(np.asarray(gb[n], float) - np.asarray(ga[n], float), w[n], c.tol)
         if r is None:
             return None  # a gradient differs, and not by lambda * W: something else
         lams.append(r)
@@ -116,7 +108,7 @@ def _check_coupled_decay(c: Context):
         d = np.asarray(sb[s], float) - np.asarray(sa[s], float)
         if close(sa[s], sb[s], c.tol):
             continue
-        r = _ratio(d, w[n], c.tol)
+        r = ratio(d, w[n], c.tol)
         if r is None:
             return None
         ratios.append(r)

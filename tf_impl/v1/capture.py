@@ -23,7 +23,7 @@ Where each stage comes from (nothing of the user's graph is edited, only read or
 * parameters, slots, state: the variables after the train op (and the ``UPDATE_OPS``),
   read in a second run; state is every variable that is neither trained nor the
   optimizer's (BatchNorm moving statistics, ``global_step``, EMA shadows).
-* constrained: the variables the ``post_ops`` assign, read after they ran.
+* constrained: the variables the ``post_ops`` write, read after they ran.
 
 Dropout: ``tf.nn.dropout`` draws ``random_uniform`` and keeps ``random >= rate``; the
 adapter feeds the random tensor with parity's keep mask (1 keeps, 0 drops), so the
@@ -37,10 +37,21 @@ float64 in the GraphDef before it is imported into the graph that runs. A float3
 scalar constant is taken as the shortest decimal that prints it (``0.001``, not
 ``0.0010000000474974513``): what the author typed. Each such constant is listed in
 :meth:`TF1Program.notes`, with the fix that makes the program run in float64 as written.
+FusedBatchNorm has float32 kernels only: a 4-D ``tf.layers.batch_normalization`` is built
+non-fused in float64, and its moving-variance update is scaled by n/(n-1) so it keeps the
+fused kernel's (Bessel-corrected) convention (:func:`fused_batch_norm_convention`); a graph
+that calls ``tf.nn.fused_batch_norm`` itself cannot run in float64 and says so
+(:class:`parity.programs.DtypeError`, with the fix).
+
+Not captured: updates written by hand (``w.assign_sub(lr * g)``: no optimizer apply op to
+read the consumed gradient and rate from: refused), sparse (``IndexedSlices``) gradients,
+layer outputs inside ``tf.while_loop`` (``dynamic_rnn``), and a dropout whose random tensor
+feeds no ``where(random >= rate, x / keep_prob, 0)`` parity knows (a note says so).
 """
 
 from __future__ import annotations
 
+import contextlib
 import re
 from collections import deque
 from typing import Any, Callable, Mapping
@@ -73,11 +84,12 @@ LAYER_OPS = {
     "embedding": ("GatherV2", "ResourceGather"),
 }
 _BIAS_ADDS = ("BiasAdd", "Add", "AddV2")
-_READS = ("ReadVariableOp", "Identity", "Cast", "Enter")
+_READS = ("ReadVariableOp", "Identity", "Cast", "Enter", "Switch")
 _VARIABLE_OPS = ("VarHandleOp", "VariableV2", "Variable")
 _ASSIGNS = ("AssignVariableOp", "Assign", "AssignSubVariableOp", "AssignAddVariableOp", "AssignSub", "AssignAdd")
 _GRAD_SCOPE = re.compile(r"(^|/)gradients(_\d+)?/")
 _FLOAT = {"float32", "float64"}
+_BN_TOUCHED: list[str] = []  # layers fused_batch_norm_convention aligned in the last float64 build
 
 
 def _tf():
@@ -97,6 +109,51 @@ def _records():
 
 
 # -- building ---------------------------------------------------------------------------------
+
+@contextlib.contextmanager
+def fused_batch_norm_convention(dtype: str, touched: list | None = None):
+    """In float64, give tf_keras' non-fused BatchNormalization the fused kernel's moving variance.
+
+    FusedBatchNorm has float32 kernels only, so a 4-D BatchNormalization that runs fused in
+    float32 runs non-fused in float64, and the two update the moving variance differently:
+    fused with the Bessel-corrected batch variance (n / (n - 1), n = batch * height * width),
+    non-fused with the biased one. Here the non-fused update of such a layer is scaled by
+    n / (n - 1), so a float64 run computes what the float32 program computes. The names of
+    the layers touched are appended to ``touched``.
+    """
+    try:
+        from tf_keras.src.layers.normalization.batch_normalization import BatchNormalizationBase as BN
+    except ImportError:  # no tf_keras: nothing to align
+        yield
+        return
+    if dtype != "float64":
+        yield
+        return
+    tf = _tf()
+    call, assign = BN.call, BN._assign_moving_average
+
+    def patched_call(self, inputs, training=None, mask=None):
+        rank = inputs.shape.rank
+        self._parity_bessel = None
+        if (not self.fused and rank in (4, 5) and inputs.dtype == tf.float64 and self.virtual_batch_size is None
+                and not self.renorm and self.adjustment is None):
+            n = tf.cast(tf.size(inputs), tf.float64) / tf.cast(tf.size(self.moving_variance), tf.float64)
+            self._parity_bessel = n / (n - 1.0)
+            if touched is not None and self.name not in touched:
+                touched.append(self.name)
+        return call(self, inputs, training=training, mask=mask)
+
+    def patched_assign(self, variable, value, momentum, inputs_size):
+        if getattr(self, "_parity_bessel", None) is not None and variable is self.moving_variance:
+            value = value * self._parity_bessel
+        return assign(self, variable, value, momentum, inputs_size)
+
+    BN.call, BN._assign_moving_average = patched_call, patched_assign
+    try:
+        yield
+    finally:
+        BN.call, BN._assign_moving_average = call, assign
+
 
 def _call_program(fn: Callable[[], Any], graph, override: str | None) -> dict:
     """Call ``fn`` with ``graph`` as default, control flow v1, and float32 roots made ``override``."""
@@ -119,10 +176,9 @@ def _call_program(fn: Callable[[], Any], graph, override: str | None) -> dict:
         init = kwargs.get("initial_value")
         if dtype is not None and tf.as_dtype(dtype).base_dtype == source:
             kwargs["dtype"] = target
-        if isinstance(init, (float, np.floating)) and dtype in (None, source):
-            kwargs["initial_value"] = tf.constant(float(init), target)  # beta1_power = 0.9, exact
-            kwargs["dtype"] = target
-        elif callable(init) and kwargs.get("dtype") == target:
+        # a Python-float initial value (Adam's beta1_power) stays as the program makes it: the
+        # GraphDef rewrite that follows turns it, and the ops that use it, into float64 together
+        if callable(init) and kwargs.get("dtype") == target:
             kwargs["initial_value"] = lambda: tf.cast(init(), target)
         elif tf.is_tensor(init) and init.dtype.base_dtype == source:
             kwargs["initial_value"] = tf.cast(init, target)
@@ -135,7 +191,8 @@ def _call_program(fn: Callable[[], Any], graph, override: str | None) -> dict:
             if target is None:
                 return fn()
             tf1.placeholder = retyped_placeholder
-            with tf1.variable_creator_scope(creator), tf.variable_creator_scope(creator):
+            with tf1.variable_creator_scope(creator), tf.variable_creator_scope(creator), \
+                    fused_batch_norm_convention(override, _BN_TOUCHED):
                 return fn()
     finally:
         tf1.placeholder = placeholder
@@ -143,8 +200,21 @@ def _call_program(fn: Callable[[], Any], graph, override: str | None) -> dict:
 
 
 def _shortest(value: float) -> float:
-    """The float64 of the shortest decimal that prints float32 ``value`` (what the author typed)."""
-    return float(np.format_float_positional(np.float32(value), unique=True, trim="-"))
+    """The float64 of the shortest decimal that prints float32 ``value`` (what the author typed).
+
+    A reciprocal of a short decimal (``1 / 0.75``, dropout's scale) is taken as that reciprocal
+    when its decimal is shorter: float32(1.3333334) -> 1 / 0.75.
+    """
+    def digits(text: str) -> int:
+        return len(text.replace("-", "").replace(".", "").lstrip("0"))
+
+    direct = np.format_float_positional(np.float32(value), unique=True, trim="-")
+    if value != 0:
+        inverse = np.format_float_positional(np.float32(1.0 / np.float64(np.float32(value))), unique=True, trim="-")
+        candidate = 1.0 / float(inverse)
+        if digits(inverse) + 2 < digits(direct) and np.float32(candidate) == np.float32(value):
+            return candidate
+    return float(direct)
 
 
 def _retype_attr(attr, src, dst) -> bool:
@@ -244,6 +314,11 @@ def _var_op(v):
     return src
 
 
+def _norm_name(op_name: str) -> str:
+    """A batch normalisation's output named by its layer scope, whichever kernel computed it."""
+    return re.split(r"/(cond|FusedBatchNorm\w*|batchnorm)(/|$)", op_name)[0]
+
+
 def _is_tensor(x) -> bool:
     return hasattr(x, "op") and hasattr(x, "dtype") and hasattr(x, "graph")
 
@@ -269,9 +344,9 @@ class TF1Program:
             if recovered:
                 self._notes.append(
                     f"{dtype}: {len(recovered)} float32 scalar constant(s) of the program (Python floats TF1 "
-                    f"turns into float32, e.g. optimizer hyper-parameters) taken as the decimals they print as: "
+                    f"turns into float32, e.g. optimizer hyper-parameters) taken as the decimals they print as (or their reciprocals): "
                     + "; ".join(sorted(set(recovered))[:8]) + ("; ..." if len(set(recovered)) > 8 else "")
-                    + ". A constant that is not a short decimal (1/3) would differ from a float64 port by ~3e-8 "
+                    + ". A constant that is neither a short decimal nor the reciprocal of one (0.1/3) would differ from a float64 port by ~3e-8 "
                     "relative: pass it as tf.constant(value, tf.float64) in a float64 program."
                 )
         elif dtype == "float64":
@@ -352,7 +427,7 @@ class TF1Program:
             trained[var] = op
         if not applies:
             raise ParityError(
-                "tf1 program: the train op runs no optimizer apply op (ResourceApply*): nothing to train, "
+                f"{self.where}: the train op runs no optimizer apply op (ResourceApply*): nothing to train, "
                 "or a hand-written update parity cannot read; give an optimizer's train op"
             )
         self._applied = trained
@@ -438,6 +513,7 @@ class TF1Program:
                 src = _source_variable(op.inputs[0]) or (op.inputs[0].op if op.inputs[0].op.type in _VARIABLE_OPS else None)
                 if src is not None:
                     self._constrained[self._var_names[src]] = src.name
+        # constrained: the variables the post ops write (as the torch adapter reports the ones its constraint writes)
         self._constrained = {n: self._constrained[n] for n in self._var_names.values() if n in self._constrained}
 
         # model state loaded like the weights: non-trained float variables the forward pass reads
@@ -593,6 +669,16 @@ class TF1Program:
         dropout_out = {s["output"]: s["name"] for s in self._dropout if s["output"]}
         for op in forward:
             kind = kinds.get(op.type)
+            if op._get_control_flow_context() is not None:
+                continue  # inside a tf.cond branch: the branch not taken has no value; its Merge is the output
+            if op.type == "Merge":
+                branch = {kinds.get(i.op.type) for i in op.inputs} - {None}
+                if len(branch) == 1:
+                    kind = branch.pop()
+                    key = _norm_name(op.name) if kind == "norm" else op.name
+                    outputs[key] = op.outputs[0].name
+                    kind_of[key] = kind
+                continue
             if op.type in ("GatherV2", "ResourceGather"):
                 if _source_variable(op.inputs[0]) not in params:
                     continue
@@ -603,8 +689,12 @@ class TF1Program:
                 continue
             if kind is None:
                 if op.name.endswith("batchnorm/add_1") and op.type in _BIAS_ADDS:
-                    outputs[op.name.rsplit("/", 1)[0]] = name
-                    kind_of[op.name.rsplit("/", 1)[0]] = "norm"
+                    outputs[_norm_name(op.name)] = name
+                    kind_of[_norm_name(op.name)] = "norm"
+                continue
+            if kind == "norm":  # one name for the fused (float32) and non-fused (float64) kernels
+                outputs[_norm_name(op.name)] = name
+                kind_of[_norm_name(op.name)] = kind
                 continue
             if kind in ("linear", "conv"):
                 # the bias add that directly follows a matmul / conv is the layer's output
@@ -736,7 +826,7 @@ class TF1Program:
     def load(self, params: Mapping[str, np.ndarray]) -> None:
         unknown = sorted(set(params) - set(self._loads))
         if unknown:
-            raise ParityError(f"tf1 program has no parameter {unknown[0]!r} to load")
+            raise ParityError(f"{self.where}: no parameter {unknown[0]!r} to load")
         feed, ops = {}, []
         for name, value in params.items():
             ph = self._loads[name]
@@ -871,12 +961,17 @@ def capture(program, *, dtype: str, where: str = "tf1 program") -> TF1Program:
     written = _written_dtype(built)
     if written != dtype:
         graph2 = tf.Graph()
+        _BN_TOUCHED.clear()
         try:
             built2 = _call_program(fn, graph2, dtype)
             if _written_dtype(built2) == dtype:
                 graph, built = graph2, built2
                 notes.append(f"{dtype}: the program (written in {written}) was built with its placeholders and "
                              f"variables made {dtype}; the rest of its float32 graph rewritten to {dtype}")
+                if _BN_TOUCHED:
+                    notes.append(f"{dtype}: batch normalisation {', '.join(_BN_TOUCHED)} has no float64 fused kernel and "
+                                 "runs non-fused, whose moving variance update uses the biased batch variance; parity "
+                                 "scales it by n/(n-1), the fused kernel's (float32) convention")
             else:
                 notes.append(f"{dtype}: the program's graph (written in {written}) rewritten to {dtype}")
         except ParityError:

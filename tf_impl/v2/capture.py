@@ -27,7 +27,11 @@ float64: Keras builds layers in ``floatx``; the adapter sets floatx to the run's
 before calling ``parity_program()``. A model built at import time keeps its dtype: it is
 rebuilt from its config with every float32 made float64 (weights copied), unless the
 program has its own ``train_step`` (which holds the original model): then the run is
-refused with the fix (build the model inside ``parity_program()``).
+refused with the fix (build the model inside ``parity_program()``). tf_keras casts
+Python-float hyper-parameters through float32 (``tf.cast(0.9, tf.float64)`` is
+0.8999999762: SGD momentum, Adam betas, BatchNormalization momentum); in float64 the
+adapter hands them over as float64 numbers (a note lists them). BatchNormalization keeps
+the fused kernel's moving-variance convention in float64, as in the TF1 adapter.
 """
 
 from __future__ import annotations
@@ -40,6 +44,7 @@ import numpy as np
 from parity.errors import ParityError
 
 from .. import tensorflow
+from ..v1.capture import _shortest, fused_batch_norm_convention
 
 __all__ = ["capture", "KerasProgram", "PROGRAM_KEYS"]
 
@@ -157,14 +162,23 @@ class KerasProgram:
         self._dropouts = [l for l in self.layers if type(l).__name__ == "Dropout"]
         self._record: dict | None = None
         self._masks: dict = {}
+        self._bn: list[str] = []
+        self._bn_noted = False
         self._wrap_layers()
         self._wrap_optimizer()
+        self._float64_hyper()
         self._build_slots()
         if self.fit:
             if getattr(model, "optimizer", None) is None or not getattr(model, "compiled_loss", True):
                 model.compile(optimizer=optimizer, loss=loss)
             model.run_eagerly = True  # layer outputs as values (fit otherwise traces a tf.function)
             model.train_function = None
+
+    def _own(self, weight) -> str:
+        """The weight's own name: ``layer/kernel`` (Keras 3's path without the model's name)."""
+        name = _own(weight)
+        prefix = self.model.name + "/"
+        return name[len(prefix):] if name.startswith(prefix) else name
 
     # -- rebuilding in another dtype --------------------------------------------------------------
     def _rebuild(self, model, optimizer, dtype):
@@ -174,7 +188,11 @@ class KerasProgram:
             clone = type(model).from_config(cfg) if not isinstance(model, K.Sequential) else K.Sequential.from_config(cfg)
             for a, b in zip(clone.weights, model.weights):
                 a.assign(np.asarray(b.numpy(), dtype=dtype))
-            opt = type(optimizer).from_config(optimizer.get_config())
+            # the float32 optimizer's config reads its rate back from a float32 variable
+            # (0.0010000000474974513): take each float as the decimal it prints as
+            ocfg = {k: _shortest(float(v)) if isinstance(v, (float, np.floating)) else v
+                    for k, v in optimizer.get_config().items()}
+            opt = type(optimizer).from_config(ocfg)
         return clone, opt
 
     # -- interception -----------------------------------------------------------------------------
@@ -196,11 +214,20 @@ class KerasProgram:
                     self._keep(_l, out)
                     return out
             else:
-                def call(*args, _l=layer, _f=original, **kw):
-                    out = _f(*args, **kw)
+                def call(*args, _l=layer, **kw):
+                    out = type(_l).call(_l, *args, **kw)  # looked up per call: class-level patches apply
                     self._keep(_l, out)
                     return out
             layer.call = call
+            activation = getattr(layer, "activation", None)
+            if callable(activation) and getattr(activation, "__name__", "linear") != "linear":
+                # a Dense/Conv with its own activation: its pre-activation output too (a torch port's Linear)
+                def pre(x, _l=layer, _a=activation):
+                    if self._record is not None and hasattr(x, "numpy"):
+                        self._record["forward"].setdefault(f"{_l.name}/pre_activation", x.numpy())
+                    return _a(x)
+
+                layer.activation = pre
         self._shapes: dict[int, tuple] = {}
         original_model_call = self.model.call
 
@@ -223,19 +250,44 @@ class KerasProgram:
         def apply_gradients(grads_and_vars, *args, **kw):
             pairs = list(grads_and_vars)
             if self._record is not None:
-                names = {id(v): _own(v) for v in self.model.trainable_weights}
-                grads = {names.get(id(v), _own(v)): g for g, v in pairs if g is not None}
+                names = {id(v): self._own(v) for v in self.model.trainable_weights}
+                grads = {names.get(id(v), self._own(v)): g for g, v in pairs if g is not None}
                 self._record.setdefault("gradients", {k: np.asarray(g) for k, g in grads.items()})
                 clipped = [g for g, _ in pairs]
                 if any(getattr(opt, a, None) for a in ("clipnorm", "clipvalue", "global_clipnorm")) and hasattr(
                         opt, "_clip_gradients"):
                     clipped = opt._clip_gradients(clipped)
                 self._record["processed_gradients"] = {
-                    names.get(id(v), _own(v)): np.asarray(g) for g, (_, v) in zip(clipped, pairs) if g is not None}
+                    names.get(id(v), self._own(v)): np.asarray(g) for g, (_, v) in zip(clipped, pairs) if g is not None}
                 self._record["learning_rate"] = {"lr": np.asarray(self._lr())}
             return original(pairs, *args, **kw)
 
         opt.apply_gradients = apply_gradients
+
+    def _float64_hyper(self) -> None:
+        """float64: hand the optimizer its Python-float hyper-parameters as float64 numbers.
+
+        tf_keras' optimizers step with ``tf.cast(self.momentum, var.dtype)``: a Python float
+        becomes a float32 tensor first, so a float64 run would use momentum 0.8999999762
+        (measured: 1.25e-8 relative in the first SGD update against torch). The program's
+        float32 run is unchanged.
+        """
+        if self.dtype != "float64" or self.keras.__name__ != "tf_keras":
+            return
+        fixed = []
+        for attr in ("momentum", "beta_1", "beta_2", "epsilon", "rho", "initial_accumulator_value"):
+            v = getattr(self.optimizer, attr, None)
+            if isinstance(v, float) and float(np.float32(v)) != v:
+                setattr(self.optimizer, attr, np.float64(v))
+                fixed.append(f"{attr}={v!r}")
+        for layer in self.layers:  # BatchNormalization: decay = convert_to_tensor(1 - momentum), float32
+            v = getattr(layer, "momentum", None)
+            if type(layer).__name__ == "BatchNormalization" and isinstance(v, float):
+                layer.momentum = np.float64(v)
+                fixed.append(f"{layer.name}.momentum={v!r}")
+        if fixed:
+            self._notes.append("float64: tf_keras casts Python-float hyper-parameters through float32 "
+                               f"(tf.cast(0.9, float64) = 0.8999999762): {', '.join(fixed)} given as float64")
 
     def _lr(self):
         opt = self.optimizer
@@ -260,7 +312,7 @@ class KerasProgram:
             if hasattr(opt, "get_slot_names"):  # legacy OptimizerV2
                 for slot in opt.get_slot_names():
                     canonical = {"rms": "ms", "momentum": "momentum"}.get(slot, slot)
-                    self._slot_vars[f"{_own(w)}/{canonical}"] = (opt.get_slot(w, slot), slot == "momentum")
+                    self._slot_vars[f"{self._own(w)}/{canonical}"] = (opt.get_slot(w, slot), slot == "momentum")
                 continue
             if hasattr(opt, "_get_variable_index"):
                 i = opt._get_variable_index(w)
@@ -269,7 +321,7 @@ class KerasProgram:
             for attr, canonical in lists.items():
                 values = getattr(opt, attr, None)
                 if values and i < len(values) and values[i] is not None:
-                    self._slot_vars[f"{_own(w)}/{canonical}"] = (values[i], family == "sgd")
+                    self._slot_vars[f"{self._own(w)}/{canonical}"] = (values[i], family == "sgd")
         if family == "sgd" and self._slot_vars:
             self._notes.append("Keras SGD keeps the velocity v = mu*v - lr*g; slots report -v/lr (TF1's and torch's "
                                "momentum accumulator)")
@@ -290,16 +342,16 @@ class KerasProgram:
         ordered = sorted(self._weights(), key=lambda w: [id(x) for x in self.model.weights].index(id(w)))
         for w in ordered:
             layer = owner.get(id(w))
-            leaf = _own(w).split("/")[-1]
+            leaf = self._own(w).split("/")[-1]
             kind = _KINDS.get((type(layer).__name__ if layer else "", leaf), "bias" if leaf == "bias" else "other")
-            out.append(ParamSpec(_own(w), tuple(w.shape), kind, layer.name if layer else "", id(w) in trainable))
+            out.append(ParamSpec(self._own(w), tuple(w.shape), kind, layer.name if layer else "", id(w) in trainable))
         return out
 
     def parameters(self) -> dict:
-        return {_own(w): np.asarray(w.numpy()) for w in self._weights()}
+        return {self._own(w): np.asarray(w.numpy()) for w in self._weights()}
 
     def load(self, params: Mapping[str, np.ndarray]) -> None:
-        by = {_own(w): w for w in self._weights()}
+        by = {self._own(w): w for w in self._weights()}
         for name, value in params.items():
             if name not in by:
                 raise ParityError(f"{self.where}: no weight {name!r} to load")
@@ -326,12 +378,17 @@ class KerasProgram:
 
     def forward(self, batch, masks=None) -> dict:
         """One training-mode forward pass; the non-trainable weights (BatchNorm statistics) restored after."""
+        with _floatx(self.dtype):  # Keras casts float inputs to floatx
+            return self._forward(batch, masks)
+
+    def _forward(self, batch, masks=None) -> dict:
         x, _, _ = self._split(batch)
         saved = [(w, w.numpy()) for w in self.model.non_trainable_weights]
         self._masks = dict(masks or {})
         self._record = {"forward": {}}
         try:
-            self.model(x, training=True)
+            with fused_batch_norm_convention(self.dtype, self._bn):
+                self.model(x, training=True)
             return dict(self._record["forward"])
         finally:
             self._record = None
@@ -339,11 +396,17 @@ class KerasProgram:
                 w.assign(v)
 
     def step(self, batch, masks=None) -> dict:
+        with _floatx(self.dtype):  # Keras casts float inputs to floatx (train_on_batch)
+            return self._step(batch, masks)
+
+    def _step(self, batch, masks=None) -> dict:
         tf = self.tf
         x, y, tensors = self._split(batch)
         self._masks = dict(masks or {})
         self._record = {"forward": {}}
         tape_grads: list = []
+        bn = fused_batch_norm_convention(self.dtype, self._bn)
+        bn.__enter__()
         try:
             if self.fit:
                 self.model.train_on_batch(x, y)
@@ -370,8 +433,14 @@ class KerasProgram:
             rec = self._record
         finally:
             self._record = None
+            bn.__exit__(None, None, None)
+        if self._bn and not self._bn_noted:
+            self._bn_noted = True
+            self._notes.append(f"{self.dtype}: BatchNormalization {', '.join(self._bn)} has no float64 fused kernel and "
+                               "runs non-fused, whose moving variance update uses the biased batch variance; parity "
+                               "scales it by n/(n-1), the fused kernel's (float32) convention")
         if tape_grads:
-            names = {id(v): _own(v) for v in self.model.trainable_weights}
+            names = {id(v): self._own(v) for v in self.model.trainable_weights}
             sources, grads = tape_grads[-1]
             flat_s, flat_g = tf.nest.flatten(sources), tf.nest.flatten(grads)
             rec["gradients"] = {names[id(s)]: np.asarray(g) for s, g in zip(flat_s, flat_g)
@@ -380,7 +449,7 @@ class KerasProgram:
         for stage in ("gradients", "processed_gradients", "learning_rate"):
             if stage in rec:
                 out[stage] = rec[stage]
-        out["parameters"] = {_own(w): w.numpy() for w in self.model.trainable_weights}
+        out["parameters"] = {self._own(w): w.numpy() for w in self.model.trainable_weights}
         slots = {}
         lr = float(self._lr())
         for key, (var, velocity) in self._slot_vars.items():
@@ -389,7 +458,7 @@ class KerasProgram:
         if slots:
             out["slots"] = slots
         if self.model.non_trainable_weights:
-            out["state"] = {_own(w): w.numpy() for w in self.model.non_trainable_weights}
+            out["state"] = {self._own(w): w.numpy() for w in self.model.non_trainable_weights}
         return out
 
     def dropout_sites(self) -> list:
