@@ -19,7 +19,7 @@ $(STAMP): pyproject.toml constraints.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
 	$(PY) -m pip install --quiet torch==2.13.0
-	$(PY) -m pip install --quiet -c constraints.txt -e '.[torch,tf,data,summaries,test]'
+	$(PY) -m pip install --quiet -c constraints.txt -e '.[torch,tf,data,summaries,reports,test]'
 	touch $(STAMP)
 
 parity: $(STAMP)

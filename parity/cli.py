@@ -17,6 +17,7 @@ import traceback
 from . import __version__
 from .cases import DTYPES, PortSpec, all_cases, default_cases, get_case
 from .clirun import plan_ports, run_and_report, selected_frameworks
+from .outputs import add_output_args
 from .errors import (
     EXIT_CODES,
     EXIT_DIVERGED,
@@ -51,6 +52,14 @@ exit codes (the highest that applies):
 """
 
 
+def _output_args(parser: argparse.ArgumentParser) -> None:
+    """--html/--markdown/--tensorboard, and -q/-v for the terminal (run, check, diff)."""
+    add_output_args(parser)
+    parser.add_argument("-q", "--quiet", action="store_true", help="only the cases that did not pass, and the last line")
+    parser.add_argument("-v", "--verbose", action="store_true",
+                        help="one line per compared pair under each case, and a line per finished case on stderr")
+
+
 def build_parser() -> argparse.ArgumentParser:
     """Build the argument parser (used by the docs too)."""
     p = argparse.ArgumentParser(
@@ -81,9 +90,11 @@ def build_parser() -> argparse.ArgumentParser:
                    help="compare (and save) tensors of more than 16 elements as statistics (norms, min/max, samples)")
     r.add_argument("--no-pitfalls", action="store_true",
                    help="with --all: run the pitfall pairs as plain cases, without the catalogue section")
+    _output_args(r)
 
     ls = sub.add_parser("list", help="list the cases")
     ls.add_argument("--tag", help="only cases with this tag")
+    ls.add_argument("-v", "--verbose", action="store_true", help="also list each case's ports")
 
     rec = sub.add_parser("record", help="run one port of a case and save its trace (written step by step)")
     rec.add_argument("case", metavar="CASE")
@@ -100,6 +111,7 @@ def build_parser() -> argparse.ArgumentParser:
     cmp.add_argument("b", metavar="B.trace")
     cmp.add_argument("--json", metavar="FILE", help="also write the comparison as JSON (docs/report-schema.json)")
     cmp.add_argument("--partial", action="store_true", help="compare traces whose run was interrupted (the steps written)")
+    add_output_args(cmp, tensorboard=False)
 
     chk = sub.add_parser("check", help="run a case with your own port in place of the reference one")
     chk.add_argument("case", metavar="CASE")
@@ -108,6 +120,7 @@ def build_parser() -> argparse.ArgumentParser:
     chk.add_argument("--dtype", choices=DTYPES, action="append", help="only this dtype (repeatable)")
     chk.add_argument("--frameworks", metavar="LIST", help=frameworks_help)
     chk.add_argument("--json", metavar="FILE", help="also write the report as JSON (docs/report-schema.json)")
+    _output_args(chk)
 
     sub.add_parser("pitfalls", help="list the known porting pitfalls")
     ex = sub.add_parser("explain", help="explain one pitfall: both formulas, the signature, the fix")
@@ -153,10 +166,16 @@ def _cmd_run(args) -> int:
 
 
 def _cmd_list(args) -> int:
+    from .terminal import clip, width as columns
+
     cases = all_cases(args.tag)
     width = max((len(c.name) for c in cases), default=10)
-    for c in cases:
-        _say(f"{c.name:{width}s}  {c.tier:8s}  {c.steps:5d} steps  {', '.join(c.ports):40s}  {c.title}")
+    cols = columns()
+    for c in cases:  # the ports are listed by 'parity list -v' and in docs/cases.md; the title fits the line
+        line = f"{c.name:{width}s}  {c.tier:8s}  {c.steps:5d} steps  {c.title}"
+        if getattr(args, "verbose", False):
+            line += f"  [{', '.join(c.ports)}]"
+        _say(clip(line, cols))
     return EXIT_OK
 
 
@@ -186,11 +205,13 @@ def _cmd_compare(args) -> int:
     from .cases import Case, Cost, Data
     from .diagnose import diagnose
     from .io import atomic_write, check_output
+    from .outputs import check_outputs, wants_report_dict, write_reports
     from .runner import CaseResult, compare_files
     from .tracefile import open_trace
 
     if args.json:
         check_output(args.json, "--json")
+    check_outputs(args)
     head = open_trace(args.a)  # the case (and its error model) from A's manifest
     manifest = head[0] if isinstance(head, tuple) else head.manifest
     if not isinstance(head, tuple):
@@ -215,15 +236,17 @@ def _cmd_compare(args) -> int:
         _say(f"  {report.STAGE_ABBREV[stage]:6s} worst {d.max_rel:.3g} relative ({d.units:.2g} of the {result.dtype} bound) at step {d.step}, {d.name}")
     _say(report.format_comparison(result, diags))
     code = EXIT_OK if result.ok else EXIT_DIVERGED
-    if args.json:
+    if args.json or wants_report_dict(args):
         stand_in = case or Case(name=a.case, module="?", title="", ports=("numpy",), params={}, data=Data("constant"), steps=0)
         traces = {a.port: a, b.port: b} if a.port != b.port else {a.port: a}
         res = CaseResult(case=stand_in.replace(expect="match"), traces={result.dtype: traces}, comparisons=[result])
-        text = report.to_json([res], {(stand_in.name, 0): list(diags)}, kind="compare", code=code, command=args.argv,
-                              unregistered=() if case is not None else (stand_in.name,))
-        with atomic_write(args.json) as fh:
-            fh.write(text)
-        _say(f"JSON report: {args.json}")
+        data = report.report_dict([res], {(stand_in.name, 0): list(diags)}, kind="compare", code=code,
+                                  command=args.argv, unregistered=() if case is not None else (stand_in.name,))
+        if args.json:
+            with atomic_write(args.json) as fh:
+                fh.write(report.strict_json(data))
+            _say(f"JSON report: {args.json}")
+        write_reports(args, data, _say)
     return code
 
 
@@ -280,8 +303,11 @@ def _cmd_pitfalls(args) -> int:
 
     items = all_pitfalls()
     width = max(len(p.name) for p in items)
+    from .terminal import clip, width as columns
+
+    cols = columns()
     for p in items:
-        _say(f"{p.name:{width}s}  {p.title}")
+        _say(clip(f"{p.name:{width}s}  {p.title}", cols))
     _say(f"\n{len(items)} pitfalls; 'parity explain NAME' for the formulas and the fix")
     return EXIT_OK
 
@@ -289,7 +315,9 @@ def _cmd_pitfalls(args) -> int:
 def _cmd_explain(args) -> int:
     from .pitfalls import explain
 
-    _say(explain(args.name))
+    from .terminal import fit
+
+    _say(fit(explain(args.name)))
     return EXIT_OK
 
 

@@ -74,6 +74,9 @@ def _check_outputs(args) -> None:
         check_output(args.json, "--json")
     if getattr(args, "traces", None):
         check_output_dir(args.traces, "--traces")
+    from .outputs import check_outputs
+
+    check_outputs(args)
 
 
 def run_and_report(cases, args, *, kind="run", modules=None, sources=None, plan=None, catalogue=False,
@@ -81,7 +84,9 @@ def run_and_report(cases, args, *, kind="run", modules=None, sources=None, plan=
     from . import report
     from .diagnose import diagnose, settings_check
     from .io import atomic_write
+    from .outputs import tensorboard_observer, wants_report_dict, write_reports
     from .runner import CaseResult, run_case
+    from .terminal import Progress, fit, format_cases, format_health
 
     _check_outputs(args)
     chosen = selected_frameworks(args)
@@ -97,16 +102,27 @@ def run_and_report(cases, args, *, kind="run", modules=None, sources=None, plan=
     notes = list(notes) + _missing_note(not_run)
     for note in notes:
         _progress(note)
+    observer = tensorboard_observer(args)
+    verbose, quiet = getattr(args, "verbose", False), getattr(args, "quiet", False)
+    bar = Progress(len(planned), "cases").__enter__()
     for case, ports in planned:
         t0 = time.perf_counter()
-        if ports:
-            result = run_case(case, dtypes=args.dtype, ports=ports, modules=modules, sources=sources,
-                              trace_dir=getattr(args, "traces", None), summary=getattr(args, "summary", False))
-        else:
-            result = CaseResult(case=case)
+        bar.label(case.name)
+        try:
+            if ports:
+                result = run_case(case, dtypes=args.dtype, ports=ports, modules=modules, sources=sources,
+                                  trace_dir=getattr(args, "traces", None), summary=getattr(args, "summary", False),
+                                  observers=[observer] if observer else ())
+            else:
+                result = CaseResult(case=case)
+        except BaseException:
+            bar.__exit__(None, None, None)
+            raise
         results.append(result)
         status = report.case_status(result)
-        _progress(f"  {case.name:40s} {status:7s} {time.perf_counter() - t0:6.1f}s")
+        bar.advance()
+        if verbose and not bar.enabled:  # the per-case line a log keeps (a terminal has the bar)
+            _progress(f"  {case.name:40s} {status:7s} {time.perf_counter() - t0:6.1f}s")
         for dtype, traces in result.traces.items():
             found = settings_check(case, traces)
             if found:
@@ -120,22 +136,23 @@ def run_and_report(cases, args, *, kind="run", modules=None, sources=None, plan=
                 traces = {p: result.traces[c.dtype][p] for p in (pa, pb)}
                 diagnoses[(case.name, i)] = diagnose(case, c, traces)
         result.release()
+    bar.__exit__(None, None, None)
     if warnings:
         _say("Settings check (before any numbers):")
         for w in warnings:
-            _say(f"  warning: {w}")
+            _say(fit(f"  warning: {w}"))
         _say()
-    _say(report.format_table(results, not_run))
+    _say(format_cases(results, not_run, verbose=verbose, quiet=quiet))
     skipped = report.format_not_run(not_run)
     if skipped:
         _say("\nNot run (never counted as passing)")
-        _say(skipped)
+        _say(fit(skipped))
     details = report.format_details(results, diagnoses)
     if details:
         _say("\nDivergences, refusals and crashes")
-        _say(details)
-    health = report.format_health(results)
-    if health:
+        _say(fit(details))
+    health = format_health(results)
+    if health and not quiet:
         _say("\nGradient health (float64)")
         _say(health)
     statuses = {r.case.name: report.case_status(r) for r in results}
@@ -152,9 +169,15 @@ def run_and_report(cases, args, *, kind="run", modules=None, sources=None, plan=
             from .pitfalls import catalogue as pitfalls
 
             t0 = time.perf_counter()
-            pit = pitfalls.run_catalogue(dtypes=tuple(args.dtype or DTYPES))
+            pit = []
+            names = [p.name for p in pitfalls.all_pitfalls()]
+            with Progress(len(names), "pitfall catalogue") as pbar:
+                for name in names:
+                    pbar.label(name)
+                    pit += pitfalls.run_catalogue(dtypes=tuple(args.dtype or DTYPES), names=[name])
+                    pbar.advance()
             _say("\nPitfall catalogue (each wrong port must be caught and named first; each right port clean)")
-            _say(pitfalls.format_catalogue(pit))
+            _say(fit(pitfalls.format_catalogue(pit)))
             pit_failed = [p.pitfall for p in pit if not (p.caught and p.named_first and p.right_clean)]
             extra["pitfalls"] = [dict(vars(p)) for p in pit]
             extra["pitfall_seconds"] = round(time.perf_counter() - t0, 2)
@@ -176,15 +199,19 @@ def run_and_report(cases, args, *, kind="run", modules=None, sources=None, plan=
     if crashes:  # exit 3 says why on stderr too, in one line (the details above have the frames)
         more = f" (and {len(crashes) - 1} more port error(s) above)" if len(crashes) > 1 else ""
         print(f"parity: error: {crashes[0][1]}{more}", file=sys.stderr, flush=True)
-    if getattr(args, "json", None):
-        text = report.to_json(
+    if getattr(args, "json", None) or wants_report_dict(args):
+        data = report.report_dict(
             results, diagnoses, extra, kind=kind, not_run=not_run, settings=settings, notes=notes,
             user_ports=sources or {}, code=code, command=getattr(args, "argv", None),
             frameworks={"selected": list(chosen) if chosen else None, "not_installed": _not_installed()},
         )
-        with atomic_write(args.json) as fh:
-            fh.write(text)
-        _say(f"JSON report: {args.json}")
+        if getattr(args, "json", None):
+            with atomic_write(args.json) as fh:
+                fh.write(report.strict_json(data))
+            _say(f"JSON report: {args.json}")
+        write_reports(args, data, _say)
+    if observer is not None:
+        _say(f"TensorBoard events: {args.tensorboard} (tensorboard --logdir {args.tensorboard})")
     return code
 
 

@@ -134,13 +134,19 @@ def load_program(source) -> Program:
     with open(path, encoding="utf-8") as fh:
         text = fh.read()
     mod = _exec_file(path)
+    sys.modules.pop(mod.__name__, None)
     framework = _framework_of(mod, text, path)
 
     def build():
         # A fresh run of the file for every capture: module-level objects (a model and optimizer
         # built at import, TF1 graph code at top level) are new each time, and built inside the
-        # adapter's graph / default dtype.
-        return _exec_file(path).parity_program()
+        # adapter's graph / default dtype. The module leaves sys.modules afterwards, so a finished
+        # capture's model and optimizer state can be freed.
+        fresh = _exec_file(path)
+        try:
+            return fresh.parity_program()
+        finally:
+            sys.modules.pop(fresh.__name__, None)
 
     return Program(path, framework, build)
 
@@ -155,6 +161,8 @@ def _exec_file(path: str) -> types.ModuleType:
         raise ParityError(f"program file {path} is not a Python module")
     mod = importlib.util.module_from_spec(spec)
     sys.modules[name] = mod  # dataclasses, pickling and tf.function look modules up by name
+    if "tensorflow" not in sys.modules:  # TF's environment (oneDNN reordering off) before the file imports TF
+        importlib.import_module("tf_impl") if importlib.util.find_spec("tf_impl") else None
     try:
         spec.loader.exec_module(mod)
     except Exception as exc:  # a user's file can fail in any way; one line
@@ -183,6 +191,8 @@ def _draw_batches(specs: dict, steps: int, rng: np.random.Generator, classes: in
     for _ in range(steps):
         b = {}
         for key, (shape, dtype) in specs.items():
+            if shape is None:
+                raise ParityError(f"cannot draw batch key {key!r}: its placeholder has no static rank; give 'data' in the reference file")
             shape = tuple(batch_size if s is None else int(s) for s in shape)
             if np.issubdtype(np.dtype(dtype), np.integer):
                 if not classes:
@@ -413,6 +423,8 @@ def prepare(reference, port, *, data=None, steps: int = 10, mapping=None, seed: 
             if not specs:
                 raise ParityError(f"{ref.path}: no 'data' in parity_program()'s dict and no input shapes to draw batches from: "
                                   "add \"data\": a function returning batches ({key: array})")
+            # an integer label placeholder of unknown rank (tf.placeholder(tf.int32, shape=(None))): one label per example
+            specs = {k: ((None,) if sh is None and np.issubdtype(np.dtype(dt), np.integer) else sh, dt) for k, (sh, dt) in specs.items()}
             rng = np.random.default_rng([seed, 1])
             float_specs = {k: v for k, v in specs.items() if not np.issubdtype(np.dtype(v[1]), np.integer)}
             probe = _draw_batches(float_specs, 1, rng, None, 8)[0]

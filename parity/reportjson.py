@@ -16,6 +16,7 @@ from typing import Any, Iterable, Mapping, Sequence
 from . import __version__
 from .compare import Comparison
 from .runner import CaseResult
+from .reportseries import error_map, health_series
 from .trace import STAGES, stage_label
 
 __all__ = [
@@ -207,6 +208,7 @@ def comparison_dict(c: Comparison, diagnoses=(), *, expect: str = "match", downs
         ],
         "diagnosis": diag,
         "manifests": {"a": _plain(c.a), "b": _plain(c.b)},
+        "heatmap": error_map(c),
     }
 
 
@@ -264,12 +266,13 @@ def _case_dict(
             "errors": [_error_dict(result, dtype, p, e) for p, e in errs.items()],
             "settings_check": list(settings.get(dtype, ())),
             "health": _health(traces),
+            "series": health_series(traces),
             "comparisons": [],
         }
     for i, c in enumerate(result.comparisons):
         entry = by_dtype.setdefault(
             c.dtype,
-            {"dtype": c.dtype, "ports_ran": [], "errors": [], "settings_check": [], "health": {}, "comparisons": []},
+            {"dtype": c.dtype, "ports_ran": [], "errors": [], "settings_check": [], "health": {}, "series": {}, "comparisons": []},
         )
         entry["comparisons"].append(comparison_dict(c, diagnoses.get((case.name, i), ()), expect=case.expect))
     status = case_status(result)

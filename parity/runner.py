@@ -18,7 +18,7 @@ import sys
 import tempfile
 from dataclasses import dataclass, field
 from types import ModuleType
-from typing import Iterable, Mapping
+from typing import Iterable, Mapping, Sequence
 
 import numpy as np
 
@@ -261,6 +261,7 @@ def run_case(
     window: int = 2,
     trace_dir: str | None = None,
     summary: bool = False,
+    observers: Sequence = (),
 ) -> CaseResult:
     """Run every port of a case in every dtype in lockstep, comparing each step as it arrives.
 
@@ -285,6 +286,9 @@ def run_case(
             left so, a readable prefix, when it does not).
         summary: compare (and write) tensors of more than 16 elements as summaries
             (:mod:`parity.summary`): for models whose tensors do not fit.
+        observers: objects with ``start(case, port, dtype, initial)``, ``step(case, port,
+            dtype, stages)`` and ``finish(case, port, dtype)``, given every step as it arrives
+            (``--tensorboard`` writes its events so); they must not keep the arrays.
     """
     from .tracefile import TraceWriter
 
@@ -320,6 +324,8 @@ def run_case(
                     path = os.path.join(trace_dir, f"{case.name}.{port.replace(':', '-')}.{dtype}.trace")
                     writer = TraceWriter(path, run.manifest, summary=summary, atomic=True)
                 live[(dtype, port)] = _Live(run, keep, window, writer)
+                for obs in observers:
+                    obs.start(case.name, port, dtype, run.initial)
             except PortError as exc:
                 run.close()
                 result.errors[dtype][port] = exc
@@ -366,6 +372,8 @@ def run_case(
                         step = live[key].run.step(batch)
                         live[key].add(step)
                         steps[key] = step
+                        for obs in observers:
+                            obs.step(case.name, port, dtype, step)
                     except ParityError as exc:
                         fail(key, exc)
             if summary:  # compare statistics only: what a summary trace holds (parity.summary)
@@ -382,6 +390,10 @@ def run_case(
     finally:
         for key, lv in list(live.items()):
             lv.run.close()
+        for dtype in dtypes:
+            for port in ports:
+                for obs in observers:
+                    obs.finish(case.name, port, dtype)
         if isolated_dir is not None:
             isolated_dir.cleanup()
     for dtype in dtypes:

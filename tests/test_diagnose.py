@@ -166,3 +166,12 @@ def test_a_step_outside_the_window_is_no_evidence_never_a_crash():
     assert not dropped[0].kept(0) and dropped[0].kept(1)
     assert diagnose(None, cmp, dropped) == []
     assert localize(cmp).startswith("unknown: first divergence at step 1, gradients, w")
+
+
+def test_an_extra_tensor_does_not_disable_a_check():
+    # a port that also records the global gradient norm next to the gradients: zero-grad is still named
+    g0, g1 = np.array([1.0, 2.0, 3.0]), np.array([0.5, -1.0, 0.25])
+    s = lambda g, extra: {"loss": {"loss": np.array(1.0)}, "gradients": {"w": g, "global_norm": np.array(extra)}}  # noqa: E731
+    a = _trace("tf1", [s(g0, 3.7), s(g1, 1.1)], initial={"w": np.zeros(3)})
+    b = _trace("torch", [s(g0, 3.7), s(g0 + g1, 4.3)], initial={"w": np.zeros(3)})
+    assert diagnose(None, compare(a, b), [a, b])[0].pitfall == "zero-grad"

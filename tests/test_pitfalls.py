@@ -131,3 +131,13 @@ def test_tf32_on_gpu_matches_the_emulated_signature():
     assert np.abs(tf32 - ieee).max() / scale > 1e-4
     # the hardware rounds to nearest like the emulation, accumulating in float32: same to float32 noise
     assert np.abs(tf32 - emulated).max() / scale < 1e-5
+
+
+@pytest.mark.slow
+def test_mistakes_beyond_the_catalogue_are_named_or_left_unknown():
+    # the seed cases' wrong ports and the examples' planted mistakes were written apart from the
+    # signatures: each is named by its own pitfall, or "unknown" where no catalogued pitfall explains it
+    from parity.pitfalls.matrix import beyond, format_beyond
+
+    rows = beyond()
+    assert rows and all(first == (expected or "unknown") for _, _, expected, first in rows), format_beyond(rows)

@@ -145,8 +145,9 @@ def _kind(module, attr: str, t) -> str | None:
 class _Watch:
     """The TorchFunctionMode body: drives dropout with masks, tags flattens, notes Linear inputs."""
 
-    def __init__(self, prog: "TorchProgram", masks):
-        self.prog, self.masks = prog, masks or {}
+    def __init__(self, prog: "TorchProgram", masks, acts: dict | None = None):
+        self.prog, self.masks, self.acts = prog, masks or {}, acts
+        self.flattens = 0
         self.sites: list[DropoutSite] = []
         self.tags: dict[int, tuple] = {}  # id(tensor) -> ("perm", dims) | ("flat", order, (c, h, w))
         self.keep: list = []  # keeps tagged tensors alive so their ids stay unique
@@ -223,6 +224,11 @@ class _Watch:
             self.tag(out, self.tags[id(x)])
         elif func in (t.Tensor.view, t.Tensor.reshape, t.reshape, t.flatten, t.Tensor.flatten) and x.dim() == 4 and out.dim() == 2:
             prior = self.tags.get(id(x))
+            if self.acts is not None and prior is None and x.is_floating_point():
+                # the map a flatten reads (often a functional pool's output, which no hook sees): a layer output
+                self.flattens += 1
+                key = "(flatten input)" if self.flattens == 1 else f"(flatten input)#{self.flattens}"
+                self.acts[key] = x.detach().cpu().numpy().copy()
             if prior is None:
                 self.tag(out, ("flat", "chw", tuple(x.shape[1:])))
             elif prior[0] == "perm" and tuple(prior[1]) == (0, 2, 3, 1):
@@ -314,7 +320,7 @@ class TorchProgram:
         handles = []
         counts: dict[str, int] = {}
         self._order = []
-        watch = _Watch(self, masks)
+        watch = _Watch(self, masks, acts)
 
         def pre(name):
             def hook(mod, args):

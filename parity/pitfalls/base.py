@@ -89,6 +89,10 @@ class Context:
         step = self.k if step is None else step
         return dict(trace.initial) if step == 0 else dict(self.at(trace, "parameters", step - 1))
 
+    def param_names(self) -> set:
+        """The parameters' names (loaded ones, and those the steps around the divergence report)."""
+        return set(self.a.initial) | set(self.at(self.a, "parameters")) | set(self.params_before(self.a))
+
     def settings(self, trace: Trace) -> dict:
         return dict(trace.manifest.get("settings") or {})
 

@@ -22,7 +22,10 @@ def _check_loss_reduction(c: Context):
     big = r if abs(r) >= 1 else 1 / r
     n = _batch_size(c)
     grads_a, grads_b = c.at(c.a, "gradients"), c.at(c.b, "gradients")
-    gr = [ratio(grads_b[g], grads_a[g], c.tol) for g in grads_a if g in grads_b and np.shape(grads_b[g]) == np.shape(grads_a[g])]
+    params = c.param_names()
+    # the parameters' gradients only: an extra recorded tensor is no evidence either way
+    gr = [ratio(grads_b[g], grads_a[g], c.tol) for g in grads_a
+          if g in grads_b and np.shape(grads_b[g]) == np.shape(grads_a[g]) and (g in params or not params)]
     # an integer factor, to the run's tolerance, shared by the loss and every gradient
     if big >= 2 - c.tol and abs(big - round(big)) <= 10 * c.tol * big and all(
         x is not None and abs(x - r) <= 10 * c.tol * abs(r) for x in gr

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from ..trace import stage_label
-from .precision import PRECISION_NOTE
+from .precision import BEYOND_NOTE, PRECISION_NOTE
 from .registry import all_pitfalls
 
 __all__ = ["render_markdown"]
@@ -34,6 +34,8 @@ def render_markdown(precision: str | None = None) -> str:
         "## How often the first name is right",
         "",
         precision or PRECISION_NOTE,
+        "",
+        BEYOND_NOTE,
         "",
         "| name | id | family | first diverging stage | signature | proposed only with |",
         "|---|---|---|---|---|---|",

@@ -37,6 +37,16 @@ float64 in the GraphDef before it is imported into the graph that runs. A float3
 scalar constant is taken as the shortest decimal that prints it (``0.001``, not
 ``0.0010000000474974513``): what the author typed. Each such constant is listed in
 :meth:`TF1Program.notes`, with the fix that makes the program run in float64 as written.
+FusedBatchNorm has float32 kernels only: a 4-D ``tf.layers.batch_normalization`` is built
+non-fused in float64, and its moving-variance update is scaled by n/(n-1) so it keeps the
+fused kernel's (Bessel-corrected) convention (:func:`fused_batch_norm_convention`); a graph
+that calls ``tf.nn.fused_batch_norm`` itself cannot run in float64 and says so
+(:class:`parity.programs.DtypeError`, with the fix).
+
+Not captured: updates written by hand (``w.assign_sub(lr * g)``: no optimizer apply op to
+read the consumed gradient and rate from: refused), sparse (``IndexedSlices``) gradients,
+layer outputs inside ``tf.while_loop`` (``dynamic_rnn``), and a dropout whose random tensor
+feeds no ``where(random >= rate, x / keep_prob, 0)`` parity knows (a note says so).
 """
 
 from __future__ import annotations
@@ -190,8 +200,21 @@ def _call_program(fn: Callable[[], Any], graph, override: str | None) -> dict:
 
 
 def _shortest(value: float) -> float:
-    """The float64 of the shortest decimal that prints float32 ``value`` (what the author typed)."""
-    return float(np.format_float_positional(np.float32(value), unique=True, trim="-"))
+    """The float64 of the shortest decimal that prints float32 ``value`` (what the author typed).
+
+    A reciprocal of a short decimal (``1 / 0.75``, dropout's scale) is taken as that reciprocal
+    when its decimal is shorter: float32(1.3333334) -> 1 / 0.75.
+    """
+    def digits(text: str) -> int:
+        return len(text.replace("-", "").replace(".", "").lstrip("0"))
+
+    direct = np.format_float_positional(np.float32(value), unique=True, trim="-")
+    if value != 0:
+        inverse = np.format_float_positional(np.float32(1.0 / np.float64(np.float32(value))), unique=True, trim="-")
+        candidate = 1.0 / float(inverse)
+        if digits(inverse) + 2 < digits(direct) and np.float32(candidate) == np.float32(value):
+            return candidate
+    return float(direct)
 
 
 def _retype_attr(attr, src, dst) -> bool:
@@ -321,9 +344,9 @@ class TF1Program:
             if recovered:
                 self._notes.append(
                     f"{dtype}: {len(recovered)} float32 scalar constant(s) of the program (Python floats TF1 "
-                    f"turns into float32, e.g. optimizer hyper-parameters) taken as the decimals they print as: "
+                    f"turns into float32, e.g. optimizer hyper-parameters) taken as the decimals they print as (or their reciprocals): "
                     + "; ".join(sorted(set(recovered))[:8]) + ("; ..." if len(set(recovered)) > 8 else "")
-                    + ". A constant that is not a short decimal (1/3) would differ from a float64 port by ~3e-8 "
+                    + ". A constant that is neither a short decimal nor the reciprocal of one (0.1/3) would differ from a float64 port by ~3e-8 "
                     "relative: pass it as tf.constant(value, tf.float64) in a float64 program."
                 )
         elif dtype == "float64":

@@ -27,7 +27,11 @@ float64: Keras builds layers in ``floatx``; the adapter sets floatx to the run's
 before calling ``parity_program()``. A model built at import time keeps its dtype: it is
 rebuilt from its config with every float32 made float64 (weights copied), unless the
 program has its own ``train_step`` (which holds the original model): then the run is
-refused with the fix (build the model inside ``parity_program()``).
+refused with the fix (build the model inside ``parity_program()``). tf_keras casts
+Python-float hyper-parameters through float32 (``tf.cast(0.9, tf.float64)`` is
+0.8999999762: SGD momentum, Adam betas, BatchNormalization momentum); in float64 the
+adapter hands them over as float64 numbers (a note lists them). BatchNormalization keeps
+the fused kernel's moving-variance convention in float64, as in the TF1 adapter.
 """
 
 from __future__ import annotations
@@ -40,7 +44,7 @@ import numpy as np
 from parity.errors import ParityError
 
 from .. import tensorflow
-from ..v1.capture import fused_batch_norm_convention
+from ..v1.capture import _shortest, fused_batch_norm_convention
 
 __all__ = ["capture", "KerasProgram", "PROGRAM_KEYS"]
 
@@ -184,7 +188,11 @@ class KerasProgram:
             clone = type(model).from_config(cfg) if not isinstance(model, K.Sequential) else K.Sequential.from_config(cfg)
             for a, b in zip(clone.weights, model.weights):
                 a.assign(np.asarray(b.numpy(), dtype=dtype))
-            opt = type(optimizer).from_config(optimizer.get_config())
+            # the float32 optimizer's config reads its rate back from a float32 variable
+            # (0.0010000000474974513): take each float as the decimal it prints as
+            ocfg = {k: _shortest(float(v)) if isinstance(v, (float, np.floating)) else v
+                    for k, v in optimizer.get_config().items()}
+            opt = type(optimizer).from_config(ocfg)
         return clone, opt
 
     # -- interception -----------------------------------------------------------------------------
