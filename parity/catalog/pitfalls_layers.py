@@ -61,3 +61,8 @@ _layers("dropout-eval-mode", "tf.nn.dropout(keep_prob=0.75) in training, torch m
         {"K1": _n(6, 6, std=0.5), "b1": _n(6, std=0.1), "K2": _n(6, 1, std=0.5)},
         dict(_x(8, 6), U={"kind": "uniform", "shape": (8, 6)}), Cost(depth=2, reduction=6),
         scenario="dropout-eval-mode", keep_prob=0.75)
+# Pre-activations of both signs; alpha 0.25, exact in float32: TF's leaky_relu takes alpha as a
+# float32 attribute (its default 0.2 is 0.200000003 in a float64 graph, 1.5e-8 off torch's 0.2).
+_layers("leaky-relu-slope", "tf.nn.leaky_relu(alpha=0.25) ported as F.leaky_relu (slope 0.01 by default)",
+        {"K1": _n(5, 6), "b1": _n(6, std=0.1), "K2": _n(6, 1, std=0.5)}, _x(8, 5), Cost(depth=2, reduction=6),
+        scenario="leaky-relu-slope", alpha=0.25)

@@ -134,6 +134,27 @@ def _check_gelu(c: Context):
     return None
 
 
+def _check_leaky_slope(c: Context):
+    """Where the (matching) pre-activation is negative, y / z is one slope per side, and the slopes differ."""
+    for n, ya, yb in c.diverging("forward"):
+        for zn, z in c.matching("forward").items():
+            if z.shape != ya.shape:
+                continue
+            neg, pos = z < 0, z > 0
+            if neg.sum() < 2 or not pos.any():
+                continue
+            if not (close(ya[pos], z[pos], c.tol) and close(yb[pos], z[pos], c.tol)):
+                continue  # the positive side must be the identity in both
+            sa, sb = constant_ratio(ya[neg], z[neg], c.tol), constant_ratio(yb[neg], z[neg], c.tol)
+            if sa is None or sb is None or not (0 < sa < 1 and 0 < sb < 1) or abs(sa - sb) <= 10 * c.tol:
+                continue
+            ka, kb = c.settings(c.a).get("leaky_relu_slope"), c.settings(c.b).get("leaky_relu_slope")
+            said = f" (settings: {ka:g} vs {kb:g})" if isinstance(ka, float) and isinstance(kb, float) else ""
+            return 0.95, (f"{n} = leaky_relu({zn}): identical for positive inputs, negative slope {sa:.4g} in A and {sb:.4g} in B{said}: "
+                          "the default slopes differ (tf.nn.leaky_relu 0.2, Keras LeakyReLU 0.3, torch 0.01)")
+    return None
+
+
 def _keep(settings: dict):
     d = settings.get("dropout")
     if isinstance(d, dict) and {"argument", "value"} <= set(d):
@@ -211,6 +232,12 @@ PITFALLS = [
             explanation="TF's SAME average pool divides by the number of valid elements; torch's AvgPool2d counts the zero padding by default.",
             tf="avg over valid cells", torch="AvgPool2d(count_include_pad=True): sum / k^2",
             fix="count_include_pad=False (and TF's asymmetric pads for stride > 1)."),
+    pitfall("leaky-relu-slope", "LeakyReLU negative slope defaults (TF 0.2, Keras 0.3, torch 0.01)", "activation", "P42", ["forward"],
+            "the activation of a matching pre-activation is the identity for positive inputs in both, with two different negative slopes",
+            _check_leaky_slope,
+            explanation="tf.nn.leaky_relu defaults to alpha=0.2, Keras LeakyReLU to 0.3 (Keras 3: negative_slope=0.3), torch nn.LeakyReLU / F.leaky_relu to 0.01: a port that keeps the default changes every negative activation. (TF takes alpha as a float32 attribute: 0.2 is 0.200000003 in a float64 graph.)",
+            tf="tf.nn.leaky_relu(x, alpha=0.2) = max(x, alpha x)", torch="F.leaky_relu(x, negative_slope=0.01)",
+            fix="Pass the TF slope: nn.LeakyReLU(negative_slope=alpha)."),
     pitfall("gelu-approx", "GELU exact vs tanh approximation", "activation", "P41", ["forward"],
             "the activation equals GELU of a matching pre-activation, exact on one side and tanh on the other",
             _check_gelu,

@@ -8,7 +8,7 @@ and ``p = 1 - keep_prob``.
 
 Variant ``wrong`` (``options["pitfall"]``): ``dense-transpose``, ``conv-layout`` (kernel H/W
 swapped), ``flatten-order`` (NCHW flatten), ``same-padding-conv`` / ``same-padding-pool``
-(symmetric ``padding=k//2``), ``avgpool-count-pad`` (torch's default), ``gelu-approx``
+(symmetric ``padding=k//2``), ``avgpool-count-pad`` (torch's default), ``leaky-relu-slope`` (F.leaky_relu's default 0.01), ``gelu-approx``
 (``approximate="tanh"``), ``layernorm-epsilon`` (``nn.LayerNorm``'s 1e-5),
 ``dropout-keep-prob`` (``p = keep_prob``), ``dropout-eval-mode`` (dropout skipped: the model in
 ``eval()``), ``tf32-emulated`` (matmul operands rounded to
@@ -107,6 +107,14 @@ class LayersPort:
         act = F.gelu(pre, approximate="tanh" if self.mistake == "gelu-approx" else "none")
         return {"pre": pre, "act": act, "out": F.linear(act, p["K2"])}
 
+    def _leaky(self, x):
+        F, p = self.t.nn.functional, self.p
+        pre = F.linear(x["X"], p["K1"], p["b1"])
+        # the mistake: F.leaky_relu's default slope 0.01 for TF's alpha
+        slope = 0.01 if self.mistake == "leaky-relu-slope" else self.o["alpha"]
+        act = F.leaky_relu(pre, negative_slope=slope)
+        return {"pre": pre, "act": act, "out": F.linear(act, p["K2"])}
+
     def _layernorm(self, x):
         F, p = self.t.nn.functional, self.p
         eps = 1e-5 if self.mistake == "layernorm-epsilon" else self.o["epsilon"]
@@ -170,7 +178,7 @@ class LayersPort:
         x = {k: to_tensor(v, self.dtype) for k, v in batch.items()}
         fn = {
             "dense-transpose": self._mlp, "mlp": self._mlp, "tf32-emulated": self._mlp,
-            "gelu-approx": self._gelu, "layernorm-epsilon": self._layernorm,
+            "gelu-approx": self._gelu, "layernorm-epsilon": self._layernorm, "leaky-relu-slope": self._leaky,
             "conv-layout": self._conv, "same-padding-conv": self._conv, "flatten-order": self._flatten,
             "same-padding-pool": self._pool, "avgpool-count-pad": self._pool, "dropout-keep-prob": self._dropout,
             "dropout-eval-mode": self._dropout,
@@ -199,6 +207,8 @@ class LayersPort:
             out["layernorm_epsilon"] = 1e-5 if m == "layernorm-epsilon" else o["epsilon"]
         if o["scenario"] == "gelu-approx":
             out["gelu"] = "tanh" if m == "gelu-approx" else "exact"
+        if o["scenario"] == "leaky-relu-slope":
+            out["leaky_relu_slope"] = 0.01 if m == "leaky-relu-slope" else o["alpha"]
         return out
 
 

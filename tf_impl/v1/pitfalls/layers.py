@@ -27,6 +27,12 @@ def _gelu(tf, p, x, o):
     return {"pre": pre, "act": act, "out": tf.matmul(act, p["K2"])}
 
 
+def _leaky(tf, p, x, o):
+    pre = tf.matmul(x["X"], p["K1"]) + p["b1"]
+    act = tf.nn.leaky_relu(pre, alpha=o["alpha"])  # TF's default alpha is 0.2 (Keras LeakyReLU: 0.3)
+    return {"pre": pre, "act": act, "out": tf.matmul(act, p["K2"])}
+
+
 def _layernorm(tf, p, x, o):
     # keras.layers.LayerNormalization(epsilon=1e-3): moments over the last axis.
     mean, var = tf.nn.moments(x["X"], axes=[-1], keepdims=True)
@@ -72,6 +78,7 @@ SCENARIOS = {
     "mlp": _mlp,
     "tf32-emulated": _mlp,
     "gelu-approx": _gelu,
+    "leaky-relu-slope": _leaky,
     "layernorm-epsilon": _layernorm,
     "conv-layout": _conv,
     "same-padding-conv": _conv,
@@ -122,6 +129,8 @@ def _settings(o: dict, convention: str) -> dict:
         out["layernorm_epsilon"] = o["epsilon"]
     if o["scenario"] == "gelu-approx":
         out["gelu"] = "exact"
+    if o["scenario"] == "leaky-relu-slope":
+        out["leaky_relu_slope"] = o["alpha"]
     return out
 
 
