@@ -350,3 +350,34 @@ def test_tf1_program_written_in_float64_reports_its_float32_optimizer_constants_
         assert prog.step({"x": np.ones((1, 2))}, {})["parameters"]["w"].dtype == np.float32
     finally:
         prog.close()
+
+
+def test_tf1_adapter_drives_a_keras_graph_mode_dropout_inside_its_learning_phase_cond():
+    import tf_keras as keras
+
+    from tf_impl.v1.capture import capture
+
+    def program():  # Keras layers in a TF1 graph, trained by a tf.train optimizer, learning phase fed
+        x = keras.Input((8,), name="x")
+        h = keras.layers.Dense(4, activation="relu", name="d1")(x)
+        out = keras.layers.Dense(2, name="d2")(keras.layers.Dropout(0.25, name="drop")(h))
+        y = tf.compat.v1.placeholder(tf.float32, [None, 2], name="y")
+        loss = tf.reduce_mean(tf.square(out - y))
+        train = tf.compat.v1.train.GradientDescentOptimizer(0.1).minimize(loss)
+        return {"inputs": {"x": x, "y": y}, "loss": loss, "train_op": train,
+                "feeds": {keras.backend.learning_phase(): 1}}
+
+    prog = capture(program, dtype="float64")
+    try:
+        batch = {"x": np.linspace(-1, 1, 24).reshape(3, 8), "y": np.zeros((3, 2))}
+        p = prog.parameters()
+        h = np.maximum(batch["x"] @ p["d1/kernel"] + p["d1/bias"], 0)
+        prog.forward(batch, {})
+        (site,) = prog.dropout_sites()
+        assert site.rate == 0.25 and site.shape_channel_last == (3, 4)
+        mask = np.array([[1, 0, 1, 0]] * 3, dtype=float)
+        for masks, kept in (({}, h), ({0: mask}, h * mask / 0.75)):  # identity without a mask
+            np.testing.assert_allclose(prog.forward(batch, masks)["d2/BiasAdd"], kept @ p["d2/kernel"] + p["d2/bias"],
+                                       rtol=1e-12)
+    finally:
+        prog.close()
