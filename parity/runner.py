@@ -31,6 +31,7 @@ from .errors import ParityError, PortError
 from .health import HealthTracker
 from .init import as_dtype
 from .trace import Trace, Window, WindowRecorder
+from .tracecompare import compare_files
 
 __all__ = [
     "load_port_module",
@@ -38,6 +39,7 @@ __all__ = [
     "run_port",
     "record_port",
     "run_case",
+    "compare_files",
     "CaseResult",
     "PORT_FUNCTIONS",
     "ResumedPort",
