@@ -4,7 +4,7 @@ This package speaks numpy only: TensorFlow and PyTorch are imported by the ports
 (``tf_impl/``, ``torch_impl/``), lazily, when a case runs.
 """
 
-__version__ = "0.1.0"
+from ._version import __version__  # noqa: E402,F401
 
 from .cases import Case, Cost, Data, Init, all_cases, get_case, register  # noqa: E402
 from .compare import Comparison, assert_match, compare  # noqa: E402

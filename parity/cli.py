@@ -14,7 +14,7 @@ import os
 import sys
 import traceback
 
-from . import __version__
+from ._version import __version__
 from .cases import DTYPES, PortSpec, all_cases, default_cases, get_case
 from .clirun import plan_ports, run_and_report, selected_frameworks
 from .outputs import add_output_args
