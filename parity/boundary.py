@@ -32,7 +32,7 @@ from typing import Mapping
 
 import numpy as np
 
-from . import __version__
+from ._version import __version__
 from .cases import FRAMEWORKS, Case, PortSpec
 from .errors import ParityError, PortError
 from .init import draw_parameters

@@ -14,7 +14,7 @@ import os
 import sys
 import traceback
 
-from . import __version__
+from ._version import __version__
 from .cases import DTYPES, PortSpec, all_cases, default_cases, get_case
 from .clirun import plan_ports, run_and_report, selected_frameworks
 from .outputs import add_output_args
@@ -203,27 +203,30 @@ def _cmd_record(args) -> int:
 def _cmd_compare(args) -> int:
     from . import report
     from .cases import Case, Cost, Data
-    from .compare import compare
     from .diagnose import diagnose
     from .io import atomic_write, check_output
     from .outputs import check_outputs, wants_report_dict, write_reports
-    from .runner import CaseResult
-    from .trace import load
+    from .runner import CaseResult, compare_files
+    from .tracefile import open_trace
 
     if args.json:
         check_output(args.json, "--json")
     check_outputs(args)
-    a, b = load(args.a), load(args.b)
+    head = open_trace(args.a)  # the case (and its error model) from A's manifest
+    manifest = head[0] if isinstance(head, tuple) else head.manifest
+    if not isinstance(head, tuple):
+        head.close()
+    try:
+        case = get_case(manifest.get("case", "?"))
+        cost = case.cost
+    except ParityError:
+        case, cost = None, Cost()
+    # Streamed: each step is read, compared and dropped (the windows keep what the diagnosis reads).
+    result, a, b = compare_files(args.a, args.b, cost=cost)
     for path, t in ((args.a, a), (args.b, b)):
         if t.interrupted is not None and not args.partial:
             raise ParityError(f"{path}: trace interrupted after {t.interrupted} steps (its run did not finish); "
                               "--partial compares the steps it holds")
-    try:
-        case = get_case(a.case)
-        cost = case.cost
-    except ParityError:
-        case, cost = None, Cost()
-    result = compare(a, b, cost=cost)
     diags = diagnose(case, result, {a.port: a, b.port: b}) if (case is not None and not result.ok) else ()
     _say(f"{args.a} ({a.port}, {a.manifest.get('framework_version')}, {a.manifest.get('device')}) vs "
          f"{args.b} ({b.port}, {b.manifest.get('framework_version')}, {b.manifest.get('device')})")

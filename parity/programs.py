@@ -407,12 +407,24 @@ def prepare(reference, port, *, data=None, steps: int = 10, mapping=None, seed: 
     from .mapping import Mapping_, auto_map, load_mapping, match_activations, same_values
 
     ref, prt = load_program(reference), load_program(port)
-    R = capture(ref, "float64")
-    try:
-        P = capture(prt, "float64")
-    except BaseException:
-        R.close()
-        raise
+    probe_notes: list[str] = []
+    R = P = None
+    for probe_dtype in ("float64", "float32"):  # a program that cannot run in float64 is probed in float32
+        try:
+            R = capture(ref, probe_dtype)
+            P = capture(prt, probe_dtype)
+            break
+        except DtypeError as exc:
+            if R is not None:
+                R.close()
+            R = P = None
+            if probe_dtype == "float32":
+                raise
+            probe_notes.append(f"mapped in float32: {exc}")
+        except BaseException:
+            if R is not None:
+                R.close()
+            raise
     try:
         source = data if data is not None else getattr(R, "data_source", lambda: None)()
         if source is not None:
@@ -486,7 +498,7 @@ def prepare(reference, port, *, data=None, steps: int = 10, mapping=None, seed: 
             bad = [f"{a} -> {b}" for a, b in m.forward if a not in ar or b not in ap]
             if bad:
                 raise ParityError(f"mapping: layer outputs not found: {', '.join(bad)}; reference outputs: {', '.join(ar)}; port outputs: {', '.join(ap)}")
-        notes = list(dict.fromkeys([f"reference: {n}" for n in getattr(R, "notes", lambda: [])()]
+        notes = list(dict.fromkeys(probe_notes + [f"reference: {n}" for n in getattr(R, "notes", lambda: [])()]
                                    + [f"port: {n}" for n in getattr(P, "notes", lambda: [])()] + list(m.notes)))
         _masks(R.dropout_sites(), P.dropout_sites(), batches, np.random.default_rng([seed, 2]), notes)
         run = ProgramRun(ref, prt, m, initial, batches, notes, constrained=bool(getattr(R, "has_constraint", False)))

@@ -13,7 +13,7 @@ import sys
 import time
 from typing import Any, Iterable, Mapping, Sequence
 
-from . import __version__
+from ._version import __version__
 from .compare import Comparison
 from .runner import CaseResult
 from .reportseries import error_map, health_series

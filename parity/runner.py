@@ -22,6 +22,7 @@ from typing import Iterable, Mapping, Sequence
 
 import numpy as np
 
+from .resume import ResumedPort  # noqa: F401  (re-exported: the ports import it from here)
 from .boundary import PORT_FUNCTIONS, PortRun, load_port_module, load_user_port, record_isolated
 from .cases import Case, PortSpec, get_case, refusals_ok
 from .compare import Comparator, Comparison, Drift
@@ -30,6 +31,7 @@ from .errors import ParityError, PortError
 from .health import HealthTracker
 from .init import as_dtype
 from .trace import Trace, Window, WindowRecorder
+from .tracecompare import compare_files
 
 __all__ = [
     "load_port_module",
@@ -37,6 +39,7 @@ __all__ = [
     "run_port",
     "record_port",
     "run_case",
+    "compare_files",
     "CaseResult",
     "PORT_FUNCTIONS",
     "ResumedPort",
@@ -120,40 +123,6 @@ def record_port(
         return writer.path, writer.steps
     finally:
         run.close()
-
-
-class ResumedPort:
-    """Wrap a port: run ``at`` steps, save a checkpoint, restore it into a fresh port, go on.
-
-    The framework supplies ``save(port, directory) -> path`` and ``restore(case, dtype, path)
-    -> port`` (TF1 Saver, tf.train.Checkpoint, torch state_dict); the trace of the resumed
-    run must equal the uninterrupted one (seed 002).
-    """
-
-    def __init__(self, case, dtype, make, save, restore, at: int):
-        self.case, self.dtype, self.at = case, dtype, at
-        self._save, self._restore = save, restore
-        self.port, self.done = make(), 0
-
-    def parameters(self):
-        return self.port.parameters()
-
-    def load(self, params):
-        self.port.load(params)
-
-    def step(self, batch):
-        if self.done == self.at:
-            with tempfile.TemporaryDirectory(prefix="parity-resume-") as tmp:
-                path = self._save(self.port, tmp)
-                self.close()
-                self.port = self._restore(self.case, self.dtype, path)
-        self.done += 1
-        return self.port.step(batch)
-
-    def close(self):
-        close = getattr(self.port, "close", None)
-        if callable(close):
-            close()
 
 
 @dataclass

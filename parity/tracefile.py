@@ -165,6 +165,7 @@ class TraceReader:
             self._fh = open(self.path, "rb")
         except OSError as exc:
             raise ParityError(f"cannot read trace {self.path}: {exc.strerror or exc}") from None
+        self._size = os.fstat(self._fh.fileno()).st_size
         self.interrupted: int | None = None
         self.initial: dict[str, np.ndarray] = {}
         self._pending = None
@@ -201,6 +202,8 @@ class TraceReader:
         (n,) = _LEN.unpack(head)
         if n > _MAX_RECORD:
             raise ParityError(f"{self.path}: corrupt record length {n}")
+        if n + _CRC.size > self._size - self._fh.tell():
+            return None  # the record runs past the end: cut off (or its length field is corrupt)
         blob = self._fh.read(n)
         crc = self._fh.read(_CRC.size)
         if len(blob) < n or len(crc) < _CRC.size:

@@ -89,3 +89,28 @@ def test_json_report(capsys, tmp_path):
     data = json.loads(path.read_text())
     assert data["kind"] == "diff" and data["exit_code"] == 0
     assert data["extra"]["mapping"]["params"][0]["reference"] == "0.weight"
+
+
+
+def test_a_program_that_cannot_run_in_float64_is_reported_for_that_dtype_only(capsys, monkeypatch, tmp_path):
+    # What the TF1 adapter raises when a float64 rebuild is impossible: that dtype says why and
+    # how to fix it, float32 still runs, and it is not a crash (exit 1, not 3).
+    import shutil
+
+    import torch_impl.capture as tc
+    from parity.programs import DtypeError
+
+    port = str(tmp_path / "port_mlp.py")
+    shutil.copy(fix("tiny_mlp.py"), port)
+    real = tc.capture
+
+    def capture(build, *, dtype, where="program"):
+        if dtype == "float64" and where == port:
+            raise DtypeError("float64: the learning rate is a float32 constant; fix: tf.constant(0.01, tf.float64)")
+        return real(build, dtype=dtype, where=where)
+
+    monkeypatch.setattr(tc, "capture", capture)
+    rc, out, err = run(capsys, fix("tiny_mlp.py"), port, "--steps", "2")
+    assert rc == 1, err
+    assert "DtypeError" in out and "fix: tf.constant(0.01, tf.float64)" in out
+    assert "float32  2" in out.replace("  ", "  ")  # the float32 row ran

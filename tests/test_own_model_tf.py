@@ -273,6 +273,13 @@ def test_keras3_model_is_captured_in_float64():
         np.testing.assert_allclose(moved, 1e-3, rtol=1e-3)
     finally:
         prog.close()
+    # the process's Keras is left as it was: float32 layers, and a float32 capture builds float32
+    assert keras.config.dtype_policy().name == "float32" and keras.backend.floatx() == "float32"
+    prog = capture(program, dtype="float32")
+    try:
+        assert prog.parameters()["d1/kernel"].dtype == np.float32 and not prog.notes()
+    finally:
+        prog.close()
 
 
 def test_keras_gradient_tape_step_records_raw_and_clipped_gradients():

@@ -141,3 +141,35 @@ def test_mistakes_beyond_the_catalogue_are_named_or_left_unknown():
 
     rows = beyond()
     assert rows and all(first == (expected or "unknown") for _, _, expected, first in rows), format_beyond(rows)
+
+
+@pytest.mark.gpu
+def test_tf32_conv_on_gpu_is_named_tf32():
+    """A float32 conv run with cuDNN's TF32 (torch's default for convolutions) against IEEE float32:
+    the diagnosis names tf32-emulated, never a normalisation epsilon (the H200 report of issue 10)."""
+    import torch
+
+    from parity.compare import compare
+    from parity.trace import Trace
+
+    rng = np.random.default_rng(0)
+    x, k = rng.normal(size=(8, 16, 16, 32)).astype(np.float32), (rng.normal(size=(3, 3, 32, 32)) * 0.2).astype(np.float32)
+    xt = torch.tensor(x, device="cuda").permute(0, 3, 1, 2)
+    kt = torch.tensor(k, device="cuda").permute(3, 2, 0, 1)
+    old = torch.backends.cudnn.allow_tf32
+    try:
+        outs = {}
+        for flag in (False, True):
+            torch.backends.cudnn.allow_tf32 = flag
+            outs[flag] = torch.relu(torch.nn.functional.conv2d(xt, kt)).permute(0, 2, 3, 1).cpu().double().numpy()
+    finally:
+        torch.backends.cudnn.allow_tf32 = old
+    traces = []
+    for port, flag in (("ieee", False), ("tf32", True)):
+        t = Trace(manifest={"case": "c", "port": port, "dtype": "float32", "framework": "torch"}, initial={"K": k.astype(np.float64)})
+        t.add_step({"inputs": {"X": x.astype(np.float64)}, "forward": {"conv": outs[flag]}})
+        traces.append(t)
+    cmp = compare(*traces)
+    assert not cmp.ok, "TF32 did not change the conv: is this an Ampere+ GPU?"
+    named = [d.pitfall for d in diagnose(None, cmp, traces)]
+    assert named[:1] == ["tf32-emulated"], named

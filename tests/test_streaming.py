@@ -254,3 +254,20 @@ def test_summary_trace_compares_with_a_full_one(tmp_path):
     assert mixed.first_divergence.step == 2 and same.verdict == "exact"
     # 6 steps of 256x128 tensors vs their statistics; the initial parameters (256 kB) stay in full
     assert os.path.getsize(pb) < os.path.getsize(pa) / 10
+
+
+def test_files_are_compared_as_they_are_read(tmp_path):
+    from parity.runner import compare_files, run_port
+    from parity.trace import save
+
+    case = _case(30)
+    pa = save(run_port(case, "numpy", "float64", module=_module()), tmp_path / "a.trace")
+    pb = save(run_port(case, "numpy:b", "float64", module=_module(_bug_from(12))), tmp_path / "b.trace")
+    cmp, wa, wb = compare_files(pa, pb)
+    assert cmp.first_divergence.step == 12 and wa.interrupted is None
+    assert wb.kept_steps == [10, 11, 12, 13, 14, 27, 28, 29] and len(wb.health.loss) == 30
+    cut = tmp_path / "cut.trace"
+    raw = open(pb, "rb").read()
+    cut.write_bytes(raw[: len(raw) // 2])
+    cmp2, _, wcut = compare_files(pa, cut)
+    assert wcut.interrupted == wcut.n_steps < 30 and any(i.kind == "steps" for i in cmp2.issues)

@@ -349,7 +349,10 @@ def _worker(rank: int, cfg: dict, conns, address: str) -> None:
         conn.send(("error", f"{type(exc).__name__}: {exc}"))
         return
     while True:
-        cmd, arg = conn.recv()
+        try:
+            cmd, arg = conn.recv()
+        except (EOFError, OSError):  # the harness went away (interrupted): leave quietly
+            return
         try:
             if cmd == "close":
                 dist.barrier()

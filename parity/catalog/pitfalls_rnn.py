@@ -17,3 +17,14 @@ _COST = Cost(depth=8, reduction=7)
 for _name, _title in (("lstm-gate-order", "TF1 LSTMCell gates i, j, f, o"), ("lstm-forget-bias", "TF1 LSTMCell forget_bias=1.0")):
     pitfall_pair(_name, module="pitfalls.rnn", title=_title, reference="tf1", params=_P, arrays=_X, steps=2,
                  options={"lr": 0.125, "forget_bias": 1.0}, cost=_COST)
+
+# A TF1 GRUCell (reset before the candidate matmul) against nn.GRU (reset after it), PITFALLS P38.
+_GRU = {
+    "gates_kernel": Init((3 + 4, 8), "glorot_uniform"),
+    "gates_bias": Init((8,), "random_normal", {"stddev": 0.1}),
+    "candidate_kernel": Init((3 + 4, 4), "glorot_uniform"),
+    "candidate_bias": Init((4,), "random_normal", {"stddev": 0.1}),
+    "K2": Init((4, 1), "random_normal", {"stddev": 0.5}),
+}
+pitfall_pair("gru-reset-after", module="pitfalls.gru", title="TF1 GRUCell (reset gate before the candidate matmul)",
+             reference="tf1", params=_GRU, arrays=_X, steps=2, options={"lr": 0.125}, cost=Cost(depth=8, reduction=7))

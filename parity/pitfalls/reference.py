@@ -6,7 +6,7 @@ import math
 
 import numpy as np
 
-__all__ = ["conv2d", "pool2d", "same_pads", "gelu_exact", "gelu_tanh", "round_tf32", "lstm_tf1"]
+__all__ = ["conv2d", "pool2d", "same_pads", "gelu_exact", "gelu_tanh", "round_tf32", "lstm_tf1", "gru_tf1"]
 
 
 def conv2d(x, k, stride, pads):
@@ -85,3 +85,20 @@ def lstm_tf1(x, kernel, bias, forget_bias, perm=(0, 1, 2, 3)):
     return np.stack(outs, axis=1)
 
 
+def gru_tf1(x, gates_kernel, gates_bias, cand_kernel, cand_bias, reset_after=False):
+    """Run a TF1 GRUCell (``reset_after=False``: r * h before the candidate matmul), or, with
+    ``reset_after=True``, torch nn.GRU's cell with the same weights and b_hh = 0 (r * (U h))."""
+    n_in, units = x.shape[2], cand_kernel.shape[1]
+    sig = lambda v: 1.0 / (1.0 + np.exp(-v))  # noqa: E731
+    h = np.zeros((x.shape[0], units))
+    outs = []
+    for t in range(x.shape[1]):
+        value = sig(np.concatenate([x[:, t], h], 1) @ gates_kernel + gates_bias)
+        r, u = value[:, :units], value[:, units:]
+        if reset_after:
+            c = np.tanh(x[:, t] @ cand_kernel[:n_in] + cand_bias + r * (h @ cand_kernel[n_in:]))
+        else:
+            c = np.tanh(np.concatenate([x[:, t], r * h], 1) @ cand_kernel + cand_bias)
+        h = u * h + (1 - u) * c
+        outs.append(h)
+    return np.stack(outs, axis=1)

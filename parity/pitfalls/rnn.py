@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from .base import Context, close, pitfall
-from .reference import lstm_tf1
+from .reference import gru_tf1, lstm_tf1
 from .requires import SEQUENCE
 
 __all__ = ["PITFALLS"]
@@ -44,6 +44,31 @@ def _check_lstm(c: Context, want: str):
     return None
 
 
+def _check_gru(c: Context):
+    xs = [np.asarray(v, float) for v in c.at(c.a, "inputs").values() if np.ndim(v) == 3]
+    params = {n: np.asarray(v, float) for n, v in c.params_before(c.a).items()}
+    for n, ha, hb in c.diverging("forward", ndim=3):
+        u = ha.shape[2]
+        for x in xs:
+            fan = x.shape[2] + u
+            gks = [v for v in params.values() if v.shape == (fan, 2 * u)]
+            cks = [v for v in params.values() if v.shape == (fan, u)]
+            gbs = [v for v in params.values() if v.shape == (2 * u,)]
+            cbs = [v for v in params.values() if v.shape == (u,)]
+            for gk in gks:
+                for ck in cks:
+                    for gb in gbs:
+                        for cb in cbs:
+                            before, after = gru_tf1(x, gk, gb, ck, cb), gru_tf1(x, gk, gb, ck, cb, reset_after=True)
+                            for ya, yb, la, lb in ((ha, hb, "A", "B"), (hb, ha, "B", "A")):
+                                if close(before, ya, c.tol * 10) and close(after, yb, c.tol * 10):
+                                    return 0.95, (f"{n}: {la} equals the GRU with the reset gate applied to the state before the candidate "
+                                                  f"matmul (TF1 GRUCell, Keras reset_after=False), {lb} the one applying it after "
+                                                  "(torch nn.GRU, Keras reset_after=True), with the same weights: no weight copy makes "
+                                                  "nn.GRU compute the TF1 cell; write the cell out")
+    return None
+
+
 PITFALLS = [
     pitfall("lstm-gate-order", "LSTM gate order (TF1 i, j, f, o vs torch i, f, g, o)", "rnn", "P37", ["forward"],
             "the LSTM output equals the reference LSTM with two gate blocks swapped",
@@ -57,4 +82,10 @@ PITFALLS = [
             explanation="TF1 LSTMCell adds forget_bias=1.0 to the f gate at run time; it is not in the bias variable. torch has two biases (b_ih, b_hh): copying the bias into both doubles it.",
             tf="c = c sigmoid(f + forget_bias) + sigmoid(i) tanh(j)", torch="c = f c + i g with f = sigmoid(W x + b_ih + U h + b_hh)",
             fix="b_ih = bias (reordered) + forget_bias on the f block; b_hh = 0 and frozen."),
+    pitfall("gru-reset-after", "GRU reset gate before (TF1 GRUCell, Keras reset_after=False) vs after (torch nn.GRU) the matmul", "rnn", "P38", ["forward"],
+            "the GRU output equals the reference GRU recomputed with the reset gate applied after the hidden matmul",
+            _check_gru, requires=[SEQUENCE],
+            explanation="TF1's GRUCell and Keras GRU(reset_after=False) compute the candidate as tanh(W x + U (r * h) + b); torch nn.GRU (and Keras reset_after=True, TF2's default) as tanh(W x + b_in + r * (U h + b_hn)). The weights copy over with matching shapes, but no copy makes nn.GRU compute the TF1 cell.",
+            tf="c = tanh(concat([x, r * h]) @ candidate_kernel + candidate_bias)", torch="n = tanh(W_in x + b_in + r * (W_hn h + b_hn))",
+            fix="Write the TF1 cell out in torch (a loop over time), or train the TF side with reset_after=True."),
 ]

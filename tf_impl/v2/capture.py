@@ -83,12 +83,17 @@ def _keras_of(model):
 @contextlib.contextmanager
 def _floatx(dtype: str):
     """Set floatx of tf_keras and Keras 3 (whichever is installed) for the build."""
-    saved = []
+    saved, policies = [], []
     for name in ("tf_keras", "keras"):
         try:
             mod = __import__(name)
         except ImportError:
             continue
+        config = getattr(mod, "config", None)
+        if config is not None and hasattr(config, "set_dtype_policy"):
+            # Keras 3 layers take the global dtype policy (derived from floatx), read before floatx moves
+            policies.append((config, config.dtype_policy()))
+            config.set_dtype_policy(dtype)
         backend = getattr(mod, "backend", None)
         if backend is not None and hasattr(backend, "floatx"):
             saved.append((backend, backend.floatx()))
@@ -98,6 +103,8 @@ def _floatx(dtype: str):
     finally:
         for backend, value in saved:
             backend.set_floatx(value)
+        for config, policy in policies:
+            config.set_dtype_policy(policy)
 
 
 def _own(weight) -> str:
