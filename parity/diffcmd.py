@@ -72,8 +72,7 @@ def run(args) -> int:
     started = time.perf_counter()
     dtypes = tuple(args.dtype or ("float64", "float32"))
     result = compare_programs(args.reference, args.port, steps=args.steps, dtypes=dtypes, mapping=args.mapping,
-                              save_mapping=args.save_mapping, seed=args.seed,
-                              **({"observers": [observer]} if observer else {}))
+                              save_mapping=args.save_mapping, seed=args.seed, observers=[observer] if observer else ())
     if not args.quiet_mapping:
         _say(f"Mapping ({args.reference} -> {args.port}; canonical layout: TF's)")
         _say(format_table(result.mapping))

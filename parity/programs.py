@@ -189,7 +189,8 @@ def port_names(run: ProgramRun) -> tuple[str, str]:
 
 
 def compare_programs(reference, port, *, data=None, steps: int = 10, dtypes: Iterable[str] = ("float64", "float32"),
-                     mapping=None, save_mapping: str | None = None, seed: int = 0, name: str | None = None):
+                     mapping=None, save_mapping: str | None = None, seed: int = 0, name: str | None = None,
+                     observers=()):
     """Compare a program against its port, step by step, in each dtype; return a CaseResult.
 
     Args:
@@ -203,6 +204,7 @@ def compare_programs(reference, port, *, data=None, steps: int = 10, dtypes: Ite
         save_mapping: write the mapping used to this JSON file.
         seed: seeds the drawn batches and the dropout masks.
         name: the case name in the report (default: ``diff:<ref>-vs-<port>``).
+        observers: per-step hooks handed to :func:`~parity.runner.run_case` (``--tensorboard``).
 
     The result also carries ``.mapping``, ``.notes`` and ``.program_run``.
     """
@@ -238,7 +240,7 @@ def compare_programs(reference, port, *, data=None, steps: int = 10, dtypes: Ite
     )
     try:
         result = run_case(case, dtypes=dtypes, modules={rp: _ProgramModule(run, "reference"), pp: _ProgramModule(run, "port")},
-                          sources={rp: run.reference.path, pp: run.port.path}, pairs="reference")
+                          sources={rp: run.reference.path, pp: run.port.path}, pairs="reference", observers=observers)
     finally:
         _STORE.pop(token, None)
     result.mapping = run.mapping
