@@ -2,7 +2,7 @@
 #   make parity   the suite of reference cases, with a report (creates .venv when missing)
 #   make test     the tests (unit, cross-framework, properties under the ci profile), without the slow ones
 #   make test-all every test, the slow 50-step cross-framework runs too
-#   make parity-full  the seeds at their own sizes and the real-size transformer (tag full; slow)
+#   make parity-full  the seeds at their own sizes (tag full), then the real-size transformer (tag realsize, --summary); slow
 #   make bench    recording overhead, memory 50 vs 500 steps, trace bytes (make bench-properties: the property bench)
 VENV    ?= .venv
 PYTHON  ?= python3
@@ -34,10 +34,11 @@ test-all: $(STAMP)
 property-thorough: $(STAMP)
 	HYPOTHESIS_PROFILE=thorough $(PY) -m pytest -q tests/properties
 
-# The heavy tier `parity run --all` leaves out: every seed case at the seed's own size and the
-# real-size transformer, streamed (memory flat in steps).
+# The heavy tiers `parity run --all` leaves out: every seed case at the seed's own size, then the
+# real-size transformer in summary mode (its tensors: ~100 MB a step). Both run; the worse exit code wins.
 parity-full: $(STAMP)
-	$(VENV)/bin/parity run --tag full --json $(OUT)/parity-full-report.json
+	$(VENV)/bin/parity run --tag full --json $(OUT)/parity-full-report.json; s=$$?; \
+	$(VENV)/bin/parity run --tag realsize --summary --json $(OUT)/parity-realsize-report.json || s=$$?; exit $$s
 
 bench: $(STAMP)
 	$(PY) -m parity.bench
