@@ -53,11 +53,8 @@ exit codes (the highest that applies):
 
 
 def _output_args(parser: argparse.ArgumentParser) -> None:
-    """--html/--markdown/--tensorboard, and -q/-v for the terminal (run, check, diff)."""
-    add_output_args(parser)
-    parser.add_argument("-q", "--quiet", action="store_true", help="only the cases that did not pass, and the last line")
-    parser.add_argument("-v", "--verbose", action="store_true",
-                        help="one line per compared pair under each case, and a line per finished case on stderr")
+    """--html/--markdown/--tensorboard, and -q/-v for the terminal (run, check)."""
+    add_output_args(parser, terminal=True)
 
 
 def build_parser() -> argparse.ArgumentParser:

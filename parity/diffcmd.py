@@ -45,6 +45,9 @@ def add_parser(subparsers) -> None:
     d.add_argument("--save-mapping", metavar="FILE", help="write the mapping used (JSON, editable) to FILE")
     d.add_argument("--seed", type=int, default=0, help="seed of the drawn batches and dropout masks (default 0)")
     d.add_argument("--quiet-mapping", action="store_true", help="do not print the mapping table")
+    from .outputs import add_output_args
+
+    add_output_args(d, terminal=True)
 
 
 def _say(text: str = "") -> None:
@@ -56,13 +59,20 @@ def run(args) -> int:
     from . import report
     from .diagnose import diagnose, settings_check
     from .errors import PortError
+    from .io import atomic_write, check_output
     from .mapping import format_table
+    from .outputs import check_outputs, tensorboard_observer, write_reports
     from .programs import compare_programs
+    from .terminal import fit, format_cases, format_health
 
+    if args.json:
+        check_output(args.json, "--json")
+    check_outputs(args)
+    observer = tensorboard_observer(args)
     started = time.perf_counter()
     dtypes = tuple(args.dtype or ("float64", "float32"))
     result = compare_programs(args.reference, args.port, steps=args.steps, dtypes=dtypes, mapping=args.mapping,
-                              save_mapping=args.save_mapping, seed=args.seed)
+                              save_mapping=args.save_mapping, seed=args.seed, observers=[observer] if observer else ())
     if not args.quiet_mapping:
         _say(f"Mapping ({args.reference} -> {args.port}; canonical layout: TF's)")
         _say(format_table(result.mapping))
@@ -70,42 +80,43 @@ def run(args) -> int:
             _say(f"mapping saved: {args.save_mapping} (edit it and pass it back with --mapping)")
         _say()
     for note in result.notes:
-        _say(f"note: {note}")
+        _say(fit(f"note: {note}"))
     warnings = []
     for dtype, traces in result.traces.items():
         warnings += [f"({dtype}): {w}" for w in settings_check(result.case, traces)]
     if warnings:
         _say("Settings check (before any numbers):")
         for w in warnings:
-            _say(f"  warning: {w}")
+            _say(fit(f"  warning: {w}"))
     diagnoses = {}
     for i, c in enumerate(result.comparisons):
         if not c.ok:
             traces = {p: result.traces[c.dtype][p] for p in (c.a.get("port"), c.b.get("port"))}
             diagnoses[(result.case.name, i)] = diagnose(result.case, c, traces)
-    _say(report.format_table([result]))
+    _say(format_cases([result], verbose=getattr(args, "verbose", False), quiet=getattr(args, "quiet", False)))
     details = report.format_details([result], diagnoses)
     if details:
         _say("\nDivergences and refusals")
-        _say(details)
-    health = report.format_health([result])
-    if health:
+        _say(fit(details))
+    health = format_health([result])
+    if health and not getattr(args, "quiet", False):
         _say("\nGradient health (float64)")
         _say(health)
     wall = time.perf_counter() - started
     verdict = "agree" if result.passed else "DIVERGE"
     _say(f"\n{args.reference} vs {args.port}: {verdict} ({wall:.1f}s)")
-    if args.json:
-        directory = os.path.dirname(os.path.abspath(args.json))
-        os.makedirs(directory, exist_ok=True)
+    if args.json or getattr(args, "html", None) or getattr(args, "markdown", None):
         extra = {"mapping": result.mapping.to_json(), "wall_seconds": round(wall, 2)}
         ports = result.case.ports
-        tmp = f"{args.json}.tmp-{os.getpid()}"
-        with open(tmp, "w") as fh:
-            fh.write(report.to_json([result], diagnoses, extra, kind="diff", notes=list(result.notes),
-                                    user_ports={ports[0]: args.reference, ports[1]: args.port}))
-        os.replace(tmp, args.json)
-        _say(f"JSON report: {args.json}")
+        data = report.report_dict([result], diagnoses, extra, kind="diff", notes=list(result.notes),
+                                  user_ports={ports[0]: args.reference, ports[1]: args.port})
+        if args.json:
+            with atomic_write(args.json) as fh:
+                fh.write(report.strict_json(data))
+            _say(f"JSON report: {args.json}")
+        write_reports(args, data, _say)
+    if observer is not None:
+        _say(f"TensorBoard events: {args.tensorboard} (tensorboard --logdir {args.tensorboard})")
     crashed = [e for per in result.errors.values() for e in per.values() if isinstance(e, PortError) and e.exc_type != "DtypeError"]
     if crashed:  # the user's own code raised while stepping: exit 3, as for any port crash
         print(f"parity: error: {crashed[0]}", file=sys.stderr)

@@ -14,8 +14,9 @@ import argparse
 __all__ = ["add_output_args", "check_outputs", "write_reports", "tensorboard_observer", "wants_report_dict"]
 
 
-def add_output_args(parser: argparse.ArgumentParser, *, tensorboard: bool = True) -> None:
-    """Add ``--html FILE``, ``--markdown FILE`` and (for commands that run ports) ``--tensorboard DIR``."""
+def add_output_args(parser: argparse.ArgumentParser, *, tensorboard: bool = True, terminal: bool = False) -> None:
+    """Add ``--html FILE``, ``--markdown FILE``, (for commands that run ports) ``--tensorboard DIR``
+    and (``terminal``) ``-q`` / ``-v`` for the table."""
     parser.add_argument("--html", metavar="FILE",
                         help="also write one self-contained HTML page: verdicts, error maps, loss and gradient plots")
     parser.add_argument("--markdown", metavar="FILE",
@@ -24,6 +25,10 @@ def add_output_args(parser: argparse.ArgumentParser, *, tensorboard: bool = True
         parser.add_argument("--tensorboard", metavar="DIR",
                             help="also write TensorBoard event files, one run per port with the same tags "
                                  "(DIR/<case>/<dtype>/<port>; view with: tensorboard --logdir DIR)")
+    if terminal:
+        parser.add_argument("-q", "--quiet", action="store_true", help="only the cases that did not pass, and the last line")
+        parser.add_argument("-v", "--verbose", action="store_true",
+                            help="one line per compared pair under each case, and a line per finished case on stderr")
 
 
 def wants_report_dict(args) -> bool:

@@ -7,394 +7,27 @@ stage of a step; this module maps the reference's weights onto the port (:mod:`p
 runs both through :func:`parity.runner.run_case` as two in-memory ports, and returns the same
 :class:`~parity.runner.CaseResult` as the catalogue, so the report, diagnosis and health work
 unchanged. numpy only.
+
+The parts: :mod:`parity.programload` (the contract types and the user's files),
+:mod:`parity.programdata` (batches, dropout masks), :mod:`parity.programport` (the in-memory
+ports); their public names are re-exported here.
 """
 
 from __future__ import annotations
 
-import importlib
-import importlib.util
-import itertools
 import os
-import re
-import sys
 import time
-import types
-from dataclasses import dataclass, field
-from typing import Callable, Iterable
+from typing import Iterable
 
 import numpy as np
 
-from .errors import ParityError, PortError
+from .errors import ParityError
+from .programdata import _MASK, _as_batches, _cost, _draw_batches, _masks
+from .programload import ADAPTERS, KINDS, DropoutSite, DtypeError, ParamSpec, Program, capture, load_program
+from .programport import _STORE, ProgramRun, _ProgramModule, _register_data
 
 __all__ = ["ParamSpec", "DropoutSite", "DtypeError", "KINDS", "Program", "load_program", "compare_programs",
-           "ProgramRun", "ADAPTERS"]
-
-#: framework -> the module holding its capture adapter
-ADAPTERS = {"torch": "torch_impl.capture", "tf1": "tf_impl.v1.capture", "tf2": "tf_impl.v2.capture"}
-
-#: the kinds a :class:`ParamSpec` may have
-KINDS = (
-    "dense_kernel", "conv_kernel", "bias", "bn_gamma", "bn_beta", "bn_mean", "bn_var", "ln_gamma", "ln_beta",
-    "lstm_kernel", "lstm_recurrent", "lstm_bias", "embedding", "other",
-)
-
-
-@dataclass(frozen=True)
-class ParamSpec:
-    """One variable of a captured program, in its framework's own name and layout.
-
-    Args:
-        name: the program's own name (torch: ``features.0.weight``; TF: ``conv1/kernel``).
-        shape: its shape in the framework's own layout (torch Linear ``[out, in]``, TF ``[in, out]``).
-        kind: one of :data:`KINDS`.
-        layer: the owning module / layer / scope.
-        trainable: whether the optimizer trains it (BatchNorm statistics are not).
-    """
-
-    name: str
-    shape: tuple
-    kind: str
-    layer: str
-    trainable: bool = True
-
-    def __post_init__(self):
-        object.__setattr__(self, "shape", tuple(int(s) for s in self.shape))
-        if self.kind not in KINDS:
-            raise ParityError(f"parameter {self.name}: unknown kind {self.kind!r}; expected one of {', '.join(KINDS)}")
-
-
-@dataclass(frozen=True)
-class DropoutSite:
-    """One dropout the adapter drives with parity's masks (channel-last mask shape, no batch size fixed)."""
-
-    index: int
-    name: str
-    shape_channel_last: tuple
-    rate: float
-
-    def __post_init__(self):
-        object.__setattr__(self, "shape_channel_last", tuple(int(s) for s in self.shape_channel_last))
-
-
-class DtypeError(ParityError):
-    """The program cannot run in the dtype asked (a TF1 optimizer's float32 constants in a float64 run).
-
-    The message says what and how to fix it; :func:`compare_programs` reports that dtype only.
-    """
-
-
-# -- the user's files ---------------------------------------------------------------------------------
-@dataclass
-class Program:
-    """A user's program: its file, framework and ``parity_program`` function."""
-
-    path: str
-    framework: str
-    build: Callable
-
-    @property
-    def label(self) -> str:
-        return os.path.basename(self.path)
-
-
-_TF1_HINTS = re.compile(r"compat\.v1|placeholder\(|Session\(|disable_eager_execution|disable_v2_behavior|get_variable\(|import tensorflow\.compat\.v1")
-
-
-def _framework_of(mod: types.ModuleType, source: str, where: str) -> str:
-    declared = getattr(mod, "PARITY_FRAMEWORK", None)
-    if declared is not None:
-        if declared not in ADAPTERS:
-            raise ParityError(f"{where}: PARITY_FRAMEWORK = {declared!r}; expected one of {', '.join(ADAPTERS)}")
-        return declared
-    roots = {v.__name__.split(".")[0] for v in vars(mod).values() if isinstance(v, types.ModuleType)}
-    roots |= {getattr(v, "__module__", "").split(".")[0] for v in vars(mod).values() if callable(v)}
-    has_torch = "torch" in roots
-    has_tf = bool(roots & {"tensorflow", "keras", "tf_keras"})
-    if has_torch and has_tf:
-        raise ParityError(f"{where} imports both torch and TensorFlow: say which it is with PARITY_FRAMEWORK = 'torch' | 'tf1' | 'tf2'")
-    if has_torch:
-        return "torch"
-    if has_tf:
-        return "tf1" if _TF1_HINTS.search(source) else "tf2"
-    raise ParityError(f"{where} imports neither torch nor TensorFlow: say which it is with PARITY_FRAMEWORK = 'torch' | 'tf1' | 'tf2'")
-
-
-def load_program(source) -> Program:
-    """Load a user's file (or take a ``parity_program`` function); bad input is a one-line ParityError."""
-    if callable(source):
-        mod = sys.modules.get(getattr(source, "__module__", ""), None)
-        path = getattr(mod, "__file__", None) or getattr(source, "__qualname__", "program")
-        text = open(path, encoding="utf-8").read() if mod is not None and os.path.isfile(path) else ""
-        return Program(path, _framework_of(mod, text, path) if mod is not None else "torch", source)
-    path = os.fspath(source)
-    if not os.path.isfile(path):
-        raise ParityError(f"program file {path} does not exist")
-    if not path.endswith(".py"):
-        raise ParityError(f"program file {path} is not a Python file (.py)")
-    with open(path, encoding="utf-8") as fh:
-        text = fh.read()
-    mod = _exec_file(path)
-    sys.modules.pop(mod.__name__, None)
-    framework = _framework_of(mod, text, path)
-
-    def build():
-        # A fresh run of the file for every capture: module-level objects (a model and optimizer
-        # built at import, TF1 graph code at top level) are new each time, and built inside the
-        # adapter's graph / default dtype. The module leaves sys.modules afterwards, so a finished
-        # capture's model and optimizer state can be freed.
-        fresh = _exec_file(path)
-        try:
-            return fresh.parity_program()
-        finally:
-            sys.modules.pop(fresh.__name__, None)
-
-    return Program(path, framework, build)
-
-
-_EXEC_COUNT = itertools.count()
-
-
-def _exec_file(path: str) -> types.ModuleType:
-    name = "parity_program_" + re.sub(r"\W", "_", os.path.splitext(os.path.basename(path))[0]) + f"_{next(_EXEC_COUNT)}"
-    spec = importlib.util.spec_from_file_location(name, path)
-    if spec is None or spec.loader is None:
-        raise ParityError(f"program file {path} is not a Python module")
-    mod = importlib.util.module_from_spec(spec)
-    sys.modules[name] = mod  # dataclasses, pickling and tf.function look modules up by name
-    if "tensorflow" not in sys.modules:  # TF's environment (oneDNN reordering off) before the file imports TF
-        importlib.import_module("tf_impl") if importlib.util.find_spec("tf_impl") else None
-    try:
-        spec.loader.exec_module(mod)
-    except Exception as exc:  # a user's file can fail in any way; one line
-        sys.modules.pop(name, None)
-        line = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
-        raise ParityError(f"program file {path} does not load: {type(exc).__name__}: {line}") from None
-    if not callable(getattr(mod, "parity_program", None)):
-        raise ParityError(f"{path} defines no parity_program() function (it returns the program's objects; see docs/own-model.md)")
-    return mod
-
-
-def capture(program: Program, dtype: str):
-    """Capture ``program`` in ``dtype`` with its framework's adapter."""
-    try:
-        adapter = importlib.import_module(ADAPTERS[program.framework])
-    except ModuleNotFoundError as exc:
-        raise ParityError(f"the {program.framework} capture adapter ({ADAPTERS[program.framework]}) is not available: {exc}") from None
-    return adapter.capture(program.build, dtype=dtype, where=program.path)
-
-
-# -- data ---------------------------------------------------------------------------------------------
-def _draw_batches(specs: dict, steps: int, rng: np.random.Generator, classes: int | None, batch_size: int) -> list[dict]:
-    """Batches from the input specs: float inputs N(0, 1); integer targets uniform over ``classes``;
-    a float target of shape [None, K] named like a label (y, label(s), target(s)) one-hot rows."""
-    out = []
-    for _ in range(steps):
-        b = {}
-        for key, (shape, dtype) in specs.items():
-            if shape is None:
-                raise ParityError(f"cannot draw batch key {key!r}: its placeholder has no static rank; give 'data' in the reference file")
-            shape = tuple(batch_size if s is None else int(s) for s in shape)
-            if np.issubdtype(np.dtype(dtype), np.integer):
-                if not classes:
-                    raise ParityError(f"cannot draw integer batch key {key!r}: give 'data' in the reference file")
-                b[key] = rng.integers(0, classes, size=shape).astype(dtype)
-            elif re.fullmatch(r"y|labels?|targets?|y_true|y_", key) and len(shape) == 2:
-                b[key] = np.eye(shape[1])[rng.integers(0, shape[1], size=shape[0])]
-            else:
-                b[key] = rng.normal(0.0, 1.0, size=shape)
-        out.append(b)
-    return out
-
-
-def _as_batches(source, steps: int, where: str) -> list[dict]:
-    try:
-        it = iter(source() if callable(source) else source)
-        batches = list(itertools.islice(it, steps))
-    except ParityError:
-        raise
-    except Exception as exc:
-        raise PortError("data", "data()", exc) from exc
-    if len(batches) < steps:
-        raise ParityError(f"{where}: data gave {len(batches)} batch(es) for {steps} steps (use --steps {len(batches)} or give more)")
-    out = []
-    for i, b in enumerate(batches):
-        if not isinstance(b, dict) or not b:
-            raise ParityError(f"{where}: batch {i} is a {type(b).__name__}, not a non-empty dict {{key: array}}")
-        out.append({str(k): np.asarray(v) for k, v in b.items()})
-    return out
-
-
-_MASK = "__dropout_mask__/"
-
-
-# -- the in-memory ports run_case drives ----------------------------------------------------------------
-@dataclass
-class ProgramRun:
-    """What compare_programs decided before running: mapping, initial weights, batches, dropout masks."""
-
-    reference: Program
-    port: Program
-    mapping: object
-    initial: dict
-    batches: list
-    notes: list = field(default_factory=list)
-    constrained: bool = False
-
-
-class _Port:
-    """One captured program behind the port protocol (build/load/parameters/step), in reference names."""
-
-    def __init__(self, run: ProgramRun, side: str, dtype: str):
-        from .mapping import apply_ops
-
-        self.run, self.side, self.dtype, self._apply = run, side, dtype, apply_ops
-        program = run.reference if side == "reference" else run.port
-        self.prog = capture(program, dtype)
-        m = run.mapping
-        if side == "reference":
-            self.names = {e.reference: (e.reference, e.reference_ops, e.trainable) for e in m.params}
-            self.acts = {a: a for a, _ in m.forward}
-            weights = {k: np.asarray(v, dtype=dtype) for k, v in run.initial.items() if k in self.names}
-        else:
-            self.names = {e.port: (e.reference, e.port_ops, e.trainable) for e in m.params}
-            self.acts = {b: a for a, b in m.forward}
-            weights = {k: np.asarray(v, dtype=dtype) for k, v in m.port_weights(run.initial).items()}
-            if run.constrained and hasattr(self.prog, "report_constrained"):
-                self.prog.report_constrained = True
-        try:
-            self.prog.load(weights)
-        except Exception:
-            self.close()
-            raise
-
-    def _rename(self, arrays: dict, trainable_only: bool = False) -> dict:
-        out = {}
-        for own, arr in arrays.items():
-            hit = self.names.get(own)
-            if hit is None or (trainable_only and not hit[2]):
-                continue
-            out[hit[0]] = self._apply(hit[1], arr)
-        return out
-
-    def _slots(self, arrays: dict) -> dict:
-        out = {}
-        for key, arr in arrays.items():
-            own, _, slot = key.rpartition("/")
-            hit = self.names.get(own)
-            if hit is not None and slot:
-                out[f"{hit[0]}/{slot}"] = self._apply(hit[1], arr)
-        return out
-
-    def parameters(self) -> dict:
-        return self._rename(self.prog.parameters())
-
-    def load(self, params) -> None:
-        if params:
-            raise ParityError("a program's port loads the mapped weights itself; the case has no parameters")
-
-    def settings(self) -> dict:
-        s = getattr(self.prog, "settings", None)
-        return dict(s()) if callable(s) else {}
-
-    def step(self, batch) -> dict:
-        masks = {int(k[len(_MASK):]): v for k, v in batch.items() if k.startswith(_MASK)}
-        data = {k: v for k, v in batch.items() if not k.startswith(_MASK)}
-        raw = self.prog.step(data, masks)
-        out: dict = {"inputs": {k: np.asarray(v) for k, v in data.items()}}
-        for stage, arrays in raw.items():
-            if stage == "forward":
-                out[stage] = {self.acts[k]: v for k, v in arrays.items() if k in self.acts}
-            elif stage in ("loss", "learning_rate"):
-                out[stage] = dict(arrays)
-            elif stage == "slots":
-                out[stage] = self._slots(arrays)
-            elif stage == "state":
-                out[stage] = self._rename(arrays)
-            elif stage == "inputs":
-                continue
-            else:
-                out[stage] = self._rename(arrays, trainable_only=True)
-        # a stage with nothing mapped in it (SGD without momentum has no slots; global_step alone
-        # in state) is not reported: the other side reporting it too would be a false structure issue
-        return {stage: arrays for stage, arrays in out.items() if arrays or stage in ("inputs",)}
-
-    def close(self) -> None:
-        close = getattr(self.prog, "close", None)
-        if callable(close):
-            close()
-
-
-class _ProgramModule(types.ModuleType):
-    """An in-memory port module (build/framework_info) for one side of a ProgramRun."""
-
-    def __init__(self, run: ProgramRun, side: str):
-        super().__init__(f"parity_program_port_{side}")
-        self.run, self.side = run, side
-
-    def build(self, case, dtype, variant=None):
-        return _Port(self.run, self.side, dtype)
-
-    def framework_info(self):
-        fw = (self.run.reference if self.side == "reference" else self.run.port).framework
-        if fw == "torch":
-            from torch_impl import framework_info
-
-            return framework_info()
-        try:
-            import tensorflow as tf
-
-            return {"version": tf.__version__, "device": "cpu"}
-        except ImportError:  # pragma: no cover
-            return {"version": "?", "device": "cpu"}
-
-
-_STORE: dict[str, list] = {}
-
-
-def _register_data():
-    from .data import DATA, register_data
-
-    if "program" not in DATA:
-        @register_data("program")
-        def _program(case, rng, *, token):
-            """The batches (and dropout masks) compare_programs prepared."""
-            try:
-                return [dict(b) for b in _STORE[token]]
-            except KeyError:
-                raise ParityError(f"the batches of {case.name} are gone (compare_programs holds them while it runs)", case=case.name) from None
-
-
-def _masks(ref_sites, port_sites, batches, rng, notes) -> None:
-    """Draw one keep-mask per reference dropout site per step (channel-last, 1 = keep) into the batches."""
-    if len(ref_sites) != len(port_sites):
-        notes.append(f"dropout: the reference has {len(ref_sites)} site(s), the port {len(port_sites)}: masks are given to the "
-                     f"first {min(len(ref_sites), len(port_sites))}; the others draw their own (compare those layers statistically)")
-    for i, site in enumerate(ref_sites):
-        if i < len(port_sites) and tuple(port_sites[i].shape_channel_last[1:]) != tuple(site.shape_channel_last[1:]):
-            notes.append(f"dropout site {i}: {site.name} {list(site.shape_channel_last)} vs {port_sites[i].name} "
-                         f"{list(port_sites[i].shape_channel_last)} (channel-last): no mask given")
-            continue
-        if abs(site.rate - (port_sites[i].rate if i < len(port_sites) else site.rate)) > 1e-12:
-            notes.append(f"dropout site {i}: rate {site.rate:g} in the reference, {port_sites[i].rate:g} in the port")
-        for b in batches:
-            n = _batch_size(b)
-            shape = (n,) + tuple(site.shape_channel_last[1:])
-            b[f"{_MASK}{i}"] = (rng.random(shape) < 1.0 - site.rate).astype(np.float64)
-
-
-def _batch_size(batch: dict) -> int:
-    sizes = [np.shape(v)[0] for k, v in batch.items() if np.ndim(v) >= 1 and not k.startswith(_MASK)]
-    return int(sizes[0]) if sizes else 1
-
-
-def _cost(mapping, acts: dict, batch: dict):
-    from .cases import Cost
-
-    kernels = [e for e in mapping.params if e.kind in ("dense_kernel", "conv_kernel", "lstm_kernel", "embedding")]
-    fan_in = max([int(np.prod(e.shape[:-1])) for e in kernels] or [1])
-    n = _batch_size(batch)
-    positions = max([int(np.prod(np.shape(v)[:-1])) for v in acts.values() if np.ndim(v) >= 2] or [n])
-    return Cost(depth=max(len(kernels), 1), reduction=max(fan_in, positions, n))
+           "ProgramRun", "ADAPTERS", "capture", "prepare", "port_names"]
 
 
 def prepare(reference, port, *, data=None, steps: int = 10, mapping=None, seed: int = 0, log=None) -> ProgramRun:
@@ -556,7 +189,8 @@ def port_names(run: ProgramRun) -> tuple[str, str]:
 
 
 def compare_programs(reference, port, *, data=None, steps: int = 10, dtypes: Iterable[str] = ("float64", "float32"),
-                     mapping=None, save_mapping: str | None = None, seed: int = 0, name: str | None = None):
+                     mapping=None, save_mapping: str | None = None, seed: int = 0, name: str | None = None,
+                     observers=()):
     """Compare a program against its port, step by step, in each dtype; return a CaseResult.
 
     Args:
@@ -570,6 +204,7 @@ def compare_programs(reference, port, *, data=None, steps: int = 10, dtypes: Ite
         save_mapping: write the mapping used to this JSON file.
         seed: seeds the drawn batches and the dropout masks.
         name: the case name in the report (default: ``diff:<ref>-vs-<port>``).
+        observers: per-step hooks handed to :func:`~parity.runner.run_case` (``--tensorboard``).
 
     The result also carries ``.mapping``, ``.notes`` and ``.program_run``.
     """
@@ -605,7 +240,7 @@ def compare_programs(reference, port, *, data=None, steps: int = 10, dtypes: Ite
     )
     try:
         result = run_case(case, dtypes=dtypes, modules={rp: _ProgramModule(run, "reference"), pp: _ProgramModule(run, "port")},
-                          sources={rp: run.reference.path, pp: run.port.path}, pairs="reference")
+                          sources={rp: run.reference.path, pp: run.port.path}, pairs="reference", observers=observers)
     finally:
         _STORE.pop(token, None)
     result.mapping = run.mapping

@@ -225,7 +225,7 @@ def run_case(
     sources: Mapping[str, str] | None = None,
     pairs: str = "auto",
     keep: str = "window",
-    window: int = 2,
+    window: int | None = None,
     trace_dir: str | None = None,
     summary: bool = False,
     observers: Sequence = (),
@@ -247,7 +247,9 @@ def run_case(
             port against each variant port, or against every port when it is a variant itself).
         keep: "window" (full tensors around each first divergence; see
             :class:`~parity.trace.Window`) or "all" (every step: short cases and tests).
-        window: steps kept in full before and after a first divergence.
+        window: steps kept in full before and after a first divergence (default 2; 0 with
+            ``summary``: a model whose tensors need summaries cannot hold several steps in
+            full -- the real-size transformer's 3 float32 steps of 2 ports are 600 MB).
         trace_dir: also write every port's trace there, step by step
             (``<case>.<port>.<dtype>.trace``; ``.trace.partial`` until the run completes, and
             left so, a readable prefix, when it does not).
@@ -259,6 +261,8 @@ def run_case(
     """
     from .tracefile import TraceWriter
 
+    if window is None:
+        window = 0 if summary else 2
     if keep not in ("window", "all"):
         raise ParityError(f"keep must be 'window' or 'all', not {keep!r}")
     case = get_case(case) if isinstance(case, str) else case

@@ -39,9 +39,12 @@ def available() -> str | None:
 
 
 def run_dir(root: str, case: str, dtype: str, port: str) -> str:
-    """The run directory of one port (``:`` of a variant port becomes ``-``)."""
-    safe = re.sub(r"[^A-Za-z0-9_.+-]", "-", port)
-    return os.path.join(root, case, dtype, safe)
+    """The run directory of one port (``:`` of a variant port, or of a ``diff:`` case, becomes ``-``)."""
+
+    def safe(text: str) -> str:
+        return re.sub(r"[^A-Za-z0-9_.+-]", "-", text)
+
+    return os.path.join(root, safe(case), dtype, safe(port))
 
 
 def _histogram(values: np.ndarray):

@@ -142,10 +142,14 @@ def format_cases(results: Sequence, not_run: Mapping[str, Mapping[str, str]] | N
             shown = "caught"
         groups = _refusals(r) if r.case.expect == "error" else " · ".join(_group(r))
         errors = [(d, p, e) for d, errs in r.errors.items() for p, e in errs.items()]
+        crash = ""
         if errors and r.case.expect != "error":
             d, p, e = errors[0]
             crash = f"CRASH {p} {d}: {getattr(e, 'exc_type', type(e).__name__)}: {getattr(e, 'exc_message', str(e))}"
-            groups = f"{crash} · {groups}" if groups else crash
+            if len(errors) > 1:
+                crash += f" (and {len(errors) - 1} more)"
+            if not groups:
+                groups, crash = crash, ""
         skipped = (not_run or {}).get(r.case.name) or {}
         if not groups and skipped:
             groups = "not run: " + "; ".join(sorted(set(skipped.values())))
@@ -153,6 +157,8 @@ def format_cases(results: Sequence, not_run: Mapping[str, Mapping[str, str]] | N
         lines.append(head + _clip(groups, cols - len(head)))
         first = _first(r)
         pad = " " * (name_w + 12)
+        if crash:
+            lines.append(pad + _clip(crash, cols - len(pad)))
         if first:
             lines.append(pad + _clip("first: " + first, cols - len(pad)))
         if verbose:

@@ -147,18 +147,20 @@ class TransformerPort:
         return (layer.linear1 if part == "ffn1" else layer.linear2).weight, "linear"
 
     def _from_torch(self, name, value):
-        """Convert a torch tensor (the parameter, its gradient or an Adam slot) to ``name``'s canonical array."""
+        """Return a torch tensor (the parameter, its gradient or an Adam slot) as a detached *view* in
+        ``name``'s canonical layout: no copy here, the harness copies what a step returns once, at
+        its boundary (with 5 M parameters, each copy of a step's tensors is ~100 MB)."""
         _, where = self._tensor(name)
-        arr = to_numpy(value)
+        v = value.detach()
         d, h = self.d, self.heads
         if where is None:
-            return arr
+            return v
         if where == "linear":
-            return np.ascontiguousarray(arr.T)  # [out, in] -> [in, out]
+            return v.T  # [out, in] -> [in, out]
         if where == "out_kernel":
-            return np.ascontiguousarray(arr.T).reshape(h, d // h, d)  # [d_out, h*dh] -> [h, dh, d_out]
-        part = arr[where * d : (where + 1) * d]  # queries, keys, values in that order
-        return np.ascontiguousarray(part.T).reshape(d, h, d // h)  # [h*dh, d_in] -> [d_in, h, dh]
+            return v.T.reshape(h, d // h, d)  # [d_out, h*dh] -> [h*dh, d_out] -> [h, dh, d_out] (a view)
+        # queries, keys, values in that order: rows [h*dh] of [h*dh, d_in] -> [d_in, h, dh] (a view)
+        return v[where * d : (where + 1) * d].reshape(h, d // h, d).permute(2, 0, 1)
 
     def _to_torch(self, name, arr, target):
         """Write canonical ``arr`` into ``target`` (a torch tensor, in place, no grad)."""
@@ -176,7 +178,7 @@ class TransformerPort:
 
     # -- the port protocol -------------------------------------------------------------------------
     def parameters(self):
-        return {n: self._from_torch(n, self._tensor(n)[0]) for n in self.names}
+        return {n: to_numpy(self._from_torch(n, self._tensor(n)[0])) for n in self.names}
 
     def load(self, params):
         with self.t.no_grad():
@@ -211,15 +213,17 @@ class TransformerPort:
         self.opt.zero_grad()
         loss.backward()
         acts = {"embed": self.model.embedded, **self._acts, "pool": self.model.pooled, "logits": logits}
+        # Tensors, not numpy copies: the harness copies them once at its boundary, before the next
+        # step can change them (the optimizer updates parameters and slots in place).
         out = {
-            "forward": {k: to_numpy(acts[k]) for k in block_layers(self.n_layers)},
-            "loss": {"loss": to_numpy(loss)},
+            "forward": {k: acts[k].detach() for k in block_layers(self.n_layers)},
+            "loss": {"loss": loss.detach()},
             "gradients": {n: self._from_torch(n, self._tensor(n)[0].grad) for n in self.names},
             "learning_rate": {"lr": np.asarray(self.lr, dtype=self.dtype)},
         }
         self._set_eps()
         self.opt.step()
-        out["parameters"] = self.parameters()
+        out["parameters"] = {n: self._from_torch(n, self._tensor(n)[0]) for n in self.names}
         out["slots"] = self._slots()
         self._acts.clear()
         return out

@@ -1,0 +1,22 @@
+"""parity.bench: the figures it prints come from real runs (here: a small case, one port)."""
+
+import pytest
+
+from parity import bench
+
+
+@pytest.mark.torch
+def test_trace_bytes_per_step_full_vs_summary():
+    tb = bench.trace_bytes("seed002_clip_value", steps=1, port="torch", dtype="float32")
+    # One full step of the 266k-parameter MLP holds its parameters, gradients, slots and
+    # activations: > 1 MB in float32; a summary keeps ~20 numbers per tensor.
+    assert tb["full"] > 1e6
+    assert 0 < tb["summary"] < 0.01 * tb["full"], tb
+    assert tb["run_steps"] == 50 and tb["full_run"] > tb["summary_run"] > 0
+
+
+def test_bench_parser_keeps_the_property_bench():
+    # `python -m parity.bench properties` is the dense gradient property bench (make bench-properties).
+    with pytest.raises(SystemExit) as exc:
+        bench.main(["properties", "--help"])
+    assert exc.value.code == 0
