@@ -243,6 +243,7 @@ def test_tf32_needs_a_matmul_or_conv_output_first_never_a_mask_multiply():
     a, b = _conv_traces("float32", tf32=True)
     cmp = compare(a, b, cost=Cost(depth=2, reduction=27))
     assert PRODUCT(Context(cmp, cmp.first_divergence, a, b))
+    assert [d.pitfall for d in diagnose(None, cmp, [a, b])][:1] == ["tf32-emulated"]
     # float32 dropout over a flatten, the keep mask among the inputs and a dense after it: the first
     # divergence is keep_mask x flatten / keep, elementwise; "keep_mask @ dense/kernel" is no layer of it
     rng = np.random.default_rng(7)
