@@ -175,3 +175,91 @@ def test_an_extra_tensor_does_not_disable_a_check():
     a = _trace("tf1", [s(g0, 3.7), s(g1, 1.1)], initial={"w": np.zeros(3)})
     b = _trace("torch", [s(g0, 3.7), s(g0 + g1, 4.3)], initial={"w": np.zeros(3)})
     assert diagnose(None, compare(a, b), [a, b])[0].pitfall == "zero-grad"
+
+
+# -- naming defects found on real programs (examples/, the distributed ports) ----------------------------
+def _adam_step(w0, update, settings, port):
+    g = np.full_like(w0, 1e-5)
+    slots = {"m/W": 0.1 * g, "v/W": 1e-3 * g * g}  # equal in both ports: only the update differs
+    return _trace(port, [{"loss": {"loss": np.array(0.5)}, "gradients": {"W": g}, "slots": slots,
+                          "parameters": {"W": w0 + update}}], settings, initial={"W": w0})
+
+
+def test_adam_is_not_momentum_sgd_for_nesterov():
+    # TF1's ApplyAdam carries a use_nesterov attribute (reported nesterov=False): that made Adam "an optimizer
+    # with momentum", and a 1x1 network's single update ratio (1.3 here, an epsilon placement) read as 1 + mu
+    w0 = np.array([[0.5]])
+    a = _adam_step(w0, np.array([[-1e-3]]), {"optimizer": "Adam", "nesterov": False, "eps": 1e-8}, "tf1")
+    b = _adam_step(w0, np.array([[-1.3e-3]]), {"optimizer": "Adam", "eps": 1e-8, "betas": [0.9, 0.999]}, "torch")
+    cmp = compare(a, b)
+    assert cmp.first_divergence.stage == "parameters"
+    named = [d.pitfall for d in diagnose(None, cmp, [a, b])]
+    assert "nesterov" not in named and named[:1] == ["adam-epsilon"], named
+
+
+def test_nesterov_needs_momentum_sgd_and_a_ratio_other_than_one():
+    # momentum SGD: a ratio of 1 + mu = 1.75 is nesterov; the same run with momentum 0 (plain SGD) is not
+    w0 = np.array([[0.5, -0.25], [1.0, 2.0]])
+    g = np.array([[0.1, -0.2], [0.3, 0.4]])
+
+    def run(ratio, settings, port):
+        st = {"loss": {"loss": np.array(0.5)}, "gradients": {"W": g}, "slots": {"momentum/W": g}, "parameters": {"W": w0 - 0.1 * ratio * g}}
+        return _trace(port, [st], settings, initial={"W": w0})
+
+    sgd = {"optimizer": "SGD", "momentum": 0.75}
+    a, b = run(1.0, sgd, "tf1"), run(1.75, sgd, "torch")
+    assert [d.pitfall for d in diagnose(None, compare(a, b), [a, b])][:1] == ["nesterov"]
+    plain = {"optimizer": "SGD", "momentum": 0.0}
+    a, b = run(1.0, plain, "tf1"), run(1.75, plain, "torch")
+    assert "nesterov" not in [d.pitfall for d in diagnose(None, compare(a, b), [a, b])]
+    # a ratio of 1 within the run's tolerance (float64: 1e-7) is no Nesterov, whatever else diverges
+    from parity.pitfalls.base import Context
+    from parity.pitfalls.registry import get_pitfall
+    a, b = run(1.0, sgd, "tf1"), run(1.0 + 7e-10, sgd, "torch")
+    cmp = compare(a, b)
+    first = cmp.first_divergence or type("D", (), {"step": 0, "stage": "parameters", "name": "W"})()
+    assert get_pitfall("nesterov").check(Context(cmp, first, a, b)) is None
+
+
+def test_a_dropout_scaled_alike_is_not_keep_prob():
+    # the "same dropout mask on every replica" port: other masks, one keep probability (kept values x1)
+    rng = np.random.default_rng(2)
+    flat = np.abs(rng.normal(size=(8, 64))) + 0.1
+    ma, mb = (rng.uniform(size=(8, 64)) < 0.75).astype(float), (rng.uniform(size=(8, 64)) < 0.75).astype(float)
+    a = _trace("tf1", [{"forward": {"flatten": flat, "dropout": flat * ma / 0.75}}])
+    b = _trace("torch", [{"forward": {"flatten": flat, "dropout": flat * mb / 0.75}}])
+    cmp = compare(a, b)
+    assert cmp.first_divergence.name == "dropout"
+    assert "dropout-keep-prob" not in [d.pitfall for d in diagnose(None, cmp, [a, b])]
+    # keep 0.75 vs 0.25 (torch p = keep_prob): kept values x3, named
+    b2 = _trace("torch", [{"forward": {"flatten": flat, "dropout": flat * (ma * (rng.uniform(size=ma.shape) < 0.5)) / 0.25}}])
+    assert [d.pitfall for d in diagnose(None, compare(a, b2), [a, b2])][:1] == ["dropout-keep-prob"]
+
+
+def test_tf32_needs_a_matmul_or_conv_output_first_never_a_mask_multiply():
+    from parity.pitfalls.base import Context
+    from parity.pitfalls.numerics import PRODUCT
+
+    a, b = _conv_traces("float32", tf32=True)
+    cmp = compare(a, b, cost=Cost(depth=2, reduction=27))
+    assert PRODUCT(Context(cmp, cmp.first_divergence, a, b))
+    assert [d.pitfall for d in diagnose(None, cmp, [a, b])][:1] == ["tf32-emulated"]
+    # float32 dropout over a flatten, the keep mask among the inputs and a dense after it: the first
+    # divergence is keep_mask x flatten / keep, elementwise; "keep_mask @ dense/kernel" is no layer of it
+    rng = np.random.default_rng(7)
+    flat, k = _f32(np.abs(rng.normal(size=(8, 32)))), _f32(rng.normal(size=(32, 4)) * 0.1)
+    ma = (rng.uniform(size=(8, 32)) < 0.75).astype(float)
+    mb = ma.copy()
+    mb[4:] = ma[:4]
+
+    def run(m, port):
+        drop = _f32(flat * m / 0.75)
+        return _trace(port, [{"inputs": {"keep_mask": ma}, "forward": {"flatten": flat, "dropout": drop, "dense": _f32(drop @ k)}}],
+                      initial={"dense/kernel": k})
+
+    a, b = run(ma, "tf1"), run(mb, "torch")
+    a.manifest["dtype"] = b.manifest["dtype"] = "float32"
+    cmp = compare(a, b, cost=Cost(depth=2, reduction=32))
+    assert cmp.first_divergence.name == "dropout"
+    assert not PRODUCT(Context(cmp, cmp.first_divergence, a, b))
+    assert "tf32-emulated" not in [d.pitfall for d in diagnose(None, cmp, [a, b])]

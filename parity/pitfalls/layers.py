@@ -52,19 +52,84 @@ def _check_transposed_load(c: Context, ndim: int):
     return None
 
 
+def _orders(f):
+    """The two flattenings of a 4-D map [N, h, w, c]: (h, w, c) as NHWC gives, (c, h, w) as NCHW gives."""
+    n = f.shape[0]
+    return f.reshape(n, -1), np.transpose(f, (0, 3, 1, 2)).reshape(n, -1)
+
+
+def _reorder(x, shape, to_chw: bool):
+    """A flat [N, h*w*c] tensor read in one order, rewritten in the other ((h, w) and c from ``shape``)."""
+    h, w, ch = shape
+    n = x.shape[0]
+    if to_chw:
+        return np.transpose(x.reshape(n, h, w, ch), (0, 3, 1, 2)).reshape(n, -1)
+    return np.transpose(x.reshape(n, ch, h, w), (0, 2, 3, 1)).reshape(n, -1)
+
+
+def elementwise_of(x, flat, tol: float) -> str | None:
+    """How ``x`` derives from ``flat`` element by element: "" (the same), "ReLU", "dropout", "ReLU + dropout"; None if not.
+
+    Only the elementwise layers whose evidence is in the numbers: a ReLU (x = max(flat, 0)), a dropout (some entries
+    zeroed, the rest scaled by one factor >= 1: parity feeds both ports the same mask, so the recorded output matches).
+    """
+    x, flat = np.asarray(x, float), np.asarray(flat, float)
+    if x.shape != flat.shape:
+        return None
+    relu = np.maximum(flat, 0)
+    if close(x, flat, tol):
+        return ""
+    if close(x, relu, tol):
+        return "ReLU"
+    # a ReLU first where every entry the ReLU clips is 0 in x too (else x kept a negative entry: no ReLU)
+    for act, label in ((relu, "ReLU + dropout"), (flat, "dropout")):
+        live = np.abs(act) > tol * max(np.abs(act).max(), 1e-300)
+        zero = np.abs(x) <= tol * max(np.abs(x).max(), 1e-300)  # zero at the run's tolerance
+        kept = live & ~zero
+        if kept.sum() < 2 or not (live & zero).any() or not zero[~live].all():
+            continue
+        r = constant_ratio(x[kept], act[kept], tol)
+        if r is not None and r >= 1 - tol:
+            return label
+    return None
+
+
+def _dense_inputs(c: Context):
+    """(label, x, shape, recorded order is (c, h, w)) for every flat tensor both ports agree on that feeds a Dense layer
+    after a 4-D map: the flattened map itself (and its ReLU), or a recorded 2-D tensor derived from a flattening of the
+    map by elementwise layers (ReLU, dropout)."""
+    feats = {n: v for n, v in c.matching("forward").items() if v.ndim == 4 and v.shape[3] > 1 and v.shape[1] * v.shape[2] > 1}
+    flats = {n: v for n, v in c.matching("forward").items() if v.ndim == 2}
+    for fn, f in feats.items():
+        hwc, chw = _orders(f)
+        yield fn, hwc, f.shape[1:], False
+        yield f"ReLU({fn})", np.maximum(hwc, 0), f.shape[1:], False
+        for xn, x in flats.items():
+            if x.shape != hwc.shape:
+                continue
+            for flat, is_chw, order in ((hwc, False, "(h, w, c)"), (chw, True, "(c, h, w)")):
+                how = elementwise_of(x, flat, c.tol)
+                if how is not None:
+                    yield f"{xn} (= {how + ' of ' if how else ''}{fn} flattened {order})", x, f.shape[1:], is_chw
+                    break
+
+
 def _check_flatten(c: Context):
-    feats = {n: v for n, v in c.matching("forward").items() if v.ndim == 4}
     params = c.params_before(c.a)
     for n, da, db in c.diverging("forward", ndim=2):
-        for fn, f in feats.items():
+        for label, x, shape, is_chw in _dense_inputs(c):
+            other = _reorder(x, shape, to_chw=not is_chw)
             for pn, k in params.items():
                 k = np.asarray(k, float)
-                if k.ndim == 2 and k.shape[0] == np.prod(f.shape[1:]) and k.shape[1] == da.shape[1]:
-                    hwc = f.reshape(f.shape[0], -1)
-                    chw = np.transpose(f, (0, 3, 1, 2)).reshape(f.shape[0], -1)
-                    if predicts_through(da, db, (chw - hwc) @ k, c.tol):
-                        return 0.95, (f"{fn} matches but {n} differs exactly as if B flattened {fn} in (c, h, w) order against {pn}'s (h, w, c) rows: "
-                                      "NCHW flatten before a Dense layer ported from NHWC")
+                if k.ndim != 2 or k.shape != (x.shape[1], da.shape[1]):
+                    continue
+                pred = (other - x) @ k
+                for who, sign in (("B", 1.0), ("A", -1.0)):
+                    if predicts_through(da, db, sign * pred, c.tol):
+                        mine, theirs = ("(h, w, c)", "(c, h, w)") if is_chw else ("(c, h, w)", "(h, w, c)")
+                        return 0.95, (f"{label} matches but {n} differs exactly as if {who} flattened it in {mine} order against "
+                                      f"{pn}'s {theirs} rows: an NCHW flatten before a Dense layer ported from NHWC (or the "
+                                      "kernel's rows not permuted)")
     return None
 
 
@@ -169,8 +234,8 @@ def _check_dropout(c: Context):
         if za.mean() == zb.mean() or both.sum() < 2:
             continue
         r = constant_ratio(yb[both], ya[both], c.tol)
-        if r is None or r <= 0:
-            continue
+        if r is None or r <= 0 or abs(r - 1) <= 10 * c.tol:
+            continue  # kept values scaled x1 (within the run's tolerance): one keep probability, other masks
         # both sides drop out: a side equal to the layer's input is dropout-eval-mode's signature
         inputs = [x for x in c.matching("forward").values() if x.shape == ya.shape]
         if any(close(y, x, c.tol) for y in (ya, yb) for x in inputs):
@@ -178,7 +243,7 @@ def _check_dropout(c: Context):
         ka, kb = _keep(c.settings(c.a)), _keep(c.settings(c.b))
         said = ""
         if ka is not None and kb is not None:
-            if abs(r - ka / kb) > 10 * c.tol * max(r, 1):
+            if abs(ka - kb) <= 10 * c.tol * max(ka, kb) or abs(r - ka / kb) > 10 * c.tol * max(r, 1):
                 continue  # kept values scale as keep_A / keep_B; this is another difference
             said = f" = keep {ka:g} / {kb:g} from the ports' settings"
         return 0.9, (
@@ -190,7 +255,7 @@ def _check_dropout(c: Context):
 
 PITFALLS = [
     pitfall("dropout-keep-prob", "Dropout keep_prob vs rate vs p", "layers", "P06", ["forward"],
-            "both dropout outputs have zeros, in different fractions, and kept values scaled by a constant (keep_A / keep_B where the ports report it)",
+            "both dropout outputs have zeros, in different fractions, and kept values scaled by a constant other than 1 (keep_A / keep_B where the ports report it)",
             _check_dropout, requires=[DROPOUT],
             explanation="TF1 nn.dropout takes keep_prob, TF2 and Keras take rate, torch takes p (drop probability). Passing keep_prob as p keeps the wrong fraction and scales by 1/(1 - keep_prob).",
             tf="TF1: y = x / keep_prob * floor(keep_prob + U);  TF2: rate = 1 - keep_prob", torch="y = x * Bernoulli(1 - p) / (1 - p)",
@@ -207,7 +272,8 @@ PITFALLS = [
             tf="tf.nn.conv2d: kernel [kh, kw, in, out], data NHWC", torch="F.conv2d: weight [out, in, kh, kw], data NCHW",
             fix="W = K.permute(3, 2, 0, 1); x_nchw = x.permute(0, 3, 1, 2)."),
     pitfall("flatten-order", "Flatten order (h, w, c) vs (c, h, w) before a Dense layer", "layout", "P23", ["forward"],
-            "the conv output matches but the dense layer after the flatten does not, exactly as a (c, h, w) flatten predicts",
+            "the conv output (and any ReLU / dropout output after it) matches but the dense layer after the flatten does not, "
+            "exactly as the other flatten order ((c, h, w) vs (h, w, c)) predicts, in either port",
             _check_flatten, requires=[IMAGES],
             explanation="An NHWC map flattens in (h, w, c) order, an NCHW one in (c, h, w): the Dense kernel's rows no longer line up, silently.",
             tf="flat = reshape(x_nhwc, [N, -1])", torch="torch.flatten(x_nchw, 1)",

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .base import Context, pitfall, predicts
+from .base import Context, Precondition, pitfall, predicts
 from .layers import sources4
 from .reference import conv2d, round_tf32, same_pads
 from .requires import FLOAT32
@@ -46,14 +46,24 @@ def _products(c: Context, y):
                         yield f"conv({xn}, {pn})", x, k, conv2d(x, k, s, pads), bound
 
 
-def _is_output_of(y, prod, bound) -> bool:
-    """Whether the reference's ``y`` is this product plus a per-channel bias, with or without a ReLU."""
+def _residual(y, prod, bound) -> float:
+    """How far ``y`` is from this product plus a per-channel bias (with or without a ReLU), in units of sum|x||k|."""
     y2, p2, b2 = (np.asarray(v, float).reshape(-1, np.shape(v)[-1]) for v in (y, prod, bound))
-    tol = 4 * _TF32_UNIT * b2 + 1e-300
+    scale = b2 + 2.0**-22 * np.abs(y2) + 1e-300  # the bias addition's own rounding too
     pos = y2 > 0
     off = np.array([np.median((y2 - p2)[pos[:, j], j]) if pos[:, j].any() else 0.0 for j in range(y2.shape[1])])
     lin = p2 + off
-    return bool(np.all(np.abs(y2 - lin) <= tol) or np.all(np.abs(y2 - np.maximum(lin, 0)) <= tol))
+    return float(min(np.max(np.abs(y2 - lin) / scale), np.max(np.abs(y2 - np.maximum(lin, 0)) / scale)))
+
+
+#: The IEEE side's largest residual, in units of sum|x||k|: float32 rounding of the sum, with room for
+#: cuDNN's Winograd / FFT algorithms (~1e-5), 16x under TF32's bound: a non-product (a mask multiply) is O(1).
+_IEEE_MAX = _TF32_UNIT / 4
+
+
+def _ieee_rel(k) -> float:
+    """float32's own rounding of a sum of K products, relative to sum|x||k| (2^-24 per addition, sqrt(K) typical, x16)."""
+    return 16 * 2.0**-24 * max(np.sqrt(np.prod(np.shape(k)[:-1])), 1)
 
 
 def _agreed_product(c: Context, x, k, bound) -> bool:
@@ -66,43 +76,64 @@ def _agreed_product(c: Context, x, k, bound) -> bool:
         if z.shape != xk.shape:
             continue
         off = z - xk
-        if np.all(np.abs(off - off.mean(0)) <= 16 * 2.0**-24 * np.sqrt(k.shape[0]) * np.maximum(bound, 1e-300) + c.tol * np.abs(z).max()):
+        if np.all(np.abs(off - off.mean(0)) <= _ieee_rel(k) * np.maximum(bound, 1e-300) + c.tol * np.abs(z).max()):
             return True
     return False
 
 
-def _check_tf32(c: Context):
+def _first_products(c: Context):
+    """(label, x, k, product, bound, IEEE side) for the first divergence's tensor where it is a matmul/conv output:
+    one port's tensor equals an input both agree on times a parameter (plus a bias, a ReLU) to 2^-13 x sum|x||k|
+    (float32 rounding, cuDNN's algorithms), the other's within TF32's bound. A mask multiply, a pooling, a normalisation is no product."""
+    if c.first.stage != "forward":
+        return
     for n, ya, yb in c.diverging("forward"):
-        if ya.ndim not in (2, 4):
+        if n != c.first.name or ya.ndim not in (2, 4):
             continue
         for label, x, k, prod, bound in _products(c, ya):
-            if not _is_output_of(ya, prod, bound) or _agreed_product(c, x, k, bound):
-                continue
-            d = np.abs(yb - ya)
-            scale = np.maximum(bound, 1e-300)
-            worst = float(np.max(d / scale))
-            reduction = int(np.prod(k.shape[:-1]))
-            # inside TF32's bound (2 operands x 2^-11, x2 for the float32 accumulation) and far above
-            # float32's own rounding of the same sum (2^-24 per addition, K additions)
-            if not (worst <= 4 * _TF32_UNIT and worst >= 16 * 2.0**-24 * max(np.sqrt(reduction), 1)):
-                continue
-            rel = float(d.max() / max(np.abs(ya).max(), 1e-300))
-            exact = ya.ndim == 2 and predicts(yb - ya, round_tf32(x) @ round_tf32(k) - x @ k, 1e-3)
-            return (0.95 if exact else 0.8), (
-                f"{n} = {label} (reduction length {reduction}): B - A stays within TF32's bound, at most {worst:.2g} x sum|x||k| "
-                f"(2^-11 = {_TF32_UNIT:.2g} per operand), relative {rel:.2g}, in a float32 run"
-                + (", and equals the product of operands rounded to a 10-bit mantissa" if exact else "")
-                + ": TF32 matmul/conv in one port (TF enables it by default on Ampere+ GPUs; torch for convolutions "
-                "via cudnn.allow_tf32); float64 is unaffected"
-            )
+            ra, rb = _residual(ya, prod, bound), _residual(yb, prod, bound)
+            ieee = "A" if ra <= rb else "B"
+            if min(ra, rb) <= _IEEE_MAX and max(ra, rb) <= 4 * _TF32_UNIT and not _agreed_product(c, x, k, bound):
+                yield n, label, x, k, prod, bound, ieee
+
+
+def _check_tf32(c: Context):
+    for n, label, x, k, prod, bound, ieee in _first_products(c):
+        ya, yb = c.at(c.a, "forward")[n], c.at(c.b, "forward")[n]
+        ya, yb = np.asarray(ya, float), np.asarray(yb, float)
+        d = np.abs(yb - ya)
+        scale = np.maximum(bound, 1e-300)
+        worst = float(np.max(d / scale))
+        reduction = int(np.prod(k.shape[:-1]))
+        # inside TF32's bound (2 operands x 2^-11, x2 for the float32 accumulation) and far above
+        # float32's own rounding of the same sum (2^-24 per addition, K additions)
+        if not (worst <= 4 * _TF32_UNIT and worst >= _ieee_rel(k)):
+            continue
+        rel = float(d.max() / max(np.abs(ya).max(), 1e-300))
+        other = "B" if ieee == "A" else "A"
+        sign = 1.0 if other == "B" else -1.0
+        exact = ya.ndim == 2 and predicts(sign * (yb - ya), round_tf32(x) @ round_tf32(k) - x @ k, 1e-3)
+        return (0.95 if exact else 0.8), (
+            f"{n} = {label} (reduction length {reduction}): {ieee}'s is the IEEE product, {other}'s stays within "
+            f"TF32's bound, at most {worst:.2g} x sum|x||k| (2^-11 = {_TF32_UNIT:.2g} per operand), relative {rel:.2g}, in a float32 run"
+            + (", and equals the product of operands rounded to a 10-bit mantissa" if exact else "")
+            + f": TF32 matmul/conv in {other} (TF enables it by default on Ampere+ GPUs; torch for convolutions "
+            "via cudnn.allow_tf32); float64 is unaffected"
+        )
     return None
+
+
+#: The first divergence is a matmul/conv output (TF32 changes nothing else).
+PRODUCT = Precondition(
+    "the first diverging tensor is a matmul/conv output (one port's equals an input both agree on times a parameter "
+    "(+ bias, ReLU) to 2^-13 x sum|x||k|; a mask multiply is not one)", lambda c: next(_first_products(c), None) is not None)
 
 
 PITFALLS = [
     pitfall("tf32-emulated", "TF32 matmuls and convolutions in float32", "numerics", "P45", ["forward"],
             "a float32 matmul/conv output differs by at most ~2^-10 x sum|x||k| (operands rounded to a 10-bit mantissa), "
             "far above float32 rounding; float64 matches",
-            _check_tf32, requires=[FLOAT32],
+            _check_tf32, requires=[FLOAT32, PRODUCT],
             explanation="On Ampere+ GPUs TF enables TensorFloat-32 by default for float32 matmuls and convs (10-bit mantissa operands); torch keeps matmuls in IEEE float32 (allow_tf32=False) but lets cuDNN convolutions use TF32 (cudnn.allow_tf32=True). The error is ~2^-11 relative per operand and grows with the reduction length; float64 is untouched. Here the wrong port rounds its float32 operands on CPU (emulated); the GPU checks are the `gpu` tests of tests/test_pitfalls.py (the hardware's TF32 against the emulation, and named tf32-emulated).",
             tf="tf.config.experimental.enable_tensor_float_32_execution(True) by default", torch="torch.backends.cuda.matmul.allow_tf32 = False, torch.backends.cudnn.allow_tf32 = True by default",
             fix="Disable TF32 on both sides for parity (enable_tensor_float_32_execution(False); allow_tf32 = False for matmul and cudnn)."),

@@ -137,10 +137,35 @@ def _slot_kinds(ctx: Context) -> set:
     return {slot_kind(n, params) for t in (ctx.a, ctx.b) for s in _held_steps(ctx) for n in ctx.at(t, "slots", s)}
 
 
+_ADAPTIVE = ("adam", "nadam", "rmsprop", "adagrad", "adadelta", "adamax", "ftrl", "lamb", "lion", "lars", "adafactor")
+
+
+def optimizer_kinds(ctx: Context) -> set:
+    """What the run's settings call its optimizer: {"adaptive"} (Adam, RMSprop, Adagrad...), {"sgd"} (SGD,
+    MomentumOptimizer, ApplyMomentum), both, or empty where no port names it (the case options count too)."""
+    names = [ctx.settings(t).get("optimizer") for t in (ctx.a, ctx.b)]
+    o = ctx.options().get("optimizer")
+    names.append(o.get("name") if isinstance(o, dict) else o)
+    kinds = set()
+    for name in names:
+        low = str(name or "").lower()
+        if any(a in low for a in _ADAPTIVE):
+            kinds.add("adaptive")
+        elif "sgd" in low or "momentum" in low or "gradientdescent" in low:
+            kinds.add("sgd")
+    return kinds
+
+
 def _momentum(ctx: Context) -> bool:
-    if _slot_kinds(ctx) & {"momentum", "velocity", "momentum_buffer", "accum"} or has_setting(ctx, "momentum_form", "nesterov"):
-        return True
-    return any(isinstance(v, (int, float)) and v > 0 for v in (ctx.settings(t).get("momentum") for t in (ctx.a, ctx.b)))
+    """Momentum SGD: not an optimizer the settings call adaptive (Adam keeps a first moment, not a momentum
+    buffer; TF1 ApplyAdam carries a ``use_nesterov`` attribute too), a momentum > 0 where reported, else
+    momentum slots or a momentum-form setting."""
+    if "adaptive" in optimizer_kinds(ctx) or _adam(ctx):
+        return False
+    mus = [v for v in (ctx.settings(t).get("momentum") for t in (ctx.a, ctx.b)) if isinstance(v, (int, float)) and not isinstance(v, bool)]
+    if mus:
+        return any(v > 0 for v in mus)
+    return bool(_slot_kinds(ctx) & {"momentum", "velocity", "momentum_buffer", "accum"}) or has_setting(ctx, "momentum_form", "nesterov")
 
 
 def _adam(ctx: Context) -> bool:
@@ -169,7 +194,8 @@ NORMALISED_COLUMNS = Precondition("an output normalised per channel over the bat
                                   lambda c: _normalised_somewhere(c, 0))
 DROPOUT = Precondition("a dropout layer (an output equal to another with entries zeroed, the rest scaled) or a dropout setting", _dropout)
 LAYERNORM = Precondition("a LayerNorm (an output normalised per row) or a layernorm_epsilon setting", _layernorm)
-MOMENTUM_SLOTS = Precondition("an optimizer with momentum (momentum slots or a momentum setting)", _momentum)
+MOMENTUM_SLOTS = Precondition("an SGD optimizer with momentum (a momentum setting > 0, else momentum slots; never one the "
+                               "settings call Adam, RMSprop, Adagrad...)", _momentum)
 ADAM_SLOTS = Precondition("an Adam-like optimizer (two slot kinds, e.g. m and v, or an adam setting)", _adam)
 SLOTS = Precondition("optimizer slots in the traces", lambda c: bool(_slot_kinds(c)))
 FLOAT32 = Precondition("a float32 run (TF32 leaves float64 untouched)", lambda c: c.dtype == "float32" or c.a.dtype == "float32")
