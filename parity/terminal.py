@@ -2,7 +2,7 @@
 
 * :func:`width` — the terminal's width (``COLUMNS`` first, then the terminal, 100 when unknown).
 * :func:`format_cases` — one row per case: status, the pairs grouped by verdict per dtype
-  ("float64 6 rounding ≤2e-15 · float32 6 rounding ≤0.09 of bound"), and where
+  ("f64 6 rounding ≤2e-15 · f32 6 rounding ≤0.09×bound"), and where
   it first diverges; ``verbose`` adds one indented line per pair; lines never exceed the width.
 * :func:`format_health` — seed 000's gradient health as one row per (variable, port).
 * :func:`fit` — wrap any text block to the width.
@@ -56,8 +56,8 @@ _clip = clip
 def _group(result) -> list[str]:
     """Per dtype: the agreeing pairs counted with their worst error, the others by verdict.
 
-    "float64 6 rounding ≤5e-16", "float32 5 rounding ≤0.09 of bound, 1 SEMANTIC" (the counts are
-    pairs; a single pair is named: "float64 tf1 vs torch exact"); a must-diverge
+    "f64 6 rounding ≤5e-16", "f32 5 rounding ≤0.09×bound, 1 SEMANTIC" (the counts are
+    pairs; a single pair is named: "f64 tf1 vs torch exact"); a must-diverge
     case says "caught: SEMANTIC" (or "MISSED: rounding" when nothing diverged).
     """
     per: dict[str, list] = {}
@@ -76,7 +76,7 @@ def _group(result) -> list[str]:
         elif agree:
             if dtype == "float32":
                 worst = max((max((d.units for d in c.diffs), default=0.0) for c in agree), default=0.0)
-                bits.append(f"{_count(agree, comps)}rounding ≤{worst:.2g} of bound" if worst else f"{_count(agree, comps)}exact")
+                bits.append(f"{_count(agree, comps)}rounding ≤{worst:.2g}×bound" if worst else f"{_count(agree, comps)}exact")
             else:
                 worst = max((c.worst_rel() for c in agree), default=0.0)
                 bits.append(f"{_count(agree, comps)}" + (f"rounding ≤{worst:.0e}" if worst else "exact"))
@@ -86,8 +86,11 @@ def _group(result) -> list[str]:
                 if n:
                     bits.append(f"{n} {verdict.upper()}")
         who = f" {comps[0].pair}" if len(comps) == 1 else ""  # a single pair is named
-        parts.append(f"{dtype}{who} " + ", ".join(bits))
+        parts.append(f"{_SHORT.get(dtype, dtype)}{who} " + ", ".join(bits))
     return parts
+
+
+_SHORT = {"float64": "f64", "float32": "f32"}
 
 
 def _count(some: list, of: list) -> str:
@@ -156,7 +159,7 @@ def format_cases(results: Sequence, not_run: Mapping[str, Mapping[str, str]] | N
         head = f"{_clip(r.case.name, name_w):{name_w}s}  {shown:8s}  "
         lines.append(head + _clip(groups, cols - len(head)))
         first = _first(r)
-        pad = " " * (name_w + 12)
+        pad = "    "  # details under the case name: the first divergence fits a line
         if crash:
             lines.append(pad + _clip(crash, cols - len(pad)))
         if first:

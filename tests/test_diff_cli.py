@@ -34,7 +34,7 @@ def one_line_error(err: str) -> str:
 def test_agreeing_programs_exit_0_and_print_the_mapping(capsys):
     rc, out, err = run(capsys, fix("tiny_mlp.py"), fix("tiny_mlp.py"), "--steps", "2")
     assert rc == 0, err
-    assert "variables:" in out and "0.weight" in out and "float32" in out and "agree" in out
+    assert "variables:" in out and "0.weight" in out and "f32 " in out and "agree" in out  # f32: the float32 pair
 
 
 def test_a_file_without_the_function(capsys):
@@ -114,4 +114,4 @@ def test_a_program_that_cannot_run_in_float64_is_reported_for_that_dtype_only(ca
     rc, out, err = run(capsys, fix("tiny_mlp.py"), port, "--steps", "2")
     assert rc == 1, err
     assert "DtypeError" in out and "fix: tf.constant(0.01, tf.float64)" in out
-    assert re.search(r"float32 \S+ vs \S+ (exact|rounding)", out), out  # the float32 pair ran and agrees
+    assert re.search(r"f32 \S+ vs \S+ (exact|rounding)", out), out  # the float32 pair ran and agrees
