@@ -170,7 +170,10 @@ def run_and_report(cases, args, *, kind="run", modules=None, sources=None, plan=
 
             t0 = time.perf_counter()
             pit = []
-            names = [p.name for p in pitfalls.all_pitfalls()]
+            from .cases import HEAVY_TAGS, get_case
+
+            # the default catalogue: the data-parallel pitfalls (heavy tags) run only by name
+            names = [p.name for p in pitfalls.all_pitfalls() if not set(HEAVY_TAGS) & set(get_case(p.wrong_case).tags)]
             with Progress(len(names), "pitfall catalogue") as pbar:
                 for name in names:
                     pbar.label(name)
