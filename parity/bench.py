@@ -213,9 +213,9 @@ def cuda_available() -> bool:
 
     if importlib.util.find_spec("torch") is None:
         return False
-    import torch
+    from torch_impl import cuda_available as torch_cuda
 
-    return bool(torch.cuda.is_available())
+    return torch_cuda()
 
 
 def cuda_overhead(case_name: str = OVERHEAD_CASE, *, steps: int = 10, repeats: int = 2) -> dict | None:

@@ -129,12 +129,9 @@ class _ProgramModule(types.ModuleType):
             from torch_impl import framework_info
 
             return framework_info()
-        try:
-            import tensorflow as tf
+        from tf_impl import framework_info
 
-            return {"version": tf.__version__, "device": "cpu"}
-        except ImportError:  # pragma: no cover
-            return {"version": "?", "device": "cpu"}
+        return framework_info()
 
 
 _STORE: dict[str, list] = {}

@@ -44,6 +44,11 @@ def device() -> str:
     return os.environ.get("PARITY_TORCH_DEVICE", "cpu")
 
 
+def cuda_available() -> bool:
+    """Whether torch sees a CUDA device."""
+    return bool(torch().cuda.is_available())
+
+
 def framework_info() -> dict:
     """Return torch's version and the device the ports run on."""
     t = torch()
