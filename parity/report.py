@@ -1,23 +1,20 @@
-"""Format results for people (a terminal table); the JSON lives in :mod:`parity.reportjson` (re-exported here)."""
+"""Format divergences, refusals and crashes for people; the case table and the health table live in
+:mod:`parity.terminal`, the JSON in :mod:`parity.reportjson` (re-exported here)."""
 
 from __future__ import annotations
 
 import math
-from typing import Iterable, Mapping, Sequence
+from typing import Mapping, Sequence
 
 from .compare import Comparison
 from .reportjson import REPORT_FORMAT, case_status, comparison_dict, error_expected, exit_code, report_dict, strict_json, to_json
-from .health import layer_health, ratio
 from .runner import CaseResult
 from .trace import stage_label
 
 __all__ = [
-    "format_table",
     "format_details",
-    "format_health",
     "format_comparison",
     "format_not_run",
-    "case_rows",
     "case_status",
     "exit_code",
     "report_dict",
@@ -63,58 +60,6 @@ def _verdict(cmp: Comparison) -> str:
     return {"semantic": "SEMANTIC", "structure": "STRUCTURE"}.get(v, v)
 
 
-def _first(cmp: Comparison) -> str:
-    first = cmp.first_divergence
-    return first.describe() if first else "-"
-
-
-def _clip(text: str, width: int = 90) -> str:
-    """A long message in a table cell (shown whole below the table)."""
-    return text if len(text) <= width else text[: width - 1] + "…"
-
-
-def case_rows(result: CaseResult, not_run: Mapping[str, str] | None = None) -> list[list[str]]:
-    """Return the table rows of one case: one per compared pair and dtype, refusal, crash or port not run."""
-    case = result.case
-    rows = []
-    for dtype, errors in result.errors.items():
-        for port, err in errors.items():
-            where = getattr(err, "where", "")
-            if case.expect == "error" and error_expected(result, port, err):
-                verdict, last = "refused (expected)", err.phase
-            elif case.expect == "error":
-                verdict, last = "WRONG REFUSAL", f"expected {case.expected_refusal(port) or 'a stated refusal'}"
-            else:
-                verdict, last = "CRASH", err.phase + (f" at {where}" if where else "")
-            rows.append([case.name, port, dtype, "-", _clip(f"{err.exc_type}: {err.exc_message}"), verdict, last])
-    if case.expect == "error":
-        for dtype, traces in result.traces.items():
-            for port, trace in (traces or {}).items():
-                steps = str(getattr(trace, "n_steps", None) or len(getattr(trace, "steps", ()) or ()))
-                rows.append([case.name, port, dtype, steps, "trained without refusing", "NOT REFUSED",
-                             f"expected {case.expected_refusal(port) or 'a refusal'}"])
-    if not_run and not result.ports:
-        rows.append([case.name, "-", "-", "-", "no port could run (see 'Not run' below)", "not run", "-"])
-    for cmp in result.comparisons:
-        verdict = _verdict(cmp)
-        if case.expect == "diverge":
-            verdict = ("caught: " if not cmp.ok else "MISSED: ") + verdict
-        rows.append([case.name, cmp.pair, cmp.dtype, str(cmp.steps), _worst(cmp), verdict, _first(cmp)])
-    return rows
-
-
-def _table(header: Sequence[str], rows: Iterable[Sequence[str]], widths: Sequence[int]) -> str:
-    def clip(text: str, width: int) -> str:
-        return text if width <= 0 or len(text) <= width else text[: width - 1] + "…"
-
-    lines = []
-    for row in [header, *rows]:
-        cells = [clip(str(c), w) for c, w in zip(row, widths)]
-        lines.append("  ".join(c.ljust(w) if w > 0 else c for c, w in zip(cells, widths)).rstrip())
-    lines.insert(1, "-" * min(len(lines[0]) + 20, 160))
-    return "\n".join(lines)
-
-
 def format_not_run(not_run: Mapping[str, Mapping[str, str]]) -> str:
     """The ports that did not run, one line per case and reason (never counted as passing)."""
     lines = []
@@ -124,14 +69,6 @@ def format_not_run(not_run: Mapping[str, Mapping[str, str]]) -> str:
             by_reason.setdefault(reason, []).append(port)
         lines += [f"{case}: {', '.join(p)} not run: {reason}" for reason, p in by_reason.items()]
     return "\n".join(lines)
-
-
-def format_table(results: Sequence[CaseResult], not_run: Mapping[str, Mapping[str, str]] | None = None) -> str:
-    """The main table: case | ports compared | dtype | steps | worst error per stage | verdict | first divergence."""
-    header = ["case", "ports compared", "dtype", "steps", "worst relative error per stage", "verdict", "first divergence"]
-    rows = [row for r in results for row in case_rows(r, (not_run or {}).get(r.case.name))]
-    widths = [max([len(h)] + [len(r[i]) for r in rows]) for i, h in enumerate(header[:-1])] + [0]
-    return _table(header, rows, widths)
 
 
 def format_comparison(cmp: Comparison, diagnoses=(), limit: int = 5) -> str:
@@ -193,51 +130,3 @@ def format_details(results: Sequence[CaseResult], diagnoses: dict) -> str:
                 out += [f"{r.case.name}: {cmp.pair} ({cmp.dtype}): not compared: {stage_label(s)} (only {p} reports it)"
                         for s, p in cmp.skipped]
     return "\n".join(out)
-
-
-def format_health(results: Sequence[CaseResult], dtype: str = "float64") -> str:
-    """Gradient health per layer for cases tagged seed000 or health, per framework, and seed 000's finding."""
-    lines = []
-    first_var: dict[str, dict[str, float]] = {}
-    for r in results:
-        if not ({"seed000", "health"} & set(r.case.tags)):
-            continue
-        traces = r.traces.get(dtype, {})
-        shown = [p for p in traces if ":" not in p and p != "numpy"]
-        if not shown:
-            continue
-        lines.append(f"{r.case.name} ({r.case.title}; {dtype}, mean over {r.case.steps} steps)")
-        lines.append(f"  {'variable':16s}" + "".join(f"  {p + ' |g|':>11s} {p + ' var(g)':>13s} {p + ' |dw|/|w|':>14s}" for p in shown))
-        per = {p: {h.name: h for h in layer_health(traces[p])} for p in shown}
-        for name in per[shown[0]]:
-            cells = ""
-            for p in shown:
-                h = per[p].get(name)
-                if h is None:
-                    cells += f"  {'-':>11s} {'-':>13s} {'-':>14s}"
-                    continue
-                cells += f"  {h.mean('grad_norm'):11.3e} {h.mean('grad_var'):13.3e} {h.mean('update_ratio'):14.3e}"
-            lines.append(f"  {name:16s}{cells}")
-        for p in shown:
-            names = list(per[p])
-            if names:
-                first_var.setdefault(r.case.name, {})[p] = per[p][names[0]].mean("grad_var")
-    finding = _seed000_finding(first_var)
-    if finding:
-        lines += ["", *finding]
-    return "\n".join(lines)
-
-
-def _seed000_finding(first_var: dict[str, dict[str, float]]) -> list[str]:
-    two, three = first_var.get("seed000_encoder2_tiny"), first_var.get("seed000_encoder3_tiny")
-    if not (two and three):
-        return []
-    out = ["Seed 000's finding, measured here (first-layer W gradient variance, mean over the run):"]
-    for p in two:
-        if p in three:
-            line = f"  {p}: 1-16-1 tiny init {two[p]:.3g}; 1-16-16-1 tiny init {three[p]:.3g} ({ratio(two[p], three[p]):.3g}x smaller)"
-            xav = first_var.get("seed000_encoder3_xavier", {}).get(p)
-            if xav is not None:
-                line += f"; 1-16-16-1 Xavier + bias 0.1 {xav:.3g} ({ratio(xav, three[p]):.3g}x the tiny-init value)"
-            out.append(line)
-    return out
