@@ -6,14 +6,23 @@ Computed in numpy from any port's steps ("gradients", "parameters", "constrained
 measured, not quoted. :class:`HealthTracker` takes the steps as they arrive (the runner
 feeds it, then drops the step); :func:`layer_health` reads a streamed run's
 :class:`Health` or, for an in-memory trace, tracks its steps.
+
+Every figure is accumulated in float64 over float64 chunks of the tensor
+(:func:`parity.summary.float64_chunks`), never a float64 copy of a whole tensor: the
+variance in numpy's two-pass form (mean first, then the centred squares), the update
+ratio's differences taken in float64. The tracker keeps the previous step's parameter
+arrays themselves (copies the boundary made; nothing writes to them) and their norm.
 """
 
 from __future__ import annotations
 
+import math
 from array import array
 from dataclasses import dataclass, field
 
 import numpy as np
+
+from .summary import float64_chunks, moments, scratch
 
 __all__ = ["LayerHealth", "Health", "HealthTracker", "layer_health", "summarize", "ratio", "summary_dir"]
 
@@ -60,7 +69,9 @@ class HealthTracker:
 
     def __init__(self, initial: dict | None = None, stage: str = "gradients"):
         self.stage = stage
-        self._prev = {k: np.asarray(v, np.float64) for k, v in (initial or {}).items()}
+        # name -> (the previous parameters, their norm once computed): the step's own array,
+        # not a float64 copy (the boundary copied it; nothing writes to it).
+        self._prev: dict[str, tuple[np.ndarray, float | None]] = {k: (_flat(v), None) for k, v in (initial or {}).items()}
         self._names: list[str] | None = None
         self._norm: dict[str, array] = {}  # compact: 8 bytes per step
         self._var: dict[str, array] = {}
@@ -83,22 +94,21 @@ class HealthTracker:
         for name in self._names:
             g = (grads or {}).get(name)
             if isinstance(g, (np.ndarray, np.generic)):
-                g = np.asarray(g, np.float64)
-                self._norm.setdefault(name, array("d")).append(float(np.sqrt(np.sum(g * g))))
-                self._var.setdefault(name, array("d")).append(float(np.var(g)))
+                norm, var = _norm_var(_flat(g))
+                self._norm.setdefault(name, array("d")).append(norm)
+                self._var.setdefault(name, array("d")).append(var)
             else:
                 self._norm.setdefault(name, array("d")).append(float("nan"))
                 self._var.setdefault(name, array("d")).append(float("nan"))
             prev, cur = self._prev.get(name), params.get(name)
-            if prev is None or not isinstance(cur, (np.ndarray, np.generic)):
+            if prev is None or not isinstance(cur, (np.ndarray, np.generic)) or np.size(cur) != prev[0].size:
                 self._ratio.setdefault(name, array("d")).append(float("nan"))
                 self._prev.pop(name, None)
                 continue
-            c = np.asarray(cur, np.float64)
-            base = np.sqrt(np.sum(prev * prev))
-            delta = np.sqrt(np.sum((c - prev) ** 2))
+            c = _flat(cur)
+            base, delta, norm_c = _update(prev[0], prev[1], c)
             self._ratio.setdefault(name, array("d")).append(delta / base if base > 0 else (np.inf if delta > 0 else 0.0))
-            self._prev[name] = c
+            self._prev[name] = (c, norm_c)
         for name in list(self._prev):
             if name not in self._names:  # keep only what the ratios need
                 del self._prev[name]
@@ -109,6 +119,39 @@ class HealthTracker:
             for n in (self._names or [])
         ]
         return Health(layers, np.array(self._loss), np.array(self._lr))
+
+
+def _flat(x) -> np.ndarray:
+    a = np.asarray(x)
+    return (a if a.flags.c_contiguous else np.ascontiguousarray(a)).reshape(-1)
+
+
+def _norm_var(g: np.ndarray) -> tuple[float, float]:
+    """||g|| and the variance of g's elements (numpy's two-pass form), accumulated in float64 chunks."""
+    if g.size == 0:
+        return 0.0, float("nan")
+    total, squares, _, _ = moments(g)
+    mean, centered, buf = total / g.size, 0.0, scratch(1)
+    with np.errstate(all="ignore"):
+        for (b,) in float64_chunks(g):
+            d = np.subtract(b, mean, out=buf[: b.size])
+            centered += float(np.dot(d, d))
+    return math.sqrt(squares) if squares == squares else float("nan"), centered / g.size
+
+
+def _update(prev: np.ndarray, prev_norm: float | None, cur: np.ndarray) -> tuple[float, float, float]:
+    """(||prev||, ||cur - prev||, ||cur||), the differences taken in float64, chunk by chunk."""
+    base = delta = squares = 0.0
+    buf = scratch(2)
+    with np.errstate(all="ignore"):
+        for bc, bp in float64_chunks(cur, prev):
+            squares += float(np.dot(bc, bc))
+            if prev_norm is None:
+                base += float(np.dot(bp, bp))
+            d = np.subtract(bc, bp, out=buf[: bc.size])
+            delta += float(np.dot(d, d))
+    base = math.sqrt(base) if prev_norm is None else prev_norm
+    return base, math.sqrt(delta), math.sqrt(squares)
 
 
 def layer_health(trace, stage: str = "gradients") -> list[LayerHealth]:
