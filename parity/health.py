@@ -9,8 +9,8 @@ feeds it, then drops the step); :func:`layer_health` reads a streamed run's
 
 Every figure is accumulated in float64 over float64 chunks of the tensor
 (:func:`parity.summary.float64_chunks`), never a float64 copy of a whole tensor: the
-variance in numpy's two-pass form (mean first, then the centred squares), the update
-ratio's differences taken in float64. The tracker keeps the previous step's parameter
+variance in one pass where that is exact to 1e-12 (:data:`ONE_PASS_LIMIT`), else in
+numpy's two-pass form; the update ratio's differences taken in float64. The tracker keeps the previous step's parameter
 arrays themselves (copies the boundary made; nothing writes to them) and their norm.
 """
 
@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from .summary import float64_chunks, moments, scratch
+from .summary import float64_chunks, moments, scratch, sum_of_squares
 
 __all__ = ["LayerHealth", "Health", "HealthTracker", "layer_health", "summarize", "ratio", "summary_dir"]
 
@@ -126,17 +126,27 @@ def _flat(x) -> np.ndarray:
     return (a if a.flags.c_contiguous else np.ascontiguousarray(a)).reshape(-1)
 
 
+#: The one-pass variance (sum of squares / n - mean^2, float64) is used where the mean is
+#: small against the spread: its relative error is ~2^-53 (1 + mean^2 / var) <= 1e-12
+#: there. Elsewhere (a near-constant tensor) numpy's two-pass form, the centred squares.
+ONE_PASS_LIMIT = 1e4
+
+
 def _norm_var(g: np.ndarray) -> tuple[float, float]:
-    """||g|| and the variance of g's elements (numpy's two-pass form), accumulated in float64 chunks."""
+    """||g|| and the variance of g's elements, accumulated in float64 chunks."""
     if g.size == 0:
         return 0.0, float("nan")
     total, squares, _, _ = moments(g)
-    mean, centered, buf = total / g.size, 0.0, scratch(1)
+    n = g.size
+    mean = total / n
     with np.errstate(all="ignore"):
-        for (b,) in float64_chunks(g):
-            d = np.subtract(b, mean, out=buf[: b.size])
-            centered += float(np.dot(d, d))
-    return math.sqrt(squares) if squares == squares else float("nan"), centered / g.size
+        var = squares / n - mean * mean
+        if not (var > 0 and mean * mean <= ONE_PASS_LIMIT * var):  # near-constant, or NaN/inf: two passes
+            centered, buf = 0.0, scratch(2)
+            for (b,) in float64_chunks(g):
+                centered += sum_of_squares(np.subtract(b, mean, out=buf[: b.size]))
+            var = centered / n
+    return math.sqrt(squares), var
 
 
 def _update(prev: np.ndarray, prev_norm: float | None, cur: np.ndarray) -> tuple[float, float, float]:
@@ -145,11 +155,10 @@ def _update(prev: np.ndarray, prev_norm: float | None, cur: np.ndarray) -> tuple
     buf = scratch(2)
     with np.errstate(all="ignore"):
         for bc, bp in float64_chunks(cur, prev):
-            squares += float(np.dot(bc, bc))
+            squares += sum_of_squares(bc, 3)
             if prev_norm is None:
-                base += float(np.dot(bp, bp))
-            d = np.subtract(bc, bp, out=buf[: bc.size])
-            delta += float(np.dot(d, d))
+                base += sum_of_squares(bp, 3)
+            delta += sum_of_squares(np.subtract(bc, bp, out=buf[: bc.size]), 3)
     base = math.sqrt(base) if prev_norm is None else prev_norm
     return base, math.sqrt(delta), math.sqrt(squares)
 

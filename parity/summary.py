@@ -39,18 +39,18 @@ try:  # ISA-L's CRC-32: the same value as zlib.crc32, ~20x faster (an optional s
 except ImportError:  # pragma: no cover - isal is a base dependency; zlib gives the same numbers
     _crc32 = zlib.crc32
 
-__all__ = ["Summary", "summarize", "sample_indices", "moments", "float64_chunks", "scratch", "crc32", "SAMPLES", "STATS", "CHUNK"]
+__all__ = ["Summary", "summarize", "sample_indices", "moments", "float64_chunks", "sum_of_squares", "scratch", "crc32", "SAMPLES", "STATS", "CHUNK"]
 
 #: Elements sampled per tensor: 8 evenly spaced (first and last included) and 8 drawn
 #: from a generator seeded with the tensor's size.
 SAMPLES = 16
 #: The statistics, in the order they are stored.
 STATS = ("norm", "min", "max", "mean")
-#: Elements read at a time: a 64 KB float64 buffer stays in cache, and a dot product of
-#: this length stays single-threaded in OpenBLAS (it threads ``ddot`` above 10000
-#: elements; those threads spin against torch's and TensorFlow's on a loaded machine:
-#: measured 100 ms instead of 2 for a float32 megabyte's sum of squares after a torch matmul).
-CHUNK = 1 << 13
+#: Elements read at a time: a 256 KB float64 buffer stays in cache. Squares are summed
+#: with numpy's own reductions, not ``np.dot``: OpenBLAS threads ``ddot`` above 10000
+#: elements, and its threads spin against torch's and TensorFlow's on a loaded machine
+#: (measured: 100 ms instead of 2 for a float32 megabyte's sum of squares after a torch matmul).
+CHUNK = 1 << 15
 
 
 def sample_indices(size: int) -> np.ndarray:
@@ -90,8 +90,14 @@ def moments(flat: np.ndarray) -> tuple[float, float, float, float]:
         total = squares = 0.0
         for (b,) in float64_chunks(flat):
             total += float(b.sum())
-            squares += float(np.dot(b, b))
+            squares += sum_of_squares(b)
     return total, squares, lo, hi
+
+
+def sum_of_squares(b: np.ndarray, k: int = 1) -> float:
+    """Sum of ``b * b`` for a float64 chunk, the squares written to scratch buffer ``k``."""
+    sq = np.multiply(b, b, out=scratch(k)[: b.size])
+    return float(sq.sum())
 
 
 _LOCAL = threading.local()  # buffers per thread: summaries may be taken on several threads
