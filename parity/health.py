@@ -7,11 +7,13 @@ measured, not quoted. :class:`HealthTracker` takes the steps as they arrive (the
 feeds it, then drops the step); :func:`layer_health` reads a streamed run's
 :class:`Health` or, for an in-memory trace, tracks its steps.
 
-Every figure is accumulated in float64 over float64 chunks of the tensor
-(:func:`parity.summary.float64_chunks`), never a float64 copy of a whole tensor: the
-variance in one pass where that is exact to 1e-12 (:data:`ONE_PASS_LIMIT`), else in
-numpy's two-pass form; the update ratio's differences taken in float64. The tracker keeps the previous step's parameter
-arrays themselves (copies the boundary made; nothing writes to them) and their norm.
+Norms and variances come from the tensors' summaries (:func:`parity.summary.summarize`:
+float64 sums over chunks, never a float64 copy of a whole tensor; remembered, so a summary
+run computes each once for the tracker and the comparison): the variance from the norm and
+the mean where that is exact to 1e-12 (:data:`ONE_PASS_LIMIT`), else in numpy's two-pass
+form. The update ratio's differences are taken in float64, chunk by chunk. The tracker
+keeps the previous step's parameter arrays themselves (copies the boundary made; nothing
+writes to them) and their norm.
 """
 
 from __future__ import annotations
@@ -22,7 +24,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from .summary import float64_chunks, moments, scratch, sum_of_squares
+from .summary import Summary, float64_chunks, scratch, sum_of_squares
+from .summary import summarize as summarize_tensor
 
 __all__ = ["LayerHealth", "Health", "HealthTracker", "layer_health", "summarize", "ratio", "summary_dir"]
 
@@ -80,7 +83,11 @@ class HealthTracker:
         self._lr = array("d")
 
     def add(self, step: dict) -> None:
-        """Take one step's ``{stage: {name: array}}`` (summaries are skipped)."""
+        """Take one step's ``{stage: {name: array or Summary}}``.
+
+        A summarized gradient gives its norm and variance from its statistics; the update
+        ratio needs the parameters in full (NaN where either step holds a summary).
+        """
         self._loss.append(_scalar(step.get("loss", {}), "loss"))
         self._lr.append(_scalar(step.get("learning_rate", {}), "lr"))
         grads = step.get(self.stage)
@@ -88,13 +95,13 @@ class HealthTracker:
             if not grads:
                 self._names = []
                 return
-            self._names = [n for n, g in grads.items() if isinstance(g, (np.ndarray, np.generic))]
+            self._names = [n for n, g in grads.items() if isinstance(g, (np.ndarray, np.generic, Summary))]
         params = dict(step.get("parameters", {}))
         params.update(step.get("constrained", {}))
         for name in self._names:
             g = (grads or {}).get(name)
-            if isinstance(g, (np.ndarray, np.generic)):
-                norm, var = _norm_var(_flat(g))
+            if isinstance(g, (np.ndarray, np.generic, Summary)):
+                norm, var = _norm_var(g)
                 self._norm.setdefault(name, array("d")).append(norm)
                 self._var.setdefault(name, array("d")).append(var)
             else:
@@ -106,9 +113,10 @@ class HealthTracker:
                 self._prev.pop(name, None)
                 continue
             c = _flat(cur)
-            base, delta, norm_c = _update(prev[0], prev[1], c)
+            base = prev[1] if prev[1] is not None else _norm(prev[0])
+            delta = _distance(c, prev[0])
             self._ratio.setdefault(name, array("d")).append(delta / base if base > 0 else (np.inf if delta > 0 else 0.0))
-            self._prev[name] = (c, norm_c)
+            self._prev[name] = (c, _norm(cur))
         for name in list(self._prev):
             if name not in self._names:  # keep only what the ratios need
                 del self._prev[name]
@@ -126,41 +134,44 @@ def _flat(x) -> np.ndarray:
     return (a if a.flags.c_contiguous else np.ascontiguousarray(a)).reshape(-1)
 
 
-#: The one-pass variance (sum of squares / n - mean^2, float64) is used where the mean is
-#: small against the spread: its relative error is ~2^-53 (1 + mean^2 / var) <= 1e-12
-#: there. Elsewhere (a near-constant tensor) numpy's two-pass form, the centred squares.
+#: The variance from the norm and the mean (sum of squares / n - mean^2, float64) is used where
+#: the mean is small against the spread: its relative error is ~2^-53 (1 + mean^2 / var) <= 1e-12
+#: there. Elsewhere (a near-constant tensor) numpy's two-pass form, the centred squares (a
+#: summarized gradient, whose elements are gone, keeps the one-pass figure, clipped at 0).
 ONE_PASS_LIMIT = 1e4
 
 
-def _norm_var(g: np.ndarray) -> tuple[float, float]:
-    """||g|| and the variance of g's elements, accumulated in float64 chunks."""
-    if g.size == 0:
+def _norm(x) -> float:
+    """||x||, from its summary (remembered: the comparison summarizes the same array)."""
+    return float(summarize_tensor(x).stats[0]) if np.size(x) else 0.0
+
+
+def _norm_var(g) -> tuple[float, float]:
+    """||g|| and the variance of g's elements, from its summary (float64 sums)."""
+    s = summarize_tensor(g)
+    n = s.size
+    if n == 0:
         return 0.0, float("nan")
-    total, squares, _, _ = moments(g)
-    n = g.size
-    mean = total / n
+    norm, mean = float(s.stats[0]), float(s.stats[3])
     with np.errstate(all="ignore"):
-        var = squares / n - mean * mean
-        if not (var > 0 and mean * mean <= ONE_PASS_LIMIT * var):  # near-constant, or NaN/inf: two passes
-            centered, buf = 0.0, scratch(2)
-            for (b,) in float64_chunks(g):
-                centered += sum_of_squares(np.subtract(b, mean, out=buf[: b.size]))
-            var = centered / n
-    return math.sqrt(squares), var
+        var = norm * norm / n - mean * mean
+        if var > 0 and mean * mean <= ONE_PASS_LIMIT * var:
+            return norm, var
+        if isinstance(g, Summary):
+            return norm, max(var, 0.0) if var == var else var
+        centered, buf = 0.0, scratch(2)
+        for (b,) in float64_chunks(_flat(g)):
+            centered += sum_of_squares(np.subtract(b, mean, out=buf[: b.size]))
+    return norm, centered / n
 
 
-def _update(prev: np.ndarray, prev_norm: float | None, cur: np.ndarray) -> tuple[float, float, float]:
-    """(||prev||, ||cur - prev||, ||cur||), the differences taken in float64, chunk by chunk."""
-    base = delta = squares = 0.0
-    buf = scratch(2)
+def _distance(cur: np.ndarray, prev: np.ndarray) -> float:
+    """||cur - prev||, the differences taken in float64, chunk by chunk."""
+    delta, buf = 0.0, scratch(2)
     with np.errstate(all="ignore"):
         for bc, bp in float64_chunks(cur, prev):
-            squares += sum_of_squares(bc, 3)
-            if prev_norm is None:
-                base += sum_of_squares(bp, 3)
             delta += sum_of_squares(np.subtract(bc, bp, out=buf[: bc.size]), 3)
-    base = math.sqrt(base) if prev_norm is None else prev_norm
-    return base, math.sqrt(delta), math.sqrt(squares)
+    return math.sqrt(delta)
 
 
 def layer_health(trace, stage: str = "gradients") -> list[LayerHealth]:

@@ -90,3 +90,31 @@ def test_health_figures_match_the_float64_reference(offset):
     np.testing.assert_allclose(layer["w"].grad_var, [r[1] for r in ref], rtol=1e-13)
     np.testing.assert_allclose(layer["w"].update_ratio, [r[2] for r in ref], rtol=1e-13)
     assert list(layer["b"].grad_var) == [0.0, 0.0, 0.0] and list(layer["b"].update_ratio) == [np.inf, 0.0, 0.0]
+
+
+def test_a_summary_is_remembered_only_while_the_array_is_unchanged():
+    x = np.random.default_rng(3).standard_normal(4096).astype(np.float32)
+    a = summarize(x)
+    assert summarize(x) is a  # the same array, unchanged: the remembered summary
+    x[100] += 1.0  # changed in place: summarized again
+    b = summarize(x)
+    assert b is not a and b.checksum != a.checksum and b.samples is not a.samples
+    assert summarize(x.copy()) is not b  # another array with the same bytes: computed, equal
+    np.testing.assert_array_equal(summarize(x.copy()).stats, b.stats)
+    with pytest.raises(ValueError):  # shared: read-only
+        b.stats[0] = 0.0
+
+
+def test_health_of_a_summarized_gradient_uses_its_statistics():
+    from parity.health import HealthTracker
+
+    rng = np.random.default_rng(4)
+    g = rng.standard_normal(5000)
+    full, summ = HealthTracker(), HealthTracker()
+    full.add({"gradients": {"w": g}})
+    summ.add({"gradients": {"w": summarize(g.copy())}})
+    a, b = full.result().layers[0], summ.result().layers[0]
+    assert a.grad_norm[0] == b.grad_norm[0]  # both from the summary's norm
+    # var: the same one-pass figure (mean^2 / var ~ 2e-4 here: exact to ~1e-16 relative)
+    np.testing.assert_allclose(b.grad_var, [np.var(g)], rtol=1e-13)
+    assert np.isnan(b.update_ratio[0])  # no parameters: no ratio
