@@ -93,9 +93,10 @@ def enabled() -> bool:
 _DEFAULT = [False]
 
 
-def set_default(on: bool) -> None:
-    """Make :func:`parity.runner.run_case` use workers by default (the command line does)."""
-    _DEFAULT[0] = bool(on)
+def set_default(on: bool) -> bool:
+    """Make :func:`parity.runner.run_case` use workers by default (the command line does); return the old default."""
+    before, _DEFAULT[0] = _DEFAULT[0], bool(on)
+    return before
 
 
 def default() -> bool:
