@@ -35,16 +35,18 @@ __all__ = ["Drift", "ENVELOPE_FACTOR", "PORT_CAP", "envelope"]
 #: own measured float32-vs-float64 drifts (added). 1 is the elementwise triangle inequality;
 #: 2 covers the scale mismatch (each drift is relative to its own port's running scale) and
 #: the worst elements of the two drifts being elsewhere than the worst difference's.
-#: Measured (this machine), err32 / (drift_a + drift_b) over the faithful float32 pairs:
-#: see docs/tolerance.md (at most ~1.0 where the model bound is the smaller limit).
+#: Measured (this machine) over 952,776 float32 tensor-steps of faithful pairs (61 parity-tier
+#: cases, seed001_convnet_seed_size, examples/resnet): err32 / (drift_a + drift_b) has median
+#: 0.11 and is never above 1.0 (the inequality holds: the float64 runs agree).
 ENVELOPE_FACTOR = 2.0
 
 #: The port's drift counts up to PORT_CAP x the written model bound, no further. The
 #: tf32-emulated wrong port drifts ~85x its model bound (8.7e3x the reference's drift); on a
 #: real H200, TF32 was 18x (convnet), 25x (BN convnet), 296x (MLP) the bound (issue 10); with
 #: a cap of 1 the port can widen the limit by at most ENVELOPE_FACTOR x model = 2x the bound,
-#: so TF32 at 18x stays 9x over. The faithful ports that needed their own drift (issue 10's
-#: false alarms) needed it at most up to 0.6x the bound (docs/tolerance.md).
+#: so TF32 at 18x stays 9x over. The faithful pairs that need the port's drift at all (8
+#: tensor-steps of the tensor-steps above: seed001_convnet_seed_size, tf1 vs tf2, the dense
+#: layer at steps 46-49, tf2 drifting 1.0-1.23x its bound) need a cap of at most 0.13.
 PORT_CAP = 1.0
 
 
