@@ -18,6 +18,7 @@ from ._version import __version__
 from .cases import DTYPES, PortSpec, all_cases, default_cases, get_case
 from .clirun import plan_ports, run_and_report, selected_frameworks
 from .outputs import add_output_args
+from . import workers
 from .errors import (
     EXIT_CODES,
     EXIT_DIVERGED,
@@ -357,6 +358,7 @@ def main(argv: list[str] | None = None) -> int:
         parser.print_help()
         return EXIT_USAGE
     show_tb = getattr(args, "traceback", False)
+    before = workers.set_default(workers.enabled() and args.command in ("run", "check"))  # ports in workers
     try:
         return COMMANDS[args.command](args)
     except PortError as exc:
@@ -394,3 +396,5 @@ def main(argv: list[str] | None = None) -> int:
             f"please report it with this command's output under --traceback"
         )
         return EXIT_INTERNAL
+    finally:
+        workers.set_default(before)

@@ -29,9 +29,10 @@ from .compare import Comparator, Comparison, Drift
 from .data import iter_batches
 from .errors import ParityError, PortError
 from .health import HealthTracker
-from .init import as_dtype
 from .trace import Trace, Window, WindowRecorder
 from .tracecompare import compare_files
+from .workers import RemoteRun, group_of, step_all
+from .workers import default as workers_default
 
 __all__ = [
     "load_port_module",
@@ -229,6 +230,7 @@ def run_case(
     trace_dir: str | None = None,
     summary: bool = False,
     observers: Sequence = (),
+    workers: bool | None = None,
 ) -> CaseResult:
     """Run every port of a case in every dtype in lockstep, comparing each step as it arrives.
 
@@ -258,11 +260,17 @@ def run_case(
         observers: objects with ``start(case, port, dtype, initial)``, ``step(case, port,
             dtype, stages)`` and ``finish(case, port, dtype)``, given every step as it arrives
             (``--tensorboard`` writes its events so); they must not keep the arrays.
+        workers: run each framework's built-in ports in a worker process of its own
+            (:mod:`parity.workers`: ``parity run``'s default), stepping in parallel; a
+            user's module and the numpy ports stay in this process. None: as
+            :func:`parity.workers.set_default` set it (False unless the command line did).
     """
     from .tracefile import TraceWriter
 
     if window is None:
         window = 0 if summary else 2
+    if workers is None:
+        workers = workers_default()
     if keep not in ("window", "all"):
         raise ParityError(f"keep must be 'window' or 'all', not {keep!r}")
     case = get_case(case) if isinstance(case, str) else case
@@ -286,8 +294,11 @@ def run_case(
         for port in ports:
             if port in result.errors[dtype]:
                 continue
-            run = PortRun(case, port, dtype, module=modules.get(port), source=sources.get(port),
-                          recorded=recorded.get((port, dtype)))
+            if workers and port not in modules and (port, dtype) not in recorded and group_of(port):
+                run = RemoteRun(case, port, dtype)
+            else:
+                run = PortRun(case, port, dtype, module=modules.get(port), source=sources.get(port),
+                              recorded=recorded.get((port, dtype)))
             try:
                 run.open()
                 writer = None
@@ -333,20 +344,14 @@ def run_case(
     try:
         for batch64 in iter_batches(case, "float64"):
             steps = {}
-            for dtype in dtypes:
-                batch = as_dtype(batch64, dtype)
-                for port in ports:
-                    key = (dtype, port)
-                    if key not in live:
-                        continue
-                    try:
-                        step = live[key].run.step(batch)
-                        live[key].add(step)
-                        steps[key] = step
-                        for obs in observers:
-                            obs.step(case.name, port, dtype, step)
-                    except ParityError as exc:
-                        fail(key, exc)
+            for key, step in step_all({key: lv.run for key, lv in live.items()}, batch64).items():
+                if isinstance(step, BaseException):
+                    fail(key, step)
+                    continue
+                live[key].add(step)
+                steps[key] = step
+                for obs in observers:
+                    obs.step(case.name, key[1], key[0], step)
             if summary:  # compare statistics only: what a summary trace holds (parity.summary)
                 steps = {key: _summarized(step) for key, step in steps.items()}
             drift = {}
@@ -358,6 +363,9 @@ def run_case(
                 if (dtype, pa) in steps and (dtype, pb) in steps:
                     cmp.add(steps[(dtype, pa)], steps[(dtype, pb)], *((drift.get(pa), drift.get(pb)) if dtype == "float32" and envelope else ()))
             del steps
+            step = s64 = s32 = None  # the loops' last steps: not held while the next step runs
+            for lv in live.values():
+                lv.recorder.trim()
     finally:
         for key, lv in list(live.items()):
             lv.run.close()

@@ -276,6 +276,17 @@ class Window(_TraceAPI):
         self.initial = {}
 
 
+#: Bytes of full steps a port's ring may hold besides the step just run (and, after a first
+#: divergence, the most its "after" steps may hold): a small model keeps ``before`` steps
+#: around a divergence, a large one (the seed-size convnet's float64 step is 111 MB) only the
+#: divergence step itself, so memory stays that of one step per port.
+RING_BYTES = 64 << 20
+
+
+def _nbytes(step: dict) -> int:
+    return sum(int(getattr(v, "nbytes", 0)) for arrays in step.values() for v in arrays.values())
+
+
 class WindowRecorder:
     """Build a :class:`Window` step by step: a ring of the last steps, frozen around divergences.
 
@@ -284,12 +295,18 @@ class WindowRecorder:
         before: full steps kept before a divergence (the ring holds ``before + 1``).
         after: full steps kept after it.
         keep_all: keep every step in full (tests of short cases; memory grows with steps).
+        budget: bytes the ring may hold besides the newest step, and the most the steps kept
+            after a divergence may hold (:data:`RING_BYTES`): large steps are kept fewer.
     """
 
-    def __init__(self, window: Window, *, before: int = 2, after: int = 2, keep_all: bool = False):
+    def __init__(self, window: Window, *, before: int = 2, after: int = 2, keep_all: bool = False,
+                 budget: int = RING_BYTES):
         self.window, self.before, self.after, self.keep_all = window, before, after, keep_all
+        self.budget = budget
         self._ring: deque[int] = deque()
+        self._bytes: dict[int, int] = {}
         self._keep_until = -1
+        self._after_bytes = 0
 
     def add(self, step: dict) -> None:
         """Record the next step (a dict from :func:`to_step`)."""
@@ -298,16 +315,36 @@ class WindowRecorder:
         w._pack(step)
         w.n_steps += 1
         w._full[i] = step
-        if self.keep_all or i <= self._keep_until:
+        if self.keep_all:
+            return
+        size = self._bytes[i] = _nbytes(step)
+        if i <= self._keep_until and self._after_bytes + size <= self.budget:
+            self._after_bytes += size
+            del self._bytes[i]
             return
         self._ring.append(i)
-        while len(self._ring) > self.before + 1:
+        while len(self._ring) > self.before + 1 or (
+            len(self._ring) > 1 and sum(self._bytes[j] for j in list(self._ring)[:-1]) > self.budget
+        ):
             old = self._ring.popleft()
             w._full.pop(old, None)
+            self._bytes.pop(old, None)
+
+    def trim(self) -> None:
+        """Drop ring steps, oldest first, while the ring holds more than the budget.
+
+        Called once the newest step is compared (a divergence there has frozen it): a step
+        larger than the budget is then not held while the next one runs.
+        """
+        while self._ring and sum(self._bytes[j] for j in self._ring) > self.budget:
+            old = self._ring.popleft()
+            self.window._full.pop(old, None)
+            self._bytes.pop(old, None)
 
     def keep_around(self, step: int) -> None:
         """Keep in full the steps ``step - before`` .. ``step + after`` (those not yet dropped)."""
         self._ring = deque(i for i in self._ring if i < step - self.before)
+        self._bytes = {i: self._bytes[i] for i in self._ring if i in self._bytes}
         self._keep_until = max(self._keep_until, step + self.after)
 
 

@@ -50,6 +50,9 @@ def compare_files(path_a: str, path_b: str, *, cost=None, keep: str = "window", 
         if a is None or b is None:
             break
         cmp.add(a, b)
+        del a, b
+        reca.trim()
+        recb.trim()
     for rest, rec, health in ((sa, reca, ha), (sb, recb, hb)):
         for step in rest:  # the longer trace's remaining steps: counted (a structure issue), not compared
             rec.add(step)
