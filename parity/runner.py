@@ -296,7 +296,7 @@ def run_case(
                              on_divergence=freeze)
             comparators.append((dtype, pa, pb, cmp))
     envelope = "float64" in dtypes and "float32" in dtypes
-    drifts = {pa: Drift() for dtype, pa, _, _ in comparators if envelope and dtype == "float32"}
+    drifts = {p: Drift() for dtype, pa, pb, _ in comparators for p in (pa, pb) if envelope and dtype == "float32"}
     failed: set[tuple[str, str]] = set()
 
     def fail(key, exc):
@@ -339,7 +339,7 @@ def run_case(
                     drift[port] = tracker.add(s64, s32)
             for dtype, pa, pb, cmp in comparators:
                 if (dtype, pa) in steps and (dtype, pb) in steps:
-                    cmp.add(steps[(dtype, pa)], steps[(dtype, pb)], drift.get(pa) if dtype == "float32" and envelope else None)
+                    cmp.add(steps[(dtype, pa)], steps[(dtype, pb)], *((drift.get(pa), drift.get(pb)) if dtype == "float32" and envelope else ()))
             del steps
             arrived = step = s64 = s32 = None  # this step's tensors: not held while the next one arrives
             for lv in live.values():
