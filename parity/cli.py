@@ -358,9 +358,7 @@ def main(argv: list[str] | None = None) -> int:
         parser.print_help()
         return EXIT_USAGE
     show_tb = getattr(args, "traceback", False)
-    # `run` and `check` step each framework's ports in a worker process (parity.workers)
-    before = workers.default()
-    workers.set_default(workers.enabled() and args.command in ("run", "check"))
+    before = workers.set_default(workers.enabled() and args.command in ("run", "check"))  # ports in workers
     try:
         return COMMANDS[args.command](args)
     except PortError as exc:

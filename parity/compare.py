@@ -15,11 +15,10 @@ anyway). :func:`assert_match` raises a :class:`~parity.errors.ParityError` namin
 divergence.
 
 Float32 with a float64 run (the runner's lockstep): a float32 difference is rounding when
-it is within ``max(model bound, ENVELOPE_FACTOR * drift)``, ``drift`` being the reference
-port's own float32-vs-float64 difference of that tensor, relative to its running scale,
-maximised over the steps so far (:class:`Drift`). Both numbers are kept in
-:class:`TensorDiff` (``model_bound``, ``envelope``); the float64 verdict stays the judge of
-semantics.
+it is within ``max(model bound, envelope)``, the envelope being what both ports' own
+float32-vs-float64 drifts explain, the port's counted only up to a multiple of the model
+bound (:mod:`parity.envelope`). Both numbers are kept in :class:`TensorDiff`
+(``model_bound``, ``envelope``); the float64 verdict stays the judge of semantics.
 """
 
 from __future__ import annotations
@@ -42,6 +41,7 @@ from .diffs import (
     diff_summaries,
     divergence_key as _key,
 )
+from .envelope import ENVELOPE_FACTOR, PORT_CAP, Drift, envelope as _envelope
 from .errors import ParityError
 from .summary import Summary
 from .tolerance import bound as default_bound
@@ -58,54 +58,10 @@ __all__ = [
     "assert_match",
     "diff_arrays",
     "ENVELOPE_FACTOR",
+    "PORT_CAP",
 ]
 
 _STAGE_ORDER = {s: i for i, s in enumerate(STAGES)}
-#: How far a float32 port may differ from the float32 reference, in units of the
-#: reference's own measured float32-vs-float64 drift. 2 is the triangle inequality
-#: (|a32 - b32| <= |a32 - a64| + |b64 - b32|, a64 = b64 in a faithful pair) for a port
-#: whose own rounding is no worse than the reference's. Measured (this machine, 3363
-#: tensor-steps of the faithful float32 pairs of seed000_encoder3_xavier, seed001_convnet_full,
-#: seed001_convnet_stride2, seed002_global_norm, seed004_global_step_ema and two pitfall
-#: right cases, 10 steps): err32 / drift_a has median 0.81; it exceeds 2 only where the
-#: reference happened to drift far less than the written model allows (up to 138 on a
-#: scalar global norm), and there the model is the binding limit: 0 false alarms. Where the
-#: reference drifts beyond the model (issue 10's TF1 conv gradient, 1.1e-3 vs torch's 2.3e-6)
-#: the ratio is ~1.0. The tf32-emulated wrong port sits at 8.7e3 (caught at 85x its bound).
-ENVELOPE_FACTOR = 2.0
-
-
-class Drift:
-    """The measured float32 drift of one port: per tensor, max|x32 - x64| over its running scale.
-
-    Fed the port's float64 and float32 steps side by side; :meth:`add` returns, per
-    (stage, name), the largest relative drift so far (the running maximum over steps).
-    """
-
-    def __init__(self):
-        self._scale: dict[tuple[str, str], float] = {}
-        self._drift: dict[tuple[str, str], float] = {}
-
-    def add(self, s64: Mapping, s32: Mapping) -> dict[tuple[str, str], float]:
-        for stage, t32 in s32.items():
-            if stage == "inputs":
-                continue
-            t64 = s64.get(stage, {})
-            for name, x32 in t32.items():
-                x64 = t64.get(name)
-                if x64 is None or np.shape(x64) != np.shape(x32):
-                    continue
-                if isinstance(x32, Summary) or isinstance(x64, Summary):
-                    max_abs, _, _, _, _, scale = diff_summaries(x64, x32)
-                else:
-                    max_abs, _, _, _, _, scale = diff_arrays(x64, x32)
-                key = (stage, name)
-                scale = self._scale[key] = max(scale, self._scale.get(key, 0.0))
-                rel = _relative(max_abs, scale)
-                self._drift[key] = max(rel, self._drift.get(key, 0.0))
-        return self._drift
-
-
 class Comparator:
     """Compare two runs step by step, keeping only aggregates (see the module docstring).
 
@@ -158,8 +114,13 @@ class Comparator:
         self.out.issues.append(issue)
         found.append((Divergence(i, stage, name, "structure", issue.describe()), -1))
 
-    def add(self, sa: Mapping, sb: Mapping, drift: Mapping[tuple[str, str], float] | None = None) -> None:
-        """Compare the next step of both runs (``{stage: {name: array or Summary}}``)."""
+    def add(self, sa: Mapping, sb: Mapping, drift: Mapping[tuple[str, str], float] | None = None,
+            drift_b: Mapping[tuple[str, str], float] | None = None) -> None:
+        """Compare the next step of both runs (``{stage: {name: array or Summary}}``).
+
+        ``drift``, ``drift_b``: each port's own float32 drift so far (:class:`Drift`), when
+        both dtypes run: the float32 limit becomes ``max(model, envelope)``.
+        """
         i, out = self.steps, self.out
         pa, pb = out.a.get("port", "?"), out.b.get("port", "?")
         diffs: list[TensorDiff] = []
@@ -199,8 +160,8 @@ class Comparator:
                 scale = max(scale, self.floors.get(stage, 0.0))
                 rel = _relative(max_abs, scale)
                 envelope = None
-                if drift is not None and stage != "inputs":
-                    envelope = ENVELOPE_FACTOR * drift.get(key, 0.0)
+                if (drift is not None or drift_b is not None) and stage != "inputs":
+                    envelope = _envelope(model, (drift or {}).get(key, 0.0), (drift_b or {}).get(key, 0.0))
                 limit = max(model, envelope or 0.0)
                 d = TensorDiff(i, stage, name, tuple(np.shape(xa)), max_abs, rel, idx, va, vb, scale, limit, model, envelope, summary)
                 diffs.append(d)

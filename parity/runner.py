@@ -28,10 +28,10 @@ from .cases import Case, PortSpec, get_case, refusals_ok
 from .compare import Comparator, Comparison, Drift
 from .data import iter_batches
 from .errors import ParityError, PortError
-from .health import HealthTracker
-from .trace import Trace, Window, WindowRecorder
+from .trace import Trace, Window
 from .tracecompare import compare_files
-from .workers import RemoteRun, group_of, step_all
+from .live import LivePort, summarized
+from .workers import RemoteRun, group_of, start_steps
 from .workers import default as workers_default
 
 __all__ = [
@@ -183,40 +183,6 @@ def _pairs(names: list[str], pairs: str) -> list[tuple[str, str]]:
     return combos
 
 
-class _Live:
-    """One running port of one dtype inside :func:`run_case`: its run, window, health, file."""
-
-    def __init__(self, run: PortRun, keep: str, window: int, writer=None):
-        self.run = run
-        self.window = Window(dict(run.manifest), run.initial)
-        self.recorder = WindowRecorder(self.window, before=window, after=window, keep_all=keep == "all")
-        self.health = HealthTracker(run.initial)
-        self.writer = writer
-        if writer is not None:
-            writer.initial(run.initial)
-
-    def add(self, step) -> None:
-        self.recorder.add(step)
-        self.health.add(step)
-        if self.writer is not None:
-            self.writer.step(step)
-
-    def finish(self, complete: bool) -> Window:
-        self.window.health = self.health.result()
-        self.window.manifest["steps"] = self.window.n_steps
-        self.window.manifest["seconds"] = round(self.run.seconds, 4)
-        if self.writer is not None:
-            self.writer.close(complete=complete)
-        return self.window
-
-
-def _summarized(step: dict) -> dict:
-    from .summary import summarize
-    from .trace import SMALL
-
-    return {stage: {n: summarize(v) if np.size(v) > SMALL else v for n, v in arrays.items()} for stage, arrays in step.items()}
-
-
 def run_case(
     case: Case | str,
     *,
@@ -278,7 +244,7 @@ def run_case(
     dtypes = list(dtypes or case.dtypes)
     modules, sources = dict(modules or {}), dict(sources or {})
     result = CaseResult(case=case)
-    live: dict[tuple[str, str], _Live] = {}
+    live: dict[tuple[str, str], LivePort] = {}
     # Isolated ports (their own interpreter) are recorded first, all in one subprocess.
     jobs = [(p, d) for d in dtypes for p in ports if p not in modules and p in case.option("isolate", ())]
     isolated_dir = tempfile.TemporaryDirectory(prefix="parity-") if jobs else None
@@ -305,7 +271,7 @@ def run_case(
                 if trace_dir:
                     path = os.path.join(trace_dir, f"{case.name}.{port.replace(':', '-')}.{dtype}.trace")
                     writer = TraceWriter(path, run.manifest, summary=summary, atomic=True)
-                live[(dtype, port)] = _Live(run, keep, window, writer)
+                live[(dtype, port)] = LivePort(run, keep, window, writer)
                 for obs in observers:
                     obs.start(case.name, port, dtype, run.initial)
             except PortError as exc:
@@ -330,7 +296,7 @@ def run_case(
                              on_divergence=freeze)
             comparators.append((dtype, pa, pb, cmp))
     envelope = "float64" in dtypes and "float32" in dtypes
-    drifts = {pa: Drift() for dtype, pa, _, _ in comparators if envelope and dtype == "float32"}
+    drifts = {p: Drift() for dtype, pa, pb, _ in comparators for p in (pa, pb) if envelope and dtype == "float32"}
     failed: set[tuple[str, str]] = set()
 
     def fail(key, exc):
@@ -341,19 +307,31 @@ def run_case(
         lv.run.close()
         lv.finish(complete=False)
 
+    batches = iter_batches(case, "float64")
+    pending = None
+
+    def start():  # the next step starts in the workers (the harness compares this one meanwhile)
+        batch64 = next(batches, None)
+        return None if batch64 is None else start_steps({key: lv.run for key, lv in live.items()}, batch64)
+
     try:
-        for batch64 in iter_batches(case, "float64"):
-            steps = {}
-            for key, step in step_all({key: lv.run for key, lv in live.items()}, batch64).items():
+        pending = start()
+        while pending is not None:
+            arrived = pending.finish()
+            for key, step in arrived.items():
                 if isinstance(step, BaseException):
                     fail(key, step)
+            pending = start()
+            steps = {}
+            for key, step in arrived.items():
+                if isinstance(step, BaseException):
                     continue
                 live[key].add(step)
                 steps[key] = step
                 for obs in observers:
                     obs.step(case.name, key[1], key[0], step)
             if summary:  # compare statistics only: what a summary trace holds (parity.summary)
-                steps = {key: _summarized(step) for key, step in steps.items()}
+                steps = {key: summarized(step) for key, step in steps.items()}
             drift = {}
             for port, tracker in drifts.items():
                 s64, s32 = steps.get(("float64", port)), steps.get(("float32", port))
@@ -361,12 +339,14 @@ def run_case(
                     drift[port] = tracker.add(s64, s32)
             for dtype, pa, pb, cmp in comparators:
                 if (dtype, pa) in steps and (dtype, pb) in steps:
-                    cmp.add(steps[(dtype, pa)], steps[(dtype, pb)], drift.get(pa) if dtype == "float32" and envelope else None)
+                    cmp.add(steps[(dtype, pa)], steps[(dtype, pb)], *((drift.get(pa), drift.get(pb)) if dtype == "float32" and envelope else ()))
             del steps
-            step = s64 = s32 = None  # the loops' last steps: not held while the next step runs
+            arrived = step = s64 = s32 = None  # this step's tensors: not held while the next one arrives
             for lv in live.values():
                 lv.recorder.trim()
     finally:
+        if pending is not None:  # a step still in the workers (the comparison raised): collect it first
+            pending.finish()
         for key, lv in list(live.items()):
             lv.run.close()
         for dtype in dtypes:

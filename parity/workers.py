@@ -1,7 +1,7 @@
 """Ports in worker processes: one interpreter per framework, stepping side by side.
 
 ``parity run`` runs each framework's ports in a worker process of its own (``tf1``, ``tf2``,
-``torch``; numpy ports and a user's port modules stay in this process). The harness process
+``torch``, ``numpy``; a user's port modules stay in this process). The harness process
 imports no framework: it draws the data, sends each step's batch to the workers, and
 compares the steps they send back. Why:
 
@@ -43,12 +43,13 @@ import numpy as np
 from .cases import Case, PortSpec
 from .errors import ParityError, PortError
 
-__all__ = ["ENV", "enabled", "set_default", "default", "RemoteRun", "step_all", "shutdown", "GROUPS"]
+__all__ = ["ENV", "enabled", "set_default", "default", "RemoteRun", "start_steps", "step_all", "shutdown", "GROUPS"]
 
 #: Set to "0" to run every port in the harness process (``parity run``'s default is workers).
 ENV = "PARITY_WORKERS"
-#: framework -> the worker its ports run in (frameworks not listed run in this process).
-GROUPS = {"tf1": "tf1", "tf2": "tf2", "torch": "torch"}
+#: framework -> the worker its ports run in (the numpy oracle too: its float64 MLP step is as
+#: slow as a framework's, and the harness compares while it runs).
+GROUPS = {"tf1": "tf1", "tf2": "tf2", "torch": "torch", "numpy": "numpy"}
 
 def _proxy(d: dict) -> Mapping:
     return types.MappingProxyType(d)
@@ -93,9 +94,10 @@ def enabled() -> bool:
 _DEFAULT = [False]
 
 
-def set_default(on: bool) -> None:
-    """Make :func:`parity.runner.run_case` use workers by default (the command line does)."""
-    _DEFAULT[0] = bool(on)
+def set_default(on: bool) -> bool:
+    """Make :func:`parity.runner.run_case` use workers by default (the command line does); return the old default."""
+    before, _DEFAULT[0] = _DEFAULT[0], bool(on)
+    return before
 
 
 def default() -> bool:
@@ -331,43 +333,65 @@ def _raise(packed) -> BaseException:
     return fn(*args)
 
 
-def step_all(runs: Mapping, batch64: Mapping[str, np.ndarray]) -> dict:
-    """Run the next step of every run, the workers' in parallel; return key -> step or exception.
+class Pending:
+    """A step sent to the workers (:func:`start_steps`) and not yet collected (:meth:`finish`)."""
+
+    def __init__(self, runs: Mapping, batch64: Mapping[str, np.ndarray]):
+        self.runs, self.batch64 = dict(runs), batch64
+        self.sent: dict[_Worker, list] = {}
+        self.out: dict = {}
+        for key, run in self.runs.items():
+            if isinstance(run, RemoteRun) and run._worker is not None:
+                self.sent.setdefault(run._worker, []).append(key)
+        for w, keys in list(self.sent.items()):
+            try:
+                w.send(("step", [(self.runs[k]._key, self.runs[k].dtype) for k in keys], batch64))
+            except (OSError, ValueError):
+                del self.sent[w]
+                for k in keys:
+                    self.out[k] = _gone(self.runs[k], f"the {w.group} worker process is gone")
+
+    def finish(self) -> dict:
+        """Run the in-process steps, collect the workers'; return key -> step or exception."""
+        from .init import as_dtype
+
+        runs, out = self.runs, self.out
+        for key, run in runs.items():
+            if not isinstance(run, RemoteRun):
+                try:
+                    out[key] = run.step(as_dtype(self.batch64, run.dtype))
+                except ParityError as exc:
+                    out[key] = exc
+        for w, keys in self.sent.items():
+            for i, k in enumerate(keys):
+                try:
+                    _, ok, payload, seconds = w.recv()
+                except _Died as exc:
+                    for k2 in keys[i:]:
+                        out[k2] = _gone(runs[k2], str(exc))
+                    break
+                runs[k].seconds = seconds
+                runs[k].steps += 1
+                out[k] = payload if ok else _raise(payload)
+        self.runs = self.sent = self.out = None
+        return {k: out[k] for k in runs}
+
+
+def _gone(run: RemoteRun, why: str) -> PortError:
+    return PortError(run.port, f"step {run.steps}", why, case=run.case.name)
+
+
+def start_steps(runs: Mapping, batch64: Mapping[str, np.ndarray]) -> Pending:
+    """Send the next step to every worker run (they start at once); :meth:`Pending.finish` collects.
 
     ``runs``: key -> :class:`RemoteRun` or an in-process run (``step(batch)`` in its own dtype).
     The batch is sent once per worker (float64: the worker casts it per dtype, as
-    :func:`parity.init.as_dtype` does here); in-process runs step while the workers work.
+    :func:`parity.init.as_dtype` does here); in-process runs step in :meth:`Pending.finish`,
+    while the workers work. The harness compares step ``t`` while the workers run ``t + 1``.
     """
-    from .init import as_dtype
+    return Pending(runs, batch64)
 
-    sent: dict[_Worker, list] = {}
-    for key, run in runs.items():
-        if isinstance(run, RemoteRun) and run._worker is not None:
-            sent.setdefault(run._worker, []).append(key)
-    out: dict = {}
-    for w, keys in list(sent.items()):
-        try:
-            w.send(("step", [(runs[k]._key, runs[k].dtype) for k in keys], batch64))
-        except (OSError, ValueError):
-            del sent[w]
-            for k in keys:
-                out[k] = PortError(runs[k].port, f"step {runs[k].steps}", f"the {w.group} worker process is gone",
-                                   case=runs[k].case.name)
-    for key, run in runs.items():
-        if not isinstance(run, RemoteRun):
-            try:
-                out[key] = run.step(as_dtype(batch64, run.dtype))
-            except ParityError as exc:
-                out[key] = exc
-    for w, keys in sent.items():
-        for i, k in enumerate(keys):
-            try:
-                _, ok, payload, seconds = w.recv()
-            except _Died as exc:
-                for k2 in keys[i:]:
-                    out[k2] = PortError(runs[k2].port, f"step {runs[k2].steps}", str(exc), case=runs[k2].case.name)
-                break
-            runs[k].seconds = seconds
-            runs[k].steps += 1
-            out[k] = payload if ok else _raise(payload)
-    return {k: out[k] for k in runs}
+
+def step_all(runs: Mapping, batch64: Mapping[str, np.ndarray]) -> dict:
+    """Run the next step of every run, the workers' in parallel; return key -> step or exception."""
+    return start_steps(runs, batch64).finish()

@@ -179,11 +179,10 @@ PAIRS = [
                  marks=pytest.mark.slow),
     pytest.param("seed002/tf1_mlp.py", "seed002/torch_mlp.py", ("float64", "float32"), id="seed002"),
     pytest.param("seed003/keras_bn_convnet.py", "seed003/torch_bn_convnet.py", ("float64", "float32"), id="seed003"),
-    # float32 left out: the BatchNorm beta gradients cancel (values ~0.003 from terms ~0.005); measured in a
-    # 3-step run 3e-3 relative at step 2 (over the written bound), in a 10-step run 0.51 of the bound (it
-    # grows with the run's length), while float64 agrees to 6.5e-13: the bound does not model that cancellation
     pytest.param("seed004/tf1_minimize.py", "seed004/torch_minimize.py", ("float64", "float32"), id="seed004"),
-    pytest.param("resnet/tf1_resnet.py", "resnet/torch_resnet.py", ("float64",), id="resnet", marks=pytest.mark.slow),
+    # float32: block2's BatchNorm beta/gamma gradients cancel, 1.9x the written bound at step 0 (measured), TF1's
+    # own float32 drift explains it: rounding by the measured envelope (tests/test_envelope.py, docs/tolerance.md)
+    pytest.param("resnet/tf1_resnet.py", "resnet/torch_resnet.py", ("float64", "float32"), id="resnet", marks=pytest.mark.slow),
 ]
 
 

@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 
 from parity.cases import Case, Cost, Data, Init
-from parity.compare import ENVELOPE_FACTOR
+from parity.compare import ENVELOPE_FACTOR, PORT_CAP
 from parity.errors import PortError
 from parity.runner import run_case
 from parity.trace import OutsideWindow
@@ -216,7 +216,9 @@ def test_envelope_accepts_the_references_own_rounding_and_catches_tf32():
     assert not only32.comparisons[0].ok
     assert all(d.envelope is None for d in only32.comparisons[0].diffs)
 
-    # A port whose own float32 drift is TF32's (2^-11 relative) is not excused by a clean reference.
+    # A port whose own float32 drift is TF32's (2^-11 relative) is not excused by a clean
+    # reference, though its own float64 run would explain it: its drift counts only up to
+    # PORT_CAP x the model bound.
     def tf32_port(port, g):
         if port.dtype == "float32":
             g[...] = (g.view(np.int32) & ~0x1FFF).view(np.float32)
@@ -226,7 +228,12 @@ def test_envelope_accepts_the_references_own_rounding_and_catches_tf32():
     caught = run_case(_case(6), modules={"numpy": plain, "numpy:b": tf32})
     c = next(c for c in caught.comparisons if c.dtype == "float32")
     assert not c.ok and c.first_divergence.stage == "gradients"
-    assert c.first_divergence.diff.units > 10 * ENVELOPE_FACTOR
+    d = c.first_divergence.diff
+    # measured: 24x the model bound, and the reference's own drift 1.6% of it: the envelope is
+    # ENVELOPE_FACTOR * (0.016 + PORT_CAP) = 2.03x the model (without the cap, the port's drift
+    # would count whole: 2 x 24x, and excuse it); the port stays 11.9x over its limit
+    assert d.envelope <= ENVELOPE_FACTOR * (PORT_CAP + 0.05) * d.model_bound
+    assert d.units > 5 and d.model_units > 20
 
 
 def test_summary_mode_finds_the_same_first_divergence(tmp_path):

@@ -7,15 +7,16 @@ conv 5x5x32 SAME + ReLU, max-pool 2 SAME, conv 5x5x64 SAME + ReLU, max-pool 2 SA
 handwritten digits (:mod:`parity.datasets`), flattened to 784 as the seed's placeholder.
 Dropout masks are drawn by the harness and fed to every port (``keep_mask``).
 
-Sizes. A trace holds every tensor of every step, and the runner keeps all ports' traces of
-both dtypes in memory: with the seed's 1024 dense units, ``wd1`` alone is 3136x1024 (25.7 MB
-in float64) and each step stores it four times (gradient, parameter, Adam m and v), so
-50 steps of three ports in two dtypes would need ~23 GB. Hence:
+Sizes. The runner streams (each step compared, then dropped), so memory is one step of every
+port, not the run: with the seed's 1024 dense units, ``wd1`` alone is 3136x1024 (25.7 MB in
+float64) and a float64 step holds it four times (gradient, parameter, Adam m and v): 111 MB a
+step per port. What is left is time. Hence:
 
 * ``seed001_convnet_full``: the seed's exact network (1024 units), batch 16 (seed: 128),
-  3 steps (~1.4 GB of traces): the weight transfer and the update rule at full size;
-* the 50-step cases: the same network with a 32-unit dense layer and batch 8 (seed: 128)
-  (~1.7 GB): the first conv layer, the subject of the seed's question, is unchanged.
+  3 steps: the weight transfer and the update rule at full size, in ``make parity``;
+* the 50-step cases: the same network with a 32-unit dense layer and batch 8 (seed: 128):
+  the first conv layer, the subject of the seed's question, is unchanged;
+* ``seed001_convnet_seed_size`` (``make parity-full``): batch 128, dense 1024, 50 steps.
 """
 
 from __future__ import annotations

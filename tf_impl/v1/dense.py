@@ -19,6 +19,8 @@ without clipping), is in :data:`ALTERNATIVES`.
 
 from __future__ import annotations
 
+from collections import OrderedDict
+
 from typing import Mapping
 
 import numpy as np
@@ -33,7 +35,22 @@ __all__ = ["build", "framework_info", "DensePort", "structure", "clear_cache", "
 #: optimizer -> TF1 slot names reported as ``{param}/{slot}``
 SLOT_NAMES = {"sgd": (), "momentum": ("momentum",), "adam": ("m", "v"), "rmsprop": ("rms",), "adagrad": ("accumulator",)}
 
-_CACHE: dict[tuple, "_DenseGraph"] = {}
+#: Most structures kept built. The ci profile's covering structures all fit; the thorough profile
+#: draws a new structure for most examples, and an unbounded cache grew to 10 GB in 34 minutes.
+#: A port holds its own reference, so an entry dropped here stays alive while a port uses it.
+CACHE_SIZE = 32
+_CACHE: "OrderedDict[tuple, _DenseGraph]" = OrderedDict()
+
+
+def _cached(key: tuple, make) -> "_DenseGraph":
+    """The cached entry for ``key`` (made if missing), least recently used dropped beyond :data:`CACHE_SIZE`."""
+    if key in _CACHE:
+        _CACHE.move_to_end(key)
+    else:
+        _CACHE[key] = make()
+        while len(_CACHE) > CACHE_SIZE:
+            _CACHE.popitem(last=False)
+    return _CACHE[key]
 
 
 def structure(cfg: Mapping, dtype: str, form: str = "apply_gradients") -> tuple:
@@ -209,9 +226,7 @@ class DensePort:
     def __init__(self, case, dtype: str):
         self.cfg = normalize_config(case.options)
         key = structure(self.cfg, dtype, self.form)
-        if key not in _CACHE:
-            _CACHE[key] = self.graph(self.cfg, dtype)
-        self.g = _CACHE[key]
+        self.g = _cached(key, lambda: self.graph(self.cfg, dtype))
         self.hyper = self.g.feed_hyper(self.cfg)
         self._params = None  # read back by load() and step(): the Session holds several cases' weights in turn
 

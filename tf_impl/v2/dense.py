@@ -14,6 +14,8 @@ Clipping and max-norm use ``tf.clip_by_value`` / ``tf.clip_by_norm`` /
 
 from __future__ import annotations
 
+from collections import OrderedDict
+
 from typing import Mapping
 
 import numpy as np
@@ -33,7 +35,22 @@ _HYPER = {
     "adagrad": ("initial_accumulator",),
 }
 _SCHED = {"constant": (), "polynomial": ("decay_steps", "end", "power"), "exponential": ("decay_steps", "rate")}
-_CACHE: dict[tuple, "_DenseModel"] = {}
+#: Most structures kept built. The ci profile's covering structures all fit; the thorough profile
+#: draws a new structure for most examples, and an unbounded cache grew to 10 GB in 34 minutes.
+#: A port holds its own reference, so an entry dropped here stays alive while a port uses it.
+CACHE_SIZE = 32
+_CACHE: "OrderedDict[tuple, _DenseModel]" = OrderedDict()
+
+
+def _cached(key: tuple, make) -> "_DenseModel":
+    """The cached entry for ``key`` (made if missing), least recently used dropped beyond :data:`CACHE_SIZE`."""
+    if key in _CACHE:
+        _CACHE.move_to_end(key)
+    else:
+        _CACHE[key] = make()
+        while len(_CACHE) > CACHE_SIZE:
+            _CACHE.popitem(last=False)
+    return _CACHE[key]
 
 
 def structure(cfg: Mapping, dtype: str) -> tuple:
@@ -187,9 +204,7 @@ class DensePort:
     def __init__(self, case, dtype: str):
         self.cfg = normalize_config(case.options)
         key = structure(self.cfg, dtype)
-        if key not in _CACHE:
-            _CACHE[key] = _DenseModel(self.cfg, dtype)
-        self.m = _CACHE[key]
+        self.m = _cached(key, lambda: _DenseModel(self.cfg, dtype))
         self.dtype = dtype
         cfg = self.cfg
         values = {**cfg["optimizer"], **cfg["schedule"]}
