@@ -20,6 +20,9 @@
   bare loop vs the port recorded to a summary trace file) where torch sees a CUDA device;
   skipped otherwise.
 
+``python -m parity.bench overhead --steps 5 --profile 25`` profiles one recorded run instead
+(cProfile, the 25 costliest functions by cumulative time): where the overhead goes.
+
 ``python -m parity.bench properties`` (``make bench-properties``) is the dense gradient
 property bench: a TF graph per example vs graphs cached by structure.
 
@@ -40,7 +43,7 @@ import numpy as np
 
 from .benchprops import _machine, _properties_main  # noqa: F401  (the property bench: python -m parity.bench properties)
 
-__all__ = ["overhead", "peak_memory", "trace_bytes", "cuda_overhead", "configs", "run", "main"]
+__all__ = ["overhead", "profile_recorded", "peak_memory", "trace_bytes", "cuda_overhead", "configs", "run", "main"]
 
 #: The case of the overhead and trace-size figures: a model whose step costs what real steps cost.
 OVERHEAD_CASE = "realsize_transformer"
@@ -288,8 +291,26 @@ def _default_main(args) -> int:
     return 0
 
 
+def profile_recorded(case_name: str = OVERHEAD_CASE, *, steps: int = 5, dtype: str = "float32", top: int = 25) -> None:
+    """Print where a recorded and compared run spends its time: cProfile, cumulative, parity's own code first."""
+    import cProfile
+    import pstats
+
+    from .cases import get_case
+
+    case = get_case(case_name).replace(steps=steps)
+    for p in case.ports:  # warm up: the frameworks' imports are not what is profiled
+        _bare(case.replace(steps=1), p, dtype)
+    prof = cProfile.Profile()
+    prof.runcall(_recorded, case, tuple(case.ports), dtype, True)
+    pstats.Stats(prof).sort_stats("cumulative").print_stats(r"parity/|_impl/|numpy|zlib|isal", top)
+
+
 def _overhead_main(args) -> int:
     ports = tuple(args.ports.split(",")) if args.ports else None
+    if args.profile:
+        profile_recorded(args.case, steps=args.steps, top=args.profile)
+        return 0
     o = overhead(args.case, steps=args.steps, ports=ports, repeats=args.repeats)
     if args.json:
         print(json.dumps(o))
@@ -315,6 +336,8 @@ def main(argv=None) -> int:
     ov.add_argument("--repeats", type=int, default=2)
     ov.add_argument("--ports", help="comma-separated ports (default: the case's)")
     ov.add_argument("--json", action="store_true", help="print the figures as one JSON line")
+    ov.add_argument("--profile", type=int, metavar="N", default=0,
+                    help="instead: profile one recorded run (cProfile) and print its N costliest functions")
     pr = sub.add_parser("properties", help="the dense gradient property bench (graph per example vs cached)")
     pr.add_argument("--naive", type=int, default=10, help="examples run naively (a graph each)")
     pr.add_argument("--cached", type=int, default=200, help="examples run with cached graphs")
