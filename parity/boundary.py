@@ -93,19 +93,38 @@ def call(port: str, phase: str, case: Case, fn, *args):
 
 
 def to_array(value, port: str, where: str) -> np.ndarray:
-    """Copy one value a port returned into a numpy array of numbers."""
-    v = value
+    """Copy one value a port returned into a C-contiguous numpy array of numbers: one copy per tensor.
+
+    A torch tensor is detached; a non-contiguous one (a transposed kernel in the canonical
+    layout) is made contiguous by torch, on its device (a blocked copy, several times
+    faster than numpy's strided one), and moved to the host: when either made a new tensor,
+    that is the copy. An object with ``__array__`` (a TF eager tensor: a view of its
+    buffer) is copied by numpy once, not through ``.numpy()`` (itself a copy) and again.
+    """
+    v, fresh = value, False
     if not isinstance(v, (np.ndarray, np.generic)):
         detach = getattr(v, "detach", None)
         if callable(detach):  # torch: drop the autograd graph, leave the device
             v = detach()
+            is_contiguous = getattr(v, "is_contiguous", None)
+            if callable(is_contiguous) and not is_contiguous():
+                v, fresh = v.contiguous(), True
             cpu = getattr(v, "cpu", None)
-            v = cpu() if callable(cpu) else v
-        to_numpy = getattr(v, "numpy", None)
-        if callable(to_numpy):  # torch, TF eager tensors and variables
-            v = to_numpy()
+            if callable(cpu):
+                moved = cpu()
+                v, fresh = moved, fresh or moved is not v
+        if hasattr(type(v), "__array__") and not callable(detach):
+            try:
+                v = np.asarray(v)  # TF eager tensors: their buffer, copied once below
+            except Exception:  # noqa: BLE001 - let the copy below name the value
+                pass
+        else:
+            to_numpy = getattr(v, "numpy", None)
+            if callable(to_numpy):  # torch, TF variables, objects with .numpy() only
+                v = to_numpy()
     try:
-        arr = np.array(v, copy=True)
+        # fresh: a tensor made here, referenced by nothing else: its buffer is the copy.
+        arr = np.asarray(v, order="C") if fresh else np.array(v, copy=True, order="C")
     except Exception as exc:  # a value numpy cannot take: one line, not a traceback
         raise ParityError(f"port {port}: {where} is a {type(value).__name__} that is not an array ({type(exc).__name__})") from None
     if arr.dtype.kind not in "biuf":

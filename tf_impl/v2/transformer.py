@@ -193,21 +193,24 @@ class TransformerPort(VariablesPort):
     def step(self, batch):
         tf = self.tf
         acts, loss, grads = self._step_fn(tf.constant(batch["x"], tf.int64), tf.constant(batch["y"], tf.int64))
+        # Tensors, not numpy copies (``.numpy()`` copies): the harness copies each once at its
+        # boundary (parity.boundary.to_array), before the next step runs. A variable is read
+        # (``convert_to_tensor``: a tensor of its current value) rather than copied here.
         return {
-            "forward": {k: v.numpy() for k, v in acts.items()},
-            "loss": {"loss": loss.numpy()},
-            "gradients": {k: v.numpy() for k, v in grads.items()},
+            "forward": dict(acts),
+            "loss": {"loss": loss},
+            "gradients": dict(grads),
             "learning_rate": {"lr": np.asarray(self.lr, dtype=self.dtype)},
-            "parameters": self.parameters(),
+            "parameters": {n: tf.convert_to_tensor(v) for n, v in self.vars.items()},
             "slots": self._slots(),
         }
 
     def _slots(self):
-        slots = {}
+        read, slots = self.tf.convert_to_tensor, {}
         for n, v in self.vars.items():
             i = self.opt._get_variable_index(v)
-            slots[f"{n}/m"] = self.opt._momentums[i].numpy()
-            slots[f"{n}/v"] = self.opt._velocities[i].numpy()
+            slots[f"{n}/m"] = read(self.opt._momentums[i])
+            slots[f"{n}/v"] = read(self.opt._velocities[i])
         return slots
 
     def settings(self) -> dict:
