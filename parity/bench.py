@@ -8,10 +8,10 @@
   mode). Ratio = (recorded wall time - the ports' build time) / bare loop time; target
   <= 1.15. Bare and recorded runs alternate (``--repeats``) and the fastest of each counts:
   the machine is shared and noisy, ratios measured side by side are what holds. Measured
-  (realsize_transformer, TF2 and torch, float32, 10 steps, 2 loaded cores): 1.05-1.13 CPU,
-  1.28-1.33 wall; 1.9-2.4 CPU before summaries were computed in place (:mod:`parity.summary`
-  says how; a step's 103 MB are summarized in 30-55 ms, the health series read the same
-  summaries, the port boundary copies each tensor once);
+  (realsize_transformer, TF2 and torch, float32, 10 steps, 2 loaded cores): 1.09 CPU, 1.26
+  wall (1.01-1.27 CPU over eight more runs); 1.93-2.44 CPU before summaries were computed
+  in place (:mod:`parity.summary` says how: a step's 103 MB are summarized in 30-55 ms, the
+  health series read the same summaries, the port boundary copies each tensor once);
 * **memory**: peak resident memory of a 50-step and a 500-step run of one case, each in a
   fresh interpreter (``ru_maxrss``): a streamed run must not grow with the steps (target:
   within 10 %);
