@@ -214,6 +214,6 @@ def _remember(x: np.ndarray, s: Summary) -> None:
 
     def forget(ref, key=key):  # runs as the array is freed, before its id can be reused
         if _MEMO.get(key, (None,))[0] is ref:
-            del _MEMO[key]
+            _MEMO.pop(key, None)
 
     _MEMO[key] = (weakref.ref(x, forget), s)
