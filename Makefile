@@ -32,7 +32,7 @@ test-all: $(STAMP)
 	HYPOTHESIS_PROFILE=$${HYPOTHESIS_PROFILE:-ci} $(PY) -m pytest -q --durations=25
 
 property-thorough: $(STAMP)
-	HYPOTHESIS_PROFILE=thorough $(PY) -m pytest -q tests/properties
+	HYPOTHESIS_PROFILE=thorough $(PY) -m pytest -q -rA --hypothesis-show-statistics tests/properties
 
 # The heavy tiers `parity run --all` leaves out: every seed case at the seed's own size, then the
 # real-size transformer in summary mode (its tensors: ~100 MB a step). Both run; the worse exit code wins.
