@@ -40,14 +40,17 @@ __all__ = ["Drift", "ENVELOPE_FACTOR", "PORT_CAP", "envelope"]
 #: 0.11 and is never above 1.0 (the inequality holds: the float64 runs agree).
 ENVELOPE_FACTOR = 2.0
 
-#: The port's drift counts up to PORT_CAP x the written model bound, no further. The
-#: tf32-emulated wrong port drifts ~85x its model bound (8.7e3x the reference's drift); on a
-#: real H200, TF32 was 18x (convnet), 25x (BN convnet), 296x (MLP) the bound (issue 10); with
-#: a cap of 1 the port can widen the limit by at most ENVELOPE_FACTOR x model = 2x the bound,
-#: so TF32 at 18x stays 9x over. The faithful pairs that need the port's drift at all (8
-#: tensor-steps of the tensor-steps above: seed001_convnet_seed_size, tf1 vs tf2, the dense
-#: layer at steps 46-49, tf2 drifting 1.0-1.23x its bound) need a cap of at most 0.13.
-PORT_CAP = 1.0
+#: The port's drift counts up to PORT_CAP x the written model bound, no further: rounding
+#: beyond it, in the port only, is what a float32-only fault looks like. TF32 drifts far beyond:
+#: the tf32-emulated wrong port ~85x its model bound; on a real H200, TF32 was 18x (convnet),
+#: 25x (BN convnet), 296x (MLP) the bound (issue 10). Faithful ports' own drift beyond the
+#: model, measured: 3.4x (TF1 and TF2 against the numpy oracle, a tiny-init sigmoid layer's bias
+#: gradient that cancels to 1e-6: found by the thorough property profile, 1.38e-5 vs a 4.1e-6
+#: bound), up to 4.07x (TF1's cancelling BatchNorm beta gradients in examples/resnet, varying
+#: run to run), 2.0x (seed003_fit_vs_step_seed_size), 1.23x (seed001_convnet_seed_size's tf2).
+#: With a cap of 3 and ENVELOPE_FACTOR 2, a port's own drift up to ~6x the bound is accepted
+#: (the difference is at most drift_a + drift_b) and TF32 at 18x stays ~3x over its limit.
+PORT_CAP = 3.0
 
 
 def envelope(model: float, drift_a: float | None, drift_b: float | None) -> float | None:

@@ -23,7 +23,7 @@ def test_the_cap_stops_a_tf32_sized_drift():
     assert not _accepted(rel, model, da, db)  # the cap does not
     # the port can widen the limit by at most ENVELOPE_FACTOR * PORT_CAP model bounds
     assert envelope(model, da, db) == pytest.approx(ENVELOPE_FACTOR * (da + PORT_CAP * model))
-    assert rel / max(model, envelope(model, da, db)) > 40  # measured 41x
+    assert rel / max(model, envelope(model, da, db)) > 10  # 14x with PORT_CAP 3 (41x with 1)
     # a drift that is the reference's own counts whole (the reference's rounding is acceptable)
     assert _accepted(rel, model, db, da)
 
@@ -56,10 +56,10 @@ def test_tf32_is_still_caught_and_named_when_the_envelope_is_measured(name, caug
     if caught:
         d = c32.first_divergence.diff
         assert (d.step, d.stage, d.name) == (0, "forward", "dense1")
-        # measured: 85x the model bound, 41x the envelope (its own drift counted up to 1x the
-        # model, TF1's 0.036x): the cap leaves it far over
+        # measured: 85x the model bound, 14x the envelope (its own drift counted up to
+        # PORT_CAP = 3x the model, TF1's 0.036x): the cap leaves it far over
         assert d.envelope <= ENVELOPE_FACTOR * (PORT_CAP + 0.1) * d.model_bound
-        assert d.units > 20 and d.model_units > 40
+        assert d.units > 10 and d.model_units > 40
         named = [x.pitfall for x in diagnose(case, c32, r.traces["float32"])]
         assert named and named[0] == "tf32-emulated", named
 

@@ -230,10 +230,10 @@ def test_envelope_accepts_the_references_own_rounding_and_catches_tf32():
     assert not c.ok and c.first_divergence.stage == "gradients"
     d = c.first_divergence.diff
     # measured: 24x the model bound, and the reference's own drift 1.6% of it: the envelope is
-    # ENVELOPE_FACTOR * (0.016 + PORT_CAP) = 2.03x the model (without the cap, the port's drift
-    # would count whole: 2 x 24x, and excuse it); the port stays 11.9x over its limit
+    # ENVELOPE_FACTOR * (0.016 + PORT_CAP) = 6.03x the model (without the cap, the port's drift
+    # would count whole: 2 x 24x, and excuse it); the port stays ~4x over its limit
     assert d.envelope <= ENVELOPE_FACTOR * (PORT_CAP + 0.05) * d.model_bound
-    assert d.units > 5 and d.model_units > 20
+    assert d.units > 3 and d.model_units > 20
 
 
 def test_summary_mode_finds_the_same_first_divergence(tmp_path):

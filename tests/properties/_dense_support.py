@@ -10,7 +10,7 @@ import os
 from hypothesis import Phase
 
 from parity.compare import compare
-from parity.runner import run_port
+from parity.runner import run_case, run_port
 from parity.strategies import COVERING_STRUCTURES, dense_case, normalize_config
 
 PROFILE = os.environ.get("HYPOTHESIS_PROFILE", "ci")
@@ -39,20 +39,38 @@ def structures(**override) -> list[dict] | None:
     return out
 
 
+def _replay_dtypes(dtype: str) -> list[str]:
+    return ["float64", "float32"] if dtype == "float32" else [dtype]  # float32 is judged with its float64 run
+
+
 def replay_command(config, ports, dtype) -> str:
     """Return a shell one-liner that reruns one config and prints each pair's verdict and first divergence."""
     cfg = normalize_config(config)
     code = (
         "from parity.strategies import dense_case; from parity.runner import run_case; "
-        f"r = run_case(dense_case({cfg!r}, ports={tuple(ports)!r}), dtypes=[{dtype!r}]); "
+        f"r = run_case(dense_case({cfg!r}, ports={tuple(ports)!r}), dtypes={_replay_dtypes(dtype)!r}, pairs='reference'); "
         "[print(c.pair, c.verdict, c.first_divergence and c.first_divergence.describe()) for c in r.comparisons]"
     )
     return f'python -c "{code}"'
 
 
 def divergences(config, ports, dtype="float64", stages=None):
-    """Return ``[(pair, description)]`` for each port that disagrees with the first (the reference)."""
+    """Return ``[(pair, description)]`` for each port that disagrees with the first (the reference).
+
+    float32 is judged as the runner judges it: each port also runs in float64, and a float32
+    difference is rounding within the larger of the written model and the measured envelope
+    (docs/tolerance.md). The written model alone false-alarmed under the thorough profile: one
+    SGD step (lr 0.49) on a stddev-1 bias that cancelled to 0.0042 carries the rounding of its
+    O(1) operands, 1.09e-5 relative to the result (numpy vs torch, widths (4, 4, 4, 1), seed 3).
+    """
     case = dense_case(config, ports=ports)
+    if dtype == "float32" and stages is None:
+        result = run_case(case, dtypes=["float64", "float32"], pairs="reference")
+        return [
+            (c.pair, f"{c.first_divergence.describe()} [{c.first_divergence.kind}]")
+            for c in result.comparisons
+            if c.dtype == "float32" and not c.ok
+        ]
     traces = [run_port(case, p, dtype) for p in ports]
     out = []
     kwargs = {"stages": stages} if stages else {}
