@@ -31,21 +31,21 @@ def _worst(result):
 
 
 def test_workers_give_the_same_numbers_as_in_process():
-    # The workers run the same port code on the same data: every float64 comparison's worst
-    # error (value and step), per tensor, is bit for bit what the in-process run finds -- except
-    # tf2's -- and every float32 one is rounding in both. TensorFlow's rounding depends on what
-    # ran before it in the process: a TF1 session run before the tf2 port changes tf2's (tf1 and
-    # tf2 agree exactly in float64 in one process, differ by 2.2e-15 with tf2 in its own worker),
-    # and in the whole test suite's process tf1's float32 hidden1 differs from numpy's by 1.07e-6,
-    # in a fresh worker by 1.31e-6. A worker runs each framework alone, as a user's program runs.
+    # The workers run the same port code on the same data: the same pairs, the same verdicts,
+    # float64 agreement at rounding level in both. Not bit for bit: TensorFlow's rounding
+    # depends on what ran before it in the process (measured: a TF1 session run before the tf2
+    # port makes tf1 and tf2 agree exactly in float64, 2.2e-15 apart with tf2 in its own worker;
+    # after the rest of the test suite, tf1 vs numpy hidden1 is 2.55e-15 in-process, 2.22e-15
+    # in a fresh worker). A worker runs each framework alone, as a user's program runs.
     case = dataclasses.replace(get_case("seed002_clip_value"), steps=4)
     here = run_case(case, workers=False)
     there = run_case(case, workers=True)
     assert here.passed and there.passed
-    same = lambda r: {k: v for k, v in _worst(r).items() if k[0] == "float64" and "tf2" not in k[1:]}
-    assert same(here) == same(there) and len(same(here)) == 3  # tf1-torch, tf1-numpy, torch-numpy
+    assert sorted(_worst(here)) == sorted(_worst(there)) and len(_worst(here)) == 12  # 6 pairs x 2 dtypes
     for r in (here, there):
         assert all(d.verdict != "semantic" for c in r.comparisons for d in c.worst.values())
+        # float64: 4 steps of a 3-layer MLP agree to ~10 float64 ulps (measured <= 4.5e-15 absolute)
+        assert all(d.max_rel < 1e-13 for c in r.comparisons if c.dtype == "float64" for d in c.worst.values())
     assert {d: sorted(t) for d, t in here.traces.items()} == {d: sorted(t) for d, t in there.traces.items()}
     w = there.traces["float32"]["torch"]
     assert w.manifest["framework"] == "torch" and w.n_steps == 4 and w.health is not None
