@@ -27,7 +27,7 @@ import numpy as np
 
 from parity.strategies import normalize_config, structure_of
 from parity.variants import build_variant
-from tf_impl import tensorflow
+from tf_impl import cached, tensorflow
 from tf_impl.v1._graph import framework_info, tf_dtype
 
 __all__ = ["build", "framework_info", "DensePort", "structure", "clear_cache", "SLOT_NAMES", "ALTERNATIVES"]
@@ -35,22 +35,14 @@ __all__ = ["build", "framework_info", "DensePort", "structure", "clear_cache", "
 #: optimizer -> TF1 slot names reported as ``{param}/{slot}``
 SLOT_NAMES = {"sgd": (), "momentum": ("momentum",), "adam": ("m", "v"), "rmsprop": ("rms",), "adagrad": ("accumulator",)}
 
-#: Most structures kept built. The ci profile's covering structures all fit; the thorough profile
-#: draws a new structure for most examples, and an unbounded cache grew to 10 GB in 34 minutes.
-#: A port holds its own reference, so an entry dropped here stays alive while a port uses it.
+#: Most structures kept built (:func:`tf_impl.cached`: least recently used dropped); the ci
+#: profile's covering structures all fit.
 CACHE_SIZE = 32
 _CACHE: "OrderedDict[tuple, _DenseGraph]" = OrderedDict()
 
 
 def _cached(key: tuple, make) -> "_DenseGraph":
-    """The cached entry for ``key`` (made if missing), least recently used dropped beyond :data:`CACHE_SIZE`."""
-    if key in _CACHE:
-        _CACHE.move_to_end(key)
-    else:
-        _CACHE[key] = make()
-        while len(_CACHE) > CACHE_SIZE:
-            _CACHE.popitem(last=False)
-    return _CACHE[key]
+    return cached(_CACHE, key, make, CACHE_SIZE)
 
 
 def structure(cfg: Mapping, dtype: str, form: str = "apply_gradients") -> tuple:

@@ -22,7 +22,7 @@ import numpy as np
 
 from parity.strategies import normalize_config, structure_of
 from parity.variants import build_variant
-from tf_impl import framework_info, tensorflow
+from tf_impl import cached, framework_info, tensorflow
 
 __all__ = ["build", "framework_info", "DensePort", "clear_cache", "clip_gradients"]
 
@@ -35,22 +35,14 @@ _HYPER = {
     "adagrad": ("initial_accumulator",),
 }
 _SCHED = {"constant": (), "polynomial": ("decay_steps", "end", "power"), "exponential": ("decay_steps", "rate")}
-#: Most structures kept built. The ci profile's covering structures all fit; the thorough profile
-#: draws a new structure for most examples, and an unbounded cache grew to 10 GB in 34 minutes.
-#: A port holds its own reference, so an entry dropped here stays alive while a port uses it.
+#: Most structures kept built (:func:`tf_impl.cached`: least recently used dropped); the ci
+#: profile's covering structures all fit.
 CACHE_SIZE = 32
 _CACHE: "OrderedDict[tuple, _DenseModel]" = OrderedDict()
 
 
 def _cached(key: tuple, make) -> "_DenseModel":
-    """The cached entry for ``key`` (made if missing), least recently used dropped beyond :data:`CACHE_SIZE`."""
-    if key in _CACHE:
-        _CACHE.move_to_end(key)
-    else:
-        _CACHE[key] = make()
-        while len(_CACHE) > CACHE_SIZE:
-            _CACHE.popitem(last=False)
-    return _CACHE[key]
+    return cached(_CACHE, key, make, CACHE_SIZE)
 
 
 def structure(cfg: Mapping, dtype: str) -> tuple:
