@@ -323,12 +323,8 @@ class WindowRecorder:
             del self._bytes[i]
             return
         self._ring.append(i)
-        while len(self._ring) > self.before + 1 or (
-            len(self._ring) > 1 and sum(self._bytes[j] for j in list(self._ring)[:-1]) > self.budget
-        ):
-            old = self._ring.popleft()
-            w._full.pop(old, None)
-            self._bytes.pop(old, None)
+        while len(self._ring) > self.before + 1:
+            self._drop_oldest()
 
     def trim(self) -> None:
         """Drop ring steps, oldest first, while the ring holds more than the budget.
@@ -337,9 +333,12 @@ class WindowRecorder:
         larger than the budget is then not held while the next one runs.
         """
         while self._ring and sum(self._bytes[j] for j in self._ring) > self.budget:
-            old = self._ring.popleft()
-            self.window._full.pop(old, None)
-            self._bytes.pop(old, None)
+            self._drop_oldest()
+
+    def _drop_oldest(self) -> None:
+        old = self._ring.popleft()
+        self.window._full.pop(old, None)
+        self._bytes.pop(old, None)
 
     def keep_around(self, step: int) -> None:
         """Keep in full the steps ``step - before`` .. ``step + after`` (those not yet dropped)."""

@@ -56,6 +56,7 @@ def compare_files(path_a: str, path_b: str, *, cost=None, keep: str = "window", 
     for rest, rec, health in ((sa, reca, ha), (sb, recb, hb)):
         for step in rest:  # the longer trace's remaining steps: counted (a structure issue), not compared
             rec.add(step)
+            rec.trim()
             health.add(step)
     for w, reader, health in ((wa, ra, ha), (wb, rb, hb)):
         w.health = health.result()

@@ -116,7 +116,7 @@ def _rebuild(cls, args, state):
 
 
 def _pack(exc: BaseException):
-    """An exception as it can cross the pipe: parity's own errors whole, others as a PortError text."""
+    """An exception as it can cross the pipe: parity's own errors whole, any other as a ParityError with its traceback."""
     if isinstance(exc, ParityError):
         return (_rebuild, (type(exc), exc.args, dict(exc.__dict__)))
     text = "".join(traceback.format_exception(exc)).strip()
@@ -129,7 +129,7 @@ def _plain(x):
     if isinstance(x, Mapping):
         return {_plain(k): _plain(v) for k, v in x.items()}
     if isinstance(x, (list, tuple)):
-        return type(x)(_plain(v) for v in x) if type(x) in (list, tuple) else [_plain(v) for v in x]
+        return [_plain(v) for v in x] if isinstance(x, list) else tuple(_plain(v) for v in x)
     if isinstance(x, str):
         return str(x)
     if x is None or isinstance(x, bool):
@@ -301,7 +301,6 @@ class RemoteRun:
         self.initial: dict[str, np.ndarray] = {}
         self.seconds = 0.0
         self.steps = 0
-        self.isolated = False
         self._worker: _Worker | None = None
         self._key = 0
 

@@ -6,7 +6,6 @@ to run (PITFALLS, "How this was measured").
 """
 
 import os
-from collections import OrderedDict  # noqa: F401  (cached()'s cache type)
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 os.environ.setdefault("TF_ENABLE_ONEDNN_OPTS", "0")
