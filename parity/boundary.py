@@ -35,7 +35,7 @@ import numpy as np
 from ._version import __version__
 from .cases import FRAMEWORKS, Case, PortSpec
 from .errors import ParityError, PortError
-from .init import draw_parameters
+from .init import draw_parameters, perturbed
 from .trace import STAGES
 
 __all__ = ["call", "to_array", "to_stages", "PortRun", "record_isolated", "load_port_module", "load_user_port", "PORT_FUNCTIONS"]
@@ -166,11 +166,17 @@ class PortRun:
         module: a port module to use instead of the built-in one (a user's port).
         source: where ``module`` came from, for the manifest.
         isolate: run ports the case marks ``isolate`` in a fresh interpreter.
+        perturb: a draw number: the conditioning run (:mod:`parity.envelope`), whose initial
+            parameters and batches are perturbed by float32's unit roundoff
+            (:func:`parity.init.perturbed`), the same draws for the same number.
     """
 
     def __init__(self, case: Case, port: str, dtype: str, *, module: ModuleType | None = None,
-                 source: str | None = None, isolate: bool = True, recorded: tuple[str, str] | None = None):
+                 source: str | None = None, isolate: bool = True, recorded: tuple[str, str] | None = None,
+                 perturb: int | None = None):
         self.case, self.port, self.dtype = case, port, dtype
+        self.perturb = perturb
+        self._rng = None if perturb is None else np.random.default_rng([case.seed, 0x0C0D, perturb])
         self.module, self.source = module, source
         self.isolated = module is None and isolate and port in case.option("isolate", ())
         self.recorded = recorded  # (trace path, error path) from record_isolated()
@@ -198,6 +204,8 @@ class PortRun:
         spec = PortSpec.parse(port)
         mod = self.module or load_port_module(spec.framework, case.module)
         params = draw_parameters(case, dtype)
+        if self._rng is not None:
+            params = perturbed(params, self._rng)
         info = call(port, "framework_info", case, mod.framework_info)
         if not isinstance(info, Mapping):
             raise ParityError(f"port {port}: framework_info() returned {type(info).__name__}, expected a dict", case=case.name)
@@ -213,6 +221,8 @@ class PortRun:
             "source": self.source or getattr(mod, "__name__", "?"),
             "parity_version": __version__,
         }
+        if self.perturb is not None:
+            self.manifest["perturbed"] = self.perturb
         settings = getattr(self._instance, "settings", None)
         if callable(settings):
             self.manifest["settings"] = call(port, "settings", case, settings)
@@ -248,6 +258,8 @@ class PortRun:
                 if out is None:
                     raise ParityError(f"isolated port {self.port} recorded {i} steps, the case has {self.case.steps}", case=self.case.name)
             else:
+                if self._rng is not None:
+                    batch = perturbed(batch, self._rng)
                 out = call(self.port, f"step {i}", self.case, self._instance.step, _copy(batch))
                 try:
                     out = to_stages(out, self.port, f"step {i}", self.case)

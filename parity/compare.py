@@ -115,11 +115,13 @@ class Comparator:
         found.append((Divergence(i, stage, name, "structure", issue.describe()), -1))
 
     def add(self, sa: Mapping, sb: Mapping, drift: Mapping[tuple[str, str], float] | None = None,
-            drift_b: Mapping[tuple[str, str], float] | None = None) -> None:
+            drift_b: Mapping[tuple[str, str], float] | None = None,
+            cond: Mapping[tuple[str, str], float] | None = None) -> None:
         """Compare the next step of both runs (``{stage: {name: array or Summary}}``).
 
         ``drift``, ``drift_b``: each port's own float32 drift so far (:class:`Drift`), when
-        both dtypes run: the float32 limit becomes ``max(model, envelope)``.
+        both dtypes run: the float32 limit becomes ``max(model, envelope)``. ``cond``: how far
+        each tensor moved so far in the conditioning run (:mod:`parity.envelope`), when one ran.
         """
         i, out = self.steps, self.out
         pa, pb = out.a.get("port", "?"), out.b.get("port", "?")
@@ -161,7 +163,8 @@ class Comparator:
                 rel = _relative(max_abs, scale)
                 envelope = None
                 if (drift is not None or drift_b is not None) and stage != "inputs":
-                    envelope = _envelope(model, (drift or {}).get(key, 0.0), (drift_b or {}).get(key, 0.0))
+                    envelope = _envelope(model, (drift or {}).get(key, 0.0), (drift_b or {}).get(key, 0.0),
+                                         None if cond is None else cond.get(key))
                 limit = max(model, envelope or 0.0)
                 d = TensorDiff(i, stage, name, tuple(np.shape(xa)), max_abs, rel, idx, va, vb, scale, limit, model, envelope, summary)
                 diffs.append(d)

@@ -17,7 +17,10 @@ import numpy as np
 from .cases import Case, Init
 from .errors import ParityError
 
-__all__ = ["draw_parameters", "draw", "fans", "INITIALIZERS"]
+__all__ = ["draw_parameters", "draw", "fans", "perturbed", "INITIALIZERS", "UNIT_ROUNDOFF"]
+
+#: float32's unit roundoff (2^-24): the relative size of one float32 rounding.
+UNIT_ROUNDOFF = 2.0**-24
 
 
 def fans(shape: tuple[int, ...]) -> tuple[float, float]:
@@ -132,3 +135,19 @@ def as_dtype(arrays: Mapping[str, np.ndarray], dtype: str) -> dict[str, np.ndarr
         k: (np.asarray(v).astype(dtype) if np.issubdtype(np.asarray(v).dtype, np.floating) else np.asarray(v))
         for k, v in arrays.items()
     }
+
+
+def perturbed(arrays: Mapping[str, np.ndarray], rng: np.random.Generator, rel: float = UNIT_ROUNDOFF) -> dict[str, np.ndarray]:
+    """Return the arrays with each floating element multiplied by ``1 + rel * U(-1, 1)`` (new arrays).
+
+    What a float32 rounding does to a value, drawn: the conditioning run
+    (:mod:`parity.envelope`) perturbs a float64 run's weights and data so, and measures how
+    far each tensor moves. Integers and booleans (labels, masks) are left as they are.
+    """
+    out = {}
+    for k, v in arrays.items():
+        v = np.asarray(v)
+        if np.issubdtype(v.dtype, np.floating):
+            v = v * (1.0 + rel * rng.uniform(-1.0, 1.0, size=v.shape)).astype(v.dtype)
+        out[k] = v
+    return out

@@ -1,13 +1,15 @@
-"""One running port inside :func:`parity.runner.run_case`: its window, health series and trace file."""
+"""One running port inside :func:`parity.runner.run_case`: its window, health series and trace file;
+and the conditioning run (:func:`open_conditioning`) the float32 envelope uses."""
 
 from __future__ import annotations
 
 import numpy as np
 
+from .envelope import Drift
 from .health import HealthTracker
 from .trace import Window, WindowRecorder
 
-__all__ = ["LivePort", "summarized"]
+__all__ = ["COND", "LivePort", "open_conditioning", "summarized"]
 
 
 class LivePort:
@@ -35,6 +37,36 @@ class LivePort:
         if self.writer is not None:
             self.writer.close(complete=complete)
         return self.window
+
+
+#: The conditioning run's key among the runs stepped together.
+COND = ("conditioning", "")
+
+
+def open_conditioning(case, f32_ports, live, modules, sources, recorded, workers):
+    """Open the conditioning run of the first float32 port: (port, run, its Drift), or None.
+
+    None when no port runs in both dtypes, when the port is recorded in a fresh interpreter
+    (isolated: it cannot be perturbed) or when it fails to open (the envelope then goes without).
+    """
+    both = [p for p in f32_ports if ("float64", p) in live]
+    if not both or both[0] in case.option("isolate", ()) or (both[0], "float64") in recorded:
+        return None
+    port = both[0]
+    from .boundary import PortRun
+    from .errors import ParityError, PortError
+    from .workers import RemoteRun, group_of
+
+    if workers and port not in modules and group_of(port):
+        run = RemoteRun(case, port, "float64", perturb=0)
+    else:
+        run = PortRun(case, port, "float64", module=modules.get(port), source=sources.get(port), perturb=0)
+    try:
+        run.open()
+    except (PortError, ParityError):
+        run.close()
+        return None
+    return port, run, Drift()
 
 
 def summarized(step: dict) -> dict:

@@ -30,7 +30,7 @@ from .data import iter_batches
 from .errors import ParityError, PortError
 from .trace import Trace, Window
 from .tracecompare import compare_files
-from .live import LivePort, summarized
+from .live import COND, LivePort, open_conditioning, summarized
 from .workers import RemoteRun, group_of, start_steps
 from .workers import default as workers_default
 
@@ -197,6 +197,7 @@ def run_case(
     summary: bool = False,
     observers: Sequence = (),
     workers: bool | None = None,
+    conditioning: bool = True,
 ) -> CaseResult:
     """Run every port of a case in every dtype in lockstep, comparing each step as it arrives.
 
@@ -230,6 +231,9 @@ def run_case(
             (:mod:`parity.workers`: ``parity run``'s default), stepping in parallel; a
             user's module and the numpy ports stay in this process. None: as
             :func:`parity.workers.set_default` set it (False unless the command line did).
+        conditioning: with both dtypes, also run the float32 reference in float64 from weights
+            and data perturbed by float32's unit roundoff, and let the float32 envelope use how
+            far each tensor moved (:mod:`parity.envelope`; one more run of that port).
     """
     from .tracefile import TraceWriter
 
@@ -297,6 +301,10 @@ def run_case(
             comparators.append((dtype, pa, pb, cmp))
     envelope = "float64" in dtypes and "float32" in dtypes
     drifts = {p: Drift() for dtype, pa, pb, _ in comparators for p in (pa, pb) if envelope and dtype == "float32"}
+    # The conditioning run: the float32 reference again in float64, its weights and data perturbed
+    # by float32's unit roundoff; how far each tensor moves is what float32 rounding can do to it.
+    cond_run = open_conditioning(case, [p for p in ports if ("float32", p) in live], live, modules, sources, recorded,
+                                 workers) if envelope and conditioning else None
     failed: set[tuple[str, str]] = set()
 
     def fail(key, exc):
@@ -312,12 +320,19 @@ def run_case(
 
     def start():  # the next step starts in the workers (the harness compares this one meanwhile)
         batch64 = next(batches, None)
-        return None if batch64 is None else start_steps({key: lv.run for key, lv in live.items()}, batch64)
+        runs = {key: lv.run for key, lv in live.items()}
+        if cond_run is not None:
+            runs[COND] = cond_run[1]
+        return None if batch64 is None else start_steps(runs, batch64)
 
     try:
         pending = start()
         while pending is not None:
             arrived = pending.finish()
+            moved = arrived.pop(COND, None)
+            if isinstance(moved, BaseException):  # no conditioning then: the envelope as before
+                cond_run[1].close()
+                cond_run = None
             for key, step in arrived.items():
                 if isinstance(step, BaseException):
                     fail(key, step)
@@ -332,14 +347,17 @@ def run_case(
                     obs.step(case.name, key[1], key[0], step)
             if summary:  # compare statistics only: what a summary trace holds (parity.summary)
                 steps = {key: summarized(step) for key, step in steps.items()}
-            drift = {}
+            drift, cond = {}, None
+            if cond_run is not None and ("float64", cond_run[0]) in steps:
+                cond = cond_run[2].add(steps[("float64", cond_run[0])], summarized(moved) if summary else moved)
+            moved = None
             for port, tracker in drifts.items():
                 s64, s32 = steps.get(("float64", port)), steps.get(("float32", port))
                 if s64 is not None and s32 is not None:
                     drift[port] = tracker.add(s64, s32)
             for dtype, pa, pb, cmp in comparators:
                 if (dtype, pa) in steps and (dtype, pb) in steps:
-                    cmp.add(steps[(dtype, pa)], steps[(dtype, pb)], *((drift.get(pa), drift.get(pb)) if dtype == "float32" and envelope else ()))
+                    cmp.add(steps[(dtype, pa)], steps[(dtype, pb)], *((drift.get(pa), drift.get(pb), cond) if dtype == "float32" and envelope else ()))
             del steps
             arrived = step = s64 = s32 = None  # this step's tensors: not held while the next one arrives
             for lv in live.values():
@@ -349,6 +367,8 @@ def run_case(
             pending.finish()
         for key, lv in list(live.items()):
             lv.run.close()
+        if cond_run is not None:
+            cond_run[1].close()
         for dtype in dtypes:
             for port in ports:
                 for obs in observers:

@@ -174,8 +174,8 @@ def _serve(conn) -> None:
         key = msg[1]
         try:
             if op == "open":
-                _, _, case, port, dtype = msg
-                run = runs[key] = PortRun(case, port, dtype)
+                _, _, case, port, dtype, perturb = msg
+                run = runs[key] = PortRun(case, port, dtype, perturb=perturb)
                 try:
                     run.open()
                 finally:
@@ -292,8 +292,8 @@ def group_of(port: str) -> str | None:
 class RemoteRun:
     """:class:`~parity.boundary.PortRun`'s interface (open, step, close), run in a worker."""
 
-    def __init__(self, case: Case, port: str, dtype: str):
-        self.case, self.port, self.dtype = case, port, dtype
+    def __init__(self, case: Case, port: str, dtype: str, *, perturb: int | None = None):
+        self.case, self.port, self.dtype, self.perturb = case, port, dtype, perturb
         self.group = group_of(port)
         if self.group is None:
             raise ParityError(f"port {port} has no worker process")
@@ -308,7 +308,7 @@ class RemoteRun:
         self._worker = _worker(self.group)
         self._key = self._worker.new_key()
         try:
-            ok, payload = self._worker.call("open", self._key, self.case, self.port, self.dtype)
+            ok, payload = self._worker.call("open", self._key, self.case, self.port, self.dtype, self.perturb)
         except _Died as exc:
             raise PortError(self.port, "build", str(exc), case=self.case.name) from None
         if not ok:

@@ -132,3 +132,27 @@ def test_the_ring_holds_a_large_step_only_while_it_is_compared():
         small.trim()
     assert small.window.kept_steps == [2, 3, 4]  # small steps: the usual ring of before + 1
     assert RING_BYTES >= 1 << 20
+
+
+def test_the_conditioning_run_is_perturbed_in_its_worker_as_in_process():
+    # The conditioning run (parity.envelope) of a worker's port: its initial parameters moved by
+    # at most float32's unit roundoff, the same draws as the same run in this process.
+    from parity.boundary import PortRun
+    from parity.init import UNIT_ROUNDOFF
+
+    case = get_case("pitfall_tf32_emulated_right")
+    runs = [workers.RemoteRun(case, "tf1", "float64", perturb=0), PortRun(case, "tf1", "float64", perturb=0),
+            PortRun(case, "tf1", "float64")]
+    try:
+        for run in runs:
+            run.open()
+        moved, local, plain = (r.initial for r in runs)
+        assert runs[0].manifest["perturbed"] == 0 and "perturbed" not in runs[2].manifest
+        for name, x in plain.items():
+            assert np.array_equal(moved[name], local[name])
+            rel = np.abs(moved[name] - x) / np.maximum(np.abs(x), 1e-300)
+            assert rel.max() <= UNIT_ROUNDOFF * (1 + 1e-9)
+        assert any(not np.array_equal(moved[n], plain[n]) for n in plain)
+    finally:
+        for run in runs:
+            run.close()
