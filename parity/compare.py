@@ -17,12 +17,16 @@ divergence.
 Float32 with a float64 run (the runner's lockstep): a float32 difference is rounding when
 it is within ``max(model bound, envelope)``, the envelope being what both ports' own
 float32-vs-float64 drifts explain, the port's counted only up to a multiple of the model
-bound (:mod:`parity.envelope`). Both numbers are kept in :class:`TensorDiff`
-(``model_bound``, ``envelope``); the float64 verdict stays the judge of semantics.
+bound (:mod:`parity.envelope`). A float64 difference is rounding within
+``max(1e-10, the float32 envelope x 2^-29)`` where the float32 drifts were measured: the same
+rounding at float64's unit roundoff (a saturated softmax's p - 1 cancels in both). Both numbers
+are kept in :class:`TensorDiff` (``model_bound``, ``envelope``); the float64 verdict stays the
+judge of semantics.
 """
 
 from __future__ import annotations
 
+import itertools
 import math
 from array import array
 from collections import deque
@@ -41,7 +45,7 @@ from .diffs import (
     diff_summaries,
     divergence_key as _key,
 )
-from .envelope import ENVELOPE_FACTOR, PORT_CAP, Drift, envelope as _envelope
+from .envelope import ENVELOPE_FACTOR, FLOAT64_PER_FLOAT32, PORT_CAP, Drift, envelope as _envelope
 from .errors import ParityError
 from .summary import Summary
 from .tolerance import bound as default_bound
@@ -54,6 +58,7 @@ __all__ = [
     "Comparison",
     "Comparator",
     "Drift",
+    "pairs_of",
     "compare",
     "assert_match",
     "diff_arrays",
@@ -120,8 +125,9 @@ class Comparator:
         """Compare the next step of both runs (``{stage: {name: array or Summary}}``).
 
         ``drift``, ``drift_b``: each port's own float32 drift so far (:class:`Drift`), when
-        both dtypes run: the float32 limit becomes ``max(model, envelope)``. ``cond``: how far
-        each tensor moved so far in the conditioning run (:mod:`parity.envelope`), when one ran.
+        it was measured: the limit becomes ``max(model, envelope)``, in float64 with the float32
+        envelope scaled by 2^-29. ``cond``: how far each tensor moved so far in the float32
+        conditioning run (:mod:`parity.envelope`), when one ran.
         """
         i, out = self.steps, self.out
         pa, pb = out.a.get("port", "?"), out.b.get("port", "?")
@@ -163,8 +169,12 @@ class Comparator:
                 rel = _relative(max_abs, scale)
                 envelope = None
                 if (drift is not None or drift_b is not None) and stage != "inputs":
-                    envelope = _envelope(model, (drift or {}).get(key, 0.0), (drift_b or {}).get(key, 0.0),
+                    # float64: the float32 envelope of the same drifts, at float64's unit roundoff
+                    m32 = model if out.dtype != "float64" else self.bound("float32", stage, i, self.cost)
+                    envelope = _envelope(m32, (drift or {}).get(key, 0.0), (drift_b or {}).get(key, 0.0),
                                          None if cond is None else cond.get(key))
+                    if out.dtype == "float64" and envelope is not None:
+                        envelope *= FLOAT64_PER_FLOAT32
                 limit = max(model, envelope or 0.0)
                 d = TensorDiff(i, stage, name, tuple(np.shape(xa)), max_abs, rel, idx, va, vb, scale, limit, model, envelope, summary)
                 diffs.append(d)
@@ -291,3 +301,21 @@ def assert_match(a, b, *, cost: Cost | None = None, **kwargs) -> Comparison:
     if first is not None:
         raise ParityError(f"{result.pair} ({result.dtype}) diverge first at {first.describe()} [{first.kind}]", case=a.case)
     return result
+
+
+def pairs_of(names: list[str], pairs: str) -> list[tuple[str, str]]:
+    """The (reference, port) pairs :func:`parity.runner.run_case` compares: ``pairs`` is "all", "reference" or "auto"."""
+    if not names:
+        return []
+    if pairs == "all":
+        return list(itertools.combinations(names, 2))
+    if pairs == "reference":
+        return [(names[0], p) for p in names[1:]]
+    # every pair of the frameworks' main ports, and the reference against each variant
+    main = [p for p in names if ":" not in p]
+    combos = list(itertools.combinations(main, 2))
+    # (a variant as the reference -- the distributed cases' single device -- meets every port)
+    combos += [(names[0], p) for p in names[1:] if ":" in p + names[0] and (names[0], p) not in combos]
+    if not main:
+        combos = [(names[0], p) for p in names[1:]]
+    return combos

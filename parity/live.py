@@ -9,7 +9,7 @@ from .envelope import Drift
 from .health import HealthTracker
 from .trace import Window, WindowRecorder
 
-__all__ = ["COND", "LivePort", "open_conditioning", "summarized"]
+__all__ = ["COND", "SHADOW", "LivePort", "open_conditioning", "open_shadow", "summarized"]
 
 
 class LivePort:
@@ -39,34 +39,48 @@ class LivePort:
         return self.window
 
 
-#: The conditioning run's key among the runs stepped together.
-COND = ("conditioning", "")
+#: The conditioning run's and the float32 shadow's keys among the runs stepped together.
+COND, SHADOW = ("conditioning", ""), ("shadow", "")
 
 
-def open_conditioning(case, f32_ports, live, modules, sources, recorded, workers):
-    """Open the conditioning run of the first float32 port: (port, run, its Drift), or None.
-
-    None when no port runs in both dtypes, when the port is recorded in a fresh interpreter
-    (isolated: it cannot be perturbed) or when it fails to open (the envelope then goes without).
-    """
-    both = [p for p in f32_ports if ("float64", p) in live]
-    if not both or both[0] in case.option("isolate", ()) or (both[0], "float64") in recorded:
-        return None
-    port = both[0]
+def _open(case, port, dtype, perturb, modules, sources, workers):
     from .boundary import PortRun
     from .errors import ParityError, PortError
     from .workers import RemoteRun, group_of
 
     if workers and port not in modules and group_of(port):
-        run = RemoteRun(case, port, "float64", perturb=0)
+        run = RemoteRun(case, port, dtype, perturb=perturb)
     else:
-        run = PortRun(case, port, "float64", module=modules.get(port), source=sources.get(port), perturb=0)
+        run = PortRun(case, port, dtype, module=modules.get(port), source=sources.get(port), perturb=perturb)
     try:
         run.open()
     except (PortError, ParityError):
         run.close()
         return None
     return port, run, Drift()
+
+
+def open_conditioning(case, f32_ports, live, modules, sources, recorded, workers):
+    """Open the conditioning run of the first float32 port: (port, run, its Drift), or None.
+
+    The port again in float64, its weights and data perturbed (:func:`parity.init.perturbed`).
+    None when no port runs in both dtypes, when the port is recorded in a fresh interpreter
+    (isolated: it cannot be perturbed) or when it fails to open (the envelope then goes without).
+    """
+    both = [p for p in f32_ports if ("float64", p) in live]
+    if not both or both[0] in case.option("isolate", ()) or (both[0], "float64") in recorded:
+        return None
+    return _open(case, both[0], "float64", 0, modules, sources, workers)
+
+
+def open_shadow(case, f64_ports, modules, sources, workers):
+    """Open the float32 shadow of the first float64 port (run, never compared): (port, run, Drift), or None.
+
+    A float64-only run measures the reference's float32 drift with it, for the float64 envelope.
+    """
+    if not f64_ports or f64_ports[0] in case.option("isolate", ()) or "float32" not in case.dtypes:
+        return None
+    return _open(case, f64_ports[0], "float32", None, modules, sources, workers)
 
 
 def summarized(step: dict) -> dict:

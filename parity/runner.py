@@ -11,7 +11,6 @@ Computation only: :mod:`parity.report` formats what this returns.
 
 from __future__ import annotations
 
-import itertools
 import os
 import subprocess
 import sys
@@ -25,12 +24,12 @@ import numpy as np
 from .resume import ResumedPort  # noqa: F401  (re-exported: the ports import it from here)
 from .boundary import PORT_FUNCTIONS, PortRun, load_port_module, load_user_port, record_isolated
 from .cases import Case, PortSpec, get_case, refusals_ok
-from .compare import Comparator, Comparison, Drift
+from .compare import Comparator, Comparison, Drift, pairs_of
 from .data import iter_batches
 from .errors import ParityError, PortError
 from .trace import Trace, Window
 from .tracecompare import compare_files
-from .live import COND, LivePort, open_conditioning, summarized
+from .live import COND, SHADOW, LivePort, open_conditioning, open_shadow, summarized
 from .workers import RemoteRun, group_of, start_steps
 from .workers import default as workers_default
 
@@ -166,23 +165,6 @@ class CaseResult:
                     release()
 
 
-def _pairs(names: list[str], pairs: str) -> list[tuple[str, str]]:
-    if not names:
-        return []
-    if pairs == "all":
-        return list(itertools.combinations(names, 2))
-    if pairs == "reference":
-        return [(names[0], p) for p in names[1:]]
-    # every pair of the frameworks' main ports, and the reference against each variant
-    main = [p for p in names if ":" not in p]
-    combos = list(itertools.combinations(main, 2))
-    # (a variant as the reference -- the distributed cases' single device -- meets every port)
-    combos += [(names[0], p) for p in names[1:] if ":" in p + names[0] and (names[0], p) not in combos]
-    if not main:
-        combos = [(names[0], p) for p in names[1:]]
-    return combos
-
-
 def run_case(
     case: Case | str,
     *,
@@ -202,7 +184,7 @@ def run_case(
     """Run every port of a case in every dtype in lockstep, comparing each step as it arrives.
 
     All ports of all dtypes step together: step ``t`` of every port is compared (and the
-    float32 envelope measured from the float64 run of the same port) before step ``t + 1``
+    envelope measured from the float64 and float32 runs of the same port) before step ``t + 1``
     runs, then dropped; memory does not grow with the steps.
 
     Args:
@@ -231,9 +213,11 @@ def run_case(
             (:mod:`parity.workers`: ``parity run``'s default), stepping in parallel; a
             user's module and the numpy ports stay in this process. None: as
             :func:`parity.workers.set_default` set it (False unless the command line did).
-        conditioning: with both dtypes, also run the float32 reference in float64 from weights
-            and data perturbed by float32's unit roundoff, and let the float32 envelope use how
-            far each tensor moved (:mod:`parity.envelope`; one more run of that port).
+        conditioning: measure what rounding can do (:mod:`parity.envelope`; one more run of
+            the reference port): with both dtypes, run it again in float64 from weights and
+            data perturbed by float32's unit roundoff (the float32 envelope's cap uses how far
+            each tensor moved); with float64 alone, run it in float32 too, never compared (the
+            float64 envelope uses its float32 drift).
     """
     from .tracefile import TraceWriter
 
@@ -289,7 +273,7 @@ def run_case(
     comparators: list[tuple[str, str, str, Comparator]] = []
     for dtype in dtypes:
         names = [p for p in ports if (dtype, p) in live]
-        for pa, pb in _pairs(names, pairs):
+        for pa, pb in pairs_of(names, pairs):
             la, lb = live[(dtype, pa)], live[(dtype, pb)]
 
             def freeze(k, la=la, lb=lb):
@@ -300,7 +284,12 @@ def run_case(
                              on_divergence=freeze)
             comparators.append((dtype, pa, pb, cmp))
     envelope = "float64" in dtypes and "float32" in dtypes
-    drifts = {p: Drift() for dtype, pa, pb, _ in comparators for p in (pa, pb) if envelope and dtype == "float32"}
+    drifts = {p: Drift() for dtype, pa, pb, _ in comparators for p in (pa, pb) if envelope}
+    # float64 alone: the reference's float32 shadow (run, never compared) measures its drift
+    shadow = open_shadow(case, [p for p in ports if ("float64", p) in live], modules, sources, workers) \
+        if conditioning and dtypes == ["float64"] else None
+    if shadow is not None:
+        drifts = {shadow[0]: Drift()}
     # The conditioning run: the float32 reference again in float64, its weights and data perturbed
     # by float32's unit roundoff; how far each tensor moves is what float32 rounding can do to it.
     cond_run = open_conditioning(case, [p for p in ports if ("float32", p) in live], live, modules, sources, recorded,
@@ -323,13 +312,18 @@ def run_case(
         runs = {key: lv.run for key, lv in live.items()}
         if cond_run is not None:
             runs[COND] = cond_run[1]
+        if shadow is not None:
+            runs[SHADOW] = shadow[1]
         return None if batch64 is None else start_steps(runs, batch64)
 
     try:
         pending = start()
         while pending is not None:
             arrived = pending.finish()
-            moved = arrived.pop(COND, None)
+            moved, shadowed = arrived.pop(COND, None), arrived.pop(SHADOW, None)
+            if isinstance(shadowed, BaseException):
+                shadow[1].close()
+                shadow, drifts = None, {}
             if isinstance(moved, BaseException):  # no conditioning then: the envelope as before
                 cond_run[1].close()
                 cond_run = None
@@ -352,12 +346,15 @@ def run_case(
                 cond = cond_run[2].add(steps[("float64", cond_run[0])], summarized(moved) if summary else moved)
             moved = None
             for port, tracker in drifts.items():
-                s64, s32 = steps.get(("float64", port)), steps.get(("float32", port))
+                s64, s32 = steps.get(("float64", port)), steps.get(("float32", port), shadowed)
+                if summary and s32 is shadowed and s32 is not None:
+                    s32 = summarized(s32)
                 if s64 is not None and s32 is not None:
                     drift[port] = tracker.add(s64, s32)
+            shadowed = None
             for dtype, pa, pb, cmp in comparators:
                 if (dtype, pa) in steps and (dtype, pb) in steps:
-                    cmp.add(steps[(dtype, pa)], steps[(dtype, pb)], *((drift.get(pa), drift.get(pb), cond) if dtype == "float32" and envelope else ()))
+                    cmp.add(steps[(dtype, pa)], steps[(dtype, pb)], drift.get(pa), drift.get(pb), cond if dtype == "float32" else None)
             del steps
             arrived = step = s64 = s32 = None  # this step's tensors: not held while the next one arrives
             for lv in live.values():
@@ -367,8 +364,9 @@ def run_case(
             pending.finish()
         for key, lv in list(live.items()):
             lv.run.close()
-        if cond_run is not None:
-            cond_run[1].close()
+        for extra in (cond_run, shadow):
+            if extra is not None:
+                extra[1].close()
         for dtype in dtypes:
             for port in ports:
                 for obs in observers:

@@ -79,7 +79,10 @@ def test_resnet_example_in_float32_is_rounding_by_the_references_own_drift():
     assert c32.ok, c32.first_divergence and c32.first_divergence.describe()
     over = [d for d in c32.worst.values() if d.model_units > 1]
     assert over and all(d.envelope is not None and d.units <= 1 for d in over)
-    assert any(d.name == "block2/a_bn/beta" and d.stage == "gradients" for d in over)
+    # Which tensors exceed the model varies run to run: TF's float32 convolutions round
+    # differently with the process's history (measured, the same 3 steps: block2's BatchNorm beta
+    # gradient at 2.1x the model alone, or 32 tensors up to 27x), always within the envelope.
+    assert any(d.name.startswith("block2/") and d.stage == "gradients" for d in over)
 
 
 def test_a_tensor_the_reference_cannot_compute_in_float32_widens_the_ports_cap():
@@ -151,3 +154,38 @@ def test_the_thorough_counterexample_is_rounding_with_the_conditioning_run_and_f
     assert all(verdicts[True].values()), verdicts
     # the test can fail: without the conditioning run, TF's own rounding there is a false alarm
     assert not verdicts[False]["numpy vs tf1"]
+
+
+# The thorough profile's float64 counterexample (test_multistep_update_parity, issue 10): a
+# linear 3-3-3-2 net, init 1.0, batch 1, softmax cross-entropy saturated at p = 1 - 8e-7.
+# The gradient p - y cancels from O(1) operands: numpy's softmax and the frameworks' round p
+# differently by ~1e-16, 7.6e-10 relative to the 8e-7 gradient: 7.6x FLOAT64_SEMANTIC.
+SATURATED_3 = {"activation": "linear", "init_scale": 1.0, "batch": 1, "data_scale": 1.02, "loss": "softmax_xent",
+               "reduction": "mean", "optimizer": {"name": "sgd", "lr": 0.49}, "schedule": {"kind": "constant"},
+               "clip": None, "max_norm": None, "steps": 1, "seed": 3, "widths": (3, 3, 3, 2)}
+
+
+@pytest.mark.tf
+@pytest.mark.torch
+def test_the_float64_envelope_is_the_float32_one_scaled_and_excuses_a_saturated_softmax():
+    from parity.envelope import FLOAT64_PER_FLOAT32
+    from parity.runner import run_case
+    from parity.strategies import dense_case
+    from parity.tolerance import FLOAT64_SEMANTIC, bound
+
+    case = dense_case(SATURATED_3, ports=("numpy", "tf1", "torch"))
+    # float64 alone: the reference's float32 shadow measures its drift (measured: numpy's
+    # float32 dense2 kernel gradient drifts 0.59 from float64: p rounds to within 6e-8 of 1)
+    r = run_case(case, dtypes=["float64"], pairs="reference")
+    assert all(c.ok for c in r.comparisons), [c.first_divergence.describe() for c in r.comparisons if not c.ok]
+    d = r.comparisons[0].worst[("gradients", "dense2/kernel")]
+    assert d.max_rel > 5 * FLOAT64_SEMANTIC and d.envelope > d.max_rel  # measured 7.6x; 0.7 of the envelope
+    # the float32 envelope of the reference's drift alone (0.59), at float64's unit roundoff
+    assert d.envelope == pytest.approx(ENVELOPE_FACTOR * 0.59 * FLOAT64_PER_FLOAT32, rel=0.05)
+    # with both dtypes, both ports' float32 drifts: the same verdicts
+    r2 = run_case(case, dtypes=["float64", "float32"], pairs="reference")
+    assert all(c.ok for c in r2.comparisons)
+    # the test can fail: without the float32 drift the written 1e-10 alone judges, a false alarm
+    r3 = run_case(case, dtypes=["float64"], pairs="reference", conditioning=False)
+    assert not r3.comparisons[0].ok and r3.comparisons[0].worst[("gradients", "dense2/kernel")].envelope is None
+    assert bound("float64", "gradients", 0) == FLOAT64_SEMANTIC
