@@ -19,7 +19,6 @@ from parity.strategies import (
     clips,
     dense_case,
     dense_configs,
-    losses,
     max_norms,
     network_shapes,
     optimizers,
@@ -86,22 +85,24 @@ def test_max_norm_bound(config):
                 assert np.all(norms <= radius * (1 + 1e-12)), (port, name, norms.max(), radius)
 
 
-# float32: the error model holds where no stage's result is much smaller than the operands it
-# is computed from. Two places break that, both measured (docs/properties.md, "float32"):
+# float32: judged as the runner judges it (the written model, or the measured envelope where
+# larger: docs/tolerance.md). One exclusion, measured (docs/properties.md, "float32"):
 # * Adam: TF1's ApplyAdam updates v += (g^2 - v)(1 - beta2), torch.optim.Adam and the oracle
-#   beta2*v + (1 - beta2)*g^2: when g shrinks, v is a small result of O(v_prev) operands.
+#   beta2*v + (1 - beta2)*g^2: when g shrinks, v is a small result of O(v_prev) operands, and
+#   TF's form rounds at v_prev's scale. With beta1 = beta2 = 0 (2-1-1-2 linear, seed 0) TF1's
+#   float32 bias differs from the oracle's by 3.2e-4 at step 1: TF1's own drift, with the
+#   oracle's drift and the conditioning run both small -- what a float32-only fault looks like.
 #   (RMSProp had the same problem from ms = 1 -- 17% at |g| ~ 2e-4 -- until every port used
-#   the kernel's form: test_rmsprop_tiny_gradients_kernel_form.)
-# * softmax_xent's last-layer gradient is a batch mean of (p - y) terms of size ~0.5 that
-#   cancel to ~1e-4 (tiny init): the rounding is eps * 0.5, not eps * 1e-4, and the dense
-#   case's Cost declares no gradient floor: excluded here (mse residuals rarely cancel).
-_F32 = [s for s in structures(loss="mse") or [] if s["optimizer"] in ("sgd", "momentum", "rmsprop", "adagrad")]
+#   the kernel's form: test_rmsprop_tiny_gradients_kernel_form. torch.optim.Adam cannot.)
+# softmax_xent was excluded too until the conditioning run: its last-layer gradient is a batch
+# mean of (p - y) terms ~0.5 that cancel to ~1e-4 under a tiny init (44 model bounds measured).
+_F32 = [s for s in structures() or [] if s["optimizer"] in ("sgd", "momentum", "rmsprop", "adagrad")]
 
 
 @given(
     _configs(
         _F32,
-        free={"loss": losses(names=("mse",)), "optimizer": optimizers(names=("sgd", "momentum", "rmsprop", "adagrad"))},
+        free={"optimizer": optimizers(names=("sgd", "momentum", "rmsprop", "adagrad"))},
         max_steps=3,
     )
 )
