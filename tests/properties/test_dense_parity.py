@@ -90,8 +90,8 @@ def test_max_norm_bound(config):
 # * Adam: TF1's ApplyAdam updates v += (g^2 - v)(1 - beta2), torch.optim.Adam and the oracle
 #   beta2*v + (1 - beta2)*g^2: when g shrinks, v is a small result of O(v_prev) operands, and
 #   TF's form rounds at v_prev's scale. With beta1 = beta2 = 0 (2-1-1-2 linear, seed 0) TF1's
-#   float32 bias differs from the oracle's by 3.2e-4 at step 1: TF1's own drift, with the
-#   oracle's drift and the conditioning run both small -- what a float32-only fault looks like.
+#   float32 bias differs from the oracle's by 3.2e-4 at step 1: TF1's own drift (3.24e-4), with
+#   the oracle's (2.2e-7) and the conditioning run (1.0e-7) small: a float32-only fault's look.
 #   (RMSProp had the same problem from ms = 1 -- 17% at |g| ~ 2e-4 -- until every port used
 #   the kernel's form: test_rmsprop_tiny_gradients_kernel_form. torch.optim.Adam cannot.)
 # softmax_xent was excluded too until the conditioning run: its last-layer gradient is a batch
