@@ -119,6 +119,17 @@ class Comparator:
         self.out.issues.append(issue)
         found.append((Divergence(i, stage, name, "structure", issue.describe()), -1))
 
+    def _float64_envelope(self, stage, i, key, drift, drift_b) -> float:
+        """The float32 envelope of the ports' float32 drifts, at float64's unit roundoff (x 2^-29).
+
+        One side's drift alone (a float64-only run measures the reference's, with its float32
+        shadow): the other side counts as drifting as far as the float32 envelope's cap lets it.
+        """
+        m32 = self.bound("float32", stage, i, self.cost)
+        da = (drift if drift is not None else drift_b).get(key, 0.0)
+        db = drift_b.get(key, 0.0) if drift is not None and drift_b is not None else math.inf
+        return _envelope(m32, da, db) * FLOAT64_PER_FLOAT32
+
     def add(self, sa: Mapping, sb: Mapping, drift: Mapping[tuple[str, str], float] | None = None,
             drift_b: Mapping[tuple[str, str], float] | None = None,
             cond: Mapping[tuple[str, str], float] | None = None) -> None:
@@ -169,12 +180,11 @@ class Comparator:
                 rel = _relative(max_abs, scale)
                 envelope = None
                 if (drift is not None or drift_b is not None) and stage != "inputs":
-                    # float64: the float32 envelope of the same drifts, at float64's unit roundoff
-                    m32 = model if out.dtype != "float64" else self.bound("float32", stage, i, self.cost)
-                    envelope = _envelope(m32, (drift or {}).get(key, 0.0), (drift_b or {}).get(key, 0.0),
-                                         None if cond is None else cond.get(key))
-                    if out.dtype == "float64" and envelope is not None:
-                        envelope *= FLOAT64_PER_FLOAT32
+                    if out.dtype == "float64":
+                        envelope = self._float64_envelope(stage, i, key, drift, drift_b)
+                    else:
+                        envelope = _envelope(model, (drift or {}).get(key, 0.0), (drift_b or {}).get(key, 0.0),
+                                             None if cond is None else cond.get(key))
                 limit = max(model, envelope or 0.0)
                 d = TensorDiff(i, stage, name, tuple(np.shape(xa)), max_abs, rel, idx, va, vb, scale, limit, model, envelope, summary)
                 diffs.append(d)

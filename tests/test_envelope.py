@@ -71,18 +71,30 @@ def test_resnet_example_in_float32_is_rounding_by_the_references_own_drift():
     # examples/resnet over 3 steps in float32 (issue 10 (b)): block2's BatchNorm beta and gamma
     # gradients cancel; measured at step 0: beta 1.07e-3 relative = 1.9x the model bound, TF1's
     # own float32 drift 1.08e-3, torch's 1.6e-5: TF1's own rounding, inside the envelope (0.49).
+    import torch
+
     from parity.programs import compare_programs
 
-    r = compare_programs(os.path.join(ROOT, "examples/resnet/tf1_resnet.py"),
-                         os.path.join(ROOT, "examples/resnet/torch_resnet.py"), steps=3)
+    # torch's oneDNN float32 convolutions on this CPU (avx512_bf16) are intermittently far from
+    # float64: torch_resnet against itself, 6 runs, its float32 conv gradients drifted 2.0e-2 and
+    # 2.2e-2 in two of them (1.3e-5 to 2.6e-5 in the others); with mkldnn off, 6 runs stayed
+    # under 7e-5. parity rightly flags that as the port's float32-only fault (docs/tolerance.md);
+    # this test is about TF1's own rounding, so torch convolves without oneDNN here.
+    mkldnn = torch.backends.mkldnn.enabled
+    torch.backends.mkldnn.enabled = False
+    try:
+        r = compare_programs(os.path.join(ROOT, "examples/resnet/tf1_resnet.py"),
+                             os.path.join(ROOT, "examples/resnet/torch_resnet.py"), steps=3)
+    finally:
+        torch.backends.mkldnn.enabled = mkldnn
     c32 = next(c for c in r.comparisons if c.dtype == "float32")
     assert c32.ok, c32.first_divergence and c32.first_divergence.describe()
     over = [d for d in c32.worst.values() if d.model_units > 1]
-    assert over and all(d.envelope is not None and d.units <= 1 for d in over)
-    # Which tensors exceed the model varies run to run: TF's float32 convolutions round
-    # differently with the process's history (measured, the same 3 steps: block2's BatchNorm beta
-    # gradient at 2.1x the model alone, or 32 tensors up to 27x), always within the envelope.
-    assert any(d.name.startswith("block2/") and d.stage == "gradients" for d in over)
+    # Which tensors exceed the written model varies run to run: TF's float32 convolutions round
+    # differently with the process's history. Measured, the same 3 steps in three runs: none;
+    # block2's BatchNorm beta gradient alone at 2.1x; 32 tensors up to 27x. Always within the
+    # envelope, which is what lets the pair agree.
+    assert all(d.envelope is not None and d.units <= 1 for d in over)
 
 
 def test_a_tensor_the_reference_cannot_compute_in_float32_widens_the_ports_cap():
@@ -180,11 +192,19 @@ def test_the_float64_envelope_is_the_float32_one_scaled_and_excuses_a_saturated_
     assert all(c.ok for c in r.comparisons), [c.first_divergence.describe() for c in r.comparisons if not c.ok]
     d = r.comparisons[0].worst[("gradients", "dense2/kernel")]
     assert d.max_rel > 5 * FLOAT64_SEMANTIC and d.envelope > d.max_rel  # measured 7.6x; 0.7 of the envelope
-    # the float32 envelope of the reference's drift alone (0.59), at float64's unit roundoff
-    assert d.envelope == pytest.approx(ENVELOPE_FACTOR * 0.59 * FLOAT64_PER_FLOAT32, rel=0.05)
+    # the float32 envelope at float64's unit roundoff, of the reference's drift (0.59) and the
+    # port's counted at its cap (PORT_CAP x the reference's drift): the port's was not measured
+    assert d.envelope == pytest.approx(ENVELOPE_FACTOR * (1 + PORT_CAP) * 0.59 * FLOAT64_PER_FLOAT32, rel=0.05)
     # with both dtypes, both ports' float32 drifts: the same verdicts
     r2 = run_case(case, dtypes=["float64", "float32"], pairs="reference")
     assert all(c.ok for c in r2.comparisons)
+    # a softmax saturated further (data scale 0.977: p = 1 - 2.7e-7) differs by one ulp of p,
+    # 4.1e-10; numpy's float32 drifts only 0.096 there (a half-ulp rounding, lucky), TF1's 0.115:
+    # the reference's drift alone (3.6e-10) would not cover the pair, its cap does (0.29)
+    case = dense_case(dict(SATURATED_3, data_scale=0.977), ports=("numpy", "tf1"))
+    r4 = run_case(case, dtypes=["float64"], pairs="reference")
+    d4 = r4.comparisons[0].worst[("gradients", "dense2/bias")]
+    assert r4.comparisons[0].ok and d4.max_rel > 4 * FLOAT64_SEMANTIC and d4.units < 0.5
     # the test can fail: without the float32 drift the written 1e-10 alone judges, a false alarm
     r3 = run_case(case, dtypes=["float64"], pairs="reference", conditioning=False)
     assert not r3.comparisons[0].ok and r3.comparisons[0].worst[("gradients", "dense2/kernel")].envelope is None
