@@ -9,7 +9,7 @@ from .envelope import Drift
 from .health import HealthTracker
 from .trace import Window, WindowRecorder
 
-__all__ = ["COND", "SHADOW", "LivePort", "open_conditioning", "open_shadow", "summarized"]
+__all__ = ["COND", "SHADOW", "LivePort", "new_run", "open_conditioning", "open_shadow", "summarized"]
 
 
 class LivePort:
@@ -43,15 +43,22 @@ class LivePort:
 COND, SHADOW = ("conditioning", ""), ("shadow", "")
 
 
-def _open(case, port, dtype, perturb, modules, sources, workers):
+def new_run(case, port, dtype, modules, sources, workers, *, recorded=None, perturb=None):
+    """A port's run, not yet opened: in its framework's worker process when ``workers`` (a user's
+    module and a port recorded in a fresh interpreter stay here), else in this process."""
     from .boundary import PortRun
-    from .errors import ParityError, PortError
     from .workers import RemoteRun, group_of
 
-    if workers and port not in modules and group_of(port):
-        run = RemoteRun(case, port, dtype, perturb=perturb)
-    else:
-        run = PortRun(case, port, dtype, module=modules.get(port), source=sources.get(port), perturb=perturb)
+    if workers and port not in modules and recorded is None and group_of(port):
+        return RemoteRun(case, port, dtype, perturb=perturb)
+    return PortRun(case, port, dtype, module=modules.get(port), source=sources.get(port), recorded=recorded,
+                   perturb=perturb)
+
+
+def _open(case, port, dtype, perturb, modules, sources, workers):
+    from .errors import ParityError, PortError
+
+    run = new_run(case, port, dtype, modules, sources, workers, perturb=perturb)
     try:
         run.open()
     except (PortError, ParityError):

@@ -29,8 +29,8 @@ from .data import iter_batches
 from .errors import ParityError, PortError
 from .trace import Trace, Window
 from .tracecompare import compare_files
-from .live import COND, SHADOW, LivePort, open_conditioning, open_shadow, summarized
-from .workers import RemoteRun, group_of, start_steps
+from .live import COND, SHADOW, LivePort, new_run, open_conditioning, open_shadow, summarized
+from .workers import start_steps
 from .workers import default as workers_default
 
 __all__ = [
@@ -248,11 +248,7 @@ def run_case(
         for port in ports:
             if port in result.errors[dtype]:
                 continue
-            if workers and port not in modules and (port, dtype) not in recorded and group_of(port):
-                run = RemoteRun(case, port, dtype)
-            else:
-                run = PortRun(case, port, dtype, module=modules.get(port), source=sources.get(port),
-                              recorded=recorded.get((port, dtype)))
+            run = new_run(case, port, dtype, modules, sources, workers, recorded=recorded.get((port, dtype)))
             try:
                 run.open()
                 writer = None
@@ -289,7 +285,7 @@ def run_case(
     shadow = open_shadow(case, [p for p in ports if ("float64", p) in live], modules, sources, workers) \
         if conditioning and dtypes == ["float64"] else None
     if shadow is not None:
-        drifts = {shadow[0]: Drift()}
+        drifts = {shadow[0]: shadow[2]}
     # The conditioning run: the float32 reference again in float64, its weights and data perturbed
     # by float32's unit roundoff; how far each tensor moves is what float32 rounding can do to it.
     cond_run = open_conditioning(case, [p for p in ports if ("float32", p) in live], live, modules, sources, recorded,
@@ -341,14 +337,13 @@ def run_case(
                     obs.step(case.name, key[1], key[0], step)
             if summary:  # compare statistics only: what a summary trace holds (parity.summary)
                 steps = {key: summarized(step) for key, step in steps.items()}
+                moved, shadowed = (None if x is None else summarized(x) for x in (moved, shadowed))
             drift, cond = {}, None
             if cond_run is not None and ("float64", cond_run[0]) in steps:
-                cond = cond_run[2].add(steps[("float64", cond_run[0])], summarized(moved) if summary else moved)
+                cond = cond_run[2].add(steps[("float64", cond_run[0])], moved)
             moved = None
             for port, tracker in drifts.items():
                 s64, s32 = steps.get(("float64", port)), steps.get(("float32", port), shadowed)
-                if summary and s32 is shadowed and s32 is not None:
-                    s32 = summarized(s32)
                 if s64 is not None and s32 is not None:
                     drift[port] = tracker.add(s64, s32)
             shadowed = None
