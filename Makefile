@@ -41,10 +41,10 @@ parity-full: $(STAMP)
 	$(VENV)/bin/parity run --tag realsize --summary --json $(OUT)/parity-realsize-report.json || s=$$?; exit $$s
 
 bench: $(STAMP)
-	$(PY) -m parity.bench
+	$(PY) -m parity.tools.bench
 
 bench-properties: $(STAMP)
-	$(PY) -m parity.bench properties
+	$(PY) -m parity.tools.bench properties
 
 docs: $(STAMP)
 	$(VENV)/bin/parity docs

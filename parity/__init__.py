@@ -4,13 +4,14 @@ This package speaks numpy only: TensorFlow and PyTorch are imported by the ports
 (``tf_impl/``, ``torch_impl/``), lazily, when a case runs.
 """
 
-from ._version import __version__  # noqa: E402,F401
+from parity._version import __version__  # noqa: E402,F401
 
-from .cases import Case, Cost, Data, Init, all_cases, get_case, register  # noqa: E402
-from .compare import Comparison, assert_match, compare  # noqa: E402
-from .errors import ParityError, PortError  # noqa: E402
-from .programs import compare_programs  # noqa: E402  (parity diff's Python entry point)
-from .trace import STAGES, Trace, load, save  # noqa: E402
+from parity.cases.case import Case, Cost, Data, Init, register  # noqa: E402
+from parity.cases.registry import all_cases, get_case  # noqa: E402
+from parity.compare.comparator import Comparison, assert_match, compare  # noqa: E402
+from parity.errors import ParityError, PortError  # noqa: E402
+from parity.program.prepare import compare_programs  # noqa: E402  (parity diff's Python entry point)
+from parity.trace.memory import STAGES, Trace, load, save  # noqa: E402
 
 __all__ = [
     "Case",

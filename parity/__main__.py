@@ -1,5 +1,5 @@
 """``python -m parity``: the same as the ``parity`` console script."""
 
-from .cli import main
+from parity.cli.main import main
 
 raise SystemExit(main())

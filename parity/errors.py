@@ -95,7 +95,7 @@ class PortError(ParityError):
 
     The harness does not hide these: a case that expects each framework to refuse
     (seed 004's "nothing to train") checks each refusal against the one it states
-    (:class:`parity.cases.Refusal`); anywhere else a port error is a crash (exit code 3).
+    (:class:`parity.cases.case.Refusal`); anywhere else a port error is a crash (exit code 3).
 
     Args:
         port: ``framework[:variant]``.

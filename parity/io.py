@@ -17,7 +17,7 @@ import os
 import tempfile
 from typing import IO, Iterator
 
-from .errors import ParityError
+from parity.errors import ParityError
 
 __all__ = ["check_output", "check_output_dir", "atomic_write", "atomic_path", "write_text"]
 

@@ -1,8 +1,8 @@
-"""parity.bench: the figures it prints come from real runs (here: a small case, one port)."""
+"""parity.tools.bench: the figures it prints come from real runs (here: a small case, one port)."""
 
 import pytest
 
-from parity import bench
+from parity.tools import bench
 
 
 @pytest.mark.torch
@@ -16,7 +16,7 @@ def test_trace_bytes_per_step_full_vs_summary():
 
 
 def test_bench_parser_keeps_the_property_bench():
-    # `python -m parity.bench properties` is the dense gradient property bench (make bench-properties).
+    # `python -m parity.tools.bench properties` is the dense gradient property bench (make bench-properties).
     with pytest.raises(SystemExit) as exc:
         bench.main(["properties", "--help"])
     assert exc.value.code == 0

@@ -1,9 +1,9 @@
-"""parity.boundary.to_array: one copy per tensor, never a view of a port's state, always C order."""
+"""parity.run.boundary.to_array: one copy per tensor, never a view of a port's state, always C order."""
 
 import numpy as np
 import pytest
 
-from parity.boundary import to_array
+from parity.run.boundary import to_array
 from parity.errors import ParityError
 
 

@@ -16,7 +16,7 @@ def parity(*args, cwd=None):
 
 def run_main(capsys, *args):
     """Run the CLI in this process (the frameworks are already imported: no 5 s start-up each)."""
-    from parity.cli import main
+    from parity.cli.main import main
 
     code = main(list(args))
     out = capsys.readouterr()

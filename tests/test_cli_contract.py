@@ -89,7 +89,7 @@ def _line_of(path: str, needle: str) -> int:
 
 
 def run_main(capsys, *args):
-    from parity.cli import main
+    from parity.cli.main import main
 
     code = main([str(a) for a in args])
     out = capsys.readouterr()
@@ -218,7 +218,7 @@ def test_docs_in_a_users_project_does_not_touch_its_docs(no_tf, tmp_path):
 
 
 def test_every_must_refuse_case_states_its_refusals():
-    from parity.cases import all_cases
+    from parity.cases.registry import all_cases
 
     for case in all_cases():
         if case.expect == "error":
@@ -227,7 +227,9 @@ def test_every_must_refuse_case_states_its_refusals():
 
 
 def test_refusal_matching():
-    from parity.cases import Refusal, get_case, refusal_matches
+    from parity.cases.case import Refusal
+    from parity.cases.registry import get_case
+    from parity.run.result import refusal_matches
     from parity.errors import PortError
 
     case = get_case("seed004_nothing_to_train")
@@ -292,7 +294,7 @@ def test_a_diverging_users_port_exits_1_and_writes_strict_json(capsys, tmp_path)
 
 def test_nonfinite_numbers_are_strings_in_json(tmp_path, capsys):
     """A trace with inf/nan: `compare --json` on a case not in the registry writes strict JSON."""
-    from parity.trace import Trace, save
+    from parity.trace.memory import Trace, save
 
     def trace(port, w):
         t = Trace(manifest={"case": "my_own_model", "port": port, "dtype": "float64", "framework": port})
@@ -314,7 +316,7 @@ def test_nonfinite_numbers_are_strings_in_json(tmp_path, capsys):
 
 
 def test_omitted_stage_is_said_even_on_a_passing_comparison(tmp_path, capsys):
-    from parity.trace import Trace, save
+    from parity.trace.memory import Trace, save
 
     def trace(port, stages):
         t = Trace(manifest={"case": "my_own_model", "port": port, "dtype": "float64"})
@@ -331,12 +333,12 @@ def test_omitted_stage_is_said_even_on_a_passing_comparison(tmp_path, capsys):
 
 
 def test_internal_error_is_one_bug_report_line(capsys, monkeypatch):
-    import parity.cli
+    import parity.cli.main
 
     def boom(args):
         raise ZeroDivisionError("a bug")
 
-    monkeypatch.setitem(parity.cli.COMMANDS, "list", boom)
+    monkeypatch.setitem(parity.cli.main.COMMANDS, "list", boom)
     code, out, err = run_main(capsys, "list")
     assert code == 4
     line = _one_error_line(err)
@@ -344,16 +346,16 @@ def test_internal_error_is_one_bug_report_line(capsys, monkeypatch):
 
 
 def test_ctrl_c_while_record_saves_leaves_no_file(capsys, monkeypatch, tmp_path):
-    import parity.tracefile
+    import parity.trace.file
 
-    real_step = parity.tracefile.TraceWriter.step
+    real_step = parity.trace.file.TraceWriter.step
 
     def interrupted_step(self, stages):
         real_step(self, stages)  # steps are written to the temporary path as they come...
         if self.steps == 2:
             raise KeyboardInterrupt  # ...and Ctrl-C comes before the run completes
 
-    monkeypatch.setattr(parity.tracefile.TraceWriter, "step", interrupted_step)
+    monkeypatch.setattr(parity.trace.file.TraceWriter, "step", interrupted_step)
     out = tmp_path / "w.npz"
     code, _, err = run_main(capsys, "record", "seed004_oscillate", "--port", "numpy", "-o", out)
     assert code == 130 and "interrupted" in err
@@ -390,12 +392,12 @@ def _unwritable_dir(tmp_path) -> str:
 
 @pytest.mark.parametrize("option", ["--json", "--traces"])
 def test_unwritable_output_is_exit_2_before_any_port_runs(capsys, tmp_path, option, monkeypatch):
-    import parity.runner
+    import parity.run.runner
 
     def must_not_run(*a, **k):
         raise AssertionError("a port ran before the output path was checked")
 
-    monkeypatch.setattr(parity.runner, "run_case", must_not_run)
+    monkeypatch.setattr(parity.run.runner, "run_case", must_not_run)
     target = os.path.join(_unwritable_dir(tmp_path), "sub", "r.json" if option == "--json" else "traces")
     code, out, err = run_main(capsys, "run", "seed004_oscillate", option, target)
     assert code == 2, out + err
@@ -403,9 +405,9 @@ def test_unwritable_output_is_exit_2_before_any_port_runs(capsys, tmp_path, opti
 
 
 def test_unwritable_record_output_is_exit_2_before_the_port_runs(capsys, tmp_path, monkeypatch):
-    import parity.runner
+    import parity.run.runner
 
-    monkeypatch.setattr(parity.runner, "run_port", lambda *a, **k: (_ for _ in ()).throw(AssertionError("ran")))
+    monkeypatch.setattr(parity.run.runner, "run_port", lambda *a, **k: (_ for _ in ()).throw(AssertionError("ran")))
     target = os.path.join(_unwritable_dir(tmp_path), "w.npz")
     code, _, err = run_main(capsys, "record", "seed004_oscillate", "--port", "numpy", "-o", target)
     assert code == 2 and "cannot write -o" in _one_error_line(err)
@@ -441,7 +443,7 @@ def test_bad_frameworks_option_is_one_line(capsys):
 @pytest.mark.torch
 def test_check_on_a_must_diverge_case_says_what_it_means(capsys, tmp_path):
     """A right torch port in place of pitfall_sgd_dampening_wrong's wrong one: a pass, and the note says why."""
-    from parity.cases import get_case
+    from parity.cases.registry import get_case
 
     case = get_case("pitfall_sgd_dampening_wrong")
     port = tmp_path / "my_torch_port.py"  # the user's file: the reference torch port, re-exported
@@ -456,7 +458,7 @@ def test_check_on_a_must_diverge_case_says_what_it_means(capsys, tmp_path):
 def test_exit_codes_are_documented_in_help_and_readme(capsys):
     from parity.errors import EXIT_CODES
 
-    from parity.cli import build_parser
+    from parity.cli.main import build_parser
 
     text = build_parser().format_help()
     with open(os.path.join(ROOT, "README.md")) as fh:
@@ -500,9 +502,9 @@ def test_refusals_and_crashes_in_json(capsys, tmp_path):
 
 
 def test_docs_outside_a_source_tree_needs_out(capsys, monkeypatch, tmp_path):
-    import parity.docs
+    import parity.tools.docs
 
-    monkeypatch.setattr(parity.docs, "source_docs_dir", lambda: None)
+    monkeypatch.setattr(parity.tools.docs, "source_docs_dir", lambda: None)
     monkeypatch.chdir(tmp_path)
     code, _, err = run_main(capsys, "docs")
     assert code == 2 and "--out DIR" in _one_error_line(err)
@@ -511,8 +513,8 @@ def test_docs_outside_a_source_tree_needs_out(capsys, monkeypatch, tmp_path):
 
 def test_pitfall_catalogue_section_is_schema_valid():
     """run --all's catalogue rows (a NaN magnitude where nothing diverged) in strict JSON."""
-    from parity.pitfalls.catalogue import PitfallResult
-    from parity.report import to_json
+    from parity.tools.pitfall_check import PitfallResult
+    from parity.report.text import to_json
 
     row = PitfallResult(pitfall="adam_epsilon", caught=False, named_first=False, first_divergence="-",
                         magnitude=float("nan"), right_clean=True)

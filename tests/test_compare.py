@@ -3,8 +3,9 @@
 import numpy as np
 import pytest
 
-from parity import Cost, ParityError, Trace, assert_match, compare
-from parity.compare import diff_arrays
+from parity import Cost, ParityError, Trace, assert_match
+from parity import compare
+from parity.compare.comparator import diff_arrays
 
 
 def trace(port, steps, dtype="float64", case="c"):

@@ -1,4 +1,4 @@
-"""parity.datasets: the digits and images generators, the resize, the IDX reader (numpy only)."""
+"""parity.cases.datasets: the digits and images generators, the resize, the IDX reader (numpy only)."""
 
 import gzip
 import os
@@ -6,9 +6,9 @@ import os
 import numpy as np
 import pytest
 
-from parity import datasets
-from parity.cases import Case, Data
-from parity.data import DATA, batches
+from parity.cases import datasets
+from parity.cases.case import Case, Data
+from parity.cases.data import DATA, batches
 from parity.errors import ParityError
 
 
@@ -132,7 +132,7 @@ def test_generators_do_not_import_frameworks():
     import sys
 
     code = (
-        "import sys; from parity.data import batches; from parity.cases import get_case; "
+        "import sys; from parity.cases.data import batches; from parity.cases.registry import get_case; "
         "batches(get_case('seed001_convnet')); "
         "print(sorted(m for m in ('tensorflow', 'torch', 'sklearn') if m in sys.modules))"
     )

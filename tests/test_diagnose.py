@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from parity.compare import compare
-from parity.diagnose import Diagnosis, diagnose, localize, settings_check
-from parity.trace import Trace
+from parity.compare.comparator import compare
+from parity.pitfalls.diagnose import Diagnosis, diagnose, localize, settings_check
+from parity.trace.memory import Trace
 
 
 def _trace(port, steps, settings=None, initial=None, framework="torch"):
@@ -72,7 +72,7 @@ def test_an_unmatched_divergence_is_unknown_but_localized():
 
 
 # -- naming without over-claiming (issue 10) -------------------------------------------------------
-from parity.cases import Cost  # noqa: E402
+from parity.cases.case import Cost  # noqa: E402
 from parity.pitfalls.reference import conv2d, round_tf32  # noqa: E402
 
 
@@ -140,7 +140,7 @@ def test_a_bn_signature_needs_bn_state_in_the_traces():
 
 def _window(trace, before, diverges_at):
     """``trace`` as a streamed run keeps it: a ring of ``before + 1`` steps, frozen around the divergence."""
-    from parity.trace import Window, WindowRecorder, to_step
+    from parity.trace.memory import Window, WindowRecorder, to_step
 
     w = Window(dict(trace.manifest), trace.initial)
     rec = WindowRecorder(w, before=before, after=1)

@@ -10,7 +10,7 @@ import pytest
 
 pytest.importorskip("torch")
 
-from parity.cli import main  # noqa: E402
+from parity.cli.main import main  # noqa: E402
 
 FIX = os.path.join(os.path.dirname(os.path.abspath(__file__)), "fixtures", "programs")
 
@@ -99,7 +99,7 @@ def test_a_program_that_cannot_run_in_float64_is_reported_for_that_dtype_only(ca
     import shutil
 
     import torch_impl.capture as tc
-    from parity.programs import DtypeError
+    from parity.portkit.program import DtypeError
 
     port = str(tmp_path / "port_mlp.py")
     shutil.copy(fix("tiny_mlp.py"), port)

@@ -14,11 +14,11 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from parity.compare import compare
-from parity.diagnose import diagnose
+from parity.compare.comparator import compare
+from parity.pitfalls.diagnose import diagnose
 from parity.pitfalls.distributed import world_size
-from parity.tolerance import FLOAT64_SEMANTIC
-from parity.trace import Trace
+from parity.compare.tolerance import FLOAT64_SEMANTIC
+from parity.trace.memory import Trace
 
 WORLD = 2
 
@@ -152,9 +152,9 @@ def test_single_device_traces_are_not_offered_the_distributed_pitfalls():
 # -- the single-device reference: the seed's maths -----------------------------------------------------
 @pytest.mark.torch
 def test_replica_shares_add_up_to_the_seed_ports_gradient():
-    from parity.catalog.distributed import distributed_case
-    from parity.catalog.seed002 import mlp_case
-    from parity.runner import run_port
+    from parity.cases.catalog.distributed import distributed_case
+    from parity.cases.catalog.seed002 import mlp_case
+    from parity.run.runner import run_port
 
     case = distributed_case("test_distributed_single", "single", "mlp", ("torch:single",), steps=2)
     single = run_port(case, "torch:single", "float64")
@@ -173,8 +173,8 @@ def test_replica_shares_add_up_to_the_seed_ports_gradient():
 @pytest.mark.torch
 @pytest.mark.distributed
 def test_ddp_matches_the_single_device():
-    from parity.catalog.distributed import distributed_case
-    from parity.runner import run_port
+    from parity.cases.catalog.distributed import distributed_case
+    from parity.run.runner import run_port
 
     case = distributed_case("test_distributed_ddp", "ddp", "mlp", ("torch:single", "torch"), steps=2)
     a, b = run_port(case, "torch:single", "float64"), run_port(case, "torch", "float64")
@@ -206,7 +206,7 @@ WRONG = {
 @pytest.mark.torch
 @pytest.mark.parametrize("name", MATCHING)
 def test_mirrored_strategy_ddp_and_one_device_agree(name):
-    from parity.runner import run_case
+    from parity.run.runner import run_case
 
     result = run_case(name)
     assert result.passed, [(c.pair, c.dtype, c.first_divergence and c.first_divergence.describe()) for c in result.comparisons]
@@ -224,7 +224,7 @@ def test_mirrored_strategy_ddp_and_one_device_agree(name):
 @pytest.mark.torch
 @pytest.mark.parametrize("name", sorted(WRONG))
 def test_wrong_port_is_caught_at_its_step_and_stage_and_named(name):
-    from parity.runner import run_case
+    from parity.run.runner import run_case
 
     stage, pitfall = WRONG[name]
     result = run_case(name)

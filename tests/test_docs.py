@@ -2,7 +2,7 @@
 
 import os
 
-from parity.docs import cases_markdown
+from parity.tools.docs import cases_markdown
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 

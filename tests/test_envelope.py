@@ -1,4 +1,4 @@
-"""The measured float32 envelope (parity/envelope.py): both ports' own float32 drift excuse
+"""The measured float32 envelope (parity/compare/envelope.py): both ports' own float32 drift excuse
 their float32 difference, the port's only up to PORT_CAP x the model bound, so a float32-only
 fault of the port (TF32) is still caught and named."""
 
@@ -6,7 +6,7 @@ import os
 
 import pytest
 
-from parity.envelope import COND_CAP, ENVELOPE_FACTOR, PORT_CAP, envelope
+from parity.compare.envelope import COND_CAP, ENVELOPE_FACTOR, PORT_CAP, envelope
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -41,9 +41,9 @@ def test_the_ports_own_rounding_is_accepted_up_to_the_cap():
 @pytest.mark.torch
 @pytest.mark.parametrize("name, caught", [("pitfall_tf32_emulated_wrong", True), ("pitfall_tf32_emulated_right", False)])
 def test_tf32_is_still_caught_and_named_when_the_envelope_is_measured(name, caught):
-    from parity.cases import get_case
-    from parity.diagnose import diagnose
-    from parity.runner import run_case
+    from parity.cases.registry import get_case
+    from parity.pitfalls.diagnose import diagnose
+    from parity.run.runner import run_case
 
     # The wrong case runs float32 only in the catalogue; here with its float64 run, so the
     # float32 verdict uses max(model bound, envelope), both ports' drifts measured.
@@ -73,7 +73,7 @@ def test_resnet_example_in_float32_is_rounding_by_the_references_own_drift():
     # own float32 drift 1.08e-3, torch's 1.6e-5: TF1's own rounding, inside the envelope (0.49).
     import torch
 
-    from parity.programs import compare_programs
+    from parity.program.prepare import compare_programs
 
     # torch's oneDNN float32 convolutions on this CPU (avx512_bf16) are intermittently far from
     # float64: torch_resnet against itself, 6 runs, its float32 conv gradients drifted 2.0e-2 and
@@ -137,7 +137,7 @@ def test_the_conditioning_run_excuses_a_cancelling_gradient_and_not_tf32():
 def test_perturbed_moves_floats_by_at_most_one_unit_roundoff_and_leaves_labels():
     import numpy as np
 
-    from parity.init import UNIT_ROUNDOFF, perturbed
+    from parity.cases.params import UNIT_ROUNDOFF, perturbed
 
     x, y = np.linspace(-3, 3, 1000), np.arange(10)
     a = perturbed({"x": x, "y": y}, np.random.default_rng(0))
@@ -151,7 +151,7 @@ def test_perturbed_moves_floats_by_at_most_one_unit_roundoff_and_leaves_labels()
 @pytest.mark.tf
 @pytest.mark.torch
 def test_the_thorough_counterexample_is_rounding_with_the_conditioning_run_and_flagged_without():
-    from parity.runner import run_case
+    from parity.run.runner import run_case
     from parity.strategies import dense_case
 
     case = dense_case(THOROUGH_409, ports=("numpy", "tf1", "tf2", "torch"))
@@ -180,10 +180,10 @@ SATURATED_3 = {"activation": "linear", "init_scale": 1.0, "batch": 1, "data_scal
 @pytest.mark.tf
 @pytest.mark.torch
 def test_the_float64_envelope_is_the_float32_one_scaled_and_excuses_a_saturated_softmax():
-    from parity.envelope import FLOAT64_PER_FLOAT32
-    from parity.runner import run_case
+    from parity.compare.envelope import FLOAT64_PER_FLOAT32
+    from parity.run.runner import run_case
     from parity.strategies import dense_case
-    from parity.tolerance import FLOAT64_SEMANTIC, bound
+    from parity.compare.tolerance import FLOAT64_SEMANTIC, bound
 
     case = dense_case(SATURATED_3, ports=("numpy", "tf1", "torch"))
     # float64 alone: the reference's float32 shadow measures its drift (measured: numpy's

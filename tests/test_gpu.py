@@ -2,15 +2,15 @@
 
 import pytest
 
-from parity.compare import compare
-from parity.runner import run_port
+from parity.compare.comparator import compare
+from parity.run.runner import run_port
 
 pytestmark = [pytest.mark.gpu, pytest.mark.torch]
 
 
 @pytest.mark.parametrize("dtype", ["float64", "float32"])
 def test_encoder_on_cuda_matches_cpu(monkeypatch, dtype):
-    from parity.cases import get_case
+    from parity.cases.registry import get_case
 
     case = get_case("seed000_encoder3_xavier")
     cpu = run_port(case, "numpy", dtype)

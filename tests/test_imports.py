@@ -127,9 +127,9 @@ def test_parity_has_no_import_cycle():
 
 def test_diagnosis_imports_the_registry_not_the_catalogue_runner():
     graph = import_graph()
-    assert "parity.pitfalls.registry" in graph["parity.diagnose"]
-    assert "parity.diagnose" in graph["parity.pitfalls.catalogue"]
-    assert "parity.pitfalls.catalogue" not in graph["parity.pitfalls"]
+    assert "parity.pitfalls.registry" in graph["parity.pitfalls.diagnose"]
+    assert "parity.pitfalls.diagnose" in graph["parity.tools.pitfall_check"]
+    assert "parity.tools.pitfall_check" not in graph["parity.pitfalls"]
 
 
 def test_no_module_over_400_lines():

@@ -5,7 +5,7 @@ import sys
 
 CODE = """
 import sys
-import parity, parity.cli, parity.report, parity.runner, parity.health, parity.transforms, parity.layout
+import parity, parity.cli.main, parity.report.text, parity.run.runner, parity.trace.health, parity.portkit.transforms, parity.portkit.layout
 parity.all_cases()
 loaded = {'tensorflow', 'torch', 'tf_keras', 'keras'} & set(sys.modules)
 assert not loaded, loaded

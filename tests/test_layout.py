@@ -1,9 +1,9 @@
-"""parity.layout: the TF <-> torch conversions are exact inverses; SAME padding is TF's (numpy only)."""
+"""parity.portkit.layout: the TF <-> torch conversions are exact inverses; SAME padding is TF's (numpy only)."""
 
 import numpy as np
 import pytest
 
-from parity import layout
+from parity.portkit import layout
 
 
 @pytest.fixture
@@ -64,7 +64,7 @@ def test_flatten_permutation_is_not_identity_when_spatial():
 
 def _tf_same(size, k, s):
     # TensorFlow's SAME rule as its docs state it ("Notes on padding"), a different
-    # formulation from parity.layout's: the total depends on size mod stride.
+    # formulation from parity.portkit.layout's: the total depends on size mod stride.
     total = max(k - s, 0) if size % s == 0 else max(k - size % s, 0)
     return total // 2, total - total // 2
 

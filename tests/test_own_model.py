@@ -13,10 +13,11 @@ import pytest
 pytest.importorskip("torch")
 
 from parity import STAGES, ParityError  # noqa: E402
-from parity.diagnose import diagnose  # noqa: E402
-from parity.layout import flatten_rows_to_torch  # noqa: E402
-from parity.mapping import Mapping_, apply_ops, auto_map, invert_ops, load_mapping, save_mapping  # noqa: E402
-from parity.programs import ParamSpec, compare_programs  # noqa: E402
+from parity.pitfalls.diagnose import diagnose  # noqa: E402
+from parity.portkit.layout import flatten_rows_to_torch  # noqa: E402
+from parity.program.mapping import Mapping_, apply_ops, auto_map, invert_ops, load_mapping, save_mapping  # noqa: E402
+from parity.portkit.program import ParamSpec  # noqa: E402
+from parity.program.prepare import compare_programs  # noqa: E402
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 EX = os.path.join(ROOT, "examples")
@@ -48,7 +49,7 @@ def test_layout_ops_are_inverse_permutations():
     for ops in (["T"], ["oihw>hwio"], ["T", "rows_chw>hwc:5,3,4"], ["rows_hwc>chw:5,3,4"]):
         x = rng.normal(size=(3, 3, 2, 4)) if ops == ["oihw>hwio"] else (k.T if ops[0] == "T" else k)
         assert np.array_equal(apply_ops(invert_ops(ops), apply_ops(ops, x)), x)
-    # the rows op agrees with parity.layout's flatten permutation (c, h, w) = (5, 3, 4)
+    # the rows op agrees with parity.portkit.layout's flatten permutation (c, h, w) = (5, 3, 4)
     assert np.array_equal(apply_ops(["rows_hwc>chw:5,3,4"], k), flatten_rows_to_torch(k, 3, 4, 5))
 
 

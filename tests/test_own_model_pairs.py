@@ -11,9 +11,9 @@ import pytest
 pytest.importorskip("torch")
 pytest.importorskip("tensorflow")
 
-from parity.diagnose import diagnose  # noqa: E402
-from parity.mapping import load_mapping, save_mapping  # noqa: E402
-from parity.programs import compare_programs  # noqa: E402
+from parity.pitfalls.diagnose import diagnose  # noqa: E402
+from parity.program.mapping import load_mapping, save_mapping  # noqa: E402
+from parity.program.prepare import compare_programs  # noqa: E402
 
 EX = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "examples")
 

@@ -2,7 +2,7 @@
 
 Each seed network's TF1 example (a plain script plus ``parity_program()``) is captured by
 ``tf_impl/v1/capture.py`` and run from the catalogue case's initial weights on the case's
-batches; its trace must equal the hand-exported built-in port's (``parity.runner.run_port``),
+batches; its trace must equal the hand-exported built-in port's (``parity.run.runner.run_port``),
 stage by stage, in float64 to 1e-10 relative (two faithful float64 recorders of the same
 maths agree to ~1e-15; DESIGN.md's "semantic" threshold is 1e-10).
 """
@@ -16,10 +16,10 @@ import os
 import numpy as np
 import pytest
 
-from parity.cases import get_case
-from parity.data import batches as draw_batches
-from parity.init import draw_parameters
-from parity.runner import run_port
+from parity.cases.registry import get_case
+from parity.cases.data import batches as draw_batches
+from parity.cases.params import draw_parameters
+from parity.run.runner import run_port
 
 tf = pytest.importorskip("tensorflow")
 
@@ -189,7 +189,7 @@ PAIRS = [
 @pytest.mark.parametrize("reference,port,dtypes", PAIRS)
 def test_example_agrees_with_its_torch_port(reference, port, dtypes):
     pytest.importorskip("torch")
-    from parity.programs import compare_programs
+    from parity.program.prepare import compare_programs
 
     if not os.path.exists(os.path.join(ROOT, port)):
         pytest.skip(f"{port} is not on this branch yet")
@@ -241,7 +241,7 @@ def test_tf1_capture_refuses_bad_programs_in_one_line(kind, message):
 
 
 def test_tf1_program_that_cannot_run_in_float64_says_why_and_the_fix():
-    from parity.programs import DtypeError
+    from parity.portkit.program import DtypeError
     from tf_impl.v1.capture import capture
 
     capture(_tf1_program("fused_bn"), dtype="float32").close()  # as written: fine

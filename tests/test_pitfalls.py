@@ -9,14 +9,15 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from parity.cases import HEAVY_TAGS, get_case
-from parity.diagnose import diagnose, localize, settings_check
+from parity.cases.case import HEAVY_TAGS
+from parity.cases.registry import get_case
+from parity.pitfalls.diagnose import diagnose, localize, settings_check
 from parity.errors import ParityError
 from parity.pitfalls import all_pitfalls, explain, get_pitfall, render_markdown
-from parity.pitfalls.catalogue import format_catalogue, run_catalogue
-from parity.pitfalls.matrix import confusion, format_matrix, precision_note
+from parity.tools.pitfall_check import format_catalogue, run_catalogue
+from parity.tools.pitfall_matrix import confusion, format_matrix, precision_note
 from parity.pitfalls.precision import PRECISION_NOTE
-from parity.runner import run_case
+from parity.run.runner import run_case
 
 PITFALLS = [p.name for p in all_pitfalls()]
 # The data-parallel pitfalls start processes (DDP workers, TF in its own process): left out of
@@ -78,7 +79,7 @@ def test_confusion_matrix_is_diagonal_and_the_docs_state_its_precision(catalogue
     assert {w for w, n in cells if w != n} == set(), format_matrix(results)
     assert sum(cells.values()) == len(results) == 2 * len(DEFAULT) - 1  # TF32: float32 only
     assert "0/" not in format_matrix(results).split(";")[0]
-    assert precision_note(results) == PRECISION_NOTE, "run: python -m parity.pitfalls.matrix --write"
+    assert precision_note(results) == PRECISION_NOTE, "run: python -m parity.tools.pitfall_matrix --write"
 
 
 def test_a_signature_is_not_proposed_without_its_preconditions(catalogue):
@@ -137,7 +138,7 @@ def test_tf32_on_gpu_matches_the_emulated_signature():
 def test_mistakes_beyond_the_catalogue_are_named_or_left_unknown():
     # the seed cases' wrong ports and the examples' planted mistakes were written apart from the
     # signatures: each is named by its own pitfall, or "unknown" where no catalogued pitfall explains it
-    from parity.pitfalls.matrix import beyond, format_beyond
+    from parity.tools.pitfall_matrix import beyond, format_beyond
 
     rows = beyond()
     assert rows and all(first == (expected or "unknown") for _, _, expected, first in rows), format_beyond(rows)
@@ -149,8 +150,8 @@ def test_tf32_conv_on_gpu_is_named_tf32():
     the diagnosis names tf32-emulated, never a normalisation epsilon (the H200 report of issue 10)."""
     import torch
 
-    from parity.compare import compare
-    from parity.trace import Trace
+    from parity.compare.comparator import compare
+    from parity.trace.memory import Trace
 
     rng = np.random.default_rng(0)
     x, k = rng.normal(size=(8, 16, 16, 32)).astype(np.float32), (rng.normal(size=(3, 3, 32, 32)) * 0.2).astype(np.float32)

@@ -7,10 +7,11 @@ code (2 layers, d 32) checks the ports' weight mapping and conventions in second
 import numpy as np
 import pytest
 
-from parity.cases import HEAVY_TAGS, all_cases, default_cases, get_case
-from parity.catalog import full, realsize
-from parity.runner import run_case
-from parity.tolerance import FLOAT64_SEMANTIC
+from parity.cases.case import HEAVY_TAGS
+from parity.cases.registry import all_cases, default_cases, get_case
+from parity.cases.catalog import full, realsize
+from parity.run.runner import run_case
+from parity.compare.tolerance import FLOAT64_SEMANTIC
 
 # head_dim 16: Keras rounds the attention scale 1/sqrt(head_dim) to float32, exact only for
 # powers of 4 (tf_impl/v2/transformer.py), so a float64 check needs one.
@@ -22,7 +23,7 @@ SMALL = realsize.transformer_case(
 
 @pytest.mark.torch
 def test_torch_port_loads_and_reports_the_canonical_layout_exactly():
-    from parity.init import draw_parameters
+    from parity.cases.params import draw_parameters
     from torch_impl import transformer
 
     params = draw_parameters(SMALL, "float64")

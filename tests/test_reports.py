@@ -16,10 +16,10 @@ import sys
 
 import pytest
 
-from parity.htmlreport import render_html
-from parity.markdown import render_markdown_summary
-from parity.reportjson import report_dict, strict_json
-from parity.runner import run_case
+from parity.report.html import render_html
+from parity.report.markdown import render_markdown_summary
+from parity.report.jsonreport import report_dict, strict_json
+from parity.run.runner import run_case
 
 pytest.importorskip("matplotlib")
 
@@ -39,7 +39,7 @@ def seed000_report():
 @pytest.fixture(scope="module")
 def failing_report():
     pytest.importorskip("torch")
-    from parity.diagnose import diagnose
+    from parity.pitfalls.diagnose import diagnose
 
     result = run_case("pitfall_zero_grad_wrong", dtypes=["float64"])
     diags = {("pitfall_zero_grad_wrong", i): diagnose(result.case, c, result.traces[c.dtype])
@@ -120,8 +120,8 @@ def test_tensorboard_tf1_and_torch_share_every_tag(tmp_path):
     pytest.importorskip("tensorboard")
     from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
-    from parity.cases import get_case
-    from parity.outputs import _TensorBoardObserver
+    from parity.cases.registry import get_case
+    from parity.cli.outputs import _TensorBoardObserver
 
     case = get_case("seed002_clip_value").replace(steps=3)
     run_case(case, ports=["tf1", "torch"], dtypes=["float64"], observers=[_TensorBoardObserver(str(tmp_path))])

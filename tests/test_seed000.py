@@ -5,10 +5,10 @@ import os
 import numpy as np
 import pytest
 
-from parity.catalog.seed000 import encoder_case
-from parity.health import summarize
-from parity.runner import load_user_port, run_case, run_port
-from parity.compare import compare
+from parity.cases.catalog.seed000 import encoder_case
+from parity.trace.health import summarize
+from parity.run.runner import load_user_port, run_case, run_port
+from parity.compare.comparator import compare
 
 pytestmark = [pytest.mark.tf, pytest.mark.torch]
 FIXTURES = os.path.join(os.path.dirname(__file__), "fixtures")
@@ -56,7 +56,7 @@ def test_clip_bites_in_the_clip_case():
 
 @pytest.mark.parametrize("dtype", ["float64", "float32"])
 def test_wrong_port_without_clipping_is_caught_at_processed_gradients(dtype):
-    from parity.cases import get_case
+    from parity.cases.registry import get_case
 
     case = get_case("seed000_encoder3_clip_bites")
     wrong = load_user_port(os.path.join(FIXTURES, "torch_encoder_no_clip.py"))

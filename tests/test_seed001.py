@@ -7,11 +7,11 @@ network, init and optimizer, so every code path of the ports is exercised in sec
 import numpy as np
 import pytest
 
-from parity.catalog.seed001 import KEEP_PROB, SUMMARY_IN_LOOP, convnet_case
-from parity.compare import compare
+from parity.cases.catalog.seed001 import KEEP_PROB, SUMMARY_IN_LOOP, convnet_case
+from parity.compare.comparator import compare
 from parity.errors import PortError
-from parity.runner import run_case, run_port
-from parity.tolerance import FLOAT64_SEMANTIC
+from parity.run.runner import run_case, run_port
+from parity.compare.tolerance import FLOAT64_SEMANTIC
 
 pytestmark = [pytest.mark.tf, pytest.mark.torch]
 

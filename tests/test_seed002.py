@@ -10,11 +10,11 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from parity import transforms as T
-from parity.cases import all_cases
-from parity.catalog import seed002 as S
-from parity.runner import run_case, run_port
-from parity.tolerance import EPS, FLOAT64_SEMANTIC
+from parity.portkit import transforms as T
+from parity.cases.registry import all_cases
+from parity.cases.catalog import seed002 as S
+from parity.run.runner import run_case, run_port
+from parity.compare.tolerance import EPS, FLOAT64_SEMANTIC
 
 MATCH_PORTS = ("tf1", "tf2", "torch", "numpy")
 FRAMEWORKS = ("tf1", "tf2", "torch")
@@ -208,13 +208,13 @@ def test_restore_restores_everything(framework):
     import importlib
     import tempfile
 
-    from parity.init import draw_parameters
+    from parity.cases.params import draw_parameters
 
     mod = importlib.import_module({"tf1": "tf_impl.v1.mlp", "tf2": "tf_impl.v2.mlp", "torch": "torch_impl.mlp"}[framework])
     case = SHORT.replace(steps=2)
     port = mod.build(case, "float64")
     port.load(draw_parameters(case, "float64"))
-    from parity.data import batches
+    from parity.cases.data import batches
 
     for batch in batches(case, "float64"):
         last = port.step(batch)

@@ -16,11 +16,11 @@ import textwrap
 import numpy as np
 import pytest
 
-from parity.catalog.seed003 import convnet_bn_case
-from parity.compare import compare
-from parity.runner import run_case, run_port
-from parity.tolerance import FLOAT64_SEMANTIC
-from parity.trace import load
+from parity.cases.catalog.seed003 import convnet_bn_case
+from parity.compare.comparator import compare
+from parity.run.runner import run_case, run_port
+from parity.compare.tolerance import FLOAT64_SEMANTIC
+from parity.trace.memory import load
 
 pytestmark = [pytest.mark.tf, pytest.mark.torch]
 
@@ -37,9 +37,9 @@ def _case():
 _RECORD = textwrap.dedent(
     """
     import json, sys
-    from parity.catalog.seed003 import convnet_bn_case
-    from parity.runner import run_port
-    from parity.trace import save
+    from parity.cases.catalog.seed003 import convnet_bn_case
+    from parity.run.runner import run_port
+    from parity.trace.memory import save
     ports, steps, dtype, out = json.loads(sys.argv[1])
     case = convnet_bn_case("test_seed003", "seed 003, short", tuple(ports), steps=steps)
     for port in ports:
@@ -144,7 +144,7 @@ def test_conventions_are_mapped_and_stated(traces):
     assert tf1["bn_fused"] is False
     assert tf1["bn_running_var"] == tf2["bn_running_var"] == torch["bn_running_var"] == "biased"
     # and the settings check, which maps torch's momentum to TF's convention, finds nothing
-    from parity.diagnose import settings_check
+    from parity.pitfalls.diagnose import settings_check
 
     assert settings_check(None, {p: traces[p] for p in ("tf1", "tf2", "torch")}) == []
     # Slots in the Keras convention: torch's buffer b relates by m = -lr * b; at step 0,

@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from parity.runner import run_case
+from parity.run.runner import run_case
 
 pytestmark = [pytest.mark.tf, pytest.mark.torch]
 

@@ -2,9 +2,9 @@
 
 import pytest
 
-from parity.cases import get_case
-from parity.diagnose import diagnose
-from parity.runner import run_case
+from parity.cases.registry import get_case
+from parity.pitfalls.diagnose import diagnose
+from parity.run.runner import run_case
 
 pytestmark = [pytest.mark.tf, pytest.mark.torch]
 

@@ -110,7 +110,7 @@ def test_dense_case_rejects_bad_configs(config):
 
 
 def test_dense_case_fills_defaults_and_draws_data():
-    from parity.data import batches
+    from parity.cases.data import batches
 
     case = dense_case({"widths": (3, 4, 2), "loss": "softmax_xent", "steps": 2, "batch": 5})
     assert case.options["optimizer"] == {"name": "sgd", "lr": 0.1}
@@ -126,7 +126,7 @@ def test_the_dense_graph_cache_is_bounded(module, monkeypatch):
     pytest.importorskip("tensorflow")
     import importlib
 
-    from parity.runner import run_port
+    from parity.run.runner import run_port
     from parity.strategies import dense_case
 
     mod = importlib.import_module(module)

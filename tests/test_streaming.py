@@ -11,11 +11,11 @@ import types
 import numpy as np
 import pytest
 
-from parity.cases import Case, Cost, Data, Init
-from parity.compare import ENVELOPE_FACTOR, PORT_CAP
+from parity.cases.case import Case, Cost, Data, Init
+from parity.compare.comparator import ENVELOPE_FACTOR, PORT_CAP
 from parity.errors import PortError
-from parity.runner import run_case
-from parity.trace import OutsideWindow
+from parity.run.runner import run_case
+from parity.trace.memory import OutsideWindow
 
 N_IN, N_OUT, BATCH = 256, 128, 8
 
@@ -249,9 +249,9 @@ def test_summary_mode_finds_the_same_first_divergence(tmp_path):
 
 
 def test_summary_trace_compares_with_a_full_one(tmp_path):
-    from parity.compare import compare
-    from parity.trace import load, save
-    from parity.runner import run_port
+    from parity.compare.comparator import compare
+    from parity.trace.memory import load, save
+    from parity.run.runner import run_port
 
     case = _case(6)
     a = run_port(case, "numpy", "float64", module=_module())
@@ -264,8 +264,8 @@ def test_summary_trace_compares_with_a_full_one(tmp_path):
 
 
 def test_files_are_compared_as_they_are_read(tmp_path):
-    from parity.runner import compare_files, run_port
-    from parity.trace import save
+    from parity.run.runner import compare_files, run_port
+    from parity.trace.memory import save
 
     case = _case(30)
     pa = save(run_port(case, "numpy", "float64", module=_module()), tmp_path / "a.trace")

@@ -1,11 +1,11 @@
-"""parity.summary: what a summary holds, computed without a float64 copy of the tensor."""
+"""parity.trace.summary: what a summary holds, computed without a float64 copy of the tensor."""
 
 import zlib
 
 import numpy as np
 import pytest
 
-from parity.summary import CHUNK, moments, sample_indices, summarize
+from parity.trace.summary import CHUNK, moments, sample_indices, summarize
 
 
 def _reference(x):
@@ -69,7 +69,7 @@ def test_sample_indices_are_cached_and_read_only():
 
 @pytest.mark.parametrize("offset", [2e-3, 1.0])  # mean^2 / var 4 (one pass) and 1e6 (two passes)
 def test_health_figures_match_the_float64_reference(offset):
-    from parity.health import HealthTracker
+    from parity.trace.health import HealthTracker
 
     rng = np.random.default_rng(2)
     shape = (3, CHUNK // 2 + 7)  # more than one chunk
@@ -106,7 +106,7 @@ def test_a_summary_is_remembered_only_while_the_array_is_unchanged():
 
 
 def test_health_of_a_summarized_gradient_uses_its_statistics():
-    from parity.health import HealthTracker
+    from parity.trace.health import HealthTracker
 
     rng = np.random.default_rng(4)
     g = rng.standard_normal(5000)

@@ -9,7 +9,7 @@ import sys
 
 import pytest
 
-from parity.cases import default_cases
+from parity.cases.registry import default_cases
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 DOC = os.path.join(ROOT, "docs", "ports.md")
@@ -23,11 +23,11 @@ REFERENCE_PORTS = sorted(
 
 
 def _generated():
-    from parity.tensornames import MARKER
+    from parity.tools.tensornames import MARKER
 
     with open(DOC) as fh:
         text = fh.read()
-    assert MARKER in text, "docs/ports.md lacks the generated part: python -m parity.tensornames --write docs/ports.md"
+    assert MARKER in text, "docs/ports.md lacks the generated part: python -m parity.tools.tensornames --write docs/ports.md"
     return text.split(MARKER, 1)[1]
 
 
@@ -43,7 +43,7 @@ def test_reference_ports_import_absolutely(path):
 def test_ports_doc_lists_every_case():
     generated = _generated()
     missing = [c.name for c in default_cases() if f"`{c.name}`" not in generated]
-    assert not missing, f"docs/ports.md lacks {missing}: python -m parity.tensornames --write docs/ports.md"
+    assert not missing, f"docs/ports.md lacks {missing}: python -m parity.tools.tensornames --write docs/ports.md"
 
 
 @pytest.mark.slow  # ~20 s of CPU: two frameworks' start-up and 50 convnet steps
@@ -62,12 +62,12 @@ def test_a_copied_reference_port_passes_check(tmp_path):
 
 @pytest.mark.slow
 def test_ports_doc_is_up_to_date():
-    from parity.tensornames import render
+    from parity.tools.tensornames import render
 
-    assert _generated() == render().split(_marker(), 1)[1], "regenerate: python -m parity.tensornames --write docs/ports.md"
+    assert _generated() == render().split(_marker(), 1)[1], "regenerate: python -m parity.tools.tensornames --write docs/ports.md"
 
 
 def _marker():
-    from parity.tensornames import MARKER
+    from parity.tools.tensornames import MARKER
 
     return MARKER

@@ -4,9 +4,9 @@ TF1 and the numpy oracle, with the seeds' exact numbers."""
 import numpy as np
 import pytest
 
-from parity.cases import get_case
-from parity.runner import run_case
-from parity.tolerance import FLOAT64_SEMANTIC
+from parity.cases.registry import get_case
+from parity.run.runner import run_case
+from parity.compare.tolerance import FLOAT64_SEMANTIC
 
 pytestmark = [pytest.mark.tf]
 

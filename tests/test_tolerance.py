@@ -2,8 +2,8 @@
 
 import math
 
-from parity.cases import Cost
-from parity.tolerance import EPS, FLOAT64_SEMANTIC, SAFETY, bound
+from parity.cases.case import Cost
+from parity.compare.tolerance import EPS, FLOAT64_SEMANTIC, SAFETY, bound
 
 
 def test_float64_is_the_semantic_threshold():

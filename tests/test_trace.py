@@ -7,9 +7,9 @@ import numpy as np
 import pytest
 
 from parity import ParityError, Trace, load, save
-from parity.summary import Summary
-from parity.trace import SMALL, OutsideWindow, Window, WindowRecorder
-from parity.tracefile import MAGIC, TraceReader, TraceWriter
+from parity.trace.summary import Summary
+from parity.trace.memory import SMALL, OutsideWindow, Window, WindowRecorder
+from parity.trace.file import MAGIC, TraceReader, TraceWriter
 
 
 def _trace():

@@ -3,7 +3,7 @@
 Hypothesis draws truncations, bit flips, wrong manifest types (a JSON list, numbers where
 strings go), missing and repeated steps, object arrays and foreign files; every one must be
 refused with exit 2 and one line on stderr -- never a traceback (exit 4), never a pass.
-In-process through ``parity.cli.main`` (the code ``python -m parity`` runs), plus one
+In-process through ``parity.cli.main.main`` (the code ``python -m parity`` runs), plus one
 subprocess check of the real entry point.
 """
 
@@ -23,9 +23,9 @@ import pytest
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
-from parity.cli import main
-from parity.trace import Trace, save
-from parity.tracefile import MAGIC
+from parity.cli.main import main
+from parity.trace.memory import Trace, save
+from parity.trace.file import MAGIC
 
 FUZZ = settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 

@@ -1,4 +1,4 @@
-"""Ports in worker processes (parity.workers): the same results as in-process, errors kept, memory split."""
+"""Ports in worker processes (parity.run.workers): the same results as in-process, errors kept, memory split."""
 
 from __future__ import annotations
 
@@ -10,11 +10,11 @@ import sys
 import numpy as np
 import pytest
 
-from parity import workers
-from parity.cases import get_case
+from parity.run import workers
+from parity.cases.registry import get_case
 from parity.errors import PortError
-from parity.runner import run_case
-from parity.trace import RING_BYTES, Window, WindowRecorder
+from parity.run.runner import run_case
+from parity.trace.memory import RING_BYTES, Window, WindowRecorder
 
 pytest.importorskip("torch")
 pytest.importorskip("tensorflow")
@@ -79,11 +79,11 @@ def test_a_port_refusal_crosses_the_process_with_its_type_and_place():
 
 def test_a_dead_worker_fails_its_ports_not_the_run():
     case = dataclasses.replace(get_case("seed002_clip_value"), steps=3)
-    from parity.workers import RemoteRun, step_all
+    from parity.run.workers import RemoteRun, step_all
 
     run = RemoteRun(case, "torch", "float64")
     run.open()
-    from parity.data import iter_batches
+    from parity.cases.data import iter_batches
 
     batch = next(iter(iter_batches(case, "float64")))
     assert isinstance(step_all({"t": run}, batch)["t"], dict)
@@ -102,7 +102,7 @@ def test_a_dead_worker_fails_its_ports_not_the_run():
 def test_the_harness_process_imports_no_framework():
     # `parity run` with workers: TensorFlow and torch are imported by the workers only.
     code = (
-        "import sys; from parity.cli import main; rc = main(['run', 'seed000_encoder2_tiny', '-q']);"
+        "import sys; from parity.cli.main import main; rc = main(['run', 'seed000_encoder2_tiny', '-q']);"
         "print('IMPORTED', sorted(m for m in ('tensorflow', 'torch', 'tf_keras') if m in sys.modules)); sys.exit(rc)"
     )
     env = dict(os.environ, PYTHONPATH=os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
@@ -135,10 +135,10 @@ def test_the_ring_holds_a_large_step_only_while_it_is_compared():
 
 
 def test_the_conditioning_run_is_perturbed_in_its_worker_as_in_process():
-    # The conditioning run (parity.envelope) of a worker's port: its initial parameters moved by
+    # The conditioning run (parity.compare.envelope) of a worker's port: its initial parameters moved by
     # at most float32's unit roundoff, the same draws as the same run in this process.
-    from parity.boundary import PortRun
-    from parity.init import UNIT_ROUNDOFF
+    from parity.run.boundary import PortRun
+    from parity.cases.params import UNIT_ROUNDOFF
 
     case = get_case("pitfall_tf32_emulated_right")
     runs = [workers.RemoteRun(case, "tf1", "float64", perturb=0), PortRun(case, "tf1", "float64", perturb=0),

@@ -26,9 +26,9 @@ import functools
 
 import numpy as np
 
-from parity.layout import conv_from_torch, conv_to_torch, flatten_permutation, nchw_to_nhwc
+from parity.portkit.layout import conv_from_torch, conv_to_torch, flatten_permutation, nchw_to_nhwc
 
-from parity.variants import build_variant
+from parity.portkit.variants import build_variant
 from torch_impl._common import device, framework_info, to_numpy, to_tensor, torch, torch_dtype
 
 __all__ = ["build", "framework_info", "BnConvnetPort"]

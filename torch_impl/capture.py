@@ -25,7 +25,7 @@ import math
 import numpy as np
 
 from parity.errors import ParityError, PortError
-from parity.programs import DropoutSite, ParamSpec
+from parity.portkit.program import DropoutSite, ParamSpec
 
 from . import device, torch as _torch
 

@@ -4,8 +4,8 @@ What a faithful port of the TF1 seed has to do (PITFALLS P09, P22-P25):
 
 * weights: conv ``HWIO -> OIHW``, dense ``[in, out] -> [out, in]``, and the first dense
   kernel's rows reordered from TF's (h, w, c) flatten order to torch's (c, h, w)
-  (:func:`parity.layout.flatten_rows_to_torch`); activations are reported in NHWC;
-* SAME padding: explicit ``F.pad`` with :func:`parity.layout.same_padding` (asymmetric
+  (:func:`parity.portkit.layout.flatten_rows_to_torch`); activations are reported in NHWC;
+* SAME padding: explicit ``F.pad`` with :func:`parity.portkit.layout.same_padding` (asymmetric
   when the stride is 2 and the size even: ``padding=k//2`` would be wrong), and max-pool
   padding with -inf (TF ignores padded cells);
 * dropout: the harness's keep-mask applied as ``x * mask / keep_prob``; without masks,
@@ -27,18 +27,9 @@ import math
 
 import numpy as np
 
-from parity.layout import (
-    conv_from_torch,
-    conv_to_torch,
-    dense_from_torch,
-    dense_to_torch,
-    flatten_rows_from_torch,
-    flatten_rows_to_torch,
-    nchw_to_nhwc,
-    same_padding,
-)
+from parity.portkit.layout import conv_from_torch, conv_to_torch, dense_from_torch, dense_to_torch, flatten_rows_from_torch, flatten_rows_to_torch, nchw_to_nhwc, same_padding
 
-from parity.variants import build_variant
+from parity.portkit.variants import build_variant
 from torch_impl._common import device, framework_info, to_numpy, to_tensor, torch, torch_dtype
 
 __all__ = ["build", "framework_info", "ConvnetPort", "native_dropout", "ADAM_EPS_HAT"]
@@ -209,7 +200,7 @@ class ConvnetPort:
             "adam_epsilon_placement": "epsilon-hat via eps = eps_hat / sqrt(1 - beta2^t) each step",
             "dropout": f"nn.Dropout(p={self.model.dropout.p})",
             "keep_prob": self.keep_prob,
-            "padding": "F.pad(parity.layout.same_padding)",
+            "padding": "F.pad(parity.portkit.layout.same_padding)",
         }
 
 

@@ -22,7 +22,7 @@ from __future__ import annotations
 import functools
 
 from parity.strategies import learning_rate, normalize_config
-from parity.variants import build_variant
+from parity.portkit.variants import build_variant
 from torch_impl._common import device, framework_info, to_numpy, to_tensor, torch, torch_dtype
 
 __all__ = ["build", "framework_info", "DensePort", "TF1RMSprop", "clip_gradients", "CLIP_NORM_EPS"]

@@ -63,7 +63,7 @@ import traceback
 
 import numpy as np
 
-from parity.layout import conv_from_torch, conv_to_torch, dense_from_torch, dense_to_torch, flatten_permutation, nchw_to_nhwc
+from parity.portkit.layout import conv_from_torch, conv_to_torch, dense_from_torch, dense_to_torch, flatten_permutation, nchw_to_nhwc
 
 from . import framework_info as _framework_info
 

@@ -1,18 +1,18 @@
 """Seed 000 in PyTorch: nn.Linear layers, loss on element [0, 0], SGD, clip_grad_value_.
 
 ``nn.Linear`` keeps its weight ``[out, in]``, TF's kernel is ``[in, out]``: the weights are
-transposed at the boundary (``parity.layout.dense_to_torch``). ``clip_grad_value_`` is
+transposed at the boundary (``parity.portkit.layout.dense_to_torch``). ``clip_grad_value_`` is
 ``tf.clip_by_value`` exactly. An equivalent formulation, :class:`Minimize` (no clipping,
 TF1's ``opt.minimize``), is in :data:`ALTERNATIVES`.
 """
 
 from __future__ import annotations
 
-from parity.catalog.seed000 import layer_names
-from parity.health import summary_dir
-from parity.layout import dense_from_torch, dense_to_torch
+from parity.cases.catalog.seed000 import layer_names
+from parity.trace.health import summary_dir
+from parity.portkit.layout import dense_from_torch, dense_to_torch
 
-from parity.variants import build_variant
+from parity.portkit.variants import build_variant
 from torch_impl._common import device, framework_info, to_numpy, to_tensor, torch, torch_dtype
 
 __all__ = ["build", "framework_info", "EncoderPort", "ALTERNATIVES"]

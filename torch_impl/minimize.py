@@ -11,7 +11,7 @@ incremented step.
 
 from __future__ import annotations
 
-from parity.variants import build_variant
+from parity.portkit.variants import build_variant
 from torch_impl._common import device, framework_info, to_numpy, to_tensor, torch, torch_dtype
 
 __all__ = ["build", "framework_info", "MinimizePort", "ALTERNATIVES"]

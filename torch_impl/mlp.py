@@ -27,10 +27,10 @@ from __future__ import annotations
 
 import os
 
-from parity.layout import dense_from_torch, dense_to_torch
-from parity.runner import ResumedPort
-from parity.transforms import polynomial_decay
-from parity.variants import build_variant
+from parity.portkit.layout import dense_from_torch, dense_to_torch
+from parity.portkit.resume import ResumedPort
+from parity.portkit.transforms import polynomial_decay
+from parity.portkit.variants import build_variant
 from torch_impl._common import device, framework_info, to_numpy, to_tensor, torch, torch_dtype
 
 __all__ = ["build", "framework_info", "save", "restore", "MLP", "MlpPort", "ALTERNATIVES",

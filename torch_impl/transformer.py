@@ -193,7 +193,7 @@ class TransformerPort:
             group["eps"] = self.eps_hat / math.sqrt(1.0 - self.betas[1] ** self.t_step)
 
     def train(self, batch) -> float:
-        """Run one training step and record nothing (the user's own loop: ``parity.bench``'s baseline)."""
+        """Run one training step and record nothing (the user's own loop: ``parity.tools.bench``'s baseline)."""
         F = self.t.nn.functional
         loss = F.cross_entropy(self.model(to_tensor(batch["x"]).long()), to_tensor(batch["y"]).long())
         self.opt.zero_grad()

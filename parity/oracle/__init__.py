@@ -1,7 +1,7 @@
 """numpy ports: the third voice where the maths is small (closed-form gradients, by hand).
 
 Same module and function names as ``tf_impl/v1`` and ``torch_impl``; the update rules
-come from :mod:`parity.transforms`.
+come from :mod:`parity.portkit.transforms`.
 """
 
 import numpy as np

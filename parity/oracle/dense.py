@@ -1,6 +1,6 @@
-"""The dense module by hand: forward, backward written out, transforms from parity.transforms.
+"""The dense module by hand: forward, backward written out, transforms from parity.portkit.transforms.
 
-The third voice of every dense property: the update rules are :mod:`parity.transforms`
+The third voice of every dense property: the update rules are :mod:`parity.portkit.transforms`
 (TF1's formulas), so "manual gradient descent" here is ``chain(clip, sgd)``.
 """
 
@@ -8,10 +8,10 @@ from __future__ import annotations
 
 import numpy as np
 
-from parity import transforms as T
+from parity.portkit import transforms as T
 from parity.strategies import learning_rate, normalize_config
 from parity.oracle import framework_info
-from parity.variants import build_variant
+from parity.portkit.variants import build_variant
 
 __all__ = ["build", "framework_info", "DensePort", "SLOTS"]
 

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import numpy as np
 
-from parity import transforms as T
-from parity.catalog.seed000 import layer_names
+from parity.portkit import transforms as T
+from parity.cases.catalog.seed000 import layer_names
 from parity.oracle import framework_info
-from parity.variants import build_variant
+from parity.portkit.variants import build_variant
 
 __all__ = ["build", "framework_info", "EncoderPort", "ALTERNATIVES"]
 

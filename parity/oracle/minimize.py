@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from parity.oracle import framework_info
-from parity.variants import build_variant
+from parity.portkit.variants import build_variant
 
 __all__ = ["build", "framework_info", "MinimizePort"]
 

@@ -1,5 +1,5 @@
 """Seed 002 by hand: the 784-300-100-10 ReLU MLP, its backward pass written out, and the
-seed's two training procedures built from :mod:`parity.transforms`.
+seed's two training procedures built from :mod:`parity.portkit.transforms`.
 
 * ``clip_value``: gradient descent on ``clip_by_value(g, -c, c)``;
 * ``global_norm``: gradient descent on ``clip_by_global_norm(g, c)`` (TF's coefficient
@@ -16,9 +16,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from parity import transforms as T
+from parity.portkit import transforms as T
 from parity.oracle import framework_info
-from parity.variants import build_variant
+from parity.portkit.variants import build_variant
 
 __all__ = ["build", "framework_info", "MlpPort", "LAYERS"]
 

@@ -4,7 +4,7 @@ One registry of :class:`Pitfall` (like the cases): a short kebab-case name, both
 formulas, the fix, preconditions on the traces and a *signature*: the stage that diverges
 first and a checker that recognises the pattern from the two traces and their comparison
 (numpy only; it never looks at which case is running). Each pitfall has a right and a wrong
-case (``parity/catalog/pitfalls_*.py``). Formulas and measured sizes: PITFALLS.md (P01...).
+case (``parity/cases/catalog/pitfalls_*.py``). Formulas and measured sizes: PITFALLS.md (P01...).
 
 The package reads bottom-up:
 
@@ -22,10 +22,10 @@ The package reads bottom-up:
 
 from __future__ import annotations
 
-from .base import Context, Pitfall, Precondition
-from .reference import round_tf32
-from .registry import all_pitfalls, explain, get_pitfall, match_signatures
-from .render import render_markdown
+from parity.pitfalls.base import Context, Pitfall, Precondition
+from parity.pitfalls.reference import round_tf32
+from parity.pitfalls.registry import all_pitfalls, explain, get_pitfall, match_signatures
+from parity.pitfalls.render import render_markdown
 
 __all__ = [
     "Pitfall",

@@ -14,8 +14,8 @@ from typing import Callable, Iterator
 
 import numpy as np
 
-from ..compare import Comparison, Divergence
-from ..trace import Trace
+from parity.compare.comparator import Comparison, Divergence
+from parity.trace.memory import Trace
 
 __all__ = [
     "Context", "Pitfall", "Precondition", "pitfall", "close", "predicts", "predicts_through", "constant_ratio",

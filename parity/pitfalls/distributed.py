@@ -1,4 +1,4 @@
-"""Signatures of the data-parallel pitfalls (``parity/catalog/distributed.py``): they read the
+"""Signatures of the data-parallel pitfalls (``parity/cases/catalog/distributed.py``): they read the
 replicas' share of each stage.
 
 A distributed trace records ``replica<r>/loss`` and
@@ -13,7 +13,7 @@ import re
 
 import numpy as np
 
-from .base import Context, Precondition, pitfall
+from parity.pitfalls.base import Context, Precondition, pitfall
 
 __all__ = ["world_size", "REPLICATED", "PITFALLS"]
 

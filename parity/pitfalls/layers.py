@@ -1,5 +1,5 @@
 """Signatures of the layer and layout pitfalls: kernel layouts, flatten order, SAME padding, pooling,
-GELU, dropout's argument (``parity/catalog/pitfalls_layers.py``).
+GELU, dropout's argument (``parity/cases/catalog/pitfalls_layers.py``).
 
 Most share one shape: recompute the layer in numpy from tensors both ports agree on (the
 inputs, a matching earlier output, the loaded parameters), once the reference's way and once
@@ -10,9 +10,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from .base import Context, close, constant_ratio, pitfall, predicts_through, side_of
-from .reference import conv2d, gelu_exact, gelu_tanh, pool2d, same_pads
-from .requires import DROPOUT, IMAGES
+from parity.pitfalls.base import Context, close, constant_ratio, pitfall, predicts_through, side_of
+from parity.pitfalls.reference import conv2d, gelu_exact, gelu_tanh, pool2d, same_pads
+from parity.pitfalls.requires import DROPOUT, IMAGES
 
 __all__ = ["PITFALLS", "sources4"]
 
@@ -277,13 +277,13 @@ PITFALLS = [
             _check_flatten, requires=[IMAGES],
             explanation="An NHWC map flattens in (h, w, c) order, an NCHW one in (c, h, w): the Dense kernel's rows no longer line up, silently.",
             tf="flat = reshape(x_nhwc, [N, -1])", torch="torch.flatten(x_nchw, 1)",
-            fix="Flatten x.permute(0, 2, 3, 1) or permute the kernel rows (parity.layout.flatten_rows_to_torch)."),
+            fix="Flatten x.permute(0, 2, 3, 1) or permute the kernel rows (parity.portkit.layout.flatten_rows_to_torch)."),
     pitfall("same-padding-conv", "SAME padding with stride 2 on an even size (conv)", "padding", "P24", ["forward"],
             "the strided conv output differs exactly as symmetric padding predicts",
             _check_same_conv, requires=[IMAGES],
             explanation="TF SAME pads (total // 2, total - total // 2): the extra row/column goes at the bottom/right. torch padding=k//2 is symmetric; for stride 2 and even sizes the windows shift by one pixel. Odd sizes hide it.",
             tf="out = ceil(in / s); pad_total = max((out - 1) s + k - in, 0); before = total // 2", torch="Conv2d(padding=k // 2): (k // 2, k // 2)",
-            fix="F.pad(x, (left, right, top, bottom)) with TF's numbers (parity.layout.same_padding), then padding=0."),
+            fix="F.pad(x, (left, right, top, bottom)) with TF's numbers (parity.portkit.layout.same_padding), then padding=0."),
     pitfall("same-padding-pool", "SAME padding in max pooling", "padding", "P25", ["forward"],
             "the pool output differs exactly as symmetric -inf padding predicts",
             lambda c: _check_pool(c, ("max", "max"), "symmetric padding=k//2 instead of TF SAME's asymmetric padding (pad -inf at bottom/right with F.pad)"),

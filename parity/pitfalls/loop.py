@@ -1,6 +1,6 @@
 """Signatures of the training-loop pitfalls: learning-rate schedules, gradient clipping, max-norm
 constraints, frozen parameters, accumulated gradients and initialisation (the rest of
-``parity/catalog/pitfalls_optim.py``)."""
+``parity/cases/catalog/pitfalls_optim.py``)."""
 
 from __future__ import annotations
 
@@ -8,8 +8,8 @@ import math
 
 import numpy as np
 
-from .base import Context, close, pitfall, ratio
-from .requires import CONSTRAINED, LR_SCHEDULE, PROCESSED_GRADIENTS, STEP_BEFORE
+from parity.pitfalls.base import Context, close, pitfall, ratio
+from parity.pitfalls.requires import CONSTRAINED, LR_SCHEDULE, PROCESSED_GRADIENTS, STEP_BEFORE
 
 __all__ = ["PITFALLS", "learning_rates"]
 

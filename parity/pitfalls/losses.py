@@ -1,11 +1,11 @@
 """Signatures of the loss pitfalls: reduction and Keras's probability clipping
-(``parity/catalog/pitfalls_loss.py``)."""
+(``parity/cases/catalog/pitfalls_loss.py``)."""
 
 from __future__ import annotations
 
 import numpy as np
 
-from .base import Context, pitfall, ratio
+from parity.pitfalls.base import Context, pitfall, ratio
 
 __all__ = ["PITFALLS"]
 

@@ -1,12 +1,12 @@
-"""Signatures of the normalisation and train/inference-mode pitfalls (``parity/catalog/pitfalls_bn.py``,
+"""Signatures of the normalisation and train/inference-mode pitfalls (``parity/cases/catalog/pitfalls_bn.py``,
 the LayerNorm case of ``pitfalls_layers.py``)."""
 
 from __future__ import annotations
 
 import numpy as np
 
-from .base import Context, close, constant_ratio, pitfall
-from .requires import BN_STATE, DROPOUT, LAYERNORM, is_dropout_of, normalised
+from parity.pitfalls.base import Context, close, constant_ratio, pitfall
+from parity.pitfalls.requires import BN_STATE, DROPOUT, LAYERNORM, is_dropout_of, normalised
 
 __all__ = ["PITFALLS"]
 

@@ -1,5 +1,5 @@
 """Signatures of numerical-format pitfalls: TF32 matmuls and convolutions (the TF32 case of
-``parity/catalog/pitfalls_layers.py``).
+``parity/cases/catalog/pitfalls_layers.py``).
 
 TF32 rounds both operands of a float32 matmul/conv to a 10-bit mantissa (relative 2^-11 each)
 and accumulates in float32: each output element moves by at most ~2^-10 * sum_i |x_i| |k_i|,
@@ -12,10 +12,10 @@ from __future__ import annotations
 
 import numpy as np
 
-from .base import Context, Precondition, pitfall, predicts
-from .layers import sources4
-from .reference import conv2d, round_tf32, same_pads
-from .requires import FLOAT32
+from parity.pitfalls.base import Context, Precondition, pitfall, predicts
+from parity.pitfalls.layers import sources4
+from parity.pitfalls.reference import conv2d, round_tf32, same_pads
+from parity.pitfalls.requires import FLOAT32
 
 __all__ = ["PITFALLS"]
 

@@ -1,13 +1,13 @@
 """Signatures of the optimizer pitfalls: momentum forms, Nesterov, Adam's epsilon, RMSprop and
-Adagrad initial state (``parity/catalog/pitfalls_optim.py``; schedules, clipping, constraints and
+Adagrad initial state (``parity/cases/catalog/pitfalls_optim.py``; schedules, clipping, constraints and
 the training loop are in :mod:`.loop`)."""
 
 from __future__ import annotations
 
 import numpy as np
 
-from .base import Context, close, constant_ratio, pitfall, ratio
-from .requires import ADAM_SLOTS, MOMENTUM_SLOTS, SLOTS, STEP_BEFORE, slot_kind
+from parity.pitfalls.base import Context, close, constant_ratio, pitfall, ratio
+from parity.pitfalls.requires import ADAM_SLOTS, MOMENTUM_SLOTS, SLOTS, STEP_BEFORE, slot_kind
 
 __all__ = ["PITFALLS", "slot_groups", "param_of_slot"]
 

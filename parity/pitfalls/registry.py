@@ -13,10 +13,10 @@ import importlib
 
 import numpy as np
 
-from ..compare import Comparison
-from ..errors import ParityError
-from ..trace import Trace, stage_label
-from .base import Context, Pitfall
+from parity.compare.comparator import Comparison
+from parity.errors import ParityError
+from parity.trace.memory import Trace, stage_label
+from parity.pitfalls.base import Context, Pitfall
 
 __all__ = ["MODULES", "all_pitfalls", "get_pitfall", "match_signatures", "explain"]
 

@@ -1,5 +1,5 @@
 """Signatures of the weight-decay pitfalls and of optimizer state under a missing gradient
-(``parity/catalog/pitfalls_decay.py``).
+(``parity/cases/catalog/pitfalls_decay.py``).
 
 One shape serves the L2 forms: an L2 term ``lambda/2 * sum(W**2)`` over a set S of parameters
 adds ``lambda * W`` to each gradient in S and ``lambda/2 * sum_S |W|^2`` to the loss. When the
@@ -12,9 +12,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from .base import Context, close, pitfall, ratio
-from .optimizers import param_of_slot
-from .requires import ADAM_SLOTS, SLOTS, STEP_BEFORE, slot_kind
+from parity.pitfalls.base import Context, close, pitfall, ratio
+from parity.pitfalls.optimizers import param_of_slot
+from parity.pitfalls.requires import ADAM_SLOTS, SLOTS, STEP_BEFORE, slot_kind
 
 __all__ = ["PITFALLS", "l2_difference"]
 

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from ..trace import stage_label
-from .precision import BEYOND_NOTE, PRECISION_NOTE
-from .registry import all_pitfalls
+from parity.trace.memory import stage_label
+from parity.pitfalls.precision import BEYOND_NOTE, PRECISION_NOTE
+from parity.pitfalls.registry import all_pitfalls
 
 __all__ = ["render_markdown"]
 

@@ -13,7 +13,7 @@ import re
 
 import numpy as np
 
-from .base import Context, Precondition, constant_ratio
+from parity.pitfalls.base import Context, Precondition, constant_ratio
 
 __all__ = [
     "BN_STATE", "DROPOUT", "LAYERNORM", "NORMALISED_COLUMNS", "MOMENTUM_SLOTS", "ADAM_SLOTS", "SLOTS", "FLOAT32",

@@ -1,12 +1,12 @@
-"""Signatures of the recurrent pitfalls: a TF1 LSTMCell ported to nn.LSTM (``parity/catalog/pitfalls_rnn.py``)."""
+"""Signatures of the recurrent pitfalls: a TF1 LSTMCell ported to nn.LSTM (``parity/cases/catalog/pitfalls_rnn.py``)."""
 
 from __future__ import annotations
 
 import numpy as np
 
-from .base import Context, close, pitfall
-from .reference import gru_tf1, lstm_tf1
-from .requires import SEQUENCE
+from parity.pitfalls.base import Context, close, pitfall
+from parity.pitfalls.reference import gru_tf1, lstm_tf1
+from parity.pitfalls.requires import SEQUENCE
 
 __all__ = ["PITFALLS"]
 

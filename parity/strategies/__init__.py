@@ -9,7 +9,7 @@ replays from one line) describing a fully connected network and how it trains::
      "schedule": {"kind": "constant"}, "clip": None, "max_norm": None,
      "steps": 2, "seed": 0}
 
-:func:`dense_case` turns it into a :class:`~parity.cases.Case` of module ``"dense"``
+:func:`dense_case` turns it into a :class:`~parity.cases.case.Case` of module ``"dense"``
 (``tf_impl/v1/dense.py``, ``tf_impl/v2/dense.py``, ``torch_impl/dense.py``,
 ``parity/oracle/dense.py``). The strategies draw configs, or their parts:
 
@@ -38,7 +38,7 @@ strategy per part of a config), ``dense`` (whole configs and Cases) and ``_check
 
 from __future__ import annotations
 
-from .config import (
+from parity.strategies.config import (
     ACTIVATIONS,
     CLIPS,
     COVERING_STRUCTURES,
@@ -52,8 +52,8 @@ from .config import (
     normalize_config,
     structure_of,
 )
-from .dense import dense_cases, dense_configs
-from .parts import activations, clips, dtypes, init_scales, losses, max_norms, network_shapes, optimizers, schedules
+from parity.strategies.dense import dense_cases, dense_configs
+from parity.strategies.parts import activations, clips, dtypes, init_scales, losses, max_norms, network_shapes, optimizers, schedules
 
 __all__ = [
     "ACTIVATIONS",

@@ -5,7 +5,7 @@ from __future__ import annotations
 import math
 from typing import Sequence
 
-from ..errors import ParityError
+from parity.errors import ParityError
 
 try:  # hypothesis is a test dependency; dense_case() works without it
     from hypothesis import strategies as st

@@ -11,9 +11,9 @@ from typing import Any, Mapping, Sequence
 
 import numpy as np
 
-from ..cases import Case, Cost, Data, Init
-from ..data import register_data
-from ..errors import ParityError
+from parity.cases.case import Case, Cost, Data, Init
+from parity.cases.data import register_data
+from parity.errors import ParityError
 
 ACTIVATIONS = ("linear", "relu", "tanh", "sigmoid")
 LOSSES = ("mse", "softmax_xent")
@@ -204,7 +204,7 @@ def structure_of(config: Mapping[str, Any]) -> dict[str, Any]:
 
 
 def dense_case(config: Mapping[str, Any], *, ports: Sequence[str] = ("tf1", "tf2", "torch", "numpy"), name: str | None = None) -> Case:
-    """Turn a dense config into a :class:`~parity.cases.Case` of module ``"dense"``.
+    """Turn a dense config into a :class:`~parity.cases.case.Case` of module ``"dense"``.
 
     Parameters are ``dense{i}/kernel`` ``[in, out]`` and ``dense{i}/bias``, drawn from
     ``random_normal(0, init_scale)``. Each step feeds a fresh batch ``x`` (normal, stddev

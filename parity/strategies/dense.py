@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from typing import Any, Mapping, Sequence
 
-from ..errors import ParityError
-from ._checks import InvalidArgument, _check_float, _check_int, _check_order, _log_uniform, _need_hypothesis, st
-from .config import _STRUCTURE_KEYS, dense_case, structure_of
-from .parts import activations, clips, init_scales, losses, max_norms, network_shapes, optimizers, schedules
+from parity.errors import ParityError
+from parity.strategies._checks import InvalidArgument, _check_float, _check_int, _check_order, _log_uniform, _need_hypothesis, st
+from parity.strategies.config import _STRUCTURE_KEYS, dense_case, structure_of
+from parity.strategies.parts import activations, clips, init_scales, losses, max_norms, network_shapes, optimizers, schedules
 
 def dense_configs(
     *,
@@ -148,5 +148,5 @@ def _one_structure(s: Mapping[str, Any], common: Mapping[str, Any]):
 
 
 def dense_cases(*, ports: Sequence[str] = ("tf1", "tf2", "torch", "numpy"), **kwargs):
-    """Return a strategy for dense :class:`~parity.cases.Case` objects (``dense_configs(**kwargs)``)."""
+    """Return a strategy for dense :class:`~parity.cases.case.Case` objects (``dense_configs(**kwargs)``)."""
     return dense_configs(**kwargs).map(lambda cfg: dense_case(cfg, ports=ports))

@@ -5,9 +5,9 @@ from __future__ import annotations
 import math
 from typing import Sequence
 
-from ..cases import DTYPES
-from ._checks import InvalidArgument, _check_float, _check_int, _check_order, _check_subset, _log_uniform, _need_hypothesis, st
-from .config import ACTIVATIONS, CLIPS, LOSSES, OPTIMIZERS, REDUCTIONS, SCHEDULES
+from parity.cases.case import DTYPES
+from parity.strategies._checks import InvalidArgument, _check_float, _check_int, _check_order, _check_subset, _log_uniform, _need_hypothesis, st
+from parity.strategies.config import ACTIVATIONS, CLIPS, LOSSES, OPTIMIZERS, REDUCTIONS, SCHEDULES
 
 def network_shapes(
     *,

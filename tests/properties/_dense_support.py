@@ -9,8 +9,8 @@ import os
 
 from hypothesis import Phase
 
-from parity.compare import compare
-from parity.runner import run_case, run_port
+from parity.compare.comparator import compare
+from parity.run.runner import run_case, run_port
 from parity.strategies import COVERING_STRUCTURES, dense_case, normalize_config
 
 PROFILE = os.environ.get("HYPOTHESIS_PROFILE", "ci")
@@ -47,7 +47,7 @@ def replay_command(config, ports, dtype) -> str:
     """Return a shell one-liner that reruns one config and prints each pair's verdict and first divergence."""
     cfg = normalize_config(config)
     code = (
-        "from parity.strategies import dense_case; from parity.runner import run_case; "
+        "from parity.strategies import dense_case; from parity.run.runner import run_case; "
         f"r = run_case(dense_case({cfg!r}, ports={tuple(ports)!r}), dtypes={_replay_dtypes(dtype)!r}, pairs='reference'); "
         "[print(c.pair, c.verdict, c.first_divergence and c.first_divergence.describe()) for c in r.comparisons]"
     )

@@ -1,4 +1,4 @@
-"""Clipping conventions: TF (tf.clip_by_*), torch (clip_grad_*_) and the numpy oracle (parity.transforms).
+"""Clipping conventions: TF (tf.clip_by_*), torch (clip_grad_*_) and the numpy oracle (parity.portkit.transforms).
 
 Each framework's clip function is called directly on drawn arrays (no training). What each
 does, as its source says and these properties check:
@@ -21,7 +21,7 @@ import pytest
 from hypothesis import assume, given, strategies as st
 from hypothesis.extra.numpy import array_shapes, arrays
 
-from parity import transforms as T
+from parity.portkit import transforms as T
 
 pytestmark = [pytest.mark.tf, pytest.mark.torch]
 

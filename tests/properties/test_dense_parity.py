@@ -2,7 +2,7 @@
 
 For any drawn configuration the ports agree stage by stage (forward, loss, gradients,
 processed gradients, learning rate, parameters, slots, constrained) to the float64
-semantic bound of :mod:`parity.tolerance` (1e-10 relative, via :func:`parity.compare.compare`);
+semantic bound of :mod:`parity.compare.tolerance` (1e-10 relative, via :func:`parity.compare.comparator.compare`);
 in float32, where the written error model applies (see ``test_float32_within_error_model``).
 
 Under the ci profile the structures come from ``COVERING_STRUCTURES`` (every activation,
@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 from hypothesis import given, strategies as st
 
-from parity.runner import run_port
+from parity.run.runner import run_port
 from parity.strategies import (
     clips,
     dense_case,
@@ -63,7 +63,7 @@ _SGD_CLIPPED = [s for s in structures(optimizer="sgd") or [] if s["clip"]]
 
 @given(_configs(_SGD_CLIPPED, free={"optimizer": optimizers(names=("sgd",)), "clip": clips(allow_none=False)}, max_steps=3))
 def test_manual_gradient_descent_equals_optimizers(config):
-    """numpy ``chain(clip, sgd)`` (parity.transforms) == TF1 and torch's optimizer with their clipping."""
+    """numpy ``chain(clip, sgd)`` (parity.portkit.transforms) == TF1 and torch's optimizer with their clipping."""
     assert_parity(config, ("numpy", "tf1", "torch"))
 
 
@@ -107,7 +107,7 @@ _F32 = [s for s in structures() or [] if s["optimizer"] in ("sgd", "momentum", "
     )
 )
 def test_float32_within_error_model(config):
-    """float32 runs of numpy, TF1, TF2 and torch agree within parity.tolerance's float32 bound."""
+    """float32 runs of numpy, TF1, TF2 and torch agree within parity.compare.tolerance's float32 bound."""
     assert_parity(config, ALL, dtype="float32")
 
 

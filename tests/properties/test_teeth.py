@@ -21,9 +21,9 @@ from parity.strategies import (
 
 from _dense_support import NO_EXPLAIN, divergences, replay_command
 
-from parity.compare import compare
-from parity.diagnose import diagnose
-from parity.runner import run_port
+from parity.compare.comparator import compare
+from parity.pitfalls.diagnose import diagnose
+from parity.run.runner import run_port
 from parity.strategies import dense_case
 
 pytestmark = [pytest.mark.torch]

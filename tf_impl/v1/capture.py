@@ -3,7 +3,7 @@
 The user's file has a ``parity_program()`` that builds the program in the default graph
 (placeholders, variables, loss, optimizer, ``compute_gradients`` / clipping /
 ``apply_gradients`` or ``minimize``) and returns a plain dict (see
-``/docs/own-model.md`` and the contract in ``parity/programs.py``)::
+``/docs/own-model.md`` and the contract in ``parity/program/prepare.py``)::
 
     {"inputs": {"x": x_ph, "y": y_ph}, "loss": loss, "train_op": train_op,
      "optimizer": opt, "grads_and_vars": capped, "post_ops": [...], "feeds": {keep_prob: 0.75}}
@@ -41,7 +41,7 @@ FusedBatchNorm has float32 kernels only: a 4-D ``tf.layers.batch_normalization``
 non-fused in float64, and its moving-variance update is scaled by n/(n-1) so it keeps the
 fused kernel's (Bessel-corrected) convention (:func:`fused_batch_norm_convention`); a graph
 that calls ``tf.nn.fused_batch_norm`` itself cannot run in float64 and says so
-(:class:`parity.programs.DtypeError`, with the fix).
+(:class:`parity.portkit.program.DtypeError`, with the fix).
 
 Not captured: updates written by hand (``w.assign_sub(lr * g)``: no optimizer apply op to
 read the consumed gradient and rate from: refused), sparse (``IndexedSlices``) gradients,
@@ -97,10 +97,10 @@ def _tf():
 
 
 def _records():
-    """``ParamSpec`` and ``DropoutSite`` of :mod:`parity.programs` (same fields before it exists)."""
+    """``ParamSpec`` and ``DropoutSite`` of :mod:`parity.program.prepare` (same fields before it exists)."""
     try:
-        from parity.programs import DropoutSite, ParamSpec
-    except ImportError:  # parity/programs.py not landed yet: the contract's fields, duck-typed
+        from parity.portkit.program import DropoutSite, ParamSpec
+    except ImportError:  # parity/program/prepare.py not landed yet: the contract's fields, duck-typed
         from collections import namedtuple
 
         ParamSpec = namedtuple("ParamSpec", "name shape kind layer trainable")
@@ -246,7 +246,7 @@ def _retype_graph_def(gdef, dtype: str) -> list[str]:
 
     for node in nodes():
         if node.op in no_kernel and dtype == "float64" and node.attr["T"].type == src:
-            from parity.programs import DtypeError
+            from parity.portkit.program import DtypeError
 
             raise DtypeError(
                 f"the program cannot run in float64: {node.op} ({node.name}) has float32 kernels only; "

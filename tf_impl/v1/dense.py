@@ -26,7 +26,7 @@ from typing import Mapping
 import numpy as np
 
 from parity.strategies import normalize_config, structure_of
-from parity.variants import build_variant
+from parity.portkit.variants import build_variant
 from tf_impl import cached, tensorflow
 from tf_impl.v1._graph import framework_info, tf_dtype
 

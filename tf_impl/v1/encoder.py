@@ -9,10 +9,10 @@ compute + apply only where the clip does not bite), is in :data:`ALTERNATIVES`.
 
 from __future__ import annotations
 
-from parity.catalog.seed000 import layer_names
-from parity.health import summary_dir
+from parity.cases.catalog.seed000 import layer_names
+from parity.trace.health import summary_dir
 
-from parity.variants import build_variant
+from parity.portkit.variants import build_variant
 from tf_impl.v1._graph import GraphPort, framework_info, tf_dtype
 
 __all__ = ["build", "framework_info", "EncoderPort", "ALTERNATIVES"]

@@ -17,7 +17,7 @@ after each update to the trainable variables) add state.
 
 from __future__ import annotations
 
-from parity.variants import build_variant
+from parity.portkit.variants import build_variant
 from tf_impl.v1._graph import GraphPort, framework_info, tf_dtype
 
 __all__ = ["build", "framework_info", "MinimizePort", "ALTERNATIVES"]

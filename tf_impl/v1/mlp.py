@@ -39,8 +39,8 @@ from __future__ import annotations
 
 import os
 
-from parity.runner import ResumedPort
-from parity.variants import build_variant
+from parity.portkit.resume import ResumedPort
+from parity.portkit.variants import build_variant
 from tf_impl import tensorflow
 from tf_impl.v1._graph import GraphPort, framework_info, tf_dtype
 

@@ -37,7 +37,7 @@ import contextlib
 
 import numpy as np
 
-from parity.variants import build_variant
+from parity.portkit.variants import build_variant
 from tf_impl import framework_info as _framework_info, tensorflow
 
 __all__ = ["build", "framework_info", "BnConvnetPort", "ALTERNATIVES"]

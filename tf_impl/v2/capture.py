@@ -156,7 +156,7 @@ class KerasProgram:
         wdt = str(getattr(weights[0].dtype, "name", weights[0].dtype)) if weights else dtype
         if wdt != dtype:
             if self.train_step is not None:
-                from parity.programs import DtypeError
+                from parity.portkit.program import DtypeError
 
                 raise DtypeError(f"{where}: the model was built in {wdt} at import time and train_step uses it: "
                                  f"fix: build the model inside parity_program() (parity sets floatx to {dtype} first)")
@@ -338,7 +338,7 @@ class KerasProgram:
         return self.model.trainable_weights + self.model.non_trainable_weights
 
     def parameter_specs(self) -> list:
-        from parity.programs import ParamSpec
+        from parity.portkit.program import ParamSpec
 
         owner = {}
         for layer in self.layers:
@@ -469,7 +469,7 @@ class KerasProgram:
         return out
 
     def dropout_sites(self) -> list:
-        from parity.programs import DropoutSite
+        from parity.portkit.program import DropoutSite
 
         out = []
         for i, layer in enumerate(self._dropouts):

@@ -25,7 +25,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from parity.variants import build_variant
+from parity.portkit.variants import build_variant
 from tf_impl import tensorflow
 from tf_impl.v2 import framework_info
 

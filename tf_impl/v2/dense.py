@@ -21,7 +21,7 @@ from typing import Mapping
 import numpy as np
 
 from parity.strategies import normalize_config, structure_of
-from parity.variants import build_variant
+from parity.portkit.variants import build_variant
 from tf_impl import cached, framework_info, tensorflow
 
 __all__ = ["build", "framework_info", "DensePort", "clear_cache", "clip_gradients"]

@@ -20,10 +20,10 @@ from __future__ import annotations
 
 import numpy as np
 
-from parity.catalog.seed000 import layer_names
-from parity.health import summary_dir
+from parity.cases.catalog.seed000 import layer_names
+from parity.trace.health import summary_dir
 
-from parity.variants import build_variant
+from parity.portkit.variants import build_variant
 from tf_impl import framework_info, tensorflow
 
 __all__ = ["build", "framework_info", "EncoderPort", "ALTERNATIVES"]

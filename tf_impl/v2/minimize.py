@@ -35,7 +35,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from parity.variants import build_variant
+from parity.portkit.variants import build_variant
 from tf_impl import framework_info, tensorflow
 
 __all__ = ["build", "framework_info", "MinimizePort", "ALTERNATIVES"]

@@ -186,7 +186,7 @@ class TransformerPort(VariablesPort):
         return loss
 
     def train(self, batch) -> float:
-        """Run one training step and record nothing (the user's own loop: ``parity.bench``'s baseline)."""
+        """Run one training step and record nothing (the user's own loop: ``parity.tools.bench``'s baseline)."""
         tf = self.tf
         return float(self._bare_fn(tf.constant(batch["x"], tf.int64), tf.constant(batch["y"], tf.int64)))
 
@@ -194,7 +194,7 @@ class TransformerPort(VariablesPort):
         tf = self.tf
         acts, loss, grads = self._step_fn(tf.constant(batch["x"], tf.int64), tf.constant(batch["y"], tf.int64))
         # Tensors, not numpy copies (``.numpy()`` copies): the harness copies each once at its
-        # boundary (parity.boundary.to_array), before the next step runs. A variable is read
+        # boundary (parity.run.boundary.to_array), before the next step runs. A variable is read
         # (``convert_to_tensor``: a tensor of its current value) rather than copied here.
         return {
             "forward": dict(acts),

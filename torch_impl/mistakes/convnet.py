@@ -6,7 +6,7 @@ import functools
 
 import numpy as np
 
-from parity.layout import dense_from_torch, dense_to_torch
+from parity.portkit.layout import dense_from_torch, dense_to_torch
 from torch_impl._common import torch
 from torch_impl.convnet import ConvnetPort, _dropout, _module_class
 

@@ -13,7 +13,7 @@ default eps), ``bn-running-var`` (plain ``nn.BatchNorm1d`` against a biased refe
 
 from __future__ import annotations
 
-from parity.layout import dense_from_torch, dense_to_torch
+from parity.portkit.layout import dense_from_torch, dense_to_torch
 
 from .._common import device, framework_info, to_numpy, to_tensor, torch, torch_dtype
 

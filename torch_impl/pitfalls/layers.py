@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from parity.layout import conv_from_torch, conv_to_torch, dense_from_torch, dense_to_torch, same_padding
+from parity.portkit.layout import conv_from_torch, conv_to_torch, dense_from_torch, dense_to_torch, same_padding
 
 from .._common import framework_info, to_numpy, to_tensor, torch
 

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import math
 
-from parity.layout import dense_from_torch, dense_to_torch
+from parity.portkit.layout import dense_from_torch, dense_to_torch
 
 from .._common import framework_info, to_numpy, to_tensor, torch
 

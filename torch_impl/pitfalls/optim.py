@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import math
 
-from parity.layout import dense_from_torch, dense_to_torch
+from parity.portkit.layout import dense_from_torch, dense_to_torch
 
 from .._common import device, framework_info, to_numpy, to_tensor, torch, torch_dtype
 

@@ -2,6 +2,6 @@
 
 One module per reference port (``tf_impl/v1/mistakes/mlp.py`` next to
 ``tf_impl/v1/mlp.py``), each with a ``MISTAKES`` dict (variant name -> the class) that
-:mod:`parity.variants` reads when a case names ``tf1:<variant>``. Every class overrides
+:mod:`parity.portkit.variants` reads when a case names ``tf1:<variant>``. Every class overrides
 the one thing it gets wrong; the line that differs carries a comment naming its pitfall.
 """

@@ -1,0 +1,322 @@
+"""Compare two runs of the same case step by step: structure first, then values, stage by stage.
+
+One streaming comparator serves everything: :class:`Comparator` takes the two ports' steps
+as they arrive (the runner runs ports in lockstep; a trace file is read record by record),
+measures each tensor and keeps only
+
+* per (stage, tensor) the worst difference (in units of its bound, with step, index, values);
+* per stage, the worst units at every step (``Comparison.series``: the stage x step heatmap);
+* the first divergence, and every :class:`TensorDiff` of the steps around it (``before``
+  steps before, ``after`` after; ``keep="all"`` keeps every step's diffs);
+* structure issues (the first occurrence of each), the stages only one port reports.
+
+:func:`compare` feeds two in-memory traces through it (``keep="all"``: they are in memory
+anyway). :func:`assert_match` raises a :class:`~parity.errors.ParityError` naming the first
+divergence.
+
+Float32 with a float64 run (the runner's lockstep): a float32 difference is rounding when
+it is within ``max(model bound, envelope)``, the envelope being what both ports' own
+float32-vs-float64 drifts explain, the port's counted only up to a multiple of the model
+bound (:mod:`parity.compare.envelope`). A float64 difference is rounding within
+``max(1e-10, the float32 envelope x 2^-29)`` where the float32 drifts were measured: the same
+rounding at float64's unit roundoff (a saturated softmax's p - 1 cancels in both). Both numbers
+are kept in :class:`TensorDiff` (``model_bound``, ``envelope``); the float64 verdict stays the
+judge of semantics.
+"""
+
+from __future__ import annotations
+
+import itertools
+import math
+from array import array
+from collections import deque
+from typing import Callable, Mapping
+
+import numpy as np
+
+from parity.cases.case import Cost
+from parity.compare.records import Comparison, Divergence, StructureIssue, TensorDiff, _relative, diff_arrays, diff_summaries, divergence_key as _key
+from parity.compare.envelope import ENVELOPE_FACTOR, FLOAT64_PER_FLOAT32, PORT_CAP, Drift, envelope as _envelope
+from parity.errors import ParityError
+from parity.trace.summary import Summary
+from parity.compare.tolerance import bound as default_bound
+from parity.trace.memory import STAGES
+
+__all__ = [
+    "TensorDiff",
+    "StructureIssue",
+    "Divergence",
+    "Comparison",
+    "Comparator",
+    "Drift",
+    "pairs_of",
+    "compare",
+    "assert_match",
+    "diff_arrays",
+    "ENVELOPE_FACTOR",
+    "PORT_CAP",
+]
+
+_STAGE_ORDER = {s: i for i, s in enumerate(STAGES)}
+class Comparator:
+    """Compare two runs step by step, keeping only aggregates (see the module docstring).
+
+    Args:
+        a, b: the two manifests (``a`` is the reference).
+        cost: the case's computation size (the float32 error model reads it).
+        bound: the error model ``bound(dtype, stage, step, cost)``.
+        stages: the stages to compare.
+        keep: "window" (diffs of the steps around the first divergence) or "all".
+        before, after: the window, in steps.
+        on_divergence: called with the step of the first divergence, when found.
+    """
+
+    def __init__(
+        self,
+        a: Mapping,
+        b: Mapping,
+        *,
+        cost: Cost | None = None,
+        bound: Callable[[str, str, int, Cost | None], float] = default_bound,
+        stages: tuple[str, ...] = STAGES,
+        keep: str = "window",
+        before: int = 2,
+        after: int = 2,
+        on_divergence: Callable[[int], None] | None = None,
+    ):
+        if a.get("case", "?") != b.get("case", "?"):
+            raise ParityError(f"traces are of different cases: {a.get('case')} ({a.get('port')}) and {b.get('case')} ({b.get('port')})")
+        if a.get("dtype", "?") != b.get("dtype", "?"):
+            raise ParityError(f"traces are in different dtypes: {a.get('dtype')} ({a.get('port')}) and {b.get('dtype')} ({b.get('port')})", case=a.get("case"))
+        self.out = Comparison(a=dict(a), b=dict(b), dtype=a.get("dtype", "?"))
+        self.cost, self.bound, self.stages = cost, bound, tuple(stages)
+        self.keep, self.before, self.after = keep, before, after
+        self.on_divergence = on_divergence
+        self.floors = dict(cost.floors) if cost is not None else {}
+        self._running: dict[tuple[str, str], float] = {}
+        self._ring: deque[tuple[int, list[TensorDiff]]] = deque()
+        self._kept: list[TensorDiff] = []
+        self._keep_until = -1
+        self._one_sided: dict[str, tuple[int, str, tuple[str, ...]]] = {}
+        self._reported = ({}, {})  # stage -> True, per side
+        self._seen_issues: set[tuple[str, str, str]] = set()
+        self.steps = 0
+
+    def _issue(self, i, stage, name, kind, detail, found):
+        if (stage, name, kind) in self._seen_issues:
+            return
+        self._seen_issues.add((stage, name, kind))
+        issue = StructureIssue(i, stage, name, kind, detail)
+        self.out.issues.append(issue)
+        found.append((Divergence(i, stage, name, "structure", issue.describe()), -1))
+
+    def _float64_envelope(self, stage, i, key, drift, drift_b) -> float:
+        """The float32 envelope of the ports' float32 drifts, at float64's unit roundoff (x 2^-29).
+
+        One side's drift alone (a float64-only run measures the reference's, with its float32
+        shadow): the other side counts as drifting as far as the float32 envelope's cap lets it.
+        """
+        m32 = self.bound("float32", stage, i, self.cost)
+        da = (drift if drift is not None else drift_b).get(key, 0.0)
+        db = drift_b.get(key, 0.0) if drift is not None and drift_b is not None else math.inf
+        return _envelope(m32, da, db) * FLOAT64_PER_FLOAT32
+
+    def add(self, sa: Mapping, sb: Mapping, drift: Mapping[tuple[str, str], float] | None = None,
+            drift_b: Mapping[tuple[str, str], float] | None = None,
+            cond: Mapping[tuple[str, str], float] | None = None) -> None:
+        """Compare the next step of both runs (``{stage: {name: array or Summary}}``).
+
+        ``drift``, ``drift_b``: each port's own float32 drift so far (:class:`Drift`), when
+        it was measured: the limit becomes ``max(model, envelope)``, in float64 with the float32
+        envelope scaled by 2^-29. ``cond``: how far each tensor moved so far in the float32
+        conditioning run (:mod:`parity.compare.envelope`), when one ran.
+        """
+        i, out = self.steps, self.out
+        pa, pb = out.a.get("port", "?"), out.b.get("port", "?")
+        diffs: list[TensorDiff] = []
+        found: list[tuple[Divergence, int]] = []
+        for stage in self.stages:
+            in_a, in_b = stage in sa, stage in sb
+            if in_a:
+                self._reported[0][stage] = True
+            if in_b:
+                self._reported[1][stage] = True
+            if not (in_a and in_b):
+                if in_a or in_b:
+                    self._one_sided.setdefault(stage, (i, "a" if in_a else "b", tuple(sa[stage] if in_a else sb[stage])))
+                continue
+            ta, tb = sa[stage], sb[stage]
+            model = self.bound(out.dtype, stage, i, self.cost)
+            worst_units = 0.0
+            for pos, name in enumerate(list(ta) + [k for k in tb if k not in ta]):
+                if name not in tb:
+                    self._issue(i, stage, name, "missing in B", f"only {pa} reports it", found)
+                    continue
+                if name not in ta:
+                    self._issue(i, stage, name, "missing in A", f"only {pb} reports it", found)
+                    continue
+                xa, xb = ta[name], tb[name]
+                if np.shape(xa) != np.shape(xb):
+                    self._issue(i, stage, name, "shape", f"{pa} {list(np.shape(xa))} vs {pb} {list(np.shape(xb))}", found)
+                    continue
+                summary = isinstance(xa, Summary) or isinstance(xb, Summary)
+                max_abs, _, idx, va, vb, scale = (diff_summaries if summary else diff_arrays)(xa, xb)
+                # The scale is the largest magnitude the tensor has had so far (in either
+                # run), or the case's floor for the stage: rounding errors scale with the
+                # operands, and a tensor that shrinks towards zero (a residual, a loss at
+                # convergence) keeps the rounding error of its earlier, larger operands.
+                key = (stage, name)
+                scale = self._running[key] = max(scale, self._running.get(key, 0.0))
+                scale = max(scale, self.floors.get(stage, 0.0))
+                rel = _relative(max_abs, scale)
+                envelope = None
+                if (drift is not None or drift_b is not None) and stage != "inputs":
+                    if out.dtype == "float64":
+                        envelope = self._float64_envelope(stage, i, key, drift, drift_b)
+                    else:
+                        envelope = _envelope(model, (drift or {}).get(key, 0.0), (drift_b or {}).get(key, 0.0),
+                                             None if cond is None else cond.get(key))
+                limit = max(model, envelope or 0.0)
+                d = TensorDiff(i, stage, name, tuple(np.shape(xa)), max_abs, rel, idx, va, vb, scale, limit, model, envelope, summary)
+                diffs.append(d)
+                cur = self.out.worst.get(key)
+                if cur is None or (d.units, d.max_rel) > (cur.units, cur.max_rel):
+                    self.out.worst[key] = d
+                worst_units = max(worst_units, d.units)
+                if rel > out.max_rel.get(stage, 0.0) or (rel != rel):
+                    out.max_rel[stage] = rel if rel == rel else math.inf
+                verdict = d.verdict
+                if verdict == "semantic":
+                    out.n_semantic += 1
+                    if out.first is None:  # only the first divergence is described
+                        found.append((Divergence(i, stage, name, "semantic", d.describe(), d), pos))
+                elif verdict == "rounding":
+                    out.n_rounding += 1
+            out.series.setdefault(stage, array("d", [math.nan] * i)).append(worst_units)
+        for stage, values in out.series.items():
+            if len(values) <= i:
+                values.append(math.nan)
+        self._keep_diffs(i, diffs)
+        if found and out.first is None:
+            out.first = min(found, key=lambda t: _key(*t))[0]
+            self._freeze(i)
+            if self.on_divergence is not None:
+                self.on_divergence(i)
+        self.steps += 1
+
+    def _keep_diffs(self, i: int, diffs: list[TensorDiff]) -> None:
+        if self.keep == "all" or i <= self._keep_until:
+            self._kept.extend(diffs)
+            return
+        self._ring.append((i, diffs))
+        while len(self._ring) > self.before + 1:
+            self._ring.popleft()
+
+    def _freeze(self, k: int) -> None:
+        if self.keep == "all":
+            return
+        for j, diffs in self._ring:
+            if j >= k - self.before:
+                self._kept.extend(diffs)
+        self._ring = deque((j, d) for j, d in self._ring if j < k - self.before)
+        self._keep_until = k + self.after
+
+    def finish(self, steps_a: int | None = None, steps_b: int | None = None) -> Comparison:
+        """Close the comparison (``steps_a``/``steps_b``: each run's step count, default: as fed)."""
+        out = self.out
+        steps_a = self.steps if steps_a is None else steps_a
+        steps_b = self.steps if steps_b is None else steps_b
+        out.a["steps"], out.b["steps"] = steps_a, steps_b
+        pa, pb = out.a.get("port", "?"), out.b.get("port", "?")
+        late: list[tuple[Divergence, int]] = []
+        if steps_a != steps_b:
+            self._issue(min(steps_a, steps_b), "inputs", "steps", "steps", f"{pa} has {steps_a} steps, {pb} has {steps_b}", late)
+        # A stage one port never reports (a user's port without activations) is not compared,
+        # and the comparison says so; a stage both report, at different steps, is an error.
+        for stage in self.stages:
+            if stage not in self._one_sided:
+                continue
+            step, side, names = self._one_sided[stage]
+            if stage in self._reported[0] and stage in self._reported[1]:
+                for name in names:
+                    kind, who = ("missing in B", pa) if side == "a" else ("missing in A", pb)
+                    self._issue(step, stage, name, kind, f"only {who} reports it", late)
+            else:
+                out.skipped.append((stage, pa if stage in self._reported[0] else pb))
+        if late:
+            cands = late + ([(out.first, 0)] if out.first is not None else [])
+            out.first = min(cands, key=lambda t: _key(*t))[0]
+        kept = list(self._kept) + [d for _, diffs in self._ring for d in diffs]
+        ids = {id(d) for d in kept}
+        kept += [d for d in out.worst.values() if id(d) not in ids]
+        order = {id(d): n for n, d in enumerate(kept)}
+        kept.sort(key=lambda d: (d.step, _STAGE_ORDER.get(d.stage, 99), order[id(d)]))
+        out.diffs = kept
+        out.kept_steps = sorted({d.step for d in self._kept} | {j for j, _ in self._ring})
+        return out
+
+
+def compare(
+    a,
+    b,
+    *,
+    cost: Cost | None = None,
+    bound: Callable[[str, str, int, Cost | None], float] = default_bound,
+    stages: tuple[str, ...] = STAGES,
+    keep: str = "all",
+) -> Comparison:
+    """Compare ``b`` against the reference ``a`` (two traces: :class:`~parity.trace.memory.Trace`, or steps read lazily).
+
+    Args:
+        a: the reference trace.
+        b: the trace checked against it.
+        cost: the case's computation size (the float32 error model reads it).
+        bound: the error model (tests can pass a stricter one).
+        stages: the stages to compare.
+        keep: "all" (every step's diffs) or "window".
+
+    Raises:
+        ParityError: when the traces are of different cases or dtypes (nothing to compare).
+    """
+    cmp = Comparator(a.manifest, b.manifest, cost=cost, bound=bound, stages=stages, keep=keep)
+    na = nb = 0
+    it_a, it_b = iter(a.steps), iter(b.steps)
+    while True:
+        sa, sb = next(it_a, None), next(it_b, None)
+        na += sa is not None
+        nb += sb is not None
+        if sa is None or sb is None:
+            break
+        cmp.add(sa, sb)
+    for _ in it_a:
+        na += 1
+    for _ in it_b:
+        nb += 1
+    return cmp.finish(na, nb)
+
+
+def assert_match(a, b, *, cost: Cost | None = None, **kwargs) -> Comparison:
+    """Compare and raise a :class:`ParityError` naming the first divergence, if any."""
+    result = compare(a, b, cost=cost, **kwargs)
+    first = result.first_divergence
+    if first is not None:
+        raise ParityError(f"{result.pair} ({result.dtype}) diverge first at {first.describe()} [{first.kind}]", case=a.case)
+    return result
+
+
+def pairs_of(names: list[str], pairs: str) -> list[tuple[str, str]]:
+    """The (reference, port) pairs :func:`parity.run.runner.run_case` compares: ``pairs`` is "all", "reference" or "auto"."""
+    if not names:
+        return []
+    if pairs == "all":
+        return list(itertools.combinations(names, 2))
+    if pairs == "reference":
+        return [(names[0], p) for p in names[1:]]
+    # every pair of the frameworks' main ports, and the reference against each variant
+    main = [p for p in names if ":" not in p]
+    combos = list(itertools.combinations(main, 2))
+    # (a variant as the reference -- the distributed cases' single device -- meets every port)
+    combos += [(names[0], p) for p in names[1:] if ":" in p + names[0] and (names[0], p) not in combos]
+    if not main:
+        combos = [(names[0], p) for p in names[1:]]
+    return combos

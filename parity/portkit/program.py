@@ -1,0 +1,60 @@
+"""The records a capture adapter fills in for ``parity diff``: :class:`ParamSpec`, :class:`DropoutSite`,
+and the :class:`DtypeError` it raises (numpy only)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from parity.errors import ParityError
+
+__all__ = ["ParamSpec", "DropoutSite", "DtypeError", "KINDS"]
+
+#: the kinds a :class:`ParamSpec` may have
+KINDS = (
+    "dense_kernel", "conv_kernel", "bias", "bn_gamma", "bn_beta", "bn_mean", "bn_var", "ln_gamma", "ln_beta",
+    "lstm_kernel", "lstm_recurrent", "lstm_bias", "embedding", "other",
+)
+
+
+@dataclass(frozen=True)
+class ParamSpec:
+    """One variable of a captured program, in its framework's own name and layout.
+
+    Args:
+        name: the program's own name (torch: ``features.0.weight``; TF: ``conv1/kernel``).
+        shape: its shape in the framework's own layout (torch Linear ``[out, in]``, TF ``[in, out]``).
+        kind: one of :data:`KINDS`.
+        layer: the owning module / layer / scope.
+        trainable: whether the optimizer trains it (BatchNorm statistics are not).
+    """
+
+    name: str
+    shape: tuple
+    kind: str
+    layer: str
+    trainable: bool = True
+
+    def __post_init__(self):
+        object.__setattr__(self, "shape", tuple(int(s) for s in self.shape))
+        if self.kind not in KINDS:
+            raise ParityError(f"parameter {self.name}: unknown kind {self.kind!r}; expected one of {', '.join(KINDS)}")
+
+
+@dataclass(frozen=True)
+class DropoutSite:
+    """One dropout the adapter drives with parity's masks (channel-last mask shape, no batch size fixed)."""
+
+    index: int
+    name: str
+    shape_channel_last: tuple
+    rate: float
+
+    def __post_init__(self):
+        object.__setattr__(self, "shape_channel_last", tuple(int(s) for s in self.shape_channel_last))
+
+
+class DtypeError(ParityError):
+    """The program cannot run in the dtype asked (a TF1 optimizer's float32 constants in a float64 run).
+
+    The message says what and how to fix it; :func:`compare_programs` reports that dtype only.
+    """

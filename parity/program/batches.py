@@ -1,0 +1,87 @@
+"""The batches of ``parity diff``: the user's data or batches drawn from input shapes, dropout masks (numpy only)."""
+
+from __future__ import annotations
+
+import itertools
+import re
+
+import numpy as np
+
+from parity.errors import ParityError, PortError
+
+
+# -- data ---------------------------------------------------------------------------------------------
+def _draw_batches(specs: dict, steps: int, rng: np.random.Generator, classes: int | None, batch_size: int) -> list[dict]:
+    """Batches from the input specs: float inputs N(0, 1); integer targets uniform over ``classes``;
+    a float target of shape [None, K] named like a label (y, label(s), target(s)) one-hot rows."""
+    out = []
+    for _ in range(steps):
+        b = {}
+        for key, (shape, dtype) in specs.items():
+            if shape is None:
+                raise ParityError(f"cannot draw batch key {key!r}: its placeholder has no static rank; give 'data' in the reference file")
+            shape = tuple(batch_size if s is None else int(s) for s in shape)
+            if np.issubdtype(np.dtype(dtype), np.integer):
+                if not classes:
+                    raise ParityError(f"cannot draw integer batch key {key!r}: give 'data' in the reference file")
+                b[key] = rng.integers(0, classes, size=shape).astype(dtype)
+            elif re.fullmatch(r"y|labels?|targets?|y_true|y_", key) and len(shape) == 2:
+                b[key] = np.eye(shape[1])[rng.integers(0, shape[1], size=shape[0])]
+            else:
+                b[key] = rng.normal(0.0, 1.0, size=shape)
+        out.append(b)
+    return out
+
+
+def _as_batches(source, steps: int, where: str) -> list[dict]:
+    try:
+        it = iter(source() if callable(source) else source)
+        batches = list(itertools.islice(it, steps))
+    except ParityError:
+        raise
+    except Exception as exc:
+        raise PortError("data", "data()", exc) from exc
+    if len(batches) < steps:
+        raise ParityError(f"{where}: data gave {len(batches)} batch(es) for {steps} steps (use --steps {len(batches)} or give more)")
+    out = []
+    for i, b in enumerate(batches):
+        if not isinstance(b, dict) or not b:
+            raise ParityError(f"{where}: batch {i} is a {type(b).__name__}, not a non-empty dict {{key: array}}")
+        out.append({str(k): np.asarray(v) for k, v in b.items()})
+    return out
+
+
+_MASK = "__dropout_mask__/"
+
+
+def _masks(ref_sites, port_sites, batches, rng, notes) -> None:
+    """Draw one keep-mask per reference dropout site per step (channel-last, 1 = keep) into the batches."""
+    if len(ref_sites) != len(port_sites):
+        notes.append(f"dropout: the reference has {len(ref_sites)} site(s), the port {len(port_sites)}: masks are given to the "
+                     f"first {min(len(ref_sites), len(port_sites))}; the others draw their own (compare those layers statistically)")
+    for i, site in enumerate(ref_sites):
+        if i < len(port_sites) and tuple(port_sites[i].shape_channel_last[1:]) != tuple(site.shape_channel_last[1:]):
+            notes.append(f"dropout site {i}: {site.name} {list(site.shape_channel_last)} vs {port_sites[i].name} "
+                         f"{list(port_sites[i].shape_channel_last)} (channel-last): no mask given")
+            continue
+        if abs(site.rate - (port_sites[i].rate if i < len(port_sites) else site.rate)) > 1e-12:
+            notes.append(f"dropout site {i}: rate {site.rate:g} in the reference, {port_sites[i].rate:g} in the port")
+        for b in batches:
+            n = _batch_size(b)
+            shape = (n,) + tuple(site.shape_channel_last[1:])
+            b[f"{_MASK}{i}"] = (rng.random(shape) < 1.0 - site.rate).astype(np.float64)
+
+
+def _batch_size(batch: dict) -> int:
+    sizes = [np.shape(v)[0] for k, v in batch.items() if np.ndim(v) >= 1 and not k.startswith(_MASK)]
+    return int(sizes[0]) if sizes else 1
+
+
+def _cost(mapping, acts: dict, batch: dict):
+    from parity.cases.case import Cost
+
+    kernels = [e for e in mapping.params if e.kind in ("dense_kernel", "conv_kernel", "lstm_kernel", "embedding")]
+    fan_in = max([int(np.prod(e.shape[:-1])) for e in kernels] or [1])
+    n = _batch_size(batch)
+    positions = max([int(np.prod(np.shape(v)[:-1])) for v in acts.values() if np.ndim(v) >= 2] or [n])
+    return Cost(depth=max(len(kernels), 1), reduction=max(fan_in, positions, n))

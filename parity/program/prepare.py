@@ -1,0 +1,251 @@
+"""Compare two plain training programs (a TF1/Keras program and its PyTorch port) step by step.
+
+The user's files are plain programs plus one function, ``parity_program()``, returning a dict of
+the objects the program builds (model, optimizer, loss...). The capture adapters
+(``torch_impl/capture.py``, ``tf_impl/v1/capture.py``, ``tf_impl/v2/capture.py``) record every
+stage of a step; this module maps the reference's weights onto the port (:mod:`parity.program.mapping`),
+runs both through :func:`parity.run.runner.run_case` as two in-memory ports, and returns the same
+:class:`~parity.run.result.CaseResult` as the catalogue, so the report, diagnosis and health work
+unchanged. numpy only.
+
+The parts: :mod:`parity.program.load` (the contract types and the user's files),
+:mod:`parity.program.batches` (batches, dropout masks), :mod:`parity.program.port` (the in-memory
+ports); their public names are re-exported here.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from typing import Iterable
+
+import numpy as np
+
+from parity.errors import ParityError
+from parity.program.batches import _MASK, _as_batches, _cost, _draw_batches, _masks
+from parity.run.frameworks import CAPTURE_ADAPTERS as ADAPTERS
+from parity.portkit.program import KINDS, DropoutSite, DtypeError, ParamSpec
+from parity.program.load import Program, capture, load_program
+from parity.program.port import _STORE, ProgramRun, _ProgramModule, _register_data
+
+__all__ = ["ParamSpec", "DropoutSite", "DtypeError", "KINDS", "Program", "load_program", "compare_programs",
+           "ProgramRun", "ADAPTERS", "capture", "prepare", "port_names"]
+
+
+def prepare(reference, port, *, data=None, steps: int = 10, mapping=None, seed: int = 0, log=None) -> ProgramRun:
+    """Load both programs, capture them once (float64), map the variables and the layer outputs.
+
+    Raises:
+        ParityError: bad input (file, keys, kinds, an unresolvable mapping), one line.
+        PortError: the user's own code raised.
+    """
+    from parity.program.mapping import Mapping_, auto_map, load_mapping, match_activations, same_values
+
+    ref, prt = load_program(reference), load_program(port)
+    probe_notes: list[str] = []
+    R = P = None
+    for probe_dtype in ("float64", "float32"):  # a program that cannot run in float64 is probed in float32
+        try:
+            R = capture(ref, probe_dtype)
+            P = capture(prt, probe_dtype)
+            break
+        except DtypeError as exc:
+            if R is not None:
+                R.close()
+            R = P = None
+            if probe_dtype == "float32":
+                raise
+            probe_notes.append(f"mapped in float32: {exc}")
+        except BaseException:
+            if R is not None:
+                R.close()
+            raise
+    try:
+        source = data if data is not None else getattr(R, "data_source", lambda: None)()
+        if source is not None:
+            batches = _as_batches(source, steps, ref.path)
+        else:
+            specs = dict(P.input_specs()) if hasattr(P, "input_specs") else {}
+            specs.update(R.input_specs() if hasattr(R, "input_specs") else {})
+            if not specs:
+                raise ParityError(f"{ref.path}: no 'data' in parity_program()'s dict and no input shapes to draw batches from: "
+                                  "add \"data\": a function returning batches ({key: array})")
+            # an integer label placeholder of unknown rank (tf.placeholder(tf.int32, shape=(None))): one label per example
+            specs = {k: ((None,) if sh is None and np.issubdtype(np.dtype(dt), np.integer) else sh, dt) for k, (sh, dt) in specs.items()}
+            rng = np.random.default_rng([seed, 1])
+            float_specs = {k: v for k, v in specs.items() if not np.issubdtype(np.dtype(v[1]), np.integer)}
+            probe = _draw_batches(float_specs, 1, rng, None, 8)[0]
+            classes = None
+            if len(float_specs) != len(specs):
+                acts = R.forward(dict(probe, **{k: np.zeros([8 if s is None else s for s in sh], dtype=dt)
+                                              for k, (sh, dt) in specs.items() if k not in float_specs}), {})
+                last = list(acts.values())[-1] if acts else None
+                classes = int(np.shape(last)[-1]) if last is not None and np.ndim(last) >= 1 else None
+            batches = _draw_batches(specs, steps, np.random.default_rng([seed, 1]), classes, 8)
+        first = batches[0]
+        # probes: call order, flatten orders, dropout sites (masks={} = identity, deterministic)
+        R.forward(first, {})
+        P.forward(first, {})
+        if mapping is None:
+            flat = getattr(P, "flatten_inputs", lambda: {})()
+            rflat = getattr(R, "flatten_inputs", lambda: {})()
+            m = auto_map(R.parameter_specs(), ref.framework, P.parameter_specs(), prt.framework,
+                         ref_flatten=rflat, port_flatten=flat, reference_file=ref.path, port_file=prt.path)
+        else:
+            m = mapping if isinstance(mapping, Mapping_) else load_mapping(os.fspath(mapping))
+            _check_mapping(m, R, P, ref.path, prt.path)
+        initial = {k: np.asarray(v, dtype=np.float64) for k, v in R.parameters().items()}
+        P.load(m.port_weights(initial))
+        # the matching probe drives dropout with a real mask (the same on both sides): an identity
+        # dropout would equal its input and could pair with the layer before it
+        probe = [dict(first)]
+        _masks(R.dropout_sites(), P.dropout_sites(), probe, np.random.default_rng([seed, 3]), [])
+        pmasks = {int(k[len(_MASK):]): v for k, v in probe[0].items() if k.startswith(_MASK)}
+        ar, ap = R.forward(first, pmasks), P.forward(first, pmasks)
+        if not m.forward:
+            pairs, left_r, left_p = match_activations(ar, ap)
+            lr_, lp_ = getattr(R, "probe_loss", lambda: None)(), getattr(P, "probe_loss", lambda: None)()
+            if lr_ is not None and lp_ is not None and same_values(lr_, lp_):
+                # the two compute the same loss from the same weights: a pair of outputs that differ
+                # here is two different cuts of the network (softmax inside a Dense vs logits), not a bug
+                odd = [(a, b) for a, b in pairs if not same_values(ar[a], ap[b])]
+                if odd:
+                    pairs = [p for p in pairs if p not in odd]
+                    left_r += [a for a, _ in odd]
+                    left_p += [b for _, b in odd]
+                    m.notes.append("layer outputs " + ", ".join(f"{a}/{b}" for a, b in odd) + " differ at the probe while the losses "
+                                   "agree: different cuts of the network (e.g. a softmax inside a Dense layer), not compared")
+            # a softmax / sigmoid inside one side's last layer (Keras Dense(activation="softmax")) vs logits
+            # on the other: the same layer cut differently; not compared (the loss stage compares them)
+            cut = [(a, b) for a, b in pairs if not same_values(ar[a], ap[b]) and _activated(ar[a], ap[b])]
+            if cut:
+                pairs = [p for p in pairs if p not in cut]
+                left_r += [a for a, _ in cut]
+                left_p += [b for _, b in cut]
+                m.notes.append("layer outputs " + ", ".join(f"{a}/{b}" for a, b in cut) + ": one is the softmax (or sigmoid) "
+                               "of the other (an activation inside a Dense layer vs logits): not compared")
+            m.forward = pairs
+            if left_r:
+                m.not_compared["reference layer outputs"] = left_r
+            if left_p:
+                m.not_compared["port layer outputs"] = left_p
+        else:
+            bad = [f"{a} -> {b}" for a, b in m.forward if a not in ar or b not in ap]
+            if bad:
+                raise ParityError(f"mapping: layer outputs not found: {', '.join(bad)}; reference outputs: {', '.join(ar)}; port outputs: {', '.join(ap)}")
+        notes = list(dict.fromkeys(probe_notes + [f"reference: {n}" for n in getattr(R, "notes", lambda: [])()]
+                                   + [f"port: {n}" for n in getattr(P, "notes", lambda: [])()] + list(m.notes)))
+        _masks(R.dropout_sites(), P.dropout_sites(), batches, np.random.default_rng([seed, 2]), notes)
+        run = ProgramRun(ref, prt, m, initial, batches, notes, constrained=bool(getattr(R, "has_constraint", False)))
+        run.cost = _cost(m, ar, first)
+        return run
+    finally:
+        R.close()
+        P.close()
+
+
+def _activated(a, b) -> bool:
+    """Whether one array is the softmax or the sigmoid (over the last axis) of the other."""
+    from parity.program.mapping import same_values
+
+    a, b = np.asarray(a, float), np.asarray(b, float)
+    if a.shape != b.shape or a.ndim < 1:
+        return False
+
+    def softmax(z):
+        e = np.exp(z - z.max(axis=-1, keepdims=True))
+        return e / e.sum(axis=-1, keepdims=True)
+
+    def sigmoid(z):
+        return 0.5 * (1.0 + np.tanh(0.5 * z))
+
+    with np.errstate(all="ignore"):
+        return any(same_values(f(x), y) for f in (softmax, sigmoid) for x, y in ((a, b), (b, a)))
+
+
+def _check_mapping(m, R, P, ref_path: str, port_path: str) -> None:
+    rs = {s.name: s for s in R.parameter_specs()}
+    ps = {s.name: s for s in P.parameter_specs()}
+    problems = [f"reference has no {e.reference!r}" for e in m.params if e.reference not in rs]
+    problems += [f"port has no {e.port!r}" for e in m.params if e.port not in ps]
+    if problems:
+        raise ParityError(f"mapping does not fit the programs: {'; '.join(problems)}. Reference ({ref_path}): "
+                          f"{', '.join(rs)}. Port ({port_path}): {', '.join(ps)}")
+    from parity.program.mapping import apply_ops
+
+    for e in m.params:
+        a = apply_ops(e.reference_ops, np.zeros(rs[e.reference].shape))
+        b = apply_ops(e.port_ops, np.zeros(ps[e.port].shape))
+        if a.shape != b.shape:
+            raise ParityError(f"mapping: {e.reference} {list(rs[e.reference].shape)} -> {list(a.shape)} and {e.port} "
+                              f"{list(ps[e.port].shape)} -> {list(b.shape)} do not meet in one shape")
+    missing = [n for n, s in rs.items() if s.trainable and n not in m.by_reference()]
+    if missing:
+        raise ParityError(f"mapping leaves the reference's trainable {', '.join(missing)} unmapped")
+
+
+def port_names(run: ProgramRun) -> tuple[str, str]:
+    """The two port labels of the case: their frameworks (the port's gets ':port' when both are the same)."""
+    a, b = run.reference.framework, run.port.framework
+    return (a, f"{b}:port") if a == b else (a, b)
+
+
+def compare_programs(reference, port, *, data=None, steps: int = 10, dtypes: Iterable[str] = ("float64", "float32"),
+                     mapping=None, save_mapping: str | None = None, seed: int = 0, name: str | None = None,
+                     observers=()):
+    """Compare a program against its port, step by step, in each dtype; return a CaseResult.
+
+    Args:
+        reference: the reference program's file (or its ``parity_program`` function).
+        port: the port's file (or function).
+        data: batches (an iterable of dicts, or a function returning one); default: the reference's
+            ``"data"``, else drawn from its input shapes.
+        steps: training steps.
+        dtypes: "float64" and/or "float32".
+        mapping: a mapping file (or :class:`parity.program.mapping.Mapping_`) instead of the automatic one.
+        save_mapping: write the mapping used to this JSON file.
+        seed: seeds the drawn batches and the dropout masks.
+        name: the case name in the report (default: ``diff:<ref>-vs-<port>``).
+        observers: per-step hooks handed to :func:`~parity.run.runner.run_case` (``--tensorboard``).
+
+    The result also carries ``.mapping``, ``.notes`` and ``.program_run``.
+    """
+    from parity.cases.case import Case, Data
+    from parity.program.mapping import save_mapping as _save
+    from parity.run.runner import run_case
+
+    dtypes = tuple(dtypes)
+    for d in dtypes:
+        if d not in ("float64", "float32"):
+            raise ParityError(f"unknown dtype {d!r}; expected float64 or float32")
+    if steps < 1:
+        raise ParityError("steps must be >= 1")
+    run = prepare(reference, port, data=data, steps=steps, mapping=mapping, seed=seed)
+    if save_mapping:
+        _save(run.mapping, save_mapping)
+    _register_data()
+    token = f"{id(run)}-{time.perf_counter_ns()}"
+    _STORE[token] = run.batches
+    rp, pp = port_names(run)
+    case = Case(
+        name=name or f"diff:{os.path.splitext(run.reference.label)[0]}-vs-{os.path.splitext(run.port.label)[0]}",
+        module="(program)",
+        title=f"{run.reference.path} vs {run.port.path}",
+        ports=(rp, pp),
+        params={},
+        data=Data("program", {"token": token}),
+        steps=steps,
+        seed=seed,
+        cost=run.cost,
+        dtypes=dtypes,
+        tags=("program",),
+    )
+    try:
+        result = run_case(case, dtypes=dtypes, modules={rp: _ProgramModule(run, "reference"), pp: _ProgramModule(run, "port")},
+                          sources={rp: run.reference.path, pp: run.port.path}, pairs="reference", observers=observers)
+    finally:
+        _STORE.pop(token, None)
+    result.mapping = run.mapping
+    result.notes = run.notes
+    result.program_run = run
+    return result

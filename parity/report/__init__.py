@@ -1,0 +1,3 @@
+"""Reports for people and machines: ``text``, ``terminal``, ``jsonreport``, ``series``, ``html``, ``markdown``,
+``plots``, ``tensorboard``.
+"""

@@ -1,0 +1,4 @@
+"""Run ports of a case in lockstep: ``frameworks`` (the one registry of adapters), ``boundary`` (call a port,
+check what it returns), ``workers`` (a process per framework), ``live`` (one running port), ``lockstep`` (the
+step loop), ``runner`` (``run_case``), ``result`` (the case verdict and the exit code), ``isolate``.
+"""

@@ -1,0 +1,118 @@
+"""The one registry of adapters: where each framework's ports and capture adapter live, which
+frameworks are installed (without importing them), and how to install the missing ones.
+
+Nothing else in ``parity/`` names ``tf_impl`` or ``torch_impl``: the ports and the capture adapters
+are imported here, by :func:`port_package` and :func:`capture_adapter`, when a port runs.
+
+``parity run`` / ``check`` leave out the ports of a framework that is not installed (one
+note with the install command; those ports are listed as "not run", never as passing), and
+``--frameworks torch,numpy`` leaves out the others by choice.
+"""
+
+from __future__ import annotations
+
+import importlib
+import importlib.util
+from types import ModuleType
+from typing import Iterable
+
+from parity.cases.case import FRAMEWORKS
+from parity.errors import ParityError
+
+__all__ = [
+    "PORT_PACKAGES",
+    "CAPTURE_ADAPTERS",
+    "PACKAGES",
+    "INSTALL",
+    "port_package",
+    "capture_adapter",
+    "available",
+    "missing_reason",
+    "parse_frameworks",
+]
+
+#: framework -> the package holding its ports (imported lazily, only when a port runs)
+PORT_PACKAGES = {
+    "tf1": "tf_impl.v1",
+    "tf2": "tf_impl.v2",
+    "torch": "torch_impl",
+    "numpy": "parity.oracle",
+}
+
+#: framework -> the module holding its capture adapter (``parity diff``)
+CAPTURE_ADAPTERS = {"torch": "torch_impl.capture", "tf1": "tf_impl.v1.capture", "tf2": "tf_impl.v2.capture"}
+
+#: framework -> the importable packages its ports need
+PACKAGES = {
+    "tf1": ("tensorflow",),
+    "tf2": ("tensorflow",),
+    "torch": ("torch",),
+    "numpy": ("numpy",),
+}
+
+#: framework -> the install command (exact pins from constraints.txt)
+INSTALL = {
+    "tf1": "pip install -c constraints.txt tensorflow-cpu tf-keras",
+    "tf2": "pip install -c constraints.txt tensorflow-cpu tf-keras",
+    "torch": "pip install -c constraints.txt torch --index-url https://download.pytorch.org/whl/cpu",
+    "numpy": "pip install numpy",
+}
+
+_NAMES = {"tf1": "TensorFlow", "tf2": "TensorFlow", "torch": "PyTorch", "numpy": "numpy"}
+
+
+def port_package(framework: str) -> ModuleType:
+    """Import the package holding ``framework``'s ports (``tf_impl.v1`` ...): its ``framework_info``."""
+    if framework not in PORT_PACKAGES:
+        raise ParityError(f"unknown framework {framework!r}; expected one of {', '.join(PORT_PACKAGES)}")
+    return importlib.import_module(PORT_PACKAGES[framework])
+
+
+def capture_adapter(framework: str) -> ModuleType:
+    """Import ``framework``'s capture adapter (``parity diff``); a one-line error where it cannot load."""
+    try:
+        return importlib.import_module(CAPTURE_ADAPTERS[framework])
+    except KeyError:
+        raise ParityError(f"there is no capture adapter for {framework!r}; expected one of {', '.join(CAPTURE_ADAPTERS)}") from None
+    except ModuleNotFoundError as exc:
+        raise ParityError(f"the {framework} capture adapter ({CAPTURE_ADAPTERS[framework]}) is not available: {exc}") from None
+
+
+def _installed(package: str) -> bool:
+    try:
+        return importlib.util.find_spec(package) is not None
+    except (ImportError, ValueError):  # a broken or blocked package counts as not installed
+        return False
+
+
+def available(framework: str) -> bool:
+    """Whether every package the framework's ports need is importable (nothing is imported)."""
+    return all(_installed(p) for p in PACKAGES.get(framework, ()))
+
+
+def missing_reason(framework: str) -> str | None:
+    """``None`` when installed, else one line: what is missing and the install command."""
+    if available(framework):
+        return None
+    return f"{_NAMES.get(framework, framework)} is not installed ({INSTALL.get(framework, '')})"
+
+
+def parse_frameworks(text: str | None) -> tuple[str, ...] | None:
+    """Parse ``--frameworks torch,numpy``; ``tf`` stands for tf1 and tf2. ``None`` means all."""
+    if text is None:
+        return None
+    chosen: list[str] = []
+    for item in (t.strip() for t in text.split(",")):
+        if not item:
+            continue
+        names: Iterable[str] = ("tf1", "tf2") if item in ("tf", "tensorflow") else (item,)
+        for name in names:
+            if name not in FRAMEWORKS:
+                raise ParityError(
+                    f"--frameworks: unknown framework {item!r}; expected some of {', '.join(FRAMEWORKS)} (or tf for both TF ports)"
+                )
+            if name not in chosen:
+                chosen.append(name)
+    if not chosen:
+        raise ParityError("--frameworks: name at least one framework, e.g. --frameworks torch,numpy")
+    return tuple(chosen)

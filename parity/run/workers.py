@@ -1,0 +1,399 @@
+"""Ports in worker processes: one interpreter per framework, stepping side by side.
+
+``parity run`` runs each framework's ports in a worker process of its own (``tf1``, ``tf2``,
+``torch``, ``numpy``; a user's port modules stay in this process). The harness process
+imports no framework: it draws the data, sends each step's batch to the workers, and
+compares the steps they send back. Why:
+
+* **memory**: TensorFlow, tf_keras and torch imported in one interpreter are ~1 GB before a
+  model is built, and every port of every dtype keeps its model, optimizer state and graph
+  there. Split, no process holds more than one framework and its own ports.
+* **time**: the workers step in parallel (one step of every port at a time, the lockstep of
+  :func:`parity.run.runner.run_case` is kept) while the harness compares the previous step. Measured
+  on 2 cores, ``parity run --all``: idle, 2:09 with workers against 2:00 in one process (TF
+  imported twice and the steps' tensors sent over a pipe cost more than the parallelism gains
+  there); on a machine loaded by other jobs, 3:41 against 4:42.
+
+A worker lives for the whole run (TensorFlow is imported once, not once per case) and stops
+with the process (:func:`shutdown`, registered with :mod:`atexit`). ``PARITY_WORKERS=0`` runs
+every port in this process, as :func:`parity.run.runner.run_case` does by default.
+
+Messages are pickled over a pipe between two processes of this same program (nothing is read
+from a file). A port's exception reaches the harness as the same :class:`~parity.errors.PortError`
+(its file and line kept); a worker that dies (killed, out of memory, a crash in a framework's C++)
+fails the ports it ran with a :class:`PortError` that says so, and the next case starts a new one.
+"""
+
+from __future__ import annotations
+
+import atexit
+import copyreg
+import io
+import os
+import pickle
+import re
+import socket
+import subprocess
+import sys
+import threading
+import traceback
+import types
+from multiprocessing.connection import Connection
+from typing import Mapping
+
+import numpy as np
+
+from parity.cases.case import Case, PortSpec
+from parity.errors import ParityError, PortError
+
+__all__ = ["ENV", "enabled", "set_default", "default", "RemoteRun", "start_steps", "step_all", "shutdown", "GROUPS"]
+
+#: Set to "0" to run every port in the harness process (``parity run``'s default is workers).
+ENV = "PARITY_WORKERS"
+#: framework -> the worker its ports run in (the numpy oracle too: its float64 MLP step is as
+#: slow as a framework's, and the harness compares while it runs).
+GROUPS = {"tf1": "tf1", "tf2": "tf2", "torch": "torch", "numpy": "numpy"}
+
+def _proxy(d: dict) -> Mapping:
+    return types.MappingProxyType(d)
+
+
+class _Pickler(pickle.Pickler):
+    # Cases hold read-only mappings (types.MappingProxyType), which pickle does not know.
+    dispatch_table = {**copyreg.dispatch_table, types.MappingProxyType: lambda m: (_proxy, (dict(m),))}
+
+
+def _send(conn: Connection, obj) -> None:
+    """Send ``obj``; arrays travel out of band (pickle protocol 5), never copied into the stream."""
+    buffers: list[pickle.PickleBuffer] = []
+    out = io.BytesIO()
+    _Pickler(out, protocol=5, buffer_callback=buffers.append).dump(obj)
+    conn.send_bytes(pickle.dumps([b.raw().nbytes for b in buffers], protocol=5))
+    conn.send_bytes(out.getbuffer())
+    for b in buffers:
+        conn.send_bytes(b.raw())
+
+
+def _recv(conn: Connection):
+    """Receive what :func:`_send` sent; arrays are rebuilt on writable buffers of their own."""
+    sizes = pickle.loads(conn.recv_bytes())
+    head = conn.recv_bytes()
+    buffers = []
+    for n in sizes:
+        buf = bytearray(n)
+        if n:
+            conn.recv_bytes_into(buf)
+        else:
+            conn.recv_bytes()
+        buffers.append(buf)
+    return pickle.loads(head, buffers=buffers)
+
+
+def enabled() -> bool:
+    """Whether ``parity run`` should use workers (``PARITY_WORKERS`` unset or not "0")."""
+    return os.environ.get(ENV, "1").strip().lower() not in ("0", "", "no", "false")
+
+
+_DEFAULT = [False]
+
+
+def set_default(on: bool) -> bool:
+    """Make :func:`parity.run.runner.run_case` use workers by default (the command line does); return the old default."""
+    before, _DEFAULT[0] = _DEFAULT[0], bool(on)
+    return before
+
+
+def default() -> bool:
+    """Whether :func:`parity.run.runner.run_case` uses workers when not told (False: the library's default)."""
+    return _DEFAULT[0]
+
+
+def _rebuild(cls, args, state):
+    exc = cls.__new__(cls)
+    exc.args = args
+    exc.__dict__.update(state)
+    return exc
+
+
+def _pack(exc: BaseException):
+    """An exception as it can cross the pipe: parity's own errors whole, any other as a ParityError with its traceback."""
+    if isinstance(exc, ParityError):
+        return (_rebuild, (type(exc), exc.args, dict(exc.__dict__)))
+    text = "".join(traceback.format_exception(exc)).strip()
+    return (_rebuild, (ParityError, (f"a port worker failed: {text}",), {"case": None}))
+
+
+def _plain(x):
+    """Plain Python of a manifest: a framework's own types (torch's TorchVersion, a str subclass)
+    would import the framework in the harness when unpickled."""
+    if isinstance(x, Mapping):
+        return {_plain(k): _plain(v) for k, v in x.items()}
+    if isinstance(x, (list, tuple)):
+        return [_plain(v) for v in x] if isinstance(x, list) else tuple(_plain(v) for v in x)
+    if isinstance(x, str):
+        return str(x)
+    if x is None or isinstance(x, bool):
+        return x
+    if isinstance(x, int):
+        return int(x)
+    if isinstance(x, float):
+        return float(x)
+    if isinstance(x, (np.ndarray, np.generic)):
+        return x
+    return str(x)
+
+
+def _serve(conn) -> None:
+    """A worker's loop: open, step and close :class:`~parity.run.boundary.PortRun` objects by key."""
+    from parity.run.boundary import PortRun
+    from parity.cases.params import as_dtype
+
+    runs: dict[int, PortRun] = {}
+    while True:
+        try:
+            msg = _recv(conn)
+        except (EOFError, OSError):
+            return
+        op = msg[0]
+        if op == "stop":
+            for run in runs.values():
+                run.close()
+            return
+        if op == "step":  # ("step", [(key, dtype)], batch64): one reply per key, in order
+            _, keys, batch64 = msg
+            batches: dict[str, dict] = {}
+            for key, dtype in keys:  # each step is sent as soon as it is run, then dropped here
+                batch = batches.setdefault(dtype, as_dtype(batch64, dtype))
+                try:
+                    reply = (key, True, runs[key].step(batch), runs[key].seconds)
+                except BaseException as exc:  # noqa: BLE001 -- every failure goes back to the harness
+                    reply = (key, False, _pack(exc), runs[key].seconds)
+                _send(conn, reply)
+                del reply
+            continue
+        key = msg[1]
+        try:
+            if op == "open":
+                _, _, case, port, dtype, perturb = msg
+                run = runs[key] = PortRun(case, port, dtype, perturb=perturb)
+                try:
+                    run.open()
+                finally:
+                    seconds = run.seconds
+                _send(conn, (True, (_plain(run.manifest), run.initial, seconds)))
+            elif op == "close":
+                run = runs.pop(key, None)
+                if run is not None:
+                    run.close()
+                _send(conn, (True, None))
+        except BaseException as exc:  # noqa: BLE001
+            _send(conn, (False, _pack(exc)))
+
+
+class _Worker:
+    """One worker process (a fresh interpreter: ``python -c``) and its end of a socket pair."""
+
+    def __init__(self, group: str):
+        # Not multiprocessing's spawn: it would re-run the caller's main script in the worker.
+        mine, theirs = socket.socketpair()
+        root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))  # this same parity
+        env = dict(os.environ, PYTHONPATH=os.pathsep.join([root] + [p for p in [os.environ.get("PYTHONPATH")] if p]))
+        code = f"from parity.run.workers import _main; _main({theirs.fileno()})"
+        self.group = group
+        self.proc = subprocess.Popen([sys.executable, "-c", code], pass_fds=[theirs.fileno()], env=env,
+                                     stderr=subprocess.PIPE)
+        theirs.close()
+        threading.Thread(target=_relay, args=(self.proc.stderr,), daemon=True).start()
+        self.conn = Connection(mine.detach())
+        self._keys = 0
+
+    def new_key(self) -> int:
+        self._keys += 1
+        return self._keys
+
+    @property
+    def alive(self) -> bool:
+        return self.proc.poll() is None
+
+    def call(self, *msg):
+        self.send(msg)
+        return self.recv()
+
+    def send(self, msg) -> None:
+        _send(self.conn, msg)
+
+    def recv(self):
+        try:
+            return _recv(self.conn)
+        except (EOFError, OSError):
+            self.stop()
+            raise _Died(f"the {self.group} worker process died (exit code {self.proc.returncode})") from None
+
+    def stop(self) -> None:
+        try:
+            if self.alive:
+                self.send(("stop",))
+            self.proc.wait(timeout=10)
+        except (OSError, ValueError, subprocess.TimeoutExpired):
+            pass
+        if self.alive:
+            self.proc.kill()
+            self.proc.wait(timeout=5)
+        self.conn.close()
+
+
+#: What a framework prints at import on a machine without a GPU: not shown (anything else is).
+_NOISE = re.compile(r"^(WARNING: All log messages before absl::InitializeLog|[IW]\d{4} [\d:. ]+\s*\d+ \w+\.(cc|h):\d+\]"
+                    r".*(cuda|GPU|oneDNN|cpu_feature_guard|TensorFloat|rebuild TensorFlow)|.*absl::InitializeLog)")
+
+
+def _relay(stream) -> None:
+    """Copy a worker's stderr to ours, line by line, without the frameworks' start-up noise."""
+    for raw in iter(stream.readline, b""):
+        line = raw.decode("utf-8", "replace")
+        if not _NOISE.match(line):
+            sys.stderr.write(line)
+            sys.stderr.flush()
+
+
+def _main(fd: int) -> None:
+    """A worker's entry point (``python -c``): serve the harness on the socket ``fd``."""
+    _serve(Connection(fd))
+
+
+class _Died(Exception):
+    pass
+
+
+_WORKERS: dict[str, _Worker] = {}
+
+
+def _worker(group: str) -> _Worker:
+    w = _WORKERS.get(group)
+    if w is None or not w.alive:
+        w = _WORKERS[group] = _Worker(group)
+    return w
+
+
+def shutdown() -> None:
+    """Stop every worker (at exit; tests call it to start fresh)."""
+    while _WORKERS:
+        _WORKERS.popitem()[1].stop()
+
+
+atexit.register(shutdown)
+
+
+def group_of(port: str) -> str | None:
+    """The worker a port runs in, or None (this process)."""
+    return GROUPS.get(PortSpec.parse(port).framework)
+
+
+class RemoteRun:
+    """:class:`~parity.run.boundary.PortRun`'s interface (open, step, close), run in a worker."""
+
+    def __init__(self, case: Case, port: str, dtype: str, *, perturb: int | None = None):
+        self.case, self.port, self.dtype, self.perturb = case, port, dtype, perturb
+        self.group = group_of(port)
+        if self.group is None:
+            raise ParityError(f"port {port} has no worker process")
+        self.manifest: dict = {}
+        self.initial: dict[str, np.ndarray] = {}
+        self.seconds = 0.0
+        self.steps = 0
+        self._worker: _Worker | None = None
+        self._key = 0
+
+    def open(self) -> None:
+        self._worker = _worker(self.group)
+        self._key = self._worker.new_key()
+        try:
+            ok, payload = self._worker.call("open", self._key, self.case, self.port, self.dtype, self.perturb)
+        except _Died as exc:
+            raise PortError(self.port, "build", str(exc), case=self.case.name) from None
+        if not ok:
+            raise _raise(payload)
+        self.manifest, self.initial, self.seconds = payload
+
+    def step(self, batch64: Mapping[str, np.ndarray]) -> dict:
+        out = step_all({0: self}, batch64)[0]
+        if isinstance(out, BaseException):
+            raise out
+        return out
+
+    def close(self) -> None:
+        w, self._worker = self._worker, None
+        if w is not None and w.alive:
+            try:
+                w.call("close", self._key)
+            except _Died:
+                pass
+
+
+def _raise(packed) -> BaseException:
+    fn, args = packed
+    return fn(*args)
+
+
+class Pending:
+    """A step sent to the workers (:func:`start_steps`) and not yet collected (:meth:`finish`)."""
+
+    def __init__(self, runs: Mapping, batch64: Mapping[str, np.ndarray]):
+        self.runs, self.batch64 = dict(runs), batch64
+        self.sent: dict[_Worker, list] = {}
+        self.out: dict = {}
+        for key, run in self.runs.items():
+            if isinstance(run, RemoteRun) and run._worker is not None:
+                self.sent.setdefault(run._worker, []).append(key)
+        for w, keys in list(self.sent.items()):
+            try:
+                w.send(("step", [(self.runs[k]._key, self.runs[k].dtype) for k in keys], batch64))
+            except (OSError, ValueError):
+                del self.sent[w]
+                for k in keys:
+                    self.out[k] = _gone(self.runs[k], f"the {w.group} worker process is gone")
+
+    def finish(self) -> dict:
+        """Run the in-process steps, collect the workers'; return key -> step or exception."""
+        from parity.cases.params import as_dtype
+
+        runs, out = self.runs, self.out
+        for key, run in runs.items():
+            if not isinstance(run, RemoteRun):
+                try:
+                    out[key] = run.step(as_dtype(self.batch64, run.dtype))
+                except ParityError as exc:
+                    out[key] = exc
+        for w, keys in self.sent.items():
+            for i, k in enumerate(keys):
+                try:
+                    _, ok, payload, seconds = w.recv()
+                except _Died as exc:
+                    for k2 in keys[i:]:
+                        out[k2] = _gone(runs[k2], str(exc))
+                    break
+                runs[k].seconds = seconds
+                runs[k].steps += 1
+                out[k] = payload if ok else _raise(payload)
+        self.runs = self.sent = self.out = None
+        return {k: out[k] for k in runs}
+
+
+def _gone(run: RemoteRun, why: str) -> PortError:
+    return PortError(run.port, f"step {run.steps}", why, case=run.case.name)
+
+
+def start_steps(runs: Mapping, batch64: Mapping[str, np.ndarray]) -> Pending:
+    """Send the next step to every worker run (they start at once); :meth:`Pending.finish` collects.
+
+    ``runs``: key -> :class:`RemoteRun` or an in-process run (``step(batch)`` in its own dtype).
+    The batch is sent once per worker (float64: the worker casts it per dtype, as
+    :func:`parity.cases.params.as_dtype` does here); in-process runs step in :meth:`Pending.finish`,
+    while the workers work. The harness compares step ``t`` while the workers run ``t + 1``.
+    """
+    return Pending(runs, batch64)
+
+
+def step_all(runs: Mapping, batch64: Mapping[str, np.ndarray]) -> dict:
+    """Run the next step of every run, the workers' in parallel; return key -> step or exception."""
+    return start_steps(runs, batch64).finish()
