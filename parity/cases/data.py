@@ -11,7 +11,7 @@ this module registers its generators.
 
 from __future__ import annotations
 
-from typing import Callable, Iterable, Iterator
+from typing import Callable, Iterable, Iterator, Mapping
 
 import numpy as np
 
@@ -20,7 +20,7 @@ from parity.cases.case import Case
 from parity.errors import ParityError
 from parity.cases.params import as_dtype
 
-__all__ = ["batches", "iter_batches", "register_data", "DATA"]
+__all__ = ["batches", "iter_batches", "given_batches", "register_data", "DATA"]
 
 DATA: dict[str, Callable[..., Iterable[dict[str, np.ndarray]]]] = {}
 
@@ -78,6 +78,12 @@ def iter_batches(case: Case, dtype: str = "float64") -> Iterator[dict[str, np.nd
     rng = np.random.default_rng([case.seed, 1])
     drawn = iter(fn(case, rng, **dict(case.data.args)))
     return _checked(case, drawn, dtype)
+
+
+def given_batches(case: Case, given: Iterable[Mapping[str, np.ndarray]], dtype: str = "float64") -> Iterator[dict[str, np.ndarray]]:
+    """Yield batches given by the caller (``parity diff``: the user's program's) as :func:`iter_batches` does:
+    one per step, each a copy, floats cast to ``dtype``, their count checked against the case's steps."""
+    return _checked(case, (dict(b) for b in given), dtype)
 
 
 def _checked(case: Case, drawn: Iterator, dtype: str) -> Iterator[dict[str, np.ndarray]]:

@@ -9,7 +9,6 @@ own code raised.
 
 from __future__ import annotations
 
-import os
 import sys
 import time
 
@@ -50,20 +49,16 @@ def add_parser(subparsers) -> None:
     add_output_args(d, terminal=True)
 
 
-def _say(text: str = "") -> None:
-    print(text, flush=True)
-
-
 def run(args) -> int:
-    """Run ``parity diff``; return the exit code."""
-    from parity.report import text as report
-    from parity.pitfalls.diagnose import diagnose, settings_check
-    from parity.errors import PortError
-    from parity.io import atomic_write, check_output
+    """Run ``parity diff``; return the exit code (:func:`parity.run.result.exit_code` of the case's verdict)."""
+    from parity.cli.outputs import check_outputs, tensorboard_observer
+    from parity.cli.report import Findings, say, show, write_files
+    from parity.io import check_output
     from parity.program.mapping import format_table
-    from parity.cli.outputs import check_outputs, tensorboard_observer, write_reports
     from parity.program.prepare import compare_programs
-    from parity.report.terminal import fit, format_cases, format_health
+    from parity.report.jsonreport import report_dict
+    from parity.report.terminal import fit
+    from parity.run.result import cannot_run_dtype, exit_code
 
     if args.json:
         check_output(args.json, "--json")
@@ -74,51 +69,29 @@ def run(args) -> int:
     result = compare_programs(args.reference, args.port, steps=args.steps, dtypes=dtypes, mapping=args.mapping,
                               save_mapping=args.save_mapping, seed=args.seed, observers=[observer] if observer else ())
     if not args.quiet_mapping:
-        _say(f"Mapping ({args.reference} -> {args.port}; canonical layout: TF's)")
-        _say(format_table(result.mapping))
+        say(f"Mapping ({args.reference} -> {args.port}; canonical layout: TF's)")
+        say(format_table(result.mapping))
         if args.save_mapping:
-            _say(f"mapping saved: {args.save_mapping} (edit it and pass it back with --mapping)")
-        _say()
+            say(f"mapping saved: {args.save_mapping} (edit it and pass it back with --mapping)")
+        say()
     for note in result.notes:
-        _say(fit(f"note: {note}"))
-    warnings = []
-    for dtype, traces in result.traces.items():
-        warnings += [f"({dtype}): {w}" for w in settings_check(result.case, traces)]
-    if warnings:
-        _say("Settings check (before any numbers):")
-        for w in warnings:
-            _say(fit(f"  warning: {w}"))
-    diagnoses = {}
-    for i, c in enumerate(result.comparisons):
-        if not c.ok:
-            traces = {p: result.traces[c.dtype][p] for p in (c.a.get("port"), c.b.get("port"))}
-            diagnoses[(result.case.name, i)] = diagnose(result.case, c, traces)
-    _say(format_cases([result], verbose=getattr(args, "verbose", False), quiet=getattr(args, "quiet", False)))
-    details = report.format_details([result], diagnoses)
-    if details:
-        _say("\nDivergences and refusals")
-        _say(fit(details))
-    health = format_health([result])
-    if health and not getattr(args, "quiet", False):
-        _say("\nGradient health (float64)")
-        _say(health)
+        say(fit(f"note: {note}"))
+    findings = Findings()
+    findings.examine(result, named=False)
+    show([result], findings, args, details_title="Divergences and refusals")
     wall = time.perf_counter() - started
-    verdict = "agree" if result.passed else "DIVERGE"
-    _say(f"\n{args.reference} vs {args.port}: {verdict} ({wall:.1f}s)")
+    status = result.status
+    code = exit_code([status])
+    verdict = {"passed": "agree", "failed": "DIVERGE", "crashed": "CRASHED", "not_run": "NOT RUN"}[status]
+    say(f"\n{args.reference} vs {args.port}: {verdict} ({wall:.1f}s)")
+    data = None
     if args.json or getattr(args, "html", None) or getattr(args, "markdown", None):
         extra = {"mapping": result.mapping.to_json(), "wall_seconds": round(wall, 2)}
         ports = result.case.ports
-        data = report.report_dict([result], diagnoses, extra, kind="diff", notes=list(result.notes),
-                                  user_ports={ports[0]: args.reference, ports[1]: args.port})
-        if args.json:
-            with atomic_write(args.json) as fh:
-                fh.write(report.strict_json(data))
-            _say(f"JSON report: {args.json}")
-        write_reports(args, data, _say)
-    if observer is not None:
-        _say(f"TensorBoard events: {args.tensorboard} (tensorboard --logdir {args.tensorboard})")
-    crashed = [e for per in result.errors.values() for e in per.values() if isinstance(e, PortError) and e.exc_type != "DtypeError"]
-    if crashed:  # the user's own code raised while stepping: exit 3, as for any port crash
+        data = report_dict([result], findings.diagnoses, extra, kind="diff", notes=list(result.notes), code=code,
+                           user_ports={ports[0]: args.reference, ports[1]: args.port})
+    write_files(args, data, observer)
+    if status == "crashed":  # the user's own code raised while stepping: exit 3, as for any port crash
+        crashed = [e for per in result.errors.values() for e in per.values() if not cannot_run_dtype(e)]
         print(f"parity: error: {crashed[0]}", file=sys.stderr)
-        return 3
-    return 0 if result.passed else 1
+    return code

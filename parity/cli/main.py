@@ -22,7 +22,6 @@ from parity.cli.outputs import add_output_args
 from parity.run import workers
 from parity.errors import (
     EXIT_CODES,
-    EXIT_DIVERGED,
     EXIT_INTERNAL,
     EXIT_INTERRUPTED,
     EXIT_OK,
@@ -161,7 +160,7 @@ def _cmd_run(args) -> int:
         raise ParityError(f"no case has tag {args.tag!r}")
     selected_frameworks(args)  # a bad --frameworks is exit 2 before anything runs
     catalogue = args.all and not args.no_pitfalls and not args.tag
-    return run_and_report(cases, args, catalogue=catalogue)
+    return run_and_report(cases, args, catalogue=catalogue, workers=workers.enabled())
 
 
 def _cmd_list(args) -> int:
@@ -200,12 +199,14 @@ def _cmd_record(args) -> int:
 
 
 def _cmd_compare(args) -> int:
-    from parity.report import text as report
     from parity.cases.case import Case, Cost, Data
+    from parity.cli.outputs import check_outputs, wants_report_dict
+    from parity.cli.report import write_files
+    from parity.io import check_output
     from parity.pitfalls.diagnose import diagnose
-    from parity.io import atomic_write, check_output
-    from parity.cli.outputs import check_outputs, wants_report_dict, write_reports
-    from parity.run.result import CaseResult
+    from parity.report import text as report
+    from parity.report.jsonreport import report_dict
+    from parity.run.result import CaseResult, exit_code
     from parity.run.runner import compare_files
     from parity.trace.file import open_trace
 
@@ -235,18 +236,15 @@ def _cmd_compare(args) -> int:
     for stage, d in result.worst_by_stage().items():
         _say(f"  {report.STAGE_ABBREV[stage]:6s} worst {d.max_rel:.3g} relative ({d.units:.2g} of the {result.dtype} bound) at step {d.step}, {d.name}")
     _say(report.format_comparison(result, diags))
-    code = EXIT_OK if result.ok else EXIT_DIVERGED
+    stand_in = case or Case(name=a.case, module="?", title="", ports=("numpy",), params={}, data=Data("constant"), steps=0)
+    traces = {a.port: a, b.port: b} if a.port != b.port else {a.port: a}
+    res = CaseResult(case=stand_in.replace(expect="match"), traces={result.dtype: traces}, comparisons=[result])
+    code = exit_code([res.status])
+    data = None
     if args.json or wants_report_dict(args):
-        stand_in = case or Case(name=a.case, module="?", title="", ports=("numpy",), params={}, data=Data("constant"), steps=0)
-        traces = {a.port: a, b.port: b} if a.port != b.port else {a.port: a}
-        res = CaseResult(case=stand_in.replace(expect="match"), traces={result.dtype: traces}, comparisons=[result])
-        data = report.report_dict([res], {(stand_in.name, 0): list(diags)}, kind="compare", code=code,
-                                  command=args.argv, unregistered=() if case is not None else (stand_in.name,))
-        if args.json:
-            with atomic_write(args.json) as fh:
-                fh.write(report.strict_json(data))
-            _say(f"JSON report: {args.json}")
-        write_reports(args, data, _say)
+        data = report_dict([res], {(stand_in.name, 0): list(diags)}, kind="compare", code=code,
+                           command=args.argv, unregistered=() if case is not None else (stand_in.name,))
+    write_files(args, data)
     return code
 
 
@@ -295,7 +293,8 @@ def _cmd_check(args) -> int:
     for fw in files:
         if fw not in {PortSpec.parse(p).framework for p in case.ports}:
             notes.append(f"note: {case.name} has no reference {fw} port; your port is compared with {', '.join(others)}")
-    return run_and_report([case], args, kind="check", modules=modules, sources=files, plan=plan, notes=notes)
+    return run_and_report([case], args, kind="check", modules=modules, sources=files, plan=plan, notes=notes,
+                          workers=workers.enabled())
 
 
 def _cmd_pitfalls(args) -> int:
@@ -360,7 +359,6 @@ def main(argv: list[str] | None = None) -> int:
         parser.print_help()
         return EXIT_USAGE
     show_tb = getattr(args, "traceback", False)
-    before = workers.set_default(workers.enabled() and args.command in ("run", "check"))  # ports in workers
     try:
         return COMMANDS[args.command](args)
     except PortError as exc:
@@ -398,5 +396,3 @@ def main(argv: list[str] | None = None) -> int:
             f"please report it with this command's output under --traceback"
         )
         return EXIT_INTERNAL
-    finally:
-        workers.set_default(before)

@@ -7,7 +7,6 @@ table and the details, writes the JSON atomically and returns the exit code.
 
 from __future__ import annotations
 
-import os
 import sys
 import time
 
@@ -80,21 +79,20 @@ def _check_outputs(args) -> None:
 
 
 def run_and_report(cases, args, *, kind="run", modules=None, sources=None, plan=None, catalogue=False,
-                    notes=()) -> int:
-    from parity.report import text as report
-    from parity.pitfalls.diagnose import diagnose, settings_check
-    from parity.io import atomic_write
-    from parity.cli.outputs import tensorboard_observer, wants_report_dict, write_reports
-    from parity.run.result import CaseResult
-    from parity.run.runner import run_case
-    from parity.report.terminal import Progress, fit, format_cases, format_health
+                   notes=(), workers: bool = False) -> int:
+    """Run ``cases`` (``plan``: which ports of a case run), print the report, write the files; return the exit code.
+
+    ``workers``: each framework's ports in a worker process of its own (``parity run`` / ``check``:
+    ``PARITY_WORKERS``' setting)."""
+    from parity.cli.outputs import tensorboard_observer, wants_report_dict
+    from parity.cli.report import Findings, show, write_files
+    from parity.report.jsonreport import report_dict
+    from parity.run.result import exit_code
 
     _check_outputs(args)
     chosen = selected_frameworks(args)
     started = time.perf_counter()
-    results, warnings, settings, not_run = [], [], {}, {}
-    diagnoses = {}
-    planned = []
+    planned, not_run = [], {}
     for case in cases:
         ports, skipped = plan(case) if plan else plan_ports(case, chosen)
         planned.append((case, ports))
@@ -104,92 +102,91 @@ def run_and_report(cases, args, *, kind="run", modules=None, sources=None, plan=
     for note in notes:
         _progress(note)
     observer = tensorboard_observer(args)
-    verbose, quiet = getattr(args, "verbose", False), getattr(args, "quiet", False)
-    bar = Progress(len(planned), "cases").__enter__()
-    for case, ports in planned:
-        t0 = time.perf_counter()
-        bar.label(case.name)
-        try:
+    findings = Findings()
+    results = _run_cases(planned, args, findings, modules=modules, sources=sources, observer=observer, workers=workers)
+    show(results, findings, args, not_run=not_run)
+    statuses = {r.case.name: r.status for r in results}
+    code = exit_code(statuses.values())
+    extra: dict = {}
+    pit_failed = _run_catalogue(args, chosen, notes, extra, workers) if catalogue else []
+    if pit_failed:
+        code = max(code, EXIT_DIVERGED)
+    wall = time.perf_counter() - started
+    extra["wall_seconds"] = round(wall, 2)
+    _summary_line(results, statuses, pit_failed, wall)
+    data = None
+    if getattr(args, "json", None) or wants_report_dict(args):
+        data = report_dict(
+            results, findings.diagnoses, extra, kind=kind, not_run=not_run, settings=findings.settings, notes=notes,
+            user_ports=sources or {}, code=code, command=getattr(args, "argv", None),
+            frameworks={"selected": list(chosen) if chosen else None, "not_installed": _not_installed()},
+        )
+    write_files(args, data, observer)
+    return code
+
+
+def _run_cases(planned, args, findings, *, modules, sources, observer, workers) -> list:
+    """Run each case with a progress bar, examining it while its windows hold their tensors, then drop them:
+    memory stays that of one case however many run (the traces were written step by step by run_case)."""
+    from parity.report.terminal import Progress
+    from parity.run.result import CaseResult
+    from parity.run.runner import run_case
+
+    results = []
+    verbose = getattr(args, "verbose", False)
+    with Progress(len(planned), "cases") as bar:
+        for case, ports in planned:
+            t0 = time.perf_counter()
+            bar.label(case.name)
             if ports:
                 result = run_case(case, dtypes=args.dtype, ports=ports, modules=modules, sources=sources,
                                   trace_dir=getattr(args, "traces", None), summary=getattr(args, "summary", False),
-                                  observers=[observer] if observer else ())
+                                  observers=[observer] if observer else (), workers=workers)
             else:
                 result = CaseResult(case=case)
-        except BaseException:
-            bar.__exit__(None, None, None)
-            raise
-        results.append(result)
-        status = report.case_status(result)
-        bar.advance()
-        if verbose and not bar.enabled:  # the per-case line a log keeps (a terminal has the bar)
-            _progress(f"  {case.name:40s} {status:7s} {time.perf_counter() - t0:6.1f}s")
-        for dtype, traces in result.traces.items():
-            found = settings_check(case, traces)
-            if found:
-                settings.setdefault(case.name, {})[dtype] = found
-            warnings += [f"{case.name} ({dtype}): {w}" for w in found]
-        # Diagnose while the case's windows hold their tensors, then drop them: memory stays
-        # that of one case however many run (the traces were written step by step by run_case).
-        for i, c in enumerate(result.comparisons):
-            if not c.ok:
-                pa, pb = c.a.get("port"), c.b.get("port")
-                traces = {p: result.traces[c.dtype][p] for p in (pa, pb)}
-                diagnoses[(case.name, i)] = diagnose(case, c, traces)
-        result.release()
-    bar.__exit__(None, None, None)
-    if warnings:
-        _say("Settings check (before any numbers):")
-        for w in warnings:
-            _say(fit(f"  warning: {w}"))
-        _say()
-    _say(format_cases(results, not_run, verbose=verbose, quiet=quiet))
-    skipped = report.format_not_run(not_run)
-    if skipped:
-        _say("\nNot run (never counted as passing)")
-        _say(fit(skipped))
-    details = report.format_details(results, diagnoses)
-    if details:
-        _say("\nDivergences, refusals and crashes")
-        _say(fit(details))
-    health = format_health(results)
-    if health and not quiet:
-        _say("\nGradient health (float64)")
-        _say(health)
-    statuses = {r.case.name: report.case_status(r) for r in results}
-    code = report.exit_code(statuses.values())
-    extra = {}
-    pit_failed = []
-    if catalogue:
-        missing = [fw for fw in ("tf1", "tf2", "torch") if (chosen is not None and fw not in chosen) or _plan_missing(fw)]
-        if missing:
-            note = f"note: the pitfall catalogue is not run: it needs tf1, tf2 and torch ({', '.join(missing)} not available)"
-            notes.append(note)
-            _say("\n" + note)
-        else:
-            from parity.pitfalls import catalogue as pitfalls
+            results.append(result)
+            bar.advance()
+            if verbose and not bar.enabled:  # the per-case line a log keeps (a terminal has the bar)
+                _progress(f"  {case.name:40s} {result.status:7s} {time.perf_counter() - t0:6.1f}s")
+            findings.examine(result)
+            result.release()
+    return results
 
-            t0 = time.perf_counter()
-            pit = []
-            from parity.cases.case import HEAVY_TAGS
-            from parity.cases.registry import get_case
 
-            # the default catalogue: the data-parallel pitfalls (heavy tags) run only by name
-            names = [p.name for p in pitfalls.all_pitfalls() if not set(HEAVY_TAGS) & set(get_case(p.wrong_case).tags)]
-            with Progress(len(names), "pitfall catalogue") as pbar:
-                for name in names:
-                    pbar.label(name)
-                    pit += pitfalls.run_catalogue(dtypes=tuple(args.dtype or DTYPES), names=[name])
-                    pbar.advance()
-            _say("\nPitfall catalogue (each wrong port must be caught and named first; each right port clean)")
-            _say(fit(pitfalls.format_catalogue(pit)))
-            pit_failed = [p.pitfall for p in pit if not (p.caught and p.named_first and p.right_clean)]
-            extra["pitfalls"] = [dict(vars(p)) for p in pit]
-            extra["pitfall_seconds"] = round(time.perf_counter() - t0, 2)
-            if pit_failed:
-                code = max(code, EXIT_DIVERGED)
-    wall = time.perf_counter() - started
-    extra["wall_seconds"] = round(wall, 2)
+def _run_catalogue(args, chosen, notes: list, extra: dict, workers: bool) -> list[str]:
+    """Run the pitfall catalogue (``parity run --all``); return the pitfalls not caught cleanly."""
+    from parity.report.terminal import Progress, fit
+
+    missing = [fw for fw in ("tf1", "tf2", "torch") if (chosen is not None and fw not in chosen) or _plan_missing(fw)]
+    if missing:
+        note = f"note: the pitfall catalogue is not run: it needs tf1, tf2 and torch ({', '.join(missing)} not available)"
+        notes.append(note)
+        _say("\n" + note)
+        return []
+    from parity.cases.case import HEAVY_TAGS
+    from parity.cases.registry import get_case
+    from parity.tools import pitfall_check as pitfalls
+
+    t0 = time.perf_counter()
+    pit = []
+    # the default catalogue: the data-parallel pitfalls (heavy tags) run only by name
+    names = [p.name for p in pitfalls.all_pitfalls() if not set(HEAVY_TAGS) & set(get_case(p.wrong_case).tags)]
+    with Progress(len(names), "pitfall catalogue") as pbar:
+        for name in names:
+            pbar.label(name)
+            pit += pitfalls.run_catalogue(dtypes=tuple(args.dtype or DTYPES), names=[name], workers=workers)
+            pbar.advance()
+    _say("\nPitfall catalogue (each wrong port must be caught and named first; each right port clean)")
+    _say(fit(pitfalls.format_catalogue(pit)))
+    extra["pitfalls"] = [dict(vars(p)) for p in pit]
+    extra["pitfall_seconds"] = round(time.perf_counter() - t0, 2)
+    return [p.pitfall for p in pit if not (p.caught and p.named_first and p.right_clean)]
+
+
+def _summary_line(results, statuses, pit_failed, wall) -> None:
+    """The last line: how many cases behaved, which did not; a crash is said on stderr too, in one line."""
+    from parity.run.result import error_expected
+
     by = {s: [n for n, st in statuses.items() if st == s] for s in ("passed", "failed", "crashed", "not_run")}
     _say(
         f"\n{len(by['passed'])}/{len(results)} cases behaved as they must"
@@ -200,24 +197,10 @@ def run_and_report(cases, args, *, kind="run", modules=None, sources=None, plan=
         + f" ({wall:.1f}s)"
     )
     crashes = [(r.case.name, e) for r in results if statuses[r.case.name] == "crashed"
-               for errs in r.errors.values() for p, e in errs.items() if not report.error_expected(r, p, e)]
+               for errs in r.errors.values() for p, e in errs.items() if not error_expected(r, p, e)]
     if crashes:  # exit 3 says why on stderr too, in one line (the details above have the frames)
         more = f" (and {len(crashes) - 1} more port error(s) above)" if len(crashes) > 1 else ""
         print(f"parity: error: {crashes[0][1]}{more}", file=sys.stderr, flush=True)
-    if getattr(args, "json", None) or wants_report_dict(args):
-        data = report.report_dict(
-            results, diagnoses, extra, kind=kind, not_run=not_run, settings=settings, notes=notes,
-            user_ports=sources or {}, code=code, command=getattr(args, "argv", None),
-            frameworks={"selected": list(chosen) if chosen else None, "not_installed": _not_installed()},
-        )
-        if getattr(args, "json", None):
-            with atomic_write(args.json) as fh:
-                fh.write(report.strict_json(data))
-            _say(f"JSON report: {args.json}")
-        write_reports(args, data, _say)
-    if observer is not None:
-        _say(f"TensorBoard events: {args.tensorboard} (tensorboard --logdir {args.tensorboard})")
-    return code
 
 
 def _plan_missing(fw: str) -> bool:

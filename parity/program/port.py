@@ -2,12 +2,12 @@
 
 :class:`ProgramRun` holds what :func:`parity.program.prepare.prepare` decided (mapping, initial weights,
 batches with dropout masks); :class:`_Port` renames each side's stages into the reference's names;
-the batches reach run_case through the ``"program"`` data kind, registered here.
+:class:`ProgramPorts` is one side as the port module run_case is given; the batches are handed to
+run_case as an argument (no module state: the run is an object passed down).
 """
 
 from __future__ import annotations
 
-import types
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -113,12 +113,13 @@ class _Port:
             close()
 
 
-class _ProgramModule(types.ModuleType):
-    """An in-memory port module (build/framework_info) for one side of a ProgramRun."""
+class ProgramPorts:
+    """One side of a :class:`ProgramRun` as a port module (``build`` and ``framework_info``: what
+    :func:`parity.run.runner.run_case` asks of the modules it is given), in reference names."""
 
     def __init__(self, run: ProgramRun, side: str):
-        super().__init__(f"parity_program_port_{side}")
         self.run, self.side = run, side
+        self.__name__ = f"parity_program_port_{side}"
 
     def build(self, case, dtype, variant=None):
         return _Port(self.run, self.side, dtype)
@@ -128,19 +129,3 @@ class _ProgramModule(types.ModuleType):
 
         fw = (self.run.reference if self.side == "reference" else self.run.port).framework
         return port_package(fw).framework_info()
-
-
-_STORE: dict[str, list] = {}
-
-
-def _register_data():
-    from parity.cases.data import DATA, register_data
-
-    if "program" not in DATA:
-        @register_data("program")
-        def _program(case, rng, *, token):
-            """The batches (and dropout masks) compare_programs prepared."""
-            try:
-                return [dict(b) for b in _STORE[token]]
-            except KeyError:
-                raise ParityError(f"the batches of {case.name} are gone (compare_programs holds them while it runs)", case=case.name) from None

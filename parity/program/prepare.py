@@ -16,7 +16,6 @@ ports); their public names are re-exported here.
 from __future__ import annotations
 
 import os
-import time
 from typing import Iterable
 
 import numpy as np
@@ -26,7 +25,7 @@ from parity.program.batches import _MASK, _as_batches, _cost, _draw_batches, _ma
 from parity.run.frameworks import CAPTURE_ADAPTERS as ADAPTERS
 from parity.portkit.program import KINDS, DropoutSite, DtypeError, ParamSpec
 from parity.program.load import Program, capture, load_program
-from parity.program.port import _STORE, ProgramRun, _ProgramModule, _register_data
+from parity.program.port import ProgramPorts, ProgramRun
 
 __all__ = ["ParamSpec", "DropoutSite", "DtypeError", "KINDS", "Program", "load_program", "compare_programs",
            "ProgramRun", "ADAPTERS", "capture", "prepare", "port_names"]
@@ -223,9 +222,6 @@ def compare_programs(reference, port, *, data=None, steps: int = 10, dtypes: Ite
     run = prepare(reference, port, data=data, steps=steps, mapping=mapping, seed=seed)
     if save_mapping:
         _save(run.mapping, save_mapping)
-    _register_data()
-    token = f"{id(run)}-{time.perf_counter_ns()}"
-    _STORE[token] = run.batches
     rp, pp = port_names(run)
     case = Case(
         name=name or f"diff:{os.path.splitext(run.reference.label)[0]}-vs-{os.path.splitext(run.port.label)[0]}",
@@ -233,18 +229,16 @@ def compare_programs(reference, port, *, data=None, steps: int = 10, dtypes: Ite
         title=f"{run.reference.path} vs {run.port.path}",
         ports=(rp, pp),
         params={},
-        data=Data("program", {"token": token}),
+        data=Data("program"),  # the batches prepared from the program, given to run_case below
         steps=steps,
         seed=seed,
         cost=run.cost,
         dtypes=dtypes,
         tags=("program",),
     )
-    try:
-        result = run_case(case, dtypes=dtypes, modules={rp: _ProgramModule(run, "reference"), pp: _ProgramModule(run, "port")},
-                          sources={rp: run.reference.path, pp: run.port.path}, pairs="reference", observers=observers)
-    finally:
-        _STORE.pop(token, None)
+    result = run_case(case, dtypes=dtypes, modules={rp: ProgramPorts(run, "reference"), pp: ProgramPorts(run, "port")},
+                      sources={rp: run.reference.path, pp: run.port.path}, pairs="reference", observers=observers,
+                      batches=run.batches)
     result.mapping = run.mapping
     result.notes = run.notes
     result.program_run = run

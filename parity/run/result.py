@@ -15,7 +15,7 @@ from parity.compare.records import Comparison
 from parity.errors import PortError
 from parity.trace.memory import Window
 
-__all__ = ["CaseResult", "case_status", "exit_code", "error_expected", "refusal_matches", "refusals_ok"]
+__all__ = ["CaseResult", "case_status", "exit_code", "error_expected", "cannot_run_dtype", "refusal_matches", "refusals_ok"]
 
 
 def refusal_matches(case: Case, port: str, error) -> bool:
@@ -48,7 +48,6 @@ def refusals_ok(case: Case, errors: Mapping[str, Mapping[str, Any]], traces: Map
     return True
 
 
-
 @dataclass
 class CaseResult:
     """Everything one case produced: trace windows, refusals and comparisons, per dtype.
@@ -72,13 +71,16 @@ class CaseResult:
         return seen
 
     @property
+    def status(self) -> str:
+        """The case's verdict: "passed", "failed", "crashed" or "not_run" (:func:`case_status`)."""
+        return case_status(self)
+
+    @property
     def passed(self) -> bool:
-        """Whether the case behaved as it must: all ports agree, or (expect="error") all refuse."""
-        if self.case.expect == "error":  # each port refused, with the refusal the case states for it
-            return refusals_ok(self.case, self.errors, self.traces)
-        if self.case.expect == "diverge":
-            return any(not c.ok for c in self.comparisons)
-        return not any(self.errors.values()) and all(c.ok for c in self.comparisons)
+        """Whether the case behaved as it must (:func:`case_status` says "passed"): all ports agree, or
+        (expect="diverge") some pair diverges, or (expect="error") every port refused as stated.
+        A case of which no pair could be compared has not passed: it was not run."""
+        return case_status(self) == "passed"
 
     def release(self) -> None:
         """Drop the windows' full tensors (small tensors, health series and comparisons stay)."""
@@ -89,6 +91,7 @@ class CaseResult:
                     release()
 
 
+# -- THE verdict and THE exit code ------------------------------------------------------------------
 
 #: case status -> the exit code it contributes (the command exits with the highest).
 _STATUS_CODE = {"passed": 0, "not_run": 0, "failed": 1, "crashed": 3}
@@ -103,18 +106,31 @@ def error_expected(result: CaseResult, port: str, err) -> bool:
     return refusal_matches(result.case, port, err)
 
 
+def cannot_run_dtype(err) -> bool:
+    """Whether a port's error says the program cannot run in that dtype (a capture adapter's
+    :class:`~parity.portkit.program.DtypeError`, with its fix): that dtype is not checked, which is
+    not a pass, but not a crash either."""
+    return getattr(err, "exc_type", "") == "DtypeError"
+
+
 def case_status(result: CaseResult) -> str:
-    """"passed", "failed" (a divergence, or a must-diverge / must-refuse case that did not),
-    "crashed" (a port raised, exited or broke the protocol, or refused in other words than
-    the case states) or "not_run" (no port of it could run: frameworks not installed or left out)."""
+    """The one verdict on a case, for every command (``run``, ``check``, ``compare``, ``diff``).
+
+    "passed"; "failed" (a divergence, a must-diverge / must-refuse case that did not, or a dtype
+    the program cannot run in); "crashed" (a port raised, exited or broke the protocol, or refused
+    in other words than the case states); "not_run" (no pair could be compared: frameworks not
+    installed or left out).
+    """
     case = result.case
     errors = _errors_of(result)
-    if any(not error_expected(result, port, err) for _, port, err in errors):
+    if any(not error_expected(result, port, err) and not cannot_run_dtype(err) for _, port, err in errors):
         return "crashed"
     if case.expect == "error":
         if not errors and not any(result.traces.values()):
             return "not_run"
-        return "passed" if result.passed else "failed"
+        return "passed" if refusals_ok(case, result.errors, result.traces) else "failed"
+    if errors:  # only DtypeErrors are left: that dtype could not be checked
+        return "failed"
     if not result.comparisons:
         return "not_run"
     if case.expect == "diverge":

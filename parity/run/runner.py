@@ -11,28 +11,19 @@ Computation only: :mod:`parity.report.text` formats what this returns.
 
 from __future__ import annotations
 
-import os
 import subprocess
 import sys
-import tempfile
-from dataclasses import dataclass, field
 from types import ModuleType
 from typing import Iterable, Mapping, Sequence
 
-import numpy as np
-
-from parity.run.boundary import PORT_FUNCTIONS, PortRun, load_port_module, load_user_port, record_isolated
+from parity.run.boundary import PORT_FUNCTIONS, PortRun, load_port_module, load_user_port
 from parity.cases.case import Case, PortSpec
 from parity.cases.registry import get_case
 from parity.run.result import CaseResult
-from parity.compare.comparator import Comparator, Comparison, Drift, pairs_of
-from parity.cases.data import iter_batches
-from parity.errors import ParityError, PortError
-from parity.trace.memory import Trace, Window
+from parity.cases.data import given_batches, iter_batches
+from parity.errors import ParityError
+from parity.trace.memory import Trace
 from parity.compare.files import compare_files
-from parity.run.live import COND, SHADOW, LivePort, new_run, open_conditioning, open_shadow, summarized
-from parity.run.workers import start_steps
-from parity.run.workers import default as workers_default
 
 __all__ = [
     "load_port_module",
@@ -138,8 +129,9 @@ def run_case(
     trace_dir: str | None = None,
     summary: bool = False,
     observers: Sequence = (),
-    workers: bool | None = None,
+    workers: bool = False,
     conditioning: bool = True,
+    batches: Iterable[Mapping] | None = None,
 ) -> CaseResult:
     """Run every port of a case in every dtype in lockstep, comparing each step as it arrives.
 
@@ -171,172 +163,36 @@ def run_case(
             (``--tensorboard`` writes its events so); they must not keep the arrays.
         workers: run each framework's built-in ports in a worker process of its own
             (:mod:`parity.run.workers`: ``parity run``'s default), stepping in parallel; a
-            user's module and the numpy ports stay in this process. None: as
-            :func:`parity.run.workers.set_default` set it (False unless the command line did).
+            user's module and the numpy ports stay in this process. ``parity run`` and ``check``
+            pass ``PARITY_WORKERS``' setting (on unless ``0``); the library's default is off.
         conditioning: measure what rounding can do (:mod:`parity.compare.envelope`; one more run of
             the reference port): with both dtypes, run it again in float64 from weights and
             data perturbed by float32's unit roundoff (the float32 envelope's cap uses how far
             each tensor moved); with float64 alone, run it in float32 too, never compared (the
             float64 envelope uses its float32 drift).
+        batches: the batches to feed (float64 dicts, one per step) instead of drawing the case's
+            (``parity diff`` feeds the batches it prepared from the user's program).
+
+    The step loop itself is :class:`parity.run.lockstep.Lockstep`.
     """
-    from parity.trace.file import TraceWriter
+    from parity.run.lockstep import Lockstep
 
     if window is None:
         window = 0 if summary else 2
-    if workers is None:
-        workers = workers_default()
     if keep not in ("window", "all"):
         raise ParityError(f"keep must be 'window' or 'all', not {keep!r}")
     case = get_case(case) if isinstance(case, str) else case
     ports = list(ports or case.ports)
     dtypes = list(dtypes or case.dtypes)
-    modules, sources = dict(modules or {}), dict(sources or {})
-    result = CaseResult(case=case)
-    live: dict[tuple[str, str], LivePort] = {}
-    # Isolated ports (their own interpreter) are recorded first, all in one subprocess.
-    jobs = [(p, d) for d in dtypes for p in ports if p not in modules and p in case.option("isolate", ())]
-    isolated_dir = tempfile.TemporaryDirectory(prefix="parity-") if jobs else None
-    recorded = {}
-    if jobs:
-        try:
-            recorded = dict(zip(jobs, record_isolated(case, jobs, isolated_dir.name)))
-        except ParityError as exc:
-            for p, d in jobs:
-                result.errors.setdefault(d, {})[p] = PortError(p, "setup", exc, case=case.name)
-    for dtype in dtypes:
-        result.errors.setdefault(dtype, {})
-        for port in ports:
-            if port in result.errors[dtype]:
-                continue
-            run = new_run(case, port, dtype, modules, sources, workers, recorded=recorded.get((port, dtype)))
-            try:
-                run.open()
-                writer = None
-                if trace_dir:
-                    path = os.path.join(trace_dir, f"{case.name}.{port.replace(':', '-')}.{dtype}.trace")
-                    writer = TraceWriter(path, run.manifest, summary=summary, atomic=True)
-                live[(dtype, port)] = LivePort(run, keep, window, writer)
-                for obs in observers:
-                    obs.start(case.name, port, dtype, run.initial)
-            except PortError as exc:
-                run.close()
-                result.errors[dtype][port] = exc
-            except ParityError as exc:  # the port broke the protocol or does not exist
-                run.close()
-                result.errors[dtype][port] = PortError(port, "setup", exc, case=case.name)
-            result.seconds[f"{port}/{dtype}"] = round(run.seconds, 4)
-
-    comparators: list[tuple[str, str, str, Comparator]] = []
-    for dtype in dtypes:
-        names = [p for p in ports if (dtype, p) in live]
-        for pa, pb in pairs_of(names, pairs):
-            la, lb = live[(dtype, pa)], live[(dtype, pb)]
-
-            def freeze(k, la=la, lb=lb):
-                la.recorder.keep_around(k)
-                lb.recorder.keep_around(k)
-
-            cmp = Comparator(la.run.manifest, lb.run.manifest, cost=case.cost, keep=keep, before=window, after=window,
-                             on_divergence=freeze)
-            comparators.append((dtype, pa, pb, cmp))
-    envelope = "float64" in dtypes and "float32" in dtypes
-    drifts = {p: Drift() for dtype, pa, pb, _ in comparators for p in (pa, pb) if envelope}
-    # float64 alone: the reference's float32 shadow (run, never compared) measures its drift
-    shadow = open_shadow(case, [p for p in ports if ("float64", p) in live], modules, sources, workers) \
-        if conditioning and dtypes == ["float64"] else None
-    if shadow is not None:
-        drifts = {shadow[0]: shadow[2]}
-    # The conditioning run: the float32 reference again in float64, its weights and data perturbed
-    # by float32's unit roundoff; how far each tensor moves is what float32 rounding can do to it.
-    cond_run = open_conditioning(case, [p for p in ports if ("float32", p) in live], live, modules, sources, recorded,
-                                 workers) if envelope and conditioning else None
-    failed: set[tuple[str, str]] = set()
-
-    def fail(key, exc):
-        failed.add(key)
-        dtype, port = key
-        result.errors[dtype][port] = exc if isinstance(exc, PortError) else PortError(port, "setup", exc, case=case.name)
-        lv = live.pop(key)
-        lv.run.close()
-        lv.finish(complete=False)
-
-    batches = iter_batches(case, "float64")
-    pending = None
-
-    def start():  # the next step starts in the workers (the harness compares this one meanwhile)
-        batch64 = next(batches, None)
-        runs = {key: lv.run for key, lv in live.items()}
-        if cond_run is not None:
-            runs[COND] = cond_run[1]
-        if shadow is not None:
-            runs[SHADOW] = shadow[1]
-        return None if batch64 is None else start_steps(runs, batch64)
-
+    run = Lockstep(case, ports, dtypes, modules=modules or {}, sources=sources or {}, pairs=pairs, keep=keep,
+                   window=window, trace_dir=trace_dir, summary=summary, observers=observers, workers=bool(workers),
+                   conditioning=conditioning)
     try:
-        pending = start()
-        while pending is not None:
-            arrived = pending.finish()
-            moved, shadowed = arrived.pop(COND, None), arrived.pop(SHADOW, None)
-            if isinstance(shadowed, BaseException):
-                shadow[1].close()
-                shadow, drifts = None, {}
-            if isinstance(moved, BaseException):  # no conditioning then: the envelope as before
-                cond_run[1].close()
-                cond_run = None
-            for key, step in arrived.items():
-                if isinstance(step, BaseException):
-                    fail(key, step)
-            pending = start()
-            steps = {}
-            for key, step in arrived.items():
-                if isinstance(step, BaseException):
-                    continue
-                live[key].add(step)
-                steps[key] = step
-                for obs in observers:
-                    obs.step(case.name, key[1], key[0], step)
-            if summary:  # compare statistics only: what a summary trace holds (parity.trace.summary)
-                steps = {key: summarized(step) for key, step in steps.items()}
-                moved, shadowed = (None if x is None else summarized(x) for x in (moved, shadowed))
-            drift, cond = {}, None
-            if cond_run is not None and ("float64", cond_run[0]) in steps:
-                cond = cond_run[2].add(steps[("float64", cond_run[0])], moved)
-            moved = None
-            for port, tracker in drifts.items():
-                s64, s32 = steps.get(("float64", port)), steps.get(("float32", port), shadowed)
-                if s64 is not None and s32 is not None:
-                    drift[port] = tracker.add(s64, s32)
-            shadowed = None
-            for dtype, pa, pb, cmp in comparators:
-                if (dtype, pa) in steps and (dtype, pb) in steps:
-                    cmp.add(steps[(dtype, pa)], steps[(dtype, pb)], drift.get(pa), drift.get(pb), cond if dtype == "float32" else None)
-            del steps
-            arrived = step = s64 = s32 = None  # this step's tensors: not held while the next one arrives
-            for lv in live.values():
-                lv.recorder.trim()
+        run.record_isolated()
+        run.open_ports()
+        run.pair()
+        run.open_extra_runs()
+        run.run(iter_batches(case, "float64") if batches is None else given_batches(case, batches, "float64"))
     finally:
-        if pending is not None:  # a step still in the workers (the comparison raised): collect it first
-            pending.finish()
-        for key, lv in list(live.items()):
-            lv.run.close()
-        for extra in (cond_run, shadow):
-            if extra is not None:
-                extra[1].close()
-        for dtype in dtypes:
-            for port in ports:
-                for obs in observers:
-                    obs.finish(case.name, port, dtype)
-        if isolated_dir is not None:
-            isolated_dir.cleanup()
-    for dtype in dtypes:
-        result.traces[dtype] = {}
-        for port in ports:
-            lv = live.get((dtype, port))
-            if lv is not None:
-                result.traces[dtype][port] = lv.finish(complete=True)
-                result.seconds[f"{port}/{dtype}"] = round(lv.run.seconds, 4)
-    for dtype, pa, pb, cmp in comparators:
-        if (dtype, pa) in failed or (dtype, pb) in failed:
-            continue
-        result.comparisons.append(cmp.finish())
-    return result
+        run.close()
+    return run.finish()

@@ -46,7 +46,7 @@ import numpy as np
 from parity.cases.case import Case, PortSpec
 from parity.errors import ParityError, PortError
 
-__all__ = ["ENV", "enabled", "set_default", "default", "RemoteRun", "start_steps", "step_all", "shutdown", "GROUPS"]
+__all__ = ["ENV", "enabled", "RemoteRun", "start_steps", "step_all", "shutdown", "GROUPS"]
 
 #: Set to "0" to run every port in the harness process (``parity run``'s default is workers).
 ENV = "PARITY_WORKERS"
@@ -92,20 +92,6 @@ def _recv(conn: Connection):
 def enabled() -> bool:
     """Whether ``parity run`` should use workers (``PARITY_WORKERS`` unset or not "0")."""
     return os.environ.get(ENV, "1").strip().lower() not in ("0", "", "no", "false")
-
-
-_DEFAULT = [False]
-
-
-def set_default(on: bool) -> bool:
-    """Make :func:`parity.run.runner.run_case` use workers by default (the command line does); return the old default."""
-    before, _DEFAULT[0] = _DEFAULT[0], bool(on)
-    return before
-
-
-def default() -> bool:
-    """Whether :func:`parity.run.runner.run_case` uses workers when not told (False: the library's default)."""
-    return _DEFAULT[0]
 
 
 def _rebuild(cls, args, state):

@@ -32,12 +32,13 @@ class PitfallResult:
     stage: str = "-"
 
 
-def run_catalogue(dtypes=("float64",), names=None) -> list[PitfallResult]:
+def run_catalogue(dtypes=("float64",), names=None, *, workers: bool = False) -> list[PitfallResult]:
     """Run every pitfall's wrong and right cases in ``dtypes``; return what was caught and named.
 
     Pitfalls whose cases carry a heavy tag (``cases.HEAVY_TAGS``: the data-parallel ones) run only when named.
 
     A dtype the wrong case does not run in (TF32 exists in float32 only) is left out of its rows.
+    ``workers``: run each framework's ports in a worker process (:func:`parity.run.runner.run_case`).
     """
     results = []
     for p in all_pitfalls():
@@ -47,7 +48,7 @@ def run_catalogue(dtypes=("float64",), names=None) -> list[PitfallResult]:
         if not names and set(HEAVY_TAGS) & set(wrong.tags):
             continue  # run by name only (the data-parallel pitfalls start processes)
         wdtypes = tuple(d for d in dtypes if d in wrong.dtypes)
-        rw, rr = run_case(wrong, dtypes=wdtypes), run_case(right, dtypes=dtypes)
+        rw, rr = run_case(wrong, dtypes=wdtypes, workers=workers), run_case(right, dtypes=dtypes, workers=workers)
         for dtype in wdtypes:
             cmp = next((c for c in rw.comparisons if c.dtype == dtype), None)
             traces_w = rw.traces.get(dtype, {})

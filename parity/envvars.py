@@ -1,0 +1,102 @@
+"""The one list of the ``PARITY_*`` environment variables parity and its ports read.
+
+Each entry says what the variable does, its default and which modules read it.
+:func:`help_text` formats the list for ``parity --help``; the README's "Environment
+variables" section lists the same names, and ``tests/test_envvars.py`` checks both against
+the names the code uses. Standard library only: any layer may import this module.
+(``PARITY_FRAMEWORK`` is not one of them: it is an attribute a user's program file may set,
+read by ``parity/program/load.py``.)
+"""
+
+from __future__ import annotations
+
+import textwrap
+from dataclasses import dataclass
+
+__all__ = ["EnvVar", "VARIABLES", "NAMES", "get", "help_text"]
+
+
+@dataclass(frozen=True)
+class EnvVar:
+    """One environment variable: its name, its default (in words), what it does, who reads it."""
+
+    name: str
+    default: str
+    does: str
+    readers: tuple[str, ...]
+
+
+VARIABLES: tuple[EnvVar, ...] = (
+    EnvVar(
+        "PARITY_WORKERS",
+        "1 (a worker process per framework)",
+        "'0' (or 'no', 'false', empty) runs every port of `parity run` and `parity check` in the "
+        "harness process instead of a worker process per framework (tf1, tf2, torch, numpy).",
+        ("parity/run/workers.py",),
+    ),
+    EnvVar(
+        "PARITY_TORCH_DEVICE",
+        "cpu",
+        "The device the torch ports run on ('cuda', 'cuda:1'...); TF32 stays off, so a GPU run is "
+        "compared in IEEE float32. On CUDA the DDP ports use NCCL.",
+        ("torch_impl/__init__.py", "torch_impl/distributed.py", "parity/tools/bench.py"),
+    ),
+    EnvVar(
+        "PARITY_TORCH_THREADS",
+        "1",
+        "torch's intra-op threads (torch.set_num_threads) in the process running the torch ports.",
+        ("torch_impl/__init__.py",),
+    ),
+    EnvVar(
+        "PARITY_DIST_BACKEND",
+        "gloo (nccl when PARITY_TORCH_DEVICE is cuda)",
+        "The torch.distributed backend of the DDP ports (the `distributed` cases).",
+        ("torch_impl/distributed.py",),
+    ),
+    EnvVar(
+        "PARITY_DIST_TIMEOUT",
+        "600",
+        "Seconds the harness waits for a DDP worker's answer before it declares the worker hung.",
+        ("torch_impl/distributed.py",),
+    ),
+    EnvVar(
+        "PARITY_MNIST_DIR",
+        "unset (sklearn's bundled 8x8 digits, resized to 28x28)",
+        "A directory of MNIST IDX files (train-images-idx3-ubyte, train-labels-idx1-ubyte, gzipped "
+        "or not): the `digits` data is read from them instead.",
+        ("parity/cases/datasets.py",),
+    ),
+    EnvVar(
+        "PARITY_SUMMARY_DIR",
+        "unset (no histograms)",
+        "A directory: the encoder ports (seed 000) write TensorBoard histograms of every variable "
+        "and gradient under `DIR/<case>/<port>-<dtype>`.",
+        ("parity/trace/health.py",),
+    ),
+)
+
+NAMES = frozenset(v.name for v in VARIABLES)
+
+
+def get(name: str) -> EnvVar:
+    """Return the entry for ``name`` (KeyError if parity does not read it)."""
+    for var in VARIABLES:
+        if var.name == name:
+            return var
+    raise KeyError(name)
+
+
+def help_text(width: int = 80, indent: int = 2) -> str:
+    """Format :data:`VARIABLES` as the ``environment variables:`` block of ``parity --help``.
+
+    Plain lines, already wrapped to ``width`` (for ``argparse.RawDescriptionHelpFormatter``):
+    each name on a line of its own, then what it does, its default and its readers, indented.
+    """
+    pad = " " * (indent + 4)
+    lines = ["environment variables:"]
+    for var in VARIABLES:
+        lines.append(" " * indent + var.name)
+        text = f"{var.does} Default: {var.default}. Read by {', '.join(var.readers)}."
+        lines.extend(textwrap.wrap(text, width=width, initial_indent=pad, subsequent_indent=pad,
+                                   break_on_hyphens=False))
+    return "\n".join(lines) + "\n"

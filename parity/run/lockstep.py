@@ -1,0 +1,223 @@
+"""The step loop of :func:`parity.run.runner.run_case`: every port of every dtype steps together.
+
+A :class:`Lockstep` is one case's run, an object passed down (no module state): it opens each
+port (:meth:`open_ports`), pairs them (:meth:`pair`), opens the envelope's extra runs (the
+float32 shadow of a float64-only run, the conditioning run: :mod:`parity.run.live`), then feeds
+the same batch to every run (:meth:`run`): step ``t`` of every port is compared, and the envelope
+measured from the float64 and float32 runs of the same port, before step ``t + 1`` is kept, then
+dropped. :meth:`finish` closes everything and fills the :class:`~parity.run.result.CaseResult`.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from typing import Iterable, Iterator, Mapping, Sequence
+
+from parity.cases.case import Case
+from parity.compare.comparator import Comparator, Drift, pairs_of
+from parity.errors import ParityError, PortError
+from parity.run.boundary import record_isolated
+from parity.run.live import COND, SHADOW, LivePort, new_run, open_conditioning, open_shadow, summarized
+from parity.run.result import CaseResult
+from parity.run.workers import start_steps
+
+__all__ = ["Lockstep"]
+
+
+class Lockstep:
+    """One case's ports, their comparators and the envelope's extra runs, stepped together.
+
+    Args are those of :func:`~parity.run.runner.run_case` (already checked there).
+    """
+
+    def __init__(self, case: Case, ports: Sequence[str], dtypes: Sequence[str], *, modules: Mapping, sources: Mapping,
+                 pairs: str, keep: str, window: int, trace_dir: str | None, summary: bool, observers: Sequence,
+                 workers: bool, conditioning: bool):
+        self.case, self.ports, self.dtypes = case, list(ports), list(dtypes)
+        self.modules, self.sources = dict(modules), dict(sources)
+        self.pairs, self.keep, self.window = pairs, keep, window
+        self.trace_dir, self.summary, self.observers = trace_dir, summary, tuple(observers)
+        self.workers, self.conditioning = workers, conditioning
+        self.result = CaseResult(case=case)
+        self.live: dict[tuple[str, str], LivePort] = {}
+        self.comparators: list[tuple[str, str, str, Comparator]] = []
+        self.drifts: dict[str, Drift] = {}
+        self.shadow = self.cond_run = None
+        self.failed: set[tuple[str, str]] = set()
+        self.recorded: dict = {}
+        self._isolated_dir = None
+
+    # -- opening ------------------------------------------------------------------------------------------
+    def record_isolated(self) -> None:
+        """Ports the case marks ``isolate`` (their own interpreter) are recorded first, all in one subprocess."""
+        case = self.case
+        jobs = [(p, d) for d in self.dtypes for p in self.ports if p not in self.modules and p in case.option("isolate", ())]
+        if not jobs:
+            return
+        self._isolated_dir = tempfile.TemporaryDirectory(prefix="parity-")
+        try:
+            self.recorded = dict(zip(jobs, record_isolated(case, jobs, self._isolated_dir.name)))
+        except ParityError as exc:
+            for p, d in jobs:
+                self.result.errors.setdefault(d, {})[p] = PortError(p, "setup", exc, case=case.name)
+
+    def open_ports(self) -> None:
+        """Open every port of every dtype; a port that fails to open is an error of the result, not a raise."""
+        from parity.trace.file import TraceWriter
+
+        case, result = self.case, self.result
+        for dtype in self.dtypes:
+            result.errors.setdefault(dtype, {})
+            for port in self.ports:
+                if port in result.errors[dtype]:
+                    continue
+                run = new_run(case, port, dtype, self.modules, self.sources, self.workers,
+                              recorded=self.recorded.get((port, dtype)))
+                try:
+                    run.open()
+                    writer = None
+                    if self.trace_dir:
+                        path = os.path.join(self.trace_dir, f"{case.name}.{port.replace(':', '-')}.{dtype}.trace")
+                        writer = TraceWriter(path, run.manifest, summary=self.summary, atomic=True)
+                    self.live[(dtype, port)] = LivePort(run, self.keep, self.window, writer)
+                    for obs in self.observers:
+                        obs.start(case.name, port, dtype, run.initial)
+                except PortError as exc:
+                    run.close()
+                    result.errors[dtype][port] = exc
+                except ParityError as exc:  # the port broke the protocol or does not exist
+                    run.close()
+                    result.errors[dtype][port] = PortError(port, "setup", exc, case=case.name)
+                result.seconds[f"{port}/{dtype}"] = round(run.seconds, 4)
+
+    def pair(self) -> None:
+        """A comparator per pair of open ports and dtype (``pairs``); drift trackers where both dtypes run."""
+        for dtype in self.dtypes:
+            names = [p for p in self.ports if (dtype, p) in self.live]
+            for pa, pb in pairs_of(names, self.pairs):
+                la, lb = self.live[(dtype, pa)], self.live[(dtype, pb)]
+
+                def freeze(k, la=la, lb=lb):
+                    la.recorder.keep_around(k)
+                    lb.recorder.keep_around(k)
+
+                cmp = Comparator(la.run.manifest, lb.run.manifest, cost=self.case.cost, keep=self.keep, before=self.window,
+                                 after=self.window, on_divergence=freeze)
+                self.comparators.append((dtype, pa, pb, cmp))
+        if "float64" in self.dtypes and "float32" in self.dtypes:
+            self.drifts = {p: Drift() for _, pa, pb, _ in self.comparators for p in (pa, pb)}
+
+    def open_extra_runs(self) -> None:
+        """The envelope's runs: a float64-only run's float32 shadow (never compared), or the conditioning run
+        (the float32 reference again in float64, weights and data perturbed by float32's unit roundoff)."""
+        if not self.conditioning:
+            return
+        args = (self.modules, self.sources)
+        if self.dtypes == ["float64"]:
+            self.shadow = open_shadow(self.case, [p for p in self.ports if ("float64", p) in self.live], *args, self.workers)
+            if self.shadow is not None:
+                self.drifts = {self.shadow[0]: self.shadow[2]}
+        elif "float64" in self.dtypes and "float32" in self.dtypes:
+            f32 = [p for p in self.ports if ("float32", p) in self.live]
+            self.cond_run = open_conditioning(self.case, f32, self.live, *args, self.recorded, self.workers)
+
+    # -- stepping -----------------------------------------------------------------------------------------
+    def _fail(self, key, exc) -> None:
+        self.failed.add(key)
+        dtype, port = key
+        self.result.errors[dtype][port] = exc if isinstance(exc, PortError) else PortError(port, "setup", exc,
+                                                                                           case=self.case.name)
+        lv = self.live.pop(key)
+        lv.run.close()
+        lv.finish(complete=False)
+
+    def _start(self, batches: Iterator):
+        """The next step starts in the workers (the harness compares this one meanwhile)."""
+        batch64 = next(batches, None)
+        runs = {key: lv.run for key, lv in self.live.items()}
+        if self.cond_run is not None:
+            runs[COND] = self.cond_run[1]
+        if self.shadow is not None:
+            runs[SHADOW] = self.shadow[1]
+        return None if batch64 is None else start_steps(runs, batch64)
+
+    def run(self, batches: Iterable) -> None:
+        """Feed every batch (float64; each run casts it to its dtype) to every run, comparing each step."""
+        batches = iter(batches)
+        pending = None
+        try:
+            pending = self._start(batches)
+            while pending is not None:
+                arrived = pending.finish()
+                moved, shadowed = arrived.pop(COND, None), arrived.pop(SHADOW, None)
+                if isinstance(shadowed, BaseException):
+                    self.shadow[1].close()
+                    self.shadow, self.drifts, shadowed = None, {}, None
+                if isinstance(moved, BaseException):  # no conditioning then: the envelope as before
+                    self.cond_run[1].close()
+                    self.cond_run, moved = None, None
+                for key, step in arrived.items():
+                    if isinstance(step, BaseException):
+                        self._fail(key, step)
+                pending = self._start(batches)
+                self._compare({k: s for k, s in arrived.items() if not isinstance(s, BaseException)}, moved, shadowed)
+                arrived = moved = shadowed = None  # this step's tensors: not held while the next one arrives
+                for lv in self.live.values():
+                    lv.recorder.trim()
+        finally:
+            if pending is not None:  # a step still in the workers (the comparison raised): collect it first
+                pending.finish()
+
+    def _compare(self, steps: dict, moved, shadowed) -> None:
+        """Keep one step of every port, measure the drifts and compare every pair on it."""
+        case = self.case
+        for key, step in steps.items():
+            self.live[key].add(step)
+            for obs in self.observers:
+                obs.step(case.name, key[1], key[0], step)
+        if self.summary:  # compare statistics only: what a summary trace holds (parity.trace.summary)
+            steps = {key: summarized(step) for key, step in steps.items()}
+            moved, shadowed = (None if x is None else summarized(x) for x in (moved, shadowed))
+        drift, cond = {}, None
+        if self.cond_run is not None and ("float64", self.cond_run[0]) in steps:
+            cond = self.cond_run[2].add(steps[("float64", self.cond_run[0])], moved)
+        for port, tracker in self.drifts.items():
+            s64, s32 = steps.get(("float64", port)), steps.get(("float32", port), shadowed)
+            if s64 is not None and s32 is not None:
+                drift[port] = tracker.add(s64, s32)
+        for dtype, pa, pb, cmp in self.comparators:
+            if (dtype, pa) in steps and (dtype, pb) in steps:
+                cmp.add(steps[(dtype, pa)], steps[(dtype, pb)], drift.get(pa), drift.get(pb),
+                        cond if dtype == "float32" else None)
+
+    # -- closing ------------------------------------------------------------------------------------------
+    def close(self) -> None:
+        """Close every run (ports, extra runs), tell the observers, drop the isolated recordings."""
+        for lv in self.live.values():
+            lv.run.close()
+        for extra in (self.cond_run, self.shadow):
+            if extra is not None:
+                extra[1].close()
+        for dtype in self.dtypes:
+            for port in self.ports:
+                for obs in self.observers:
+                    obs.finish(self.case.name, port, dtype)
+        if self._isolated_dir is not None:
+            self._isolated_dir.cleanup()
+
+    def finish(self) -> CaseResult:
+        """The result: every port's window (its trace file completed) and every comparison of ports that ran to the end."""
+        result = self.result
+        for dtype in self.dtypes:
+            result.traces[dtype] = {}
+            for port in self.ports:
+                lv = self.live.get((dtype, port))
+                if lv is not None:
+                    result.traces[dtype][port] = lv.finish(complete=True)
+                    result.seconds[f"{port}/{dtype}"] = round(lv.run.seconds, 4)
+        for dtype, pa, pb, cmp in self.comparators:
+            if (dtype, pa) in self.failed or (dtype, pb) in self.failed:
+                continue
+            result.comparisons.append(cmp.finish())
+        return result
