@@ -9,9 +9,11 @@ import numpy as np
 
 from parity.errors import ParityError, PortError
 
+__all__ = ["MASK_PREFIX", "draw_batches", "as_batches", "add_masks", "cost_of"]
+
 
 # -- data ---------------------------------------------------------------------------------------------
-def _draw_batches(specs: dict, steps: int, rng: np.random.Generator, classes: int | None, batch_size: int) -> list[dict]:
+def draw_batches(specs: dict, steps: int, rng: np.random.Generator, classes: int | None, batch_size: int) -> list[dict]:
     """Batches from the input specs: float inputs N(0, 1); integer targets uniform over ``classes``;
     a float target of shape [None, K] named like a label (y, label(s), target(s)) one-hot rows."""
     out = []
@@ -33,7 +35,7 @@ def _draw_batches(specs: dict, steps: int, rng: np.random.Generator, classes: in
     return out
 
 
-def _as_batches(source, steps: int, where: str) -> list[dict]:
+def as_batches(source, steps: int, where: str) -> list[dict]:
     try:
         it = iter(source() if callable(source) else source)
         batches = list(itertools.islice(it, steps))
@@ -51,10 +53,10 @@ def _as_batches(source, steps: int, where: str) -> list[dict]:
     return out
 
 
-_MASK = "__dropout_mask__/"
+MASK_PREFIX = "__dropout_mask__/"
 
 
-def _masks(ref_sites, port_sites, batches, rng, notes) -> None:
+def add_masks(ref_sites, port_sites, batches, rng, notes) -> None:
     """Draw one keep-mask per reference dropout site per step (channel-last, 1 = keep) into the batches."""
     if len(ref_sites) != len(port_sites):
         notes.append(f"dropout: the reference has {len(ref_sites)} site(s), the port {len(port_sites)}: masks are given to the "
@@ -69,15 +71,15 @@ def _masks(ref_sites, port_sites, batches, rng, notes) -> None:
         for b in batches:
             n = _batch_size(b)
             shape = (n,) + tuple(site.shape_channel_last[1:])
-            b[f"{_MASK}{i}"] = (rng.random(shape) < 1.0 - site.rate).astype(np.float64)
+            b[f"{MASK_PREFIX}{i}"] = (rng.random(shape) < 1.0 - site.rate).astype(np.float64)
 
 
 def _batch_size(batch: dict) -> int:
-    sizes = [np.shape(v)[0] for k, v in batch.items() if np.ndim(v) >= 1 and not k.startswith(_MASK)]
+    sizes = [np.shape(v)[0] for k, v in batch.items() if np.ndim(v) >= 1 and not k.startswith(MASK_PREFIX)]
     return int(sizes[0]) if sizes else 1
 
 
-def _cost(mapping, acts: dict, batch: dict):
+def cost_of(mapping, acts: dict, batch: dict):
     from parity.cases.case import Cost
 
     kernels = [e for e in mapping.params if e.kind in ("dense_kernel", "conv_kernel", "lstm_kernel", "embedding")]

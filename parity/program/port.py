@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from parity.errors import ParityError
-from parity.program.batches import _MASK
+from parity.program.batches import MASK_PREFIX
 from parity.program.load import Program, capture
 
 
@@ -86,8 +86,8 @@ class _Port:
         return dict(s()) if callable(s) else {}
 
     def step(self, batch) -> dict:
-        masks = {int(k[len(_MASK):]): v for k, v in batch.items() if k.startswith(_MASK)}
-        data = {k: v for k, v in batch.items() if not k.startswith(_MASK)}
+        masks = {int(k[len(MASK_PREFIX):]): v for k, v in batch.items() if k.startswith(MASK_PREFIX)}
+        data = {k: v for k, v in batch.items() if not k.startswith(MASK_PREFIX)}
         raw = self.prog.step(data, masks)
         out: dict = {"inputs": {k: np.asarray(v) for k, v in data.items()}}
         for stage, arrays in raw.items():

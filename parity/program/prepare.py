@@ -8,9 +8,9 @@ runs both through :func:`parity.run.runner.run_case` as two in-memory ports, and
 :class:`~parity.run.result.CaseResult` as the catalogue, so the report, diagnosis and health work
 unchanged. numpy only.
 
-The parts: :mod:`parity.program.load` (the contract types and the user's files),
-:mod:`parity.program.batches` (batches, dropout masks), :mod:`parity.program.port` (the in-memory
-ports); their public names are re-exported here.
+The parts: :mod:`parity.program.load` (the user's files), :mod:`parity.program.batches` (batches,
+dropout masks), :mod:`parity.program.mapping` (variables and layer outputs), :mod:`parity.program.port`
+(the in-memory ports). The records the capture adapters fill in are :mod:`parity.portkit.program`'s.
 """
 
 from __future__ import annotations
@@ -21,14 +21,12 @@ from typing import Iterable
 import numpy as np
 
 from parity.errors import ParityError
-from parity.program.batches import _MASK, _as_batches, _cost, _draw_batches, _masks
-from parity.run.frameworks import CAPTURE_ADAPTERS as ADAPTERS
-from parity.portkit.program import KINDS, DropoutSite, DtypeError, ParamSpec
-from parity.program.load import Program, capture, load_program
+from parity.program.batches import MASK_PREFIX, add_masks, as_batches, cost_of, draw_batches
+from parity.portkit.program import DtypeError
+from parity.program.load import capture, load_program
 from parity.program.port import ProgramPorts, ProgramRun
 
-__all__ = ["ParamSpec", "DropoutSite", "DtypeError", "KINDS", "Program", "load_program", "compare_programs",
-           "ProgramRun", "ADAPTERS", "capture", "prepare", "port_names"]
+__all__ = ["compare_programs", "prepare", "port_names"]
 
 
 def prepare(reference, port, *, data=None, steps: int = 10, mapping=None, seed: int = 0, log=None) -> ProgramRun:
@@ -38,9 +36,37 @@ def prepare(reference, port, *, data=None, steps: int = 10, mapping=None, seed: 
         ParityError: bad input (file, keys, kinds, an unresolvable mapping), one line.
         PortError: the user's own code raised.
     """
-    from parity.program.mapping import Mapping_, auto_map, load_mapping, match_activations, same_values
-
     ref, prt = load_program(reference), load_program(port)
+    R, P, probe_notes = _capture_both(ref, prt)
+    try:
+        batches = _batches(R, P, ref, data, steps, seed)
+        first = batches[0]
+        # probes: call order, flatten orders, dropout sites (masks={} = identity, deterministic)
+        R.forward(first, {})
+        P.forward(first, {})
+        m = _variables(R, P, ref, prt, mapping)
+        initial = {k: np.asarray(v, dtype=np.float64) for k, v in R.parameters().items()}
+        P.load(m.port_weights(initial))
+        # the matching probe drives dropout with a real mask (the same on both sides): an identity
+        # dropout would equal its input and could pair with the layer before it
+        probe = [dict(first)]
+        add_masks(R.dropout_sites(), P.dropout_sites(), probe, np.random.default_rng([seed, 3]), [])
+        pmasks = {int(k[len(MASK_PREFIX):]): v for k, v in probe[0].items() if k.startswith(MASK_PREFIX)}
+        ar, ap = R.forward(first, pmasks), P.forward(first, pmasks)
+        _outputs(m, R, P, ar, ap)
+        notes = list(dict.fromkeys(probe_notes + [f"reference: {n}" for n in getattr(R, "notes", lambda: [])()]
+                                   + [f"port: {n}" for n in getattr(P, "notes", lambda: [])()] + list(m.notes)))
+        add_masks(R.dropout_sites(), P.dropout_sites(), batches, np.random.default_rng([seed, 2]), notes)
+        run = ProgramRun(ref, prt, m, initial, batches, notes, constrained=bool(getattr(R, "has_constraint", False)))
+        run.cost = cost_of(m, ar, first)
+        return run
+    finally:
+        R.close()
+        P.close()
+
+
+def _capture_both(ref, prt):
+    """Capture both programs in float64, or in float32 where one cannot run in float64 (a note says so)."""
     probe_notes: list[str] = []
     R = P = None
     for probe_dtype in ("float64", "float32"):  # a program that cannot run in float64 is probed in float32
@@ -59,88 +85,84 @@ def prepare(reference, port, *, data=None, steps: int = 10, mapping=None, seed: 
             if R is not None:
                 R.close()
             raise
-    try:
-        source = data if data is not None else getattr(R, "data_source", lambda: None)()
-        if source is not None:
-            batches = _as_batches(source, steps, ref.path)
-        else:
-            specs = dict(P.input_specs()) if hasattr(P, "input_specs") else {}
-            specs.update(R.input_specs() if hasattr(R, "input_specs") else {})
-            if not specs:
-                raise ParityError(f"{ref.path}: no 'data' in parity_program()'s dict and no input shapes to draw batches from: "
-                                  "add \"data\": a function returning batches ({key: array})")
-            # an integer label placeholder of unknown rank (tf.placeholder(tf.int32, shape=(None))): one label per example
-            specs = {k: ((None,) if sh is None and np.issubdtype(np.dtype(dt), np.integer) else sh, dt) for k, (sh, dt) in specs.items()}
-            rng = np.random.default_rng([seed, 1])
-            float_specs = {k: v for k, v in specs.items() if not np.issubdtype(np.dtype(v[1]), np.integer)}
-            probe = _draw_batches(float_specs, 1, rng, None, 8)[0]
-            classes = None
-            if len(float_specs) != len(specs):
-                acts = R.forward(dict(probe, **{k: np.zeros([8 if s is None else s for s in sh], dtype=dt)
-                                              for k, (sh, dt) in specs.items() if k not in float_specs}), {})
-                last = list(acts.values())[-1] if acts else None
-                classes = int(np.shape(last)[-1]) if last is not None and np.ndim(last) >= 1 else None
-            batches = _draw_batches(specs, steps, np.random.default_rng([seed, 1]), classes, 8)
-        first = batches[0]
-        # probes: call order, flatten orders, dropout sites (masks={} = identity, deterministic)
-        R.forward(first, {})
-        P.forward(first, {})
-        if mapping is None:
-            flat = getattr(P, "flatten_inputs", lambda: {})()
-            rflat = getattr(R, "flatten_inputs", lambda: {})()
-            m = auto_map(R.parameter_specs(), ref.framework, P.parameter_specs(), prt.framework,
-                         ref_flatten=rflat, port_flatten=flat, reference_file=ref.path, port_file=prt.path)
-        else:
-            m = mapping if isinstance(mapping, Mapping_) else load_mapping(os.fspath(mapping))
-            _check_mapping(m, R, P, ref.path, prt.path)
-        initial = {k: np.asarray(v, dtype=np.float64) for k, v in R.parameters().items()}
-        P.load(m.port_weights(initial))
-        # the matching probe drives dropout with a real mask (the same on both sides): an identity
-        # dropout would equal its input and could pair with the layer before it
-        probe = [dict(first)]
-        _masks(R.dropout_sites(), P.dropout_sites(), probe, np.random.default_rng([seed, 3]), [])
-        pmasks = {int(k[len(_MASK):]): v for k, v in probe[0].items() if k.startswith(_MASK)}
-        ar, ap = R.forward(first, pmasks), P.forward(first, pmasks)
-        if not m.forward:
-            pairs, left_r, left_p = match_activations(ar, ap)
-            lr_, lp_ = getattr(R, "probe_loss", lambda: None)(), getattr(P, "probe_loss", lambda: None)()
-            if lr_ is not None and lp_ is not None and same_values(lr_, lp_):
-                # the two compute the same loss from the same weights: a pair of outputs that differ
-                # here is two different cuts of the network (softmax inside a Dense vs logits), not a bug
-                odd = [(a, b) for a, b in pairs if not same_values(ar[a], ap[b])]
-                if odd:
-                    pairs = [p for p in pairs if p not in odd]
-                    left_r += [a for a, _ in odd]
-                    left_p += [b for _, b in odd]
-                    m.notes.append("layer outputs " + ", ".join(f"{a}/{b}" for a, b in odd) + " differ at the probe while the losses "
-                                   "agree: different cuts of the network (e.g. a softmax inside a Dense layer), not compared")
-            # a softmax / sigmoid inside one side's last layer (Keras Dense(activation="softmax")) vs logits
-            # on the other: the same layer cut differently; not compared (the loss stage compares them)
-            cut = [(a, b) for a, b in pairs if not same_values(ar[a], ap[b]) and _activated(ar[a], ap[b])]
-            if cut:
-                pairs = [p for p in pairs if p not in cut]
-                left_r += [a for a, _ in cut]
-                left_p += [b for _, b in cut]
-                m.notes.append("layer outputs " + ", ".join(f"{a}/{b}" for a, b in cut) + ": one is the softmax (or sigmoid) "
-                               "of the other (an activation inside a Dense layer vs logits): not compared")
-            m.forward = pairs
-            if left_r:
-                m.not_compared["reference layer outputs"] = left_r
-            if left_p:
-                m.not_compared["port layer outputs"] = left_p
-        else:
-            bad = [f"{a} -> {b}" for a, b in m.forward if a not in ar or b not in ap]
-            if bad:
-                raise ParityError(f"mapping: layer outputs not found: {', '.join(bad)}; reference outputs: {', '.join(ar)}; port outputs: {', '.join(ap)}")
-        notes = list(dict.fromkeys(probe_notes + [f"reference: {n}" for n in getattr(R, "notes", lambda: [])()]
-                                   + [f"port: {n}" for n in getattr(P, "notes", lambda: [])()] + list(m.notes)))
-        _masks(R.dropout_sites(), P.dropout_sites(), batches, np.random.default_rng([seed, 2]), notes)
-        run = ProgramRun(ref, prt, m, initial, batches, notes, constrained=bool(getattr(R, "has_constraint", False)))
-        run.cost = _cost(m, ar, first)
-        return run
-    finally:
-        R.close()
-        P.close()
+    return R, P, probe_notes
+
+
+def _batches(R, P, ref, data, steps: int, seed: int) -> list:
+    """The batches both programs are fed: the user's (``data``, or the reference's ``"data"``), else drawn
+    from the programs' input shapes (integer labels as many classes as the reference's last output has)."""
+    source = data if data is not None else getattr(R, "data_source", lambda: None)()
+    if source is not None:
+        return as_batches(source, steps, ref.path)
+    specs = dict(P.input_specs()) if hasattr(P, "input_specs") else {}
+    specs.update(R.input_specs() if hasattr(R, "input_specs") else {})
+    if not specs:
+        raise ParityError(f"{ref.path}: no 'data' in parity_program()'s dict and no input shapes to draw batches from: "
+                          "add \"data\": a function returning batches ({key: array})")
+    # an integer label placeholder of unknown rank (tf.placeholder(tf.int32, shape=(None))): one label per example
+    specs = {k: ((None,) if sh is None and np.issubdtype(np.dtype(dt), np.integer) else sh, dt) for k, (sh, dt) in specs.items()}
+    rng = np.random.default_rng([seed, 1])
+    float_specs = {k: v for k, v in specs.items() if not np.issubdtype(np.dtype(v[1]), np.integer)}
+    probe = draw_batches(float_specs, 1, rng, None, 8)[0]
+    classes = None
+    if len(float_specs) != len(specs):
+        acts = R.forward(dict(probe, **{k: np.zeros([8 if s is None else s for s in sh], dtype=dt)
+                                      for k, (sh, dt) in specs.items() if k not in float_specs}), {})
+        last = list(acts.values())[-1] if acts else None
+        classes = int(np.shape(last)[-1]) if last is not None and np.ndim(last) >= 1 else None
+    return draw_batches(specs, steps, np.random.default_rng([seed, 1]), classes, 8)
+
+
+def _variables(R, P, ref, prt, mapping):
+    """The variable mapping: automatic (by structure), or the user's file / object, checked against both programs."""
+    from parity.program.mapping import Mapping_, auto_map, load_mapping
+
+    if mapping is None:
+        flat = getattr(P, "flatten_inputs", lambda: {})()
+        rflat = getattr(R, "flatten_inputs", lambda: {})()
+        return auto_map(R.parameter_specs(), ref.framework, P.parameter_specs(), prt.framework,
+                        ref_flatten=rflat, port_flatten=flat, reference_file=ref.path, port_file=prt.path)
+    m = mapping if isinstance(mapping, Mapping_) else load_mapping(os.fspath(mapping))
+    _check_mapping(m, R, P, ref.path, prt.path)
+    return m
+
+
+def _outputs(m, R, P, ar: dict, ap: dict) -> None:
+    """Pair the layer outputs (``m.forward``) by value at the probe, unless the mapping names them; outputs
+    cut at different places (a softmax inside one side's last layer) are left out, with a note."""
+    from parity.program.mapping import match_activations, same_values
+
+    if m.forward:
+        bad = [f"{a} -> {b}" for a, b in m.forward if a not in ar or b not in ap]
+        if bad:
+            raise ParityError(f"mapping: layer outputs not found: {', '.join(bad)}; reference outputs: {', '.join(ar)}; port outputs: {', '.join(ap)}")
+        return
+    pairs, left_r, left_p = match_activations(ar, ap)
+    lr_, lp_ = getattr(R, "probe_loss", lambda: None)(), getattr(P, "probe_loss", lambda: None)()
+    if lr_ is not None and lp_ is not None and same_values(lr_, lp_):
+        # the two compute the same loss from the same weights: a pair of outputs that differ
+        # here is two different cuts of the network (softmax inside a Dense vs logits), not a bug
+        odd = [(a, b) for a, b in pairs if not same_values(ar[a], ap[b])]
+        if odd:
+            pairs = [p for p in pairs if p not in odd]
+            left_r += [a for a, _ in odd]
+            left_p += [b for _, b in odd]
+            m.notes.append("layer outputs " + ", ".join(f"{a}/{b}" for a, b in odd) + " differ at the probe while the losses "
+                           "agree: different cuts of the network (e.g. a softmax inside a Dense layer), not compared")
+    # a softmax / sigmoid inside one side's last layer (Keras Dense(activation="softmax")) vs logits
+    # on the other: the same layer cut differently; not compared (the loss stage compares them)
+    cut = [(a, b) for a, b in pairs if not same_values(ar[a], ap[b]) and _activated(ar[a], ap[b])]
+    if cut:
+        pairs = [p for p in pairs if p not in cut]
+        left_r += [a for a, _ in cut]
+        left_p += [b for _, b in cut]
+        m.notes.append("layer outputs " + ", ".join(f"{a}/{b}" for a, b in cut) + ": one is the softmax (or sigmoid) "
+                       "of the other (an activation inside a Dense layer vs logits): not compared")
+    m.forward = pairs
+    if left_r:
+        m.not_compared["reference layer outputs"] = left_r
+    if left_p:
+        m.not_compared["port layer outputs"] = left_p
 
 
 def _activated(a, b) -> bool:

@@ -34,6 +34,7 @@ import numpy as np
 
 from parity._version import __version__
 from parity.cases.case import Case, PortSpec
+from parity.portkit.contract import PORT_FUNCTIONS
 from parity.run.frameworks import PORT_PACKAGES
 from parity.errors import ParityError, PortError
 from parity.cases.params import draw_parameters, perturbed
@@ -41,8 +42,6 @@ from parity.trace.memory import STAGES
 
 __all__ = ["call", "to_array", "to_stages", "PortRun", "record_isolated", "load_port_module", "load_user_port", "PORT_FUNCTIONS"]
 
-#: The public functions a port module exposes (the reference modules and a user's file alike).
-PORT_FUNCTIONS = ("build", "framework_info")
 
 
 def _check_port_module(mod: ModuleType, where: str) -> ModuleType:

@@ -43,7 +43,7 @@ import numpy as np
 
 from parity.tools.benchprops import _machine, _properties_main  # noqa: F401  (the property bench: python -m parity.tools.bench properties)
 
-__all__ = ["overhead", "profile_recorded", "peak_memory", "trace_bytes", "cuda_overhead", "configs", "run", "main"]
+__all__ = ["overhead", "profile_recorded", "peak_memory", "trace_bytes", "cuda_overhead", "main"]
 
 #: The case of the overhead and trace-size figures: a model whose step costs what real steps cost.
 OVERHEAD_CASE = "realsize_transformer"
@@ -220,9 +220,9 @@ def cuda_available() -> bool:
 
     if importlib.util.find_spec("torch") is None:
         return False
-    from torch_impl import cuda_available as torch_cuda
+    from parity.run.frameworks import port_package
 
-    return torch_cuda()
+    return port_package("torch").cuda_available()
 
 
 def cuda_overhead(case_name: str = OVERHEAD_CASE, *, steps: int = 10, repeats: int = 2) -> dict | None:

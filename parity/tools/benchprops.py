@@ -73,7 +73,9 @@ def _hypothesis_rate(n: int, ports) -> float:
 
 def run(n_naive: int = 10, n_cached: int = 200, *, all_ports: int = 100) -> dict[str, float]:
     """Measure examples/s of the gradient property, naive and cached; return the figures."""
-    from tf_impl.v1 import dense as tf1_dense  # noqa: PLC0415  (the benchmark drives the ports)
+    from parity.run.boundary import load_port_module
+
+    tf1_dense = load_port_module("tf1", "dense")  # the benchmark drives the ports (their structure cache)
 
     ports = ("numpy", "tf1")
     _property(configs(1)[0], ports)  # import TensorFlow and warm up outside the timings
