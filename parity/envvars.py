@@ -39,7 +39,7 @@ VARIABLES: tuple[EnvVar, ...] = (
         "cpu",
         "The device the torch ports run on ('cuda', 'cuda:1'...); TF32 stays off, so a GPU run is "
         "compared in IEEE float32. On CUDA the DDP ports use NCCL.",
-        ("torch_impl/__init__.py", "torch_impl/distributed.py", "parity/tools/bench.py"),
+        ("torch_impl/__init__.py", "torch_impl/distributed/config.py", "parity/tools/bench.py"),
     ),
     EnvVar(
         "PARITY_TORCH_THREADS",
@@ -51,13 +51,13 @@ VARIABLES: tuple[EnvVar, ...] = (
         "PARITY_DIST_BACKEND",
         "gloo (nccl when PARITY_TORCH_DEVICE is cuda)",
         "The torch.distributed backend of the DDP ports (the `distributed` cases).",
-        ("torch_impl/distributed.py",),
+        ("torch_impl/distributed/config.py",),
     ),
     EnvVar(
         "PARITY_DIST_TIMEOUT",
         "600",
         "Seconds the harness waits for a DDP worker's answer before it declares the worker hung.",
-        ("torch_impl/distributed.py",),
+        ("torch_impl/distributed/port.py",),
     ),
     EnvVar(
         "PARITY_MNIST_DIR",

@@ -88,8 +88,10 @@ def test_the_readme_and_the_help_list_every_variable():
     section = readme.split("## Environment variables", 1)
     assert len(section) == 2, "README.md lacks its 'Environment variables' section"
     section = section[1].split("\n## ", 1)[0]
-    for name in NAMES:
-        assert f"`{name}`" in section, f"README's Environment variables section lacks {name}"
+    rows = {line.split("`")[1]: line for line in section.splitlines() if line.startswith("| `PARITY_")}
+    assert set(rows) == NAMES, f"README's Environment variables table: {sorted(rows)}, parity/envvars.py: {sorted(NAMES)}"
+    for var in VARIABLES:
+        assert all(f"`{reader}`" in rows[var.name] for reader in var.readers), f"README: {var.name}'s readers"
     assert set(WORD.findall(readme)) <= NAMES, sorted(set(WORD.findall(readme)) - NAMES)
     assert "parity --help" in section
     text = help_text()

@@ -21,7 +21,7 @@ from parity.run.runner import run_case
 
 PITFALLS = [p.name for p in all_pitfalls()]
 # The data-parallel pitfalls start processes (DDP workers, TF in its own process): left out of
-# the default catalogue (cases.HEAVY_TAGS), run by name here, slow.
+# the default catalogue (HEAVY_TAGS, parity/cases/case.py), run by name here, slow.
 HEAVY = {p.name for p in all_pitfalls() if set(HEAVY_TAGS) & set(get_case(p.wrong_case).tags)}
 DEFAULT = [n for n in PITFALLS if n not in HEAVY]
 pytestmark = [pytest.mark.tf, pytest.mark.torch]

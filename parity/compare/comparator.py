@@ -159,32 +159,9 @@ class Comparator:
                 if np.shape(xa) != np.shape(xb):
                     self._issue(i, stage, name, "shape", f"{pa} {list(np.shape(xa))} vs {pb} {list(np.shape(xb))}", found)
                     continue
-                summary = isinstance(xa, Summary) or isinstance(xb, Summary)
-                max_abs, _, idx, va, vb, scale = (diff_summaries if summary else diff_arrays)(xa, xb)
-                # The scale is the largest magnitude the tensor has had so far (in either
-                # run), or the case's floor for the stage: rounding errors scale with the
-                # operands, and a tensor that shrinks towards zero (a residual, a loss at
-                # convergence) keeps the rounding error of its earlier, larger operands.
-                key = (stage, name)
-                scale = self._running[key] = max(scale, self._running.get(key, 0.0))
-                scale = max(scale, self.floors.get(stage, 0.0))
-                rel = _relative(max_abs, scale)
-                envelope = None
-                if (drift is not None or drift_b is not None) and stage != "inputs":
-                    if out.dtype == "float64":
-                        envelope = self._float64_envelope(stage, i, key, drift, drift_b)
-                    else:
-                        envelope = _envelope(model, (drift or {}).get(key, 0.0), (drift_b or {}).get(key, 0.0),
-                                             None if cond is None else cond.get(key))
-                limit = max(model, envelope or 0.0)
-                d = TensorDiff(i, stage, name, tuple(np.shape(xa)), max_abs, rel, idx, va, vb, scale, limit, model, envelope, summary)
+                d = self._measure(i, stage, name, xa, xb, model, drift, drift_b, cond)
                 diffs.append(d)
-                cur = self.out.worst.get(key)
-                if cur is None or (d.units, d.max_rel) > (cur.units, cur.max_rel):
-                    self.out.worst[key] = d
                 worst_units = max(worst_units, d.units)
-                if rel > out.max_rel.get(stage, 0.0) or (rel != rel):
-                    out.max_rel[stage] = rel if rel == rel else math.inf
                 verdict = d.verdict
                 if verdict == "semantic":
                     out.n_semantic += 1
@@ -203,6 +180,35 @@ class Comparator:
             if self.on_divergence is not None:
                 self.on_divergence(i)
         self.steps += 1
+
+    def _measure(self, i: int, stage: str, name: str, xa, xb, model: float, drift, drift_b, cond) -> TensorDiff:
+        """One tensor's difference at step ``i``, against its limit: the error model, or the measured envelope."""
+        out = self.out
+        summary = isinstance(xa, Summary) or isinstance(xb, Summary)
+        max_abs, _, idx, va, vb, scale = (diff_summaries if summary else diff_arrays)(xa, xb)
+        # The scale is the largest magnitude the tensor has had so far (in either
+        # run), or the case's floor for the stage: rounding errors scale with the
+        # operands, and a tensor that shrinks towards zero (a residual, a loss at
+        # convergence) keeps the rounding error of its earlier, larger operands.
+        key = (stage, name)
+        scale = self._running[key] = max(scale, self._running.get(key, 0.0))
+        scale = max(scale, self.floors.get(stage, 0.0))
+        rel = _relative(max_abs, scale)
+        envelope = None
+        if (drift is not None or drift_b is not None) and stage != "inputs":
+            if out.dtype == "float64":
+                envelope = self._float64_envelope(stage, i, key, drift, drift_b)
+            else:
+                envelope = _envelope(model, (drift or {}).get(key, 0.0), (drift_b or {}).get(key, 0.0),
+                                     None if cond is None else cond.get(key))
+        limit = max(model, envelope or 0.0)
+        d = TensorDiff(i, stage, name, tuple(np.shape(xa)), max_abs, rel, idx, va, vb, scale, limit, model, envelope, summary)
+        cur = out.worst.get(key)
+        if cur is None or (d.units, d.max_rel) > (cur.units, cur.max_rel):
+            out.worst[key] = d
+        if rel > out.max_rel.get(stage, 0.0) or (rel != rel):
+            out.max_rel[stage] = rel if rel == rel else math.inf
+        return d
 
     def _keep_diffs(self, i: int, diffs: list[TensorDiff]) -> None:
         if self.keep == "all" or i <= self._keep_until:

@@ -54,18 +54,8 @@ def dense_configs(
         common = dict(init_scale=init_scale, min_batch=min_batch, max_batch=max_batch, min_steps=min_steps,
                       max_steps=max_steps, min_data_scale=min_data_scale, max_data_scale=max_data_scale)
         return st.one_of([_one_structure(s, common) for s in _check_structures(structures)])
-    _check_int("min_batch", min_batch, 1)
-    max_batch = max(8, min_batch) if max_batch is None else max_batch
-    _check_int("max_batch", max_batch, 1)
-    _check_order("min_batch", min_batch, "max_batch", max_batch)
-    _check_int("min_steps", min_steps, 1)
-    max_steps = max(3, min_steps) if max_steps is None else max_steps
-    _check_int("max_steps", max_steps, 1)
-    _check_order("min_steps", min_steps, "max_steps", max_steps)
-    _check_float("min_data_scale", min_data_scale, low=0.0, open_low=True)
-    max_data_scale = max(2.0, min_data_scale) if max_data_scale is None else max_data_scale
-    _check_float("max_data_scale", max_data_scale, low=0.0, open_low=True)
-    _check_order("min_data_scale", min_data_scale, "max_data_scale", max_data_scale)
+    max_batch, max_steps, max_data_scale = _bounds(min_batch, max_batch, min_steps, max_steps, min_data_scale,
+                                                   max_data_scale)
     parts = {
         "widths": shapes if shapes is not None else network_shapes(),
         "activation": activation if activation is not None else activations(),
@@ -79,13 +69,32 @@ def dense_configs(
     for key, value in parts.items():
         if not isinstance(value, st.SearchStrategy):
             raise InvalidArgument(f"{key}={value!r} must be a hypothesis strategy")
-    batch = st.integers(min_batch, max_batch)
-    steps = st.integers(min_steps, max_steps)
-    data_scale = _log_uniform(min_data_scale, max_data_scale)
+    return _configs(parts, st.integers(min_batch, max_batch), st.integers(min_steps, max_steps),
+                    _log_uniform(min_data_scale, max_data_scale))
+
+
+def _bounds(min_batch, max_batch, min_steps, max_steps, min_data_scale, max_data_scale):
+    """Check the batch, steps and data-scale bounds eagerly; return the upper bounds with their defaults."""
+    _check_int("min_batch", min_batch, 1)
+    max_batch = max(8, min_batch) if max_batch is None else max_batch
+    _check_int("max_batch", max_batch, 1)
+    _check_order("min_batch", min_batch, "max_batch", max_batch)
+    _check_int("min_steps", min_steps, 1)
+    max_steps = max(3, min_steps) if max_steps is None else max_steps
+    _check_int("max_steps", max_steps, 1)
+    _check_order("min_steps", min_steps, "max_steps", max_steps)
+    _check_float("min_data_scale", min_data_scale, low=0.0, open_low=True)
+    max_data_scale = max(2.0, min_data_scale) if max_data_scale is None else max_data_scale
+    _check_float("max_data_scale", max_data_scale, low=0.0, open_low=True)
+    _check_order("min_data_scale", min_data_scale, "max_data_scale", max_data_scale)
+    return max_batch, max_steps, max_data_scale
+
+
+def _configs(parts: dict, batch, steps, data_scale):
+    """The whole-config strategy over the parts' strategies (one dependent draw: softmax_xent needs >= 2 outputs)."""
 
     @st.composite
     def draw(draw_):
-        # dependent draw: softmax_xent needs >= 2 outputs
         loss_name, reduction = draw_(parts["loss"])
         widths = draw_(parts["widths"])
         if loss_name == "softmax_xent" and widths[-1] < 2:

@@ -1,0 +1,219 @@
+"""The captured program object, :class:`TorchProgram`: the user's model, optimizer, loss and step
+behind the interface parity drives (``parameter_specs()``, ``parameters()``, ``load()``,
+``forward()``, ``step()``, ``settings()``, ``notes()`` ...). It converts parity's channel-last numpy
+batches to torch tensors, runs the user's ``train_step`` (or the textbook zero_grad / forward /
+backward / step / scheduler step) and a post-step constraint under the recording of
+:mod:`.forward` and :mod:`.optimizer`, and turns a failure of the user's code into a PortError.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from parity.errors import ParityError, PortError
+from parity.portkit.program import DropoutSite, ParamSpec
+
+from .. import device, torch as _torch
+from . import optimizer as _optimizer
+from .analyse import Contents, parameter_specs
+from .dtype import torch_dtype
+from .forward import canonical_activations, recording
+
+__all__ = ["TorchProgram", "user_call"]
+
+
+def user_call(phase: str, fn, *args):
+    """``fn(*args)``, the user's code: its failure is a PortError (a crash of the program, not bad input)."""
+    try:
+        return fn(*args)
+    except ParityError:
+        raise
+    except Exception as exc:  # the user's own code failed: a crash of the program, not bad input
+        raise PortError("torch", phase, exc) from exc
+
+
+class TorchProgram:
+    """A captured PyTorch program (the CapturedProgram of PROGRAMS-INTERFACE.md)."""
+
+    framework = "torch"
+
+    def __init__(self, model, optimizer, loss, *, dtype, scheduler=None, train_step=None, constraint=None,
+                 inputs=("x",), targets=None, data=None, where="the torch program"):
+        t = _torch()
+        self.t, self.dtype, self.where = t, dtype, where
+        self.model = model.to(device=device(), dtype=torch_dtype(dtype))
+        if isinstance(loss, t.nn.Module):
+            loss.to(device=device(), dtype=torch_dtype(dtype))
+        self.opt, self.loss_fn, self.scheduler = optimizer, loss, scheduler
+        self.train_step, self.constraint = train_step, constraint
+        self.inputs, self.targets, self.data_fn = list(inputs), targets, data
+        self.report_constrained = constraint is not None
+        self._contents = held = Contents(self.model, optimizer, where, t)
+        self._params, self._pnames, self._buffers = held.params, held.pnames, held.buffers
+        self._in_opt, self._owner, self._leaves = held.in_opt, held.owner, held.leaves
+        self._current: list[str] = []
+        self._order: list[str] = []  # leaf modules in call order (the last forward)
+        self._flatten: dict[str, dict] = {}
+        self._sites: list[DropoutSite] = []
+        self._notes: list[str] = []
+
+    # -- helpers ---------------------------------------------------------------------------------
+    def _note(self, text: str) -> None:
+        if text not in self._notes:
+            self._notes.append(text)
+
+    def _np(self, x) -> np.ndarray:
+        return x.detach().cpu().numpy().copy()
+
+    def _tensors(self, batch) -> dict:
+        out = {}
+        for k, v in batch.items():
+            arr = np.asarray(v)
+            if arr.ndim == 4 and k in self.inputs and np.issubdtype(arr.dtype, np.floating):
+                arr = arr.transpose(0, 3, 1, 2)  # parity's batches are channel-last (TF's); torch wants NCHW
+            tt = self.t.from_numpy(np.array(arr, order="C", copy=True))
+            if np.issubdtype(arr.dtype, np.floating):
+                tt = tt.to(torch_dtype(self.dtype))
+            elif np.issubdtype(arr.dtype, np.integer):
+                tt = tt.long()
+            out[k] = tt.to(device())
+        return out
+
+    def _recording(self, acts: dict, masks):
+        """Hooks on every leaf module (outputs in call order) + the function mode (dropout, flatten)."""
+        return recording(self, acts, masks)
+
+    def _forward_loss(self, xb):
+        xs = [xb[k] for k in self.inputs if k in xb]
+        missing = [k for k in self.inputs if k not in xb]
+        if missing:
+            raise ParityError(f"{self.where}: the batch has no {', '.join(missing)} (batch keys: {', '.join(xb)}); set 'inputs'")
+        targets = self.targets if self.targets is not None else [k for k in xb if k not in self.inputs][:1] or []
+        out = self.model(*xs)
+        return self.loss_fn(out, *[xb[k] for k in targets])
+
+    # -- the CapturedProgram protocol ---------------------------------------------------------------
+    def parameter_specs(self) -> list[ParamSpec]:
+        """Parameters then float buffers; ordered by the call order of their module in the last forward."""
+        return parameter_specs(self._contents, self._order)
+
+    def parameters(self) -> dict[str, np.ndarray]:
+        out = {n: self._np(p) for n, p in self._params.items()}
+        out.update({n: self._np(b) for n, b in self._buffers.items()})
+        return out
+
+    def load(self, arrays) -> None:
+        with self.t.no_grad():
+            for name, value in arrays.items():
+                target = self._params.get(name, self._buffers.get(name))
+                if target is None:
+                    raise ParityError(f"{self.where}: no parameter or buffer {name!r} to load")
+                v = np.asarray(value)
+                if tuple(v.shape) != tuple(target.shape):
+                    raise ParityError(f"{self.where}: {name} has shape {list(target.shape)}, the value to load {list(v.shape)}")
+                target.copy_(self.t.from_numpy(np.array(v, copy=True)).to(dtype=target.dtype, device=target.device))
+
+    def input_specs(self) -> dict:
+        return {}
+
+    def data_source(self):
+        return self.data_fn
+
+    def flatten_inputs(self) -> dict[str, dict]:
+        """Linear weight name -> {"order": "chw"|"hwc"|"other", "chw": [c, h, w]} seen in the last forward."""
+        return dict(self._flatten)
+
+    def forward(self, batch, masks=None) -> dict[str, np.ndarray]:
+        """One forward pass (the model's current mode), buffers restored afterwards; no step."""
+        acts: dict[str, np.ndarray] = {}
+        saved = {n: b.detach().clone() for n, b in self.model.named_buffers()}
+        try:
+            with self._recording(acts, masks), self.t.no_grad():
+                xb = self._tensors(batch)
+                if self.loss_fn is not None:
+                    loss = user_call("forward", self._forward_loss, xb)
+                    self._probe_loss = float(loss.detach().cpu()) if isinstance(loss, self.t.Tensor) and loss.numel() == 1 else None
+                else:
+                    self._probe_loss = None
+                    user_call("forward", self.model, *[xb[k] for k in self.inputs])
+        finally:
+            bufs = dict(self.model.named_buffers())
+            with self.t.no_grad():
+                for n, b in saved.items():
+                    bufs[n].copy_(b)
+        return self.canonical_activations(acts)
+
+    def canonical_activations(self, acts: dict) -> dict:
+        """4-D outputs NCHW -> NHWC (a flattened output was reordered to (h, w, c) when recorded)."""
+        return canonical_activations(acts)
+
+    def probe_loss(self):
+        """The loss of the last forward() (None when the program gives no loss function)."""
+        return getattr(self, "_probe_loss", None)
+
+    def dropout_sites(self) -> list[DropoutSite]:
+        return list(self._sites)
+
+    def settings(self) -> dict:
+        return _optimizer.settings(self.opt, self.scheduler, self.model)
+
+    def notes(self) -> list[str]:
+        notes = list(self._notes)
+        if any(isinstance(m, self.t.nn.modules.batchnorm._BatchNorm) for _, m in self._leaves):
+            notes.append("BatchNorm num_batches_tracked is not compared (TF keeps no counter)")
+        return notes
+
+    def close(self) -> None:
+        self._current = []
+
+    def step(self, batch, masks=None) -> dict[str, dict[str, np.ndarray]]:
+        t = self.t
+        acts: dict[str, np.ndarray] = {}
+        raw: dict[str, np.ndarray] = {}
+        seen: dict[str, dict] = {}
+        with _optimizer.recording_step(self, raw, seen), self._recording(acts, masks):
+            xb = self._tensors(batch)
+            if self.train_step is not None:
+                loss = user_call("train_step", self.train_step, xb)
+            else:
+                loss = user_call("step", self._textbook_step, xb)
+            if self.constraint is not None:
+                with t.no_grad():
+                    user_call("constraint", self.constraint)
+        if "parameters" not in seen:
+            raise ParityError(f"{self.where}: the step never called optimizer.step()")
+        if not isinstance(loss, t.Tensor) and not isinstance(loss, (float, int)):
+            raise ParityError(f"{self.where}: train_step must return the loss, got {type(loss).__name__}")
+        return self._step_records(acts, raw, seen, loss)
+
+    def _step_records(self, acts: dict, raw: dict, seen: dict, loss) -> dict[str, dict[str, np.ndarray]]:
+        """The stages of one step, from what the hooks saw; empty stages left out."""
+        t = self.t
+        out = {
+            "forward": self.canonical_activations(acts),
+            "loss": {"loss": np.asarray(self._np(loss) if isinstance(loss, t.Tensor) else loss, dtype=self.dtype)},
+            "gradients": raw,
+            "processed_gradients": seen["processed_gradients"],
+            "learning_rate": seen["learning_rate"],
+            "parameters": seen["parameters"],
+            "slots": self._slots(),
+        }
+        if self._buffers:
+            out["state"] = {n: self._np(b) for n, b in self._buffers.items()}
+        written = [n for n, p in self._params.items() if p._version != seen["versions"][n]]
+        if written or self.report_constrained:
+            # the parameters a post-step constraint (ours or inside the user's train_step) wrote to
+            out["constrained"] = {n: self._np(self._params[n]) for n in written}
+        return {stage: arrays for stage, arrays in out.items() if arrays}
+
+    def _textbook_step(self, xb):
+        self.opt.zero_grad()
+        loss = self._forward_loss(xb)
+        loss.backward()
+        self.opt.step()
+        if self.scheduler is not None:
+            self.scheduler.step()
+        return loss
+
+    def _slots(self) -> dict[str, np.ndarray]:
+        return _optimizer.slots(self)
