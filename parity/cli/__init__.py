@@ -1,3 +1,5 @@
-"""The ``parity`` command line: argument parsing and exit codes only (``main``: the commands; ``run``: run/check;
-``diff``: a user's program against its port; ``outputs``: the report files).
+"""The ``parity`` command line: argument parsing and exit codes only. ``main`` (the parser and the
+commands), ``run`` (run and check), ``diff`` (a user's program against its port), ``traces`` (record and
+compare trace files), ``report`` (what every command shows and writes, in one order), ``outputs`` (the
+report files and their flags).
 """

@@ -19,6 +19,7 @@ from parity.cases.case import DTYPES, PortSpec
 from parity.cases.registry import all_cases, default_cases, get_case
 from parity.cli.run import plan_ports, run_and_report, selected_frameworks
 from parity.cli.outputs import add_output_args
+from parity.envvars import help_text
 from parity.run import workers
 from parity.errors import (
     EXIT_CODES,
@@ -50,7 +51,8 @@ examples:
 exit codes (the highest that applies):
 {_EXIT_TABLE}
 --traceback (before or after the command) shows the full traceback of an error.
-"""
+
+{help_text()}"""
 
 
 def _output_args(parser: argparse.ArgumentParser) -> None:

@@ -1,6 +1,7 @@
 """What every port and capture adapter implements and may use: ``contract`` (the protocols), ``program``
-(the capture contract's records), ``resume``, ``layout``, ``variants``, ``transforms``.
+(the records a capture adapter fills in), ``resume``, ``layout``, ``variants``, ``transforms``.
 
-``tf_impl/`` and ``torch_impl/`` import only this package, ``parity.cases``, ``parity.strategies``,
-``parity.trace`` and ``parity.errors``.
+``tf_impl/`` and ``torch_impl/`` import from parity only this package, ``parity.cases`` (the case
+types, the seed catalogue's layer names), ``parity.strategies``, ``parity.trace`` (the health
+summaries) and ``parity.errors`` (``tests/test_imports.py`` checks it).
 """

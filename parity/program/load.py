@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from typing import Callable
 
 from parity.errors import ParityError
-from parity.run.frameworks import CAPTURE_ADAPTERS, capture_adapter
+from parity.run.frameworks import CAPTURE_ADAPTERS, capture_adapter, prepare_environment
 
 __all__ = ["Program", "load_program", "capture"]
 
@@ -100,8 +100,7 @@ def _exec_file(path: str) -> types.ModuleType:
         raise ParityError(f"program file {path} is not a Python module")
     mod = importlib.util.module_from_spec(spec)
     sys.modules[name] = mod  # dataclasses, pickling and tf.function look modules up by name
-    if "tensorflow" not in sys.modules:  # TF's environment (oneDNN reordering off) before the file imports TF
-        importlib.import_module("tf_impl") if importlib.util.find_spec("tf_impl") else None
+    prepare_environment()  # TF's environment (oneDNN reordering off) before the file imports TF
     try:
         spec.loader.exec_module(mod)
     except Exception as exc:  # a user's file can fail in any way; one line

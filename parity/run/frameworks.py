@@ -26,6 +26,7 @@ __all__ = [
     "INSTALL",
     "port_package",
     "capture_adapter",
+    "prepare_environment",
     "available",
     "missing_reason",
     "parse_frameworks",
@@ -76,6 +77,15 @@ def capture_adapter(framework: str) -> ModuleType:
         raise ParityError(f"there is no capture adapter for {framework!r}; expected one of {', '.join(CAPTURE_ADAPTERS)}") from None
     except ModuleNotFoundError as exc:
         raise ParityError(f"the {framework} capture adapter ({CAPTURE_ADAPTERS[framework]}) is not available: {exc}") from None
+
+
+def prepare_environment() -> None:
+    """Set the frameworks' environment before a user's file imports them: ``tf_impl`` sets TensorFlow's
+    (oneDNN's reordering off, its start-up lines quiet) when imported before TensorFlow is."""
+    import sys
+
+    if "tensorflow" not in sys.modules and _installed("tf_impl"):
+        importlib.import_module("tf_impl")
 
 
 def _installed(package: str) -> bool:
