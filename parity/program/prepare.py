@@ -2,7 +2,7 @@
 
 The user's files are plain programs plus one function, ``parity_program()``, returning a dict of
 the objects the program builds (model, optimizer, loss...). The capture adapters
-(``torch_impl/capture.py``, ``tf_impl/v1/capture.py``, ``tf_impl/v2/capture.py``) record every
+(``torch_impl/capture/``, ``tf_impl/v1/capture/``, ``tf_impl/v2/capture/``) record every
 stage of a step; this module maps the reference's weights onto the port (:mod:`parity.program.mapping`),
 runs both through :func:`parity.run.runner.run_case` as two in-memory ports, and returns the same
 :class:`~parity.run.result.CaseResult` as the catalogue, so the report, diagnosis and health work

@@ -23,7 +23,7 @@ the global batch (``experimental_distribute_values_from_function``: replica r ta
 ``optimizer.apply_gradients`` (Keras sums them over the replicas with
 ``replica_context.all_reduce(SUM)`` and applies the sum). The port records that same
 all-reduce of the same gradients as the reduced gradients (a sum of R values: the same
-numbers). Recorded, canonical (see ``torch_impl/distributed.py``): every replica's
+numbers). Recorded, canonical (see ``torch_impl/distributed/``): every replica's
 activations concatenated in replica order; ``replica<r>/loss`` (its
 ``compute_average_loss``) and ``loss`` (their sum, ``strategy.reduce(SUM)``);
 ``replica<r>/<param>`` gradients (before the all-reduce) and ``<param>`` (after);

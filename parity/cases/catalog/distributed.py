@@ -3,7 +3,7 @@
 Both seed networks, trained data-parallel over ``world_size`` replicas (2 here: two
 logical CPU devices for TF, two gloo processes for torch), each replica taking its
 contiguous slice of the global batch. Module ``distributed``: ``tf_impl/v2/distributed.py``
-and ``torch_impl/distributed.py``; ``torch:single`` is the single-device run on the
+and ``torch_impl/distributed/``; ``torch:single`` is the single-device run on the
 global batch (the run data parallelism must reproduce), which reports each replica's
 share of the gradient too. Every case is tagged ``distributed``.
 
