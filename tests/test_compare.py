@@ -5,7 +5,7 @@ import pytest
 
 from parity import Cost, ParityError, Trace, assert_match
 from parity import compare
-from parity.compare.comparator import diff_arrays
+from parity.comparison.comparator import diff_arrays
 
 
 def trace(port, steps, dtype="float64", case="c"):

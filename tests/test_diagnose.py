@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from parity.compare.comparator import compare
+from parity.comparison.comparator import compare
 from parity.pitfalls.diagnose import Diagnosis, diagnose, localize, settings_check
 from parity.trace.memory import Trace
 

@@ -14,10 +14,10 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from parity.compare.comparator import compare
+from parity.comparison.comparator import compare
 from parity.pitfalls.diagnose import diagnose
 from parity.pitfalls.distributed import world_size
-from parity.compare.tolerance import FLOAT64_SEMANTIC
+from parity.comparison.tolerance import FLOAT64_SEMANTIC
 from parity.trace.memory import Trace
 
 WORLD = 2

@@ -1,4 +1,4 @@
-"""The measured float32 envelope (parity/compare/envelope.py): both ports' own float32 drift excuse
+"""The measured float32 envelope (parity/comparison/envelope.py): both ports' own float32 drift excuse
 their float32 difference, the port's only up to PORT_CAP x the model bound, so a float32-only
 fault of the port (TF32) is still caught and named."""
 
@@ -6,7 +6,7 @@ import os
 
 import pytest
 
-from parity.compare.envelope import COND_CAP, ENVELOPE_FACTOR, PORT_CAP, envelope
+from parity.comparison.envelope import COND_CAP, ENVELOPE_FACTOR, PORT_CAP, envelope
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -180,10 +180,10 @@ SATURATED_3 = {"activation": "linear", "init_scale": 1.0, "batch": 1, "data_scal
 @pytest.mark.tf
 @pytest.mark.torch
 def test_the_float64_envelope_is_the_float32_one_scaled_and_excuses_a_saturated_softmax():
-    from parity.compare.envelope import FLOAT64_PER_FLOAT32
+    from parity.comparison.envelope import FLOAT64_PER_FLOAT32
     from parity.run.runner import run_case
     from parity.strategies import dense_case
-    from parity.compare.tolerance import FLOAT64_SEMANTIC, bound
+    from parity.comparison.tolerance import FLOAT64_SEMANTIC, bound
 
     case = dense_case(SATURATED_3, ports=("numpy", "tf1", "torch"))
     # float64 alone: the reference's float32 shadow measures its drift (measured: numpy's

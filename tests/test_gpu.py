@@ -2,7 +2,7 @@
 
 import pytest
 
-from parity.compare.comparator import compare
+from parity.comparison.comparator import compare
 from parity.run.runner import run_port
 
 pytestmark = [pytest.mark.gpu, pytest.mark.torch]

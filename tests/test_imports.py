@@ -40,7 +40,7 @@ LAYERS = (
     ("parity.cases",),
     ("parity.trace",),
     ("parity.strategies",),
-    ("parity.compare",),
+    ("parity.comparison",),
     ("parity.pitfalls",),
     ("parity.oracle",),
     ("parity.run",),

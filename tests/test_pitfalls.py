@@ -150,7 +150,7 @@ def test_tf32_conv_on_gpu_is_named_tf32():
     the diagnosis names tf32-emulated, never a normalisation epsilon (the H200 report of issue 10)."""
     import torch
 
-    from parity.compare.comparator import compare
+    from parity.comparison.comparator import compare
     from parity.trace.memory import Trace
 
     rng = np.random.default_rng(0)

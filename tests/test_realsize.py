@@ -11,7 +11,7 @@ from parity.cases.case import HEAVY_TAGS
 from parity.cases.registry import all_cases, default_cases, get_case
 from parity.cases.catalog import full, realsize
 from parity.run.runner import run_case
-from parity.compare.tolerance import FLOAT64_SEMANTIC
+from parity.comparison.tolerance import FLOAT64_SEMANTIC
 
 # head_dim 16: Keras rounds the attention scale 1/sqrt(head_dim) to float32, exact only for
 # powers of 4 (tf_impl/v2/transformer.py), so a float64 check needs one.

@@ -8,7 +8,7 @@ import pytest
 from parity.cases.catalog.seed000 import encoder_case
 from parity.trace.health import summarize
 from parity.run.runner import load_user_port, run_case, run_port
-from parity.compare.comparator import compare
+from parity.comparison.comparator import compare
 
 pytestmark = [pytest.mark.tf, pytest.mark.torch]
 FIXTURES = os.path.join(os.path.dirname(__file__), "fixtures")

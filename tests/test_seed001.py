@@ -8,10 +8,10 @@ import numpy as np
 import pytest
 
 from parity.cases.catalog.seed001 import KEEP_PROB, SUMMARY_IN_LOOP, convnet_case
-from parity.compare.comparator import compare
+from parity.comparison.comparator import compare
 from parity.errors import PortError
 from parity.run.runner import run_case, run_port
-from parity.compare.tolerance import FLOAT64_SEMANTIC
+from parity.comparison.tolerance import FLOAT64_SEMANTIC
 
 pytestmark = [pytest.mark.tf, pytest.mark.torch]
 

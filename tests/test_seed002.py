@@ -14,7 +14,7 @@ from parity.portkit import transforms as T
 from parity.cases.registry import all_cases
 from parity.cases.catalog import seed002 as S
 from parity.run.runner import run_case, run_port
-from parity.compare.tolerance import EPS, FLOAT64_SEMANTIC
+from parity.comparison.tolerance import EPS, FLOAT64_SEMANTIC
 
 MATCH_PORTS = ("tf1", "tf2", "torch", "numpy")
 FRAMEWORKS = ("tf1", "tf2", "torch")

@@ -17,9 +17,9 @@ import numpy as np
 import pytest
 
 from parity.cases.catalog.seed003 import convnet_bn_case
-from parity.compare.comparator import compare
+from parity.comparison.comparator import compare
 from parity.run.runner import run_case, run_port
-from parity.compare.tolerance import FLOAT64_SEMANTIC
+from parity.comparison.tolerance import FLOAT64_SEMANTIC
 from parity.trace.memory import load
 
 pytestmark = [pytest.mark.tf, pytest.mark.torch]

@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 
 from parity.cases.case import Case, Cost, Data, Init
-from parity.compare.comparator import ENVELOPE_FACTOR, PORT_CAP
+from parity.comparison.comparator import ENVELOPE_FACTOR, PORT_CAP
 from parity.errors import PortError
 from parity.run.runner import run_case
 from parity.trace.memory import OutsideWindow
@@ -249,7 +249,7 @@ def test_summary_mode_finds_the_same_first_divergence(tmp_path):
 
 
 def test_summary_trace_compares_with_a_full_one(tmp_path):
-    from parity.compare.comparator import compare
+    from parity.comparison.comparator import compare
     from parity.trace.memory import load, save
     from parity.run.runner import run_port
 

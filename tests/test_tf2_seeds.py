@@ -6,7 +6,7 @@ import pytest
 
 from parity.cases.registry import get_case
 from parity.run.runner import run_case
-from parity.compare.tolerance import FLOAT64_SEMANTIC
+from parity.comparison.tolerance import FLOAT64_SEMANTIC
 
 pytestmark = [pytest.mark.tf]
 

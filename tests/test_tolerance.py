@@ -3,7 +3,7 @@
 import math
 
 from parity.cases.case import Cost
-from parity.compare.tolerance import EPS, FLOAT64_SEMANTIC, SAFETY, bound
+from parity.comparison.tolerance import EPS, FLOAT64_SEMANTIC, SAFETY, bound
 
 
 def test_float64_is_the_semantic_threshold():

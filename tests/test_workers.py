@@ -135,7 +135,7 @@ def test_the_ring_holds_a_large_step_only_while_it_is_compared():
 
 
 def test_the_conditioning_run_is_perturbed_in_its_worker_as_in_process():
-    # The conditioning run (parity.compare.envelope) of a worker's port: its initial parameters moved by
+    # The conditioning run (parity.comparison.envelope) of a worker's port: its initial parameters moved by
     # at most float32's unit roundoff, the same draws as the same run in this process.
     from parity.run.boundary import PortRun
     from parity.cases.params import UNIT_ROUNDOFF

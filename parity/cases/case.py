@@ -90,7 +90,7 @@ class Data:
 
 @dataclass(frozen=True)
 class Cost:
-    """Describe what a step computes, for the float32 error model (:mod:`parity.compare.tolerance`).
+    """Describe what a step computes, for the float32 error model (:mod:`parity.comparison.tolerance`).
 
     Args:
         depth: number of layers a value passes through (forward); the backward pass

@@ -141,7 +141,7 @@ def perturbed(arrays: Mapping[str, np.ndarray], rng: np.random.Generator, rel: f
     """Return the arrays with each floating element multiplied by ``1 + rel * U(-1, 1)`` (new arrays).
 
     What a float32 rounding does to a value, drawn: the conditioning run
-    (:mod:`parity.compare.envelope`) perturbs a float64 run's weights and data so, and measures how
+    (:mod:`parity.comparison.envelope`) perturbs a float64 run's weights and data so, and measures how
     far each tensor moves. Integers and booleans (labels, masks) are left as they are.
     """
     out = {}

@@ -14,7 +14,7 @@ from typing import Callable, Iterator
 
 import numpy as np
 
-from parity.compare.comparator import Comparison, Divergence
+from parity.comparison.comparator import Comparison, Divergence
 from parity.trace.memory import Trace
 
 __all__ = [

@@ -48,7 +48,7 @@ def diagnose(case, comparison, traces) -> list[Diagnosis]:
     Args:
         case: the case: signatures read its options (the run's hyper-parameters) where they predict a
             number, never which pitfall it was built to show; None is fine.
-        comparison: the :class:`~parity.compare.comparator.Comparison` of reference ``a`` and port ``b``.
+        comparison: the :class:`~parity.comparison.comparator.Comparison` of reference ``a`` and port ``b``.
         traces: port -> :class:`~parity.trace.memory.Trace` (or the two traces).
     """
     if comparison is None or comparison.ok:

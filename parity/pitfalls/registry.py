@@ -13,7 +13,7 @@ import importlib
 
 import numpy as np
 
-from parity.compare.comparator import Comparison
+from parity.comparison.comparator import Comparison
 from parity.errors import ParityError
 from parity.trace.memory import Trace, stage_label
 from parity.pitfalls.base import Context, Pitfall

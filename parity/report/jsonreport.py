@@ -14,7 +14,7 @@ import time
 from typing import Any, Iterable, Mapping, Sequence
 
 from parity._version import __version__
-from parity.compare.comparator import Comparison
+from parity.comparison.comparator import Comparison
 from parity.run.result import CaseResult, case_status, error_expected, exit_code
 from parity.report.series import error_map, health_series
 from parity.trace.memory import STAGES, stage_label

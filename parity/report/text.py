@@ -6,7 +6,7 @@ from __future__ import annotations
 import math
 from typing import Mapping, Sequence
 
-from parity.compare.comparator import Comparison
+from parity.comparison.comparator import Comparison
 from parity.report.jsonreport import REPORT_FORMAT, comparison_dict, report_dict, strict_json, to_json
 from parity.run.result import case_status, error_expected, exit_code
 from parity.run.result import CaseResult

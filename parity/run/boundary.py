@@ -166,7 +166,7 @@ class PortRun:
         module: a port module to use instead of the built-in one (a user's port).
         source: where ``module`` came from, for the manifest.
         isolate: run ports the case marks ``isolate`` in a fresh interpreter.
-        perturb: a draw number: the conditioning run (:mod:`parity.compare.envelope`), whose initial
+        perturb: a draw number: the conditioning run (:mod:`parity.comparison.envelope`), whose initial
             parameters and batches are perturbed by float32's unit roundoff
             (:func:`parity.cases.params.perturbed`), the same draws for the same number.
     """

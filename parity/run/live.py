@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from parity.compare.envelope import Drift
+from parity.comparison.envelope import Drift
 from parity.trace.health import HealthTracker
 from parity.trace.memory import Window, WindowRecorder
 

@@ -15,7 +15,7 @@ import tempfile
 from typing import Iterable, Iterator, Mapping, Sequence
 
 from parity.cases.case import Case
-from parity.compare.comparator import Comparator, Drift, pairs_of
+from parity.comparison.comparator import Comparator, Drift, pairs_of
 from parity.errors import ParityError, PortError
 from parity.run.boundary import record_isolated
 from parity.run.live import COND, SHADOW, LivePort, new_run, open_conditioning, open_shadow, summarized

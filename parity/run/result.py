@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from typing import Any, Iterable, Mapping
 
 from parity.cases.case import Case
-from parity.compare.records import Comparison
+from parity.comparison.records import Comparison
 from parity.errors import PortError
 from parity.trace.memory import Window
 

@@ -1,7 +1,7 @@
 """Run ports of a case from the same weights and data, step by step side by side, and compare them.
 
 :func:`run_case` runs every port of every dtype in lockstep and compares each step as it
-arrives (:class:`~parity.compare.comparator.Comparator`), keeping a :class:`~parity.trace.memory.Window` per
+arrives (:class:`~parity.comparison.comparator.Comparator`), keeping a :class:`~parity.trace.memory.Window` per
 port: memory does not grow with the steps. :func:`run_port` returns one port's whole trace
 (tests, short runs); :func:`record_port` writes one to a file step by step. The port
 boundary (type checks, copies, detaching) is :mod:`parity.run.boundary`.
@@ -23,7 +23,7 @@ from parity.run.result import CaseResult
 from parity.cases.data import given_batches, iter_batches
 from parity.errors import ParityError
 from parity.trace.memory import Trace
-from parity.compare.files import compare_files
+from parity.comparison.files import compare_files
 
 __all__ = [
     "load_port_module",
@@ -165,7 +165,7 @@ def run_case(
             (:mod:`parity.run.workers`: ``parity run``'s default), stepping in parallel; a
             user's module and the numpy ports stay in this process. ``parity run`` and ``check``
             pass ``PARITY_WORKERS``' setting (on unless ``0``); the library's default is off.
-        conditioning: measure what rounding can do (:mod:`parity.compare.envelope`; one more run of
+        conditioning: measure what rounding can do (:mod:`parity.comparison.envelope`; one more run of
             the reference port): with both dtypes, run it again in float64 from weights and
             data perturbed by float32's unit roundoff (the float32 envelope's cap uses how far
             each tensor moved); with float64 alone, run it in float32 too, never compared (the

@@ -44,7 +44,7 @@ def configs(n: int, seed: int = 0) -> list[dict]:
 
 
 def _property(config, ports) -> bool:
-    from parity.compare.comparator import compare
+    from parity.comparison.comparator import compare
     from parity.run.runner import run_port
     from parity.strategies import dense_case
 

@@ -9,7 +9,7 @@ import os
 
 from hypothesis import Phase
 
-from parity.compare.comparator import compare
+from parity.comparison.comparator import compare
 from parity.run.runner import run_case, run_port
 from parity.strategies import COVERING_STRUCTURES, dense_case, normalize_config
 

@@ -2,7 +2,7 @@
 
 For any drawn configuration the ports agree stage by stage (forward, loss, gradients,
 processed gradients, learning rate, parameters, slots, constrained) to the float64
-semantic bound of :mod:`parity.compare.tolerance` (1e-10 relative, via :func:`parity.compare.comparator.compare`);
+semantic bound of :mod:`parity.comparison.tolerance` (1e-10 relative, via :func:`parity.comparison.comparator.compare`);
 in float32, where the written error model applies (see ``test_float32_within_error_model``).
 
 Under the ci profile the structures come from ``COVERING_STRUCTURES`` (every activation,
@@ -107,7 +107,7 @@ _F32 = [s for s in structures() or [] if s["optimizer"] in ("sgd", "momentum", "
     )
 )
 def test_float32_within_error_model(config):
-    """float32 runs of numpy, TF1, TF2 and torch agree within parity.compare.tolerance's float32 bound."""
+    """float32 runs of numpy, TF1, TF2 and torch agree within parity.comparison.tolerance's float32 bound."""
     assert_parity(config, ALL, dtype="float32")
 
 

@@ -21,7 +21,7 @@ from parity.strategies import (
 
 from _dense_support import NO_EXPLAIN, divergences, replay_command
 
-from parity.compare.comparator import compare
+from parity.comparison.comparator import compare
 from parity.pitfalls.diagnose import diagnose
 from parity.run.runner import run_port
 from parity.strategies import dense_case

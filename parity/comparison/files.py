@@ -6,7 +6,7 @@ diagnosis reads), never the traces.
 
 from __future__ import annotations
 
-from parity.compare.comparator import Comparator
+from parity.comparison.comparator import Comparator
 from parity.trace.health import HealthTracker
 from parity.trace.memory import Window, WindowRecorder
 

@@ -49,7 +49,7 @@ from typing import Mapping
 
 import numpy as np
 
-from parity.compare.records import _relative, diff_arrays, diff_summaries
+from parity.comparison.records import _relative, diff_arrays, diff_summaries
 from parity.trace.summary import Summary
 
 __all__ = ["COND_CAP", "Drift", "ENVELOPE_FACTOR", "FLOAT64_PER_FLOAT32", "PORT_CAP", "envelope"]
@@ -108,7 +108,7 @@ def envelope(model: float, drift_a: float | None, drift_b: float | None, cond: f
     """Return the measured envelope of one float32 tensor (None without a float64 run).
 
     Args:
-        model: the written model's bound for the tensor (:func:`parity.compare.tolerance.bound`).
+        model: the written model's bound for the tensor (:func:`parity.comparison.tolerance.bound`).
         drift_a: the reference's own float32 drift (relative), or None when not measured.
         drift_b: the port's, counted up to the cap (the module's docstring).
         cond: how far the conditioning run moved the tensor (relative), or None without one.

@@ -17,7 +17,7 @@ divergence.
 Float32 with a float64 run (the runner's lockstep): a float32 difference is rounding when
 it is within ``max(model bound, envelope)``, the envelope being what both ports' own
 float32-vs-float64 drifts explain, the port's counted only up to a multiple of the model
-bound (:mod:`parity.compare.envelope`). A float64 difference is rounding within
+bound (:mod:`parity.comparison.envelope`). A float64 difference is rounding within
 ``max(1e-10, the float32 envelope x 2^-29)`` where the float32 drifts were measured: the same
 rounding at float64's unit roundoff (a saturated softmax's p - 1 cancels in both). Both numbers
 are kept in :class:`TensorDiff` (``model_bound``, ``envelope``); the float64 verdict stays the
@@ -35,11 +35,11 @@ from typing import Callable, Mapping
 import numpy as np
 
 from parity.cases.case import Cost
-from parity.compare.records import Comparison, Divergence, StructureIssue, TensorDiff, _relative, diff_arrays, diff_summaries, divergence_key as _key
-from parity.compare.envelope import ENVELOPE_FACTOR, FLOAT64_PER_FLOAT32, PORT_CAP, Drift, envelope as _envelope
+from parity.comparison.records import Comparison, Divergence, StructureIssue, TensorDiff, _relative, diff_arrays, diff_summaries, divergence_key as _key
+from parity.comparison.envelope import ENVELOPE_FACTOR, FLOAT64_PER_FLOAT32, PORT_CAP, Drift, envelope as _envelope
 from parity.errors import ParityError
 from parity.trace.summary import Summary
-from parity.compare.tolerance import bound as default_bound
+from parity.comparison.tolerance import bound as default_bound
 from parity.trace.memory import STAGES
 
 __all__ = [
@@ -129,7 +129,7 @@ class Comparator:
         ``drift``, ``drift_b``: each port's own float32 drift so far (:class:`Drift`), when
         it was measured: the limit becomes ``max(model, envelope)``, in float64 with the float32
         envelope scaled by 2^-29. ``cond``: how far each tensor moved so far in the float32
-        conditioning run (:mod:`parity.compare.envelope`), when one ran.
+        conditioning run (:mod:`parity.comparison.envelope`), when one ran.
         """
         i, out = self.steps, self.out
         pa, pb = out.a.get("port", "?"), out.b.get("port", "?")

@@ -1,6 +1,6 @@
 """What a comparison measures: one tensor's difference, a structure issue, a divergence, a comparison.
 
-The data types of :mod:`parity.compare.comparator` (which re-exports them) and the two elementwise
+The data types of :mod:`parity.comparison.comparator` (which re-exports them) and the two elementwise
 measures: :func:`diff_arrays` (full tensors) and :func:`diff_summaries` (summaries, a lower
 bound of the true difference: :mod:`parity.trace.summary`).
 """
@@ -27,7 +27,7 @@ class TensorDiff:
     ``max_rel`` is ``max_abs`` divided by the tensor's scale (the largest magnitude it has
     had up to this step in either run, or the case's floor for the stage); ``index`` is the
     worst element; ``bound`` is the limit the verdict uses: ``max(model_bound, envelope)``.
-    ``model_bound`` is the written error model (:mod:`parity.compare.tolerance`); ``envelope`` the
+    ``model_bound`` is the written error model (:mod:`parity.comparison.tolerance`); ``envelope`` the
     measured float32 envelope (None without a float64 run). ``summary``: measured from
     tensor summaries, a lower bound of the true difference (:mod:`parity.trace.summary`).
     """
