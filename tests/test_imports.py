@@ -57,14 +57,10 @@ PORT_API = frozenset({"parity.portkit", "parity.cases", "parity.strategies", "pa
 # -- known breaches, being fixed: remove an entry when its fix lands ---------------------------
 #: (importer package, imported package).
 PENDING_LAYERS: set[tuple[str, str]] = set()
-#: parity modules that still import a port package directly (empty: parity/tools/bench.py and
-#: benchprops.py now go through parity.run.frameworks / parity.run.boundary).
+#: parity modules that still import a port package directly.
 PENDING_PORT_IMPORTS: set[str] = set()
-#: being split (issue 19)
-PENDING_SIZE: set[str] = {
-    "tf_impl/v1/capture.py",
-    "tf_impl/v2/capture.py",
-}
+#: files over the limit, being split (relative paths)
+PENDING_SIZE: set[str] = set()
 PENDING_CYCLES: list[set[str]] = []
 
 

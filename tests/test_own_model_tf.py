@@ -1,7 +1,7 @@
 """The TF capture adapters on plain programs (examples/): two independent recorders must agree.
 
 Each seed network's TF1 example (a plain script plus ``parity_program()``) is captured by
-``tf_impl/v1/capture.py`` and run from the catalogue case's initial weights on the case's
+``tf_impl/v1/capture/`` and run from the catalogue case's initial weights on the case's
 batches; its trace must equal the hand-exported built-in port's (``parity.run.runner.run_port``),
 stage by stage, in float64 to 1e-10 relative (two faithful float64 recorders of the same
 maths agree to ~1e-15; DESIGN.md's "semantic" threshold is 1e-10).

@@ -73,10 +73,46 @@ class _DenseGraph:
         self.session = tf1.Session(graph=self.graph, config=config)
 
     def _define(self, tf, tf1, dt, cfg):
-        widths, opt_cfg = cfg["widths"], cfg["optimizer"]
-        depth = len(widths) - 1
+        # The helpers run in this order, which is the order the graph's ops are created in
+        # (op names and the random streams depend on it): do not reorder them.
         ph = lambda name: tf1.placeholder(dt, shape=[], name=name)  # noqa: E731
         self.hyper: dict[str, object] = {}
+        h, forward = self._layers(tf, tf1, dt, cfg)
+        loss = self._loss(tf, cfg, h)
+        self.global_step = tf1.Variable(0, dtype=tf.int64, trainable=False, name="global_step")
+        lr = self._schedule(tf1, cfg["schedule"], ph)
+        name = cfg["optimizer"]["name"]
+        opt = self._optimizer(tf1, cfg["optimizer"], lr, ph)
+
+        names = list(self.variables)
+        var_list = [self.variables[n] for n in names]
+        grads_and_vars = opt.compute_gradients(loss, var_list)
+        before = {
+            "forward": forward,
+            "loss": {"loss": loss},
+            "gradients": {n: g for n, (g, _) in zip(names, grads_and_vars)},
+            "learning_rate": {"lr": lr},
+        }
+        if cfg["clip"] is not None:
+            grads_and_vars = self._clip(tf, cfg["clip"], grads_and_vars, names, var_list, before, ph)
+        fetched = [t for stage in before.values() for t in stage.values()]
+        # The train op waits for every value fetched with it, so one session.run returns
+        # the values from before the update.
+        with tf.control_dependencies(fetched):
+            train = self._train_op(opt, loss, grads_and_vars, var_list)
+        self.before, self.train = before, train
+
+        slots = {}
+        for n, v in zip(names, var_list):
+            for s in SLOT_NAMES[name]:
+                slots[f"{n}/{s}"] = opt.get_slot(v, s)
+        self._after_step(tf, train, slots, cfg["max_norm"], ph)
+        self._load(tf, tf1, dt, opt, name, slots)
+
+    def _layers(self, tf, tf1, dt, cfg):
+        """The placeholders ``x`` and ``y``, the dense layers' variables and outputs: ``(logits, forward)``."""
+        widths = cfg["widths"]
+        depth = len(widths) - 1
         self.x = tf1.placeholder(dt, [None, widths[0]], name="x")
         self.y = tf1.placeholder(dt, [None, widths[-1]], name="y")
         act = {"linear": tf.identity, "relu": tf.nn.relu, "tanh": tf.nn.tanh, "sigmoid": tf.nn.sigmoid}[cfg["activation"]]
@@ -92,15 +128,17 @@ class _DenseGraph:
             if i < depth - 1:
                 h = act(h)
             forward[f"dense{i}"] = h
+        return h, forward
+
+    def _loss(self, tf, cfg, h):
         reduce = tf.reduce_mean if cfg["reduction"] == "mean" else tf.reduce_sum
         if cfg["loss"] == "mse":
-            loss = reduce(tf.square(h - self.y))
-        else:
-            loss = reduce(tf.nn.softmax_cross_entropy_with_logits(labels=self.y, logits=h))
-        self.global_step = tf1.Variable(0, dtype=tf.int64, trainable=False, name="global_step")
+            return reduce(tf.square(h - self.y))
+        return reduce(tf.nn.softmax_cross_entropy_with_logits(labels=self.y, logits=h))
 
+    def _schedule(self, tf1, sched, ph):
+        """The learning rate: the fed ``lr``, decayed by ``global_step`` as the schedule says."""
         lr = self.hyper["lr"] = ph("lr")
-        sched = cfg["schedule"]
         if sched["kind"] == "polynomial":
             for k in ("decay_steps", "end", "power"):
                 self.hyper[k] = ph(k)
@@ -113,55 +151,40 @@ class _DenseGraph:
             lr = tf1.train.exponential_decay(
                 lr, self.global_step, self.hyper["decay_steps"], self.hyper["rate"], staircase=sched["staircase"]
             )
+        return lr
 
+    def _optimizer(self, tf1, opt_cfg, lr, ph):
+        """The TF1 optimizer, its hyper-parameters fed (placeholders in :attr:`hyper`)."""
         name = opt_cfg["name"]
         for k in {"momentum": ("momentum",), "adam": ("beta1", "beta2", "epsilon"), "rmsprop": ("decay", "epsilon"), "adagrad": ("initial_accumulator",)}.get(name, ()):
             self.hyper[k] = ph(k)
         H = self.hyper
         if name == "sgd":
-            opt = tf1.train.GradientDescentOptimizer(lr)
-        elif name == "momentum":
-            opt = tf1.train.MomentumOptimizer(lr, H["momentum"], use_nesterov=opt_cfg["nesterov"])
-        elif name == "adam":
-            opt = tf1.train.AdamOptimizer(lr, H["beta1"], H["beta2"], H["epsilon"])
-        elif name == "rmsprop":
-            opt = tf1.train.RMSPropOptimizer(lr, decay=H["decay"], momentum=0.0, epsilon=H["epsilon"])
+            return tf1.train.GradientDescentOptimizer(lr)
+        if name == "momentum":
+            return tf1.train.MomentumOptimizer(lr, H["momentum"], use_nesterov=opt_cfg["nesterov"])
+        if name == "adam":
+            return tf1.train.AdamOptimizer(lr, H["beta1"], H["beta2"], H["epsilon"])
+        if name == "rmsprop":
+            return tf1.train.RMSPropOptimizer(lr, decay=H["decay"], momentum=0.0, epsilon=H["epsilon"])
+        # the initial value is a Python float at construction; load() assigns the fed one
+        return tf1.train.AdagradOptimizer(lr, initial_accumulator_value=0.1)
+
+    def _clip(self, tf, clip, grads_and_vars, names, var_list, before, ph):
+        """The clipped ``grads_and_vars`` (limit fed as ``clip``); ``before`` gets the processed gradients."""
+        c = self.hyper["clip"] = ph("clip")
+        grads = [g for g, _ in grads_and_vars]
+        if clip["kind"] == "value":
+            grads = [tf.clip_by_value(g, -c, c) for g in grads]
+        elif clip["kind"] == "norm":
+            grads = [tf.clip_by_norm(g, c) for g in grads]
         else:
-            # the initial value is a Python float at construction; load() assigns the fed one
-            opt = tf1.train.AdagradOptimizer(lr, initial_accumulator_value=0.1)
+            grads, _ = tf.clip_by_global_norm(grads, c)
+        before["processed_gradients"] = dict(zip(names, grads))
+        return list(zip(grads, var_list))
 
-        names = list(self.variables)
-        var_list = [self.variables[n] for n in names]
-        grads_and_vars = opt.compute_gradients(loss, var_list)
-        before = {
-            "forward": forward,
-            "loss": {"loss": loss},
-            "gradients": {n: g for n, (g, _) in zip(names, grads_and_vars)},
-            "learning_rate": {"lr": lr},
-        }
-        clip = cfg["clip"]
-        if clip is not None:
-            c = H["clip"] = ph("clip")
-            grads = [g for g, _ in grads_and_vars]
-            if clip["kind"] == "value":
-                grads = [tf.clip_by_value(g, -c, c) for g in grads]
-            elif clip["kind"] == "norm":
-                grads = [tf.clip_by_norm(g, c) for g in grads]
-            else:
-                grads, _ = tf.clip_by_global_norm(grads, c)
-            grads_and_vars = list(zip(grads, var_list))
-            before["processed_gradients"] = dict(zip(names, grads))
-        fetched = [t for stage in before.values() for t in stage.values()]
-        # The train op waits for every value fetched with it, so one session.run returns
-        # the values from before the update.
-        with tf.control_dependencies(fetched):
-            train = self._train_op(opt, loss, grads_and_vars, var_list)
-        self.before, self.train = before, train
-
-        slots = {}
-        for n, v in zip(names, var_list):
-            for s in SLOT_NAMES[name]:
-                slots[f"{n}/{s}"] = opt.get_slot(v, s)
+    def _after_step(self, tf, train, slots, mn, ph):
+        """:attr:`after`: the parameters and slots read after ``train``, then the max-norm constraint."""
         # Everything below is ordered by control dependencies, so that one session.run
         # does a whole step (and one a whole load): a Session call costs more than this
         # graph's arithmetic, and a property runs thousands of them.
@@ -169,9 +192,8 @@ class _DenseGraph:
             self.after = {"parameters": {n: v.read_value() for n, v in self.variables.items()}}
             if slots:
                 self.after["slots"] = {k: v.read_value() for k, v in slots.items()}
-        mn = cfg["max_norm"]
         if mn is not None:
-            r = H["radius"] = ph("radius")
+            r = self.hyper["radius"] = ph("radius")
             kernels = {n: v for n, v in self.variables.items() if n.endswith("/kernel")}
             with tf.control_dependencies([t for stage in self.after.values() for t in stage.values()]):
                 constrain = tf.group(
@@ -180,6 +202,8 @@ class _DenseGraph:
             with tf.control_dependencies([constrain]):
                 self.after["constrained"] = {n: v.read_value() for n, v in kernels.items()}
 
+    def _load(self, tf, tf1, dt, opt, name, slots):
+        """:attr:`load_in` and :attr:`loaded`: one run loads the weights and resets the optimizer."""
         # load: the weights, then the optimizer's variables (slots, Adam's beta powers) and
         # global_step back to their initial values (Adagrad's accumulator to the fed one),
         # then the parameters read back.
@@ -189,7 +213,7 @@ class _DenseGraph:
             resets = []
             for v in opt.variables() + [self.global_step]:
                 if name == "adagrad" and any(v is a for a in slots.values()):
-                    resets.append(v.assign(tf.fill(tf.shape(v), H["initial_accumulator"])))
+                    resets.append(v.assign(tf.fill(tf.shape(v), self.hyper["initial_accumulator"])))
                 else:
                     resets.append(v.assign(v.initial_value))
             reset = tf.group(*resets)

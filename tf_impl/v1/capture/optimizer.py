@@ -1,0 +1,139 @@
+"""The optimizer of a TF1 program, read from its apply ops (``ResourceApplyAdam(var, m, v, ..., lr,
+..., grad)``): the variables it trains, the gradient and the rate it actually consumed, its
+hyper-parameters (from those inputs and from the Python optimizer object), and its slots, through
+``optimizer.get_slot`` when the optimizer is given (canonical names, :data:`SLOT_NAMES`), from the
+apply ops' inputs otherwise.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Callable
+
+import numpy as np
+
+from parity.errors import ParityError
+
+from .dtype import _shortest
+from .graph import _source_variable, _var_op
+
+#: TF slot names (``get_slot_names()`` and the apply ops' argument names) -> canonical names.
+SLOT_NAMES = {"m": "m", "v": "v", "vhat": "vhat", "momentum": "momentum", "mom": "momentum",
+              "rms": "ms", "ms": "ms", "mg": "mg", "accumulator": "accumulator", "accum": "accumulator",
+              "accum_update": "accum_update", "linear": "linear"}
+
+_HYPER_INPUTS = ("beta1", "beta2", "epsilon", "momentum", "rho", "l1", "l2", "lr_power", "decay")
+_SETTINGS = (("_lr", "lr"), ("_learning_rate", "lr"), ("_beta1", "beta1"), ("_beta2", "beta2"),
+             ("_epsilon", "eps"), ("_momentum", "momentum"), ("_use_nesterov", "nesterov"),
+             ("_decay", "decay"), ("_initial_accumulator_value", "initial_accumulator_value"),
+             ("_centered", "centered"))
+
+
+def find_applies(graph, train_deps: set, where: str) -> dict:
+    """The optimizer's apply ops the train op runs: ``{variable op: apply op}``."""
+    applies = [op for op in graph.get_operations()
+               if op in train_deps and re.match(r"^(Resource)?(Sparse)?Apply", op.type)]
+    trained: dict = {}  # var op -> apply op
+    for op in applies:
+        var = _var_op(op.inputs[0])
+        trained[var] = op
+    if not applies:
+        raise ParityError(
+            f"{where}: the train op runs no optimizer apply op (ResourceApply*): nothing to train, "
+            "or a hand-written update parity cannot read; give an optimizer's train op"
+        )
+    return trained
+
+
+def _input_names(op) -> list[str]:
+    return [a.name for a in op.op_def.input_arg]
+
+
+def apply_input(op, *options):
+    """The input of apply op ``op`` named by the first of ``options`` it has, or None."""
+    names = _input_names(op)
+    for o in options:
+        if o in names:
+            return op.inputs[names.index(o)]
+    return None
+
+
+def read_apply_ops(trained: dict, var_names: dict) -> tuple:
+    """``(processed, apply_type, lr, hyper, nesterov)`` as the apply ops consume them (tensor names).
+
+    processed: parameter name -> the gradient applied; apply_type: the optimizer (``Adam``);
+    lr: the rate tensor or None; hyper: the other hyper-parameter inputs; nesterov: the first
+    apply op's ``use_nesterov`` (None without one).
+    """
+    processed = {var_names[v]: apply_input(op, "grad", "delta").name for v, op in trained.items()}
+    first = trained[next(iter(trained))]
+    apply_type = re.sub(r"^(Resource)?(Sparse)?Apply", "", first.type)
+    lr = apply_input(first, "lr", "alpha")
+    hyper = {}
+    for a in _HYPER_INPUTS:
+        t = apply_input(first, a)
+        if t is not None:
+            hyper[a] = t.name
+    nesterov = bool(first.get_attr("use_nesterov")) if "use_nesterov" in first.node_def.attr else None
+    return processed, apply_type, (lr.name if lr is not None else None), hyper, nesterov
+
+
+def find_slots(optimizer, gvs, graph, trained: dict, var_names: dict, tf1) -> tuple[dict, dict]:
+    """``(slots, owned)``: slot key -> variable op name, and the optimizer's variable ops (``{op: True}``)."""
+    owned: dict = {}
+    slots: dict[str, str] = {}
+    if optimizer is not None and callable(getattr(optimizer, "get_slot_names", None)):
+        pyvars = {_var_op(pv): pv for gv in (gvs or []) for pv in [gv[1]] if pv is not None}
+        for g in graph.get_collection(tf1.GraphKeys.GLOBAL_VARIABLES):
+            pyvars.setdefault(_var_op(g), g)
+        for v in trained:
+            pv = pyvars.get(v)
+            if pv is None:
+                continue
+            for slot in optimizer.get_slot_names():
+                s = optimizer.get_slot(pv, slot)
+                if s is not None:
+                    sop = _var_op(s)
+                    owned[sop] = True
+                    slots[f"{var_names[v]}/{SLOT_NAMES.get(slot, slot)}"] = sop.name
+    for v, op in trained.items():
+        for i, a in enumerate(_input_names(op)):
+            src = _source_variable(op.inputs[i])
+            if i == 0 or src is None or src in owned:
+                continue
+            owned[src] = True
+            if a.endswith("_power") or src not in trained:
+                slot = "momentum" if a == "accum" and "Momentum" in op.type else SLOT_NAMES.get(a, a)
+                key = var_names[src] if a.endswith("_power") else f"{var_names[v]}/{slot}"
+                slots.setdefault(key, src.name)
+    if optimizer is not None:
+        for pv in getattr(optimizer, "_non_slot_variables", lambda: [])():
+            sop = _var_op(pv)
+            owned[sop] = True
+            slots.setdefault(var_names[sop].split("/")[-1], sop.name)
+    return slots, owned
+
+
+def read_settings(optimizer) -> dict:
+    """The Python optimizer object's hyper-parameters (numbers and flags), by parity's names."""
+    out: dict = {}
+    if optimizer is not None:
+        out["optimizer"] = f"{type(optimizer).__module__.split('.')[0]}:{type(optimizer).__name__}"
+        for attr, key in _SETTINGS:
+            v = getattr(optimizer, attr, None)
+            if isinstance(v, (bool, int, float, np.floating)) and key not in out:
+                out[key] = v if isinstance(v, bool) else float(v)
+    return out
+
+
+def resolve_settings(settings: dict, hyper: dict, run: Callable, dtype: str, apply_type: str, nesterov) -> None:
+    """Complete ``settings`` with the apply op's hyper-parameter inputs, each evaluated by ``run(tensor)``."""
+    for k, t in hyper.items():
+        try:
+            v = float(run(t))
+        except Exception:  # a rate that depends on the batch (none known): not a setting
+            continue
+        settings.setdefault({"epsilon": "eps"}.get(k, k), _shortest(v) if dtype == "float32" else v)
+    settings.setdefault("optimizer", apply_type)
+    if nesterov is not None:
+        settings.setdefault("nesterov", nesterov)

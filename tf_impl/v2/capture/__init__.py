@@ -1,0 +1,68 @@
+"""Capture a Keras program (tf_keras or Keras 3, eager) as its author wrote it, and record every stage.
+
+This package's ``__init__`` holds :func:`capture` (the entry point) and re-exports the public names;
+the captured program is in ``program.py``, its parts by concept in ``analyse.py``, ``forward.py``,
+``optimizer.py``, ``dropout.py`` and ``dtype.py``.
+
+The user's ``parity_program()`` returns ``{"model": model, "optimizer": opt, "loss": loss}``
+and optionally ``"fit": True`` (one ``train_on_batch`` per step, what ``fit`` runs per batch),
+or ``"train_step"`` (the user's GradientTape step, called with the batch dict of tensors),
+``"inputs"`` / ``"targets"`` (batch keys, default ``["x"]`` / ``["y"]``) and ``"data"``.
+
+Where each stage comes from (nothing of the user's code is edited):
+
+* forward: every leaf layer's output, in call order, by layer name: each layer's ``call``
+  is wrapped on the instance for the run (``fit`` runs eagerly so the outputs are values).
+* gradients: what ``tf.GradientTape.gradient`` returned for the trainable weights in a
+  user ``train_step`` (before any clipping the step does); with ``fit`` or the default
+  step, the gradients handed to ``optimizer.apply_gradients``.
+* processed gradients and learning rate: the arguments of ``optimizer.apply_gradients``
+  (wrapped on the instance), after the optimizer's own ``clipnorm`` / ``clipvalue`` /
+  ``global_clipnorm`` where set; the rate the optimizer holds at that moment.
+* parameters, slots, state: trainable weights, the optimizer's slot variables (canonical
+  names: ``m``, ``v``, ``momentum``, ``ms``, ``mg``, ``accumulator``) and the non-trainable
+  weights (BatchNorm moving statistics) after the step. A Keras SGD velocity
+  ``v = mu*v - lr*g`` is reported as ``-v/lr``, TF1's and torch's momentum accumulator.
+
+Dropout: each ``Dropout`` layer's ``call`` becomes ``x * mask / (1 - rate)`` with parity's
+keep mask when training (the identity without a mask), so both frameworks drop the same units.
+
+float64: Keras builds layers in ``floatx``; the adapter sets floatx to the run's dtype
+before calling ``parity_program()``. A model built at import time keeps its dtype: it is
+rebuilt from its config with every float32 made float64 (weights copied), unless the
+program has its own ``train_step`` (which holds the original model): then the run is
+refused with the fix (build the model inside ``parity_program()``). tf_keras casts
+Python-float hyper-parameters through float32 (``tf.cast(0.9, tf.float64)`` is
+0.8999999762: SGD momentum, Adam betas, BatchNormalization momentum); in float64 the
+adapter hands them over as float64 numbers (a note lists them). BatchNormalization keeps
+the fused kernel's moving-variance convention in float64, as in the TF1 adapter.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Callable, Mapping
+
+from parity.errors import ParityError
+
+from ... import tensorflow
+from .analyse import PROGRAM_KEYS
+from .dtype import _floatx
+from .program import KerasProgram
+
+__all__ = ["capture", "KerasProgram", "PROGRAM_KEYS"]
+
+
+def capture(build: Callable[[], Mapping[str, Any]], *, dtype: str, where: str = "tf2 program") -> KerasProgram:
+    """Build a user's Keras program (floatx set to ``dtype``) and capture it."""
+    if dtype not in ("float64", "float32"):
+        raise ParityError(f"dtype must be float64 or float32, not {dtype!r}")
+    fn = getattr(build, "parity_program", build)
+    if not callable(fn):
+        raise ParityError(f"{where}: tf2 capture needs the parity_program function")
+    tensorflow()
+    with _floatx(dtype):
+        program = fn()
+    if not isinstance(program, Mapping):
+        raise ParityError(f"{where}: parity_program() must return a dict, not {type(program).__name__}")
+    with _floatx(dtype):
+        return KerasProgram(program, dtype, where)

@@ -1,0 +1,113 @@
+"""The run's dtype for a Keras program: floatx (and Keras 3's dtype policy) set while it builds and
+runs (:func:`_floatx`), a model built at import time in another dtype rebuilt from its config with
+its weights copied (refused with the fix where its own ``train_step`` holds the original), tf_keras'
+Python-float hyper-parameters handed over as float64 numbers, and the notes that say so.
+"""
+
+from __future__ import annotations
+
+import contextlib
+
+import numpy as np
+
+from ...v1.capture.dtype import _shortest
+
+
+@contextlib.contextmanager
+def _floatx(dtype: str):
+    """Set floatx of tf_keras and Keras 3 (whichever is installed) for the build."""
+    saved, policies = [], []
+    for name in ("tf_keras", "keras"):
+        try:
+            mod = __import__(name)
+        except ImportError:
+            continue
+        config = getattr(mod, "config", None)
+        if config is not None and hasattr(config, "set_dtype_policy"):
+            # Keras 3 layers take the global dtype policy (derived from floatx), read before floatx moves
+            policies.append((config, config.dtype_policy()))
+            config.set_dtype_policy(dtype)
+        backend = getattr(mod, "backend", None)
+        if backend is not None and hasattr(backend, "floatx"):
+            saved.append((backend, backend.floatx()))
+            backend.set_floatx(dtype)
+    try:
+        yield
+    finally:
+        for backend, value in saved:
+            backend.set_floatx(value)
+        for config, policy in policies:
+            config.set_dtype_policy(policy)
+
+
+def _retype_config(cfg, dtype: str):
+    if isinstance(cfg, dict):
+        return {k: _retype_config(v, dtype) for k, v in cfg.items()}
+    if isinstance(cfg, list):
+        return [_retype_config(v, dtype) for v in cfg]
+    return dtype if cfg in ("float32", "float64") else cfg
+
+
+def _rebuild(model, optimizer, dtype: str, K):
+    """The model rebuilt from its config in ``dtype`` (weights copied), and a fresh optimizer of its config."""
+    cfg = _retype_config(model.get_config(), dtype)
+    with _floatx(dtype):
+        clone = type(model).from_config(cfg) if not isinstance(model, K.Sequential) else K.Sequential.from_config(cfg)
+        for a, b in zip(clone.weights, model.weights):
+            a.assign(np.asarray(b.numpy(), dtype=dtype))
+        # the float32 optimizer's config reads its rate back from a float32 variable
+        # (0.0010000000474974513): take each float as the decimal it prints as
+        ocfg = {k: _shortest(float(v)) if isinstance(v, (float, np.floating)) else v
+                for k, v in optimizer.get_config().items()}
+        opt = type(optimizer).from_config(ocfg)
+    return clone, opt
+
+
+def in_run_dtype(model, optimizer, dtype: str, K, train_step, where: str, notes: list[str]) -> tuple:
+    """``(model, optimizer)`` in ``dtype``: as given, or rebuilt when the model was built in another (noted)."""
+    weights = model.weights
+    wdt = str(getattr(weights[0].dtype, "name", weights[0].dtype)) if weights else dtype
+    if wdt != dtype:
+        if train_step is not None:
+            from parity.portkit.program import DtypeError
+
+            raise DtypeError(f"{where}: the model was built in {wdt} at import time and train_step uses it: "
+                             f"fix: build the model inside parity_program() (parity sets floatx to {dtype} first)")
+        model, optimizer = _rebuild(model, optimizer, dtype, K)
+        notes.append(f"{dtype}: the model was built in {wdt} at import time: rebuilt from its config in "
+                     f"{dtype} (weights copied) with a fresh optimizer of the same config")
+    return model, optimizer
+
+
+def float64_hyper(optimizer, layers: list, dtype: str, keras_name: str) -> str | None:
+    """float64: hand the optimizer its Python-float hyper-parameters as float64 numbers; the note, if any.
+
+    tf_keras' optimizers step with ``tf.cast(self.momentum, var.dtype)``: a Python float
+    becomes a float32 tensor first, so a float64 run would use momentum 0.8999999762
+    (measured: 1.25e-8 relative in the first SGD update against torch). The program's
+    float32 run is unchanged.
+    """
+    if dtype != "float64" or keras_name != "tf_keras":
+        return None
+    fixed = []
+    for attr in ("momentum", "beta_1", "beta_2", "epsilon", "rho", "initial_accumulator_value"):
+        v = getattr(optimizer, attr, None)
+        if isinstance(v, float) and float(np.float32(v)) != v:
+            setattr(optimizer, attr, np.float64(v))
+            fixed.append(f"{attr}={v!r}")
+    for layer in layers:  # BatchNormalization: decay = convert_to_tensor(1 - momentum), float32
+        v = getattr(layer, "momentum", None)
+        if type(layer).__name__ == "BatchNormalization" and isinstance(v, float):
+            layer.momentum = np.float64(v)
+            fixed.append(f"{layer.name}.momentum={v!r}")
+    if not fixed:
+        return None
+    return ("float64: tf_keras casts Python-float hyper-parameters through float32 "
+            f"(tf.cast(0.9, float64) = 0.8999999762): {', '.join(fixed)} given as float64")
+
+
+def batch_norm_note(dtype: str, touched: list[str]) -> str:
+    """The note on the BatchNormalization layers kept to the fused kernel's moving-variance convention."""
+    return (f"{dtype}: BatchNormalization {', '.join(touched)} has no float64 fused kernel and "
+            "runs non-fused, whose moving variance update uses the biased batch variance; parity "
+            "scales it by n/(n-1), the fused kernel's (float32) convention")

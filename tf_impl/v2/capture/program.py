@@ -1,0 +1,226 @@
+"""The captured Keras program parity drives: :class:`KerasProgram` checks the program's dict, brings
+the model to the run's dtype, wraps the layers' and the optimizer's calls to record each stage,
+and implements the protocol: ``parameter_specs()``, ``parameters()``, ``load()``, ``step()``
+(``fit``'s ``train_on_batch``, the user's ``train_step``, or the default GradientTape step),
+``forward()``, ``dropout_sites()``, ``input_specs()``, ``settings()``, ``notes()``, ``close()``.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Mapping
+
+import numpy as np
+
+from parity.errors import ParityError
+
+from ... import tensorflow
+from ...v1.capture.dtype import fused_batch_norm_convention
+from .analyse import _own, check_model, check_training, leaf_layers, weight_kind
+from .dropout import dropout_sites
+from .dtype import _floatx, batch_norm_note, float64_hyper, in_run_dtype
+from .forward import Recording, wrap_layers
+from .optimizer import build_slots, learning_rate, read_slots, settings, wrap_apply_gradients
+
+
+class KerasProgram:
+    """A user's Keras program, captured (see :mod:`tf_impl.v2.capture`). Use :func:`capture`."""
+
+    framework = "tf2"
+
+    def __init__(self, program: Mapping[str, Any], dtype: str, where: str):
+        tf = tensorflow()
+        self.tf, self.dtype, self.where, self._notes = tf, dtype, where, []
+        model, self.keras = check_model(program, where)
+        self.data = program.get("data")
+        self.input_keys = list(program.get("inputs") or ["x"])
+        self.target_keys = list(program.get("targets") or ["y"])
+        self.train_step = program.get("train_step")
+        self.fit = bool(program.get("fit"))
+        optimizer, loss = check_training(program, model, self.keras, self.train_step, where)
+        model, optimizer = in_run_dtype(model, optimizer, dtype, self.keras, self.train_step, where, self._notes)
+        self.model, self.optimizer, self.loss = model, optimizer, loss
+        self.layers = leaf_layers(model)
+        self._dropouts = [l for l in self.layers if type(l).__name__ == "Dropout"]
+        self._rec = Recording()
+        self._bn: list[str] = []
+        self._bn_noted = False
+        wrap_layers(self.layers, self._dropouts, self.model, self._rec, tf)
+        wrap_apply_gradients(self.optimizer, self.model, self._rec, self._own, self._lr)
+        note = float64_hyper(self.optimizer, self.layers, self.dtype, self.keras.__name__)
+        if note is not None:
+            self._notes.append(note)
+        self._slot_vars, notes = build_slots(self.optimizer, self.model.trainable_weights, self._own)
+        self._notes.extend(notes)
+        if self.fit:
+            if getattr(model, "optimizer", None) is None or not getattr(model, "compiled_loss", True):
+                model.compile(optimizer=optimizer, loss=loss)
+            model.run_eagerly = True  # layer outputs as values (fit otherwise traces a tf.function)
+            model.train_function = None
+
+    def _own(self, weight) -> str:
+        """The weight's own name: ``layer/kernel`` (Keras 3's path without the model's name)."""
+        name = _own(weight)
+        prefix = self.model.name + "/"
+        return name[len(prefix):] if name.startswith(prefix) else name
+
+    def _lr(self):
+        return learning_rate(self.optimizer, self.dtype)
+
+    # -- the protocol -------------------------------------------------------------------------------
+    def _weights(self):
+        return self.model.trainable_weights + self.model.non_trainable_weights
+
+    def parameter_specs(self) -> list:
+        from parity.portkit.program import ParamSpec
+
+        owner = {}
+        for layer in self.layers:
+            for w in layer.weights:
+                owner[id(w)] = layer
+        out = []
+        trainable = {id(w) for w in self.model.trainable_weights}
+        ordered = sorted(self._weights(), key=lambda w: [id(x) for x in self.model.weights].index(id(w)))
+        for w in ordered:
+            layer = owner.get(id(w))
+            kind = weight_kind(layer, self._own(w).split("/")[-1])
+            out.append(ParamSpec(self._own(w), tuple(w.shape), kind, layer.name if layer else "", id(w) in trainable))
+        return out
+
+    def parameters(self) -> dict:
+        return {self._own(w): np.asarray(w.numpy()) for w in self._weights()}
+
+    def load(self, params: Mapping[str, np.ndarray]) -> None:
+        by = {self._own(w): w for w in self._weights()}
+        for name, value in params.items():
+            if name not in by:
+                raise ParityError(f"{self.where}: no weight {name!r} to load")
+            w = by[name]
+            value = np.asarray(value)
+            if tuple(value.shape) != tuple(w.shape):
+                raise ParityError(f"{self.where}: {name} has shape {tuple(w.shape)}, the value to load {value.shape}")
+            w.assign(value.astype(self.dtype))
+
+    def _split(self, batch):
+        tf = self.tf
+
+        def arr(key):
+            if key not in batch:
+                raise ParityError(f"{self.where}: the batch has no {key!r} (its keys: {', '.join(sorted(batch))})")
+            v = np.asarray(batch[key])
+            return v.astype(self.dtype) if v.dtype.kind == "f" else v
+
+        xs = [arr(k) for k in self.input_keys]
+        ys = [arr(k) for k in self.target_keys if k in batch]
+        x = xs[0] if len(xs) == 1 else xs
+        y = (ys[0] if len(ys) == 1 else ys) if ys else None
+        return x, y, {k: tf.constant(arr(k)) for k in batch}
+
+    def forward(self, batch, masks=None) -> dict:
+        """One training-mode forward pass; the non-trainable weights (BatchNorm statistics) restored after."""
+        with _floatx(self.dtype):  # Keras casts float inputs to floatx
+            return self._forward(batch, masks)
+
+    def _forward(self, batch, masks=None) -> dict:
+        x, _, _ = self._split(batch)
+        saved = [(w, w.numpy()) for w in self.model.non_trainable_weights]
+        self._rec.masks = dict(masks or {})
+        self._rec.record = {"forward": {}}
+        try:
+            with fused_batch_norm_convention(self.dtype, self._bn):
+                self.model(x, training=True)
+            return dict(self._rec.record["forward"])
+        finally:
+            self._rec.record = None
+            for w, v in saved:
+                w.assign(v)
+
+    def step(self, batch, masks=None) -> dict:
+        with _floatx(self.dtype):  # Keras casts float inputs to floatx (train_on_batch)
+            return self._step(batch, masks)
+
+    def _step(self, batch, masks=None) -> dict:
+        x, y, tensors = self._split(batch)
+        self._rec.masks = dict(masks or {})
+        self._rec.record = {"forward": {}}
+        tape_grads: list = []
+        bn = fused_batch_norm_convention(self.dtype, self._bn)
+        bn.__enter__()
+        try:
+            loss = self._train(x, y, tensors, tape_grads)
+            rec = self._rec.record
+        finally:
+            self._rec.record = None
+            bn.__exit__(None, None, None)
+        if self._bn and not self._bn_noted:
+            self._bn_noted = True
+            self._notes.append(batch_norm_note(self.dtype, self._bn))
+        return self._stages(rec, loss, tape_grads)
+
+    def _train(self, x, y, tensors: dict, tape_grads: list):
+        """One training step as the program takes it; its loss (``tape_grads``: what each tape returned)."""
+        tf = self.tf
+        if self.fit:
+            self.model.train_on_batch(x, y)
+            return self.loss(y, self._rec.record["__output__"])
+        if self.train_step is not None:
+            original = tf.GradientTape.gradient
+
+            def gradient(tape, target, sources, *a, **kw):
+                out = original(tape, target, sources, *a, **kw)
+                tape_grads.append((sources, out))
+                return out
+
+            tf.GradientTape.gradient = gradient
+            try:
+                return self.train_step(tensors)
+            finally:
+                tf.GradientTape.gradient = original
+        with tf.GradientTape() as tape:
+            out = self.model(x, training=True)
+            loss = self.loss(y, out)
+        grads = tape.gradient(loss, self.model.trainable_weights)
+        self.optimizer.apply_gradients(zip(grads, self.model.trainable_weights))
+        return loss
+
+    def _stages(self, rec: dict, loss, tape_grads: list) -> dict:
+        """The step's stages: what the run recorded, and the weights, slots and state after it."""
+        tf = self.tf
+        if tape_grads:
+            names = {id(v): self._own(v) for v in self.model.trainable_weights}
+            sources, grads = tape_grads[-1]
+            flat_s, flat_g = tf.nest.flatten(sources), tf.nest.flatten(grads)
+            rec["gradients"] = {names[id(s)]: np.asarray(g) for s, g in zip(flat_s, flat_g)
+                                if id(s) in names and g is not None}
+        out = {"forward": rec["forward"], "loss": {"loss": np.asarray(loss)}}
+        for stage in ("gradients", "processed_gradients", "learning_rate"):
+            if stage in rec:
+                out[stage] = rec[stage]
+        out["parameters"] = {self._own(w): w.numpy() for w in self.model.trainable_weights}
+        slots = read_slots(self._slot_vars, float(self._lr()))
+        if slots:
+            out["slots"] = slots
+        if self.model.non_trainable_weights:
+            out["state"] = {self._own(w): w.numpy() for w in self.model.non_trainable_weights}
+        return out
+
+    def dropout_sites(self) -> list:
+        return dropout_sites(self._dropouts, self._rec.shapes, self.where)
+
+    def input_specs(self) -> dict:
+        inputs = getattr(self.model, "inputs", None) or []
+        out = {}
+        for key, t in zip(self.input_keys, inputs):
+            out[key] = (tuple(None if d is None else int(d) for d in t.shape), self.dtype)
+        return out
+
+    def data_source(self):
+        return self.data
+
+    def settings(self) -> dict:
+        return settings(self.optimizer, self.keras.__name__, float(self._lr()))
+
+    def notes(self) -> list[str]:
+        return list(self._notes)
+
+    def close(self) -> None:
+        self._rec.record = None
