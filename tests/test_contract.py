@@ -6,16 +6,17 @@ satisfies ``Port``, every capture adapter satisfies ``CaptureAdapter``; and each
 """
 
 import importlib
+import importlib.util
 
 import pytest
 
-from conftest import HAS_TF, HAS_TORCH
 from parity.cases.case import PortSpec
 from parity.cases.registry import all_cases
 from parity.portkit.contract import PORT_FUNCTIONS, CaptureAdapter, Port, PortModule
 from parity.run.boundary import load_port_module
 from parity.run.frameworks import CAPTURE_ADAPTERS, PORT_PACKAGES
 
+HAS_TF, HAS_TORCH = (importlib.util.find_spec(m) is not None for m in ("tensorflow", "torch"))
 INSTALLED = {"numpy": True, "torch": HAS_TORCH, "tf1": HAS_TF, "tf2": HAS_TF}
 
 
