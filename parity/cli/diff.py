@@ -51,22 +51,24 @@ def add_parser(subparsers) -> None:
 
 def run(args) -> int:
     """Run ``parity diff``; return the exit code (:func:`parity.run.result.exit_code` of the case's verdict)."""
-    from parity.cli.outputs import check_outputs, tensorboard_observer
+    from parity.cli.outputs import check_outputs, same_path, tensorboard_observer
     from parity.cli.report import Findings, say, show, write_files
-    from parity.io import check_output
-    from parity.program.mapping import format_table
+    from parity.program.mapping import format_table, load_mapping
     from parity.program.prepare import compare_programs
     from parity.report.jsonreport import report_dict
     from parity.report.terminal import fit
     from parity.run.result import cannot_run_dtype, exit_code
 
-    if args.json:
-        check_output(args.json, "--json")
-    check_outputs(args)
+    # every output (--json, --save-mapping, the reports) and the mapping file, before any program runs
+    inputs = {"REF.py": args.reference, "PORT.py": args.port}
+    if args.mapping and not same_path(args.mapping, args.save_mapping):
+        inputs["--mapping"] = args.mapping  # (--save-mapping onto --mapping rewrites the mapping: allowed)
+    check_outputs(args, inputs=inputs)
+    mapping = load_mapping(args.mapping) if args.mapping else None
     observer = tensorboard_observer(args)
     started = time.perf_counter()
     dtypes = tuple(args.dtype or ("float64", "float32"))
-    result = compare_programs(args.reference, args.port, steps=args.steps, dtypes=dtypes, mapping=args.mapping,
+    result = compare_programs(args.reference, args.port, steps=args.steps, dtypes=dtypes, mapping=mapping,
                               save_mapping=args.save_mapping, seed=args.seed, observers=[observer] if observer else ())
     if not args.quiet_mapping:
         say(f"Mapping ({args.reference} -> {args.port}; canonical layout: TF's)")

@@ -300,10 +300,20 @@ def _error(text: str) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Run the command line; return the exit code (the contract in :data:`parity.errors.EXIT_CODES`)."""
+    """Run the command line; return the exit code (the contract in :data:`parity.errors.EXIT_CODES`).
+
+    ``main(["run", ...])`` runs the command in this process. ``main()`` (the ``parity`` console
+    script, ``python -m parity``) runs ``sys.argv[1:]`` in a supervised child interpreter
+    (:mod:`parity.cli.supervise`): a run that ends without a verdict (a port called ``os._exit``)
+    is exit 3, never 0.
+    """
+    if argv is None:
+        from parity.cli.supervise import supervise
+
+        return supervise(sys.argv[1:], main)
     parser = build_parser()
     args = parser.parse_args(argv)
-    args.argv = list(argv) if argv is not None else sys.argv[1:]  # for the JSON report's "command"
+    args.argv = list(argv)  # for the JSON report's "command"
     if not args.command:
         parser.print_help()
         return EXIT_USAGE

@@ -10,8 +10,14 @@ writes TensorBoard events for every port.
 from __future__ import annotations
 
 import argparse
+import os
 
-__all__ = ["add_output_args", "check_outputs", "write_reports", "tensorboard_observer", "wants_report_dict"]
+__all__ = ["add_output_args", "check_outputs", "check_distinct", "same_path", "write_reports", "tensorboard_observer",
+           "wants_report_dict"]
+
+#: every option naming something a command writes (attribute, option)
+OUTPUT_OPTIONS = (("json", "--json"), ("html", "--html"), ("markdown", "--markdown"), ("save_mapping", "--save-mapping"),
+                  ("tensorboard", "--tensorboard"), ("traces", "--traces"), ("output", "-o"))
 
 
 def add_output_args(parser: argparse.ArgumentParser, *, tensorboard: bool = True, terminal: bool = False) -> None:
@@ -35,11 +41,53 @@ def wants_report_dict(args) -> bool:
     return bool(getattr(args, "html", None) or getattr(args, "markdown", None))
 
 
-def check_outputs(args) -> None:
-    """Check the output paths before any port runs (a one-line ParityError otherwise)."""
+def _same_file_key(path) -> str:
+    return os.path.normcase(os.path.realpath(os.fspath(path)))
+
+
+def same_path(a, b) -> bool:
+    """Whether two paths name one file (resolved: ``./x`` and ``x``, a link and its target); False if one is None."""
+    return a is not None and b is not None and _same_file_key(a) == _same_file_key(b)
+
+
+def check_distinct(args, inputs: dict | None = None) -> None:
+    """Refuse two outputs on one path (one would overwrite the other), and an output on an input file.
+
+    ``inputs``: what the command reads, label -> path (``A.trace``, ``REF.py``). Paths are compared
+    resolved (``./x`` and ``x``, a symbolic link and its target are one file). A one-line ParityError
+    names both options.
+    """
+    from parity.errors import ParityError
+
+    seen: dict[str, str] = {}
+    for attr, option in OUTPUT_OPTIONS:
+        value = getattr(args, attr, None)
+        if not isinstance(value, (str, os.PathLike)) or not os.fspath(value):
+            continue
+        key = _same_file_key(value)
+        if key in seen:
+            raise ParityError(f"{seen[key]} and {option} name the same path ({os.fspath(value)}): one would overwrite "
+                              "the other; give each its own")
+        seen[key] = option
+    for label, value in (inputs or {}).items():
+        if value and _same_file_key(value) in seen:
+            raise ParityError(f"{seen[_same_file_key(value)]} {os.fspath(value)} is the input {label}: writing it would "
+                              "destroy what is read; give the output another path")
+
+
+def check_outputs(args, inputs: dict | None = None) -> None:
+    """Check the output paths before any port runs (a one-line ParityError otherwise): none the same as
+    another or as an input (:func:`check_distinct`), each writable (its directory created)."""
     from parity.errors import ParityError
     from parity.io import check_output, check_output_dir
 
+    check_distinct(args, inputs)
+    if getattr(args, "json", None):
+        check_output(args.json, "--json")
+    if getattr(args, "save_mapping", None):
+        check_output(args.save_mapping, "--save-mapping")
+    if getattr(args, "traces", None):
+        check_output_dir(args.traces, "--traces")
     if getattr(args, "html", None):
         check_output(args.html, "--html")
     if getattr(args, "markdown", None):

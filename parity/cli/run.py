@@ -66,16 +66,11 @@ def _missing_note(not_run: dict) -> list[str]:
 
 
 def _check_outputs(args) -> None:
-    """Check every output path before any port runs (creating directories)."""
-    from parity.io import check_output, check_output_dir
-
-    if getattr(args, "json", None):
-        check_output(args.json, "--json")
-    if getattr(args, "traces", None):
-        check_output_dir(args.traces, "--traces")
+    """Check every output path before any port runs (none the same as another; directories created)."""
     from parity.cli.outputs import check_outputs
 
-    check_outputs(args)
+    # --json and --traces too; `check`'s port files are inputs no output may overwrite
+    check_outputs(args, inputs={f"--{fw}-port": getattr(args, f"{fw}_port", None) for fw in ("torch", "tf1", "tf2")})
 
 
 def run_and_report(cases, args, *, kind="run", modules=None, sources=None, plan=None, catalogue=False,

@@ -19,12 +19,14 @@ __all__ = ["record", "compare"]
 def record(args) -> int:
     """``parity record``: run one port of a case and write its trace, step by step; return the exit code."""
     from parity.run.frameworks import missing_reason
+    from parity.cli.outputs import check_distinct
     from parity.io import atomic_path, check_output
     from parity.run.runner import load_user_port, record_port
 
     case = get_case(args.case)
     spec = PortSpec.parse(args.port)
     output = args.output if os.path.splitext(args.output)[1] else args.output + ".trace"
+    check_distinct(args, inputs={"--port-file": args.port_file})
     check_output(output, "-o")
     reason = missing_reason(spec.framework)
     if reason:
@@ -43,17 +45,14 @@ def compare(args) -> int:
     from parity.cases.case import Case, Cost, Data
     from parity.cli.outputs import check_outputs, wants_report_dict
     from parity.cli.report import write_files
-    from parity.io import check_output
     from parity.pitfalls.diagnose import diagnose
     from parity.report import text as report
     from parity.report.jsonreport import report_dict
     from parity.run.result import CaseResult, exit_code
-    from parity.run.runner import compare_files
+    from parity.comparison.files import compare_files
     from parity.trace.file import open_trace
 
-    if args.json:
-        check_output(args.json, "--json")
-    check_outputs(args)
+    check_outputs(args, inputs={"A.trace": args.a, "B.trace": args.b})
     head = open_trace(args.a)  # the case (and its error model) from A's manifest
     manifest = head[0] if isinstance(head, tuple) else head.manifest
     if not isinstance(head, tuple):
@@ -64,16 +63,19 @@ def compare(args) -> int:
     except ParityError:
         case, cost = None, Cost()
     # Streamed: each step is read, compared and dropped (the windows keep what the diagnosis reads).
-    result, a, b = compare_files(args.a, args.b, cost=cost)
+    result, a, b = compare_files(args.a, args.b, cost=cost, partial=args.partial)
     for path, t in ((args.a, a), (args.b, b)):
         if t.interrupted is not None and not args.partial:
             raise ParityError(f"{path}: trace interrupted after {t.interrupted} steps (its run did not finish); "
                               "--partial compares the steps it holds")
+    notes = _partial_note(args, a, b, result.steps)
     diags = diagnose(case, result, {a.port: a, b.port: b}) if (case is not None and not result.ok) else ()
     _say(f"{args.a} ({a.port}, {a.manifest.get('framework_version')}, {a.manifest.get('device')}) vs "
          f"{args.b} ({b.port}, {b.manifest.get('framework_version')}, {b.manifest.get('device')})")
     if case is None:
         _say(f"  note: case {a.case!r} is not in this registry: compared with the default error model (Cost())")
+    for note in notes:
+        _say(f"  note: {note}")
     for stage, d in result.worst_by_stage().items():
         _say(f"  {report.STAGE_ABBREV[stage]:6s} worst {d.max_rel:.3g} relative ({d.units:.2g} of the {result.dtype} bound) at step {d.step}, {d.name}")
     _say(report.format_comparison(result, diags))
@@ -83,7 +85,18 @@ def compare(args) -> int:
     code = exit_code([res.status])
     data = None
     if args.json or wants_report_dict(args):
-        data = report_dict([res], {(stand_in.name, 0): list(diags)}, kind="compare", code=code,
+        data = report_dict([res], {(stand_in.name, 0): list(diags)}, kind="compare", code=code, notes=notes,
                            command=args.argv, unregistered=() if case is not None else (stand_in.name,))
     write_files(args, data)
     return code
+
+
+def _partial_note(args, a, b, compared: int) -> list[str]:
+    """``--partial`` with a cut-off trace: how many steps were compared, and which were not."""
+    if not args.partial or (a.interrupted is None and b.interrupted is None):
+        return []
+    held = ", ".join(f"{path} holds {t.n_steps}" + (" (interrupted)" if t.interrupted is not None else "")
+                     for path, t in ((args.a, a), (args.b, b)))
+    rest = max(a.n_steps, b.n_steps) - compared
+    return [f"--partial: compared the {compared} steps both traces hold ({held})"
+            + (f"; the other {rest} step(s) of the longer one were not compared" if rest else "")]

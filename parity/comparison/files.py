@@ -13,12 +13,16 @@ from parity.trace.memory import Window, WindowRecorder
 __all__ = ["compare_files"]
 
 
-def compare_files(path_a: str, path_b: str, *, cost=None, keep: str = "window", window: int = 2):
+def compare_files(path_a: str, path_b: str, *, cost=None, keep: str = "window", window: int = 2,
+                  partial: bool = False):
     """Compare two trace files step by step, reading each record as it is compared.
 
     Memory holds the two :class:`~parity.trace.memory.Window` (what the diagnosis reads), not the
     traces. Returns ``(comparison, window_a, window_b)``; a window's ``interrupted`` is the
-    step count of a file whose run was cut off (None when complete).
+    step count of a file whose run was cut off (None when complete), its ``n_steps`` the steps
+    the file holds. ``partial``: when a trace was cut off, the steps both hold are compared and
+    the other's remaining steps are not (``comparison.steps`` says how many were; no step-count issue);
+    otherwise different step counts are a structure issue.
     """
     from parity.trace.file import open_trace
 
@@ -62,4 +66,6 @@ def compare_files(path_a: str, path_b: str, *, cost=None, keep: str = "window", 
         w.health = health.result()
         w.interrupted = reader.interrupted if reader is not None else None
         w.manifest["steps"] = w.n_steps
-    return cmp.finish(wa.n_steps, wb.n_steps), wa, wb
+    cut = partial and (wa.interrupted is not None or wb.interrupted is not None)
+    common = cmp.steps
+    return (cmp.finish(common, common) if cut else cmp.finish(wa.n_steps, wb.n_steps)), wa, wb

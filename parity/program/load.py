@@ -1,25 +1,35 @@
 """The user's program files of ``parity diff`` (numpy only): a file -> a :class:`Program` (its framework and
 ``parity_program``), captured by its framework's adapter (:mod:`parity.run.frameworks`).
 
+A file is run afresh for every capture (module-level objects, TF1 graph code at top level, are built
+inside the adapter's fresh graph and dtype), and only there: its framework is read from its source
+(its imports, ``PARITY_FRAMEWORK``) without running it, so a TF1 file's top-level graph never lands
+in TensorFlow's global graph, and the same file given twice (or two files naming a variable alike)
+does not collide. What the file prints goes to stderr, once per process, never into the report; a
+file that prints at import gets a note (it trains at import?). An exception raised in the user's file,
+at import or in ``parity_program()``, is a :class:`ProgramError` (exit 3, the file and line).
+
 The records the adapters fill in (:class:`~parity.portkit.program.ParamSpec` ...) are in :mod:`parity.portkit`.
 """
 
 from __future__ import annotations
 
-import importlib
+import ast
+import contextlib
 import importlib.util
 import itertools
 import os
 import re
 import sys
+import traceback
 import types
 from dataclasses import dataclass
 from typing import Callable
 
-from parity.errors import ParityError
+from parity.errors import ParityError, PortError
 from parity.run.frameworks import CAPTURE_ADAPTERS, capture_adapter, prepare_environment
 
-__all__ = ["Program", "load_program", "capture"]
+__all__ = ["Program", "ProgramError", "load_program", "capture", "program_error"]
 
 
 # -- the user's files ---------------------------------------------------------------------------------
@@ -36,19 +46,28 @@ class Program:
         return os.path.basename(self.path)
 
 
+class ProgramError(PortError):
+    """The user's program file raised (at import, in ``parity_program()``, while captured): exit 3, with
+    the innermost line of the user's own file (:attr:`PortError.where`)."""
+
+    def __init__(self, path: str, phase: str, exc: BaseException):
+        super().__init__(os.path.basename(path), phase, exc)
+        if isinstance(exc, SyntaxError) and exc.filename and exc.lineno:  # no frame of the file: it did not compile
+            self.frames = [traceback.FrameSummary(exc.filename, exc.lineno, "<module>", line=exc.text or "")]
+        where = f" ({self.where})" if self.where else ""
+        self.args = (f"program file {path} raised {self.exc_type} {phase}: {self.exc_message}{where}",)
+
+
 _TF1_HINTS = re.compile(r"compat\.v1|placeholder\(|Session\(|disable_eager_execution|disable_v2_behavior|get_variable\(|import tensorflow\.compat\.v1")
+_TF_ROOTS = {"tensorflow", "keras", "tf_keras"}
 
 
-def _framework_of(mod: types.ModuleType, source: str, where: str) -> str:
-    declared = getattr(mod, "PARITY_FRAMEWORK", None)
+def _choose(declared, roots: set, source: str, where: str) -> str:
     if declared is not None:
         if declared not in CAPTURE_ADAPTERS:
             raise ParityError(f"{where}: PARITY_FRAMEWORK = {declared!r}; expected one of {', '.join(CAPTURE_ADAPTERS)}")
         return declared
-    roots = {v.__name__.split(".")[0] for v in vars(mod).values() if isinstance(v, types.ModuleType)}
-    roots |= {getattr(v, "__module__", "").split(".")[0] for v in vars(mod).values() if callable(v)}
-    has_torch = "torch" in roots
-    has_tf = bool(roots & {"tensorflow", "keras", "tf_keras"})
+    has_torch, has_tf = "torch" in roots, bool(roots & _TF_ROOTS)
     if has_torch and has_tf:
         raise ParityError(f"{where} imports both torch and TensorFlow: say which it is with PARITY_FRAMEWORK = 'torch' | 'tf1' | 'tf2'")
     if has_torch:
@@ -56,6 +75,52 @@ def _framework_of(mod: types.ModuleType, source: str, where: str) -> str:
     if has_tf:
         return "tf1" if _TF1_HINTS.search(source) else "tf2"
     raise ParityError(f"{where} imports neither torch nor TensorFlow: say which it is with PARITY_FRAMEWORK = 'torch' | 'tf1' | 'tf2'")
+
+
+def _framework_of(mod: types.ModuleType, source: str, where: str) -> str:
+    """The framework of a loaded module, from what it holds (its modules, its callables' modules)."""
+    roots = {v.__name__.split(".")[0] for v in vars(mod).values() if isinstance(v, types.ModuleType)}
+    roots |= {getattr(v, "__module__", "").split(".")[0] for v in vars(mod).values() if callable(v)}
+    return _choose(getattr(mod, "PARITY_FRAMEWORK", None), roots, source, where)
+
+
+def _top_level(tree: ast.Module):
+    """The statements run at import (into ``if`` / ``try`` / ``with`` blocks; not into functions or classes)."""
+    todo = list(tree.body)
+    while todo:
+        node = todo.pop(0)
+        yield node
+        if not isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
+            todo += [c for c in ast.iter_child_nodes(node) if isinstance(c, ast.stmt) or isinstance(c, ast.excepthandler)]
+
+
+def _read_statically(source: str, path: str) -> str | None:
+    """The framework of a file from its source (its imports, a literal ``PARITY_FRAMEWORK``), when it
+    also defines ``parity_program``; None when only running it can tell."""
+    try:
+        tree = ast.parse(source, filename=path)
+    except SyntaxError as exc:
+        raise ProgramError(path, "at import", exc) from None
+    roots, names, declared = set(), set(), None
+    for node in _top_level(tree):
+        if isinstance(node, ast.Import):
+            roots |= {a.name.split(".")[0] for a in node.names}
+            names |= {(a.asname or a.name).split(".")[0] for a in node.names}
+        elif isinstance(node, ast.ImportFrom):
+            roots |= {node.module.split(".")[0]} if node.module and not node.level else set()
+            names |= {a.asname or a.name for a in node.names}
+        elif isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
+            names.add(node.name)
+        elif isinstance(node, (ast.Assign, ast.AnnAssign)):
+            targets = node.targets if isinstance(node, ast.Assign) else [node.target]
+            for t in targets:
+                names |= {n.id for n in ast.walk(t) if isinstance(n, ast.Name)}
+                if isinstance(t, ast.Name) and t.id == "PARITY_FRAMEWORK":
+                    value = node.value
+                    declared = value.value if isinstance(value, ast.Constant) and isinstance(value.value, str) else ...
+    if declared is ... or "parity_program" not in names or not (declared or roots & (_TF_ROOTS | {"torch"})):
+        return None  # computed, or through a star import or another module: run the file to know
+    return _choose(declared, roots, source, path)
 
 
 def load_program(source) -> Program:
@@ -66,24 +131,33 @@ def load_program(source) -> Program:
         text = open(path, encoding="utf-8").read() if mod is not None and os.path.isfile(path) else ""
         return Program(path, _framework_of(mod, text, path) if mod is not None else "torch", source)
     path = os.fspath(source)
+    if os.path.isdir(path):
+        raise ParityError(f"program file {path} is a directory, not a Python file")
     if not os.path.isfile(path):
         raise ParityError(f"program file {path} does not exist")
     if not path.endswith(".py"):
         raise ParityError(f"program file {path} is not a Python file (.py)")
-    with open(path, encoding="utf-8") as fh:
-        text = fh.read()
-    mod = _exec_file(path)
-    sys.modules.pop(mod.__name__, None)
-    framework = _framework_of(mod, text, path)
+    try:
+        with open(path, encoding="utf-8") as fh:
+            text = fh.read()
+    except (OSError, ValueError) as exc:
+        raise ParityError(f"program file {path} cannot be read: {getattr(exc, 'strerror', None) or exc}") from None
+    framework = _read_statically(text, path)
+    if framework is None:  # only running it can tell (outside any capture, as before)
+        mod = _exec_file(path)
+        sys.modules.pop(mod.__name__, None)
+        framework = _framework_of(mod, text, path)
 
     def build():
         # A fresh run of the file for every capture: module-level objects (a model and optimizer
         # built at import, TF1 graph code at top level) are new each time, and built inside the
         # adapter's graph / default dtype. The module leaves sys.modules afterwards, so a finished
-        # capture's model and optimizer state can be freed.
+        # capture's model and optimizer state can be freed. Its exceptions propagate as they are
+        # (an adapter may retry), and :func:`capture` reports them.
         fresh = _exec_file(path)
         try:
-            return fresh.parity_program()
+            with _user_output(path, "parity_program"):
+                return fresh.parity_program()
         finally:
             sys.modules.pop(fresh.__name__, None)
 
@@ -91,6 +165,37 @@ def load_program(source) -> Program:
 
 
 _EXEC_COUNT = itertools.count()
+_SHOWN: set = set()  # (file, what) whose output was shown once already in this process
+
+
+class _Output:
+    """``sys.stdout`` while the user's file runs: a stream (stderr, or os.devnull) that counts what is written;
+    anything else a library asks of stdout (``isatty``, ``encoding``, ``fileno``) is the stream's."""
+
+    def __init__(self, to):
+        self.to, self.written = to, 0
+
+    def write(self, text: str) -> int:
+        self.written += len(text)
+        return self.to.write(text)
+
+    def __getattr__(self, name):
+        return getattr(self.to, name)
+
+
+@contextlib.contextmanager
+def _user_output(path: str, what: str):
+    """The user's prints, out of the report: on stderr the first time ``path`` runs ``what``, then dropped."""
+    first = (path, what) not in _SHOWN
+    _SHOWN.add((path, what))
+    with contextlib.ExitStack() as stack:
+        out = _Output(sys.stderr if first else stack.enter_context(open(os.devnull, "w")))
+        with contextlib.redirect_stdout(out):
+            yield
+    if first and out.written and what == "import":
+        print(f"note: {path} printed at import (above): if it trains at import, put that code under "
+              "`if __name__ == \"__main__\":` -- parity runs the file afresh for each capture (docs/own-model.md) "
+              "and shows its output once, on stderr", file=sys.stderr, flush=True)
 
 
 def _exec_file(path: str) -> types.ModuleType:
@@ -102,17 +207,42 @@ def _exec_file(path: str) -> types.ModuleType:
     sys.modules[name] = mod  # dataclasses, pickling and tf.function look modules up by name
     prepare_environment()  # TF's environment (oneDNN reordering off) before the file imports TF
     try:
-        spec.loader.exec_module(mod)
-    except Exception as exc:  # a user's file can fail in any way; one line
+        with _user_output(path, "import"):
+            spec.loader.exec_module(mod)
+    except Exception as exc:  # the user's file raised at import: their code crashed (exit 3, its line)
         sys.modules.pop(name, None)
-        line = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
-        raise ParityError(f"program file {path} does not load: {type(exc).__name__}: {line}") from None
+        raise ProgramError(path, "at import", exc) from None
     if not callable(getattr(mod, "parity_program", None)):
+        sys.modules.pop(name, None)
         raise ParityError(f"{path} defines no parity_program() function (it returns the program's objects; see docs/own-model.md)")
     return mod
 
 
-def capture(program: Program, dtype: str):
-    """Capture ``program`` in ``dtype`` with its framework's adapter."""
-    return capture_adapter(program.framework).capture(program.build, dtype=dtype, where=program.path)
+def program_error(exc: BaseException, programs, phase: str) -> ProgramError | None:
+    """``exc`` as a :class:`ProgramError` of the program whose file its traceback passes through (the
+    innermost one: the user's code raised), or None when it passes through none (parity's own bug)."""
+    files = [os.path.realpath(f.filename) for f in traceback.extract_tb(exc.__traceback__)]
+    for frame in reversed(files):
+        for program in programs:
+            if isinstance(program.path, str) and os.path.realpath(program.path) == frame:
+                return ProgramError(program.path, phase, exc)
+    return None
 
+
+def capture(program: Program, dtype: str):
+    """Capture ``program`` in ``dtype`` with its framework's adapter.
+
+    Raises:
+        ProgramError: the user's file raised (at import, in ``parity_program()``, or in code of theirs
+            the adapter called): exit 3 with its file and line, whatever the framework.
+        ParityError: bad input (objects of the wrong kind...), one line.
+    """
+    try:
+        return capture_adapter(program.framework).capture(program.build, dtype=dtype, where=program.path)
+    except ParityError:
+        raise
+    except Exception as exc:
+        err = program_error(exc, [program], f"while built for a {dtype} run")
+        if err is None:
+            raise  # not the user's code: parity's (or an adapter's) own bug
+        raise err from exc

@@ -46,6 +46,9 @@ def _parse(op: str) -> tuple[str, list[int]]:
         raise ParityError(f"mapping: bad layout op {op!r}") from None
 
 
+_AXES = {"oihw>hwio": (2, 3, 1, 0), "hwio>oihw": (3, 2, 0, 1), "oiw>wio": (2, 1, 0), "wio>oiw": (2, 1, 0)}
+
+
 def apply_ops(ops: Sequence[str], x: np.ndarray) -> np.ndarray:
     """Apply layout ops in order: ``T`` (2-D transpose), ``oihw>hwio``, ``hwio>oihw``, ``oiw>wio``,
     ``wio>oiw``, ``rows_chw>hwc:c,h,w`` / ``rows_hwc>chw:c,h,w`` (reorder a kernel's rows)."""
@@ -54,14 +57,8 @@ def apply_ops(ops: Sequence[str], x: np.ndarray) -> np.ndarray:
         name, args = _parse(op)
         if name == "T":
             x = x.T
-        elif name == "oihw>hwio":
-            x = np.transpose(x, (2, 3, 1, 0))
-        elif name == "hwio>oihw":
-            x = np.transpose(x, (3, 2, 0, 1))
-        elif name == "oiw>wio":
-            x = np.transpose(x, (2, 1, 0))
-        elif name == "wio>oiw":
-            x = np.transpose(x, (2, 1, 0))
+        elif name in _AXES:
+            x = np.transpose(x, _AXES[name])
         elif name in ("rows_chw>hwc", "rows_hwc>chw"):
             if len(args) != 3 or x.ndim != 2 or x.shape[0] != int(np.prod(args)):
                 raise ParityError(f"mapping: op {op!r} does not fit a kernel of shape {list(x.shape)}")
@@ -159,35 +156,54 @@ class Mapping_:
         return out
 
     def to_json(self) -> dict:
-        return {
-            "format": MAPPING_FORMAT,
-            "reference": self.reference_file,
-            "port": self.port_file,
-            "params": [{"reference": e.reference, "port": e.port, "reference_ops": e.reference_ops, "port_ops": e.port_ops,
-                        "shape": list(e.shape), "kind": e.kind, "trainable": e.trainable} for e in self.params],
-            "forward": [{"reference": a, "port": b} for a, b in self.forward],
-            "not_compared": self.not_compared,
-            "notes": self.notes,
-        }
+        return {"format": MAPPING_FORMAT, "reference": self.reference_file, "port": self.port_file,
+                "params": [{"reference": e.reference, "port": e.port, "reference_ops": e.reference_ops,
+                            "port_ops": e.port_ops, "shape": list(e.shape), "kind": e.kind, "trainable": e.trainable}
+                           for e in self.params],
+                "forward": [{"reference": a, "port": b} for a, b in self.forward],
+                "not_compared": self.not_compared, "notes": self.notes}
 
     @classmethod
     def from_json(cls, data: dict, where: str = "mapping") -> "Mapping_":
+        """Read the JSON form (:meth:`to_json`); anything malformed is one line naming the entry and the field."""
         if not isinstance(data, dict) or data.get("format") != MAPPING_FORMAT or not isinstance(data.get("params"), list):
             raise ParityError(f"{where}: not a parity mapping file (expected a JSON object with format {MAPPING_FORMAT} and a 'params' list)")
         m = cls(str(data.get("reference", "?")), str(data.get("port", "?")))
-        try:
-            for i, p in enumerate(data["params"]):
-                m.params.append(Entry(str(p["reference"]), str(p["port"]), [str(o) for o in p.get("reference_ops", [])],
-                                      [str(o) for o in p.get("port_ops", [])], tuple(p.get("shape", ())), str(p.get("kind", "other")),
-                                      bool(p.get("trainable", True))))
-            m.forward = [(str(f["reference"]), str(f["port"])) for f in data.get("forward", [])]
-        except (KeyError, TypeError) as exc:
-            raise ParityError(f"{where}: entry {i if 'i' in dir() else '?'} lacks {exc} (each needs 'reference' and 'port')") from None
-        m.not_compared = {str(k): list(v) for k, v in (data.get("not_compared") or {}).items()}
-        m.notes = list(data.get("notes") or [])
-        for ops in [e.reference_ops for e in m.params] + [e.port_ops for e in m.params]:
-            invert_ops(ops)  # validates every op name
+        m.params = [_entry(p, i, where) for i, p in enumerate(data["params"])]
+        forward, not_compared = data.get("forward", []), data.get("not_compared") or {}
+        if not isinstance(forward, list) or not all(isinstance(f, dict) and {"reference", "port"} <= set(f) for f in forward):
+            raise ParityError(f"{where}: 'forward' must be a list of {{\"reference\": name, \"port\": name}} objects")
+        if not isinstance(not_compared, dict) or not all(isinstance(v, list) for v in not_compared.values()):
+            raise ParityError(f"{where}: 'not_compared' must be an object of name lists")
+        m.forward = [(str(f["reference"]), str(f["port"])) for f in forward]
+        m.not_compared = {str(k): [str(n) for n in v] for k, v in not_compared.items()}
+        m.notes = [str(n) for n in data.get("notes") or []]
         return m
+
+
+def _entry(p, i: int, where: str) -> Entry:
+    """One entry of a mapping file's ``params``, checked field by field."""
+    if not isinstance(p, dict):
+        raise ParityError(f"{where}: entry {i} of 'params' is a JSON {type(p).__name__}, not an object")
+    at = f"{where}: entry {i}" + (f" ({p.get('reference')} -> {p.get('port')})" if {"reference", "port"} <= set(p) else "")
+    for key in ("reference", "port"):
+        if not isinstance(p.get(key), str) or not p[key]:
+            raise ParityError(f"{at} needs '{key}': a variable name (a string), got {json.dumps(p.get(key))}")
+    shape = p.get("shape", [])
+    if not isinstance(shape, list) or not all(type(d) is int and d >= 0 for d in shape):
+        raise ParityError(f"{at}: 'shape' must be a list of non-negative integers, got {json.dumps(shape)}")
+    ops = {key: p.get(key, []) for key in ("reference_ops", "port_ops")}
+    for key, names in ops.items():
+        if not isinstance(names, list) or not all(isinstance(o, str) for o in names):
+            raise ParityError(f"{at}: '{key}' must be a list of layout op names, got {json.dumps(names)}")
+        try:
+            invert_ops(names)  # every op name is known
+        except ParityError as exc:
+            raise ParityError(f"{at}: '{key}': {str(exc).removeprefix('mapping: ')}") from None
+    kind, trainable = p.get("kind", "other"), p.get("trainable", True)
+    if not isinstance(kind, str) or not isinstance(trainable, bool):
+        raise ParityError(f"{at}: 'kind' must be a string and 'trainable' true or false")
+    return Entry(p["reference"], p["port"], ops["reference_ops"], ops["port_ops"], tuple(shape), kind, trainable)
 
 
 def _describe(specs) -> str:
@@ -341,17 +357,20 @@ def match_activations(ref: Mapping[str, np.ndarray], port: Mapping[str, np.ndarr
 
 
 def save_mapping(m: Mapping_, path: str) -> str:
-    """Write the mapping as JSON (atomically: a temporary file renamed)."""
-    tmp = f"{path}.tmp-{os.getpid()}"
-    with open(tmp, "w", encoding="utf-8") as fh:
+    """Write the mapping as JSON, atomically (:mod:`parity.io`); a path that cannot be written is a one-line ParityError."""
+    from parity.io import atomic_write, check_output
+
+    check_output(path, "--save-mapping")
+    with atomic_write(path) as fh:
         json.dump(m.to_json(), fh, indent=1)
         fh.write("\n")
-    os.replace(tmp, path)
     return path
 
 
 def load_mapping(path: str) -> Mapping_:
     """Read a mapping file; any problem is a one-line :class:`ParityError`."""
+    if os.path.isdir(path):
+        raise ParityError(f"mapping file {path} is a directory, not a mapping file (JSON)")
     if not os.path.isfile(path):
         raise ParityError(f"mapping file {path} does not exist")
     try:

@@ -23,7 +23,7 @@ import numpy as np
 from parity.errors import ParityError
 from parity.program.batches import MASK_PREFIX, add_masks, as_batches, cost_of, draw_batches
 from parity.portkit.program import DtypeError
-from parity.program.load import capture, load_program
+from parity.program.load import capture, load_program, program_error
 from parity.program.port import ProgramPorts, ProgramRun
 
 __all__ = ["compare_programs", "prepare", "port_names"]
@@ -60,6 +60,13 @@ def prepare(reference, port, *, data=None, steps: int = 10, mapping=None, seed: 
         run = ProgramRun(ref, prt, m, initial, batches, notes, constrained=bool(getattr(R, "has_constraint", False)))
         run.cost = cost_of(m, ar, first)
         return run
+    except ParityError:
+        raise
+    except Exception as exc:  # the user's code raised in the probe (a layer of theirs): exit 3, their line
+        err = program_error(exc, (ref, prt), "in parity's probe forward pass")
+        if err is None:
+            raise
+        raise err from exc
     finally:
         R.close()
         P.close()

@@ -24,7 +24,6 @@ import importlib
 import importlib.util
 import os
 import subprocess
-import sys
 import tempfile
 import time
 from types import ModuleType
@@ -292,7 +291,10 @@ def record_isolated(case: Case, jobs: list[tuple[str, str]], directory: str) -> 
     """
     import json
 
-    cmd = [sys.executable, "-m", "parity.run.isolate", case.name, directory, json.dumps([list(j) for j in jobs])]
+    from parity.run.interpreter import python
+
+    code = "from parity.run.isolate import main; raise SystemExit(main())"
+    cmd = python(code, case.name, directory, json.dumps([list(j) for j in jobs]))
     proc = subprocess.run(cmd, capture_output=True, text=True)
     if proc.returncode != 0:
         last = (proc.stderr.strip().splitlines() or ["(no output)"])[-1]

@@ -64,8 +64,6 @@ class Lockstep:
 
     def open_ports(self) -> None:
         """Open every port of every dtype; a port that fails to open is an error of the result, not a raise."""
-        from parity.trace.file import TraceWriter
-
         case, result = self.case, self.result
         for dtype in self.dtypes:
             result.errors.setdefault(dtype, {})
@@ -76,20 +74,33 @@ class Lockstep:
                               recorded=self.recorded.get((port, dtype)))
                 try:
                     run.open()
-                    writer = None
-                    if self.trace_dir:
-                        path = os.path.join(self.trace_dir, f"{case.name}.{port.replace(':', '-')}.{dtype}.trace")
-                        writer = TraceWriter(path, run.manifest, summary=self.summary, atomic=True)
-                    self.live[(dtype, port)] = LivePort(run, self.keep, self.window, writer)
-                    for obs in self.observers:
-                        obs.start(case.name, port, dtype, run.initial)
                 except PortError as exc:
                     run.close()
                     result.errors[dtype][port] = exc
                 except ParityError as exc:  # the port broke the protocol or does not exist
                     run.close()
                     result.errors[dtype][port] = PortError(port, "setup", exc, case=case.name)
+                else:
+                    self._record(run, port, dtype)
                 result.seconds[f"{port}/{dtype}"] = round(run.seconds, 4)
+
+    def _record(self, run, port: str, dtype: str) -> None:
+        """Keep an opened run: its window, health and trace file. A trace file that cannot be written is not
+        the port's fault: its error (a full disk: exit 2) goes up, the run closed."""
+        from parity.trace.file import TraceWriter
+
+        case = self.case
+        try:
+            writer = None
+            if self.trace_dir:
+                path = os.path.join(self.trace_dir, f"{case.name}.{port.replace(':', '-')}.{dtype}.trace")
+                writer = TraceWriter(path, run.manifest, summary=self.summary, atomic=True)
+            self.live[(dtype, port)] = LivePort(run, self.keep, self.window, writer)
+        except BaseException:
+            run.close()
+            raise
+        for obs in self.observers:
+            obs.start(case.name, port, dtype, run.initial)
 
     def pair(self) -> None:
         """A comparator per pair of open ports and dtype (``pairs``); drift trackers where both dtypes run."""
@@ -192,10 +203,13 @@ class Lockstep:
                         cond if dtype == "float32" else None)
 
     # -- closing ------------------------------------------------------------------------------------------
-    def close(self) -> None:
-        """Close every run (ports, extra runs), tell the observers, drop the isolated recordings."""
+    def close(self, complete: bool = True) -> None:
+        """Close every run (ports, extra runs), tell the observers, drop the isolated recordings.
+        ``complete=False`` (the run raised): the trace files are closed as interrupted too."""
         for lv in self.live.values():
             lv.run.close()
+            if not complete and lv.writer is not None:
+                lv.writer.close(complete=False)
         for extra in (self.cond_run, self.shadow):
             if extra is not None:
                 extra[1].close()

@@ -12,7 +12,6 @@ Computation only: :mod:`parity.report.text` formats what this returns.
 from __future__ import annotations
 
 import subprocess
-import sys
 from types import ModuleType
 from typing import Iterable, Mapping, Sequence
 
@@ -94,7 +93,10 @@ def record_port(
     run = PortRun(case, port, dtype, module=module, source=source, isolate=isolate)
     if run.isolated:
         # A fresh interpreter records the port; its file is this port's trace.
-        cmd = [sys.executable, "-m", "parity", "record", case.name, "--port", port, "--dtype", dtype, "-o", path, "--in-process"]
+        from parity.run.interpreter import python
+
+        code = "import sys; from parity.cli.main import main; sys.exit(main(sys.argv[1:]))"  # in this interpreter
+        cmd = python(code, "record", case.name, "--port", port, "--dtype", dtype, "-o", path, "--in-process")
         cmd += ["--summary"] if summary else []
         proc = subprocess.run(cmd, capture_output=True, text=True)
         if proc.returncode != 0:
@@ -154,8 +156,9 @@ def run_case(
             ``summary``: a model whose tensors need summaries cannot hold several steps in
             full -- the real-size transformer's 3 float32 steps of 2 ports are 600 MB).
         trace_dir: also write every port's trace there, step by step
-            (``<case>.<port>.<dtype>.trace``; ``.trace.partial`` until the run completes, and
-            left so, a readable prefix, when it does not).
+            (``<case>.<port>.<dtype>.trace``, written to a hidden temporary file of its own and
+            renamed when the run completes; a run that does not complete leaves
+            ``<case>.<port>.<dtype>.trace.partial``, a readable prefix).
         summary: compare (and write) tensors of more than 16 elements as summaries
             (:mod:`parity.trace.summary`): for models whose tensors do not fit.
         observers: objects with ``start(case, port, dtype, initial)``, ``step(case, port,
@@ -193,6 +196,8 @@ def run_case(
         run.pair()
         run.open_extra_runs()
         run.run(iter_batches(case, "float64") if batches is None else given_batches(case, batches, "float64"))
-    finally:
-        run.close()
+    except BaseException:
+        run.close(complete=False)  # the trace files written so far are kept as interrupted (.partial)
+        raise
+    run.close()
     return run.finish()

@@ -15,11 +15,13 @@ compares the steps they send back. Why:
   there); on a machine loaded by other jobs, 3:41 against 4:42.
 
 A worker lives for the whole run (TensorFlow is imported once, not once per case) and stops
-with the process (:func:`shutdown`, registered with :mod:`atexit`). ``PARITY_WORKERS=0`` runs
-every port in this process, as :func:`parity.run.runner.run_case` does by default.
+with the process (:func:`shutdown`, registered with :mod:`atexit`); if the harness dies (even
+SIGKILL), its workers die at once (:func:`parity.run.interpreter.die_with_parent`). Ctrl-C ends a
+worker quietly (SIGINT's default action: no traceback); the harness reports the interruption.
+``PARITY_WORKERS=0`` runs every port in this process, as :func:`parity.run.runner.run_case` does by default.
 
-Messages are pickled over a pipe between two processes of this same program (nothing is read
-from a file). A port's exception reaches the harness as the same :class:`~parity.errors.PortError`
+Messages are pickled over a pipe between two processes of this same program (:mod:`parity.run.wire`;
+nothing is read from a file). A port's exception reaches the harness as the same :class:`~parity.errors.PortError`
 (its file and line kept); a worker that dies (killed, out of memory, a crash in a framework's C++)
 fails the ports it ran with a :class:`PortError` that says so, and the next case starts a new one.
 """
@@ -27,17 +29,13 @@ fails the ports it ran with a :class:`PortError` that says so, and the next case
 from __future__ import annotations
 
 import atexit
-import copyreg
-import io
 import os
-import pickle
 import re
+import signal
 import socket
 import subprocess
 import sys
 import threading
-import traceback
-import types
 from multiprocessing.connection import Connection
 from typing import Mapping
 
@@ -45,6 +43,8 @@ import numpy as np
 
 from parity.cases.case import Case, PortSpec
 from parity.errors import ParityError, PortError
+from parity.run.interpreter import python
+from parity.run.wire import pack as _pack, plain as _plain, recv as _recv, send as _send
 
 __all__ = ["ENV", "enabled", "RemoteRun", "start_steps", "step_all", "shutdown", "GROUPS"]
 
@@ -54,79 +54,10 @@ ENV = "PARITY_WORKERS"
 #: slow as a framework's, and the harness compares while it runs).
 GROUPS = {"tf1": "tf1", "tf2": "tf2", "torch": "torch", "numpy": "numpy"}
 
-def _proxy(d: dict) -> Mapping:
-    return types.MappingProxyType(d)
-
-
-class _Pickler(pickle.Pickler):
-    # Cases hold read-only mappings (types.MappingProxyType), which pickle does not know.
-    dispatch_table = {**copyreg.dispatch_table, types.MappingProxyType: lambda m: (_proxy, (dict(m),))}
-
-
-def _send(conn: Connection, obj) -> None:
-    """Send ``obj``; arrays travel out of band (pickle protocol 5), never copied into the stream."""
-    buffers: list[pickle.PickleBuffer] = []
-    out = io.BytesIO()
-    _Pickler(out, protocol=5, buffer_callback=buffers.append).dump(obj)
-    conn.send_bytes(pickle.dumps([b.raw().nbytes for b in buffers], protocol=5))
-    conn.send_bytes(out.getbuffer())
-    for b in buffers:
-        conn.send_bytes(b.raw())
-
-
-def _recv(conn: Connection):
-    """Receive what :func:`_send` sent; arrays are rebuilt on writable buffers of their own."""
-    sizes = pickle.loads(conn.recv_bytes())
-    head = conn.recv_bytes()
-    buffers = []
-    for n in sizes:
-        buf = bytearray(n)
-        if n:
-            conn.recv_bytes_into(buf)
-        else:
-            conn.recv_bytes()
-        buffers.append(buf)
-    return pickle.loads(head, buffers=buffers)
-
 
 def enabled() -> bool:
     """Whether ``parity run`` should use workers (``PARITY_WORKERS`` unset or not "0")."""
     return os.environ.get(ENV, "1").strip().lower() not in ("0", "", "no", "false")
-
-
-def _rebuild(cls, args, state):
-    exc = cls.__new__(cls)
-    exc.args = args
-    exc.__dict__.update(state)
-    return exc
-
-
-def _pack(exc: BaseException):
-    """An exception as it can cross the pipe: parity's own errors whole, any other as a ParityError with its traceback."""
-    if isinstance(exc, ParityError):
-        return (_rebuild, (type(exc), exc.args, dict(exc.__dict__)))
-    text = "".join(traceback.format_exception(exc)).strip()
-    return (_rebuild, (ParityError, (f"a port worker failed: {text}",), {"case": None}))
-
-
-def _plain(x):
-    """Plain Python of a manifest: a framework's own types (torch's TorchVersion, a str subclass)
-    would import the framework in the harness when unpickled."""
-    if isinstance(x, Mapping):
-        return {_plain(k): _plain(v) for k, v in x.items()}
-    if isinstance(x, (list, tuple)):
-        return [_plain(v) for v in x] if isinstance(x, list) else tuple(_plain(v) for v in x)
-    if isinstance(x, str):
-        return str(x)
-    if x is None or isinstance(x, bool):
-        return x
-    if isinstance(x, int):
-        return int(x)
-    if isinstance(x, float):
-        return float(x)
-    if isinstance(x, (np.ndarray, np.generic)):
-        return x
-    return str(x)
 
 
 def _serve(conn) -> None:
@@ -186,7 +117,10 @@ class _Worker:
         env = dict(os.environ, PYTHONPATH=os.pathsep.join([root] + [p for p in [os.environ.get("PYTHONPATH")] if p]))
         code = f"from parity.run.workers import _main; _main({theirs.fileno()})"
         self.group = group
-        self.proc = subprocess.Popen([sys.executable, "-c", code], pass_fds=[theirs.fileno()], env=env,
+        # Ctrl-C reaches the whole process group: a worker then ends at once, quietly (the harness
+        # reports the interruption); it dies with the harness too (parity.run.interpreter).
+        quiet = "import signal; signal.signal(signal.SIGINT, signal.SIG_DFL)"
+        self.proc = subprocess.Popen(python(code, early=quiet), pass_fds=[theirs.fileno()], env=env,
                                      stderr=subprocess.PIPE)
         theirs.close()
         threading.Thread(target=_relay, args=(self.proc.stderr,), daemon=True).start()
@@ -213,7 +147,10 @@ class _Worker:
             return _recv(self.conn)
         except (EOFError, OSError):
             self.stop()
-            raise _Died(f"the {self.group} worker process died (exit code {self.proc.returncode})") from None
+            rc = self.proc.returncode
+            how = (f"was killed by {signal.Signals(-rc).name}" if rc is not None and rc < 0 else
+                   f"died (exit code {rc}{': did a port call os._exit?' if rc == 0 else ''})")
+            raise _Died(f"the {self.group} worker process {how}") from None
 
     def stop(self) -> None:
         try:
@@ -225,6 +162,13 @@ class _Worker:
         if self.alive:
             self.proc.kill()
             self.proc.wait(timeout=5)
+        self.conn.close()
+
+    def kill(self) -> None:
+        """End the worker now (its replies are out of step with this harness: an interrupted step)."""
+        if self.alive:
+            self.proc.kill()
+        self.proc.wait()
         self.conn.close()
 
 
@@ -244,7 +188,10 @@ def _relay(stream) -> None:
 
 def _main(fd: int) -> None:
     """A worker's entry point (``python -c``): serve the harness on the socket ``fd``."""
-    _serve(Connection(fd))
+    try:
+        _serve(Connection(fd))
+    except (EOFError, OSError):  # the harness is gone: no one to answer
+        pass
 
 
 class _Died(Exception):
@@ -340,7 +287,23 @@ class Pending:
                     self.out[k] = _gone(self.runs[k], f"the {w.group} worker process is gone")
 
     def finish(self) -> dict:
-        """Run the in-process steps, collect the workers'; return key -> step or exception."""
+        """Run the in-process steps, collect the workers'; return key -> step or exception.
+
+        Once: if it is interrupted (Ctrl-C, or any error of the harness), the step is abandoned: the
+        workers still owing replies are stopped (the next run starts new ones), and a second call
+        (the step loop's ``finally``) returns nothing instead of running the in-process steps again.
+        """
+        if self.runs is None:
+            return {}
+        try:
+            return self._collect()
+        except BaseException:
+            for w in self.sent or ():
+                w.kill()
+            self.runs = self.sent = self.out = None
+            raise
+
+    def _collect(self) -> dict:
         from parity.cases.params import as_dtype
 
         runs, out = self.runs, self.out

@@ -35,12 +35,12 @@ import argparse
 import json
 import os
 import subprocess
-import sys
 import tempfile
 import time
 
 import numpy as np
 
+from parity.run.interpreter import python
 from parity.tools.benchprops import _machine, _properties_main  # noqa: F401  (the property bench: python -m parity.tools.bench properties)
 
 __all__ = ["overhead", "profile_recorded", "peak_memory", "trace_bytes", "cuda_overhead", "main"]
@@ -166,7 +166,7 @@ def peak_memory(case_name: str = MEMORY_CASE, step_counts=(50, 500), *, summary:
     """Run ``case_name`` for each step count in a fresh interpreter; return peak RSS (MB), seconds, passed."""
     out = []
     for n in step_counts:
-        cmd = [sys.executable, "-c", _MEMORY_SNIPPET, case_name, str(n), "1" if summary else "0", ",".join(ports or ())]
+        cmd = python(_MEMORY_SNIPPET, case_name, n, "1" if summary else "0", ",".join(ports or ()))
         proc = subprocess.run(cmd,
                               capture_output=True, text=True, env=dict(os.environ))
         lines = [ln for ln in proc.stdout.splitlines() if ln.startswith("{")]
@@ -230,8 +230,8 @@ def cuda_overhead(case_name: str = OVERHEAD_CASE, *, steps: int = 10, repeats: i
     if not cuda_available():
         return None
     env = dict(os.environ, PARITY_TORCH_DEVICE="cuda")
-    cmd = [sys.executable, "-m", "parity.tools.bench", "overhead", "--case", case_name, "--steps", str(steps),
-           "--ports", "torch", "--repeats", str(repeats), "--json"]
+    cmd = python("from parity.tools.bench import main; raise SystemExit(main())", "overhead", "--case", case_name,
+                 "--steps", steps, "--ports", "torch", "--repeats", repeats, "--json")
     proc = subprocess.run(cmd, capture_output=True, text=True, env=env)
     lines = [ln for ln in proc.stdout.splitlines() if ln.startswith("{")]
     if proc.returncode != 0 or not lines:

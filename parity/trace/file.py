@@ -30,9 +30,11 @@ one-line :class:`~parity.errors.ParityError`.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import struct
+import tempfile
 import zlib
 from typing import Iterator, Mapping
 
@@ -88,37 +90,59 @@ class TraceWriter:
         path: the file (``.trace`` is appended when the name has no suffix); its directory is created.
         manifest: the run's manifest (case, port, dtype, ...).
         summary: store tensors of more than :data:`~parity.trace.memory.SMALL` elements as summaries.
-        atomic: write to ``path + ".partial"`` and rename it to ``path`` when complete: ``path``
-            is never a cut-off file, and an interrupted run leaves its readable prefix under
-            the ``.partial`` name.
+        atomic: write to a temporary file of this writer's own beside ``path`` (hidden, named with
+            the process id and a random part: two runs writing the same trace never share it) and
+            rename it onto ``path`` when complete: ``path`` is never a cut-off file. A run that does
+            not complete (an exception, Ctrl-C, SIGTERM) leaves its readable prefix as
+            ``path + ".partial"``.
+
+    A write that fails (a full disk) is a one-line ParityError: ``cannot write trace PATH: why``.
     """
 
     def __init__(self, path: str | os.PathLike, manifest: Mapping, *, summary: bool = False, atomic: bool = False):
+        from parity.io import on_terminate
+
         path = os.fspath(path)
         if not os.path.splitext(path)[1]:
             path += SUFFIX
         self.path, self.summary, self.steps = path, summary, 0
-        self._writing = path + ".partial" if atomic else path
+        self._writing, self._token = path, None
         directory = os.path.dirname(os.path.abspath(path))
         try:
             os.makedirs(directory, exist_ok=True)
+            if atomic:
+                fd, self._writing = tempfile.mkstemp(dir=directory, prefix=f".{os.path.basename(path)}.{os.getpid()}-",
+                                                     suffix=".partial")
+                os.close(fd)
+                self._token = on_terminate(lambda: self._keep_partial(closed=False))
             self._fh = open(self._writing, "wb")
         except OSError as exc:
+            self._drop()
+            if self._writing != path:
+                with contextlib.suppress(OSError):
+                    os.unlink(self._writing)
             raise ParityError(f"cannot write trace {path}: {exc.strerror or exc}") from None
-        self._fh.write(MAGIC)
+        self._write(MAGIC)
         m = dict(manifest, format=TRACE_FORMAT, summary=bool(summary))
         self._record({}, {"kind": "manifest", "manifest": json.dumps(m, sort_keys=True, default=str)})
 
+    def _write(self, data: bytes) -> None:
+        try:
+            self._fh.write(data)
+            self._fh.flush()
+        except OSError as exc:  # a full disk: the steps written so far are kept, as for an interrupted run
+            with contextlib.suppress(OSError):
+                self.close(complete=False)
+            raise ParityError(f"cannot write trace {self.path}: {exc.strerror or exc}") from None
+
     def _record(self, tensors, meta) -> None:
         blob = _encode(tensors, meta, summary=self.summary)
-        self._fh.write(_LEN.pack(len(blob)) + blob + _CRC.pack(zlib.crc32(blob)))
-        self._fh.flush()
+        self._write(_LEN.pack(len(blob)) + blob + _CRC.pack(zlib.crc32(blob)))
 
     def initial(self, params: Mapping[str, np.ndarray]) -> None:
         """Write the parameters as loaded (always in full: they are where a run starts)."""
         blob = _encode({f"parameters/{k}": v for k, v in params.items()}, {"kind": "initial"}, summary=False)
-        self._fh.write(_LEN.pack(len(blob)) + blob + _CRC.pack(zlib.crc32(blob)))
-        self._fh.flush()
+        self._write(_LEN.pack(len(blob)) + blob + _CRC.pack(zlib.crc32(blob)))
 
     def step(self, stages: Mapping[str, Mapping[str, object]]) -> None:
         """Write the next step (``{stage: {name: array}}``)."""
@@ -127,14 +151,47 @@ class TraceWriter:
         self.steps += 1
 
     def close(self, *, complete: bool = True) -> str:
-        """Write the end record (when ``complete``) and close; return the path."""
-        if not self._fh.closed:
-            if complete:
-                self._record({}, {"kind": "end", "steps": str(self.steps)})
-            self._fh.close()
-            if complete and self._writing != self.path:
-                os.replace(self._writing, self.path)
-        return self.path if complete else self._writing
+        """Write the end record (when ``complete``) and close; return the path written (``.partial`` when not complete)."""
+        if self._fh.closed:
+            return self.path if complete else self._writing
+        if complete:
+            self._record({}, {"kind": "end", "steps": str(self.steps)})
+        self._fh.close()
+        if self._writing == self.path:
+            return self.path
+        if not complete:
+            return self._keep_partial(closed=True)
+        try:
+            # mkstemp made it 0600: the permissions a plain open() gives, then one atomic rename
+            umask = os.umask(0)
+            os.umask(umask)
+            os.chmod(self._writing, 0o666 & ~umask)
+            os.replace(self._writing, self.path)
+        except OSError as exc:
+            self._keep_partial(closed=True)
+            raise ParityError(f"cannot write trace {self.path}: {exc.strerror or exc}") from None
+        self._writing = self.path
+        self._drop()
+        return self.path
+
+    def _keep_partial(self, *, closed: bool) -> str:
+        """An atomic writer's cut-off file: renamed to ``path + ".partial"`` (its readable prefix)."""
+        partial = self.path + ".partial"
+        if not closed:
+            with contextlib.suppress(Exception):
+                self._fh.flush()
+        with contextlib.suppress(OSError):
+            os.replace(self._writing, partial)
+            self._writing = partial
+        self._drop()
+        return self._writing
+
+    def _drop(self) -> None:
+        from parity.io import forget
+
+        if self._token is not None:
+            forget(self._token)
+            self._token = None
 
     def __enter__(self):
         return self
@@ -159,8 +216,7 @@ class TraceReader:
 
     def __init__(self, path: str | os.PathLike):
         self.path = os.fspath(path)
-        if not os.path.exists(self.path):
-            raise ParityError(f"trace file {self.path} does not exist")
+        _check_readable(self.path)
         try:
             self._fh = open(self.path, "rb")
         except OSError as exc:
@@ -268,13 +324,22 @@ class TraceReader:
         self._fh.close()
 
 
+def _check_readable(path: str) -> None:
+    if os.path.isdir(path):
+        raise ParityError(f"trace file {path} is a directory, not a trace file")
+    if not os.path.exists(path):
+        raise ParityError(f"trace file {path} does not exist")
+
+
 def open_trace(path: str | os.PathLike):
     """Open a trace file: a :class:`TraceReader` (format 2), or (manifest, initial, steps) of a format 1 ``.npz``."""
     path = os.fspath(path)
-    if not os.path.exists(path):
-        raise ParityError(f"trace file {path} does not exist")
-    with open(path, "rb") as fh:
-        head = fh.read(len(MAGIC))
+    _check_readable(path)
+    try:
+        with open(path, "rb") as fh:
+            head = fh.read(len(MAGIC))
+    except OSError as exc:
+        raise ParityError(f"cannot read trace {path}: {exc.strerror or exc}") from None
     if head != MAGIC:
         if head[:2] == b"PK":
             return _read_npz(path)
