@@ -22,6 +22,7 @@ from types import TracebackType
 __all__ = [
     "ParityError",
     "PortError",
+    "UserFileError",
     "EXIT_OK",
     "EXIT_DIVERGED",
     "EXIT_USAGE",
@@ -144,6 +145,28 @@ class PortError(ParityError):
     def traceback_lines(self) -> list[str]:
         """The port's own frames, innermost last, each ``file:line in function: source``."""
         return [f"{_short(f.filename)}:{f.lineno} in {f.name}" + (f": {f.line.strip()}" if f.line else "") for f in self.frames]
+
+
+class UserFileError(PortError):
+    """A user's file raised (a port file at import, a program file at import, in ``parity_program()`` or
+    while captured): exit 3, with the innermost line of the user's own file (:attr:`PortError.where`).
+
+    Args:
+        path: the user's file.
+        phase: "at import", "in parity_program()", ...
+        exc: what it raised (a ``SyntaxError`` gives its own line: the file has no frame).
+        kind: how the file is named in the message ("port file", "program file").
+    """
+
+    def __init__(self, path: str, phase: str, exc: BaseException, *, kind: str = "file"):
+        import os
+        import traceback
+
+        super().__init__(os.path.basename(path), phase, exc)
+        if isinstance(exc, SyntaxError) and exc.filename and exc.lineno:  # no frame of the file: it did not compile
+            self.frames = [traceback.FrameSummary(exc.filename, exc.lineno, "<module>", line=exc.text or "")]
+        where = f" ({self.where})" if self.where else ""
+        self.args = (f"{kind} {path} raised {self.exc_type} {phase}: {self.exc_message}{where}",)
 
 
 class _ProtocolError(Exception):

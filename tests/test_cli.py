@@ -1,6 +1,7 @@
 """The command line: bad input is one line and exit code 2; record/compare/check round trips."""
 
 import os
+import re
 import subprocess
 import sys
 
@@ -50,9 +51,14 @@ def test_corrupt_trace(tmp_path):
     assert "not a readable trace" in _one_line_error(parity("compare", str(bad), str(bad)))
 
 
-def test_port_file_that_does_not_load():
-    line = _one_line_error(parity("check", "seed004_oscillate", "--torch-port", os.path.join(FIXTURES, "broken_port.py")))
-    assert "does not load: ImportError: this port file is broken on purpose" in line
+def test_port_file_that_raises_at_import_is_a_crash_at_its_line():
+    # the user's code raised: exit 3 (as any port crash), with the file and line, not exit 2 (bad input)
+    proc = parity("check", "seed004_oscillate", "--torch-port", os.path.join(FIXTURES, "broken_port.py"))
+    assert proc.returncode == 3, proc.stderr
+    lines = [l for l in proc.stderr.strip().splitlines() if l.startswith("parity: error:")]
+    assert len(lines) == 1 and "Traceback" not in proc.stderr, proc.stderr
+    assert "port file" in lines[0] and "raised ImportError at import: this port file is broken on purpose" in lines[0]
+    assert re.search(r"broken_port\.py:\d+", lines[0]), lines[0]
 
 
 def test_port_file_missing_functions(tmp_path):
@@ -89,3 +95,20 @@ def test_run_reports_refusals_and_passes(capsys):
     assert code == 0, out + err
     flat = " ".join(out.split())  # the details are wrapped to the terminal's width
     assert "No variables to optimize." in flat and "optimizer got an empty parameter list" in flat
+
+
+def test_a_port_file_imports_the_module_beside_it(tmp_path):
+    # as `python FILE` does: the file's own directory is on sys.path (the child interpreters never put the
+    # working directory there), so a port split over two files works from any working directory
+    from _cli_support import PORT
+
+    src = tmp_path / "src"
+    src.mkdir()
+    (src / "my_helpers.py").write_text(PORT.format(mode="ok"))
+    (src / "my_port.py").write_text("from my_helpers import build, framework_info  # noqa: F401\n")
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    proc = parity("check", "seed004_oscillate", "--torch-port", str(src / "my_port.py"), "--frameworks", "torch,numpy",
+                  cwd=str(elsewhere))
+    assert "my_helpers" not in proc.stderr, proc.stderr
+    assert proc.returncode == 0, proc.stderr + proc.stdout

@@ -26,7 +26,8 @@ import types
 from dataclasses import dataclass
 from typing import Callable
 
-from parity.errors import ParityError, PortError
+from parity.errors import ParityError, UserFileError
+from parity.run.boundary import beside
 from parity.run.frameworks import CAPTURE_ADAPTERS, capture_adapter, prepare_environment
 
 __all__ = ["Program", "ProgramError", "load_program", "capture", "program_error"]
@@ -46,16 +47,12 @@ class Program:
         return os.path.basename(self.path)
 
 
-class ProgramError(PortError):
+class ProgramError(UserFileError):
     """The user's program file raised (at import, in ``parity_program()``, while captured): exit 3, with
     the innermost line of the user's own file (:attr:`PortError.where`)."""
 
     def __init__(self, path: str, phase: str, exc: BaseException):
-        super().__init__(os.path.basename(path), phase, exc)
-        if isinstance(exc, SyntaxError) and exc.filename and exc.lineno:  # no frame of the file: it did not compile
-            self.frames = [traceback.FrameSummary(exc.filename, exc.lineno, "<module>", line=exc.text or "")]
-        where = f" ({self.where})" if self.where else ""
-        self.args = (f"program file {path} raised {self.exc_type} {phase}: {self.exc_message}{where}",)
+        super().__init__(path, phase, exc, kind="program file")
 
 
 _TF1_HINTS = re.compile(r"compat\.v1|placeholder\(|Session\(|disable_eager_execution|disable_v2_behavior|get_variable\(|import tensorflow\.compat\.v1")
@@ -205,6 +202,7 @@ def _exec_file(path: str) -> types.ModuleType:
         raise ParityError(f"program file {path} is not a Python module")
     mod = importlib.util.module_from_spec(spec)
     sys.modules[name] = mod  # dataclasses, pickling and tf.function look modules up by name
+    beside(path)  # its own directory first on sys.path, as `python FILE` does
     prepare_environment()  # TF's environment (oneDNN reordering off) before the file imports TF
     try:
         with _user_output(path, "import"):

@@ -35,11 +35,11 @@ from parity._version import __version__
 from parity.cases.case import Case, PortSpec
 from parity.portkit.contract import PORT_FUNCTIONS
 from parity.run.frameworks import PORT_PACKAGES
-from parity.errors import ParityError, PortError
+from parity.errors import ParityError, PortError, UserFileError
 from parity.cases.params import draw_parameters, perturbed
 from parity.trace.memory import STAGES
 
-__all__ = ["call", "to_array", "to_stages", "PortRun", "record_isolated", "load_port_module", "load_user_port", "PORT_FUNCTIONS"]
+__all__ = ["beside", "call", "to_array", "to_stages", "PortRun", "record_isolated", "load_port_module", "load_user_port", "PORT_FUNCTIONS"]
 
 
 
@@ -65,7 +65,8 @@ def load_port_module(framework: str, module: str) -> ModuleType:
 
 
 def load_user_port(path: str) -> ModuleType:
-    """Import a user's port file; any failure to load is a one-line :class:`ParityError`."""
+    """Import a user's port file: a missing file is a :class:`ParityError` (exit 2); the file raising at import
+    is a :class:`~parity.errors.UserFileError` (exit 3, the file and line)."""
     if not os.path.isfile(path):
         raise ParityError(f"port file {path} does not exist")
     name = "parity_user_port_" + os.path.splitext(os.path.basename(path))[0].replace("-", "_")
@@ -73,12 +74,23 @@ def load_user_port(path: str) -> ModuleType:
     if spec is None or spec.loader is None:
         raise ParityError(f"port file {path} is not a Python module")
     mod = importlib.util.module_from_spec(spec)
+    beside(path)
     try:
         spec.loader.exec_module(mod)
-    except Exception as exc:  # a user's file can fail in any way; report it in one line
-        line = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
-        raise ParityError(f"port file {path} does not load: {type(exc).__name__}: {line}") from None
+    except Exception as exc:  # a user's file can fail in any way: exit 3, at the user's own line
+        raise UserFileError(path, "at import", exc, kind="port file") from None
     return _check_port_module(mod, path)
+
+
+def beside(path: str) -> None:
+    """Put a user's file's own directory first on ``sys.path``, as ``python FILE`` does, so that it imports
+    the modules beside it (``from model import Net``); parity's child interpreters never look in the
+    working directory (:mod:`parity.run.interpreter`)."""
+    import sys
+
+    here = os.path.dirname(os.path.abspath(path))
+    if here not in sys.path:
+        sys.path.insert(0, here)
 
 
 def call(port: str, phase: str, case: Case, fn, *args):
