@@ -319,6 +319,11 @@ def main(argv: list[str] | None = None) -> int:
         return EXIT_USAGE
     show_tb = getattr(args, "traceback", False)
     try:
+        if args.command in ("run", "check", "record", "diff"):  # frameworks may start in this process
+            from parity.run.noise import filtered_stderr
+
+            with filtered_stderr():
+                return COMMANDS[args.command](args)
         return COMMANDS[args.command](args)
     except PortError as exc:
         if show_tb:

@@ -30,11 +30,9 @@ from __future__ import annotations
 
 import atexit
 import os
-import re
 import signal
 import socket
 import subprocess
-import sys
 import threading
 from multiprocessing.connection import Connection
 from typing import Mapping
@@ -43,6 +41,7 @@ import numpy as np
 
 from parity.cases.case import Case, PortSpec
 from parity.errors import ParityError, PortError
+from parity.run.noise import relay
 from parity.run.interpreter import python
 from parity.run.wire import pack as _pack, plain as _plain, recv as _recv, send as _send
 
@@ -123,7 +122,7 @@ class _Worker:
         self.proc = subprocess.Popen(python(code, early=quiet), pass_fds=[theirs.fileno()], env=env,
                                      stderr=subprocess.PIPE)
         theirs.close()
-        threading.Thread(target=_relay, args=(self.proc.stderr,), daemon=True).start()
+        threading.Thread(target=relay, args=(self.proc.stderr,), daemon=True).start()
         self.conn = Connection(mine.detach())
         self._keys = 0
 
@@ -170,20 +169,6 @@ class _Worker:
             self.proc.kill()
         self.proc.wait()
         self.conn.close()
-
-
-#: What a framework prints at import on a machine without a GPU: not shown (anything else is).
-_NOISE = re.compile(r"^(WARNING: All log messages before absl::InitializeLog|[IW]\d{4} [\d:. ]+\s*\d+ \w+\.(cc|h):\d+\]"
-                    r".*(cuda|GPU|oneDNN|cpu_feature_guard|TensorFloat|rebuild TensorFlow)|.*absl::InitializeLog)")
-
-
-def _relay(stream) -> None:
-    """Copy a worker's stderr to ours, line by line, without the frameworks' start-up noise."""
-    for raw in iter(stream.readline, b""):
-        line = raw.decode("utf-8", "replace")
-        if not _NOISE.match(line):
-            sys.stderr.write(line)
-            sys.stderr.flush()
 
 
 def _main(fd: int) -> None:
