@@ -9,6 +9,7 @@ own code raised.
 
 from __future__ import annotations
 
+import contextlib
 import sys
 import time
 
@@ -56,7 +57,7 @@ def run(args) -> int:
     from parity.program.mapping import format_table, load_mapping
     from parity.program.prepare import compare_programs
     from parity.report.jsonreport import report_dict
-    from parity.report.terminal import fit
+    from parity.report.terminal import Progress, fit
     from parity.run.result import cannot_run_dtype, exit_code
 
     # every output (--json, --save-mapping, the reports) and the mapping file, before any program runs
@@ -68,11 +69,14 @@ def run(args) -> int:
     observer = tensorboard_observer(args)
     started = time.perf_counter()
     dtypes = tuple(args.dtype or ("float64", "float32"))
-    result = compare_programs(args.reference, args.port, steps=args.steps, dtypes=dtypes, mapping=mapping,
-                              save_mapping=args.save_mapping, seed=args.seed, observers=[observer] if observer else ())
+    # the user's own prints (import, capture, every step) go to stderr: stdout is the report's alone
+    with Progress(len(dtypes) * args.steps, "steps") as bar, contextlib.redirect_stdout(sys.stderr):
+        observers = [StepCounter(bar)] + ([observer] if observer else [])
+        result = compare_programs(args.reference, args.port, steps=args.steps, dtypes=dtypes, mapping=mapping,
+                                  save_mapping=args.save_mapping, seed=args.seed, observers=observers)
     if not args.quiet_mapping:
         say(f"Mapping ({args.reference} -> {args.port}; canonical layout: TF's)")
-        say(format_table(result.mapping))
+        say(wrap_lists(format_table(result.mapping)))
         if args.save_mapping:
             say(f"mapping saved: {args.save_mapping} (edit it and pass it back with --mapping)")
         say()
@@ -97,3 +101,34 @@ def run(args) -> int:
         crashed = [e for per in result.errors.values() for e in per.values() if not cannot_run_dtype(e)]
         print(f"parity: error: {crashed[0]}", file=sys.stderr)
     return code
+
+
+def wrap_lists(table: str) -> str:
+    """The mapping table with its long lists ("not compared (...): a, b, ...", notes) wrapped at the
+    separators to the width (a terminal's; 100 in a file): no name is cut, none is lost. The table's
+    rows stay as they are."""
+    from parity.report.terminal import fit
+
+    return "\n".join(fit(line) if line.startswith(("not compared", "note:")) else line for line in table.splitlines())
+
+
+class StepCounter:
+    """A per-step observer (:func:`parity.run.runner.run_case`'s ``observers``) advancing ``bar`` once per
+    training step of each dtype: on the first port that started in that dtype (the reference)."""
+
+    def __init__(self, bar):
+        self.bar = bar
+        self.first: dict[str, str] = {}
+        self.steps: dict[str, int] = {}
+
+    def start(self, case, port, dtype, initial) -> None:
+        self.first.setdefault(dtype, port)
+
+    def step(self, case, port, dtype, step) -> None:
+        if self.first.get(dtype) == port:
+            self.steps[dtype] = self.steps.get(dtype, 0) + 1
+            self.bar.label(f"{dtype} step {self.steps[dtype]}")
+            self.bar.advance()
+
+    def finish(self, case, port, dtype) -> None:
+        pass

@@ -10,6 +10,7 @@ checked (and its directory created) before any port runs, and written atomically
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import sys
 import traceback
@@ -166,7 +167,7 @@ def _cmd_run(args) -> int:
 
 
 def _cmd_list(args) -> int:
-    from parity.report.terminal import clip, width as columns
+    from parity.report.terminal import clip, row_width as columns
 
     cases = all_cases(args.tag)
     width = max((len(c.name) for c in cases), default=10)
@@ -238,7 +239,8 @@ def _cmd_check(args) -> int:
             )
         why = "; ".join(sorted(set(skipped.values())))
         raise ParityError(f"{case.name}: none of the ports to compare yours with can run ({', '.join(theirs)}): {why}")
-    modules = {fw: load_user_port(path) for fw, path in files.items()}
+    with contextlib.redirect_stdout(sys.stderr):  # the port file's own prints at import: not the report's
+        modules = {fw: load_user_port(path) for fw, path in files.items()}
     for fw in files:
         if fw not in {PortSpec.parse(p).framework for p in case.ports}:
             notes.append(f"note: {case.name} has no reference {fw} port; your port is compared with {', '.join(others)}")
@@ -251,7 +253,7 @@ def _cmd_pitfalls(args) -> int:
 
     items = all_pitfalls()
     width = max(len(p.name) for p in items)
-    from parity.report.terminal import clip, width as columns
+    from parity.report.terminal import clip, row_width as columns
 
     cols = columns()
     for p in items:

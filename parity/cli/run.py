@@ -7,6 +7,7 @@ table and the details, writes the JSON atomically and returns the exit code.
 
 from __future__ import annotations
 
+import contextlib
 import sys
 import time
 
@@ -134,9 +135,10 @@ def _run_cases(planned, args, findings, *, modules, sources, observer, workers) 
             t0 = time.perf_counter()
             bar.label(case.name)
             if ports:
-                result = run_case(case, dtypes=args.dtype, ports=ports, modules=modules, sources=sources,
-                                  trace_dir=getattr(args, "traces", None), summary=getattr(args, "summary", False),
-                                  observers=[observer] if observer else (), workers=workers)
+                with contextlib.redirect_stdout(sys.stderr):  # a port's own prints never go into the report
+                    result = run_case(case, dtypes=args.dtype, ports=ports, modules=modules, sources=sources,
+                                      trace_dir=getattr(args, "traces", None), summary=getattr(args, "summary", False),
+                                      observers=[observer] if observer else (), workers=workers)
             else:
                 result = CaseResult(case=case)
             results.append(result)
@@ -169,7 +171,8 @@ def _run_catalogue(args, chosen, notes: list, extra: dict, workers: bool) -> lis
     with Progress(len(names), "pitfall catalogue") as pbar:
         for name in names:
             pbar.label(name)
-            pit += pitfalls.run_catalogue(dtypes=tuple(args.dtype or DTYPES), names=[name], workers=workers)
+            with contextlib.redirect_stdout(sys.stderr):
+                pit += pitfalls.run_catalogue(dtypes=tuple(args.dtype or DTYPES), names=[name], workers=workers)
             pbar.advance()
     _say("\nPitfall catalogue (each wrong port must be caught and named first; each right port clean)")
     _say(fit(pitfalls.format_catalogue(pit)))

@@ -1,11 +1,15 @@
 """The terminal's view of a run: fits the terminal (``COLUMNS`` respected), one row per case, progress.
 
-* :func:`width` — the terminal's width (``COLUMNS`` first, then the terminal, 100 when unknown).
+A file (stdout not a terminal) gets every row whole: ``COLUMNS`` and the terminal's width apply only
+to a terminal; long text is wrapped (never cut) at a fixed readable width there.
+
+* :func:`width` — the wrapping width (a terminal: ``COLUMNS`` first, then its width; a file: 100).
+* :func:`row_width` — the width rows are cut to: the terminal's; None (whole) in a file.
 * :func:`format_cases` — one row per case: status, the pairs grouped by verdict per dtype
   ("f64 6 rounding ≤2e-15 · f32 6 rounding ≤0.09×bound"), and where
-  it first diverges; ``verbose`` adds one indented line per pair; lines never exceed the width.
+  it first diverges; ``verbose`` adds one indented line per pair; on a terminal lines never exceed its width.
 * :func:`format_health` — seed 000's gradient health as one row per (variable, port).
-* :func:`fit` — wrap any text block to the width.
+* :func:`fit` — wrap any text block to the width (at spaces: a name is never cut).
 * :class:`Progress` — count, elapsed and ETA on stderr (rich), silent when stderr is not a terminal.
 """
 
@@ -16,23 +20,38 @@ import shutil
 import sys
 import textwrap
 import time
-from typing import Iterable, Mapping, Sequence
+from typing import Mapping, Sequence
 
-__all__ = ["width", "fit", "clip", "format_cases", "format_health", "Progress"]
+__all__ = ["width", "row_width", "is_terminal", "fit", "clip", "format_cases", "format_health", "Progress"]
+
+
+def is_terminal() -> bool:
+    """Whether stdout (where the report goes) is a terminal."""
+    try:
+        return sys.stdout.isatty()
+    except (AttributeError, ValueError):  # a closed or replaced stream
+        return False
 
 
 def width(default: int = 100) -> int:
-    """The output width: ``COLUMNS`` when set, else the terminal's, else ``default``; at least 60."""
+    """The wrapping width: on a terminal ``COLUMNS`` when set, else the terminal's (at least 60); in a
+    file ``default`` (``COLUMNS`` is the terminal's, not the file's)."""
+    if not is_terminal():
+        return default
     env = os.environ.get("COLUMNS", "")
     if env.isdigit() and int(env) > 0:
         return max(60, int(env))
-    if sys.stdout.isatty():
-        return max(60, shutil.get_terminal_size((default, 24)).columns)
-    return default
+    return max(60, shutil.get_terminal_size((default, 24)).columns)
+
+
+def row_width() -> int | None:
+    """The width a row is cut to: the terminal's; None in a file (every row is written whole)."""
+    return width() if is_terminal() else None
 
 
 def fit(text: str, cols: int | None = None, indent: str = "    ") -> str:
-    """Wrap every line of ``text`` to ``cols`` (continuations indented under their line)."""
+    """Wrap every line of ``text`` to ``cols`` (continuations indented under their line); wrapping is at
+    spaces, never inside a word: nothing is cut, a word longer than the line keeps a line of its own."""
     cols = cols or width()
     out = []
     for line in text.splitlines():
@@ -41,13 +60,13 @@ def fit(text: str, cols: int | None = None, indent: str = "    ") -> str:
             continue
         lead = line[: len(line) - len(line.lstrip())]
         out += textwrap.wrap(line, cols, initial_indent="", subsequent_indent=lead + indent,
-                             break_long_words=True, break_on_hyphens=False, drop_whitespace=True) or [line[:cols]]
+                             break_long_words=False, break_on_hyphens=False, drop_whitespace=True) or [line]
     return "\n".join(out)
 
 
-def clip(text: str, cols: int) -> str:
-    """Cut one line to ``cols`` characters (an ellipsis marks the cut)."""
-    return text if len(text) <= cols else text[: max(cols - 1, 0)] + "…"
+def clip(text: str, cols: int | None) -> str:
+    """Cut one line to ``cols`` characters (an ellipsis marks the cut); ``cols`` None: the line whole."""
+    return text if cols is None or len(text) <= cols else text[: max(cols - 1, 0)] + "…"
 
 
 _clip = clip
@@ -133,9 +152,11 @@ def format_cases(results: Sequence, not_run: Mapping[str, Mapping[str, str]] | N
     """One row per case (``quiet``: only the cases that did not pass); ``verbose`` adds each pair."""
     from parity.run.result import case_status
 
-    cols = cols or width()
-    name_w = min(max([len(r.case.name) for r in results] + [4]), 40)
-    lines = [f"{'case':{name_w}s}  {'status':8s}  verdicts (pairs grouped) / first divergence", "-" * min(cols, 100)]
+    cols = cols or row_width()  # None (a file): every row whole
+    name_w = max([len(r.case.name) for r in results] + [4])
+    if cols is not None:
+        name_w = min(name_w, 40)
+    lines = [f"{'case':{name_w}s}  {'status':8s}  verdicts (pairs grouped) / first divergence", "-" * min(cols or 100, 100)]
     for r in results:
         status = case_status(r)
         if quiet and status in ("passed", "not_run"):
@@ -157,19 +178,23 @@ def format_cases(results: Sequence, not_run: Mapping[str, Mapping[str, str]] | N
         if not groups and skipped:
             groups = "not run: " + "; ".join(sorted(set(skipped.values())))
         head = f"{_clip(r.case.name, name_w):{name_w}s}  {shown:8s}  "
-        lines.append(head + _clip(groups, cols - len(head)))
+        lines.append(head + _clip(groups, _less(cols, len(head))))
         first = _first(r)
         pad = "    "  # details under the case name: the first divergence fits a line
         if crash:
-            lines.append(pad + _clip(crash, cols - len(pad)))
+            lines.append(pad + _clip(crash, _less(cols, len(pad))))
         if first:
-            lines.append(pad + _clip("first: " + first, cols - len(pad)))
+            lines.append(pad + _clip("first: " + first, _less(cols, len(pad))))
         if verbose:
             from parity.report.text import _verdict, _worst
 
             for c in r.comparisons:
-                lines.append(pad + _clip(f"{c.pair} {c.dtype}: {_verdict(c)}; {_worst(c)}", cols - len(pad)))
+                lines.append(pad + _clip(f"{c.pair} {c.dtype}: {_verdict(c)}; {_worst(c)}", _less(cols, len(pad))))
     return "\n".join(lines)
+
+
+def _less(cols: int | None, n: int) -> int | None:
+    return None if cols is None else cols - n
 
 
 def format_health(results: Sequence, dtype: str = "float64", cols: int | None = None) -> str:
@@ -179,7 +204,7 @@ def format_health(results: Sequence, dtype: str = "float64", cols: int | None = 
     """
     from parity.trace.health import layer_health, ratio
 
-    cols = cols or width()
+    cols = cols or row_width()
     lines: list[str] = []
     first_var: dict[str, dict[str, float]] = {}
     for r in results:
@@ -212,7 +237,7 @@ def format_health(results: Sequence, dtype: str = "float64", cols: int | None = 
                 xav = first_var.get("seed000_encoder3_xavier", {}).get(p)
                 if xav is not None:
                     line += f"; 1-16-16-1 Xavier + bias 0.1 {xav:.3g} ({ratio(xav, three[p]):.3g}x the tiny-init value)"
-                lines.append(fit(line, cols))
+                lines.append(fit(line, cols or width()))
     return "\n".join(lines)
 
 
