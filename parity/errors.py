@@ -15,6 +15,7 @@ When several apply (a run of many cases), the highest of 1 and 3 wins.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import traceback
 from types import TracebackType
@@ -31,6 +32,7 @@ __all__ = [
     "EXIT_INTERRUPTED",
     "EXIT_CODES",
     "user_frames",
+    "warnings_at_users_lines",
 ]
 
 EXIT_OK = 0
@@ -89,6 +91,48 @@ def user_frames(tb: TracebackType | None, *, limit: int = 3) -> list[traceback.F
     frames = traceback.extract_tb(tb) if tb is not None else []
     own = [f for f in frames if not _is_library(f.filename)]
     return (own or frames)[-limit:]
+
+
+#: parity's own adapters of users' code: a warning raised there is reported at the user's line.
+_ADAPTER_DIRS = tuple(os.path.join(os.path.dirname(_PARITY_DIR), d) + os.sep for d in ("tf_impl", "torch_impl"))
+
+
+def _is_users(filename: str) -> bool:
+    """Whether a frame is in a user's own file: not parity's, not its adapters', not an installed library's,
+    not Python's own."""
+    import sysconfig
+
+    path = os.path.abspath(filename)
+    stdlib = tuple(os.path.abspath(sysconfig.get_paths()[k]) + os.sep for k in ("stdlib", "platstdlib"))
+    return not _is_library(filename) and not path.startswith(_ADAPTER_DIRS + stdlib)
+
+
+@contextlib.contextmanager
+def warnings_at_users_lines():
+    """While inside: a warning shown at a line of parity's (a library warning with ``stacklevel`` pointing at
+    the harness that called the user's code) is shown at the innermost line of the user's own file on the
+    stack instead, with where it was raised. Warnings already at a user's line, or raised with no user's
+    frame on the stack, are shown as Python shows them."""
+    import sys
+    import warnings
+
+    shown = warnings.showwarning
+
+    def show(message, category, filename, lineno, file=None, line=None):
+        if _is_library(filename) or os.path.abspath(filename).startswith(_ADAPTER_DIRS):
+            frame = sys._getframe(1)
+            while frame is not None and not _is_users(frame.f_code.co_filename):
+                frame = frame.f_back
+            if frame is not None:
+                message = f"{message} (raised at {filename}:{lineno})"
+                filename, lineno, line = frame.f_code.co_filename, frame.f_lineno, None
+        shown(message, category, filename, lineno, file, line)
+
+    warnings.showwarning = show
+    try:
+        yield
+    finally:
+        warnings.showwarning = shown
 
 
 class PortError(ParityError):

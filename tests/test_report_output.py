@@ -187,3 +187,23 @@ def test_a_check_ports_prints_go_to_stderr_and_list_rows_are_whole(tmp_path):
     listed = subprocess.run([sys.executable, "-m", "parity", "list", "-v"], capture_output=True, text=True,
                             env=dict(__import__("os").environ, COLUMNS="60"), timeout=120)
     assert "…" not in listed.stdout, listed.stdout  # a file gets each row whole, whatever COLUMNS says
+
+
+def test_a_warning_from_the_users_code_is_shown_at_the_users_line(tmp_path):
+    # a warning whose stacklevel points at the caller (parity's harness, which calls the port's step) is shown
+    # at the innermost line of the user's own file, with where it was raised
+    import subprocess
+    import sys
+
+    from _cli_support import PORT, line_of
+
+    port = tmp_path / "warning_port.py"
+    port.write_text("import warnings\n" + PORT.format(mode="ok").replace(
+        "    def step(self, batch):\n",
+        "    def step(self, batch):\n        warnings.warn('careful: the user warns', UserWarning, stacklevel=2)\n"))
+    proc = subprocess.run([sys.executable, "-m", "parity", "check", "seed004_oscillate", "--torch-port", str(port),
+                           "--frameworks", "torch,numpy"], capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stderr
+    shown = [l for l in proc.stderr.splitlines() if "UserWarning: careful: the user warns" in l]
+    assert shown, proc.stderr
+    assert all(f"warning_port.py:{line_of(str(port), 'careful: the user warns')}" in l for l in shown), shown

@@ -321,10 +321,11 @@ def main(argv: list[str] | None = None) -> int:
         return EXIT_USAGE
     show_tb = getattr(args, "traceback", False)
     try:
-        if args.command in ("run", "check", "record", "diff"):  # frameworks may start in this process
+        if args.command in ("run", "check", "record", "diff"):  # frameworks and users' code run in this process
+            from parity.errors import warnings_at_users_lines
             from parity.run.noise import filtered_stderr
 
-            with filtered_stderr():
+            with filtered_stderr(), warnings_at_users_lines():
                 return COMMANDS[args.command](args)
         return COMMANDS[args.command](args)
     except PortError as exc:
