@@ -111,3 +111,16 @@ def validate(doc):
         schema = json.load(fh)
     jsonschema.Draft202012Validator.check_schema(schema)
     jsonschema.validate(doc, schema, cls=jsonschema.Draft202012Validator)
+
+
+def unwritable_dir(tmp_path) -> str:
+    """A directory this process cannot write: chmod 555, or (as root, who ignores modes) one under /sys."""
+    d = tmp_path / "ro"
+    d.mkdir()
+    d.chmod(0o555)
+    try:
+        (d / "probe").write_text("")
+    except OSError:
+        return str(d)
+    (d / "probe").unlink()
+    return "/sys/parity-cannot-write-here"

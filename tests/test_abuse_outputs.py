@@ -15,7 +15,7 @@ import sys
 
 import pytest
 
-from _cli_support import ROOT, one_error_line, run_main, strict_json
+from _cli_support import ROOT, one_error_line, run_main, strict_json, unwritable_dir
 
 CASE = ("run", "seed004_oscillate", "--frameworks", "numpy")
 
@@ -45,17 +45,6 @@ def _programs(tmp_path):
     return str(ref), str(port)
 
 
-def _unwritable_dir(tmp_path) -> str:
-    d = tmp_path / "ro"
-    d.mkdir()
-    d.chmod(0o555)
-    try:
-        (d / "probe").write_text("")
-    except OSError:
-        return str(d)
-    (d / "probe").unlink()
-    return "/sys/parity-cannot-write-here"  # root ignores modes
-
 
 # -- 1. --save-mapping is checked with the other outputs ---------------------------------------------
 
@@ -63,7 +52,7 @@ def _unwritable_dir(tmp_path) -> str:
 @pytest.mark.parametrize("where", ["directory", "unwritable", "same as --json"])
 def test_save_mapping_is_checked_before_anything_runs(capsys, tmp_path, nothing_runs, where):
     ref, port = _programs(tmp_path)
-    target = {"directory": str(tmp_path), "unwritable": os.path.join(_unwritable_dir(tmp_path), "m.json"),
+    target = {"directory": str(tmp_path), "unwritable": os.path.join(unwritable_dir(tmp_path), "m.json"),
               "same as --json": str(tmp_path / "r.json")}[where]
     code, out, err = run_main(capsys, "diff", ref, port, "--save-mapping", target, "--json", tmp_path / "r.json")
     assert code == 2, out + err

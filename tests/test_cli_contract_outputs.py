@@ -12,7 +12,7 @@ import os
 import numpy as np
 import pytest
 
-from _cli_support import ROOT, one_error_line, run_main, strict_json, validate
+from _cli_support import ROOT, one_error_line, run_main, strict_json, validate, unwritable_dir
 
 
 # -- strict JSON -----------------------------------------------------------------------------
@@ -121,18 +121,6 @@ def test_atomic_write_keeps_the_old_file_on_interrupt(tmp_path):
 # -- bad input: one line, exit 2, nothing run -----------------------------------------------
 
 
-def _unwritable_dir(tmp_path) -> str:
-    """A directory this process cannot write: chmod 555, or (as root, who ignores modes) one under /sys."""
-    d = tmp_path / "ro"
-    d.mkdir()
-    d.chmod(0o555)
-    try:
-        (d / "probe").write_text("")
-    except OSError:
-        return str(d)
-    (d / "probe").unlink()
-    return "/sys/parity-cannot-write-here"
-
 
 @pytest.mark.parametrize("option", ["--json", "--traces"])
 def test_unwritable_output_is_exit_2_before_any_port_runs(capsys, tmp_path, option, monkeypatch):
@@ -142,7 +130,7 @@ def test_unwritable_output_is_exit_2_before_any_port_runs(capsys, tmp_path, opti
         raise AssertionError("a port ran before the output path was checked")
 
     monkeypatch.setattr(parity.run.runner, "run_case", must_not_run)
-    target = os.path.join(_unwritable_dir(tmp_path), "sub", "r.json" if option == "--json" else "traces")
+    target = os.path.join(unwritable_dir(tmp_path), "sub", "r.json" if option == "--json" else "traces")
     code, out, err = run_main(capsys, "run", "seed004_oscillate", option, target)
     assert code == 2, out + err
     assert f"cannot write {option}" in one_error_line(err)
@@ -152,7 +140,7 @@ def test_unwritable_record_output_is_exit_2_before_the_port_runs(capsys, tmp_pat
     import parity.run.runner
 
     monkeypatch.setattr(parity.run.runner, "run_port", lambda *a, **k: (_ for _ in ()).throw(AssertionError("ran")))
-    target = os.path.join(_unwritable_dir(tmp_path), "w.npz")
+    target = os.path.join(unwritable_dir(tmp_path), "w.npz")
     code, _, err = run_main(capsys, "record", "seed004_oscillate", "--port", "numpy", "-o", target)
     assert code == 2 and "cannot write -o" in one_error_line(err)
 
