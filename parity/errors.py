@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import sysconfig
 import traceback
 from types import TracebackType
 
@@ -93,6 +94,8 @@ def user_frames(tb: TracebackType | None, *, limit: int = 3) -> list[traceback.F
     return (own or frames)[-limit:]
 
 
+#: Python's own library: never a user's file.
+_STDLIB = tuple(os.path.abspath(sysconfig.get_paths()[k]) + os.sep for k in ("stdlib", "platstdlib"))
 #: parity's own adapters of users' code: a warning raised there is reported at the user's line.
 _ADAPTER_DIRS = tuple(os.path.join(os.path.dirname(_PARITY_DIR), d) + os.sep for d in ("tf_impl", "torch_impl"))
 
@@ -100,11 +103,7 @@ _ADAPTER_DIRS = tuple(os.path.join(os.path.dirname(_PARITY_DIR), d) + os.sep for
 def _is_users(filename: str) -> bool:
     """Whether a frame is in a user's own file: not parity's, not its adapters', not an installed library's,
     not Python's own."""
-    import sysconfig
-
-    path = os.path.abspath(filename)
-    stdlib = tuple(os.path.abspath(sysconfig.get_paths()[k]) + os.sep for k in ("stdlib", "platstdlib"))
-    return not _is_library(filename) and not path.startswith(_ADAPTER_DIRS + stdlib)
+    return not _is_library(filename) and not os.path.abspath(filename).startswith(_ADAPTER_DIRS + _STDLIB)
 
 
 @contextlib.contextmanager

@@ -324,7 +324,7 @@ def test_a_busy_worker_dies_within_seconds_of_a_sigkill(tmp_path, victim):
         harness = _ppid_map()[worker]
         assert worker in below and harness in below | {proc.pid}
         os.kill(harness if victim == "harness" else proc.pid, signal.SIGKILL)
-        deadline = time.monotonic() + 2.0
+        deadline = time.monotonic() + 2.0  # asked: within 1 s; PDEATHSIG is at once, +1 s for a loaded CI
         while time.monotonic() < deadline and any(_alive(p) for p in below | {harness}):
             time.sleep(0.05)
         left = sorted(p for p in below | {harness} if _alive(p))

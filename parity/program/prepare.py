@@ -145,26 +145,26 @@ def _outputs(m, R, P, ar: dict, ap: dict) -> None:
             raise ParityError(f"mapping: layer outputs not found: {', '.join(bad)}; reference outputs: {', '.join(ar)}; port outputs: {', '.join(ap)}")
         return
     pairs, left_r, left_p = match_activations(ar, ap)
+
+    def leave_out(drop, why: str) -> None:
+        nonlocal pairs
+        if drop:
+            pairs = [p for p in pairs if p not in drop]
+            left_r.extend(a for a, _ in drop)
+            left_p.extend(b for _, b in drop)
+            m.notes.append("layer outputs " + ", ".join(f"{a}/{b}" for a, b in drop) + why)
+
     lr_, lp_ = getattr(R, "probe_loss", lambda: None)(), getattr(P, "probe_loss", lambda: None)()
     if lr_ is not None and lp_ is not None and same_values(lr_, lp_):
         # the two compute the same loss from the same weights: a pair of outputs that differ
         # here is two different cuts of the network (softmax inside a Dense vs logits), not a bug
-        odd = [(a, b) for a, b in pairs if not same_values(ar[a], ap[b])]
-        if odd:
-            pairs = [p for p in pairs if p not in odd]
-            left_r += [a for a, _ in odd]
-            left_p += [b for _, b in odd]
-            m.notes.append("layer outputs " + ", ".join(f"{a}/{b}" for a, b in odd) + " differ at the probe while the losses "
-                           "agree: different cuts of the network (e.g. a softmax inside a Dense layer), not compared")
+        leave_out([(a, b) for a, b in pairs if not same_values(ar[a], ap[b])],
+                  " differ at the probe while the losses agree: different cuts of the network (e.g. a softmax "
+                  "inside a Dense layer), not compared")
     # a softmax / sigmoid inside one side's last layer (Keras Dense(activation="softmax")) vs logits
     # on the other: the same layer cut differently; not compared (the loss stage compares them)
-    cut = [(a, b) for a, b in pairs if not same_values(ar[a], ap[b]) and _activated(ar[a], ap[b])]
-    if cut:
-        pairs = [p for p in pairs if p not in cut]
-        left_r += [a for a, _ in cut]
-        left_p += [b for _, b in cut]
-        m.notes.append("layer outputs " + ", ".join(f"{a}/{b}" for a, b in cut) + ": one is the softmax (or sigmoid) "
-                       "of the other (an activation inside a Dense layer vs logits): not compared")
+    leave_out([(a, b) for a, b in pairs if not same_values(ar[a], ap[b]) and _activated(ar[a], ap[b])],
+              ": one is the softmax (or sigmoid) of the other (an activation inside a Dense layer vs logits): not compared")
     m.forward = pairs
     if left_r:
         m.not_compared["reference layer outputs"] = left_r
