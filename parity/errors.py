@@ -46,7 +46,7 @@ EXIT_INTERRUPTED = 130
 #: code -> meaning, the one table behind ``--help``, the README and the JSON report.
 EXIT_CODES = {
     EXIT_OK: "everything behaved as it must",
-    EXIT_DIVERGED: "a divergence (or a must-diverge case that did not diverge, or a port that had to refuse and ran)",
+    EXIT_DIVERGED: "a divergence (two runs non-finite at the same place included: verdict nonfinite), a must-diverge case that did not diverge, or a port that had to refuse and ran",
     EXIT_USAGE: "the input is wrong: case, file, port file, path or option (one line says which)",
     EXIT_PORT: "a port crashed: raised, called sys.exit, broke the port protocol, or refused with another "
     "error than the case expects (its file and line shown)",

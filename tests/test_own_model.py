@@ -113,7 +113,8 @@ def test_every_stage_the_program_has_is_captured():
     stages = {s for st in trace.steps for s in st}
     assert stages == {"inputs", "forward", "loss", "gradients", "processed_gradients", "learning_rate", "parameters", "slots"}
     assert set(trace.steps[0]["slots"]) == {f"{n}/momentum" for n in ("conv.weight", "conv.bias", "fc.weight", "fc.bias")}
-    assert list(trace.steps[0]["forward"]) == ["conv", "(flatten input)", "drop", "fc"]
+    # F.relu: functional calls are recorded like modules (issue 24 item 4); its output is what the flatten reads
+    assert list(trace.steps[0]["forward"]) == ["conv", "F.relu", "drop", "fc"]
     assert trace.steps[0]["forward"]["conv"].shape == (5, 4, 5, 3)  # NHWC, the canonical layout
     assert all(s in STAGES for s in stages)
 

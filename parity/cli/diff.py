@@ -5,6 +5,10 @@ objects (docs/own-model.md). Exit codes: 0 the two agree (within rounding, in ev
 1 they diverge (the report says where first, and which pitfall explains it); 2 bad input (a file
 without the function, objects of the wrong kind, a mapping that cannot resolve); 3 the user's
 own code raised.
+
+The report begins with both programs' facts (:mod:`parity.program.facts`: read from their own
+objects, side by side, before any number; divergences are named from them first) and ends, after the
+verdict, with what the comparison does not cover (initialisers, each side's own data, schedule length).
 """
 
 from __future__ import annotations
@@ -45,6 +49,9 @@ def add_parser(subparsers) -> None:
     d.add_argument("--save-mapping", metavar="FILE", help="write the mapping used (JSON, editable) to FILE")
     d.add_argument("--seed", type=int, default=0, help="seed of the drawn batches and dropout masks (default 0)")
     d.add_argument("--quiet-mapping", action="store_true", help="do not print the mapping table")
+    d.add_argument("--own-init", type=int, default=1, metavar="N",
+                   help="build each program N times with its own initialisers and compare the pooled initial "
+                        "distributions per parameter (family, scale, the formula they match; default 1 build)")
     from parity.cli.outputs import add_output_args
 
     add_output_args(d, terminal=True)
@@ -56,6 +63,7 @@ def run(args) -> int:
     from parity.cli.report import Findings, say, show, write_files
     from parity.program.mapping import format_table, load_mapping
     from parity.program.prepare import compare_programs
+    from parity.report.facts import facts_json, format_facts, format_not_covered
     from parity.report.jsonreport import report_dict
     from parity.report.terminal import Progress, fit
     from parity.run.result import cannot_run_dtype, exit_code
@@ -65,6 +73,10 @@ def run(args) -> int:
     if args.mapping and not same_path(args.mapping, args.save_mapping):
         inputs["--mapping"] = args.mapping  # (--save-mapping onto --mapping rewrites the mapping: allowed)
     check_outputs(args, inputs=inputs)
+    if args.own_init < 1:
+        from parity.errors import ParityError
+
+        raise ParityError(f"--own-init must be >= 1 (builds of each program), got {args.own_init}")
     mapping = load_mapping(args.mapping) if args.mapping else None
     observer = tensorboard_observer(args)
     started = time.perf_counter()
@@ -74,25 +86,41 @@ def run(args) -> int:
         observers = [StepCounter(bar)] + ([observer] if observer else [])
         result = compare_programs(args.reference, args.port, steps=args.steps, dtypes=dtypes, mapping=mapping,
                                   save_mapping=args.save_mapping, seed=args.seed, observers=observers)
+        facts, rows, covered = read_facts(result, args.own_init)
+    say("Program facts (read from each program's own objects, before any number; ! = they differ)")
+    say(format_facts(rows, args.reference, args.port))
+    say()
     if not args.quiet_mapping:
         say(f"Mapping ({args.reference} -> {args.port}; canonical layout: TF's)")
         say(wrap_lists(format_table(result.mapping)))
         if args.save_mapping:
             say(f"mapping saved: {args.save_mapping} (edit it and pass it back with --mapping)")
         say()
+    shown = set() if args.quiet_mapping else set(result.mapping.notes)  # the mapping table printed its own notes
     for note in result.notes:
-        say(fit(f"note: {note}"))
+        if note not in shown:
+            say(fit(f"note: {note}"))
     findings = Findings()
-    findings.examine(result, named=False)
+    findings.examine(result, named=False, facts=facts)
     show([result], findings, args, details_title="Divergences and refusals")
+    unnamed = [c for i, c in enumerate(result.comparisons) if not c.ok and not findings.diagnoses.get((result.case.name, i))]
+    differ = [r for r in rows if r.status == "differs"]
+    if unnamed and differ:
+        say("\nUnnamed divergence: the facts that differ (none was shown to explain it; the cause may lie elsewhere, "
+            "at the location above)")
+        for r in differ:
+            say(fit(f"  {r.key}: {r.reference!r} vs {r.port!r}"))
     wall = time.perf_counter() - started
     status = result.status
     code = exit_code([status])
     verdict = {"passed": "agree", "failed": "DIVERGE", "crashed": "CRASHED", "not_run": "NOT RUN"}[status]
     say(f"\n{args.reference} vs {args.port}: {verdict} ({wall:.1f}s)")
+    say("\nWhat this comparison does not cover (read before taking \"agree\" for \"trains the same\")")
+    say(fit(format_not_covered(covered)))
     data = None
     if args.json or getattr(args, "html", None) or getattr(args, "markdown", None):
-        extra = {"mapping": result.mapping.to_json(), "wall_seconds": round(wall, 2)}
+        extra = {"mapping": result.mapping.to_json(), "wall_seconds": round(wall, 2),
+                 "facts": facts_json(facts, rows, covered)}
         ports = result.case.ports
         data = report_dict([result], findings.diagnoses, extra, kind="diff", notes=list(result.notes), code=code,
                            user_ports={ports[0]: args.reference, ports[1]: args.port})
@@ -101,6 +129,24 @@ def run(args) -> int:
         crashed = [e for per in result.errors.values() for e in per.values() if not cannot_run_dtype(e)]
         print(f"parity: error: {crashed[0]}", file=sys.stderr)
     return code
+
+
+def read_facts(result, builds: int = 1):
+    """``(facts, rows, not covered)`` of both programs (:mod:`parity.program.facts`): each captured
+    afresh, so its initialisers are as it constructs them, before parity copies the reference's weights."""
+    from parity.errors import ParityError
+    from parity.program.facts import compare_facts, not_covered, program_facts
+
+    try:
+        facts = program_facts(result.program_run, builds=builds)
+    except ParityError as exc:  # the user's program raised when built once more: the comparison still stands
+        facts, why = None, f"the programs' facts could not be read: {exc}"
+    except Exception as exc:  # noqa: BLE001 -- parity's own bug in reading facts must not lose the comparison
+        facts, why = None, f"the programs' facts could not be read (a bug in parity, please report it): {type(exc).__name__}: {exc}"
+    if facts is None:
+        facts = {"reference": {}, "port": {}, "init": [], "data": {}}
+        return facts, [], [why] + not_covered(facts)
+    return facts, compare_facts(facts["reference"], facts["port"]), not_covered(facts)
 
 
 def wrap_lists(table: str) -> str:

@@ -27,9 +27,14 @@ class Findings:
     settings: dict = field(default_factory=dict)  # case -> dtype -> settings-check warnings
     warnings: list = field(default_factory=list)  # the same, one line each, as printed
 
-    def examine(self, result, *, named: bool = True) -> None:
-        """Check the settings and diagnose each diverging comparison of ``result`` (its windows still full)."""
+    def examine(self, result, *, named: bool = True, facts: dict | None = None) -> None:
+        """Check the settings and diagnose each diverging comparison of ``result`` (its windows still full);
+        ``facts`` (``parity diff``: :func:`parity.program.facts.program_facts`) name divergences first."""
         from parity.pitfalls.diagnose import diagnose, settings_check
+        from parity.program.facts import compare_facts, differing
+
+        if facts is not None:
+            facts = dict(facts, differs=differing(compare_facts(facts["reference"], facts["port"])))
 
         case = result.case
         for dtype, traces in result.traces.items():
@@ -40,7 +45,7 @@ class Findings:
         for i, c in enumerate(result.comparisons):
             if not c.ok:
                 traces = {p: result.traces[c.dtype][p] for p in (c.a.get("port"), c.b.get("port"))}
-                self.diagnoses[(case.name, i)] = diagnose(case, c, traces)
+                self.diagnoses[(case.name, i)] = diagnose(case, c, traces, facts)
 
 
 def show(results, findings: Findings, args, *, not_run=None, details_title="Divergences, refusals and crashes") -> None:

@@ -14,6 +14,12 @@ measures each tensor and keeps only
 anyway). :func:`assert_match` raises a :class:`~parity.errors.ParityError` naming the first
 divergence.
 
+The scale of a tensor is the largest magnitude it has had (either run), and from the gradients on at
+least its layer's operand scale (:func:`layer_of`): a gradient that is zero in exact arithmetic is
+computed as rounding noise of the terms it sums, and is judged against them (docs/tolerance.md,
+"Values that are zero or cancel"). A NaN or inf is noted where it first appears in each run
+(``Comparison.nonfinite``); both runs non-finite at the same elements is the verdict "nonfinite".
+
 Float32 with a float64 run (the runner's lockstep): a float32 difference is rounding when
 it is within ``max(model bound, envelope)``, the envelope being what both ports' own
 float32-vs-float64 drifts explain, the port's counted only up to a multiple of the model
@@ -35,10 +41,10 @@ from typing import Callable, Mapping
 import numpy as np
 
 from parity.cases.case import Cost
-from parity.comparison.records import Comparison, Divergence, StructureIssue, TensorDiff, _relative, diff_arrays, diff_summaries, divergence_key as _key
+from parity.comparison.records import Comparison, Divergence, NonFinite, StructureIssue, TensorDiff, _relative, diff_arrays, diff_arrays_checked, diff_summaries, divergence_key as _key, first_nonfinite, layer_of
 from parity.comparison.envelope import ENVELOPE_FACTOR, FLOAT64_PER_FLOAT32, PORT_CAP, Drift, envelope as _envelope
 from parity.errors import ParityError
-from parity.trace.summary import Summary
+from parity.trace.summary import Summary, summarize
 from parity.comparison.tolerance import bound as default_bound
 from parity.trace.memory import STAGES
 
@@ -58,6 +64,14 @@ __all__ = [
 ]
 
 _STAGE_ORDER = {s: i for i, s in enumerate(STAGES)}
+
+#: Stages whose tensors are measured against their own scale only; every other stage (from the backward
+#: pass on) against its layer's operand scale too (docs/tolerance.md, "Values that are zero or cancel").
+#: The inputs must be identical; a forward output, the loss and the learning rate are not zeros computed
+#: from larger terms (a shrinking residual keeps its own running scale).
+OWN_SCALE_ONLY = ("inputs", "forward", "loss", "learning_rate")
+
+
 class Comparator:
     """Compare two runs step by step, keeping only aggregates (see the module docstring).
 
@@ -94,6 +108,7 @@ class Comparator:
         self.on_divergence = on_divergence
         self.floors = dict(cost.floors) if cost is not None else {}
         self._running: dict[tuple[str, str], float] = {}
+        self._operands: dict[tuple[str, str], float] = {}  # (stage, layer) -> its largest magnitude so far
         self._ring: deque[tuple[int, list[TensorDiff]]] = deque()
         self._kept: list[TensorDiff] = []
         self._keep_until = -1
@@ -148,6 +163,7 @@ class Comparator:
             ta, tb = sa[stage], sb[stage]
             model = self.bound(out.dtype, stage, i, self.cost)
             worst_units = 0.0
+            raw = []
             for pos, name in enumerate(list(ta) + [k for k in tb if k not in ta]):
                 if name not in tb:
                     self._issue(i, stage, name, "missing in B", f"only {pa} reports it", found)
@@ -159,7 +175,10 @@ class Comparator:
                 if np.shape(xa) != np.shape(xb):
                     self._issue(i, stage, name, "shape", f"{pa} {list(np.shape(xa))} vs {pb} {list(np.shape(xb))}", found)
                     continue
-                d = self._measure(i, stage, name, xa, xb, model, drift, drift_b, cond)
+                raw.append((pos, name, self._raw(i, stage, name, xa, xb)))
+            operands = self._operand_scales(stage, raw)
+            for pos, name, r in raw:
+                d = self._measure(i, stage, name, r, model, operands.get(layer_of(stage, name), 0.0), drift, drift_b, cond)
                 diffs.append(d)
                 worst_units = max(worst_units, d.units)
                 verdict = d.verdict
@@ -167,6 +186,10 @@ class Comparator:
                     out.n_semantic += 1
                     if out.first is None:  # only the first divergence is described
                         found.append((Divergence(i, stage, name, "semantic", d.describe(), d), pos))
+                elif verdict == "nonfinite":
+                    out.n_nonfinite += 1
+                    if out.first is None:
+                        found.append((Divergence(i, stage, name, "nonfinite", d.describe(), d), pos))
                 elif verdict == "rounding":
                     out.n_rounding += 1
             out.series.setdefault(stage, array("d", [math.nan] * i)).append(worst_units)
@@ -181,18 +204,56 @@ class Comparator:
                 self.on_divergence(i)
         self.steps += 1
 
-    def _measure(self, i: int, stage: str, name: str, xa, xb, model: float, drift, drift_b, cond) -> TensorDiff:
+    def _raw(self, i: int, stage: str, name: str, xa, xb):
+        """The elementwise measure of one tensor (:func:`diff_arrays`), and its non-finite elements, noted
+        as each run's first NaN or inf (:class:`NonFinite`) when they are the first."""
+        summary = isinstance(xa, Summary) or isinstance(xb, Summary)
+        if summary:
+            m, maybe = diff_summaries(xa, xb), True
+        else:
+            m, maybe = diff_arrays_checked(xa, xb)
+        bad = 0
+        if maybe:
+            out = self.out
+            for side, x in (("a", xa), ("b", xb)):
+                nf = first_nonfinite(summarize(x) if summary else x)  # (a summary is remembered: no second pass)
+                if nf is None:
+                    continue
+                bad = max(bad, nf[0])
+                if side not in out.nonfinite:
+                    port = (out.a if side == "a" else out.b).get("port", "?")
+                    out.nonfinite[side] = NonFinite(i, stage, name, port, nf[1], nf[2], nf[0])
+        return m, summary, tuple(np.shape(xa)), bad
+
+    def _operand_scales(self, stage: str, raw) -> dict[str, float]:
+        """Per layer (:func:`layer_of`), its largest magnitude in this stage so far, in either run: the scale
+        of what its tensors were computed from ("" also takes the whole stage's). Empty for the stages
+        measured against their own scale only (:data:`OWN_SCALE_ONLY`)."""
+        if stage in OWN_SCALE_ONLY:
+            return {}
+        for _, name, r in raw:
+            scale = r[0][5]
+            if math.isfinite(scale):
+                for layer in {layer_of(stage, name), ""}:
+                    key = (stage, layer)
+                    self._operands[key] = max(scale, self._operands.get(key, 0.0))
+        return {layer: v for (st, layer), v in self._operands.items() if st == stage}
+
+    def _measure(self, i: int, stage: str, name: str, raw, model: float, operands: float, drift, drift_b, cond) -> TensorDiff:
         """One tensor's difference at step ``i``, against its limit: the error model, or the measured envelope."""
         out = self.out
-        summary = isinstance(xa, Summary) or isinstance(xb, Summary)
-        max_abs, _, idx, va, vb, scale = (diff_summaries if summary else diff_arrays)(xa, xb)
+        (max_abs, _, idx, va, vb, scale), summary, shape, nonfinite = raw
         # The scale is the largest magnitude the tensor has had so far (in either
         # run), or the case's floor for the stage: rounding errors scale with the
         # operands, and a tensor that shrinks towards zero (a residual, a loss at
         # convergence) keeps the rounding error of its earlier, larger operands.
         key = (stage, name)
         scale = self._running[key] = max(scale, self._running.get(key, 0.0))
-        scale = max(scale, self.floors.get(stage, 0.0))
+        own = scale = max(scale, self.floors.get(stage, 0.0))
+        # From the gradients on, at least its layer's operand scale: a gradient that is zero in exact
+        # arithmetic (a softmax's shift, a bias before BatchNorm) is computed as rounding noise of the
+        # terms it sums, and an optimizer's update of it is that noise amplified (docs/tolerance.md).
+        scale = max(scale, operands)
         rel = _relative(max_abs, scale)
         envelope = None
         if (drift is not None or drift_b is not None) and stage != "inputs":
@@ -201,8 +262,11 @@ class Comparator:
             else:
                 envelope = _envelope(model, (drift or {}).get(key, 0.0), (drift_b or {}).get(key, 0.0),
                                      None if cond is None else cond.get(key))
+            # the drifts are relative to the tensor's own running scale: the same absolute envelope
+            envelope = envelope * own / scale if envelope is not None and scale > 0 else envelope
         limit = max(model, envelope or 0.0)
-        d = TensorDiff(i, stage, name, tuple(np.shape(xa)), max_abs, rel, idx, va, vb, scale, limit, model, envelope, summary)
+        d = TensorDiff(i, stage, name, shape, max_abs, rel, idx, va, vb, scale, limit, model, envelope, summary,
+                       operands or None, nonfinite)
         cur = out.worst.get(key)
         if cur is None or (d.units, d.max_rel) > (cur.units, cur.max_rel):
             out.worst[key] = d

@@ -16,7 +16,8 @@ import numpy as np
 from parity.trace.summary import summarize
 from parity.trace.memory import STAGES, stage_label
 
-__all__ = ["TensorDiff", "StructureIssue", "Divergence", "Comparison", "diff_arrays", "diff_summaries", "divergence_key"]
+__all__ = ["TensorDiff", "StructureIssue", "Divergence", "NonFinite", "Comparison", "diff_arrays", "diff_arrays_checked",
+           "diff_summaries", "first_nonfinite", "layer_of", "divergence_key"]
 
 _STAGE_ORDER = {s: i for i, s in enumerate(STAGES)}
 
@@ -24,12 +25,16 @@ _STAGE_ORDER = {s: i for i, s in enumerate(STAGES)}
 class TensorDiff:
     """The difference of one tensor at one step and stage.
 
-    ``max_rel`` is ``max_abs`` divided by the tensor's scale (the largest magnitude it has
-    had up to this step in either run, or the case's floor for the stage); ``index`` is the
-    worst element; ``bound`` is the limit the verdict uses: ``max(model_bound, envelope)``.
-    ``model_bound`` is the written error model (:mod:`parity.comparison.tolerance`); ``envelope`` the
-    measured float32 envelope (None without a float64 run). ``summary``: measured from
-    tensor summaries, a lower bound of the true difference (:mod:`parity.trace.summary`).
+    ``max_rel`` is ``max_abs`` divided by the tensor's scale: the largest magnitude it has
+    had up to this step in either run, the case's floor for the stage, or (stages after the
+    loss) the operand scale, the largest magnitude of the stage so far (``operand_scale``: a
+    zero that rounding computes as 1e-18 is measured against what it was computed from;
+    docs/tolerance.md); ``index`` is the worst element; ``bound`` is the limit the verdict uses:
+    ``max(model_bound, envelope)``. ``model_bound`` is the written error model
+    (:mod:`parity.comparison.tolerance`); ``envelope`` the measured float32 envelope (None without a
+    float64 run), in units of ``scale``. ``summary``: measured from tensor summaries, a lower
+    bound of the true difference (:mod:`parity.trace.summary`). ``nonfinite``: how many elements
+    are NaN or inf in both runs alike (they compare equal, and are a verdict of their own).
     """
 
     step: int
@@ -46,13 +51,17 @@ class TensorDiff:
     model_bound: float | None = None
     envelope: float | None = None
     summary: bool = False
+    operand_scale: float | None = None
+    nonfinite: int = 0
 
     @property
     def verdict(self) -> str:
-        """"exact", "rounding" (within the bound) or "semantic"."""
-        if self.max_abs == 0.0:
-            return "exact"
-        return "rounding" if self.max_rel <= self.bound else "semantic"
+        """"exact", "rounding" (within the bound), "semantic", or "nonfinite" (NaN/inf alike in both runs)."""
+        if self.max_abs != 0.0 and not self.max_rel <= self.bound:
+            return "semantic"
+        if self.nonfinite:
+            return "nonfinite"
+        return "exact" if self.max_abs == 0.0 else "rounding"
 
     @property
     def units(self) -> float:
@@ -71,6 +80,8 @@ class TensorDiff:
 
     def describe(self) -> str:
         idx = ",".join(map(str, self.index))
+        if self.verdict == "nonfinite":
+            return f"{self.name}: {self.nonfinite} element(s) non-finite in both runs alike (e.g. [{idx}] {self.a_value:.9g})"
         return (
             f"{self.name}[{idx}] {self.a_value:.9g} vs {self.b_value:.9g} "
             f"(abs {self.max_abs:.3g}, rel {self.max_rel:.3g}{', from summaries' if self.summary else ''})"
@@ -98,12 +109,62 @@ class Divergence:
     step: int
     stage: str
     name: str
-    kind: str  # "semantic" or "structure"
+    kind: str  # "semantic", "structure" or "nonfinite" (NaN or inf in both runs alike)
     detail: str
     diff: TensorDiff | None = None
 
     def describe(self) -> str:
         return f"step {self.step}, {stage_label(self.stage)}, {self.detail}"
+
+
+@dataclass(frozen=True)
+class NonFinite:
+    """The first NaN or inf of one run: where (step, stage, tensor, element), what, and how many in that tensor."""
+
+    step: int
+    stage: str
+    name: str
+    port: str
+    index: tuple[int, ...]
+    value: float
+    count: int
+
+    def describe(self) -> str:
+        idx = ",".join(map(str, self.index))
+        return f"{self.port}: step {self.step}, {stage_label(self.stage)}, {self.name}[{idx}] = {self.value:g} ({self.count} non-finite)"
+
+
+def first_nonfinite(x) -> tuple[int, tuple[int, ...], float] | None:
+    """(how many, the first one's index, its value) of the NaN/inf elements of ``x``; None where all are finite.
+
+    A summary (:mod:`parity.trace.summary`) tells only that its statistics are not finite: index (), count 1.
+    """
+    from parity.trace.summary import Summary
+
+    if isinstance(x, Summary):
+        if x.size and not np.all(np.isfinite(x.stats[:3])):
+            bad = x.stats[:3][~np.isfinite(x.stats[:3])]
+            return 1, (), float(bad[0])
+        return None
+    a = np.asarray(x)
+    if a.dtype.kind not in "fc" or a.size == 0:
+        return None
+    bad = ~np.isfinite(a)
+    if not bad.any():
+        return None
+    flat = int(np.argmax(bad))
+    index = tuple(int(i) for i in np.unravel_index(flat, a.shape)) if a.ndim else ()
+    return int(bad.sum()), index, float(a.flat[flat])
+
+
+def layer_of(stage: str, name: str) -> str:
+    """The layer a tensor belongs to: its name without the last component ("dense0/bias" -> "dense0",
+    "fc.bias" -> "fc"); an optimizer slot is its variable's ("dense0/bias/m" -> "dense0"). "" for a
+    variable outside any layer (a scalar ``shift``): its layer is the whole stage."""
+    if stage == "slots" and "/" in name:
+        name = name.rsplit("/", 1)[0]
+    cut = max(name.rfind("/"), name.rfind("."))
+    return name[:cut] if cut > 0 else ""
 
 
 def divergence_key(d: Divergence, position: int):
@@ -140,6 +201,8 @@ class Comparison:
     n_rounding: int = 0
     kept_steps: list[int] = field(default_factory=list)
     max_rel: dict[str, float] = field(default_factory=dict)  # stage -> largest relative error
+    n_nonfinite: int = 0  # tensor-steps NaN/inf alike in both runs
+    nonfinite: dict[str, NonFinite] = field(default_factory=dict)  # "a"/"b" -> that run's first NaN or inf
 
     @property
     def pair(self) -> str:
@@ -152,7 +215,8 @@ class Comparison:
     def divergences(self) -> list[Divergence]:
         """The structure issues and the kept semantic differences, in comparison order."""
         out = [(Divergence(i.step, i.stage, i.name, "structure", i.describe()), -1) for i in self.issues]
-        out += [(Divergence(d.step, d.stage, d.name, "semantic", d.describe(), d), n) for n, d in enumerate(self.diffs) if d.verdict == "semantic"]
+        out += [(Divergence(d.step, d.stage, d.name, d.verdict, d.describe(), d), n) for n, d in enumerate(self.diffs)
+                if d.verdict in ("semantic", "nonfinite")]
         return [d for d, _ in sorted(out, key=lambda t: divergence_key(*t))]
 
     @property
@@ -178,11 +242,13 @@ class Comparison:
 
     @property
     def verdict(self) -> str:
-        """"structure", "semantic", "rounding" (all within bounds) or "exact"."""
+        """"structure", "semantic", "nonfinite" (NaN or inf alike in both runs), "rounding" (all within bounds) or "exact"."""
         if self.issues:
             return "structure"
         if self.n_semantic:
             return "semantic"
+        if self.n_nonfinite:
+            return "nonfinite"
         return "rounding" if self.n_rounding else "exact"
 
     @property
@@ -201,20 +267,28 @@ def _relative(max_abs: float, scale: float) -> float:
 def diff_arrays(a: np.ndarray, b: np.ndarray) -> tuple[float, float, tuple[int, ...], float, float, float]:
     """:func:`_diff_arrays` without numpy's warnings: a run gone to inf or NaN is the user's; parity's
     measuring of it must not warn at parity's own lines (the user's own warnings are left alone)."""
+    return diff_arrays_checked(a, b)[0]
+
+
+def diff_arrays_checked(a, b) -> tuple[tuple[float, float, tuple[int, ...], float, float, float], bool]:
+    """:func:`diff_arrays` and whether a non-finite value may be in either array (then look: :func:`first_nonfinite`).
+
+    False is certain: the fast path's difference and extremes are finite only when every element is.
+    """
     with np.errstate(invalid="ignore", over="ignore"):
         return _diff_arrays(a, b)
 
 
-def _diff_arrays(a: np.ndarray, b: np.ndarray) -> tuple[float, float, tuple[int, ...], float, float, float]:
-    """Return (max_abs, max_rel, worst index, a at it, b at it, scale) for two same-shape arrays.
+def _diff_arrays(a: np.ndarray, b: np.ndarray):
+    """Return ((max_abs, max_rel, worst index, a at it, b at it, scale), maybe non-finite) for two same-shape arrays.
 
     Non-finite values count as equal only where both are the same non-finite value.
     """
     a, b = np.asarray(a), np.asarray(b)
     if a.size == 0:
-        return 0.0, 0.0, (), 0.0, 0.0, 0.0
+        return (0.0, 0.0, (), 0.0, 0.0, 0.0), False
     if a.dtype == b.dtype and a.dtype.kind in "biu" and np.array_equal(a, b):
-        return 0.0, 0.0, (0,) * a.ndim, float(a.flat[0]), float(b.flat[0]), float(np.abs(a).max())
+        return (0.0, 0.0, (0,) * a.ndim, float(a.flat[0]), float(b.flat[0]), float(np.abs(a).max())), False
     if a.dtype == b.dtype and a.dtype.kind == "f":
         # Same float dtype: measure in it (one temporary, no float64 copies). A difference of
         # two float32 numbers is rounded at most once more (relative 2^-24): a measurement of
@@ -226,9 +300,11 @@ def _diff_arrays(a: np.ndarray, b: np.ndarray) -> tuple[float, float, tuple[int,
     np.abs(err, out=err)
     flat = int(np.argmax(err))  # a NaN anywhere is the argmax: then take the careful path
     max_abs = float(err.flat[flat])
-    if np.isfinite(max_abs):
+    careful = not np.isfinite(max_abs)
+    if not careful:
         scale = float(max(a64.max(), -a64.min(), b64.max(), -b64.min()))
-    else:
+        careful = not np.isfinite(scale)  # (inf - inf is NaN: the argmax found it; this is belt and braces)
+    if careful:
         a64, b64 = a64.astype(np.float64), b64.astype(np.float64)
         err = np.abs(a64 - b64)
         same_nonfinite = (~np.isfinite(a64) | ~np.isfinite(b64)) & ((a64 == b64) | (np.isnan(a64) & np.isnan(b64)))
@@ -240,7 +316,7 @@ def _diff_arrays(a: np.ndarray, b: np.ndarray) -> tuple[float, float, tuple[int,
         scale = float(max(np.max(np.abs(a64[finite]), initial=0.0), np.max(np.abs(b64[finite]), initial=0.0)))
     rel = _relative(max_abs, scale)
     index = tuple(int(i) for i in np.unravel_index(flat, a64.shape)) if a64.ndim else ()
-    return max_abs, rel, index, float(a64.flat[flat]), float(b64.flat[flat]), scale
+    return (max_abs, rel, index, float(a64.flat[flat]), float(b64.flat[flat]), scale), careful
 
 
 def _stat_err(x: np.ndarray, y: np.ndarray) -> np.ndarray:

@@ -15,6 +15,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Mapping, Sequence
 
+from parity.pitfalls.base import Context
+from parity.pitfalls.facts import allowed, from_facts
 from parity.pitfalls.registry import match_signatures
 from parity.trace.memory import Trace, stage_label
 
@@ -42,8 +44,13 @@ def _pair(comparison, traces) -> tuple[Trace, Trace] | None:
     return (a, b) if a is not None and b is not None else None
 
 
-def diagnose(case, comparison, traces) -> list[Diagnosis]:
+def diagnose(case, comparison, traces, facts=None) -> list[Diagnosis]:
     """Return the pitfalls whose signature matches the comparison's first divergence, most likely first.
+
+    With ``facts`` (both programs' facts and those that differ, :mod:`parity.pitfalls.facts`), names
+    come from the facts first: a differing fact whose effect shows at the first divergence's stage
+    (its predicted effect recomputed where feasible); then the catalogue's signatures the facts allow
+    (no Adam pitfall for an Adadelta, no dropout-rate pitfall when the rates match).
 
     Args:
         case: the case: signatures read its options (the run's hyper-parameters) where they predict a
@@ -58,16 +65,28 @@ def diagnose(case, comparison, traces) -> list[Diagnosis]:
         return []
     # the run's hyper-parameters, never the name of the mistake a case was built to show
     options = {k: v for k, v in (getattr(case, "options", None) or {}).items() if k not in ("pitfall", "scenario")}
-    return [Diagnosis(p.name, round(score, 3), evidence) for p, score, evidence in match_signatures(comparison, *pair, options=options)]
+    found = [Diagnosis(p.name, round(score, 3), evidence) for p, score, evidence in match_signatures(comparison, *pair, options=options)]
+    if facts is None:
+        return found
+    first = comparison.first_divergence
+    named = []
+    if first is not None and first.kind == "semantic":
+        ctx = Context(comparison, first, pair[0], pair[1], options)
+        named = [Diagnosis(n, round(score, 3), ev) for n, score, ev in from_facts(ctx, facts)]
+    taken = {d.pitfall for d in named}
+    return named + [d for d in found if d.pitfall not in taken and allowed(d.pitfall, facts)[0]]
 
 
-def localize(comparison) -> str:
-    """Describe the first divergence (step, stage, tensor, size): what is said when no pitfall matches."""
+def localize(comparison, facts=None) -> str:
+    """Describe the first divergence (step, stage, tensor, size): what is said when no pitfall matches;
+    with ``facts``, the facts that differ too."""
     first = comparison.first_divergence
     if first is None:
         return "no divergence"
     size = f"; abs {first.diff.max_abs:.3g}, rel {first.diff.max_rel:.3g}" if first.diff is not None else ""
-    return f"unknown: first divergence at step {first.step}, {stage_label(first.stage)}, {first.name}{size}"
+    differs = (facts or {}).get("differs") or {}
+    said = "; facts that differ: " + ", ".join(f"{k} {a!r} vs {b!r}" for k, (a, b) in differs.items()) if differs else ""
+    return f"unknown: first divergence at step {first.step}, {stage_label(first.stage)}, {first.name}{size}{said}"
 
 
 # -- settings ---------------------------------------------------------------------------------------

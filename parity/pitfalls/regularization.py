@@ -153,13 +153,13 @@ def _check_none_grad(c: Context):
 
 
 PITFALLS = [
-    pitfall("l2-loss-half", "L2 term coefficient: tf.nn.l2_loss(W) = sum(W**2)/2", "weight decay", "P13", ["loss"],
+    pitfall("l2-loss-half", "L2 term coefficient: tf.nn.l2_loss(W) = sum(W**2)/2", "weight decay", "P13", ["regularization", "loss"],
             "loss differs by lambda/2 sum|W|^2 and the kernels' gradients by lambda W, one lambda (2x A's own coefficient where reported)",
             _check_l2_coefficient,
             explanation="TF1 code adds wd * tf.nn.l2_loss(W) to the loss, and l2_loss is half the sum of squares: the gradient of the term is wd * W. A port writing wd * W.pow(2).sum() decays twice as hard; torch's SGD(weight_decay=wd) adds wd * W to the gradient (the same as l2_loss) but puts the term in neither the loss nor .grad.",
             tf="loss + wd * tf.nn.l2_loss(W) = loss + wd/2 * sum(W**2);  grad += wd * W", torch="loss + 0.5 * wd * W.pow(2).sum()  (or SGD(weight_decay=wd): grad += wd * W inside step())",
             fix="0.5 * wd * W.pow(2).sum() on the same parameters (or weight_decay=wd on a parameter group of the kernels)."),
-    pitfall("decay-on-bias", "Weight decay on biases and normalisation parameters, or not", "weight decay", "P13", ["loss"],
+    pitfall("decay-on-bias", "Weight decay on biases and normalisation parameters, or not", "weight decay", "P13", ["regularization", "loss"],
             "the loss and only the rank-1 parameters' gradients differ, by lambda/2 sum b^2 and lambda b",
             _check_decay_on_bias,
             explanation="TF1 models usually sum l2_loss over the kernels only (or filter 'bias' / BatchNorm variables out); torch's weight_decay decays every parameter in the optimizer's group, biases and BatchNorm gamma/beta included, and an L2 term over model.parameters() does the same.",

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from parity.trace.memory import stage_label
+from parity.pitfalls.facts import facts_markdown
 from parity.pitfalls.precision import BEYOND_NOTE, PRECISION_NOTE
 from parity.pitfalls.registry import all_pitfalls
 
@@ -36,6 +37,10 @@ def render_markdown(precision: str | None = None) -> str:
         precision or PRECISION_NOTE,
         "",
         BEYOND_NOTE,
+        "",
+        *facts_markdown(),
+        "",
+        "## The catalogue",
         "",
         "| name | id | family | first diverging stage | signature | proposed only with |",
         "|---|---|---|---|---|---|",

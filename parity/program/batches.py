@@ -9,7 +9,7 @@ import numpy as np
 
 from parity.errors import ParityError, PortError
 
-__all__ = ["MASK_PREFIX", "draw_batches", "as_batches", "add_masks", "cost_of"]
+__all__ = ["MASK_PREFIX", "draw_batches", "as_batches", "as_array", "add_masks", "cost_of"]
 
 
 # -- data ---------------------------------------------------------------------------------------------
@@ -49,8 +49,22 @@ def as_batches(source, steps: int, where: str) -> list[dict]:
     for i, b in enumerate(batches):
         if not isinstance(b, dict) or not b:
             raise ParityError(f"{where}: batch {i} is a {type(b).__name__}, not a non-empty dict {{key: array}}")
-        out.append({str(k): np.asarray(v) for k, v in b.items()})
+        out.append({str(k): as_array(v) for k, v in b.items()})
     return out
+
+
+def as_array(value) -> np.ndarray:
+    """A batch value as an array: a sparse one (``tf.SparseTensorValue``, or any object with ``indices``,
+    ``values`` and ``dense_shape``) made dense, so both programs are fed the same numbers (a TF1
+    ``sparse_placeholder`` is fed from the dense array again)."""
+    if all(hasattr(value, a) for a in ("indices", "values", "dense_shape")) and not isinstance(value, np.ndarray):
+        indices = np.asarray(value.indices, dtype=np.int64)
+        values = np.asarray(value.values)
+        dense = np.zeros(tuple(int(d) for d in np.asarray(value.dense_shape)), dtype=values.dtype)
+        if indices.size:
+            dense[tuple(indices.T)] = values
+        return dense
+    return np.asarray(value)
 
 
 MASK_PREFIX = "__dropout_mask__/"
@@ -62,16 +76,39 @@ def add_masks(ref_sites, port_sites, batches, rng, notes) -> None:
         notes.append(f"dropout: the reference has {len(ref_sites)} site(s), the port {len(port_sites)}: masks are given to the "
                      f"first {min(len(ref_sites), len(port_sites))}; the others draw their own (compare those layers statistically)")
     for i, site in enumerate(ref_sites):
-        if i < len(port_sites) and tuple(port_sites[i].shape_channel_last[1:]) != tuple(site.shape_channel_last[1:]):
+        ref_shape = tuple(site.shape_channel_last[1:])
+        port_shape = tuple(port_sites[i].shape_channel_last[1:]) if i < len(port_sites) else ref_shape
+        if port_shape != ref_shape and _granularities(ref_shape, port_shape):
+            # element vs channel dropout: one mask drives both (the channel side takes the first position's
+            # draw of each channel), so the layers differ by what they drop, as the programs do
+            notes.append(f"dropout site {i}: {site.name} drops {_granularities(ref_shape, port_shape)[0]} "
+                         f"{list(site.shape_channel_last)}, {port_sites[i].name} drops "
+                         f"{_granularities(ref_shape, port_shape)[1]} {list(port_sites[i].shape_channel_last)} "
+                         "(channel-last): a different dropout; both driven from one mask, so their outputs differ")
+        elif port_shape != ref_shape:
             notes.append(f"dropout site {i}: {site.name} {list(site.shape_channel_last)} vs {port_sites[i].name} "
-                         f"{list(port_sites[i].shape_channel_last)} (channel-last): no mask given")
+                         f"{list(port_sites[i].shape_channel_last)} (channel-last): no mask given (both draw their own: "
+                         "compare that layer statistically, not element by element)")
             continue
         if abs(site.rate - (port_sites[i].rate if i < len(port_sites) else site.rate)) > 1e-12:
             notes.append(f"dropout site {i}: rate {site.rate:g} in the reference, {port_sites[i].rate:g} in the port")
+        full = tuple(max(a, b) for a, b in zip(ref_shape, port_shape))
         for b in batches:
             n = _batch_size(b)
-            shape = (n,) + tuple(site.shape_channel_last[1:])
+            shape = (n,) + full
             b[f"{MASK_PREFIX}{i}"] = (rng.random(shape) < 1.0 - site.rate).astype(np.float64)
+
+
+def _granularities(a: tuple, b: tuple):
+    """("elements", "channels")-like words when two mask shapes differ only where one is 1 (a channel
+    or noise-shaped dropout against an element one); None when they do not meet by broadcasting."""
+    if len(a) != len(b) or not all(x == y or 1 in (x, y) for x, y in zip(a, b)):
+        return None
+
+    def word(s, o):
+        return "whole channels" if any(x == 1 and y != 1 for x, y in zip(s, o)) else "single elements"
+
+    return word(a, b), word(b, a)
 
 
 def _batch_size(batch: dict) -> int:

@@ -9,6 +9,11 @@ does not collide. What the file prints goes to stderr, once per process, never i
 file that prints at import gets a note (it trains at import?). An exception raised in the user's file,
 at import or in ``parity_program()``, is a :class:`ProgramError` (exit 3, the file and line).
 
+Each run is seeded first (every framework's generators, from ``--seed``: the same initial weights on every
+rerun), sees ``sys.argv == [file]`` and its own module as ``__main__`` (parity's options never reach the
+file's argparse or absl flags; ``tf.app.run()`` finds the file's ``main``), and may define its absl flags
+again (:func:`_flags_defined_afresh`). docs/own-model.md, "Programs as you wrote them".
+
 The records the adapters fill in (:class:`~parity.portkit.program.ParamSpec` ...) are in :mod:`parity.portkit`.
 """
 
@@ -26,11 +31,11 @@ import types
 from dataclasses import dataclass
 from typing import Callable
 
-from parity.errors import ParityError, UserFileError
+from parity.errors import ParityError, PortError, UserFileError
 from parity.run.boundary import beside
 from parity.run.frameworks import CAPTURE_ADAPTERS, capture_adapter, prepare_environment
 
-__all__ = ["Program", "ProgramError", "load_program", "capture", "program_error"]
+__all__ = ["Program", "ProgramError", "load_program", "capture", "program_error", "at_users_line"]
 
 
 # -- the user's files ---------------------------------------------------------------------------------
@@ -41,6 +46,8 @@ class Program:
     path: str
     framework: str
     build: Callable
+    #: seeds the frameworks' generators before each build (``--seed``): the same initial weights every run
+    seed: int = 0
 
     @property
     def label(self) -> str:
@@ -53,6 +60,12 @@ class ProgramError(UserFileError):
 
     def __init__(self, path: str, phase: str, exc: BaseException):
         super().__init__(path, phase, exc, kind="program file")
+        # the innermost lines of the user's own file, not of parity's adapters the error passed through
+        own = [f for f in traceback.extract_tb(exc.__traceback__)
+               if isinstance(path, str) and os.path.realpath(f.filename) == os.path.realpath(path)]
+        if own and not isinstance(exc, SyntaxError):
+            self.frames = own[-3:]
+            self.args = (f"program file {path} raised {self.exc_type} {phase}: {self.exc_message} ({self.where})",)
 
 
 _TF1_HINTS = re.compile(r"compat\.v1|placeholder\(|Session\(|disable_eager_execution|disable_v2_behavior|get_variable\(|import tensorflow\.compat\.v1")
@@ -139,6 +152,10 @@ def load_program(source) -> Program:
             text = fh.read()
     except (OSError, ValueError) as exc:
         raise ParityError(f"program file {path} cannot be read: {getattr(exc, 'strerror', None) or exc}") from None
+    note = prepare_environment(text, path)  # before anything imports TensorFlow: TF_USE_LEGACY_KERAS where needed
+    if note is not None and (path, "legacy keras") not in _SHOWN:
+        _SHOWN.add((path, "legacy keras"))
+        print(f"note: {note}", file=sys.stderr, flush=True)
     framework = _read_statically(text, path)
     if framework is None:  # only running it can tell (outside any capture, as before)
         mod = _exec_file(path)
@@ -148,17 +165,94 @@ def load_program(source) -> Program:
     def build():
         # A fresh run of the file for every capture: module-level objects (a model and optimizer
         # built at import, TF1 graph code at top level) are new each time, and built inside the
-        # adapter's graph / default dtype. The module leaves sys.modules afterwards, so a finished
+        # adapter's graph / default dtype, after the framework's generators are seeded (the same
+        # initial weights every run). The module leaves sys.modules afterwards, so a finished
         # capture's model and optimizer state can be freed. Its exceptions propagate as they are
         # (an adapter may retry), and :func:`capture` reports them.
+        _seed(program.framework, program.seed)
         fresh = _exec_file(path)
         try:
-            with _user_output(path, "parity_program"):
+            with _user_output(path, "parity_program"), _as_main(path, fresh):
                 return fresh.parity_program()
         finally:
             sys.modules.pop(fresh.__name__, None)
 
-    return Program(path, framework, build)
+    program = Program(path, framework, build)
+    return program
+
+
+def _seed(framework: str, seed: int) -> None:
+    """Seed ``framework``'s generators (and numpy's, Python's) through its adapter's ``seed_program``."""
+    seed_program = getattr(capture_adapter(framework), "seed_program", None)
+    if callable(seed_program):
+        seed_program(int(seed))
+
+
+# -- the user's argv and flags ---------------------------------------------------------------------------
+_USER_FLAGS: set = set()  # absl / tf.app.flags names the user's files defined in this process
+
+
+@contextlib.contextmanager
+def _as_main(path: str, module: types.ModuleType):
+    """While the user's code runs: ``sys.argv`` is ``[path]`` (as ``python FILE`` with no arguments), so
+    parity's own arguments (``--json ...``) never reach the file's argparse / absl flags; and
+    ``sys.modules["__main__"]`` is the file's module (``tf.app.run()`` finds the file's ``main``, not
+    parity's). ``__name__`` stays the module's own: ``if __name__ == "__main__":`` blocks do not run."""
+    saved, main = sys.argv, sys.modules.get("__main__")
+    sys.argv = [path]
+    sys.modules["__main__"] = module
+    try:
+        yield
+    finally:
+        sys.argv = saved
+        if main is not None:
+            sys.modules["__main__"] = main
+
+
+@contextlib.contextmanager
+def _flags_defined_afresh(path: str):
+    """Let a file define its absl / ``tf.app.flags`` flags again on every run in this process.
+
+    parity runs a file once per capture, and two files may define the same flag name; absl refuses a
+    second definition (``DuplicateFlagError``). So before the file runs, the flags user files defined are
+    taken out of the registry; afterwards, those the file did not define again are put back (so a flag
+    read later, in a step, still resolves), the new ones are remembered, and the flags are parsed from
+    ``[path]`` when nobody parsed them (``FLAGS.batch_size`` works without ``tf.app.run()``: defaults)."""
+    FLAGS = _absl_flags()
+    removed = {}
+    if FLAGS is not None:
+        for name in sorted(_user_flags(FLAGS)):
+            if name in FLAGS:
+                flag = FLAGS[name]
+                if flag.name == name:
+                    removed[name] = flag
+                delattr(FLAGS, name)
+    try:
+        yield
+    finally:
+        FLAGS = _absl_flags()
+        if FLAGS is not None:
+            _USER_FLAGS.update(_user_flags(FLAGS))
+            for name, flag in removed.items():
+                if name not in FLAGS:
+                    FLAGS[name] = flag
+            if not FLAGS.is_parsed():
+                FLAGS([path], known_only=True)
+
+
+def _absl_flags():
+    """absl's flag registry (``tf.app.flags`` and ``absl.flags`` share it), where a file imported it."""
+    return getattr(sys.modules.get("absl.flags"), "FLAGS", None)
+
+
+def _user_flags(FLAGS) -> set:
+    """The flag names (long and short) the user's files defined: those of the modules parity ran them as."""
+    names = set(_USER_FLAGS)
+    for module, flags in FLAGS.flags_by_module_dict().items():
+        if module.startswith("parity_program_"):
+            for flag in flags:
+                names |= {flag.name} | ({flag.short_name} if flag.short_name else set())
+    return names
 
 
 _EXEC_COUNT = itertools.count()
@@ -205,11 +299,13 @@ def _exec_file(path: str) -> types.ModuleType:
     beside(path)  # its own directory first on sys.path, as `python FILE` does
     prepare_environment()  # TF's environment (oneDNN reordering off) before the file imports TF
     try:
-        with _user_output(path, "import"):
+        with _user_output(path, "import"), _as_main(path, mod), _flags_defined_afresh(path):
             spec.loader.exec_module(mod)
-    except Exception as exc:  # the user's file raised at import: their code crashed (exit 3, its line)
+    except (Exception, SystemExit) as exc:  # the user's file raised (or exited) at import: exit 3, its line
         sys.modules.pop(name, None)
-        raise ProgramError(path, "at import", exc) from None
+        phase = ("at import (tf.app.run() or a main() at the top of the file? put it under "
+                 "`if __name__ == \"__main__\":`)" if isinstance(exc, SystemExit) else "at import")
+        raise ProgramError(path, phase, exc) from None
     if not callable(getattr(mod, "parity_program", None)):
         sys.modules.pop(name, None)
         raise ParityError(f"{path} defines no parity_program() function (it returns the program's objects; see docs/own-model.md)")
@@ -237,10 +333,25 @@ def capture(program: Program, dtype: str):
     """
     try:
         return capture_adapter(program.framework).capture(program.build, dtype=dtype, where=program.path)
+    except UserFileError:
+        raise
+    except PortError as exc:  # an adapter's user_call: at the user's own line where their file is on the stack
+        raise at_users_line(exc, [program], f"while built for a {dtype} run") from exc.__cause__
     except ParityError:
         raise
-    except Exception as exc:
+    except (Exception, SystemExit) as exc:  # SystemExit: the user's code called sys.exit (tf.app.run at import)
         err = program_error(exc, [program], f"while built for a {dtype} run")
         if err is None:
             raise  # not the user's code: parity's (or an adapter's) own bug
         raise err from exc
+
+
+def at_users_line(exc: PortError, programs, phase: str) -> PortError:
+    """An adapter's :class:`PortError` (the user's code raised under one of parity's calls) as a
+    :class:`ProgramError` at the user's file and line when the original exception passed through one of
+    ``programs``' files; else as it is (the frames parity saw)."""
+    cause = exc.__cause__
+    if cause is None or isinstance(exc, UserFileError):
+        return exc
+    err = program_error(cause, programs, f"{phase} ({exc.phase})")
+    return err if err is not None else exc

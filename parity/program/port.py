@@ -41,11 +41,11 @@ class _Port:
         self.prog = capture(program, dtype)
         m = run.mapping
         if side == "reference":
-            self.names = {e.reference: (e.reference, e.reference_ops, e.trainable) for e in m.params}
+            self.names = m.views("reference")  # own name -> [(name in the report, ops, trainable)]
             self.acts = {a: a for a, _ in m.forward}
             weights = {k: np.asarray(v, dtype=dtype) for k, v in run.initial.items() if k in self.names}
         else:
-            self.names = {e.port: (e.reference, e.port_ops, e.trainable) for e in m.params}
+            self.names = m.views("port")
             self.acts = {b: a for a, b in m.forward}
             weights = {k: np.asarray(v, dtype=dtype) for k, v in m.port_weights(run.initial).items()}
             if run.constrained and hasattr(self.prog, "report_constrained"):
@@ -56,23 +56,36 @@ class _Port:
             self.close()
             raise
 
-    def _rename(self, arrays: dict, trainable_only: bool = False) -> dict:
-        out = {}
-        for own, arr in arrays.items():
-            hit = self.names.get(own)
-            if hit is None or (trainable_only and not hit[2]):
-                continue
-            out[hit[0]] = self._apply(hit[1], arr)
-        return out
+    def _rename(self, arrays: dict, trainable_only: bool = False, stage: str = "parameters") -> dict:
+        """One stage's arrays in report names and the canonical layout (a variable may have several pairs:
+        a TF1 LSTM kernel's two parts; value-only ops such as forget_bias apply to the value stages only)."""
+        return self.run.mapping.canonical(self.side, arrays, stage, trainable_only)
 
     def _slots(self, arrays: dict) -> dict:
+        return self.run.mapping.canonical(self.side, arrays, "slots")
+
+    def _hyper(self, arrays: dict) -> dict:
+        """The update's hyper-parameters per trained parameter, never per group (docs/stages.md):
+        ``<param>/lr`` and ``<param>/decoupled_decay`` (lr*wd of AdamW / Keras ``weight_decay``; 0
+        where the program has none), from a program's one rate (``lr``) or its per-parameter ones."""
         out = {}
-        for key, arr in arrays.items():
-            own, _, slot = key.rpartition("/")
-            hit = self.names.get(own)
-            if hit is not None and slot:
-                out[f"{hit[0]}/{slot}"] = self._apply(hit[1], arr)
-        return out
+        for key, value in arrays.items():
+            own, _, what = key.rpartition("/")
+            for name, _, trainable in self.names.get(own, ()):
+                if trainable:
+                    out[f"{name}/{what}"] = np.asarray(value)
+        trained = [(name, ops) for views in self.names.values() for name, ops, trainable in views if trainable]
+        for key, value in arrays.items():
+            if "/" not in key:  # one value for every parameter (a single group, TF's one rate)
+                for ref, _ in trained:
+                    out.setdefault(f"{ref}/{key}", np.asarray(value))
+        for ref, _ in trained:
+            out.setdefault(f"{ref}/decoupled_decay", np.zeros((), dtype=self.dtype))
+        ordered = {k: out[k] for k in sorted(out)}
+        rates = {float(v) for k, v in out.items() if k.endswith("/lr")}
+        if len(rates) == 1:  # one rate for all (what the diagnosis reads as "lr"), first
+            ordered = {"lr": next(np.asarray(v) for k, v in ordered.items() if k.endswith("/lr")), **ordered}
+        return ordered
 
     def parameters(self) -> dict:
         return self._rename(self.prog.parameters())
@@ -89,20 +102,28 @@ class _Port:
         masks = {int(k[len(MASK_PREFIX):]): v for k, v in batch.items() if k.startswith(MASK_PREFIX)}
         data = {k: v for k, v in batch.items() if not k.startswith(MASK_PREFIX)}
         raw = self.prog.step(data, masks)
+        notes = getattr(self.prog, "notes", None)
+        if callable(notes):  # what the step decided (a scheduler's unit) joins the run's notes
+            label = "reference" if self.side == "reference" else "port"
+            for n in notes():
+                if n.startswith(("scheduler ", "regularization: ")) and f"{label}: {n}" not in self.run.notes:
+                    self.run.notes.append(f"{label}: {n}")
         out: dict = {"inputs": {k: np.asarray(v) for k, v in data.items()}}
         for stage, arrays in raw.items():
             if stage == "forward":
                 out[stage] = {self.acts[k]: v for k, v in arrays.items() if k in self.acts}
-            elif stage in ("loss", "learning_rate"):
+            elif stage in ("loss", "regularization"):
                 out[stage] = dict(arrays)
+            elif stage == "learning_rate":
+                out[stage] = self._hyper(arrays)
             elif stage == "slots":
                 out[stage] = self._slots(arrays)
             elif stage == "state":
-                out[stage] = self._rename(arrays)
+                out[stage] = self._rename(arrays, stage=stage)
             elif stage == "inputs":
                 continue
             else:
-                out[stage] = self._rename(arrays, trainable_only=True)
+                out[stage] = self._rename(arrays, trainable_only=True, stage=stage)
         # a stage with nothing mapped in it (SGD without momentum has no slots; global_step alone
         # in state) is not reported: the other side reporting it too would be a false structure issue
         return {stage: arrays for stage, arrays in out.items() if arrays or stage in ("inputs",)}

@@ -20,31 +20,34 @@ from typing import Iterable
 
 import numpy as np
 
-from parity.errors import ParityError
+from parity.errors import ParityError, PortError
 from parity.program.batches import MASK_PREFIX, add_masks, as_batches, cost_of, draw_batches
 from parity.portkit.program import DtypeError
-from parity.program.load import capture, load_program, program_error
+from parity.program.load import at_users_line, capture, load_program, program_error
 from parity.program.port import ProgramPorts, ProgramRun
 
 __all__ = ["compare_programs", "prepare", "port_names"]
 
 
-def prepare(reference, port, *, data=None, steps: int = 10, mapping=None, seed: int = 0, log=None) -> ProgramRun:
-    """Load both programs, capture them once (float64), map the variables and the layer outputs.
+def prepare(reference, port, *, data=None, steps: int = 10, mapping=None, seed: int = 0, log=None,
+            dtypes=("float64", "float32")) -> ProgramRun:
+    """Load both programs, capture them once (float64; float32 when the run is float32 only), map the
+    variables and the layer outputs.
 
     Raises:
         ParityError: bad input (file, keys, kinds, an unresolvable mapping), one line.
         PortError: the user's own code raised.
     """
     ref, prt = load_program(reference), load_program(port)
-    R, P, probe_notes = _capture_both(ref, prt)
+    ref.seed = prt.seed = seed  # every framework's generators seeded before each build: the same start each run
+    R, P, probe_notes = _capture_both(ref, prt, float32_only=tuple(dtypes) == ("float32",))
     try:
         batches = _batches(R, P, ref, data, steps, seed)
         first = batches[0]
         # probes: call order, flatten orders, dropout sites (masks={} = identity, deterministic)
         R.forward(first, {})
         P.forward(first, {})
-        m = _variables(R, P, ref, prt, mapping)
+        m = _variables(R, P, ref, prt, mapping, first)
         initial = {k: np.asarray(v, dtype=np.float64) for k, v in R.parameters().items()}
         P.load(m.port_weights(initial))
         # the matching probe drives dropout with a real mask (the same on both sides): an identity
@@ -60,6 +63,8 @@ def prepare(reference, port, *, data=None, steps: int = 10, mapping=None, seed: 
         run = ProgramRun(ref, prt, m, initial, batches, notes, constrained=bool(getattr(R, "has_constraint", False)))
         run.cost = cost_of(m, ar, first)
         return run
+    except PortError as exc:  # an adapter's call of the user's code: at the user's line where it is theirs
+        raise at_users_line(exc, (ref, prt), "in parity's probe forward pass") from exc.__cause__
     except ParityError:
         raise
     except Exception as exc:  # the user's code raised in the probe (a layer of theirs): exit 3, their line
@@ -72,8 +77,9 @@ def prepare(reference, port, *, data=None, steps: int = 10, mapping=None, seed: 
         P.close()
 
 
-def _capture_both(ref, prt):
-    """Capture both programs in float64, or in float32 where one cannot run in float64 (a note says so)."""
+def _capture_both(ref, prt, float32_only: bool = False):
+    """Capture both programs in float64, or in float32 where one cannot run in float64 (a note says so); in a
+    float32-only run any failure of the float64 probe falls back to float32, so it cannot stop that run."""
     probe_notes: list[str] = []
     R = P = None
     for probe_dtype in ("float64", "float32"):  # a program that cannot run in float64 is probed in float32
@@ -81,13 +87,18 @@ def _capture_both(ref, prt):
             R = capture(ref, probe_dtype)
             P = capture(prt, probe_dtype)
             break
-        except DtypeError as exc:
+        except Exception as exc:
+            if not isinstance(exc, DtypeError) and not (float32_only and probe_dtype == "float64"):
+                if R is not None:
+                    R.close()
+                raise
             if R is not None:
                 R.close()
             R = P = None
             if probe_dtype == "float32":
                 raise
-            probe_notes.append(f"mapped in float32: {exc}")
+            first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+            probe_notes.append(f"mapped in float32: {first}")
         except BaseException:
             if R is not None:
                 R.close()
@@ -120,31 +131,96 @@ def _batches(R, P, ref, data, steps: int, seed: int) -> list:
     return draw_batches(specs, steps, np.random.default_rng([seed, 1]), classes, 8)
 
 
-def _variables(R, P, ref, prt, mapping):
-    """The variable mapping: automatic (by structure), or the user's file / object, checked against both programs."""
+def _variables(R, P, ref, prt, mapping, probe_batch=None):
+    """The variable mapping: automatic (by structure), or the user's file / object, checked against both programs.
+    Same-shape candidates the layers cannot decide are tried on a probe forward of ``probe_batch``."""
     from parity.program.mapping import Mapping_, auto_map, load_mapping
 
     if mapping is None:
         flat = getattr(P, "flatten_inputs", lambda: {})()
         rflat = getattr(R, "flatten_inputs", lambda: {})()
-        return auto_map(R.parameter_specs(), ref.framework, P.parameter_specs(), prt.framework,
-                        ref_flatten=rflat, port_flatten=flat, reference_file=ref.path, port_file=prt.path)
+        score = None if probe_batch is None else _probe_score(R, P, probe_batch)
+        try:
+            m = auto_map(R.parameter_specs(), ref.framework, P.parameter_specs(), prt.framework,
+                         ref_flatten=rflat, port_flatten=flat, reference_file=ref.path, port_file=prt.path, score=score)
+        finally:
+            if score is not None:
+                score.restore()
+        return m
     m = mapping if isinstance(mapping, Mapping_) else load_mapping(os.fspath(mapping))
     _check_mapping(m, R, P, ref.path, prt.path)
     return m
 
 
+def _probe_score(R, P, batch):
+    """``score(mapping)``: how many layer outputs (by value) and the loss agree when the port runs from the
+    reference's weights mapped by ``mapping`` (the evidence that decides between same-shape candidates).
+
+    The probe's weights are the reference's, each value scaled and shifted by a few per cent at random, so
+    that layers initialised alike (BatchNorm's gamma = 1) tell apart; ``score.restore()`` puts the
+    reference's own weights back."""
+    from parity.program.mapping import same_values
+    from parity.program.outputs import kinds_of, pair_outputs
+
+    cache: dict = {}
+
+    def perturbed() -> dict:
+        rng = np.random.default_rng(20)
+        kinds = {s.name: s.kind for s in R.parameter_specs()}
+        out = {}
+        for k, w in cache["original"].items():
+            scale = float(np.mean(np.abs(w))) if np.size(w) else 0.0
+            w = w * (1 + 0.25 * rng.uniform(-1, 1, np.shape(w)))
+            if kinds.get(k) != "bn_var":  # a variance stays positive
+                w = w + 0.05 * (scale or 0.1) * rng.uniform(-1, 1, np.shape(w))
+            out[k] = w
+        return out
+
+    def score(m) -> float:
+        if "ref" not in cache:
+            cache["original"] = {k: np.asarray(v, dtype=np.float64) for k, v in R.parameters().items()}
+            cache["initial"] = perturbed()
+            R.load(cache["initial"])
+            cache["ref"] = R.forward(batch, {})
+            cache["loss"] = getattr(R, "probe_loss", lambda: None)()
+        P.load(m.port_weights(cache["initial"]))
+        ap = P.forward(batch, {})
+        # outputs paired by structure (kind, shape, call order), as the comparison will pair them
+        pairs = pair_outputs(cache["ref"], ap, kinds_of(R), kinds_of(P)).pairs
+        agree = sum(same_values(cache["ref"][a], ap[b]) for a, b in pairs)
+        lp = getattr(P, "probe_loss", lambda: None)()
+        return agree + (cache["loss"] is not None and lp is not None and same_values(cache["loss"], lp))
+
+    def restore() -> None:
+        if "original" in cache:
+            R.load(cache["original"])
+
+    score.restore = restore
+    return score
+
+
 def _outputs(m, R, P, ar: dict, ap: dict) -> None:
-    """Pair the layer outputs (``m.forward``) by value at the probe, unless the mapping names them; outputs
-    cut at different places (a softmax inside one side's last layer) are left out, with a note."""
-    from parity.program.mapping import match_activations, same_values
+    """Pair the layer outputs (``m.forward``) by structure (kind, shape, call order: :mod:`parity.program.outputs`),
+    the probe's values only confirming, unless the mapping names them; outputs cut at different places (a
+    softmax inside one side's last layer) are left out, and every output left out gets a reason in the notes."""
+    from parity.program.mapping import same_values
+    from parity.program.outputs import apply_forward_edits, kinds_of, pair_outputs, recording_notes, unpaired_notes
+
+    m.notes.extend([f"reference: {n}" for n in recording_notes(R)] + [f"port: {n}" for n in recording_notes(P)])
 
     if m.forward:
         bad = [f"{a} -> {b}" for a, b in m.forward if a not in ar or b not in ap]
         if bad:
             raise ParityError(f"mapping: layer outputs not found: {', '.join(bad)}; reference outputs: {', '.join(ar)}; port outputs: {', '.join(ap)}")
         return
-    pairs, left_r, left_p = match_activations(ar, ap)
+    kr, kp = kinds_of(R), kinds_of(P)
+    pairing = pair_outputs(ar, ap, kr, kp)
+    pairs = pairing.pairs
+    if getattr(m, "forward_edits", None):  # the mapping file's drop / add / re-pair entries
+        pairs = apply_forward_edits(pairs, m.forward_edits, list(ar), list(ap))
+    m.notes.extend(unpaired_notes(pairing, ar, ap, kr, kp))
+    left_r = [a for a in ar if a not in {x for x, _ in pairs}]
+    left_p = [b for b in ap if b not in {y for _, y in pairs}]
 
     def leave_out(drop, why: str) -> None:
         nonlocal pairs
@@ -192,6 +268,8 @@ def _activated(a, b) -> bool:
 
 
 def _check_mapping(m, R, P, ref_path: str, port_path: str) -> None:
+    """A mapping file against both programs: every name exists, each side's layout ops meet in one canonical
+    shape, the ``shape`` stated is that shape, and every trainable reference variable is mapped (one line)."""
     rs = {s.name: s for s in R.parameter_specs()}
     ps = {s.name: s for s in P.parameter_specs()}
     problems = [f"reference has no {e.reference!r}" for e in m.params if e.reference not in rs]
@@ -199,17 +277,32 @@ def _check_mapping(m, R, P, ref_path: str, port_path: str) -> None:
     if problems:
         raise ParityError(f"mapping does not fit the programs: {'; '.join(problems)}. Reference ({ref_path}): "
                           f"{', '.join(rs)}. Port ({port_path}): {', '.join(ps)}")
-    from parity.program.mapping import apply_ops
+    from parity.program.mapping import canon_shape, used_once
 
+    used_once(m.params, "mapping")
     for e in m.params:
-        a = apply_ops(e.reference_ops, np.zeros(rs[e.reference].shape))
-        b = apply_ops(e.port_ops, np.zeros(ps[e.port].shape))
-        if a.shape != b.shape:
-            raise ParityError(f"mapping: {e.reference} {list(rs[e.reference].shape)} -> {list(a.shape)} and {e.port} "
-                              f"{list(ps[e.port].shape)} -> {list(b.shape)} do not meet in one shape")
+        try:
+            a = canon_shape(rs[e.reference].shape, e.reference_ops)
+            b = canon_shape(ps[e.port].shape, e.port_ops)
+        except ParityError as exc:
+            raise ParityError(f"mapping: {e.reference} -> {e.port}: {str(exc).removeprefix('mapping: ')}") from None
+        if a != b:
+            raise ParityError(f"mapping: {e.reference} {list(rs[e.reference].shape)} -> {list(a)} and {e.port} "
+                              f"{list(ps[e.port].shape)} -> {list(b)} do not meet in one shape")
+        if getattr(e, "shape_given", True) and tuple(e.shape) != a:
+            raise ParityError(f"mapping: {e.reference} -> {e.port} states 'shape' {list(e.shape)}, but its layout ops "
+                              f"give {list(a)} (the canonical shape is not an option: fix the ops, or the shape)")
+        e.shape, e.shape_given = a, True
     missing = [n for n, s in rs.items() if s.trainable and n not in m.by_reference()]
     if missing:
         raise ParityError(f"mapping leaves the reference's trainable {', '.join(missing)} unmapped")
+    names = {e.canonical for e in m.params}
+    unknown = [n for n in m.leave_out if n not in names and n.rpartition("/")[0] not in names]
+    if unknown:
+        raise ParityError(f"mapping: 'leave_out' names {', '.join(unknown)}, not a pair (or pair/slot) of the mapping; "
+                          f"its pairs: {', '.join(sorted(names))}")
+    if m.leave_out:
+        m.notes.append("left out by the mapping file, not compared at any step: " + ", ".join(m.leave_out))
 
 
 def port_names(run: ProgramRun) -> tuple[str, str]:
@@ -248,7 +341,16 @@ def compare_programs(reference, port, *, data=None, steps: int = 10, dtypes: Ite
             raise ParityError(f"unknown dtype {d!r}; expected float64 or float32")
     if steps < 1:
         raise ParityError("steps must be >= 1")
-    run = prepare(reference, port, data=data, steps=steps, mapping=mapping, seed=seed)
+    from parity.program.mapping import AmbiguousMapping
+
+    try:
+        run = prepare(reference, port, data=data, steps=steps, mapping=mapping, seed=seed, dtypes=dtypes)
+    except AmbiguousMapping as exc:
+        if not save_mapping or exc.draft is None:
+            raise
+        # --save-mapping writes the draft (the pairs found, a "TODO" for each variable without a partner)
+        _save(exc.draft, save_mapping)
+        raise ParityError(f"{exc} (a draft to start from: {save_mapping})") from None
     if save_mapping:
         _save(run.mapping, save_mapping)
     rp, pp = port_names(run)

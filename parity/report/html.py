@@ -6,7 +6,8 @@ report (``run``, ``check``, ``compare``, ``diff``) gets the same page: the verdi
 case the loss of every port on one plot, the per-layer gradient norm and update/weight ratio
 with the ports overlaid (seed 000's vanishing first layer, seed 001's unmoving filters); per
 comparison a stage x step map of the error in units of its bound, the first divergence with
-the two tensors' worst elements, the diagnosis with its fix, and the settings check. Plots are
+the two tensors' worst elements, the diagnosis with its fix, and the settings check; for ``diff``
+the two programs' facts side by side and what the comparison does not cover. Plots are
 inline SVG (matplotlib): the page loads nothing from anywhere.
 """
 
@@ -253,6 +254,31 @@ def _pitfall_table(rows: Sequence[Mapping]) -> str:
     )
 
 
+def _value(v: Any) -> str:
+    if isinstance(v, list):
+        return "<br>".join(_e(x) for x in v) or "none"
+    return "-" if v is None else _e(v)
+
+
+def _facts(facts: Mapping) -> str:
+    """``diff``: both programs' facts side by side (before any number) and what the comparison does not cover."""
+    rows = "".join(
+        f"<tr class='{'failed' if r.get('status') == 'differs' else ''}'><td><code>{_e(r.get('fact'))}</code></td>"
+        f"<td>{_value(r.get('reference'))}</td><td>{_value(r.get('port'))}</td><td>{_e(r.get('status'))}</td></tr>"
+        for r in facts.get("rows", [])
+    )
+    return (
+        "<h2 id='facts'>Program facts (read from each program's own objects, before any number)</h2>"
+        "<table><tr><th>fact</th><th>reference</th><th>port</th><th></th></tr>" + rows + "</table>"
+    )
+
+
+def _not_covered(facts: Mapping) -> str:
+    items = "".join(f"<li>{_e(x)}</li>" for x in facts.get("not_covered", []))
+    return ("<h2 id='not-covered'>What this comparison does not cover</h2><div class='box warn'>"
+            "Read this before taking \"agree\" for \"trains the same\".<ul>" + items + "</ul></div>")
+
+
 def render_html(report: Mapping) -> str:
     """Return the page for one JSON report dict (``report_dict(...)``)."""
     summary = report.get("summary", {})
@@ -269,7 +295,12 @@ def render_html(report: Mapping) -> str:
         "colour is the error in units of its rounding bound, red beyond it. The first red cell is where the "
         "two runs first compute different things; everything after it is downstream.</p>",
     ]
+    facts = report.get("facts")
+    if facts:
+        body.append(_facts(facts))
     body += [_case(c) for c in cases]
+    if facts:
+        body.append(_not_covered(facts))
     pitfalls = report.get("pitfalls")
     if pitfalls:
         body.append(_pitfall_table(pitfalls))

@@ -89,7 +89,17 @@ def _tensor_diff(d) -> dict:
         "model_bound": _num(getattr(d, "model_bound", None)),
         "envelope": _num(getattr(d, "envelope", None)),
         "from_summaries": bool(getattr(d, "summary", False)),
+        "operand_scale": _num(getattr(d, "operand_scale", None)),
+        "nonfinite": int(getattr(d, "nonfinite", 0)),
     }
+
+
+def _nonfinite(nf) -> dict | None:
+    """A run's first NaN or inf (:class:`~parity.comparison.records.NonFinite`), or None."""
+    if nf is None:
+        return None
+    return {"step": nf.step, "stage": nf.stage, "tensor": nf.name, "port": nf.port, "index": list(nf.index),
+            "value": _num(nf.value), "count": nf.count}
 
 
 def _divergence(d, detail: bool = True) -> dict:
@@ -122,7 +132,7 @@ def comparison_dict(c: Comparison, diagnoses=(), *, expect: str = "match", downs
     seen = {d.stage for d in per_tensor} | {i.stage for i in c.issues if i.kind != "steps"}
     compared = [s for s in STAGES if s in seen]
     n_div = getattr(c, "n_semantic", None)
-    n_div = len(divs) if n_div is None else n_div + len(c.issues)
+    n_div = len(divs) if n_div is None else n_div + len(c.issues) + getattr(c, "n_nonfinite", 0)
     series = {stage: [_num(v) for v in values] for stage, values in (getattr(c, "series", None) or {}).items()}
     if first is None:
         diag = {"status": "none", "summary": "no divergence", "pitfalls": []}
@@ -165,6 +175,7 @@ def comparison_dict(c: Comparison, diagnoses=(), *, expect: str = "match", downs
         "diagnosis": diag,
         "manifests": {"a": _plain(c.a), "b": _plain(c.b)},
         "heatmap": error_map(c),
+        "nonfinite": {side: _nonfinite(getattr(c, "nonfinite", {}).get(side)) for side in ("a", "b")},
     }
 
 
@@ -338,6 +349,8 @@ def report_dict(
     if "pitfalls" in extra:
         out["pitfalls"] = _plain(extra.pop("pitfalls"))
         out["pitfall_seconds"] = _num(extra.pop("pitfall_seconds", None))
+    if "facts" in extra:  # parity diff: both programs' facts and what the comparison does not cover
+        out["facts"] = _plain(extra.pop("facts"))
     if extra:
         out["extra"] = _plain(extra)
     return out

@@ -87,7 +87,7 @@ def _group(result) -> list[str]:
         agree = [c for c in comps if c.ok]
         bits = []
         if result.case.expect == "diverge":
-            bad = sorted({c.verdict.upper() for c in comps if not c.ok})
+            bad = sorted({_VERDICT_SHOWN.get(c.verdict, c.verdict.upper()) for c in comps if not c.ok})
             if bad:
                 bits.append("caught: " + "/".join(bad))
             else:
@@ -100,16 +100,18 @@ def _group(result) -> list[str]:
                 worst = max((c.worst_rel() for c in agree), default=0.0)
                 bits.append(f"{_count(agree, comps)}" + (f"rounding ≤{worst:.0e}" if worst else "exact"))
         if result.case.expect != "diverge":
-            for verdict in ("semantic", "structure"):
+            for verdict in ("semantic", "structure", "nonfinite"):
                 n = sum(1 for c in comps if c.verdict == verdict)
                 if n:
-                    bits.append(f"{n} {verdict.upper()}")
+                    bits.append(f"{n} {_VERDICT_SHOWN.get(verdict, verdict.upper())}")
         who = f" {comps[0].pair}" if len(comps) == 1 else ""  # a single pair is named
         parts.append(f"{_SHORT.get(dtype, dtype)}{who} " + ", ".join(bits))
     return parts
 
 
 _SHORT = {"float64": "f64", "float32": "f32"}
+#: how a failing verdict shows in the case table ("nonfinite": both runs NaN or inf at the same place)
+_VERDICT_SHOWN = {"nonfinite": "NON-FINITE (both NaN/inf)"}
 
 
 def _count(some: list, of: list) -> str:

@@ -16,6 +16,8 @@ __all__ = [
     "format_details",
     "format_comparison",
     "format_not_run",
+    "format_nonfinite",
+    "nonfinite_text",
     "case_status",
     "exit_code",
     "report_dict",
@@ -30,6 +32,7 @@ __all__ = [
 STAGE_ABBREV = {
     "inputs": "in",
     "forward": "fwd",
+    "regularization": "reg",
     "loss": "loss",
     "gradients": "grad",
     "processed_gradients": "pgrad",
@@ -53,12 +56,30 @@ def _worst(cmp: Comparison) -> str:
     return " ".join(f"{STAGE_ABBREV[s]} {_fmt(d.max_rel)}" for s, d in cmp.worst_by_stage().items())
 
 
+def nonfinite_text(cmp: Comparison) -> str:
+    """"both NaN", "both inf" or "both NaN/inf": what the two runs' first non-finite values are."""
+    firsts = [nf for nf in cmp.nonfinite.values()]
+    if firsts and all(math.isnan(nf.value) for nf in firsts):
+        return "both NaN"
+    if firsts and all(math.isinf(nf.value) for nf in firsts):
+        return "both inf"
+    return "both NaN/inf"
+
+
 def _verdict(cmp: Comparison) -> str:
     v = cmp.verdict
     if v == "rounding" and cmp.dtype == "float32":
         units = max((d.units for d in cmp.diffs), default=0.0)
         return f"rounding ({units:.2g} of bound)"
+    if v == "nonfinite":
+        return f"NON-FINITE ({nonfinite_text(cmp)})"
     return {"semantic": "SEMANTIC", "structure": "STRUCTURE"}.get(v, v)
+
+
+def format_nonfinite(cmp: Comparison) -> list[str]:
+    """One line per run that went non-finite: where its first NaN or inf is (step, stage, tensor, element)."""
+    return [f"  first non-finite value, {'reference' if side == 'a' else 'port'} {nf.describe()}"
+            for side, nf in sorted(cmp.nonfinite.items())]
 
 
 def format_not_run(not_run: Mapping[str, Mapping[str, str]]) -> str:
@@ -74,7 +95,9 @@ def format_not_run(not_run: Mapping[str, Mapping[str, str]]) -> str:
 
 def format_comparison(cmp: Comparison, diagnoses=(), limit: int = 5) -> str:
     """Describe one comparison's divergence: where first, how big, what it is likely to be."""
-    lines = [f"{cmp.a.get('case')}: {cmp.pair} ({cmp.dtype}): {cmp.verdict}"]
+    verdict = f"nonfinite ({nonfinite_text(cmp)} at the same place)" if cmp.verdict == "nonfinite" else cmp.verdict
+    lines = [f"{cmp.a.get('case')}: {cmp.pair} ({cmp.dtype}): {verdict}"]
+    lines += format_nonfinite(cmp)
     for stage, port in cmp.skipped:
         lines.append(f"  not compared: {stage_label(stage)} (only {port} reports it)")
     divs = cmp.divergences()
@@ -85,7 +108,9 @@ def format_comparison(cmp: Comparison, diagnoses=(), limit: int = 5) -> str:
         return "\n".join(lines)
     first = divs[0]
     lines.append(f"  first divergence: {first.describe()} [{first.kind}]")
-    if first.diff is not None:
+    if first.kind == "nonfinite":
+        lines.append("  both runs hold NaN or inf at the same elements: they compare equal, but nothing after them is checked")
+    elif first.diff is not None:
         bound = first.diff.bound
         lines.append(f"  error {first.diff.max_rel:.3g} relative, bound {bound:.3g} ({cmp.dtype}): {'semantic' if first.kind == 'semantic' else first.kind}")
     if len(divs) > 1:
@@ -94,8 +119,12 @@ def format_comparison(cmp: Comparison, diagnoses=(), limit: int = 5) -> str:
             lines.append(f"    step {d.step}, {stage_label(d.stage)}, {d.detail}")
     if diagnoses:
         lines.append("  likely pitfalls (most likely first):")
-        for d in diagnoses:
-            lines.append(f"    {d.pitfall}: {d.evidence}   (parity explain {d.pitfall})")
+        from parity.pitfalls.registry import all_pitfalls
+
+        catalogued = {p.name for p in all_pitfalls()}
+        for d in diagnoses:  # a name from the programs' facts (weight-decay, optimizer-rho ...) has no catalogue entry
+            explain = f"   (parity explain {d.pitfall})" if d.pitfall in catalogued else ""
+            lines.append(f"    {d.pitfall}: {d.evidence}{explain}")
     else:
         lines.append("  pitfall: unknown (no catalogued signature matches; the location above stands)")
     return "\n".join(lines)

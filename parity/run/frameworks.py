@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import importlib
 import importlib.util
+import re
 from types import ModuleType
 from typing import Iterable
 
@@ -27,6 +28,7 @@ __all__ = [
     "port_package",
     "capture_adapter",
     "prepare_environment",
+    "needs_legacy_keras",
     "available",
     "missing_reason",
     "parse_frameworks",
@@ -79,13 +81,42 @@ def capture_adapter(framework: str) -> ModuleType:
         raise ParityError(f"the {framework} capture adapter ({CAPTURE_ADAPTERS[framework]}) is not available: {exc}") from None
 
 
-def prepare_environment() -> None:
+#: Keras 2 APIs a TF1 file may use that TensorFlow 2.16+ serves only with TF_USE_LEGACY_KERAS=1 (tf_keras)
+_LEGACY_KERAS = re.compile(
+    r"\b(?:tf|tf1|v1)\.layers\.\w+\(|\brnn_cell\.|\bfrom tensorflow\.compat\.v1 import layers\b"
+    r"|\btf(?:\.compat\.v1)?\.nn\.rnn_cell\b")
+
+
+def needs_legacy_keras(source: str) -> bool:
+    """Whether a file's source uses ``tf.layers`` / ``tf.nn.rnn_cell`` (Keras 2 APIs: ``TF_USE_LEGACY_KERAS=1``)."""
+    return bool(_LEGACY_KERAS.search(source))
+
+
+def prepare_environment(source: str | None = None, where: str = "the program") -> str | None:
     """Set the frameworks' environment before a user's file imports them: ``tf_impl`` sets TensorFlow's
-    (oneDNN's reordering off, its start-up lines quiet) when imported before TensorFlow is."""
+    (oneDNN's reordering off, its start-up lines quiet) when imported before TensorFlow is.
+
+    A file whose ``source`` uses ``tf.layers`` or ``tf.nn.rnn_cell`` (Keras 2 APIs, gone from TF 2.16+'s
+    Keras 3) gets ``TF_USE_LEGACY_KERAS=1`` (tf_keras) set before TensorFlow is imported; the one-line note
+    that says so is returned. Where TensorFlow was imported already without it, or tf_keras is missing, a
+    one-line ParityError says what to do."""
+    import os
     import sys
 
+    note = None
+    if source is not None and needs_legacy_keras(source) and os.environ.get("TF_USE_LEGACY_KERAS", "") not in ("1", "true", "True"):
+        if not _installed("tf_keras"):
+            raise ParityError(f"{where} uses tf.layers / tf.nn.rnn_cell (Keras 2 APIs), which TensorFlow 2.16+ serves only "
+                              f"from tf_keras: pip install -c constraints.txt tf-keras")
+        if "tensorflow" in sys.modules:
+            raise ParityError(f"{where} uses tf.layers / tf.nn.rnn_cell (Keras 2 APIs) and TensorFlow was imported already "
+                              f"without TF_USE_LEGACY_KERAS=1: run `TF_USE_LEGACY_KERAS=1 parity diff ...`")
+        os.environ["TF_USE_LEGACY_KERAS"] = "1"
+        note = (f"{where} uses tf.layers / tf.nn.rnn_cell (Keras 2 APIs): parity set TF_USE_LEGACY_KERAS=1 before "
+                "importing TensorFlow (set it yourself to run the file outside parity)")
     if "tensorflow" not in sys.modules and _installed("tf_impl"):
         importlib.import_module("tf_impl")
+    return note
 
 
 def _installed(package: str) -> bool:

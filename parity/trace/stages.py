@@ -9,6 +9,7 @@ __all__ = ["STAGES", "STAGE_LABELS", "SMALL", "TRACE_FORMAT", "stage_label"]
 STAGES = (
     "inputs",
     "forward",
+    "regularization",
     "loss",
     "gradients",
     "processed_gradients",
@@ -19,6 +20,9 @@ STAGES = (
     "constrained",
 )
 STAGE_LABELS = {s: s.replace("_", " ") for s in STAGES}
+# programs (parity diff): "loss" is the loss the update minimises (data loss + regularisation),
+# "regularization" its regularisation term where both sides can tell it apart, "processed_gradients"
+# the effective gradient (after clipping, with a coupled decay's wd*w): docs/stages.md
 #: Current trace file format (:mod:`parity.trace.file`); format 1 (.npz) is still read.
 TRACE_FORMAT = 2
 #: Tensors of at most this many elements are kept for every step of a streamed run, and in

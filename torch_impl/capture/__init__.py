@@ -30,7 +30,19 @@ from .dtype import default_dtype
 from .optimizer import SLOT_NAMES
 from .program import TorchProgram, user_call
 
-__all__ = ["capture", "TorchProgram", "SLOT_NAMES", "PROGRAM_KEYS"]
+__all__ = ["capture", "seed_program", "TorchProgram", "SLOT_NAMES", "PROGRAM_KEYS"]
+
+
+def seed_program(seed: int) -> None:
+    """Seed what a torch program draws while it is built (``torch.manual_seed``, numpy's and Python's global
+    generators), so its initial weights are the same on every run (``parity diff --seed``)."""
+    import random
+
+    import numpy as np
+
+    _torch().manual_seed(seed)
+    np.random.seed(seed)
+    random.seed(seed)
 
 
 def capture(build, *, dtype: str, where: str = "the torch program") -> "TorchProgram":
@@ -50,6 +62,9 @@ def capture(build, *, dtype: str, where: str = "the torch program") -> "TorchPro
     with default_dtype(dtype):
         objs = user_call("parity_program", build)
     held = program_objects(objs, where)
-    return TorchProgram(held["model"], held["optimizer"], held["loss"], dtype=dtype, scheduler=held["scheduler"],
+    prog = TorchProgram(held["model"], held["optimizer"], held["loss"], dtype=dtype, scheduler=held["scheduler"],
                         train_step=held["train_step"], constraint=held["constraint"], inputs=held["inputs"],
                         targets=held["targets"], data=held["data"], where=where)
+    # how the scheduler is stepped (optimizer.py reads them): per epoch of steps_per_epoch steps, or per step
+    prog.steps_per_epoch, prog.scheduler_unit = held["steps_per_epoch"], held["scheduler_unit"]
+    return prog

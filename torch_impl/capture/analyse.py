@@ -15,7 +15,8 @@ from .. import torch as _torch
 __all__ = ["PROGRAM_KEYS", "program_objects", "param_kind", "Contents", "parameter_specs"]
 
 #: the keys of the dict ``parity_program()`` returns
-PROGRAM_KEYS = ("model", "optimizer", "loss", "scheduler", "train_step", "constraint", "inputs", "targets", "data")
+PROGRAM_KEYS = ("model", "optimizer", "loss", "scheduler", "train_step", "constraint", "inputs", "targets", "data",
+                "steps_per_epoch", "scheduler_unit")
 
 
 def program_objects(objs, where: str) -> dict:
@@ -51,9 +52,12 @@ def program_objects(objs, where: str) -> dict:
     inputs = need("inputs", names, "a list of batch keys", required=False) or ["x"]
     targets = need("targets", names, "a list of batch keys", required=False)
     data = need("data", callable, "a function returning an iterable of batches", required=False)
+    steps_per_epoch = need("steps_per_epoch", lambda v: isinstance(v, int) and not isinstance(v, bool) and v > 0,
+                           "a positive int", required=False)
+    scheduler_unit = need("scheduler_unit", lambda v: v in ("epoch", "step"), '"epoch" or "step"', required=False)
     return {"model": model, "optimizer": opt, "loss": loss, "scheduler": sched, "train_step": train_step,
             "constraint": constraint, "inputs": list(inputs), "targets": None if targets is None else list(targets),
-            "data": data}
+            "data": data, "steps_per_epoch": steps_per_epoch, "scheduler_unit": scheduler_unit}
 
 
 def param_kind(module, attr: str, t) -> str | None:
@@ -67,7 +71,7 @@ def param_kind(module, attr: str, t) -> str | None:
         return {"weight": "bn_gamma", "bias": "bn_beta", "running_mean": "bn_mean", "running_var": "bn_var"}.get(attr)
     if isinstance(module, nn.LayerNorm):
         return {"weight": "ln_gamma", "bias": "ln_beta"}.get(attr)
-    if isinstance(module, (nn.LSTM, nn.LSTMCell)):
+    if isinstance(module, (nn.LSTM, nn.LSTMCell, nn.RNN, nn.RNNCell)):  # (the lstm_* kinds: any recurrent layer's)
         if attr.startswith("weight_ih"):
             return "lstm_kernel"
         if attr.startswith("weight_hh"):

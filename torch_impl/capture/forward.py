@@ -1,9 +1,15 @@
 """Which forward outputs are recorded, and how: a forward pre-hook and a forward hook on every leaf
 module record its floating output in call order under its dotted name (``name#2`` for a second
-call; an LSTM's output, not its state), and a TorchFunctionMode (:class:`Watch`) sees every torch
-function however it is imported: it hands dropout to :mod:`.dropout`, tags permutes and flattens so
-a Linear after a conv is known to read ``(c, h, w)`` or ``(h, w, c)`` order, records the map a
-flatten reads, and puts recorded outputs in the canonical (channel-last) layout.
+call; an RNN's sequence output batch-major under its name, its final state as ``name/c``,
+``name/h`` (kinds rnn_cell, rnn_state; per layer and direction, ``name/h.1``...)), and a TorchFunctionMode
+(:class:`Watch`) sees every torch function however it is imported: outside a leaf module it records
+the functional layers a ``forward`` calls (``F.relu``, ``F.max_pool2d``, ``x @ w``, softmax...: see
+:mod:`.kinds`) like modules, as ``F.relu``, ``F.relu#2``..., a bias added to a recorded matmul
+replacing it (TF's ``MatMul`` + ``BiasAdd`` is one output); it hands dropout to :mod:`.dropout`,
+tags permutes and flattens so a Linear after a conv is known to read ``(c, h, w)`` or ``(h, w, c)``
+order, and puts recorded outputs in the canonical (channel-last) layout. Each output's kind
+(linear, conv, activation, pool, norm, dropout, embedding, rnn, rnn_state, reshape, other; ``any``
+for a flatten's unrecorded input) is kept in ``prog._forward_kinds`` for the structural pairing.
 """
 
 from __future__ import annotations
@@ -15,6 +21,7 @@ import numpy as np
 from .. import torch as _torch
 from . import dropout
 from .dtype import default_dtype
+from .kinds import function_kind, function_label, module_kind
 
 __all__ = ["Watch", "function_mode", "recording", "canonical_activations"]
 
@@ -28,6 +35,53 @@ class Watch:
         self.sites: list = []  # DropoutSite, in call order
         self.tags: dict[int, tuple] = {}  # id(tensor) -> ("perm", dims) | ("flat", order, (c, h, w))
         self.keep: list = []  # keeps tagged tensors alive so their ids stay unique
+        self.kinds: dict[str, str] = {}  # recorded output -> kind
+        self.counts: dict[str, int] = {}
+        self.linear_out: dict[int, str] = {}  # id(recorded matmul/conv output) -> its key (a bias add replaces it)
+        self.recorded: set[int] = set()  # ids of recorded outputs (a flatten of one records nothing more)
+        # leaf modules of the user's own (no torch kind): the functions inside them are recorded too
+        self.custom = {name or "model" for name, mod in getattr(prog, "_leaves", []) if module_kind(mod) == "other"}
+
+    def put(self, name: str, kind: str, out, arr: np.ndarray) -> str:
+        """Record ``arr`` (the output ``out``) under ``name`` (``name#n`` for its n-th call) with its kind."""
+        self.counts[name] = self.counts.get(name, 0) + 1
+        key = name if self.counts[name] == 1 else f"{name}#{self.counts[name]}"
+        if self.acts is not None:
+            self.acts[key] = arr
+        self.kinds[key] = kind
+        self.keep.append(out)
+        self.recorded.add(id(out))
+        return key
+
+    def _record_function(self, func, args, out, t) -> None:
+        """A functional layer called in a ``forward`` (not inside a leaf module): recorded like a module."""
+        if self.acts is None or not isinstance(out, t.Tensor) or not out.is_floating_point():
+            return
+        current = self.prog._current[-1] if self.prog._current else None
+        if current is not None and current not in self.custom:
+            return  # inside a torch layer (nn.Linear's F.linear): the module's output is recorded
+        kind = function_kind(func)
+        if kind is None:
+            self._bias_add(func, args, out, t)
+            return
+        label = function_label(func) if current is None else f"{current}/{function_label(func)}"
+        key = self.put(label, kind, out, self.canonical(out, self.prog._np(out)))
+        if kind in ("linear", "conv"):
+            self.linear_out[id(out)] = key
+
+    def _bias_add(self, func, args, out, t) -> bool:
+        """``matmul_out + bias`` (a parameter): the bias add replaces the matmul's recorded output."""
+        if getattr(func, "__name__", None) not in ("add", "__add__", "__radd__", "add_", "__iadd__") or len(args) < 2:
+            return False
+        a, b = args[0], args[1]
+        for y, bias in ((a, b), (b, a)):
+            if isinstance(y, t.Tensor) and id(y) in self.linear_out and id(bias) in self.prog._pnames:
+                key = self.linear_out.pop(id(y))
+                self.acts[key] = self.canonical(out, self.prog._np(out))
+                self.keep.append(out)
+                self.recorded.add(id(out))
+                return True
+        return False
 
     def tag(self, out, value):
         self.keep.append(out)
@@ -45,11 +99,20 @@ class Watch:
     def handle(self, func, args, kwargs):
         t = _torch()
         if dropout.is_dropout(func, t):
-            return dropout.drive(self, *dropout.dropout_arguments(func, args, kwargs, t))
+            out = dropout.drive(self, *dropout.dropout_arguments(func, args, kwargs, t))
+            current = self.prog._current[-1] if self.prog._current else None
+            if (self.acts is not None and (current is None or current in self.custom) and isinstance(out, t.Tensor)
+                    and out.is_floating_point()):
+                label = "F.dropout" if current is None else f"{current}/F.dropout"
+                self.put(label, "dropout", out, self.canonical(out, self.prog._np(out)))
+            return out
+        if dropout.is_bernoulli(func, args, t):
+            return dropout.drive_bernoulli(self, args[0])
         note = dropout.undriven(func, t)
         if note is not None:
             self.prog._note(note)
         out = func(*args, **kwargs)
+        self._record_function(func, args, out, t)
         if not isinstance(out, t.Tensor) or not args or not isinstance(args[0], t.Tensor):
             return out
         self._layout(func, args, kwargs, out, t)
@@ -79,11 +142,9 @@ class Watch:
     def _flatten(self, x, out) -> None:
         """A 4-D map ``x`` flattened to 2-D ``out``: record the map, tag the order of ``out``'s columns."""
         prior = self.tags.get(id(x))
-        if self.acts is not None and prior is None and x.is_floating_point():
-            # the map a flatten reads (often a functional pool's output, which no hook sees): a layer output
-            self.flattens += 1
-            key = "(flatten input)" if self.flattens == 1 else f"(flatten input)#{self.flattens}"
-            self.acts[key] = x.detach().cpu().numpy().copy()
+        if self.acts is not None and prior is None and x.is_floating_point() and id(x) not in self.recorded and not self.prog._current:
+            # the map a flatten reads when nothing recorded it (a layer parity does not know): a layer output
+            self.put("(flatten input)", "any", x, x.detach().cpu().numpy().copy())
         if prior is None:
             self.tag(out, ("flat", "chw", tuple(x.shape[1:])))
         elif prior[0] == "perm" and tuple(prior[1]) == (0, 2, 3, 1):
@@ -108,7 +169,6 @@ def recording(prog, acts: dict, masks):
     """Hooks on every leaf module of ``prog`` (outputs in call order) + the function mode (dropout, flatten)."""
     t = prog.t
     handles = []
-    counts: dict[str, int] = {}
     prog._order = []
     watch = Watch(prog, masks, acts)
 
@@ -121,15 +181,16 @@ def recording(prog, acts: dict, masks):
         def hook(mod, args, out):
             if prog._current and prog._current[-1] == name:
                 prog._current.pop()
-            if isinstance(out, (tuple, list)) and out and isinstance(out[0], t.Tensor):
-                out = out[0]  # nn.LSTM: (output, (h, c))
-            if not isinstance(out, t.Tensor) or not out.is_floating_point():
-                return
-            counts[name] = counts.get(name, 0) + 1
-            key = name if counts[name] == 1 else f"{name}#{counts[name]}"
             if name not in prog._order:
                 prog._order.append(name)
-            acts[key] = watch.canonical(out, prog._np(out))
+            if isinstance(mod, t.nn.RNNBase) and isinstance(out, tuple) and len(out) == 2:
+                _record_rnn(watch, prog, name, mod, out, t)
+                return
+            if isinstance(out, (tuple, list)) and out and isinstance(out[0], t.Tensor):
+                out = out[0]  # an LSTMCell: (h, c)
+            if not isinstance(out, t.Tensor) or not out.is_floating_point() or id(out) in watch.recorded:
+                return  # (a module of the user's own whose last function was recorded: that is its output)
+            watch.put(name, module_kind(mod), out, watch.canonical(out, prog._np(out)))
         return hook
 
     for name, mod in prog._leaves:
@@ -143,6 +204,26 @@ def recording(prog, acts: dict, masks):
             h.remove()
         prog._current = []
         prog._sites = watch.sites
+        prog._forward_kinds = dict(watch.kinds)
+
+
+def _record_rnn(watch: Watch, prog, name: str, mod, out, t) -> None:
+    """An ``nn.LSTM`` / ``GRU`` / ``RNN``'s sequence output (batch-major) and its final state (``name/h``,
+    ``name/c``; ``name/h.1``... for each further layer or direction), each ``[N, H]``."""
+    seq, state = out
+    if isinstance(seq, t.nn.utils.rnn.PackedSequence) or not isinstance(seq, t.Tensor):
+        return
+    arr = prog._np(seq)
+    if arr.ndim == 3 and not getattr(mod, "batch_first", False):
+        arr = np.ascontiguousarray(arr.transpose(1, 0, 2))  # [T, N, H] -> [N, T, H], as TF's dynamic_rnn
+    watch.put(name, "rnn", seq, arr)
+    parts = state if isinstance(state, tuple) else (state,)
+    per_layer = [(label, p, p.reshape((-1,) + p.shape[-2:]) if p.ndim == 3 else p[None])
+                 for label, p in zip(("h", "c"), (prog._np(s) for s in parts))]
+    for i in range(len(per_layer[0][2])):
+        for label, s, layers in sorted(per_layer, key=lambda e: e[0] != "c"):  # (c, h) per layer, as TF's LSTMStateTuple
+            layer = layers[i]
+            watch.put(f"{name}/{label}" + (f".{i}" if i else ""), "rnn_cell" if label == "c" else "rnn_state", seq, np.ascontiguousarray(layer))
 
 
 def canonical_activations(acts: dict) -> dict:

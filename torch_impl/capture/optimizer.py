@@ -4,6 +4,12 @@ pre-hook sees what ``optimizer.step()`` consumes, after any clipping), the param
 it (a step post-hook), each parameter's raw gradient after ``backward()`` (post-accumulate hooks),
 and its state as slots under parity's canonical names (``exp_avg`` -> ``m`` ..., and TF1 Adam's
 ``beta1_power`` / ``beta2_power``).
+
+The update's maths (docs/stages.md): a group's *coupled* ``weight_decay`` (SGD, Adam, RMSprop ...:
+``g + wd*w``) is the gradient of ``wd/2*||w||^2``, so the loss reported is the data loss plus that
+term (the ``regularization`` stage), and the raw and processed (effective) gradients include
+``wd*w``; a *decoupled* decay (AdamW, ``decoupled_weight_decay=True``) is its own term of the update,
+reported per parameter as ``<param>/decoupled_decay`` = ``lr*wd`` beside ``<param>/lr``.
 """
 
 from __future__ import annotations
@@ -13,7 +19,8 @@ import math
 
 import numpy as np
 
-__all__ = ["SLOT_NAMES", "settings", "slots", "recording_step"]
+__all__ = ["SLOT_NAMES", "settings", "slots", "recording_step", "decay_of", "regularization", "loss_reads_parameters",
+           "scheduler_unit", "EPOCH_SCHEDULERS", "steps_per_epoch", "scheduler_note", "step_scheduler"]
 
 #: torch optimizer state key -> the canonical slot name parity uses
 SLOT_NAMES = {
@@ -57,7 +64,9 @@ def slots(prog) -> dict[str, np.ndarray]:
             for key, value in opt.state.get(p, {}).items():
                 if key == "step" or not isinstance(value, prog.t.Tensor) or tuple(value.shape) != tuple(p.shape):
                     continue
-                out[f"{name}/{SLOT_NAMES.get(key, key)}"] = prog._np(value)
+                # Adadelta's square_avg is TF's "accum" (canonical "accumulator"), not RMSprop's mean square
+                canon = "accumulator" if key == "square_avg" and type(opt).__name__ == "Adadelta" else SLOT_NAMES.get(key, key)
+                out[f"{name}/{canon}"] = prog._np(value)
     if "Adam" in type(opt).__name__ and opt.param_groups and opt.param_groups[0]["params"]:
         # TF1 AdamOptimizer's beta1_power / beta2_power after t updates: beta^(t+1)
         g = opt.param_groups[0]
@@ -70,25 +79,107 @@ def slots(prog) -> dict[str, np.ndarray]:
     return out
 
 
+#: optimizers whose ``weight_decay`` is decoupled (``w -= lr*wd*w``, not added to the gradient)
+_DECOUPLED = ("AdamW", "Adafactor")
+
+
+def decay_of(opt) -> dict:
+    """``{id(param): (coupled wd, decoupled wd)}`` for every parameter of ``opt``'s groups."""
+    out = {}
+    decoupled_class = type(opt).__name__ in _DECOUPLED
+    for g in opt.param_groups:
+        wd = float(g.get("weight_decay", 0.0) or 0.0)
+        decoupled = decoupled_class or bool(g.get("decoupled_weight_decay", False))
+        for p in g["params"]:
+            out[id(p)] = (0.0, wd) if decoupled else (wd, 0.0)
+    return out
+
+
+def regularization(prog, decay: dict):
+    """``sum(wd/2 * ||w||^2)`` over the parameters with a coupled decay and a gradient this step (the
+    loss whose gradient ``wd*w`` the optimizer adds), in the run's dtype; None when there is none."""
+    total, any_ = None, False
+    with prog.t.no_grad():
+        for g in prog.opt.param_groups:
+            for p in g["params"]:
+                wd = decay.get(id(p), (0.0, 0.0))[0]
+                if wd and p.grad is not None:  # the optimizer skips (and does not decay) a parameter without one
+                    term = 0.5 * wd * (p * p).sum()
+                    total = term if total is None else total + term
+                    any_ = True
+    return prog._np(total) if any_ else None
+
+
+def loss_reads_parameters(loss, outputs, params) -> bool:
+    """Whether ``loss`` depends on a parameter other than through the model's ``outputs`` (a
+    regularisation term written by hand inside the loss function): a walk of its autograd graph."""
+    stop = {o.grad_fn for o in outputs if getattr(o, "grad_fn", None) is not None}
+    ids = {id(p) for p in params}
+    todo, seen = [getattr(loss, "grad_fn", None)], set()
+    while todo:
+        node = todo.pop()
+        if node is None or node in stop or node in seen:
+            continue
+        seen.add(node)
+        var = getattr(node, "variable", None)
+        if var is not None and id(var) in ids:
+            return True
+        todo.extend(n for n, _ in node.next_functions)
+    return False
+
+
+#: schedulers whose documented unit is the epoch (``step_size``, ``milestones``, ``gamma`` per epoch);
+#: OneCycleLR / CyclicLR are per batch; LambdaLR, MultiplicativeLR, CosineAnnealing*, Linear/Constant/
+#: PolynomialLR, SequentialLR ... are written for either unit: stepped per step unless the program says
+EPOCH_SCHEDULERS = ("StepLR", "MultiStepLR", "ExponentialLR")
+
+
+def scheduler_unit(scheduler, given) -> str:
+    """``"epoch"`` or ``"step"``: the program's ``scheduler_unit``, else by the scheduler's class."""
+    if given in ("epoch", "step"):
+        return given
+    return "epoch" if type(scheduler).__name__ in EPOCH_SCHEDULERS else "step"
+
+
 @contextlib.contextmanager
 def recording_step(prog, raw: dict, seen: dict):
     """Hooks for one step of ``prog``: raw gradients into ``raw``; what the optimizer step consumed
-    (``processed_gradients``, ``learning_rate``) and left (``parameters``, ``versions``) into ``seen``."""
+    (``processed_gradients``, ``learning_rate``, ``regularization``) and left (``parameters``,
+    ``versions``) into ``seen``. A coupled decay's ``wd*w`` is added to both gradients."""
+    decay = decay_of(prog.opt)
+
+    def with_decay(p, grad):
+        wd = decay.get(id(p), (0.0, 0.0))[0]
+        return grad + wd * p.detach() if wd else grad
 
     def on_grad(name):
         def hook(p):
             if p.grad is not None:
-                raw[name] = prog._np(p.grad)
+                raw[name] = prog._np(with_decay(p, p.grad))
         return hook
 
     def pre_step(opt, args, kwargs):
         pg, lr = {}, {}
-        for i, g in enumerate(opt.param_groups):
-            lr["lr" if len(opt.param_groups) == 1 else f"lr/{i}"] = np.asarray(float(g["lr"]), dtype=prog.dtype)
+        groups = opt.param_groups
+        for g in groups:
+            rate = float(g["lr"])
             for p in g["params"]:
+                name = prog._pnames[id(p)]
+                if len(groups) > 1:
+                    lr[f"{name}/lr"] = np.asarray(rate, dtype=prog.dtype)
+                wd = decay.get(id(p), (0.0, 0.0))[1]
+                if wd:
+                    lr[f"{name}/decoupled_decay"] = np.asarray(rate * wd, dtype=prog.dtype)
                 if p.grad is not None:
-                    pg[prog._pnames[id(p)]] = prog._np(p.grad)
+                    pg[name] = prog._np(with_decay(p, p.grad))
+        if len(groups) == 1:
+            lr["lr"] = np.asarray(float(groups[0]["lr"]), dtype=prog.dtype)
         seen["processed_gradients"], seen["learning_rate"] = pg, lr
+        reg = regularization(prog, decay)
+        if reg is None and any(d[1] for d in decay.values()):
+            # a decoupled decay has no regularisation term: 0, so that a coupled counterpart diverges there
+            reg = np.zeros((), dtype=prog.dtype)
+        seen["regularization"] = reg
 
     def post_step(opt, args, kwargs):
         seen["parameters"] = {n: prog._np(p) for n, p in prog._params.items() if id(p) in prog._in_opt}
@@ -103,3 +194,51 @@ def recording_step(prog, raw: dict, seen: dict):
     finally:
         for h in handles:
             h.remove()
+
+
+def steps_per_epoch(prog):
+    """The program's ``steps_per_epoch``, else the length of its finite ``data`` (a list, or a function
+    returning one); None when neither says."""
+    given = getattr(prog, "steps_per_epoch", None)
+    if given:
+        return int(given)
+    if not hasattr(prog, "_data_len"):
+        prog._data_len = None
+        src = prog.data_fn
+        try:
+            data = src() if callable(src) else src
+            prog._data_len = len(data) if hasattr(data, "__len__") and len(data) else None
+        except Exception:  # a data function parity cannot call twice: the epoch length is unknown
+            prog._data_len = None
+    return prog._data_len
+
+
+def scheduler_note(prog):
+    """One line saying in which unit the textbook step steps ``prog``'s scheduler (None without one)."""
+    sch = prog.scheduler
+    if sch is None or prog.train_step is not None:
+        return None
+    name, given = type(sch).__name__, getattr(prog, "scheduler_unit", None)
+    if scheduler_unit(sch, given) == "step":
+        why = "as the program says (scheduler_unit)" if given else (
+            "its unit is the batch" if name in ("OneCycleLR", "CyclicLR") else
+            "its class is written for either unit; give \"scheduler_unit\": \"epoch\" to step it per epoch")
+        return f"scheduler {name}: stepped after every training step ({why})"
+    spe = steps_per_epoch(prog)
+    if spe is None:
+        return (f"scheduler {name}: a per-epoch scheduler, and the program gives no \"steps_per_epoch\" and no finite "
+                "\"data\": not stepped within the run (give \"steps_per_epoch\", or \"scheduler_unit\": \"step\")")
+    return f"scheduler {name}: stepped per epoch, every {spe} training steps (the epoch's length: " + (
+        "the program's steps_per_epoch)" if getattr(prog, "steps_per_epoch", None) else "its data's length)")
+
+
+def step_scheduler(prog) -> None:
+    """After the textbook step: step the scheduler in its own unit (see :func:`scheduler_note`)."""
+    sch = prog.scheduler
+    prog._steps_taken = getattr(prog, "_steps_taken", 0) + 1
+    if scheduler_unit(sch, getattr(prog, "scheduler_unit", None)) == "step":
+        sch.step()
+        return
+    spe = steps_per_epoch(prog)
+    if spe and prog._steps_taken % spe == 0:
+        sch.step()

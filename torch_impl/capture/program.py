@@ -14,6 +14,7 @@ from parity.errors import ParityError, PortError
 from parity.portkit.program import DropoutSite, ParamSpec
 
 from .. import device, torch as _torch
+from . import adapt as _adapt
 from . import optimizer as _optimizer
 from .analyse import Contents, parameter_specs
 from .dtype import torch_dtype
@@ -77,7 +78,26 @@ class TorchProgram:
             elif np.issubdtype(arr.dtype, np.integer):
                 tt = tt.long()
             out[k] = tt.to(device())
-        return out
+        adapt = _adapt.ADAPTED.get(self.where)
+        return _adapt.apply(adapt, out, self.t, torch_dtype(self.dtype)) if adapt else out
+
+    def _choose_adaptation(self, batch) -> None:
+        """At the first probe of this file: the batch adapted to what the port's model and loss take, if
+        they fail on it as it is (:mod:`.adapt`); said in a note. Not with the user's own ``train_step``."""
+        if self.where in _adapt.ADAPTED:
+            return
+        if self.train_step is not None or self.loss_fn is None:
+            _adapt.ADAPTED[self.where] = {}
+            return
+        xb = self._tensors(batch)
+        chosen = _adapt.choose(self.model, self._forward_loss, xb, self.inputs, self._target_keys(xb), self.t,
+                               torch_dtype(self.dtype), self.where)
+        _adapt.ADAPTED[self.where] = chosen
+        for _, _, why in chosen.values():
+            self._note(f"batch adapted to the port: {why}")
+
+    def _target_keys(self, xb) -> list:
+        return list(self.targets) if self.targets is not None else [k for k in xb if k not in self.inputs][:1]
 
     def _recording(self, acts: dict, masks):
         """Hooks on every leaf module (outputs in call order) + the function mode (dropout, flatten)."""
@@ -128,6 +148,12 @@ class TorchProgram:
         acts: dict[str, np.ndarray] = {}
         saved = {n: b.detach().clone() for n, b in self.model.named_buffers()}
         try:
+            user_call("forward", self._choose_adaptation, batch)
+            if self.train_step is not None:  # the probe goes through the user's own step, without updating
+                with self._recording(acts, masks):
+                    loss = user_call("train_step", self._probe_train_step, self._tensors(batch))
+                self._probe_loss = float(loss.detach().cpu()) if isinstance(loss, self.t.Tensor) and loss.numel() == 1 else None
+                return self.canonical_activations(acts)
             with self._recording(acts, masks), self.t.no_grad():
                 xb = self._tensors(batch)
                 if self.loss_fn is not None:
@@ -143,9 +169,42 @@ class TorchProgram:
                     bufs[n].copy_(b)
         return self.canonical_activations(acts)
 
+    def _probe_train_step(self, xb):
+        """The user's ``train_step(xb)`` with nothing kept: ``optimizer.step`` / ``zero_grad`` and the
+        scheduler's ``step`` do nothing while it runs; the parameters, their gradients and the optimizer's
+        and scheduler's state are put back afterwards (buffers: by :meth:`forward`)."""
+        import copy
+
+        t = self.t
+        params = {n: p.detach().clone() for n, p in self._params.items()}
+        grads = {n: None if p.grad is None else p.grad.detach().clone() for n, p in self._params.items()}
+        opt_state = copy.deepcopy(self.opt.state_dict())
+        sched_state = copy.deepcopy(self.scheduler.state_dict()) if self.scheduler is not None else None
+        muted = [(self.opt, "step"), (self.opt, "zero_grad")] + ([(self.scheduler, "step")] if self.scheduler is not None else [])
+        for obj, name in muted:
+            setattr(obj, name, lambda *a, **k: None)
+        try:
+            with t.enable_grad():
+                return self.train_step(xb)
+        finally:
+            for obj, name in muted:
+                if name in vars(obj):
+                    delattr(obj, name)
+            with t.no_grad():
+                for n, p in self._params.items():
+                    p.copy_(params[n])
+                    p.grad = grads[n]
+            self.opt.load_state_dict(opt_state)
+            if sched_state is not None:
+                self.scheduler.load_state_dict(sched_state)
+
     def canonical_activations(self, acts: dict) -> dict:
         """4-D outputs NCHW -> NHWC (a flattened output was reordered to (h, w, c) when recorded)."""
         return canonical_activations(acts)
+
+    def forward_kinds(self) -> dict[str, str]:
+        """Each recorded output's kind (conv, dense, relu, dropout ... and F.* calls), for the structural pairing."""
+        return dict(getattr(self, "_forward_kinds", {}))
 
     def probe_loss(self):
         """The loss of the last forward() (None when the program gives no loss function)."""
@@ -156,6 +215,12 @@ class TorchProgram:
 
     def settings(self) -> dict:
         return _optimizer.settings(self.opt, self.scheduler, self.model)
+
+    def facts(self) -> dict:
+        """The program's facts, read from its objects (:mod:`.facts`; compared in :mod:`parity.program.facts`)."""
+        from .facts import facts
+
+        return facts(self)
 
     def notes(self) -> list[str]:
         notes = list(self._notes)
@@ -189,15 +254,23 @@ class TorchProgram:
     def _step_records(self, acts: dict, raw: dict, seen: dict, loss) -> dict[str, dict[str, np.ndarray]]:
         """The stages of one step, from what the hooks saw; empty stages left out."""
         t = self.t
-        out = {
-            "forward": self.canonical_activations(acts),
-            "loss": {"loss": np.asarray(self._np(loss) if isinstance(loss, t.Tensor) else loss, dtype=self.dtype)},
+        value = np.asarray(self._np(loss) if isinstance(loss, t.Tensor) else loss, dtype=self.dtype)
+        reg = seen.get("regularization")
+        out = {"forward": self.canonical_activations(acts)}
+        if reg is not None:
+            # the loss the update minimises: the data loss + the coupled decay's wd/2*||w||^2 (docs/stages.md);
+            # the regularisation term compared on its own when the data loss is known to hold none
+            value = np.asarray(value + reg, dtype=self.dtype)
+            if self.train_step is None and getattr(self, "_loss_separable", False):
+                out["regularization"] = {"regularization": np.asarray(reg, dtype=self.dtype)}
+        out.update({
+            "loss": {"loss": value},
             "gradients": raw,
             "processed_gradients": seen["processed_gradients"],
             "learning_rate": seen["learning_rate"],
             "parameters": seen["parameters"],
             "slots": self._slots(),
-        }
+        })
         if self._buffers:
             out["state"] = {n: self._np(b) for n, b in self._buffers.items()}
         written = [n for n, p in self._params.items() if p._version != seen["versions"][n]]
@@ -208,11 +281,27 @@ class TorchProgram:
 
     def _textbook_step(self, xb):
         self.opt.zero_grad()
-        loss = self._forward_loss(xb)
+        outs: list = []
+        hook = self.model.register_forward_hook(lambda m, a, o: outs.append(o))
+        try:
+            loss = self._forward_loss(xb)
+        finally:
+            hook.remove()
+        # a loss function that reads the parameters itself holds a hand-written regularisation term:
+        # then only the total loss is compared (docs/stages.md)
+        flat = outs[-1] if outs and isinstance(outs[-1], (tuple, list)) else outs[-1:]
+        self._loss_separable = not _optimizer.loss_reads_parameters(
+            loss, [o for o in flat if isinstance(o, self.t.Tensor)], list(self._params.values()))
+        if not self._loss_separable:
+            self._note("regularization: the loss function reads the parameters itself (a hand-written term): its "
+                       "regularisation is not compared on its own; the total loss and its gradients are")
         loss.backward()
         self.opt.step()
         if self.scheduler is not None:
-            self.scheduler.step()
+            note = _optimizer.scheduler_note(self)
+            if note:
+                self._note(note)
+            _optimizer.step_scheduler(self)  # in its own unit: per epoch or per step
         return loss
 
     def _slots(self) -> dict[str, np.ndarray]:

@@ -37,7 +37,8 @@ float64: the program is built once more in a fresh graph with every float32 plac
 and variable made float64 (so layers that pick a kernel by dtype pick the float64 one),
 then every float32 left in the graph (the optimizers' Python-float hyper-parameters, which
 TF1 turns into float32 constants; casts to float32 inside ``tf.losses``) is rewritten to
-float64 in the GraphDef before it is imported into the graph that runs. A float32
+float64 in the GraphDef before it is imported into the graph that runs (a TensorArray's
+flow stays float32; LeakyRelu's float32 alpha is computed as a float64 constant). A float32
 scalar constant is taken as the shortest decimal that prints it (``0.001``, not
 ``0.0010000000474974513``): what the author typed. Each such constant is listed in
 :meth:`TF1Program.notes`, with the fix that makes the program run in float64 as written.
@@ -67,7 +68,20 @@ from .forward import LAYER_OPS
 from .optimizer import SLOT_NAMES
 from .program import TF1Program
 
-__all__ = ["capture", "TF1Program", "PROGRAM_KEYS", "SLOT_NAMES", "LAYER_OPS"]
+__all__ = ["capture", "seed_program", "TF1Program", "PROGRAM_KEYS", "SLOT_NAMES", "LAYER_OPS"]
+
+
+def seed_program(seed: int) -> None:
+    """Seed what a TF1 program draws while it is built: the graph seed of the default graph (the fresh graph
+    the program is built in: every random op without its own seed then draws the same values each run;
+    the program's own ``tf.set_random_seed`` still wins), numpy's and Python's global generators."""
+    import random
+
+    import numpy as np
+
+    tensorflow().compat.v1.set_random_seed(seed)
+    np.random.seed(seed)
+    random.seed(seed)
 
 
 def capture(program, *, dtype: str, where: str = "tf1 program") -> TF1Program:

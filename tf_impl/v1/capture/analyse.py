@@ -115,8 +115,14 @@ def raw_gradients(trained: dict, var_names: dict, graph, loss, notes: list[str])
         if raw is None:
             with graph.as_default():
                 raw = tensorflow().gradients(loss, [v.outputs[0]])[0]
-            notes.append(f"raw gradient of {var_names[v]}: not found upstream of the applied "
-                         "one; computed by the adapter with tf.gradients(loss, var)")
+                if hasattr(raw, "indices"):  # sparse (IndexedSlices: an embedding lookup's rows): densified
+                    rows = _shape_of(v)[0]
+                    raw = tensorflow().math.unsorted_segment_sum(raw.values, raw.indices, rows)
+                    notes.append(f"raw gradient of {var_names[v]}: sparse (the looked-up rows), densified to the "
+                                 "variable's shape (rows looked up several times summed)")
+            if not hasattr(raw, "indices") and not any(var_names[v] in n for n in notes):
+                notes.append(f"raw gradient of {var_names[v]}: not found upstream of the applied "
+                             "one; computed by the adapter with tf.gradients(loss, var)")
         raw_names[var_names[v]] = raw.name
     return raw_names
 
@@ -150,11 +156,16 @@ def find_model_state(variables: list, trained: dict, owned: dict, forward: list,
 def param_kind(v, name: str, forward: list) -> str:
     """The kind of variable op ``v`` (named ``name``): by its leaf name, else by the op reading it."""
     leaf = name.split("/")[-1]
+    scope = name.split("/")[-2] if "/" in name else ""
+    if leaf in ("kernel", "bias") and scope.endswith(("lstm_cell", "rnn_cell")):  # TF1 LSTM / RNN cells' variables
+        return "lstm_kernel" if leaf == "kernel" else "lstm_bias"
     for key, kind in (("moving_mean", "bn_mean"), ("moving_variance", "bn_var"), ("gamma", "bn_gamma"),
                       ("beta", "bn_beta")):
         if leaf.startswith(key):
             return kind
     fwd = set(forward)
+    if any(c.type in LAYER_OPS["embedding"] and c.inputs[0] is v.outputs[0] for c in v.outputs[0].consumers()):
+        return "embedding"  # a resource variable's rows gathered from its handle (tf.nn.embedding_lookup)
     for op in graph_ops_reading(v):
         for consumer in op.outputs[0].consumers():
             if consumer not in fwd and consumer.type not in _READS:

@@ -2,7 +2,12 @@
 ``random >= rate``, so the adapter finds each such site on the forward path (:func:`find_dropout`)
 and feeds its random tensor with parity's keep mask (1 keeps, 0 drops): the program's own dropout
 op then computes ``where(mask, x / keep_prob, 0)``; without a mask it feeds ones and a unit scale
-(the identity). :class:`DropoutFeeds` holds the sites' tensors in the graph that runs.
+(the identity). Whatever gives the rate (a constant ``keep_prob``, ``rate=``, ``1.0 - in_drop`` of a
+fed placeholder), the op is the same. A hand-written dropout, ``floor(keep_prob + random_uniform)``
+(the sparse dropout of graph networks), is driven at its ``Floor``: parity feeds the floor's output
+with its mask (without a mask: ``keep_prob`` everywhere, so ``x * mask / keep_prob`` is the identity;
+where the mask becomes a boolean, ``tf.sparse_retain``, everything is kept and the ``1 / keep_prob``
+scale stays, as a note says). :class:`DropoutFeeds` holds the sites' tensors in the graph that runs.
 """
 
 from __future__ import annotations
@@ -16,10 +21,74 @@ from parity.errors import ParityError
 _RANDOM_OPS = ("RandomUniform", "StatelessRandomUniformV2")
 
 
+def _from_random(t, depth: int = 4) -> bool:
+    """Whether tensor ``t`` is a random draw (``RandomUniform`` a few ops above it: scaled, shifted)."""
+    level = [t.op]
+    for _ in range(depth):
+        if any(op.type in _RANDOM_OPS for op in level):
+            return True
+        level = [i.op for op in level for i in op.inputs]
+    return any(op.type in _RANDOM_OPS for op in level)
+
+
+def _in_while_loop(op) -> bool:
+    ctx = op._get_control_flow_context()
+    while ctx is not None:
+        if ctx.IsWhileContext():
+            return True
+        ctx = ctx.outer_context
+    return False
+
+
+def _floor_site(op) -> dict | None:
+    """A hand-written dropout ``floor(keep_prob + random_uniform)``: its site, or None."""
+    add = op.inputs[0].op
+    if add.type not in ("Add", "AddV2"):
+        return None
+    rnd = [t for t in add.inputs if _from_random(t)]
+    keep = [t for t in add.inputs if not _from_random(t)]
+    if len(rnd) != 1 or len(keep) != 1:
+        return None
+    out = op.outputs[0]
+    shape = tuple(out.shape.as_list()) if out.shape.rank is not None else None
+    scope = op.name  # "gc1/Floor": the scope alone may be the whole layer's
+    as_bool = any(c.type == "Cast" and c.get_attr("DstT").name == "bool" for c in out.consumers())
+    # the layer output: x * mask, and the 1 / keep_prob scale that follows it
+    output = None
+    muls = [c for c in out.consumers() if c.type == "Mul"]
+    if len(muls) == 1:
+        output = muls[0]
+        nxt = [c for c in output.outputs[0].consumers() if c.type in ("RealDiv", "Mul")]
+        output = (nxt[0] if len(nxt) == 1 else output).name
+    return {"random": out.name, "rate": keep[0].name, "name": scope, "scale": None, "form": "floor",
+            "output": output, "shape": shape, "boolean": as_bool}
+
+
 def find_dropout(forward) -> list[dict]:
-    """Dropout sites: ``GreaterEqual(random_uniform, rate)`` whose random tensor we can feed."""
+    """Dropout sites: ``GreaterEqual(random_uniform, rate)`` whose random tensor we can feed, and the
+    hand-written ``floor(keep_prob + random_uniform)``, in graph order. A dropout of a tensor of static
+    shape draws from a constant shape, so its draw is not downstream of the inputs: the ops two steps
+    above the forward path are searched too."""
     sites = []
+    seen, ops = set(), []
     for op in forward:
+        for cand in [i.op for i in op.inputs] + [j.op for i in op.inputs for j in i.op.inputs] + [op]:
+            if cand not in seen and cand.type in ("Floor", "GreaterEqual"):
+                seen.add(cand)
+                ops.append(cand)
+    order = {op: i for i, op in enumerate(forward[0].graph.get_operations())} if forward else {}
+    for op in sorted(ops, key=order.get):
+        if _in_while_loop(op):  # (a DropoutWrapper inside dynamic_rnn): a tensor in a loop cannot be fed
+            scope = op.name.rsplit("/", 1)[0]
+            if not any(s["name"] == scope for s in sites):
+                sites.append({"random": None, "rate": None, "name": scope, "scale": None, "form": "loop",
+                              "output": None, "shape": None})
+            continue
+        if op.type == "Floor":
+            site = _floor_site(op)
+            if site is not None:
+                sites.append(site)
+            continue
         if op.type != "GreaterEqual":
             continue
         rnd = op.inputs[0]
@@ -36,16 +105,28 @@ def find_dropout(forward) -> list[dict]:
         scale = None
         if out and out[0].type in ("SelectV2", "Select") and out[0].inputs[1].op.type in ("RealDiv", "Mul"):
             scale = out[0].inputs[1].op.inputs[1].name  # x / keep_prob or x * (1 / keep_prob)
-        sites.append({"random": rnd.name, "rate": op.inputs[1].name, "name": scope, "scale": scale,
+        sites.append({"random": rnd.name, "rate": op.inputs[1].name, "name": scope, "scale": scale, "form": "select",
                       "output": out[0].name if out else None, "shape": shape})
     return sites
 
 
 def dropout_notes(sites: list[dict]) -> list[str]:
     """A note for each site parity cannot drive (no ``x / keep_prob`` select it knows)."""
-    return [f"dropout {site['name']}: its random tensor feeds no x/keep_prob select parity "
-            "knows: left to TF's own draw (compare that layer statistically)"
-            for site in sites if site["scale"] is None]
+    notes = [f"dropout {site['name']}: its random tensor feeds no x/keep_prob select parity "
+             "knows: left to TF's own draw (that layer and what follows differ by chance: compare them "
+             "statistically, not element by element)"
+             for site in sites if site.get("form") == "select" and site["scale"] is None]
+    notes += [f"dropout {site['name']}: inside a tf.while_loop (a DropoutWrapper in dynamic_rnn), where parity cannot "
+              "feed its draw: left to TF's own (that layer and what follows differ by chance: compare them "
+              "statistically, not element by element)" for site in sites if site.get("form") == "loop"]
+    notes += [f"dropout {site['name']} (hand-written, floor(keep_prob + random_uniform) made boolean): driven "
+              "with parity's masks; without a mask it keeps everything but its 1/keep_prob scale stays"
+              for site in sites if site.get("form") == "floor" and site.get("boolean")]
+    return notes
+
+
+def _driven(site: dict, scale) -> bool:
+    return site.get("form") == "floor" or scale is not None
 
 
 class DropoutFeeds:
@@ -56,6 +137,8 @@ class DropoutFeeds:
 
     def __init__(self, sites: list[dict], graph, tf):
         T = graph.get_tensor_by_name
+        # only the sites parity drives: their positions are the mask indices (a note names the others)
+        sites = [s for s in sites if s["random"] and _driven(s, s["scale"])]
         self.sites = sites
         self.random = [T(s["random"]) for s in sites]
         self.rate = [T(s["rate"]) for s in sites]
@@ -72,14 +155,31 @@ class DropoutFeeds:
                 rates.append(float(run(t)))
             except Exception:  # a rate that depends on the batch: read at the first step
                 rates.append(None)
-        self.rates = rates
+        self.rates = [self._rate(i, r) for i, r in enumerate(rates)]
+
+    def _rate(self, i: int, value):
+        """The dropout rate from what site ``i``'s rate tensor holds (a hand-written one holds keep_prob)."""
+        if value is None:
+            return None
+        return 1.0 - float(value) if self.sites[i].get("form") == "floor" else float(value)
 
     def feed(self, feed: dict, masks: Mapping[int, np.ndarray] | None, run: Callable) -> None:
         """Add to ``feed`` each site's mask, or the identity (keep everything, no 1/keep_prob scaling)."""
         masks = masks or {}
         for i, t in enumerate(self.random):
             if i in masks:
-                feed[t] = np.asarray(masks[i], dtype=t.dtype.as_numpy_dtype)
+                shape = self.last_shapes.get(i)
+                if shape is None:
+                    shape = tuple(run(self.random_shape[i], feed))
+                shape = (np.shape(masks[i])[0],) + tuple(shape[1:]) if len(shape) == np.ndim(masks[i]) else shape
+                feed[t] = fit_mask(masks[i], tuple(shape)).astype(t.dtype.as_numpy_dtype)
+            elif self.sites[i].get("form") == "floor":
+                # no mask: keep_prob everywhere (x * keep / keep: the identity); a boolean mask keeps all
+                shape = self.last_shapes.get(i)
+                if shape is None:
+                    shape = run(self.random_shape[i], feed)
+                value = 1.0 if self.sites[i].get("boolean") else float(run(self.rate[i], feed))
+                feed[t] = np.full(shape, value, dtype=t.dtype.as_numpy_dtype)
             elif self.scale[i] is not None:
                 # no mask: the identity (keep everything, no 1/keep_prob scaling)
                 shape = self.last_shapes.get(i)
@@ -98,16 +198,26 @@ class DropoutFeeds:
         """Keep the shapes and rates a run with :meth:`add_fetches` fetched."""
         if self.random:
             self.last_shapes = {i: tuple(int(d) for d in s) for i, s in enumerate(got["shapes"])}
-            self.rates = [float(r) for r in got["rates"]]
+            self.rates = [self._rate(i, r) for i, r in enumerate(got["rates"])]
 
     def driven(self, where: str) -> list[tuple]:
         """``(index, name, shape, rate)`` of each site the adapter drives (shapes as the last run saw them)."""
         out = []
         for i, s in enumerate(self.sites):
-            if self.scale[i] is None:
+            if not _driven(s, self.scale[i]):
                 continue
             shape = self.last_shapes.get(i, s["shape"])
             if shape is None or any(d is None for d in shape):
                 raise ParityError(f"{where}: dropout {s['name']} has no static shape: call forward() first")
             out.append((i, s["name"], tuple(shape), self.rates[i]))
         return out
+
+
+def fit_mask(m: np.ndarray, shape: tuple) -> np.ndarray:
+    """A mask drawn for another site's granularity fitted to ``shape``: a dimension the site has as 1
+    (a channel dropout) takes the mask's first position; one the mask has as 1 is broadcast."""
+    m = np.asarray(m)
+    if m.shape == tuple(shape) or m.ndim != len(shape):
+        return m
+    m = m[tuple(slice(0, 1) if s == 1 and d != 1 else slice(None) for s, d in zip(shape, m.shape))]
+    return np.broadcast_to(m, tuple(shape)).copy()

@@ -1,19 +1,21 @@
 """The float64 rebuild of a TF1 program: building it again with its float32 placeholders and
 variables made float64 (:func:`_call_program`), tf_keras' non-fused batch normalisation kept to
 the fused kernel's moving-variance convention (:func:`fused_batch_norm_convention`), every float32
-left in the GraphDef rewritten to float64 with its scalar constants taken as the decimals they
-print as (:func:`_shortest`, :func:`_retype_graph_def`), and the notes that say so.
+left in the GraphDef rewritten to float64 with its constants taken as the decimals they print as
+(:mod:`.retype`: :func:`_shortest`, :func:`_retype_graph_def`), and the notes that say so.
 """
 
 from __future__ import annotations
 
 import contextlib
+import sys
 from typing import Any, Callable, Mapping
 
 import numpy as np
 
 from ... import tensorflow
 from .graph import _FLOAT, _is_tensor
+from .retype import _retype_graph_def, _shortest  # noqa: F401  (the GraphDef rewrite; importable from here)
 
 _BN_TOUCHED: list[str] = []  # layers fused_batch_norm_convention aligned in the last float64 build
 
@@ -63,6 +65,68 @@ def fused_batch_norm_convention(dtype: str, touched: list | None = None):
         BN.call, BN._assign_moving_average = call, assign
 
 
+_RNN_FUNCTIONS = ("dynamic_rnn", "static_rnn", "bidirectional_dynamic_rnn", "static_bidirectional_rnn",
+                  "static_state_saving_rnn")
+
+
+@contextlib.contextmanager
+def rnn_dtype(source, target):
+    """TF1's RNN functions (``dynamic_rnn(cell, x, dtype=tf.float32)``) and its cells' ``zero_state`` /
+    ``get_initial_state`` given ``source`` take ``target``: the state a float64 rebuild starts from is
+    float64, as its inputs and kernels are; ``tf.one_hot`` without a dtype (float32 by default: a
+    char-RNN's inputs) makes ``target`` too. Only while the program builds; restored after."""
+    import functools
+    import inspect
+
+    from tensorflow.python.ops import array_ops, rnn
+
+    tf = tensorflow()
+    saved = []
+
+    def retype(fn):
+        sig = inspect.signature(fn)
+
+        @functools.wraps(fn)
+        def wrapped(*args, **kwargs):
+            try:
+                bound = sig.bind_partial(*args, **kwargs)
+            except TypeError:  # a wrong call: the function's own error, unchanged
+                return fn(*args, **kwargs)
+            given = bound.arguments.get("dtype")
+            if given is not None and tf.as_dtype(given).base_dtype == source:
+                bound.arguments["dtype"] = target
+            elif given is None and fn.__name__ == "one_hot" and bound.arguments.get("on_value") is None \
+                    and bound.arguments.get("off_value") is None:
+                bound.arguments["dtype"] = target
+            return fn(*bound.args, **bound.kwargs)
+        wrapped._parity_retyped = True
+        return wrapped
+
+    places = [(mod, name) for mod in (rnn, tf.compat.v1.nn) for name in _RNN_FUNCTIONS if hasattr(mod, name)]
+    if source == tf.float32:
+        places += [(array_ops, "one_hot"), (tf.compat.v1, "one_hot"), (tf, "one_hot")]
+    # TF1's cells (tf_keras' legacy cells): imported by the as-written build when the program has any
+    legacy_cells = sys.modules.get("tf_keras.src.layers.rnn.legacy_cells")
+    if legacy_cells is not None:
+        places += [(cls, name) for cls in vars(legacy_cells).values() if isinstance(cls, type)
+                   for name in ("zero_state", "get_initial_state") if name in vars(cls)]
+    for owner, name in places:
+        fn = vars(owner)[name] if isinstance(owner, type) else getattr(owner, name)
+        if not getattr(fn, "_parity_retyped", False):
+            saved.append((owner, name, fn))
+            setattr(owner, name, retype(fn))
+    try:
+        yield
+    finally:
+        for owner, name, fn in reversed(saved):
+            setattr(owner, name, fn)
+
+
+def _silent(record) -> bool:
+    """A logging filter that drops every record (TF's logger, while the program is built again)."""
+    return False
+
+
 def _call_program(fn: Callable[[], Any], graph, override: str | None) -> dict:
     """Call ``fn`` with ``graph`` as default, control flow v1, and float32 roots made ``override``."""
     tf = tensorflow()
@@ -70,7 +134,8 @@ def _call_program(fn: Callable[[], Any], graph, override: str | None) -> dict:
     from tensorflow.python.ops import control_flow_util
 
     was_v2 = control_flow_util.ENABLE_CONTROL_FLOW_V2
-    placeholder = tf1.placeholder
+    placeholder, with_default = tf1.placeholder, tf1.placeholder_with_default
+    logger = tf.get_logger()
     target = {"float64": tf.float64, "float32": tf.float32}.get(override or "")
     source = {"float64": tf.float32, "float32": tf.float64}.get(override or "")
 
@@ -78,6 +143,13 @@ def _call_program(fn: Callable[[], Any], graph, override: str | None) -> dict:
         if target is not None and tf.as_dtype(dtype) == source:
             dtype = target
         return placeholder(dtype, shape=shape, name=name)
+
+    def retyped_with_default(input, shape, name=None):  # noqa: A002  (TF's argument name)
+        if isinstance(input, float) or (isinstance(input, np.ndarray) and input.dtype == source.as_numpy_dtype):
+            input = np.asarray(input, target.as_numpy_dtype)  # keep_prob = placeholder_with_default(1.0, [])
+        elif tf.is_tensor(input) and input.dtype.base_dtype == source:
+            input = tf.cast(input, target)
+        return with_default(input, shape, name=name)
 
     def creator(next_creator, **kwargs):
         dtype = kwargs.get("dtype")
@@ -98,114 +170,82 @@ def _call_program(fn: Callable[[], Any], graph, override: str | None) -> dict:
         with graph.as_default():
             if target is None:
                 return fn()
-            tf1.placeholder = retyped_placeholder
+            tf1.placeholder, tf1.placeholder_with_default = retyped_placeholder, retyped_with_default
+            # TF's own log lines were printed by the as-written build; here they would come twice, or
+            # be TensorArray dtype complaints of a build that fails and is replaced by the rewrite
+            logger.addFilter(_silent)
             with tf1.variable_creator_scope(creator), tf.variable_creator_scope(creator), \
-                    fused_batch_norm_convention(override, _BN_TOUCHED):
+                    fused_batch_norm_convention(override, _BN_TOUCHED), rnn_dtype(source, target):
                 return fn()
     finally:
-        tf1.placeholder = placeholder
+        logger.removeFilter(_silent)
+        tf1.placeholder, tf1.placeholder_with_default = placeholder, with_default
         control_flow_util.ENABLE_CONTROL_FLOW_V2 = was_v2
 
 
-def _shortest(value: float) -> float:
-    """The float64 of the shortest decimal that prints float32 ``value`` (what the author typed).
-
-    A reciprocal of a short decimal (``1 / 0.75``, dropout's scale) is taken as that reciprocal
-    when its decimal is shorter: float32(1.3333334) -> 1 / 0.75.
-    """
-    def digits(text: str) -> int:
-        return len(text.replace("-", "").replace(".", "").lstrip("0"))
-
-    direct = np.format_float_positional(np.float32(value), unique=True, trim="-")
-    if value != 0:
-        inverse = np.format_float_positional(np.float32(1.0 / np.float64(np.float32(value))), unique=True, trim="-")
-        candidate = 1.0 / float(inverse)
-        if digits(inverse) + 2 < digits(direct) and np.float32(candidate) == np.float32(value):
-            return candidate
-    return float(direct)
-
-
-def _retype_attr(attr, src, dst) -> bool:
-    changed = False
-    if attr.HasField("type") and attr.type == src:
-        attr.type, changed = dst, True
-    if attr.HasField("list"):
-        for i, t in enumerate(attr.list.type):
-            if t == src:
-                attr.list.type[i], changed = dst, True
-    return changed
-
-
-def _retype_graph_def(gdef, dtype: str) -> list[str]:
-    """Rewrite every float32 of ``gdef`` to ``dtype`` (in place); return the constants recovered."""
-    tf = tensorflow()
-    from tensorflow.core.framework import types_pb2
-
-    src, dst = (types_pb2.DT_FLOAT, types_pb2.DT_DOUBLE) if dtype == "float64" else (types_pb2.DT_DOUBLE, types_pb2.DT_FLOAT)
-    np_dst = np.float64 if dtype == "float64" else np.float32
-    recovered: list[str] = []
-    no_kernel = {"FusedBatchNorm", "FusedBatchNormV2", "FusedBatchNormV3", "FusedBatchNormGrad",
-                 "FusedBatchNormGradV2", "FusedBatchNormGradV3"}
-
-    def nodes():
-        yield from gdef.node
-        for fn in gdef.library.function:
-            yield from fn.node_def
-
-    for node in nodes():
-        if node.op in no_kernel and dtype == "float64" and node.attr["T"].type == src:
-            from parity.portkit.program import DtypeError
-
-            raise DtypeError(
-                f"the program cannot run in float64: {node.op} ({node.name}) has float32 kernels only; "
-                "fix: build the batch normalisation with fused=False (tf.nn.fused_batch_norm has no float64 kernel)"
-            )
-        if node.op == "Const" and node.attr["dtype"].type == src:
-            value = tf.make_ndarray(node.attr["value"].tensor)
-            if dtype == "float64" and value.ndim == 0:
-                new = np.asarray(_shortest(float(value)), np.float64)
-                if float(new) != float(value) and "Initializer/" not in node.name and "initializer" not in node.name:
-                    recovered.append(f"{node.name} = {float(new)!r} (float32: {float(value)!r})")
-            else:
-                new = value.astype(np_dst)
-            node.attr["value"].tensor.CopyFrom(tf.make_tensor_proto(new))
-        for key in node.attr:
-            _retype_attr(node.attr[key], src, dst)
-    for fn in gdef.library.function:
-        for arg in list(fn.signature.input_arg) + list(fn.signature.output_arg):
-            if arg.type == src:
-                arg.type = dst
-    return recovered
-
-
 def recovered_constants_note(dtype: str, recovered: list[str]) -> str:
-    """The note on the float32 scalar constants :func:`_retype_graph_def` took as decimals."""
-    return (
-        f"{dtype}: {len(recovered)} float32 scalar constant(s) of the program (Python floats TF1 "
-        f"turns into float32, e.g. optimizer hyper-parameters) taken as the decimals they print as (or their reciprocals): "
-        + "; ".join(sorted(set(recovered))[:8]) + ("; ..." if len(set(recovered)) > 8 else "")
-        + ". A constant that is neither a short decimal nor the reciprocal of one (0.1/3) would differ from a float64 port by ~3e-8 "
-        "relative: pass it as tf.constant(value, tf.float64) in a float64 program."
-    )
+    """The note on what :func:`_retype_graph_def` took as decimals: float32 scalar constants (the list),
+    array constants and op attributes (``recovered.other``), and the float32 values it left
+    (``recovered.left``), each where the list has it."""
+    other, left = (sorted(set(getattr(recovered, k, []))) for k in ("other", "left"))
+    done = sorted(set(recovered))
+    parts = []
+    if done:
+        parts.append(
+            f"{dtype}: {len(done)} float32 scalar constant(s) of the program (Python floats TF1 turns into float32, "
+            "e.g. optimizer hyper-parameters) taken as the decimals they print as (or their reciprocals): "
+            + "; ".join(done[:8]) + ("; ..." if len(done) > 8 else "")
+            + ". A constant that is neither a short decimal nor the reciprocal of one (0.1/3) would differ from a "
+            "float64 port by ~3e-8 relative: pass it as tf.constant(value, tf.float64) in a float64 program.")
+    if other:
+        parts.append(
+            f"{dtype}: {len(other)} float32 array constant(s) or op attribute(s) taken as the short decimals they "
+            "print as (an attribute is float32 in every TF graph: parity computes leaky_relu as "
+            f"x > 0 ? x : x * alpha with a {dtype} alpha): " + "; ".join(other[:8]) + ("; ..." if len(other) > 8 else ""))
+    if left:
+        parts.append(
+            f"{dtype}: {len(left)} float32 value(s) left as float32 in the {dtype} graph (~3e-8 relative from a "
+            f"{dtype} port that uses the decimal): " + "; ".join(left[:8]) + ("; ..." if len(left) > 8 else ""))
+    return " ".join(parts)
+
+
+def _float_attributes(op) -> list[str]:
+    """The float attributes of a float64 op whose float32 value is not the decimal it prints as."""
+    found = []
+    if not any(t.dtype.base_dtype.name == "float64" for t in list(op.outputs) + list(op.inputs)):
+        return found
+    for key, attr in op.node_def.attr.items():
+        for v in ([attr.f] if attr.HasField("f") else list(attr.list.f) if attr.HasField("list") else []):
+            v = float(np.float32(v))
+            if _shortest(v) != v:
+                found.append(f"{op.name} {key} = float32({_shortest(v)!r}) = {v!r} ({op.type}'s attribute)")
+    return found
 
 
 def float32_constants_note(graph) -> str | None:
-    """Program written in float64: the note listing its float32 constants cast to float64 (TF1 optimizers)."""
-    found = []
+    """Program written in float64: the note listing its float32 constants cast to float64 (TF1 optimizers)
+    and the float attributes of its float64 ops (float32 in every graph: leaky_relu's alpha)."""
+    found, attrs = [], []
     for op in graph.get_operations():
+        attrs.extend(_float_attributes(op))
         if op.type == "Cast" and op.get_attr("SrcT").name == "float32" and op.get_attr("DstT").name == "float64":
             src = op.inputs[0].op
             if src.type == "Const" and src.outputs[0].shape.rank == 0:
                 value = float(tensorflow().make_ndarray(src.get_attr("value")))
                 if _shortest(value) != value:
                     found.append(f"{src.name} = float32({_shortest(value)!r}) = {value!r}")
-    if not found:
-        return None
-    return (
-        "float64 as written: the program's optimizer turns Python floats into float32 constants cast to "
-        "float64 (" + "; ".join(sorted(set(found))[:6]) + "): the run trains with float32-rounded hyper-parameters "
-        "(~3e-8 relative). Fix: pass them as tf.constant(value, tf.float64)."
-    )
+    parts = []
+    if found:
+        parts.append(
+            "float64 as written: the program's optimizer turns Python floats into float32 constants cast to "
+            "float64 (" + "; ".join(sorted(set(found))[:6]) + "): the run trains with float32-rounded "
+            "hyper-parameters (~3e-8 relative). Fix: pass them as tf.constant(value, tf.float64).")
+    if attrs:
+        parts.append(
+            "float64 as written: op attributes are float32 in every TF graph (" + "; ".join(sorted(set(attrs))[:6])
+            + "): the run computes with the float32-rounded value (~3e-8 relative). Fix: write the op from float64 "
+            "tensors (leaky_relu: tf.maximum(x, alpha * x)).")
+    return " ".join(parts) or None
 
 
 def _written_dtype(built: Mapping[str, Any]) -> str:

@@ -1,7 +1,10 @@
 """The forward outputs a TF1 capture records: the layer ops (:data:`LAYER_OPS`) on the path from
 the input placeholders to the loss, in graph (creation) order, named by op name (so by name scope):
 a matmul/conv with the bias add that follows it, activations, pooling, batch normalisation (one
-name for the fused and non-fused kernels), dropout, embedding lookups; each with its kind.
+name for the fused and non-fused kernels), dropout, embedding lookups, the sequence output of a
+``dynamic_rnn`` (a ``While`` op: its stacked, batch-major output, named by the RNN's scope) and its
+final state (``scope/h``, ``scope/c``, ``.1``... for each further layer: an LSTM's state is (c, h)
+per layer); each with its kind (``rnn``, ``rnn_state`` for h, ``rnn_cell`` for an LSTM's c).
 """
 
 from __future__ import annotations
@@ -13,7 +16,7 @@ from .graph import _ancestors, _source_variable
 
 #: Op types whose output is a layer output, by kind (see the module docstring).
 LAYER_OPS = {
-    "linear": ("MatMul", "BatchMatMul", "BatchMatMulV2", "BatchMatMulV3"),
+    "linear": ("MatMul", "BatchMatMul", "BatchMatMulV2", "BatchMatMulV3", "SparseTensorDenseMatMul"),
     "conv": ("Conv2D", "Conv3D", "DepthwiseConv2dNative", "Conv2DBackpropInput"),
     "activation": ("Relu", "Relu6", "Elu", "Selu", "LeakyRelu", "Sigmoid", "Tanh", "Softmax", "Softplus",
                    "Softsign"),
@@ -22,6 +25,64 @@ LAYER_OPS = {
     "embedding": ("GatherV2", "ResourceGather"),
 }
 _BIAS_ADDS = ("BiasAdd", "Add", "AddV2")
+_WHILE_OPS = ("While", "StatelessWhile")
+
+
+def _rnn_outputs_v1(op) -> dict:
+    """A ``dynamic_rnn`` in TF1 control flow: its ``TensorArrayStack`` (``op``) and the loop's ``Exit``
+    ops, as :func:`_rnn_outputs`."""
+    if "/TensorArrayStack/" not in op.name:
+        return {}
+    scope = op.name.split("/TensorArrayStack/")[0]
+    out = {}
+    trans = [t for t in op.outputs[0].consumers() if t.type == "Transpose"]
+    if trans:
+        out[scope] = (trans[0].outputs[0].name, "rnn")
+    g = op.graph
+    exits = sorted((o for o in g.get_operations() if o.type == "Exit" and o.name.startswith(f"{scope}/while/Exit_")),
+                   key=lambda o: int(o.name.rsplit("_", 1)[1]))
+    state = [o for o in exits if o.outputs[0].dtype.is_floating and o.outputs[0].shape.rank == 2]
+
+    def source(o):  # the loop variable's initial value (the zero state, or the user's initial state)
+        try:
+            return g.get_operation_by_name(o.name.replace("/Exit_", "/Enter_")).inputs[0].name
+        except (KeyError, IndexError):
+            return ""
+
+    lstm = len(state) % 2 == 0 and bool(state) and all("LSTM" in source(o) for o in state)
+    for n, o in enumerate(state):
+        layer, part = (n // 2, ("c", "h")[n % 2]) if lstm else (n, "h")
+        out[f"{scope}/{part}" + (f".{layer}" if layer else "")] = (o.outputs[0].name, "rnn_cell" if part == "c" else "rnn_state")
+    return out
+
+
+def _rnn_outputs(op) -> dict:
+    """A ``dynamic_rnn``'s ``While`` op: ``{name: (tensor name, kind)}`` of its batch-major sequence output
+    and its final state (the loop variables after the output TensorList, before the step bound)."""
+    scope = op.name.rsplit("/while", 1)[0] if "/while" in op.name else op.name
+    out = {}
+    kinds = [i.op.type for i in op.inputs]
+    if "TensorListReserve" not in kinds:
+        return out  # a while_loop of the user's own, not an RNN's
+    first = kinds.index("TensorListReserve")
+    for c in op.outputs[first].consumers():
+        if c.type == "Identity":
+            stacks = [s for s in c.outputs[0].consumers() if s.type == "TensorListStack"]
+            trans = [t for s in stacks for t in s.outputs[0].consumers() if t.type == "Transpose"]
+            if trans:
+                out[scope] = (trans[0].outputs[0].name, "rnn")
+    state = []
+    for i in range(first + 1, len(op.inputs)):
+        t = op.inputs[i]
+        if not t.dtype.is_floating or t.shape.rank != 2:
+            break
+        state.append(i)
+    lstm = len(state) % 2 == 0 and all("LSTM" in op.inputs[i].name for i in state)
+    for n, i in enumerate(state):
+        layer, part = (n // 2, ("c", "h")[n % 2]) if lstm else (n, "h")
+        name = f"{scope}/{part}" + (f".{layer}" if layer else "")
+        out[name] = (op.outputs[i].name, "rnn_cell" if part == "c" else "rnn_state")
+    return out
 
 
 def _norm_name(op_name: str) -> str:
@@ -52,6 +113,10 @@ def layer_outputs(forward, trained, model_state, dropout: list[dict]):
     dropout_out = {s["output"]: s["name"] for s in dropout if s["output"]}
     for op in forward:
         kind = kinds.get(op.type)
+        if op.type in _WHILE_OPS or op.type == "TensorArrayGatherV3":
+            for key, (tensor, k) in (_rnn_outputs(op) if op.type in _WHILE_OPS else _rnn_outputs_v1(op)).items():
+                outputs[key], kind_of[key] = tensor, k
+            continue
         if op._get_control_flow_context() is not None:
             continue  # inside a tf.cond branch: the branch not taken has no value; its Merge is the output
         if op.type == "Merge":

@@ -2,7 +2,8 @@
 ..., grad)``): the variables it trains, the gradient and the rate it actually consumed, its
 hyper-parameters (from those inputs and from the Python optimizer object), and its slots, through
 ``optimizer.get_slot`` when the optimizer is given (canonical names, :data:`SLOT_NAMES`), from the
-apply ops' inputs otherwise.
+apply ops' inputs otherwise; and the regularisation terms of the loss (:func:`regularization_terms`:
+the terms of its top-level sum that read a variable and no fed input, docs/stages.md).
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ import numpy as np
 from parity.errors import ParityError
 
 from .dtype import _shortest
-from .graph import _source_variable, _var_op
+from .graph import _VARIABLE_OPS, _ancestors, _source_variable, _var_op
 
 #: TF slot names (``get_slot_names()`` and the apply ops' argument names) -> canonical names.
 SLOT_NAMES = {"m": "m", "v": "v", "vhat": "vhat", "momentum": "momentum", "mom": "momentum",
@@ -58,6 +59,20 @@ def apply_input(op, *options):
     return None
 
 
+def _dense_grad(op, var):
+    """The gradient apply op ``op`` consumes; a sparse apply's rows (``grad`` at ``indices``) made dense, the
+    variable's shape (a row looked up twice summed), so that it compares with a dense gradient."""
+    grad, indices = apply_input(op, "grad", "delta"), apply_input(op, "indices")
+    if indices is None or "Sparse" not in op.type:
+        return grad
+    from ... import tensorflow
+
+    tf = tensorflow()
+    with op.graph.as_default():
+        rows = tf.TensorShape(var.get_attr("shape")).as_list()[0]
+        return tf.math.unsorted_segment_sum(grad, indices, rows)
+
+
 def read_apply_ops(trained: dict, var_names: dict) -> tuple:
     """``(processed, apply_type, lr, hyper, nesterov)`` as the apply ops consume them (tensor names).
 
@@ -65,7 +80,7 @@ def read_apply_ops(trained: dict, var_names: dict) -> tuple:
     lr: the rate tensor or None; hyper: the other hyper-parameter inputs; nesterov: the first
     apply op's ``use_nesterov`` (None without one).
     """
-    processed = {var_names[v]: apply_input(op, "grad", "delta").name for v, op in trained.items()}
+    processed = {var_names[v]: _dense_grad(op, v).name for v, op in trained.items()}
     first = trained[next(iter(trained))]
     apply_type = re.sub(r"^(Resource)?(Sparse)?Apply", "", first.type)
     lr = apply_input(first, "lr", "alpha")
@@ -137,3 +152,27 @@ def resolve_settings(settings: dict, hyper: dict, run: Callable, dtype: str, app
     settings.setdefault("optimizer", apply_type)
     if nesterov is not None:
         settings.setdefault("nesterov", nesterov)
+
+
+_SUMS = ("Add", "AddV2", "AddN", "Identity")
+
+
+def regularization_terms(loss, inputs) -> list[str]:
+    """The tensor names of the terms of ``loss``'s top-level (scalar) sum that read a variable and
+    depend on none of ``inputs`` (``wd * tf.add_n([tf.nn.l2_loss(v) ...])``,
+    ``tf.losses.get_regularization_loss()``): the regularisation. Empty when there is none, or when
+    every term is one (no data loss left to tell apart)."""
+    input_ops = {t.op for t in inputs}
+    terms, todo = [], [loss]
+    while todo:
+        t = todo.pop()
+        if t.op.type in _SUMS and t.shape.rank == 0:
+            todo.extend(t.op.inputs)
+        else:
+            terms.append(t)
+    reg = []
+    for t in terms:
+        above = _ancestors([t.op])
+        if not (above & input_ops) and any(op.type in _VARIABLE_OPS for op in above):
+            reg.append(t)
+    return [t.name for t in reg] if reg and len(reg) < len(terms) else []

@@ -35,6 +35,24 @@ def _records():
     return ParamSpec, DropoutSite
 
 
+def sparse_inputs(program: Mapping[str, Any]) -> tuple:
+    """The program with each ``tf.sparse_placeholder`` input replaced by its values placeholder (what the
+    analysis follows to the loss), and key -> ((indices, values, dense_shape) tensor names, (dense shape,
+    dtype)): parity feeds the three from the dense batch (:meth:`TF1Program._feed`)."""
+    inputs = program.get("inputs")
+    if not isinstance(inputs, Mapping):
+        return program, {}
+    sparse = {k: v for k, v in inputs.items() if type(v).__name__ == "SparseTensor"}
+    if not sparse:
+        return program, {}
+    names = {k: ((v.indices.name, v.values.name, v.dense_shape.name),
+                 (tuple(v.shape.as_list()) if v.shape.rank is not None else None, v.values.dtype.base_dtype.name))
+             for k, v in sparse.items()}
+    program = dict(program)
+    program["inputs"] = {k: v.values if k in sparse else v for k, v in inputs.items()}
+    return program, names
+
+
 class TF1Program:
     """A user's TF1 program, captured (see :mod:`tf_impl.v1.capture`). Use :func:`capture`."""
 
@@ -74,6 +92,7 @@ class TF1Program:
     def _analyse(self, program: Mapping[str, Any], graph) -> None:
         """Read what the program holds, by name (the graph that runs is another: see :meth:`_bind`)."""
         tf1 = tensorflow().compat.v1
+        program, self._sparse = sparse_inputs(program)
         inputs, loss, optimizer, gvs = check_program(program, self.where)
         train_op = train_op_of(program, optimizer, gvs, graph, self._notes)
         self.input_keys = list(inputs)
@@ -121,6 +140,7 @@ class TF1Program:
         T = g.get_tensor_by_name
         self._bind_variables(tf, tf1)
         self._t_inputs = {k: T(n) for k, n in self._inputs.items()}
+        self._t_sparse = {k: tuple(T(n) for n in names) for k, (names, _) in self._sparse.items()}
         self._t_feeds = {T(n): v for n, v in self._feeds.items()}
         before = {
             "forward": {k: T(n) for k, n in self._forward.items()},
@@ -212,6 +232,12 @@ class TF1Program:
             if key not in batch:
                 raise ParityError(f"{self.where}: the batch has no {key!r} (its keys: {', '.join(sorted(batch))})")
             value = np.asarray(batch[key])
+            if key in self._t_sparse:  # a sparse_placeholder: fed from the dense batch (zeros left out)
+                indices, values, shape = self._t_sparse[key]
+                feed[indices] = np.argwhere(value != 0).astype(np.int64)
+                feed[values] = value[value != 0].astype(values.dtype.as_numpy_dtype)
+                feed[shape] = np.asarray(value.shape, dtype=np.int64)
+                continue
             if value.dtype.kind == "f" and ph.dtype.is_floating:
                 value = value.astype(ph.dtype.as_numpy_dtype)
             feed[ph] = value
@@ -222,11 +248,21 @@ class TF1Program:
         feed = self._feed(batch, masks)
         run = self.session.run
         fetches = {"before": self._before, "train": self._train_ops}
+        if not hasattr(self, "_reg_terms"):  # the loss's regularisation terms (docs/stages.md)
+            from .optimizer import regularization_terms
+
+            T = self.graph.get_tensor_by_name
+            self._reg_terms = [T(n) for n in regularization_terms(T(self._loss), list(self._t_inputs.values()))]
+        if self._reg_terms:
+            fetches["regularization"] = self._reg_terms
         self._dropout_feeds.add_fetches(fetches)
         # One run fetches the stages before the update and runs the train op, as a TF1 script's
         # sess.run([train_op, loss, ...]) does: the fetched gradients are the ones applied.
         got = run(fetches, feed)
         out = {s: dict(d) for s, d in got["before"].items()}
+        if self._reg_terms:
+            terms = [np.asarray(v) for v in got["regularization"]]
+            out["regularization"] = {"regularization": np.asarray(sum(terms[1:], terms[0]), dtype=terms[0].dtype)}
         self._dropout_feeds.record(got)
         if self._after:
             out.update(run(self._after))
@@ -251,8 +287,9 @@ class TF1Program:
 
     def input_specs(self) -> dict:
         """Batch key -> (shape with None for unknown dims, dtype): what the program's placeholders take."""
-        return {k: (tuple(self._t_inputs[k].shape.as_list()) if self._t_inputs[k].shape.rank is not None else None,
-                    self._t_inputs[k].dtype.base_dtype.name) for k in self.input_keys}
+        return {k: self._sparse[k][1] if k in self._sparse else
+                (tuple(self._t_inputs[k].shape.as_list()) if self._t_inputs[k].shape.rank is not None else None,
+                 self._t_inputs[k].dtype.base_dtype.name) for k in self.input_keys}
 
     def data_source(self):
         """The program's own "data" (a function returning batches), or None."""
@@ -268,6 +305,12 @@ class TF1Program:
 
     def settings(self) -> dict:
         return dict(self._settings)
+
+    def facts(self) -> dict:
+        """The program's facts, read from its graph (:mod:`.facts`; compared in :mod:`parity.program.facts`)."""
+        from .facts import facts
+
+        return facts(self)
 
     def notes(self) -> list[str]:
         return list(self._notes)

@@ -49,7 +49,32 @@ from .analyse import PROGRAM_KEYS
 from .dtype import _floatx
 from .program import KerasProgram
 
-__all__ = ["capture", "KerasProgram", "PROGRAM_KEYS"]
+__all__ = ["capture", "seed_program", "KerasProgram", "PROGRAM_KEYS"]
+
+
+def seed_program(seed: int) -> None:
+    """Seed what a Keras program draws while it is built: TensorFlow's global seed, Keras 3's and tf_keras'
+    (``keras.utils.set_random_seed``), numpy's and Python's, so its initial weights are the same each run;
+    and clear the Keras session first (layer names start again at ``conv2d``, ``dense``)."""
+    import random
+    import sys
+
+    import numpy as np
+
+    tf = tensorflow()
+    for name in ("keras", "tf_keras"):
+        if name == "keras" or name in sys.modules:  # Keras 3 comes with TensorFlow; tf_keras only where imported
+            try:
+                keras = __import__(name)
+                # a fresh session: the file, run again for each capture, names its layers as on its first
+                # run (conv2d, not conv2d_1) and the weights mapped at the probe load into every capture
+                keras.backend.clear_session()
+                keras.utils.set_random_seed(seed)
+            except (ImportError, AttributeError):  # not installed, or a Keras without it
+                pass
+    random.seed(seed)
+    np.random.seed(seed)
+    tf.random.set_seed(seed)
 
 
 def capture(build: Callable[[], Mapping[str, Any]], *, dtype: str, where: str = "tf2 program") -> KerasProgram:

@@ -21,6 +21,9 @@ _KINDS = {  # (layer class, weight leaf) -> ParamSpec kind
     ("LSTM", "recurrent_kernel"): "lstm_recurrent", ("LSTM", "bias"): "lstm_bias",
     ("LSTMCell", "kernel"): "lstm_kernel", ("LSTMCell", "recurrent_kernel"): "lstm_recurrent",
     ("LSTMCell", "bias"): "lstm_bias",
+    ("SimpleRNNCell", "kernel"): "lstm_kernel", ("SimpleRNNCell", "recurrent_kernel"): "lstm_recurrent",
+    ("SimpleRNNCell", "bias"): "lstm_bias", ("SimpleRNN", "kernel"): "lstm_kernel",
+    ("SimpleRNN", "recurrent_kernel"): "lstm_recurrent", ("SimpleRNN", "bias"): "lstm_bias",
 }
 
 

@@ -1,6 +1,8 @@
 """Dropout driven with parity's masks in a Keras program: each ``Dropout`` layer's ``call`` becomes
 ``x * mask / (1 - rate)`` with parity's keep mask when training (the identity without a mask), so
 both frameworks drop the same units; the sites (index, layer name, input shape, rate) parity sees.
+A ``SpatialDropout1D/2D/3D`` layer drops channels: its site's shape is ``[N, 1, .., 1, C]`` (its
+noise shape), driven the same way (the mask broadcasts over the spatial dimensions).
 """
 
 from __future__ import annotations
@@ -9,17 +11,32 @@ import numpy as np
 
 from parity.errors import ParityError
 
+#: the Keras dropout layers parity drives, by class name (the spatial ones drop whole channels)
+DRIVEN = ("Dropout", "SpatialDropout1D", "SpatialDropout2D", "SpatialDropout3D")
+
+
+def is_driven(layer) -> bool:
+    """Whether ``layer`` is a Keras dropout parity drives."""
+    return type(layer).__name__ in DRIVEN
+
+
+def _site_shape(layer, inputs) -> tuple:
+    shape = tuple(int(d) for d in inputs.shape)
+    if type(layer).__name__.startswith("SpatialDropout") and len(shape) >= 3:
+        return (shape[0],) + (1,) * (len(shape) - 2) + (shape[-1],)
+    return shape
+
 
 def dropout_call(layer, index: int, rec, tf):
     """The ``call`` of Dropout ``layer`` (site ``index``): parity's mask from ``rec.masks``, shape to ``rec.shapes``."""
     def call(inputs, training=None, _l=layer, _i=index, **kw):
         mask = rec.masks.get(_i)
-        rec.shapes[_i] = tuple(int(d) for d in inputs.shape)
+        rec.shapes[_i] = _site_shape(_l, inputs)
         if not training or mask is None:
             out = tf.identity(inputs)
         else:
-            m = tf.constant(np.asarray(mask), dtype=inputs.dtype)
-            out = inputs * m / tf.cast(1.0 - _l.rate, inputs.dtype)
+            m = tf.constant(fit_mask(mask, rec.shapes[_i]), dtype=inputs.dtype)
+            out = inputs * m / tf.constant(1.0 - float(_l.rate), dtype=inputs.dtype)  # not tf.cast: a float32 0.7
         rec.keep(_l, out)
         return out
 
@@ -36,3 +53,13 @@ def dropout_sites(dropouts: list, shapes: dict, where: str) -> list:
             raise ParityError(f"{where}: dropout {layer.name} not called yet: call forward() first")
         out.append(DropoutSite(i, layer.name, shapes[i], float(layer.rate)))
     return out
+
+
+def fit_mask(m: np.ndarray, shape: tuple) -> np.ndarray:
+    """A mask drawn for another site's granularity fitted to ``shape``: a dimension the site has as 1
+    (a channel dropout) takes the mask's first position; one the mask has as 1 is broadcast."""
+    m = np.asarray(m)
+    if m.shape == tuple(shape) or m.ndim != len(shape):
+        return m
+    m = m[tuple(slice(0, 1) if s == 1 and d != 1 else slice(None) for s, d in zip(shape, m.shape))]
+    return np.broadcast_to(m, tuple(shape)).copy()

@@ -1,7 +1,8 @@
 """The run's dtype for a Keras program: floatx (and Keras 3's dtype policy) set while it builds and
 runs (:func:`_floatx`), a model built at import time in another dtype rebuilt from its config with
 its weights copied (refused with the fix where its own ``train_step`` holds the original), tf_keras'
-Python-float hyper-parameters handed over as float64 numbers, and the notes that say so.
+Python-float hyper-parameters handed over as float64 numbers, ``tf.nn.leaky_relu`` computed with a
+float64 alpha in float64 (TF's op keeps it in float32), and the notes that say so.
 """
 
 from __future__ import annotations
@@ -10,12 +11,60 @@ import contextlib
 
 import numpy as np
 
+from ... import tensorflow
 from ...v1.capture.dtype import _shortest
+
+
+def _decimal_alpha(alpha) -> float:
+    """leaky_relu's slope as the program means it: a Python float as it is; a value that is exactly a
+    float32 (a layer built in float32, ``np.float32(0.3)``) as the decimal it prints as."""
+    a = float(alpha)
+    return _shortest(a) if float(np.float32(a)) == a else a
+
+
+def _leaky_relu_float64(original):
+    """``tf.nn.leaky_relu`` that computes ``x > 0 ? x : x * alpha`` with a float64 alpha for float64 tensors.
+
+    TF's LeakyRelu op keeps ``alpha`` as a float attribute, float32 in every graph: a float64 run
+    would use 0.20000000298 (3e-9 relative from a float64 port's 0.2). The gradient is the op's:
+    ``g`` where ``x > 0``, ``g * alpha`` elsewhere (at 0 too). Other dtypes, and Keras' symbolic
+    tensors, go to TF's op."""
+    def leaky_relu(features, alpha=0.2, name=None):
+        tf = tensorflow()
+        if not isinstance(features, tf.Tensor) or features.dtype != tf.float64 or tf.is_tensor(alpha):
+            return original(features, alpha=alpha, name=name)
+        with tf.name_scope(name or "LeakyRelu"):
+            return tf.where(features > 0, features, features * tf.constant(_decimal_alpha(alpha), tf.float64))
+    leaky_relu._parity_float64 = True
+    return leaky_relu
+
+
+@contextlib.contextmanager
+def _float64_leaky_relu(dtype: str):
+    """While a float64 Keras program builds and runs: ``tf.nn.leaky_relu`` with a float64 alpha."""
+    if dtype != "float64":
+        yield
+        return
+    tf = tensorflow()
+    from tensorflow.python.ops import nn_ops
+
+    saved = []
+    for mod in {id(m): m for m in (nn_ops, tf.nn, tf.compat.v1.nn, tf.compat.v2.nn)}.values():
+        fn = getattr(mod, "leaky_relu", None)
+        if fn is not None and not getattr(fn, "_parity_float64", False):
+            saved.append((mod, fn))
+            mod.leaky_relu = _leaky_relu_float64(fn)
+    try:
+        yield
+    finally:
+        for mod, fn in reversed(saved):
+            mod.leaky_relu = fn
 
 
 @contextlib.contextmanager
 def _floatx(dtype: str):
-    """Set floatx of tf_keras and Keras 3 (whichever is installed) for the build."""
+    """Set floatx of tf_keras and Keras 3 (whichever is installed) for the build (and each step), with
+    ``tf.nn.leaky_relu`` computing with a float64 alpha in float64 (:func:`_float64_leaky_relu`)."""
     saved, policies = [], []
     for name in ("tf_keras", "keras"):
         try:
@@ -32,7 +81,8 @@ def _floatx(dtype: str):
             saved.append((backend, backend.floatx()))
             backend.set_floatx(dtype)
     try:
-        yield
+        with _float64_leaky_relu(dtype):
+            yield
     finally:
         for backend, value in saved:
             backend.set_floatx(value)
@@ -82,14 +132,18 @@ def in_run_dtype(model, optimizer, dtype: str, K, train_step, where: str, notes:
 def float64_hyper(optimizer, layers: list, dtype: str, keras_name: str) -> str | None:
     """float64: hand the optimizer its Python-float hyper-parameters as float64 numbers; the note, if any.
 
-    tf_keras' optimizers step with ``tf.cast(self.momentum, var.dtype)``: a Python float
-    becomes a float32 tensor first, so a float64 run would use momentum 0.8999999762
+    tf_keras' optimizers step with ``tf.cast(self.momentum, var.dtype)`` and Keras 3's with
+    ``ops.cast(self.momentum, variable.dtype)``: a Python float becomes a float32 tensor first, so a float64 run would use momentum 0.8999999762
     (measured: 1.25e-8 relative in the first SGD update against torch). The program's
     float32 run is unchanged.
     """
-    if dtype != "float64" or keras_name != "tf_keras":
+    if dtype != "float64":
         return None
-    fixed = []
+    leaky = [f"{layer.name} alpha={_decimal_alpha(getattr(layer, 'alpha', getattr(layer, 'negative_slope', 0.0)))!r}"
+             for layer in layers if type(layer).__name__ == "LeakyReLU"]
+    leaky_note = ("float64: LeakyReLU " + ", ".join(leaky) + " computed as x > 0 ? x : x * alpha with a float64 alpha "
+                  "(TF's LeakyRelu op keeps alpha in float32: 0.2 would be 0.20000000298)") if leaky else None
+    fixed = []  # tf_keras and Keras 3 alike: both step with a cast of the Python float (ops.cast / tf.cast)
     for attr in ("momentum", "beta_1", "beta_2", "epsilon", "rho", "initial_accumulator_value"):
         v = getattr(optimizer, attr, None)
         if isinstance(v, float) and float(np.float32(v)) != v:
@@ -100,10 +154,9 @@ def float64_hyper(optimizer, layers: list, dtype: str, keras_name: str) -> str |
         if type(layer).__name__ == "BatchNormalization" and isinstance(v, float):
             layer.momentum = np.float64(v)
             fixed.append(f"{layer.name}.momentum={v!r}")
-    if not fixed:
-        return None
-    return ("float64: tf_keras casts Python-float hyper-parameters through float32 "
-            f"(tf.cast(0.9, float64) = 0.8999999762): {', '.join(fixed)} given as float64")
+    note = (f"float64: {keras_name} casts Python-float hyper-parameters through float32 "
+            f"(tf.cast(0.9, float64) = 0.8999999762): {', '.join(fixed)} given as float64") if fixed else None
+    return "; ".join(n for n in (note, leaky_note) if n) or None
 
 
 def batch_norm_note(dtype: str, touched: list[str]) -> str:

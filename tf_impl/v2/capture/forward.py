@@ -1,12 +1,40 @@
 """The forward outputs a Keras capture records: every leaf layer's output, in call order, by layer
 name, and the pre-activation output of a layer with its own activation (``d1/pre_activation``: a
 torch port's Linear). Each layer's ``call`` is wrapped on the instance for the run (``fit`` runs
-eagerly, so the outputs are values); :class:`Recording` holds what the wrapped calls write.
+eagerly, so the outputs are values); :class:`Recording` holds what the wrapped calls write. Each
+output has a kind (:data:`KINDS` by layer class; a layer with its own activation: ``activation``,
+its ``pre_activation`` the layer's kind) for the structural pairing. An ``LSTM``/``GRU``/``SimpleRNN``
+records its sequence output (kind ``rnn``) and, with ``return_state``, its final state as
+``name/h``, ``name/c`` (``rnn_state``); without ``return_sequences`` its output is the final state.
 """
 
 from __future__ import annotations
 
-from .dropout import dropout_call
+from .dropout import dropout_call, is_driven
+
+#: the output kind of each Keras layer class (see :mod:`parity.program.outputs`)
+KINDS = {
+    "linear": ("Dense", "EinsumDense"),
+    "conv": ("Conv1D", "Conv2D", "Conv3D", "Conv2DTranspose", "DepthwiseConv2D", "SeparableConv2D"),
+    "activation": ("Activation", "ReLU", "Softmax", "LeakyReLU", "ELU", "PReLU"),
+    "pool": ("MaxPooling1D", "MaxPooling2D", "MaxPooling3D", "AveragePooling1D", "AveragePooling2D",
+             "AveragePooling3D"),
+    "norm": ("BatchNormalization", "LayerNormalization"),
+    "dropout": ("Dropout", "SpatialDropout1D", "SpatialDropout2D", "SpatialDropout3D", "AlphaDropout",
+                "GaussianDropout"),
+    "embedding": ("Embedding",),
+    "rnn": ("LSTM", "GRU", "SimpleRNN", "RNN", "Bidirectional"),
+    "reshape": ("Flatten", "Reshape", "Permute"),
+}
+_KIND = {c: k for k, classes in KINDS.items() for c in classes}
+
+
+def layer_kind(layer) -> str:
+    """The kind of a Keras layer's output (``other`` for a class parity does not know)."""
+    for cls in type(layer).__mro__:
+        if cls.__name__ in _KIND:
+            return _KIND[cls.__name__]
+    return "other"
 
 
 class Recording:
@@ -20,11 +48,26 @@ class Recording:
         self.record: dict | None = None
         self.masks: dict = {}
         self.shapes: dict[int, tuple] = {}
+        self.kinds: dict[str, str] = {}  # output name -> kind
+        self.notes: list[str] = []  # what parity cannot drive (an alpha or Gaussian dropout)
 
     def keep(self, layer, out) -> None:
-        """Record ``layer``'s output (its first call of the run)."""
-        if self.record is not None and layer.name not in self.record["forward"] and hasattr(out, "numpy"):
-            self.record["forward"][layer.name] = out.numpy()
+        """Record ``layer``'s output (its first call of the run); an RNN's output and final state."""
+        if self.record is None or layer.name in self.record["forward"]:
+            return
+        fwd = self.record["forward"]
+        if self.kinds.get(layer.name) == "rnn":
+            parts = list(out) if isinstance(out, (list, tuple)) else [out]
+            if not getattr(layer, "return_sequences", True):
+                self.kinds[layer.name] = "rnn_state"  # the output is the last step's h, the final state
+            named = list(zip((layer.name, f"{layer.name}/h", f"{layer.name}/c"), parts))
+            for label, t in named[:1] + named[2:] + named[1:2]:  # output, c, h: TF1's (c, h) order
+                if hasattr(t, "numpy"):
+                    fwd[label] = t.numpy()
+                    self.kinds.setdefault(label, "rnn_cell" if label.endswith("/c") else "rnn_state")
+            return
+        if hasattr(out, "numpy"):
+            fwd[layer.name] = out.numpy()
 
 
 def _recording_call(layer, rec: Recording):
@@ -47,14 +90,32 @@ def _pre_activation(layer, activation, rec: Recording):
 
 
 def wrap_layers(layers: list, dropouts: list, model, rec: Recording, tf) -> None:
-    """Wrap each leaf layer's ``call`` (dropout: parity's mask) and the model's, to record into ``rec``."""
+    """Wrap each leaf layer's ``call`` (dropout: parity's mask) and the model's, to record into ``rec``.
+    ``dropouts`` (the program's list) gains the channel dropouts parity drives too, in layer order."""
+    dropouts[:] = [layer for layer in layers if layer in dropouts or is_driven(layer)]
+    # an LSTM / GRU / SimpleRNN holds its cell (the leaf, called once per step): the layer is recorded
+    rnns = [l for l in model._flatten_layers(include_self=False) if layer_kind(l) == "rnn"]
+    cells = {id(c) for r in rnns for c in [getattr(r, "cell", None), getattr(r, "forward_layer", None),
+                                           getattr(r, "backward_layer", None)] if c is not None}
     for layer in layers:
+        if type(layer).__name__ in ("AlphaDropout", "GaussianDropout", "GaussianNoise"):
+            rec.notes.append(f"{type(layer).__name__} {layer.name} is not driven by parity's masks: it draws its own "
+                             "(that layer and what follows differ by chance: compare them statistically, not element by element)")
+    for r in rnns:
+        rec.kinds[r.name] = "rnn"
+        r.call = _recording_call(r, rec)
+    for layer in layers:
+        if id(layer) in cells:
+            continue
+        rec.kinds[layer.name] = layer_kind(layer)
         if layer in dropouts:
             layer.call = dropout_call(layer, dropouts.index(layer), rec, tf)
         else:
             layer.call = _recording_call(layer, rec)
         activation = getattr(layer, "activation", None)
-        if callable(activation) and getattr(activation, "__name__", "linear") != "linear":
+        if callable(activation) and getattr(activation, "__name__", "linear") != "linear" and rec.kinds[layer.name] != "rnn":
+            rec.kinds[f"{layer.name}/pre_activation"] = rec.kinds[layer.name]
+            rec.kinds[layer.name] = "activation"
             layer.activation = _pre_activation(layer, activation, rec)
     original_model_call = model.call
 

@@ -2,7 +2,9 @@
 gradients it is handed and the processed ones (after its own ``clipnorm`` / ``clipvalue`` /
 ``global_clipnorm``) with the rate it holds at that moment; its learning rate, its slot variables
 by canonical name (``m``, ``v``, ``momentum``, ``ms``, ``mg``, ``accumulator``; a Keras SGD
-velocity ``v = mu*v - lr*g`` reported as ``-v/lr``) and its hyper-parameters as settings.
+velocity ``v = mu*v - lr*g`` reported as ``-v/lr``) and its hyper-parameters as settings. Its
+``weight_decay`` (decoupled: ``w -= lr*wd*w`` before the update, on the variables not excluded) is
+reported per variable as ``<variable>/decoupled_decay`` = ``lr*wd`` (docs/stages.md).
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ _SLOT_LISTS = {
     "sgd": {"momentums": "momentum"},
     "rmsprop": {"_velocities": "ms", "_momentums": "momentum", "_average_gradients": "mg"},
     "adagrad": {"_accumulators": "accumulator"},
+    "adadelta": {"_accumulated_grads": "accumulator", "_accumulated_delta_vars": "accum_update"},
     "": {"_momentums": "m", "_velocities": "v", "_velocity_hats": "vhat"},
 }
 
@@ -36,14 +39,56 @@ def wrap_apply_gradients(opt, model, rec, own: Callable, lr: Callable) -> None:
                 clipped = opt._clip_gradients(clipped)
             rec.record["processed_gradients"] = {
                 names.get(id(v), own(v)): np.asarray(g) for g, (_, v) in zip(clipped, pairs) if g is not None}
-            rec.record["learning_rate"] = {"lr": np.asarray(lr())}
+            rate = np.asarray(lr())
+            rec.record["learning_rate"] = {"lr": rate, **decoupled_decay(opt, [v for _, v in pairs], own, rate)}
         return original(pairs, *args, **kw)
 
     opt.apply_gradients = apply_gradients
 
 
+def regularization(model, opt, train_step, dtype: str, tf):
+    """``sum(model.losses)`` (kernel_regularizer ...) when the data loss is known to hold none of it
+    (fit and the default step add it themselves; a train_step's loss is the user's): None otherwise,
+    and 0 for a decoupled ``weight_decay`` alone, so that a coupled counterpart diverges there."""
+    if train_step is not None:
+        return None
+    losses = model.losses
+    if losses:
+        return tf.add_n(losses).numpy()
+    if getattr(opt, "weight_decay", None):
+        return np.zeros((), dtype=dtype)
+    return None
+
+
+def decoupled_decay(opt, variables: list, own: Callable, rate) -> dict:
+    """``{"<variable>/decoupled_decay": lr*wd}`` for the variables ``opt`` decays (none without ``weight_decay``)."""
+    wd = getattr(opt, "weight_decay", None)
+    wd = float(wd.numpy() if hasattr(wd, "numpy") else wd) if wd is not None else 0.0
+    if not wd:
+        return {}
+    use = getattr(opt, "_use_weight_decay", lambda v: True)
+    return {f"{own(v)}/decoupled_decay": np.asarray(rate * wd, dtype=rate.dtype) for v in variables if use(v)}
+
+
+def schedule_note(opt):
+    """One line saying how the rate of each step is read (None for a constant rate)."""
+    decay = getattr(opt, "decay", None) if hasattr(opt, "_decayed_lr") else None
+    if decay is not None and float(np.asarray(decay.numpy() if hasattr(decay, "numpy") else decay)) != 0.0:
+        return (f"scheduler (Keras legacy decay={float(np.asarray(decay.numpy() if hasattr(decay, 'numpy') else decay)):g}): "
+                "the rate of each step is lr / (1 + decay * iterations), per training step, as the optimizer applies it")
+    lr = getattr(opt, "learning_rate", None)
+    if callable(lr) and not hasattr(lr, "numpy"):
+        return (f"scheduler {type(lr).__name__}: a LearningRateSchedule, evaluated at the optimizer's iteration count "
+                "(per training step); a LearningRateScheduler callback (per epoch) does not run under parity's steps")
+    return None
+
+
 def learning_rate(opt, dtype: str) -> np.ndarray:
-    """The rate ``opt`` holds now (a schedule evaluated at its iteration count)."""
+    """The rate ``opt`` holds now (a schedule evaluated at its iteration count; a legacy optimizer's
+    ``decay``, ``lr / (1 + decay * iterations)``, as it applies it)."""
+    decay = getattr(opt, "decay", None) if hasattr(opt, "_decayed_lr") else None
+    if decay is not None and float(np.asarray(decay.numpy() if hasattr(decay, "numpy") else decay)) != 0.0:
+        return np.asarray(opt._decayed_lr(dtype).numpy(), dtype=dtype)
     lr = opt.learning_rate
     if callable(lr) and not hasattr(lr, "numpy"):
         lr = lr(opt.iterations)
@@ -65,7 +110,8 @@ def build_slots(opt, weights: list, own: Callable) -> tuple[dict, list[str]]:
     for w in weights:
         if hasattr(opt, "get_slot_names"):  # legacy OptimizerV2
             for slot in opt.get_slot_names():
-                canonical = {"rms": "ms", "momentum": "momentum"}.get(slot, slot)
+                canonical = {"rms": "ms", "momentum": "momentum", "accum_grad": "accumulator",
+                             "accum_var": "accum_update"}.get(slot, slot)
                 slot_vars[f"{own(w)}/{canonical}"] = (opt.get_slot(w, slot), slot == "momentum")
             continue
         if hasattr(opt, "_get_variable_index"):

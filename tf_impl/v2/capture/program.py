@@ -16,7 +16,7 @@ from parity.errors import ParityError
 from ... import tensorflow
 from ...v1.capture.dtype import fused_batch_norm_convention
 from .analyse import _own, check_model, check_training, leaf_layers, weight_kind
-from .dropout import dropout_sites
+from .dropout import dropout_sites, is_driven
 from .dtype import _floatx, batch_norm_note, float64_hyper, in_run_dtype
 from .forward import Recording, wrap_layers
 from .optimizer import build_slots, learning_rate, read_slots, settings, wrap_apply_gradients
@@ -40,7 +40,7 @@ class KerasProgram:
         model, optimizer = in_run_dtype(model, optimizer, dtype, self.keras, self.train_step, where, self._notes)
         self.model, self.optimizer, self.loss = model, optimizer, loss
         self.layers = leaf_layers(model)
-        self._dropouts = [l for l in self.layers if type(l).__name__ == "Dropout"]
+        self._dropouts = [l for l in self.layers if is_driven(l)]  # Dropout, SpatialDropout1D/2D/3D
         self._rec = Recording()
         self._bn: list[str] = []
         self._bn_noted = False
@@ -151,6 +151,11 @@ class KerasProgram:
         finally:
             self._rec.record = None
             bn.__exit__(None, None, None)
+        from .optimizer import schedule_note
+
+        note = schedule_note(self.optimizer)
+        if note and note not in self._notes:
+            self._notes.append(note)
         if self._bn and not self._bn_noted:
             self._bn_noted = True
             self._notes.append(batch_norm_note(self.dtype, self._bn))
@@ -159,9 +164,16 @@ class KerasProgram:
     def _train(self, x, y, tensors: dict, tape_grads: list):
         """One training step as the program takes it; its loss (``tape_grads``: what each tape returned)."""
         tf = self.tf
+        from .optimizer import regularization
+
+        # before the step (Keras computes it from the weights now)
+        reg = regularization(self.model, self.optimizer, self.train_step, self.dtype, tf)
+        if reg is not None:
+            self._rec.record["regularization"] = {"regularization": np.asarray(reg)}
         if self.fit:
-            self.model.train_on_batch(x, y)
-            return self.loss(y, self._rec.record["__output__"])
+            self.model.train_on_batch(x, y)  # fit's loss: the data loss + model.losses
+            loss = self.loss(y, self._rec.record["__output__"])
+            return loss if reg is None else loss + reg
         if self.train_step is not None:
             original = tf.GradientTape.gradient
 
@@ -178,6 +190,8 @@ class KerasProgram:
         with tf.GradientTape() as tape:
             out = self.model(x, training=True)
             loss = self.loss(y, out)
+            if self.model.losses:  # the layers' regularizers, as fit adds them (docs/stages.md)
+                loss = loss + tf.add_n(self.model.losses)
         grads = tape.gradient(loss, self.model.trainable_weights)
         self.optimizer.apply_gradients(zip(grads, self.model.trainable_weights))
         return loss
@@ -192,7 +206,7 @@ class KerasProgram:
             rec["gradients"] = {names[id(s)]: np.asarray(g) for s, g in zip(flat_s, flat_g)
                                 if id(s) in names and g is not None}
         out = {"forward": rec["forward"], "loss": {"loss": np.asarray(loss)}}
-        for stage in ("gradients", "processed_gradients", "learning_rate"):
+        for stage in ("regularization", "gradients", "processed_gradients", "learning_rate"):
             if stage in rec:
                 out[stage] = rec[stage]
         out["parameters"] = {self._own(w): w.numpy() for w in self.model.trainable_weights}
@@ -218,6 +232,16 @@ class KerasProgram:
 
     def settings(self) -> dict:
         return settings(self.optimizer, self.keras.__name__, float(self._lr()))
+
+    def facts(self) -> dict:
+        """The program's facts, read from its objects (:mod:`.facts`; compared in :mod:`parity.program.facts`)."""
+        from .facts import facts
+
+        return facts(self)
+
+    def forward_kinds(self) -> dict[str, str]:
+        """Each recorded layer output's kind (conv, dense, relu, dropout ...), for the structural pairing."""
+        return dict(self._rec.kinds)
 
     def notes(self) -> list[str]:
         return list(self._notes)

@@ -1,0 +1,336 @@
+"""Names from facts: a divergence explained by a fact the two programs state differently
+(:mod:`parity.program.facts`), with its predicted effect recomputed from the traces where that is
+feasible; and the facts that rule catalogue signatures out (no optimizer pitfall for another
+optimizer class, no dropout-rate pitfall when the rates match).
+
+``facts`` here is ``{"reference": {...}, "port": {...}, "differs": {fact: (reference, port)}}``:
+plain dicts, as :func:`parity.program.facts.compare_facts` lines them up (this layer never imports it).
+"""
+
+from __future__ import annotations
+
+import re
+
+import numpy as np
+
+from parity.pitfalls.base import Context
+
+__all__ = ["from_facts", "allowed", "FACT_NAMES"]
+
+_ADAM = {"adam", "adamw", "nadam", "adamax"}
+_OPT_STAGES = ("parameters", "slots", "processed_gradients")
+_FWD = ("forward", "loss", "gradients", "processed_gradients", "parameters", "state")
+_LOSS = ("loss", "gradients")
+
+#: fact -> (name given, the stages where its first effect shows); names in the catalogue keep theirs
+FACT_NAMES = {
+    "optimizer": ("optimizer-class", _OPT_STAGES),
+    "lr": ("learning-rate", ("learning_rate",) + _OPT_STAGES),
+    "lr.schedule": ("lr-schedule", ("learning_rate",) + _OPT_STAGES),
+    "beta1": ("adam-betas", _OPT_STAGES),
+    "beta2": ("adam-betas", _OPT_STAGES),
+    "eps": ("optimizer-epsilon", _OPT_STAGES),
+    "eps.form": ("optimizer-epsilon", _OPT_STAGES),
+    "amsgrad": ("adam-amsgrad", _OPT_STAGES),
+    "momentum": ("sgd-momentum", _OPT_STAGES),
+    "dampening": ("sgd-dampening", _OPT_STAGES),
+    "nesterov": ("nesterov", _OPT_STAGES),
+    "rho": ("optimizer-rho", _OPT_STAGES),
+    "centered": ("rmsprop-centered", _OPT_STAGES),
+    "accumulator.initial": ("optimizer-initial-accumulator", _OPT_STAGES),
+    "weight_decay": ("weight-decay", ("loss", "gradients") + _OPT_STAGES),
+    "weight_decay.form": ("adamw-decoupled", ("loss", "gradients") + _OPT_STAGES),
+    "weight_decay.scope": ("decay-on-bias", ("loss", "gradients") + _OPT_STAGES),
+    "clip": ("gradient-clipping", ("processed_gradients", "parameters")),
+    "mode": ("eval-mode", _FWD),
+    "dropout": ("dropout-keep-prob", _FWD),
+    "batchnorm": ("batchnorm-settings", ("forward", "loss", "state")),
+    "loss": ("loss-kind", _LOSS),
+    "loss.reduction": ("loss-reduction", _LOSS),
+    "loss.on": ("loss-on-probabilities", _LOSS),
+    "loss.label_smoothing": ("label-smoothing", _LOSS),
+}
+
+
+def _site_values(lines, what: str) -> list:
+    out = []
+    for line in lines or []:
+        m = re.search(rf"{what} ([0-9.eE+-]+)", str(line))
+        out.append(float(m.group(1)) if m else None)
+    return out
+
+
+def _site_kinds(lines) -> list:
+    return [str(line).rsplit(", ", 1)[-1] for line in lines or []]
+
+
+def _name_of(key: str, a, b, ref: dict, port: dict) -> str | None:
+    """The name a differing fact gives, refined by what differs (None: no effect on a step)."""
+    fam = {ref.get("optimizer"), port.get("optimizer")}
+    if key in ("eps", "eps.form") and fam <= _ADAM:
+        return "adam-epsilon"
+    if key == "accumulator.initial":
+        return {"rmsprop": "rmsprop-init", "adagrad": "adagrad-init"}.get(ref.get("optimizer"), "optimizer-initial-accumulator")
+    if key == "momentum.form":  # v = mu v - lr g vs v = mu v + g: the same steps while the rate is constant
+        sched = {str(ref.get("lr.schedule", "constant")), str(port.get("lr.schedule", "constant"))}
+        return "sgd-momentum-lr-change" if sched != {"constant"} else None
+    if key == "weight_decay.form":
+        return "adamw-decoupled" if fam <= _ADAM else "weight-decay-form"
+    if key == "weight_decay.scope":
+        return "decay-on-bias" if any("bias" in str(v) for v in (a, b)) else "weight-decay-scope"
+    if key == "mode":
+        eval_side = ref if str(a).startswith("eval") else port
+        if eval_side.get("batchnorm"):
+            return "torch-eval-mode" if eval_side.get("framework") == "torch" else "learning-phase"
+        return "dropout-eval-mode"
+    if key == "loss.on":
+        return "loss-on-probabilities" if any("no log" in str(v) or "twice" in str(v) or "expected" in str(v)
+                                              for v in (a, b)) else None
+    if key == "dropout":
+        if len(a or []) != len(b or []):
+            return "dropout-site-missing"
+        if _site_kinds(a) != _site_kinds(b):
+            return "dropout-kind"
+        return "dropout-keep-prob"
+    if key == "batchnorm":
+        ma, mb = _site_values(a, "momentum"), _site_values(b, "momentum")
+        return "bn-momentum" if ma != mb else "bn-epsilon"
+    return FACT_NAMES.get(key, (None,))[0]
+
+
+# -- predicted effects, recomputed from the traces ------------------------------------------------------
+def _loss_ratio(ctx: Context, ref: dict, port: dict):
+    """Summed vs averaged: the step-0 loss ratio is the batch size."""
+    la, lb = ctx.at(ctx.a, "loss", 0).get("loss"), ctx.at(ctx.b, "loss", 0).get("loss")
+    fed = [np.shape(v)[0] for v in ctx.at(ctx.a, "inputs", 0).values() if np.ndim(v) >= 1]
+    n = fed[0] if fed else ref.get("batch_size")  # the batch both were fed (the reference's own data, else drawn)
+    if la is None or lb is None or not n or float(la) == 0:
+        return None
+    r = float(lb) / float(la)
+    want = n if port.get("loss.reduction") == "sum" else 1.0 / n if ref.get("loss.reduction") == "sum" else None
+    if want is None:
+        return None
+    ok = abs(r - want) <= 10 * ctx.tol * want
+    return ok, f"step-0 loss ratio port/reference {r:.6g}, predicted {want:g} (the batch size)"
+
+
+def _step0(g, f: dict):
+    """The first update an optimizer with facts ``f`` makes from gradient ``g`` (no weight decay), or None
+    where the facts do not say enough."""
+    fam, lr, eps, form = f.get("optimizer"), f["lr"], f.get("eps", 0.0), str(f.get("eps.form", ""))
+    if fam in ("adam", "adamw") and not f.get("amsgrad"):
+        eff = eps / np.sqrt(1.0 - f["beta2"]) if form.startswith("hat") else eps
+        return -lr * g / (np.abs(g) + eff)
+    if fam == "adadelta":  # v = (1 - rho) g^2; delta = sqrt(0 + eps) / sqrt(v + eps) g
+        return -lr * np.sqrt(eps) / np.sqrt((1.0 - f["rho"]) * g * g + eps) * g
+    if fam == "rmsprop" and not f.get("centered") and not f.get("momentum"):
+        v = f.get("accumulator.initial", 0.0) * f["rho"] + (1.0 - f["rho"]) * g * g
+        return -lr * g / (np.sqrt(v + eps) if form == "inside sqrt" else np.sqrt(v) + eps)
+    if fam == "adagrad":
+        acc = f.get("accumulator.initial", 0.0) + g * g
+        return -lr * g / (np.sqrt(acc + eps) if form == "inside sqrt" else np.sqrt(acc) if form == "none" else np.sqrt(acc) + eps)
+    if fam == "sgd":
+        mu = f.get("momentum", 0.0)
+        return -lr * g * (1.0 + mu if f.get("nesterov") else 1.0)
+    return None
+
+
+def _step0_update(ctx: Context, ref: dict, port: dict):
+    """An optimizer fact differs (eps, its placement, rho, lr, the initial accumulator, nesterov): recompute
+    the step-0 update of each side with each side's facts: the reference's must match its own prediction,
+    the port's its own, where the two predictions lie apart."""
+    if ctx.k != 0 or ref.get("weight_decay") or port.get("weight_decay") or ref.get("amsgrad") or port.get("amsgrad"):
+        return None
+    if "unknown" in (ref.get("eps.form"), port.get("eps.form")) or "lr" not in ref or "lr" not in port:
+        return None
+    if ref.get("lr.schedule", "constant") != "constant" or port.get("lr.schedule", "constant") != "constant":
+        return None  # the rate a scheduled step used is the learning-rate stage's, not the facts'
+    machine = 2.2e-16 if ctx.dtype == "float64" else 1.2e-7
+    # the update recomputed in float64 from the recorded gradient: good to ~1e-10 relative from float64
+    # gradients, ~1e-5 from float32 ones (|g| + eps, a division and a square root, each rounded)
+    computed = 1e-10 if ctx.dtype == "float64" else 1e-5
+    ga, gb = ctx.at(ctx.a, "processed_gradients", 0), ctx.at(ctx.b, "processed_gradients", 0)
+    pa, pb = ctx.at(ctx.a, "parameters", 0), ctx.at(ctx.b, "parameters", 0)
+    p0a, p0b = ctx.params_before(ctx.a, 0), ctx.params_before(ctx.b, 0)
+    verdicts = []
+    for name in sorted(set(ga) & set(gb) & set(pa) & set(pb) & set(p0a) & set(p0b)):
+        for g, p1, p0, own, other in ((ga[name], pa[name], p0a[name], ref, port), (gb[name], pb[name], p0b[name], port, ref)):
+            g, p1, p0 = (np.asarray(v, float) for v in (g, p1, p0))
+            if not np.any(g):
+                continue
+            mine, theirs = _step0(g, own), _step0(g, other)
+            if mine is None or theirs is None:
+                return None
+            # the step's delta p1 - p0 carries the rounding of p1 (64 ulps of the largest |p0|)
+            allowed = 64 * machine * np.abs(p0).max() + computed * np.abs(mine).max()
+            if np.abs(mine - theirs).max() <= 4 * allowed:
+                continue  # the two predictions cannot be told apart on this tensor
+            verdicts.append(bool(np.abs((p1 - p0) - mine).max() <= allowed))
+    if not verdicts:
+        return None
+    ok = all(verdicts)
+    return ok, (f"the step-0 update recomputed from each side's gradient with each side's facts: "
+                f"{'each side matches its own' if ok else 'not each side matches its own'} ({len(verdicts)} tensors told apart)")
+
+
+def _eval_forward(ctx: Context, ref: dict, port: dict):
+    if ctx.first.stage != "forward" or ctx.k != 0:
+        return None
+    return True, "the first divergence is a layer output at step 0, where one side runs in inference mode"
+
+
+_CHECKS = {"loss-reduction": _loss_ratio, "torch-eval-mode": _eval_forward, "learning-phase": _eval_forward,
+           "dropout-eval-mode": _eval_forward}
+_CHECKS.update({n: _step0_update for n in ("adam-epsilon", "optimizer-epsilon", "optimizer-rho", "learning-rate",
+                                              "rmsprop-init", "adagrad-init", "optimizer-initial-accumulator", "nesterov")})
+
+
+#: forward-stage facts and the sites that must lie at or before the first diverging layer output
+_SITES = {"dropout": ("dropout",), "batchnorm": ("batchnorm",), "mode": ("dropout", "batchnorm")}
+
+
+def _reaches(ctx: Context, key: str, ref: dict) -> bool:
+    """A dropout / BatchNorm / mode fact explains a step's first diverging layer output only when a site
+    of that kind comes at or before it in the reference's call order (no dropout acts before the first conv);
+    a site not found among the recorded outputs is no evidence (False)."""
+    if ctx.first.stage != "forward" or key not in _SITES:
+        return True
+    order = list(ctx.at(ctx.a, "forward"))
+    if ctx.first.name not in order:
+        return False
+    at = order.index(ctx.first.name)
+    for kind in _SITES[key]:
+        for line in ref.get(kind) or []:
+            site = str(line).split(": ", 1)[0]
+            hits = [i for i, n in enumerate(order) if n == site or n.startswith(site + "/") or site in n.split("/")]
+            if hits and hits[0] <= at:
+                return True
+    return False
+
+
+def from_facts(ctx: Context, facts: dict) -> list[tuple[str, float, str]]:
+    """(name, score, evidence) for each differing fact whose effect shows at the first divergence's stage:
+    1.0 where its predicted effect was recomputed and matched, 0.8 where it could not be recomputed; a
+    prediction the numbers contradict gives no name."""
+    ref, port = facts.get("reference") or {}, facts.get("port") or {}
+    out, seen = [], set()
+    for key, (a, b) in (facts.get("differs") or {}).items():
+        if key not in FACT_NAMES and key != "momentum.form":
+            continue
+        stages = FACT_NAMES.get(key, (None, _OPT_STAGES))[1]
+        if ctx.first.stage not in stages or not _reaches(ctx, key, ref):
+            continue
+        name = _name_of(key, a, b, ref, port)
+        if name is None or name in seen:
+            continue
+        evidence = f"{key}: reference {a!r} vs port {b!r} (from the programs' objects)"
+        score = 0.8
+        check = _CHECKS.get(name)
+        try:
+            verdict = check(ctx, ref, port) if check else None
+        except (KeyError, IndexError, ValueError, TypeError, FloatingPointError):
+            verdict = None
+        if verdict is not None:
+            if not verdict[0]:
+                continue  # the predicted effect is not in the numbers: not this fact's divergence
+            score, evidence = 1.0, f"{evidence}; {verdict[1]}"
+        seen.add(name)
+        out.append((name, score, evidence))
+    return sorted(out, key=lambda t: -t[1])
+
+
+# -- facts as preconditions of the catalogue's signatures ------------------------------------------------
+_FOR_OPTIMIZER = {"adam-epsilon": _ADAM, "adamw-decoupled": _ADAM, "nesterov": {"sgd"}, "sgd-dampening": {"sgd"},
+                  "sgd-momentum-lr-change": {"sgd"}, "rmsprop-init": {"rmsprop"}, "adagrad-init": {"adagrad"}}
+
+
+def _both(facts: dict, key: str):
+    ref, port = facts.get("reference") or {}, facts.get("port") or {}
+    if key in ref and key in port:
+        return ref[key], port[key]
+    return None
+
+
+def allowed(name: str, facts: dict | None) -> tuple[bool, str]:
+    """Whether the facts let catalogue signature ``name`` be proposed, and why not."""
+    if not facts:
+        return True, ""
+    opt = _both(facts, "optimizer")
+    if name in _FOR_OPTIMIZER and opt is not None and not (set(opt) <= _FOR_OPTIMIZER[name]):
+        return False, f"the optimizers are {opt[0]} / {opt[1]}"
+    drop = _both(facts, "dropout")
+    if name == "dropout-keep-prob" and drop is not None and _site_values(drop[0], "rate") == _site_values(drop[1], "rate"):
+        return False, "the dropout rates match"
+    bn = _both(facts, "batchnorm")
+    if name == "bn-momentum" and bn is not None and _site_values(bn[0], "momentum") == _site_values(bn[1], "momentum"):
+        return False, "the BatchNorm momenta match"
+    if name == "bn-epsilon" and bn is not None and _site_values(bn[0], "eps") == _site_values(bn[1], "eps"):
+        return False, "the BatchNorm epsilons match"
+    mode = _both(facts, "mode")
+    ref, port = facts.get("reference") or {}, facts.get("port") or {}
+    if mode is not None and name in ("torch-eval-mode", "learning-phase"):
+        evals = [side for side, m in zip((ref, port), mode) if str(m).startswith("eval")]
+        tf_name = name == "learning-phase"
+        if evals and all((side.get("framework") == "torch") == tf_name for side in evals):
+            return False, "the side in inference mode is " + evals[0].get("framework", "?")
+    own_step = "mode.note" in ref or "mode.note" in port or "own train_step" in str(mode)
+    if name in ("torch-eval-mode", "dropout-eval-mode", "learning-phase") and mode is not None and not own_step \
+            and all(str(m) == "train" for m in mode):
+        return False, "both programs train in training mode"
+    red = _both(facts, "loss.reduction")
+    if name == "loss-reduction" and red is not None and red[0] == red[1] and red[0] in ("mean", "sum") \
+            and not any("function" in str(ref.get("loss", "")) + str(port.get("loss", "")) for _ in (0,)):
+        return False, "both losses are reduced alike"
+    wd = _both(facts, "weight_decay")
+    if name in ("decay-on-bias", "l2-loss-half", "adamw-decoupled") and wd is not None and not (wd[0] and wd[1]):
+        return False, "one program decays no weight (that is the difference, not its form)"
+    clip = _both(facts, "clip")
+    if name == "clip-per-tensor" and clip is not None and all(str(c) == "none" for c in clip):
+        return False, "neither program clips its gradients"
+    sched = _both(facts, "lr.schedule")
+    if name in ("lr-schedule-end", "lr-off-by-one") and sched is not None and all(str(s) == "constant" for s in sched):
+        return False, "both rates are constant"
+    return True, ""
+
+
+def facts_markdown() -> list[str]:
+    """The section of docs/pitfalls.md on names given from the programs' facts (``parity diff``)."""
+    out = [
+        "## Names from the programs' facts (`parity diff`)",
+        "",
+        "`parity diff` reads both programs' facts from their own objects before any number (optimizer and every",
+        "hyper-parameter in one convention, weight decay, schedule, clipping, dropout sites, BatchNorm, mode, loss;",
+        "docs/own-model.md). A divergence is named from the facts first: a fact the two programs state differently,",
+        "whose effect shows at the first divergence's stage, gives its name; where its effect can be recomputed it",
+        "is (an optimizer fact: each side's step-0 update from its own recorded gradient with its own facts, where",
+        "the two predictions can be told apart; a loss summed vs averaged: the step-0 loss ratio is the batch size;",
+        "one side in inference mode: the first divergence is a layer output at step 0), and a prediction the numbers",
+        "contradict gives no name. Then the catalogue's signatures below, only those the facts allow: no optimizer",
+        "pitfall for another optimizer class (never `adam-epsilon` for Adadelta), no `dropout-keep-prob` when the",
+        "rates match, no BatchNorm momentum / epsilon pitfall when those match, no eval-mode pitfall when both train",
+        "in training mode (or for the side that is not in inference mode), no `loss-reduction` when both reduce",
+        "alike, no weight-decay form pitfall when one side has no decay at all. Else \"unknown\", with the first",
+        "divergence and the facts that differ. A name from facts that is not in the catalogue has no",
+        "`parity explain` entry: its evidence line says which fact differs and how.",
+        "",
+        "| fact | name given | first effect in |",
+        "|---|---|---|",
+    ]
+    for key, (name, stages) in FACT_NAMES.items():
+        out.append(f"| `{key}` | `{name}` | {', '.join(s.replace('_', ' ') for s in stages)} |")
+    out += [
+        "",
+        "Refined by what differs: `eps`/`eps.form` of two Adam-family optimizers is `adam-epsilon`; the initial",
+        "accumulator is `rmsprop-init` / `adagrad-init`; `momentum.form` (Keras' v = mu v - lr g vs torch's and",
+        "TF1's v = mu v + g) is `sgd-momentum-lr-change` only when a rate changes (else it trains the same); the",
+        "weight-decay form of Adam is `adamw-decoupled`; a scope with biases is `decay-on-bias`; one side in",
+        "inference mode is `torch-eval-mode` / `learning-phase` with a BatchNorm, else `dropout-eval-mode`;",
+        "dropout sites differ in number (`dropout-site-missing`), kind (`dropout-kind`: `Dropout2d` vs `Dropout`)",
+        "or rate (`dropout-keep-prob`); `loss.on` (softmax + `nll_loss`, a softmax twice) is `loss-on-probabilities`.",
+        "",
+        "Slots: TF1 Adadelta's `accum` / `accum_update`, torch's `square_avg` / `acc_delta` and Keras'",
+        "`accumulated_grad` / `accumulated_delta_var` are recorded by the capture adapters' optimizer modules",
+        "under canonical names; where the two sides name one slot differently the comparison reports it as a",
+        "structure difference (only one side reports it), never as agreement.",
+    ]
+    return out

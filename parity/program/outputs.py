@@ -1,0 +1,201 @@
+"""Pair the layer outputs of a program and its port by structure (numpy only).
+
+Both captures record their layer outputs in call order with a kind (linear, conv, activation, pool,
+norm, dropout, embedding, rnn, rnn_state, reshape, other; ``any`` matches every kind). Two outputs
+can pair only when their kinds agree and their shapes are equal, so a post-ReLU output never pairs
+with a pre-ReLU one, nor a pre-dropout one with a post-dropout one. Among the order-preserving
+pairings of compatible outputs the one with the most pairs is taken, and among those the one with
+the most pairs whose values agree at the probe (the same weights and batch on both sides): the
+values only confirm (or choose between) structural pairs, they never make one. A custom leaf module
+(kind ``other``) pairs with an output of another kind only where their values agree.
+
+Every output left unpaired gets a reason (:attr:`Pairing.reasons`), and a probe where nothing
+pairs says why in one note (:func:`unpaired_notes`). :func:`apply_forward_edits` applies the user's
+edits (the mapping file's ``"forward"`` list) to the automatic pairs.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Mapping, Sequence
+
+import numpy as np
+
+from parity.errors import ParityError
+
+__all__ = ["Pairing", "pair_outputs", "apply_forward_edits", "unpaired_notes", "same_output", "kinds_of", "recording_notes", "FORWARD_EDITS"]
+
+#: the forms of one entry of the mapping file's "forward" list (see :func:`apply_forward_edits`)
+FORWARD_EDITS = ('{"reference": A, "port": B} (compare A with B: adds the pair, or re-pairs A and B)',
+                 '{"drop": NAME} (do not compare the reference or port output NAME)')
+
+
+def same_output(a, b, rtol: float = 1e-6) -> bool:
+    """Equal shapes and values within ``rtol`` of the larger magnitude: 1e-6 is far above float64
+    rounding through a few layers (~1e-15) and far below any real difference."""
+    a, b = np.asarray(a), np.asarray(b)
+    if a.shape != b.shape:
+        return False
+    if a.size == 0:
+        return True
+    a, b = a.astype(np.float64), b.astype(np.float64)
+    if not (np.all(np.isfinite(a)) and np.all(np.isfinite(b))):
+        return False
+    scale = max(float(np.max(np.abs(a))), float(np.max(np.abs(b))), 1e-30)
+    return float(np.max(np.abs(a - b))) <= rtol * scale
+
+
+@dataclass
+class Pairing:
+    """The pairs (reference name, port name) in reference order; the ones equal at the probe; and
+    for each output left unpaired (``"reference NAME"`` / ``"port NAME"``) the reason."""
+
+    pairs: list = field(default_factory=list)
+    confirmed: set = field(default_factory=set)
+    left_reference: list = field(default_factory=list)
+    left_port: list = field(default_factory=list)
+    reasons: dict = field(default_factory=dict)
+
+
+def _kind(kinds: Mapping[str, str] | None, name: str) -> str:
+    return (kinds or {}).get(name) or "any"
+
+
+def _compatible(ka: str, kb: str) -> bool:
+    return ka == kb or "any" in (ka, kb)
+
+
+def pair_outputs(ref: Mapping[str, np.ndarray], port: Mapping[str, np.ndarray], ref_kinds: Mapping[str, str] | None = None,
+                 port_kinds: Mapping[str, str] | None = None, *, rtol: float = 1e-6) -> Pairing:
+    """Pair the outputs of one probe forward (canonical layout, call order) by kind, shape and order."""
+    rn, pn = list(ref), list(port)
+    n, k = len(rn), len(pn)
+    kr = [_kind(ref_kinds, a) for a in rn]
+    kp = [_kind(port_kinds, b) for b in pn]
+    sr = [np.shape(ref[a]) for a in rn]
+    sp = [np.shape(port[b]) for b in pn]
+    equal: dict[tuple[int, int], bool] = {}
+
+    def score(i: int, j: int) -> int:
+        # 0: cannot pair; 2: a structural pair; 3: a structural pair the probe confirms
+        if sr[i] != sp[j]:
+            return 0
+        if (i, j) not in equal:
+            equal[(i, j)] = same_output(ref[rn[i]], port[pn[j]], rtol)
+        if _compatible(kr[i], kp[j]):
+            return 3 if equal[(i, j)] else 2
+        if "other" in (kr[i], kp[j]) and equal[(i, j)]:
+            return 2  # a custom module parity has no kind for: paired only by its value
+        return 0
+
+    # best[i][j]: (pairs, score) of the best pairing of rn[i:], pn[j:]
+    best = [[(0, 0)] * (k + 1) for _ in range(n + 1)]
+    for i in range(n - 1, -1, -1):
+        for j in range(k - 1, -1, -1):
+            cand = max(best[i + 1][j], best[i][j + 1])
+            s = score(i, j)
+            if s:
+                nxt = best[i + 1][j + 1]
+                cand = max(cand, (nxt[0] + 1, nxt[1] + s))
+            best[i][j] = cand
+    out = Pairing()
+    i = j = 0
+    while i < n and j < k:
+        s = score(i, j)
+        if s and best[i][j] == (best[i + 1][j + 1][0] + 1, best[i + 1][j + 1][1] + s):
+            out.pairs.append((rn[i], pn[j]))
+            if equal.get((i, j)):
+                out.confirmed.add((rn[i], pn[j]))
+            i, j = i + 1, j + 1
+        elif best[i + 1][j] >= best[i][j + 1]:
+            i += 1
+        else:
+            j += 1
+    used_r = {a for a, _ in out.pairs}
+    used_p = {b for _, b in out.pairs}
+    out.left_reference = [a for a in rn if a not in used_r]
+    out.left_port = [b for b in pn if b not in used_p]
+    for side, names, kinds, shapes, other, okinds, oshapes, oname in (
+            ("reference", rn, kr, sr, pn, kp, sp, "port"), ("port", pn, kp, sp, rn, kr, sr, "reference")):
+        left = set(out.left_reference if side == "reference" else out.left_port)
+        for idx, name in enumerate(names):
+            if name in left:
+                out.reasons[f"{side} {name}"] = _reason(kinds[idx], shapes[idx], okinds, oshapes, oname)
+    return out
+
+
+def _reason(kind: str, shape: tuple, okinds: Sequence[str], oshapes: Sequence[tuple], other: str) -> str:
+    if kind != "any" and not any(_compatible(kind, ok) for ok in okinds):
+        return f"the {other} records no {kind} output"
+    if not any(_compatible(kind, ok) and s == shape for ok, s in zip(okinds, oshapes)):
+        return f"the {other} has no {kind} output of shape {list(shape)}"
+    return f"the {other}'s {kind} outputs of shape {list(shape)} pair with others in call order"
+
+
+def unpaired_notes(pairing: Pairing, ref: Mapping, port: Mapping, ref_kinds=None, port_kinds=None) -> list[str]:
+    """One note listing the outputs left unpaired with their reasons; a note when nothing pairs at all."""
+    notes = []
+    if not pairing.pairs and (ref or port):
+        kr = ", ".join(f"{a} ({_kind(ref_kinds, a)} {list(np.shape(ref[a]))})" for a in list(ref)[:8])
+        kp = ", ".join(f"{b} ({_kind(port_kinds, b)} {list(np.shape(port[b]))})" for b in list(port)[:8])
+        notes.append(f"no layer output compared: no reference output has a port output of the same kind and shape "
+                     f"in call order (reference: {kr or 'none recorded'}; port: {kp or 'none recorded'}); pair them "
+                     "in the mapping file's \"forward\" list")
+    elif pairing.reasons:
+        parts = [f"{name} ({why})" for name, why in pairing.reasons.items()]
+        notes.append("layer outputs not compared: " + "; ".join(parts))
+    return notes
+
+
+def apply_forward_edits(pairs: Sequence[tuple[str, str]], edits: Sequence, ref_names: Sequence[str],
+                        port_names: Sequence[str], where: str = "mapping") -> list[tuple[str, str]]:
+    """The automatic ``pairs`` after the user's ``edits`` (the mapping file's ``"forward"`` list), each
+    one of :data:`FORWARD_EDITS`. A pair named re-pairs both names (any automatic pair of either is
+    replaced); a name dropped is compared on neither side. Unknown names or forms: a ParityError
+    that lists the accepted forms and both sides' output names."""
+    ref_names, port_names = list(ref_names), list(port_names)
+
+    def bad(msg: str) -> ParityError:
+        return ParityError(f"{where}: {msg}; each \"forward\" entry is " + " or ".join(FORWARD_EDITS)
+                           + f"; reference outputs: {', '.join(ref_names) or 'none'}; port outputs: "
+                           f"{', '.join(port_names) or 'none'}")
+
+    out = [tuple(p) for p in pairs]
+    for e in edits:
+        if isinstance(e, (list, tuple)) and len(e) == 2:
+            e = {"reference": e[0], "port": e[1]}
+        if not isinstance(e, Mapping):
+            raise bad(f"{e!r} is not an object")
+        if set(e) == {"drop"}:
+            name = str(e["drop"])
+            if name not in ref_names and name not in port_names:
+                raise bad(f"no layer output {name!r} to drop")
+            out = [(a, b) for a, b in out if name not in (a, b)]
+        elif set(e) == {"reference", "port"}:
+            a, b = str(e["reference"]), str(e["port"])
+            missing = [f"reference {a!r}"] * (a not in ref_names) + [f"port {b!r}"] * (b not in port_names)
+            if missing:
+                raise bad(f"no layer output {' or '.join(missing)}")
+            out = [(x, y) for x, y in out if x != a and y != b] + [(a, b)]
+        else:
+            raise bad(f"unknown entry {dict(e)!r}")
+    order = {a: i for i, a in enumerate(ref_names)}
+    return sorted(out, key=lambda p: order[p[0]])
+
+
+def kinds_of(prog) -> dict[str, str]:
+    """A captured program's output kinds: ``forward_kinds()``, else what its recording kept (the
+    torch capture's ``_forward_kinds``, the Keras capture's recording ``kinds``); empty when none."""
+    fn = getattr(prog, "forward_kinds", None)
+    if callable(fn):
+        return dict(fn())
+    kinds = getattr(prog, "_forward_kinds", None)
+    if kinds is None:
+        kinds = getattr(getattr(prog, "_rec", None), "kinds", None)
+    return dict(kinds or {})
+
+
+def recording_notes(prog) -> list[str]:
+    """Notes a capture's recording kept that its ``notes()`` may not give yet (the Keras recording's
+    undriven dropouts)."""
+    return list(getattr(getattr(prog, "_rec", None), "notes", None) or [])

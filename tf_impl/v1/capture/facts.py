@@ -1,0 +1,193 @@
+"""The facts of a captured TF1 program, read from its graph and optimizer (never from numbers): the
+optimizer (from its apply ops and the Python object's settings) in parity's one convention
+(:mod:`parity.program.facts`), weight decay as a loss term (``tf.nn.l2_loss``), clipping, every
+dropout site (rate, element or channel), every BatchNorm (momentum in TF's convention, eps), the
+mode the feeds set, and the loss (kind, reduction, on logits or on probabilities).
+``facts(prog)`` returns a flat dict of plain values.
+"""
+
+from __future__ import annotations
+
+import re
+
+import numpy as np
+
+from .graph import _ancestors, _source_variable
+
+__all__ = ["facts"]
+
+#: apply-op type (``ResourceApply<type>``) -> (family, where epsilon is added)
+_FAMILY = {"Adam": ("adam", "hat (added to sqrt(v) before bias correction)"), "GradientDescent": ("sgd", None),
+           "Momentum": ("sgd", None), "KerasMomentum": ("sgd", None), "RMSProp": ("rmsprop", "inside sqrt"),
+           "CenteredRMSProp": ("rmsprop", "inside sqrt"), "Adagrad": ("adagrad", "none"),
+           "AdagradV2": ("adagrad", "outside sqrt"), "Adadelta": ("adadelta", "inside sqrt"),
+           "AdaMax": ("adamax", "outside max"), "Ftrl": ("ftrl", None), "FtrlV2": ("ftrl", None),
+           "ProximalGradientDescent": ("proximal-sgd", None), "ProximalAdagrad": ("proximal-adagrad", None)}
+
+
+def optimizer_facts(settings: dict, apply_type: str) -> dict:
+    fam, eps_form = _FAMILY.get(apply_type, (f"other:{apply_type}", None))
+    out: dict = {"optimizer": fam, "optimizer.class": settings.get("optimizer", apply_type)}
+    if "lr" in settings:
+        out["lr"] = float(settings["lr"])
+    if fam == "adam":
+        out["beta1"], out["beta2"] = float(settings.get("beta1", 0.9)), float(settings.get("beta2", 0.999))
+        out["amsgrad"] = False
+    if "eps" in settings and eps_form not in (None, "none"):
+        out["eps"] = float(settings["eps"])
+    if eps_form is not None:
+        out["eps.form"] = eps_form
+    if fam == "sgd":
+        out["momentum"] = float(settings.get("momentum", 0.0)) if apply_type != "GradientDescent" else 0.0
+        out["dampening"] = 0.0
+        out["nesterov"] = bool(settings.get("nesterov", False))
+        out["momentum.form"] = ("lr inside the velocity (v = mu v - lr g)" if apply_type == "KerasMomentum"
+                                else "lr outside the accumulator")
+    if fam == "rmsprop":
+        out["rho"] = float(settings.get("rho", settings.get("decay", 0.9)))
+        out["momentum"] = float(settings.get("momentum", 0.0))
+        out["centered"] = apply_type == "CenteredRMSProp" or bool(settings.get("centered", False))
+        out["accumulator.initial"] = 1.0  # RMSPropOptimizer starts its mean square at ones
+    if fam == "adagrad":
+        out["accumulator.initial"] = float(settings.get("initial_accumulator_value", 0.1))
+    if fam == "adadelta":
+        out["rho"] = float(settings.get("rho", 0.95))
+    return out
+
+
+def _const(t):
+    try:
+        return float(np.asarray(t.op.get_attr("value").float_val or t.op.get_attr("value").double_val)[0])
+    except Exception:  # not a scalar constant
+        return None
+
+
+def loss_facts(graph, loss_name: str) -> dict:
+    """The loss op's kind, its reduction, the logits or probabilities it reads, and L2 loss terms."""
+    loss = graph.get_tensor_by_name(loss_name)
+    ops = _ancestors([loss.op], control=False)
+    types = {op.type for op in ops}
+    out: dict = {}
+    if types & {"SoftmaxCrossEntropyWithLogits", "SparseSoftmaxCrossEntropyWithLogits"}:
+        xent = [op for op in ops if op.type in ("SoftmaxCrossEntropyWithLogits", "SparseSoftmaxCrossEntropyWithLogits")]
+        twice = any(o.type == "Softmax" for o in _ancestors([xent[0].inputs[0].op], control=False))
+        out["loss"], out["loss.on"] = "softmax cross-entropy", "softmax twice (a Softmax feeds the logits)" if twice else "logits"
+    elif "Softmax" in types and "Log" in types:
+        out["loss"], out["loss.on"] = "softmax cross-entropy", "logits (log of the softmax)"
+    elif "SigmoidCrossEntropyWithLogits" in types or ("Sigmoid" in types and "Log" in types):
+        out["loss"] = "sigmoid cross-entropy"
+        out["loss.on"] = "probabilities" if "Log" in types and "Sigmoid" in types and "Softplus" not in types else "logits"
+    elif "SquaredDifference" in types or "Square" in types:
+        out["loss"] = "mean squared error"
+    # reduction: the last reducing op before the scalar loss (through adds of regularisers)
+    top, seen = loss.op, 0
+    reducing = ("Mean", "Sum", "AddV2", "Add", "Identity", "Mul", "DivNoNan", "RealDiv", "Cast")
+    while top.type in ("AddV2", "Add", "AddN", "Identity", "Mul", "Cast") and top.inputs and seen < 8:
+        cands = [i.op for i in top.inputs if i.op.type in reducing]
+        if not cands:
+            break
+        top, seen = cands[0], seen + 1
+    red = {"Mean": "mean", "Sum": "sum"}.get(top.type, "unknown")
+    if top.type in ("DivNoNan", "RealDiv", "Div") and top.inputs[0].op.type == "Sum":
+        red = "mean"  # tf.losses' SUM_BY_NONZERO_WEIGHTS: the sum over the weights present (1 each: the mean)
+    out["loss.reduction"] = red
+    l2 = [op for op in ops if op.type == "L2Loss"]
+    if l2:
+        names = sorted({getattr(_source_variable(op.inputs[0]), "name", op.inputs[0].name) for op in l2})
+        coefs = set()
+        for op in l2:
+            for c in op.outputs[0].consumers():
+                if c.type == "Mul":
+                    v = [_const(i) for i in c.inputs if i.op.type == "Const"]
+                    coefs.update(x for x in v if x is not None)
+        out["weight_decay"] = sorted(coefs)[0] if len(coefs) == 1 else (sorted(coefs) or "unknown")
+        out["weight_decay.form"] = "loss term (tf.nn.l2_loss: adds coef * w to the gradient)"
+        out["weight_decay.scope"] = ", ".join(str(n) for n in names)
+    elif any("regulariz" in op.name.lower() for op in ops):
+        out["weight_decay"] = "unknown"  # a regulariser of its own ops in the loss (not tf.nn.l2_loss)
+        out["weight_decay.form"] = "loss term"
+    else:
+        out["weight_decay"] = 0.0
+    return out
+
+
+def layer_facts(graph, dropout_sites: list, rates: list, forward_ops) -> dict:
+    dropout = []
+    for site, rate in zip(dropout_sites, rates or [None] * len(dropout_sites)):
+        shape = site.get("shape")
+        channel = shape is not None and len(shape) == 4 and shape[1] == 1 and shape[2] == 1
+        r = "fed per batch" if rate is None else f"{rate:g}"
+        dropout.append(f"{site['name']}: rate {r}, {'channel' if channel else 'element'}")
+    bn = []
+    for op in forward_ops:
+        if op.type.startswith("FusedBatchNorm") or op.type == "BatchNormWithGlobalNormalization":
+            scope = op.name.rsplit("/", 1)[0]
+            decay = None
+            for cand in graph.get_operations():
+                if cand.type == "Const" and cand.name.startswith(scope) and re.search(r"AssignMovingAvg(_\d+)?/decay$", cand.name):
+                    decay = _const(cand.outputs[0])
+                    break
+            mom = "unknown" if decay is None else f"{1.0 - decay:g}"
+            eps = op.get_attr("epsilon") if "epsilon" in op.node_def.attr else None
+            bn.append(f"{scope}: momentum {mom}, eps {eps:g}" if eps is not None else f"{scope}: momentum {mom}")
+    return {"dropout": dropout, "batchnorm": sorted(set(bn))}
+
+
+def schedule_facts(graph, lr_name) -> dict:
+    """A rate that reads a variable (the global step) is a schedule; its kind from the ops' names."""
+    if lr_name is None:
+        return {}
+    ops = _ancestors([graph.get_tensor_by_name(lr_name).op], control=False)
+    if not any(op.type in ("VarHandleOp", "VariableV2", "Variable") for op in ops):
+        return {"lr.schedule": "constant"}
+    names = " ".join(op.name for op in ops)
+    kind = next((k for k in ("ExponentialDecay", "PolynomialDecay", "PiecewiseConstant", "InverseTimeDecay",
+                             "NaturalExpDecay", "CosineDecay", "exponential_decay", "polynomial_decay",
+                             "piecewise_constant", "inverse_time_decay", "cosine_decay") if k in names), "a schedule")
+    return {"lr.schedule": kind, "lr.schedule.unit": "the global step (one per training step)"}
+
+
+def clip_facts(graph, processed: dict) -> dict:
+    ops = _ancestors([graph.get_tensor_by_name(n).op for n in processed.values()], control=False)
+    names = " ".join(op.name for op in ops)
+    if "clip_by_global_norm" in names:
+        return {"clip": "global norm"}
+    if "clip_by_norm" in names:
+        return {"clip": "norm per tensor"}
+    if "clip_by_value" in names:
+        return {"clip": "value"}
+    return {"clip": "none"}
+
+
+def mode_facts(graph, feeds: dict) -> dict:
+    """Training or inference as the program's feeds (or a placeholder_with_default) set it."""
+    off = []
+    for name, value in feeds.items():
+        t = graph.get_tensor_by_name(name)
+        if t.dtype.base_dtype.name == "bool" and not bool(np.asarray(value)):
+            off.append(name.split(":")[0])
+    for op in graph.get_operations():
+        if op.type == "PlaceholderWithDefault" and op.outputs[0].dtype.base_dtype.name == "bool" \
+                and op.outputs[0].name not in feeds and _const(op.inputs[0]) is None:
+            try:
+                if not bool(op.inputs[0].op.get_attr("value").bool_val[0]):
+                    off.append(op.name)
+            except Exception:  # not a constant default
+                pass
+    return {"mode": "eval (" + ", ".join(off) + " False)" if off else "train"}
+
+
+def facts(prog) -> dict:
+    """The program's facts (see the module docstring); a fact the graph does not say is left out."""
+    out: dict = {"framework": "tf1"}
+    out.update(optimizer_facts(prog._settings, prog._apply_type))
+    g = prog.graph
+    out.update(schedule_facts(g, prog._lr))
+    out.update(clip_facts(g, prog._processed))
+    forward = _ancestors([g.get_tensor_by_name(prog._loss).op], control=False)
+    feeds = getattr(prog, "_dropout_feeds", None)  # the driven sites, aligned with their rates
+    sites = getattr(feeds, "sites", None) if feeds is not None else None
+    out.update(layer_facts(g, prog._dropout if sites is None else sites, getattr(feeds, "rates", None), forward))
+    out.update(mode_facts(g, prog._feeds))
+    out.update(loss_facts(g, prog._loss))
+    return out
