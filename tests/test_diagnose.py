@@ -263,3 +263,78 @@ def test_tf32_needs_a_matmul_or_conv_output_first_never_a_mask_multiply():
     assert cmp.first_divergence.name == "dropout"
     assert not PRODUCT(Context(cmp, cmp.first_divergence, a, b))
     assert "tf32-emulated" not in [d.pitfall for d in diagnose(None, cmp, [a, b])]
+
+
+# -- names from facts: the one whose effect shows at the divergence's stage (corpus 05, 01) ------------------------
+def _bn_facts(mom_a, eps_a, mom_b, eps_b):
+    ref = {"framework": "tf2", "mode": "train", "batchnorm": [f"bn: momentum {mom_a}, eps {eps_a}"]}
+    port = {"framework": "torch", "mode": "train", "batchnorm": [f"0: momentum {mom_b}, eps {eps_b}"]}
+    return {"reference": ref, "port": port, "differs": {"batchnorm": (ref["batchnorm"], port["batchnorm"])}}
+
+
+def _bn_out(x, eps):
+    mean, var = x.mean(axis=0), x.var(axis=0)  # training mode, per channel (last axis): the batch's own biased variance
+    return (x - mean) / np.sqrt(var + eps)  # gamma 1, beta 0 (their initial values)
+
+
+def test_a_training_forward_with_both_bn_constants_differing_is_the_epsilon_never_the_momentum():
+    # corpus 05 (Keras ResNet vs torch): momentum 0.99/0.9 AND eps 1e-3/1e-5 differ; the step-0 forward of a
+    # training-mode BatchNorm does not read the momentum (it only moves the running statistics: stage state)
+    x = np.random.default_rng(0).normal(0.0, 0.3, (16, 4))  # var ~0.09: eps 1e-3 changes the output ~0.5%
+    a = _trace("tf2", [{"forward": {"bn": _bn_out(x, 1e-3)}}], initial={"bn/gamma": np.ones(4), "bn/beta": np.zeros(4)})
+    b = _trace("torch", [{"forward": {"bn": _bn_out(x, 1e-5)}}])
+    cmp = compare(a, b)
+    assert cmp.first_divergence.stage == "forward"
+    found = diagnose(None, cmp, [a, b], facts=_bn_facts(0.99, 0.001, 0.9, 1e-05))
+    assert [d.pitfall for d in found][:1] == ["bn-epsilon"] and found[0].score == 1.0, found
+    assert "bn-momentum" not in [d.pitfall for d in found] and "predicted" in found[0].evidence
+    # the same output with only the momenta differing: nothing at this stage depends on them -> unknown
+    assert "bn-momentum" not in [d.pitfall for d in diagnose(None, cmp, [a, b], facts=_bn_facts(0.99, 0.001, 0.9, 0.001))]
+    # an epsilon difference whose predicted change is not the measured one (the port's output scaled 1.1) is not named
+    b2 = _trace("torch", [{"forward": {"bn": 1.1 * _bn_out(x, 1e-5)}}])
+    cmp2 = compare(a, b2)
+    assert "bn-epsilon" not in [d.pitfall for d in diagnose(None, cmp2, [a, b2], facts=_bn_facts(0.99, 0.001, 0.9, 1e-05))]
+
+
+def test_bn_momentum_is_named_where_the_running_statistics_differ():
+    a = _trace("tf2", [{"state": {"bn/moving_mean": np.array([0.01, 0.02])}}])
+    b = _trace("torch", [{"state": {"bn/moving_mean": np.array([0.1, 0.2])}}])
+    cmp = compare(a, b)
+    found = diagnose(None, cmp, [a, b], facts=_bn_facts(0.99, 0.001, 0.9, 1e-05))
+    assert [d.pitfall for d in found][:1] == ["bn-momentum"], found
+
+
+def _clip_traces(lr_b=1.0):
+    g = np.array([0.5, -12.0, 3.0])
+    norm = np.linalg.norm(g)
+    step = lambda pg, lr: {"learning_rate": {"lr": np.array(lr)}, "gradients": {"w": g},  # noqa: E731
+                           "processed_gradients": {"w": pg}}
+    a = _trace("tf1", [step(g * 5.0 / norm, 1.0)], framework="tf1")  # clip_by_global_norm(5)
+    b = _trace("torch", [step(np.clip(g, -5, 5), lr_b)])  # p.grad.data.clamp_(-5, 5)
+    return a, b
+
+
+def _clip_facts():
+    ref = {"framework": "tf1", "optimizer": "sgd", "lr": 1.0, "lr.schedule": "a schedule", "clip": "global norm"}
+    port = {"framework": "torch", "optimizer": "sgd", "lr": 1.0, "lr.schedule": "constant", "clip": "value 5"}
+    return {"reference": ref, "port": port,
+            "differs": {"lr.schedule": ("a schedule", "constant"), "clip": ("global norm", "value 5")}}
+
+
+def test_processed_gradients_differing_over_agreeing_gradients_is_the_clipping_not_the_rate():
+    # corpus 01 (Zaremba LM, pre-fix torch with an element-wise clamp_): the learning-rate stage is exact, so the
+    # schedule fact cannot be this divergence; raw gradients agree and processed ones differ: the clipping
+    a, b = _clip_traces()
+    cmp = compare(a, b)
+    assert cmp.first_divergence.stage == "processed_gradients"
+    names = [d.pitfall for d in diagnose(None, cmp, [a, b], facts=_clip_facts())]
+    assert names[:1] == ["gradient-clipping"] and "lr-schedule" not in names, names
+
+
+def test_sgd_dampening_is_never_named_when_both_dampenings_match():
+    from parity.pitfalls.facts import allowed
+
+    same = {"reference": {"optimizer": "sgd", "dampening": 0.0}, "port": {"optimizer": "sgd", "dampening": 0.0}}
+    assert not allowed("sgd-dampening", same)[0]
+    assert allowed("sgd-dampening", {"reference": {"optimizer": "sgd", "dampening": 0.0},
+                                     "port": {"optimizer": "sgd", "dampening": 0.9}})[0]

@@ -175,3 +175,19 @@ def test_init_formula_names_torch_and_keras_defaults():
     assert formula(conv, (3, 3, 8, 16)).startswith("he_normal")
     assert formula(init_family(rng.normal(0, 1.0, (fan_in, fan_out))), (fan_in, fan_out)) is None  # N(0, 1): none
     assert describe_init(torch_default, (fan_in, fan_out)).startswith("uniform(+-0.0577) = torch's default")
+
+
+def test_torch_elementwise_clamp_of_grads_is_a_clip_by_value():
+    torch = pytest.importorskip("torch")
+    m = torch.nn.Linear(3, 2)
+    opt = torch.optim.SGD(m.parameters(), lr=1.0)
+
+    def train_step(batch):  # corpus 01 before its fix: each gradient element clamped in place
+        opt.zero_grad()
+        m(batch["x"]).sum().backward()
+        for p in m.parameters():
+            p.grad.data.clamp_(-5.0, 5.0)
+        opt.step()
+
+    f = torch_facts(m, opt, None, train_step=train_step)
+    assert f["clip"] == "value 5.0" and "element-wise" in f["clip.note"], f

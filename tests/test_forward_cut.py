@@ -72,9 +72,33 @@ def test_values_choose_between_structural_candidates_but_never_make_a_pair():
 def test_nothing_paired_says_why_in_a_note():
     rng = np.random.default_rng(3)
     a, b = _acts(rng, (4, 3), (4, 5))
-    p = pair_outputs({"MatMul": a}, {"fc": b}, {"MatMul": "linear"}, {"fc": "linear"})
-    (note,) = unpaired_notes(p, {"MatMul": a}, {"fc": b}, {"MatMul": "linear"}, {"fc": "linear"})
-    assert note.startswith("no layer output compared") and "MatMul (linear [4, 3])" in note and "fc (linear [4, 5])" in note
+    p = pair_outputs({"MatMul": a}, {"pool": b}, {"MatMul": "linear"}, {"pool": "pool"})
+    (note,) = unpaired_notes(p, {"MatMul": a}, {"pool": b}, {"MatMul": "linear"}, {"pool": "pool"})
+    assert note.startswith("no layer output compared") and "MatMul (linear [4, 3])" in note and "pool (pool [4, 5])" in note
+
+
+def test_kth_conv_pairs_with_kth_conv_when_a_padding_changes_the_shapes():
+    rng = np.random.default_rng(4)
+    # reference: conv same (8x8), conv valid (6x6), pool (3x3); port: conv valid (6x6), conv pad 1 (6x6), pool
+    r1, r2, r3 = _acts(rng, (2, 8, 8, 4), (2, 6, 6, 4), (2, 3, 3, 4))
+    p1, p2, p3 = _acts(rng, (2, 6, 6, 4), (2, 6, 6, 4), (2, 3, 3, 4))
+    ref, port = {"conv": r1, "conv_1": r2, "pool": r3}, {"0": p1, "2": p2, "4": p3}
+    kinds = ({"conv": "conv", "conv_1": "conv", "pool": "pool"}, {"0": "conv", "2": "conv", "4": "pool"})
+    p = pair_outputs(ref, port, *kinds)
+    # not shifted by shape (conv_1 <-> 0 would blame the second conv for the first one's padding)
+    assert p.pairs == [("conv", "0"), ("conv_1", "2"), ("pool", "4")]
+    assert p.reshaped == [("conv", "0", "conv", 1)]
+    notes = unpaired_notes(p, ref, port, *kinds)
+    assert notes == ["layer output shapes differ: reference conv [2, 8, 8, 4] vs port 0 [2, 6, 6, 4]: the 1st conv outputs "
+                     "differ in shape (padding or stride differ, or the layers before); paired in call order (the k-th of a "
+                     "kind with the k-th) and reported as a shape difference there"]
+    # an extra conv on one side still leaves the others paired at their own shapes (equal shapes preferred)
+    p = pair_outputs({"conv": r2, "pool": r3}, port, {"conv": "conv", "pool": "pool"}, kinds[1])
+    assert p.pairs in ([("conv", "0"), ("pool", "4")], [("conv", "2"), ("pool", "4")]) and p.reshaped == []
+    # other rank, other batch, or a kind parity does not know: never paired at a different shape
+    assert pair_outputs({"a": r1}, {"b": p1[0]}, {"a": "conv"}, {"b": "conv"}).pairs == []
+    assert pair_outputs({"a": r1}, {"b": r1[:1]}, {"a": "conv"}, {"b": "conv"}).pairs == []
+    assert pair_outputs({"a": r1}, {"b": p1}, {"a": "other"}, {"b": "other"}).pairs == []
 
 
 def test_forward_edits_drop_add_and_re_pair_and_list_the_names():
@@ -154,6 +178,56 @@ def test_rnn_sequence_output_and_final_state_are_recorded_and_paired_on_both_sid
         # the final h is the sequence output's last step on each side
         assert np.array_equal(ar["rnn/h"], ar["rnn"][:, -1]) and np.array_equal(ap["lstm/h"], ap["lstm"][:, -1])
         assert pair_outputs(ar, ap, kr, kp).pairs == [("rnn", "lstm"), ("rnn/c", "lstm/c"), ("rnn/h", "lstm/h"), ("add", "dense")]
+    finally:
+        R.close()
+        P.close()
+
+
+def test_keras_activation_layer_and_activation_argument_pair_with_torch_relu_modules():
+    # Keras: conv, Activation('relu'), Conv2D(activation='relu'), Dense(activation='relu'); torch: nn.Sequential
+    # with nn.ReLU modules. An Activation layer's input is not a cut of its own (it is conv's output), and a
+    # layer's pre-activation output pairs with the torch conv/linear module, its output with the nn.ReLU
+    r = compare_programs(ex("cuts", "keras_activation_layers.py"), ex("cuts", "torch_sequential_relu.py"), steps=2,
+                         dtypes=("float64",))
+    assert r.mapping.forward == [("conv", "0"), ("act", "1"), ("conv_2/pre_activation", "2"), ("conv_2", "3"),
+                                 ("pool", "4"), ("flatten", "5"), ("dense/pre_activation", "6"), ("dense", "7"),
+                                 ("logits", "8")]
+    c = _first(r)
+    assert c.ok, c.first_divergence and c.first_divergence.describe()
+    assert c.worst_rel() < 1e-10  # float64 semantic line (see above)
+
+
+def test_first_conv_padding_difference_is_reported_at_the_first_conv():
+    r = compare_programs(ex("cuts", "keras_activation_layers.py"), ex("cuts", "torch_sequential_relu_nopad.py"), steps=2,
+                         dtypes=("float64",))
+    assert r.mapping.forward[:3] == [("conv", "0"), ("act", "1"), ("conv_2/pre_activation", "2")]
+    d = _first(r).first_divergence
+    assert d is not None and (d.step, d.stage) == (0, "forward") and "conv" in d.describe()
+    assert "shape" in d.describe() and "[4, 8, 8, 8]" in d.describe() and "[4, 6, 6, 8]" in d.describe()
+    assert any(n.startswith("layer output shapes differ: reference conv [4, 8, 8, 8] vs port 0 [4, 6, 6, 8]: the 1st conv")
+               for n in r.notes)
+    # after the first two maps the shapes agree again: those outputs are paired and compared by value
+    assert ("conv_2/pre_activation", "2") in r.mapping.forward and ("logits", "8") in r.mapping.forward
+
+
+def test_keras_cuts_pair_by_structure_alone_when_no_value_confirms():
+    from parity.program.load import capture, load_program
+    from parity.program.outputs import kinds_of
+
+    R = capture(load_program(ex("cuts", "keras_activation_layers.py")), "float64")
+    P = capture(load_program(ex("cuts", "torch_sequential_relu.py")), "float64")
+    try:
+        batch = next(iter(R.data_source()()))
+        ar, ap = R.forward(batch, {}), P.forward(batch, {})  # each from its own weights: no value agrees
+        kr, kp = kinds_of(R), kinds_of(P)
+        assert [(k, kr[k]) for k in ar] == [
+            ("conv", "conv"), ("act", "activation"), ("conv_2/pre_activation", "conv"), ("conv_2", "activation"),
+            ("pool", "pool"), ("flatten", "reshape"), ("dense/pre_activation", "linear"), ("dense", "activation"),
+            ("logits", "linear")]
+        p = pair_outputs(ar, ap, kr, kp)
+        assert p.confirmed == set()
+        assert p.pairs == [("conv", "0"), ("act", "1"), ("conv_2/pre_activation", "2"), ("conv_2", "3"), ("pool", "4"),
+                           ("flatten", "5"), ("dense/pre_activation", "6"), ("dense", "7"), ("logits", "8")]
     finally:
         R.close()
         P.close()

@@ -174,3 +174,82 @@ def test_tf_app_run_at_import_is_the_users_exit_at_their_line(tmp_path):
     assert proc.returncode == 3, proc.stderr[-2000:]
     assert f"{path.name}:9 in <module>" in proc.stderr and 'if __name__ == "__main__":' in proc.stderr
     assert "invalid choice" not in proc.stderr  # parity's own argument parser never runs for the file
+
+
+# -- round 2: a fed lr variable, drawn word ids, TF1 cells through an alias ----------------------------
+def test_a_fed_lr_variable_and_word_ids_drawn_below_the_vocabulary(tmp_path):
+    # "feeds": {lr: 0.5} with lr a resource variable: exit 4 before (KeyError: 20, DT_RESOURCE fed); no
+    # data: word ids were drawn over the 10 classes, beyond the 6-row table (InvalidArgumentError, exit 4)
+    _, report = agrees(tmp_path, "tf1_lr_variable_embedding.py", "torch_embedding_sgd.py")
+    series = report["cases"][0]["dtypes"][0]["series"]
+    assert series["tf1"]["learning_rate"] == [0.5, 0.5]  # the fed value, not the variable's initial 0.0
+
+
+def test_tf1_cells_through_an_alias_set_legacy_keras(tmp_path):
+    # `from tensorflow.compat.v1.nn import rnn_cell as rnn; rnn.BasicLSTMCell(...)`: not read from the source
+    # before, so the cell raised "`BasicLSTMCell` is not available with Keras 3." (exit 3)
+    err, _ = agrees(tmp_path, "tf1_rnn_alias_lstm.py", "torch_lstm_last.py")
+    assert "TF_USE_LEGACY_KERAS=1" in err
+
+
+def test_tf1_cells_and_rnn_builders_are_read_from_the_source():
+    from parity.run.frameworks import needs_legacy_keras
+
+    tf1 = "import tensorflow.compat.v1 as tf\n"
+    assert needs_legacy_keras(tf1 + "from tensorflow.contrib import rnn\ncell = rnn.BasicLSTMCell(128, forget_bias=1.0)")
+    assert needs_legacy_keras(tf1 + "outputs, states = rnn.static_rnn(cell, x, dtype=tf.float32)")
+    assert needs_legacy_keras(tf1 + "out, _ = tf.nn.dynamic_rnn(cell, x, dtype=tf.float32)")
+    assert needs_legacy_keras(tf1 + "cell = rnn.GRUCell(64)")
+    assert not needs_legacy_keras(tf1 + "cell = tf.keras.layers.LSTMCell(64)")  # Keras 3 has it
+    assert not needs_legacy_keras("import torch\ncell = torch.nn.LSTMCell(3, 4)  # TF's BasicLSTMCell")
+    assert not needs_legacy_keras("import torch.nn as nn\ncell = nn.GRUCell(3, 4)")
+
+
+def test_the_keras_3_error_says_to_set_legacy_keras():
+    from parity.program.load import ProgramError
+
+    def raise_it():
+        raise AttributeError("`BasicLSTMCell` is not available with Keras 3.")
+
+    try:
+        raise_it()
+    except AttributeError as exc:
+        err = ProgramError(__file__, "at import", exc)
+    assert "set TF_USE_LEGACY_KERAS=1 (tf.layers / tf.nn.rnn_cell are Keras 2 APIs)" in str(err)
+    assert "test_program_habits.py" in str(err)  # still at the user's line
+    assert "\n" not in str(err)
+
+
+def test_integer_inputs_bounds_are_read_from_the_graph():
+    import tensorflow as tf
+
+    from tf_impl.v1.capture.program import lookup_bounds
+
+    tf1 = tf.compat.v1
+    with tf.Graph().as_default():
+        ids = tf1.placeholder(tf.int32, [None, 4])
+        y = tf1.placeholder(tf.int64, [None])
+        other = tf1.placeholder(tf.int32, [None])
+        x = tf1.placeholder(tf.float32, [None, 3])
+        table = tf1.get_variable("table", [6, 3])  # a resource variable: ResourceGather
+        logits = tf.reduce_mean(tf.nn.embedding_lookup(table, tf.reshape(ids, [-1, 2, 2])), axis=[1, 2])
+        logits = tf.matmul(logits, tf1.get_variable("w", [3, 10])) + x[:, :1]
+        tf.nn.sparse_softmax_cross_entropy_with_logits(labels=y, logits=logits)
+        unknown = tf1.placeholder(tf.float32, [None, 3])  # a table of unknown size
+        tf.gather(unknown, other)
+        assert lookup_bounds({"ids": ids, "y": y, "other": other, "x": x}) == {"ids": 6, "y": 10, "other": None}
+
+
+def test_drawn_integer_inputs_stay_below_their_bound():
+    import numpy as np
+
+    from parity.errors import ParityError
+    from parity.program.batches import draw_batches
+
+    specs = {"ids": ((None, 5), "int32"), "y": ((None,), "int64")}
+    batches = draw_batches(specs, 20, np.random.default_rng(0), 50, 8, {"ids": 6})
+    ids = np.concatenate([b["ids"].ravel() for b in batches])
+    assert ids.max() == 5 and ids.min() == 0  # 800 draws over 6 values: each end is reached
+    assert max(int(b["y"].max()) for b in batches) > 6  # the others still over the classes
+    with pytest.raises(ParityError, match="give 'data'"):
+        draw_batches(specs, 1, np.random.default_rng(0), 50, 8, {"ids": None})

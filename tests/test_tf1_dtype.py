@@ -22,7 +22,12 @@ import numpy as np
 import pytest
 
 tf = pytest.importorskip("tensorflow")
-os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")  # tf.compat.v1.nn.rnn_cell under TF 2.16+ (tf_keras)
+
+
+@pytest.fixture(autouse=True)
+def _legacy_keras(monkeypatch):
+    # tf.compat.v1.nn.rnn_cell under TF 2.16+ (tf_keras); per test, so no other file's Keras 3 ports see it
+    monkeypatch.setenv("TF_USE_LEGACY_KERAS", "1")
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 EXAMPLES = os.path.join(ROOT, "examples", "recurrent")

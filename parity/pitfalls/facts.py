@@ -9,11 +9,10 @@ plain dicts, as :func:`parity.program.facts.compare_facts` lines them up (this l
 
 from __future__ import annotations
 
-import re
-
 import numpy as np
 
 from parity.pitfalls.base import Context
+from parity.pitfalls.facts_bn import _bn_eps, _bn_name, _site_values
 
 __all__ = ["from_facts", "allowed", "FACT_NAMES"]
 
@@ -52,19 +51,11 @@ FACT_NAMES = {
 }
 
 
-def _site_values(lines, what: str) -> list:
-    out = []
-    for line in lines or []:
-        m = re.search(rf"{what} ([0-9.eE+-]+)", str(line))
-        out.append(float(m.group(1)) if m else None)
-    return out
-
-
 def _site_kinds(lines) -> list:
     return [str(line).rsplit(", ", 1)[-1] for line in lines or []]
 
 
-def _name_of(key: str, a, b, ref: dict, port: dict) -> str | None:
+def _name_of(key: str, a, b, ref: dict, port: dict, stage: str | None = None) -> str | None:
     """The name a differing fact gives, refined by what differs (None: no effect on a step)."""
     fam = {ref.get("optimizer"), port.get("optimizer")}
     if key in ("eps", "eps.form") and fam <= _ADAM:
@@ -93,8 +84,7 @@ def _name_of(key: str, a, b, ref: dict, port: dict) -> str | None:
             return "dropout-kind"
         return "dropout-keep-prob"
     if key == "batchnorm":
-        ma, mb = _site_values(a, "momentum"), _site_values(b, "momentum")
-        return "bn-momentum" if ma != mb else "bn-epsilon"
+        return _bn_name(a, b, ref, port, stage)
     return FACT_NAMES.get(key, (None,))[0]
 
 
@@ -179,7 +169,7 @@ def _eval_forward(ctx: Context, ref: dict, port: dict):
     return True, "the first divergence is a layer output at step 0, where one side runs in inference mode"
 
 
-_CHECKS = {"loss-reduction": _loss_ratio, "torch-eval-mode": _eval_forward, "learning-phase": _eval_forward,
+_CHECKS = {"bn-epsilon": _bn_eps, "loss-reduction": _loss_ratio, "torch-eval-mode": _eval_forward, "learning-phase": _eval_forward,
            "dropout-eval-mode": _eval_forward}
 _CHECKS.update({n: _step0_update for n in ("adam-epsilon", "optimizer-epsilon", "optimizer-rho", "learning-rate",
                                               "rmsprop-init", "adagrad-init", "optimizer-initial-accumulator", "nesterov")})
@@ -208,6 +198,33 @@ def _reaches(ctx: Context, key: str, ref: dict) -> bool:
     return False
 
 
+def _agrees(ctx: Context, stage: str, steps) -> bool:
+    """Every tensor of ``stage`` both traces hold agrees (the run's tolerance) at each of ``steps``; False where
+    a step holds none in common (no evidence)."""
+    for step in steps:
+        ta, tb = ctx.at(ctx.a, stage, step), ctx.at(ctx.b, stage, step)
+        common = [n for n in ta if n in tb and np.shape(ta[n]) == np.shape(tb[n])]
+        if not common or any(ctx.semantic(stage, n, step) or not np.allclose(
+                np.asarray(ta[n], float), np.asarray(tb[n], float), rtol=ctx.tol, atol=0) for n in common):
+            return False
+    return True
+
+
+def _clip(ctx: Context, ref: dict, port: dict):
+    """Clipping acts between the raw and the processed gradients: processed gradients that differ where the raw
+    ones agree are its effect; processed gradients that agree where the parameters differ are not."""
+    if ctx.first.stage == "processed_gradients" and _agrees(ctx, "gradients", [ctx.k]):
+        return True, f"at step {ctx.k} the raw gradients agree and the processed (clipped) gradients differ"
+    if ctx.first.stage == "parameters" and _agrees(ctx, "processed_gradients", [ctx.k]):
+        return False, "the processed gradients agree"
+    return None
+
+
+_CHECKS["gradient-clipping"] = _clip
+#: facts whose own quantity a stage records: a name is not given where that stage agrees up to the divergence
+_OWN_STAGE = {"lr": "learning_rate", "lr.schedule": "learning_rate"}
+
+
 def from_facts(ctx: Context, facts: dict) -> list[tuple[str, float, str]]:
     """(name, score, evidence) for each differing fact whose effect shows at the first divergence's stage:
     1.0 where its predicted effect was recomputed and matched, 0.8 where it could not be recomputed; a
@@ -220,7 +237,9 @@ def from_facts(ctx: Context, facts: dict) -> list[tuple[str, float, str]]:
         stages = FACT_NAMES.get(key, (None, _OPT_STAGES))[1]
         if ctx.first.stage not in stages or not _reaches(ctx, key, ref):
             continue
-        name = _name_of(key, a, b, ref, port)
+        if key in _OWN_STAGE and _agrees(ctx, _OWN_STAGE[key], range(ctx.k + 1)):
+            continue  # the quantity this fact sets is recorded and agrees: not this divergence's cause
+        name = _name_of(key, a, b, ref, port, ctx.first.stage)
         if name is None or name in seen:
             continue
         evidence = f"{key}: reference {a!r} vs port {b!r} (from the programs' objects)"
@@ -258,6 +277,9 @@ def allowed(name: str, facts: dict | None) -> tuple[bool, str]:
     opt = _both(facts, "optimizer")
     if name in _FOR_OPTIMIZER and opt is not None and not (set(opt) <= _FOR_OPTIMIZER[name]):
         return False, f"the optimizers are {opt[0]} / {opt[1]}"
+    damp = _both(facts, "dampening")
+    if name == "sgd-dampening" and damp is not None and damp[0] == damp[1]:
+        return False, f"both dampenings are {damp[0]!r}"
     drop = _both(facts, "dropout")
     if name == "dropout-keep-prob" and drop is not None and _site_values(drop[0], "rate") == _site_values(drop[1], "rate"):
         return False, "the dropout rates match"
@@ -327,6 +349,13 @@ def facts_markdown() -> list[str]:
         "inference mode is `torch-eval-mode` / `learning-phase` with a BatchNorm, else `dropout-eval-mode`;",
         "dropout sites differ in number (`dropout-site-missing`), kind (`dropout-kind`: `Dropout2d` vs `Dropout`)",
         "or rate (`dropout-keep-prob`); `loss.on` (softmax + `nll_loss`, a softmax twice) is `loss-on-probabilities`.",
+        "BatchNorm momentum and epsilon are told apart by the stage: the momentum only moves the running statistics",
+        "(`bn-momentum` at the `state` stage, or a layer output in inference mode), the epsilon changes a training-mode",
+        "output (`bn-epsilon`, checked at the BatchNorm's own output: per channel the port's centred output is the",
+        "reference's times sqrt((var + eps_ref) / (var + eps_port)), var read back from the output and gamma).",
+        "`lr` / `lr.schedule` give no name while the learning-rate stage agrees up to the divergence; `clip` is",
+        "checked: processed gradients that differ over raw gradients that agree are the clipping (ranked first).",
+        "`sgd-dampening` is never proposed when both programs' dampening facts are equal.",
         "",
         "Slots: TF1 Adadelta's `accum` / `accum_update`, torch's `square_avg` / `acc_delta` and Keras'",
         "`accumulated_grad` / `accumulated_delta_var` are recorded by the capture adapters' optimizer modules",

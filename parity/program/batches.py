@@ -13,9 +13,13 @@ __all__ = ["MASK_PREFIX", "draw_batches", "as_batches", "as_array", "add_masks",
 
 
 # -- data ---------------------------------------------------------------------------------------------
-def draw_batches(specs: dict, steps: int, rng: np.random.Generator, classes: int | None, batch_size: int) -> list[dict]:
+def draw_batches(specs: dict, steps: int, rng: np.random.Generator, classes: int | None, batch_size: int,
+                 ranges: dict | None = None) -> list[dict]:
     """Batches from the input specs: float inputs N(0, 1); integer targets uniform over ``classes``;
-    a float target of shape [None, K] named like a label (y, label(s), target(s)) one-hot rows."""
+    a float target of shape [None, K] named like a label (y, label(s), target(s)) one-hot rows.
+    ``ranges``: integer key -> the table size of the embedding lookup it feeds (ids drawn below it;
+    None: a lookup of unknown size, so the key cannot be drawn)."""
+    ranges = ranges or {}
     out = []
     for _ in range(steps):
         b = {}
@@ -23,7 +27,12 @@ def draw_batches(specs: dict, steps: int, rng: np.random.Generator, classes: int
             if shape is None:
                 raise ParityError(f"cannot draw batch key {key!r}: its placeholder has no static rank; give 'data' in the reference file")
             shape = tuple(batch_size if s is None else int(s) for s in shape)
-            if np.issubdtype(np.dtype(dtype), np.integer):
+            if np.issubdtype(np.dtype(dtype), np.integer) and key in ranges:
+                if not ranges[key]:
+                    raise ParityError(f"cannot draw integer batch key {key!r}: it feeds an embedding lookup whose table "
+                                      "size parity cannot read; give 'data' in the reference file")
+                b[key] = rng.integers(0, ranges[key], size=shape).astype(dtype)
+            elif np.issubdtype(np.dtype(dtype), np.integer):
                 if not classes:
                     raise ParityError(f"cannot draw integer batch key {key!r}: give 'data' in the reference file")
                 b[key] = rng.integers(0, classes, size=shape).astype(dtype)

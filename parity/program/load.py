@@ -66,6 +66,8 @@ class ProgramError(UserFileError):
         if own and not isinstance(exc, SyntaxError):
             self.frames = own[-3:]
             self.args = (f"program file {path} raised {self.exc_type} {phase}: {self.exc_message} ({self.where})",)
+        if "is not available with Keras 3" in str(exc):  # a Keras 2 API (tf.layers, TF1's cells) under Keras 3
+            self.args = (f"{self.args[0]}; set TF_USE_LEGACY_KERAS=1 (tf.layers / tf.nn.rnn_cell are Keras 2 APIs)",)
 
 
 _TF1_HINTS = re.compile(r"compat\.v1|placeholder\(|Session\(|disable_eager_execution|disable_v2_behavior|get_variable\(|import tensorflow\.compat\.v1")

@@ -2,12 +2,16 @@
 
 Both captures record their layer outputs in call order with a kind (linear, conv, activation, pool,
 norm, dropout, embedding, rnn, rnn_state, reshape, other; ``any`` matches every kind). Two outputs
-can pair only when their kinds agree and their shapes are equal, so a post-ReLU output never pairs
-with a pre-ReLU one, nor a pre-dropout one with a post-dropout one. Among the order-preserving
-pairings of compatible outputs the one with the most pairs is taken, and among those the one with
-the most pairs whose values agree at the probe (the same weights and batch on both sides): the
-values only confirm (or choose between) structural pairs, they never make one. A custom leaf module
-(kind ``other``) pairs with an output of another kind only where their values agree.
+can pair only when their kinds agree, so a post-ReLU output never pairs with a pre-ReLU one, nor a
+pre-dropout one with a post-dropout one. Among the order-preserving pairings of compatible outputs
+the one with the most pairs is taken, and among those the one with the most pairs of equal shape,
+then with the most pairs whose values agree at the probe (the same weights and batch on both sides):
+the values only confirm (or choose between) structural pairs, they never make one. Two outputs of
+one kind and rank whose shapes differ still pair in call order (the k-th conv with the k-th conv: a
+first conv without padding makes every later map smaller, and pairing by shape would shift the whole
+sequence): the comparison reports the shape difference at that layer, and a note names it
+(:attr:`Pairing.reshaped`). A custom leaf module (kind ``other``) or an output of unknown kind
+(``any``) pairs only at equal shape, a custom module with another kind only where their values agree.
 
 Every output left unpaired gets a reason (:attr:`Pairing.reasons`), and a probe where nothing
 pairs says why in one note (:func:`unpaired_notes`). :func:`apply_forward_edits` applies the user's
@@ -23,7 +27,7 @@ import numpy as np
 
 from parity.errors import ParityError
 
-__all__ = ["Pairing", "pair_outputs", "apply_forward_edits", "unpaired_notes", "same_output", "kinds_of", "recording_notes", "FORWARD_EDITS"]
+__all__ = ["Pairing", "pair_outputs", "apply_forward_edits", "unpaired_notes", "same_output", "kinds_of", "recording_notes", "reshaped_note", "FORWARD_EDITS"]
 
 #: the forms of one entry of the mapping file's "forward" list (see :func:`apply_forward_edits`)
 FORWARD_EDITS = ('{"reference": A, "port": B} (compare A with B: adds the pair, or re-pairs A and B)',
@@ -55,6 +59,7 @@ class Pairing:
     left_reference: list = field(default_factory=list)
     left_port: list = field(default_factory=list)
     reasons: dict = field(default_factory=dict)
+    reshaped: list = field(default_factory=list)  # (reference, port, kind, ordinal of that kind) paired at different shapes
 
 
 def _kind(kinds: Mapping[str, str] | None, name: str) -> str:
@@ -77,9 +82,10 @@ def pair_outputs(ref: Mapping[str, np.ndarray], port: Mapping[str, np.ndarray], 
     equal: dict[tuple[int, int], bool] = {}
 
     def score(i: int, j: int) -> int:
-        # 0: cannot pair; 2: a structural pair; 3: a structural pair the probe confirms
+        # 0: cannot pair; 1: same kind and rank, other shape; 2: a structural pair; 3: one the probe confirms
         if sr[i] != sp[j]:
-            return 0
+            same_rank = len(sr[i]) == len(sp[j]) and len(sr[i]) > 0 and sr[i][0] == sp[j][0]  # batch axis too
+            return int(kr[i] == kp[j] and kr[i] not in ("any", "other") and same_rank)
         if (i, j) not in equal:
             equal[(i, j)] = same_output(ref[rn[i]], port[pn[j]], rtol)
         if _compatible(kr[i], kp[j]):
@@ -88,24 +94,28 @@ def pair_outputs(ref: Mapping[str, np.ndarray], port: Mapping[str, np.ndarray], 
             return 2  # a custom module parity has no kind for: paired only by its value
         return 0
 
-    # best[i][j]: (pairs, score) of the best pairing of rn[i:], pn[j:]
-    best = [[(0, 0)] * (k + 1) for _ in range(n + 1)]
+    def plus(nxt: tuple, s: int) -> tuple:
+        return (nxt[0] + 1, nxt[1] + (s > 1), nxt[2] + s)
+
+    # best[i][j]: (pairs, pairs of equal shape, score) of the best pairing of rn[i:], pn[j:]
+    best = [[(0, 0, 0)] * (k + 1) for _ in range(n + 1)]
     for i in range(n - 1, -1, -1):
         for j in range(k - 1, -1, -1):
             cand = max(best[i + 1][j], best[i][j + 1])
             s = score(i, j)
             if s:
-                nxt = best[i + 1][j + 1]
-                cand = max(cand, (nxt[0] + 1, nxt[1] + s))
+                cand = max(cand, plus(best[i + 1][j + 1], s))
             best[i][j] = cand
     out = Pairing()
     i = j = 0
     while i < n and j < k:
         s = score(i, j)
-        if s and best[i][j] == (best[i + 1][j + 1][0] + 1, best[i + 1][j + 1][1] + s):
+        if s and best[i][j] == plus(best[i + 1][j + 1], s):
             out.pairs.append((rn[i], pn[j]))
             if equal.get((i, j)):
                 out.confirmed.add((rn[i], pn[j]))
+            if s == 1:
+                out.reshaped.append((rn[i], pn[j], kr[i], kr[:i + 1].count(kr[i])))
             i, j = i + 1, j + 1
         elif best[i + 1][j] >= best[i][j + 1]:
             i += 1
@@ -144,7 +154,32 @@ def unpaired_notes(pairing: Pairing, ref: Mapping, port: Mapping, ref_kinds=None
     elif pairing.reasons:
         parts = [f"{name} ({why})" for name, why in pairing.reasons.items()]
         notes.append("layer outputs not compared: " + "; ".join(parts))
+    if pairing.reshaped:
+        notes.append(reshaped_note(pairing.reshaped, ref, port))
     return notes
+
+
+_SHAPE_CAUSE = {"conv": "padding or stride differ", "pool": "pool size, stride or padding differ",
+                "linear": "the widths differ", "embedding": "the embedding widths differ", "rnn": "the units differ"}
+
+
+def _ordinal(k: int) -> str:
+    return f"{k}{'th' if 10 <= k % 100 <= 20 else {1: 'st', 2: 'nd', 3: 'rd'}.get(k % 10, 'th')}"
+
+
+def reshaped_note(reshaped: Sequence, ref: Mapping, port: Mapping) -> str:
+    """The note for outputs paired in call order whose shapes differ: the first named with its likely
+    cause, the later ones listed (a shape difference after the first may come from the layers before)."""
+    (a, b, kind, k), rest = reshaped[0], reshaped[1:]
+    cause = _SHAPE_CAUSE.get(kind)
+    note = (f"layer output shapes differ: reference {a} {list(np.shape(ref[a]))} vs port {b} {list(np.shape(port[b]))}: "
+            f"the {_ordinal(k)} {kind} outputs differ in shape" + (f" ({cause}, or the layers before)" if cause else "")
+            + "; paired in call order (the k-th of a kind with the k-th) and reported as a shape difference there")
+    if rest:
+        shown = ", ".join(f"{x} {list(np.shape(ref[x]))} vs {y} {list(np.shape(port[y]))}" for x, y, _, _ in rest[:6])
+        more = f" and {len(rest) - 6} more" if len(rest) > 6 else ""
+        note += f"; after it, {len(rest)} more pairs differ in shape (possibly from it): {shown}{more}"
+    return note
 
 
 def apply_forward_edits(pairs: Sequence[tuple[str, str]], edits: Sequence, ref_names: Sequence[str],

@@ -128,7 +128,11 @@ def _batches(R, P, ref, data, steps: int, seed: int) -> list:
                                       for k, (sh, dt) in specs.items() if k not in float_specs}), {})
         last = list(acts.values())[-1] if acts else None
         classes = int(np.shape(last)[-1]) if last is not None and np.ndim(last) >= 1 else None
-    return draw_batches(specs, steps, np.random.default_rng([seed, 1]), classes, 8)
+    ranges = {}  # integer inputs that feed an embedding lookup: ids below its table's size (the smaller of the two)
+    for prog in (P, R):
+        for k, bound in (prog.input_ranges() if hasattr(prog, "input_ranges") else {}).items():
+            ranges[k] = bound if k not in ranges else (min(ranges[k], bound) if ranges[k] and bound else None)
+    return draw_batches(specs, steps, np.random.default_rng([seed, 1]), classes, 8, ranges)
 
 
 def _variables(R, P, ref, prt, mapping, probe_batch=None):
@@ -184,7 +188,7 @@ def _probe_score(R, P, batch):
             cache["ref"] = R.forward(batch, {})
             cache["loss"] = getattr(R, "probe_loss", lambda: None)()
         P.load(m.port_weights(cache["initial"]))
-        ap = P.forward(batch, {})
+        ap = cache["port"] = P.forward(batch, {})
         # outputs paired by structure (kind, shape, call order), as the comparison will pair them
         pairs = pair_outputs(cache["ref"], ap, kinds_of(R), kinds_of(P)).pairs
         agree = sum(same_values(cache["ref"][a], ap[b]) for a, b in pairs)
@@ -196,6 +200,8 @@ def _probe_score(R, P, batch):
             R.load(cache["original"])
 
     score.restore = restore
+    # the layer outputs' names in call order, both sides (evidence that creation order is call order)
+    score.calls = lambda: (list(cache["ref"]), list(cache["port"])) if "port" in cache else None
     return score
 
 

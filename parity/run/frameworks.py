@@ -85,11 +85,21 @@ def capture_adapter(framework: str) -> ModuleType:
 _LEGACY_KERAS = re.compile(
     r"\b(?:tf|tf1|v1)\.layers\.\w+\(|\brnn_cell\.|\bfrom tensorflow\.compat\.v1 import layers\b"
     r"|\btf(?:\.compat\.v1)?\.nn\.rnn_cell\b")
+#: the TF1 cells and RNN builders a tutorial reaches through an alias (`from tensorflow.contrib import rnn`;
+#: `rnn.BasicLSTMCell`, `cell.LSTMCell`); not Keras 3's `layers.LSTMCell` nor torch's `nn.LSTMCell`
+_TF1_CELLS = re.compile(
+    r"\b(?:BasicLSTMCell|BasicRNNCell|MultiRNNCell|DropoutWrapper|static_rnn|dynamic_rnn)\b"
+    r"|\b(?!nn\.|layers\.)\w+\.(?:LSTMCell|GRUCell)\(")
+_IMPORTS_TF = re.compile(r"^\s*(?:import|from)\s+tensorflow\b", re.M)
+_IMPORTS_TORCH = re.compile(r"^\s*(?:import|from)\s+torch\b", re.M)
 
 
 def needs_legacy_keras(source: str) -> bool:
-    """Whether a file's source uses ``tf.layers`` / ``tf.nn.rnn_cell`` (Keras 2 APIs: ``TF_USE_LEGACY_KERAS=1``)."""
-    return bool(_LEGACY_KERAS.search(source))
+    """Whether a file's source uses ``tf.layers`` / ``tf.nn.rnn_cell`` (Keras 2 APIs: ``TF_USE_LEGACY_KERAS=1``),
+    or, in a TensorFlow file that does not import torch, TF1's cells / ``static_rnn`` / ``dynamic_rnn`` by any alias."""
+    if _LEGACY_KERAS.search(source):
+        return True
+    return bool(_TF1_CELLS.search(source) and _IMPORTS_TF.search(source) and not _IMPORTS_TORCH.search(source))
 
 
 def prepare_environment(source: str | None = None, where: str = "the program") -> str | None:

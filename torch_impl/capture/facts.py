@@ -176,6 +176,10 @@ def clip_facts(train_step) -> dict:
     m = re.search(r"clip_grad_value_?\([^,]+,\s*(?:clip_value\s*=\s*)?([\w.]+)", src)
     if m:
         return {"clip": f"value {m.group(1)}"}
+    # an element-wise clamp of each gradient in place (p.grad.data.clamp_(-5, 5)): a clip by value
+    m = re.search(r"\.grad(?:\.data)?\.clamp_?\(\s*(?:min\s*=\s*)?(-?[\w.]+)\s*,\s*(?:max\s*=\s*)?(-?[\w.]+)", src)
+    if m:
+        return {"clip": f"value {m.group(2)}", "clip.note": f"element-wise clamp of each .grad to [{m.group(1)}, {m.group(2)}]"}
     return {"clip": "none", "clip.note": "none seen in the train_step's source"}
 
 

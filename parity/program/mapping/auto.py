@@ -4,8 +4,10 @@ Two variables pair when they have the same canonical shape and a compatible kind
 variables with one member on each side pairs at once. A class with several members (two Dense 64x64
 layers) is decided by evidence only: the layer each variable belongs to (a bias follows its layer's
 kernel), else the probe forward from the mapped weights (the ``score`` the caller gives: how many layer
-outputs agree under a pairing; exactly one best pairing decides, and a note prints it). Anything left
-undecided stops, in one line naming both lists.
+outputs agree under a pairing; exactly one best pairing decides, and a note prints it), else the names
+and the order (:mod:`.evidence`: each printed in a note, order only where the probe agrees and no swap agrees
+better). Kinds pair exactly first (a conv bias is not a BatchNorm beta), compatible kinds only when exact
+ones cannot pair all. Anything left undecided stops, in one line naming both lists.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ import numpy as np
 
 from parity.errors import ParityError
 
+from .evidence import call_ordered, name_pick
 from .model import Entry, Mapping_
 from .ops import canon_shape, to_canonical_ops
 from .recurrent import recurrent_entries
@@ -25,7 +28,8 @@ from .recurrent import recurrent_entries
 __all__ = ["auto_map", "AmbiguousMapping"]
 
 #: kinds that may pair with each other (besides equal kinds and "other")
-_COMPATIBLE = {frozenset({"bias", "bn_beta"}), frozenset({"bias", "ln_beta"}), frozenset({"bn_gamma", "ln_gamma"})}
+_COMPATIBLE = {frozenset({"bias", "bn_beta"}), frozenset({"bias", "ln_beta"}), frozenset({"bn_gamma", "ln_gamma"}),
+               frozenset({"bn_beta", "ln_beta"})}  # (TF1's layer_norm names its offset "beta": kind bn_beta)
 #: up to this many pairings, all are tried on the probe forward; beyond, swaps in one group at a time (:func:`_local`)
 MAX_CANDIDATES = 24
 
@@ -38,8 +42,8 @@ class AmbiguousMapping(ParityError):
         self.draft = draft
 
 
-def _compatible(a: str, b: str) -> bool:
-    return a == b or "other" in (a, b) or frozenset({a, b}) in _COMPATIBLE
+def _compatible(a: str, b: str, exact: bool = False) -> bool:
+    return a == b or "other" in (a, b) or (not exact and frozenset({a, b}) in _COMPATIBLE)
 
 
 def _describe(specs) -> str:
@@ -66,15 +70,18 @@ def auto_map(ref_specs, ref_framework: str, port_specs, port_framework: str, *, 
     rec, rec_notes, used_r, used_p = recurrent_entries(ref_specs, ref_framework, port_specs, port_framework)
     rest_r = [s for s in ref_specs if s.name not in used_r]
     rest_p = [s for s in port_specs if s.name not in used_p]
-    try:  # trainable pairs with trainable, state with state; when that cannot pair all, ignore it
-        m, groups = _auto_map(rest_r, ref_framework, rest_p, port_framework, ref_flatten, port_flatten,
-                              reference_file, port_file, by_trainable=True)
-    except ParityError as strict:
+    # trainable pairs with trainable, state with state, a kind with the same kind (a conv bias is not a BatchNorm
+    # beta); when that cannot pair all, compatible kinds (a hand-made BatchNorm's offset "bias"), then ignore trainable
+    strict = None
+    for by_trainable, exact in ((True, True), (True, False), (False, True), (False, False)):
         try:
             m, groups = _auto_map(rest_r, ref_framework, rest_p, port_framework, ref_flatten, port_flatten,
-                                  reference_file, port_file, by_trainable=False)
-        except ParityError:
-            raise strict from None
+                                  reference_file, port_file, by_trainable=by_trainable, exact=exact)
+            break
+        except ParityError as e:
+            strict = strict or e
+    else:
+        raise strict
     if rec:  # the recurrent layers' pairs, in the reference's order (group indices shift by len(rec))
         order = {s.name: i for i, s in enumerate(ref_specs)}
         groups = [[i + len(rec) for i in g] for g in groups]
@@ -88,7 +95,7 @@ def auto_map(ref_specs, ref_framework: str, port_specs, port_framework: str, *, 
 
 
 def _auto_map(ref_specs, ref_framework, port_specs, port_framework, ref_flatten, port_flatten, reference_file,
-              port_file, *, by_trainable: bool):
+              port_file, *, by_trainable: bool, exact: bool = False):
     m = Mapping_(reference_file, port_file)
     ra = [(s, to_canonical_ops(ref_framework, s, ref_flatten)) for s in ref_specs]
     pa = [(s, to_canonical_ops(port_framework, s, port_flatten)) for s in port_specs]
@@ -102,9 +109,9 @@ def _auto_map(ref_specs, ref_framework, port_specs, port_framework, ref_flatten,
     unresolved: list[str] = []
     groups: dict[tuple, list[int]] = {}  # class -> indices of m.params paired in order among several candidates
     for i, (s, ops, shape) in enumerate(rc):
-        same = [j for j, (t, _, tshape) in enumerate(pc) if tshape == shape and _compatible(s.kind, t.kind)
+        same = [j for j, (t, _, tshape) in enumerate(pc) if tshape == shape and _compatible(s.kind, t.kind, exact)
                 and (not by_trainable or t.trainable == s.trainable)]
-        mine = [k for k, (u, _, ushape) in enumerate(rc) if ushape == shape and _compatible(s.kind, u.kind)
+        mine = [k for k, (u, _, ushape) in enumerate(rc) if ushape == shape and _compatible(s.kind, u.kind, exact)
                 and (not by_trainable or u.trainable == s.trainable)]
         free = [j for j in same if j not in used]
         if len(same) != len(mine):
@@ -286,6 +293,51 @@ def _by_names(m: Mapping_, cands: list[dict], undecided, by_port) -> dict | None
     return hits[0] if len(hits) == 1 else None
 
 
+def _evidence(m: Mapping_, groups, layers_r, layers_p, score, by_port):
+    """The probe cannot decide: pair each group by its names, else in order when both sides create the group's
+    layers in the order they call them and the probe agrees under that pairing (>0) at least as well as under
+    every swap of two pairs tried. Returns (choice, note) or None (nothing decides: the caller stops)."""
+    choice, how, primary = {}, [], []
+    calls = getattr(score, "calls", lambda: None)() if score is not None else None
+    while True:
+        _tie(m, groups, layers_r, layers_p, choice)
+        open_ = [k for k in range(len(groups)) if k not in choice]
+        if not open_:
+            break
+        k = open_[0]
+        g = groups[k]
+        refs, ports = [m.params[i].reference for i in g], [m.params[i].port for i in g]
+        named = name_pick(refs, ports)
+        if named is not None:
+            choice[k] = {i: named[m.params[i].reference] for i in g}
+            how.append(f"by their names: {_listed([f'{r} -> {named[r]}' for r in refs], 4)}")
+        elif calls and call_ordered([layers_r[r] for r in refs], calls[0]) and call_ordered(
+                [layers_p[p] for p in ports], calls[1]):
+            choice[k] = {i: m.params[i].port for i in g}
+            how.append(f"in order (created in call order on both sides): {_listed([f'{r} -> {p}' for r, p in zip(refs, ports)], 4)}")
+        else:
+            return None
+        primary.append(k)
+    base = score(_apply(m, choice, by_port)) if score is not None else None
+    ordered = any(h.startswith("in order") for h in how)
+    if ordered and (base is None or base <= 0):
+        return None
+    tested = 0
+    for k in primary:  # the probe must not refute it: no swap of two pairs agrees better
+        for a, b in itertools.combinations(groups[k], 2):
+            if tested >= 4 * MAX_CANDIDATES or base is None:
+                break
+            c = {kk: dict(v) for kk, v in choice.items() if kk in primary}
+            c[k][a], c[k][b] = c[k][b], c[k][a]
+            _tie(m, groups, layers_r, layers_p, c)
+            got, tested = score(_apply(m, c, by_port)), tested + 1
+            if got is not None and got > base:
+                return None
+    probe = (f"the probe forward agrees on {base:g} outputs under it, no better under any of {tested} swaps tried"
+             if base is not None else "no probe forward")
+    return choice, f"same shape and kind, the probe forward does not decide; paired {'; '.join(how)} ({probe})"
+
+
 def _decide(m: Mapping_, groups, ref_specs, port_specs, score) -> None:
     layers_r = {s.name: _layer(s) for s in ref_specs}
     layers_p = {s.name: _layer(s) for s in port_specs}
@@ -320,6 +372,11 @@ def _decide(m: Mapping_, groups, ref_specs, port_specs, score) -> None:
             m.params = decided.params
             return
         if best is None or len(top) != 1 or best <= 0:
+            found = _evidence(m, groups, layers_r, layers_p, score, by_port)
+            if found is not None:
+                m.notes.append(found[1])
+                m.params = _apply(m, found[0], by_port).params
+                return
             why = ("no probe forward to tell them apart" if score is None else
                    "the probe forward agrees equally under several pairings" if len(top) > 1 and best > 0 else
                    "the probe forward agrees under none of the pairings")

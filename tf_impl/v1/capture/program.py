@@ -53,6 +53,60 @@ def sparse_inputs(program: Mapping[str, Any]) -> tuple:
     return program, names
 
 
+def variable_feeds(program: Mapping[str, Any]) -> tuple:
+    """The program with the variables taken out of its ``feeds`` (``{m.lr: 1.0}``: a resource variable's
+    handle cannot be fed), and variable op name -> value: parity assigns it before every run instead."""
+    feeds = program.get("feeds")
+    if not isinstance(feeds, Mapping):
+        return program, {}
+    fed = [(k, v) for k, v in feeds.items() if getattr(getattr(k, "op", None), "type", None) in _VARIABLE_OPS]
+    if not fed:
+        return program, {}
+    program = dict(program)
+    program["feeds"] = {k: v for k, v in feeds.items() if all(k is not f for f, _ in fed)}
+    return program, {k.op.name: v for k, v in fed}
+
+
+_THROUGH = {"Identity", "Cast", "Reshape", "ExpandDims", "Squeeze", "Transpose", "StridedSlice", "Slice",
+            "Unpack", "Split", "SplitV", "Pack", "ConcatV2", "ReverseV2", "Tile"}
+
+
+def lookup_bounds(inputs: Mapping[str, Any]) -> dict:
+    """Integer input key -> the first dimension of the table (a ``[V, D]`` variable or tensor) the ids index
+    in the Gather / ResourceGather they reach (through reshapes, casts, slices), or the classes of the sparse
+    softmax cross-entropy they are the labels of (where static); None where a table's size is not static."""
+    out = {}
+    for key, ph in inputs.items():
+        if not getattr(ph.dtype, "is_integer", False):
+            continue
+        bounds, seen, todo = [], set(), [ph]
+        while todo:
+            t = todo.pop()
+            if t.name in seen:
+                continue
+            seen.add(t.name)
+            for op in t.consumers():
+                names = [i.name for i in op.inputs]
+                if op.type in ("Gather", "GatherV2", "ResourceGather") and names[1:2] == [t.name]:
+                    table = op.inputs[0]
+                    while table.op.type == "Identity":
+                        table = table.op.inputs[0]
+                    if op.type == "ResourceGather" and table.op.type == "VarHandleOp":
+                        dims = table.op.get_attr("shape").dim
+                        bounds.append(int(dims[0].size) if dims and dims[0].size >= 0 else None)
+                    else:
+                        dims = table.shape.as_list() if table.shape.rank else None
+                        bounds.append(dims[0] if dims else None)
+                elif op.type == "SparseSoftmaxCrossEntropyWithLogits" and names[1:2] == [t.name]:  # labels < classes
+                    width = op.inputs[0].shape.as_list()[-1] if op.inputs[0].shape.rank else None
+                    bounds += [width] if width else []  # not static: the classes of the probe's last output
+                elif op.type in _THROUGH and (names[:1] == [t.name] or op.type in ("Pack", "ConcatV2")):
+                    todo.extend(op.outputs)
+        if bounds:
+            out[key] = None if None in bounds else min(bounds)
+    return out
+
+
 class TF1Program:
     """A user's TF1 program, captured (see :mod:`tf_impl.v1.capture`). Use :func:`capture`."""
 
@@ -86,6 +140,7 @@ class TF1Program:
             config = tf1.ConfigProto(intra_op_parallelism_threads=1, inter_op_parallelism_threads=1)
         self.session = tf1.Session(graph=self.graph, config=config)
         self.session.run([self.graph.get_operation_by_name(n) for n in self._initializers])
+        self.session.run(list(self._t_var_feeds.values()))
         self._resolve_rates()
 
     # -- analysis on the graph the program built ---------------------------------------------
@@ -98,8 +153,10 @@ class TF1Program:
         self.input_keys = list(inputs)
         self._inputs = {k: ph.name for k, ph in inputs.items()}
         self._input_dtypes = {k: ph.dtype.base_dtype.name for k, ph in inputs.items()}
+        self._ranges = lookup_bounds(inputs)
         self._loss = loss.name
         self._train = train_op.name
+        program, self._var_feeds = variable_feeds(program)
         self._feeds = feed_names(program, self.where)
         train_deps = _ancestors([train_op])
         # update ops: run with the train op unless it already depends on them
@@ -187,6 +244,15 @@ class TF1Program:
                 assign = tf1.assign(op.outputs[0], ph, name=f"parity/assign/{name}")
             self._loads[name] = ph
             self._load_ops[name] = assign
+        self._t_var_feeds = {}  # a fed variable: its value assigned before every run (its reads see it)
+        for name, value in self._var_feeds.items():
+            op = g.get_operation_by_name(name)
+            value = np.asarray(value, dtype=tf.as_dtype(op.get_attr("dtype")).as_numpy_dtype)
+            if op.type == "VarHandleOp":
+                assign = tf.raw_ops.AssignVariableOp(resource=op.outputs[0], value=value, name=f"parity/feed/{name}")
+            else:
+                assign = tf1.assign(op.outputs[0], value, name=f"parity/feed/{name}")
+            self._t_var_feeds[name] = assign
 
     def _resolve_rates(self) -> None:
         """The dropout rates and the optimizer's hyper-parameters that do not depend on the batch."""
@@ -227,6 +293,8 @@ class TF1Program:
             self.session.run(ops, feed)
 
     def _feed(self, batch: Mapping[str, np.ndarray], masks: Mapping[int, np.ndarray] | None) -> dict:
+        if self._t_var_feeds:  # "feeds": {variable: value} holds the value in every run, as assign_lr(sess, v) does
+            self.session.run(list(self._t_var_feeds.values()))
         feed = dict(self._t_feeds)
         for key, ph in self._t_inputs.items():
             if key not in batch:
@@ -290,6 +358,10 @@ class TF1Program:
         return {k: self._sparse[k][1] if k in self._sparse else
                 (tuple(self._t_inputs[k].shape.as_list()) if self._t_inputs[k].shape.rank is not None else None,
                  self._t_inputs[k].dtype.base_dtype.name) for k in self.input_keys}
+
+    def input_ranges(self) -> dict:
+        """Integer batch key -> the table size of the embedding lookup it feeds (None: not static)."""
+        return dict(self._ranges)
 
     def data_source(self):
         """The program's own "data" (a function returning batches), or None."""

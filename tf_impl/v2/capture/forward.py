@@ -3,7 +3,8 @@ name, and the pre-activation output of a layer with its own activation (``d1/pre
 torch port's Linear). Each layer's ``call`` is wrapped on the instance for the run (``fit`` runs
 eagerly, so the outputs are values); :class:`Recording` holds what the wrapped calls write. Each
 output has a kind (:data:`KINDS` by layer class; a layer with its own activation: ``activation``,
-its ``pre_activation`` the layer's kind) for the structural pairing. An ``LSTM``/``GRU``/``SimpleRNN``
+its ``pre_activation`` the layer's kind; an ``Activation`` layer has no pre-activation output of its own:
+its input is the layer before's output) for the structural pairing. An ``LSTM``/``GRU``/``SimpleRNN``
 records its sequence output (kind ``rnn``) and, with ``return_state``, its final state as
 ``name/h``, ``name/c`` (``rnn_state``); without ``return_sequences`` its output is the final state.
 """
@@ -86,6 +87,9 @@ def _pre_activation(layer, activation, rec: Recording):
             rec.record["forward"].setdefault(f"{_l.name}/pre_activation", x.numpy())
         return _a(x)
 
+    for attr in ("__name__", "__qualname__", "__module__"):  # the activation's name, for whoever reads the config
+        if isinstance(getattr(activation, attr, None), str):
+            setattr(pre, attr, getattr(activation, attr))
     return pre
 
 
@@ -113,7 +117,10 @@ def wrap_layers(layers: list, dropouts: list, model, rec: Recording, tf) -> None
         else:
             layer.call = _recording_call(layer, rec)
         activation = getattr(layer, "activation", None)
-        if callable(activation) and getattr(activation, "__name__", "linear") != "linear" and rec.kinds[layer.name] != "rnn":
+        # an Activation layer's input is the previous layer's output (already recorded): only a layer that
+        # computes before its activation (Dense/Conv ``activation=``) has a pre-activation cut of its own
+        if (callable(activation) and getattr(activation, "__name__", "linear") != "linear"
+                and rec.kinds[layer.name] not in ("rnn", "activation")):
             rec.kinds[f"{layer.name}/pre_activation"] = rec.kinds[layer.name]
             rec.kinds[layer.name] = "activation"
             layer.activation = _pre_activation(layer, activation, rec)

@@ -46,18 +46,40 @@ def wrap_apply_gradients(opt, model, rec, own: Callable, lr: Callable) -> None:
     opt.apply_gradients = apply_gradients
 
 
-def regularization(model, opt, train_step, dtype: str, tf):
-    """``sum(model.losses)`` (kernel_regularizer ...) when the data loss is known to hold none of it
-    (fit and the default step add it themselves; a train_step's loss is the user's): None otherwise,
-    and 0 for a decoupled ``weight_decay`` alone, so that a coupled counterpart diverges there."""
-    if train_step is not None:
-        return None
-    losses = model.losses
-    if losses:
-        return tf.add_n(losses).numpy()
+def regularization(model, opt, dtype: str, tf):
+    """The weight penalties of the model's regularizers (``kernel_regularizer`` ...: they read a weight
+    and no input), read during the step from the weights the step starts from, when the data loss is
+    known to hold none of it (fit and the default step add them themselves); None where there is
+    none, and 0 for a decoupled ``weight_decay`` alone, so that a coupled counterpart diverges there.
+    ``add_loss`` terms and activity regularizers depend on the inputs: part of the ``loss``, not of this."""
+    terms = weight_penalties(model)
+    if terms:
+        return np.asarray(tf.add_n(terms).numpy())
     if getattr(opt, "weight_decay", None):
         return np.zeros((), dtype=dtype)
     return None
+
+
+def weight_penalties(model) -> list:
+    """The values of the model's weight regularizers now (Keras 3: ``_get_regularization_losses``;
+    tf_keras: each layer's ``_callable_losses``); never a symbolic ``add_loss`` tensor."""
+    if hasattr(model, "_get_regularization_losses"):  # Keras 3: over all trainable weights, sublayers' too
+        return [t for t in model._get_regularization_losses() if t is not None]
+    terms = []
+    for layer in model._flatten_layers(include_self=True):
+        for penalty in getattr(layer, "_callable_losses", ()):
+            value = penalty()
+            if value is not None:
+                terms.append(value)
+    return terms
+
+
+def reduce_loss(value, tf):
+    """A loss as Keras' ``compile`` reduces it: a per-example loss (a string or a plain function, e.g.
+    ``'categorical_crossentropy'``: shape [batch]) averaged (``sum_over_batch_size``, no sample
+    weights); a ``Loss`` object's value, already reduced by its own ``reduction``, kept as it is."""
+    value = tf.convert_to_tensor(value)
+    return tf.reduce_mean(value) if value.shape.rank else value
 
 
 def decoupled_decay(opt, variables: list, own: Callable, rate) -> dict:

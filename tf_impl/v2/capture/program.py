@@ -22,6 +22,16 @@ from .forward import Recording, wrap_layers
 from .optimizer import build_slots, learning_rate, read_slots, settings, wrap_apply_gradients
 
 
+def _keeping(call, layer, rec):
+    """``call`` (the layer's own, set on the instance) recording its output as the other layers' do."""
+    def keeping(*args, **kw):
+        out = call(*args, **kw)
+        rec.keep(layer, out)
+        return out
+
+    return keeping
+
+
 class KerasProgram:
     """A user's Keras program, captured (see :mod:`tf_impl.v2.capture`). Use :func:`capture`."""
 
@@ -44,7 +54,10 @@ class KerasProgram:
         self._rec = Recording()
         self._bn: list[str] = []
         self._bn_noted = False
+        own_calls = [(l, vars(l)["call"]) for l in self.layers if "call" in vars(l) and l not in self._dropouts]
         wrap_layers(self.layers, self._dropouts, self.model, self._rec, tf)
+        for layer, call in own_calls:  # tf_keras TFOpLambda: its op is an instance-level call (Keras 2 add_loss)
+            layer.call = _keeping(call, layer, self._rec)
         wrap_apply_gradients(self.optimizer, self.model, self._rec, self._own, self._lr)
         note = float64_hyper(self.optimizer, self.layers, self.dtype, self.keras.__name__)
         if note is not None:
@@ -164,16 +177,8 @@ class KerasProgram:
     def _train(self, x, y, tensors: dict, tape_grads: list):
         """One training step as the program takes it; its loss (``tape_grads``: what each tape returned)."""
         tf = self.tf
-        from .optimizer import regularization
-
-        # before the step (Keras computes it from the weights now)
-        reg = regularization(self.model, self.optimizer, self.train_step, self.dtype, tf)
-        if reg is not None:
-            self._rec.record["regularization"] = {"regularization": np.asarray(reg)}
         if self.fit:
-            self.model.train_on_batch(x, y)  # fit's loss: the data loss + model.losses
-            loss = self.loss(y, self._rec.record["__output__"])
-            return loss if reg is None else loss + reg
+            return self._fit_step(x, y)
         if self.train_step is not None:
             original = tf.GradientTape.gradient
 
@@ -187,13 +192,65 @@ class KerasProgram:
                 return self.train_step(tensors)
             finally:
                 tf.GradientTape.gradient = original
-        with tf.GradientTape() as tape:
+        with tf.GradientTape() as tape:  # as fit's train_step computes it (docs/stages.md)
             out = self.model(x, training=True)
-            loss = self.loss(y, out)
-            if self.model.losses:  # the layers' regularizers, as fit adds them (docs/stages.md)
-                loss = loss + tf.add_n(self.model.losses)
+            self._regularization()
+            loss = self._data_loss(y, out)
+            if self.model.losses:  # add_loss terms and regularizers, eager values of this call
+                loss = tf.add_n(self.model.losses) if loss is None else loss + tf.add_n(self.model.losses)
+        if loss is None:
+            raise ParityError(f"{self.where}: the model has no loss: neither 'loss' nor add_loss terms")
         grads = tape.gradient(loss, self.model.trainable_weights)
         self.optimizer.apply_gradients(zip(grads, self.model.trainable_weights))
+        return loss
+
+    def _regularization(self) -> None:
+        from .optimizer import regularization
+
+        reg = regularization(self.model, self.optimizer, self.dtype, self.tf)
+        if reg is not None:
+            self._rec.record["regularization"] = {"regularization": np.asarray(reg)}
+
+    def _data_loss(self, y, out):
+        """The program's loss on ``out`` reduced as compile reduces it; None for compile without a loss."""
+        from .optimizer import reduce_loss
+
+        if not callable(self.loss):  # compile(loss=None): Keras keeps an empty container
+            return None
+        return reduce_loss(self.loss(y, out), self.tf)
+
+    def _fit_step(self, x, y):
+        """``train_on_batch``; the loss its update minimises, as its ``compute_loss`` returned it (the
+        reduced data loss + ``model.losses``), and the regularization read in it, before the update."""
+        model = self.model
+        name = "_compute_loss" if hasattr(model, "_compute_loss") else "compute_loss"  # Keras 3 / tf_keras
+        original = getattr(model, name, None)
+        seen: list = []
+        own = vars(model).get(name)  # an instance attribute of the user's, put back after
+        if original is not None:
+            import functools
+
+            @functools.wraps(original)
+            def compute_loss(*a, **kw):
+                value = original(*a, **kw)
+                if self._rec.record is not None and not seen:
+                    seen.append(value)
+                    self._regularization()
+                return value
+
+            setattr(model, name, compute_loss)
+        try:
+            model.train_on_batch(x, y)
+        finally:
+            if original is not None:
+                if own is None:
+                    delattr(model, name)
+                else:
+                    setattr(model, name, own)
+        if seen:
+            return seen[0]
+        # a train_step of the model's own that does not call compute_loss: the loss as compile has it
+        loss = self._data_loss(y, self._rec.record["__output__"])
         return loss
 
     def _stages(self, rec: dict, loss, tape_grads: list) -> dict:
