@@ -5,9 +5,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import numpy as np
+
 from parity.errors import ParityError
 
-__all__ = ["ParamSpec", "DropoutSite", "DtypeError", "KINDS"]
+__all__ = ["ParamSpec", "DropoutSite", "DtypeError", "KINDS", "fit_mask"]
 
 #: the kinds a :class:`ParamSpec` may have
 KINDS = (
@@ -58,3 +60,13 @@ class DtypeError(ParityError):
 
     The message says what and how to fix it; :func:`compare_programs` reports that dtype only.
     """
+
+
+def fit_mask(m: np.ndarray, shape: tuple) -> np.ndarray:
+    """A mask drawn for another site's granularity fitted to ``shape``: a dimension the site has as 1
+    (a channel dropout) takes the mask's first position; one the mask has as 1 is broadcast."""
+    m = np.asarray(m)
+    if m.shape == tuple(shape) or m.ndim != len(shape):
+        return m
+    m = m[tuple(slice(0, 1) if s == 1 and d != 1 else slice(None) for s, d in zip(shape, m.shape))]
+    return np.broadcast_to(m, tuple(shape)).copy()

@@ -16,7 +16,7 @@ from __future__ import annotations
 import numpy as np
 
 from parity.errors import ParityError
-from parity.portkit.program import DropoutSite
+from parity.portkit.program import DropoutSite, fit_mask
 
 from .. import torch as _torch
 
@@ -131,13 +131,3 @@ def drive_bernoulli(watch, probs):
     if m.shape != shape:
         raise ParityError(f"dropout site {index} ({name}): mask of shape {list(m.shape)} for a draw of shape {list(shape)} (channel-last)")
     return _mask_tensor(m, probs, None)
-
-
-def fit_mask(m: np.ndarray, shape: tuple) -> np.ndarray:
-    """A mask drawn for another site's granularity fitted to ``shape``: a dimension the site has as 1
-    (a channel dropout) takes the mask's first position; one the mask has as 1 is broadcast."""
-    m = np.asarray(m)
-    if m.shape == tuple(shape) or m.ndim != len(shape):
-        return m
-    m = m[tuple(slice(0, 1) if s == 1 and d != 1 else slice(None) for s, d in zip(shape, m.shape))]
-    return np.broadcast_to(m, tuple(shape)).copy()

@@ -17,6 +17,7 @@ from typing import Callable, Mapping
 import numpy as np
 
 from parity.errors import ParityError
+from parity.portkit.program import fit_mask
 
 _RANDOM_OPS = ("RandomUniform", "StatelessRandomUniformV2")
 
@@ -211,13 +212,3 @@ class DropoutFeeds:
                 raise ParityError(f"{where}: dropout {s['name']} has no static shape: call forward() first")
             out.append((i, s["name"], tuple(shape), self.rates[i]))
         return out
-
-
-def fit_mask(m: np.ndarray, shape: tuple) -> np.ndarray:
-    """A mask drawn for another site's granularity fitted to ``shape``: a dimension the site has as 1
-    (a channel dropout) takes the mask's first position; one the mask has as 1 is broadcast."""
-    m = np.asarray(m)
-    if m.shape == tuple(shape) or m.ndim != len(shape):
-        return m
-    m = m[tuple(slice(0, 1) if s == 1 and d != 1 else slice(None) for s, d in zip(shape, m.shape))]
-    return np.broadcast_to(m, tuple(shape)).copy()

@@ -7,9 +7,8 @@ noise shape), driven the same way (the mask broadcasts over the spatial dimensio
 
 from __future__ import annotations
 
-import numpy as np
-
 from parity.errors import ParityError
+from parity.portkit.program import fit_mask
 
 #: the Keras dropout layers parity drives, by class name (the spatial ones drop whole channels)
 DRIVEN = ("Dropout", "SpatialDropout1D", "SpatialDropout2D", "SpatialDropout3D")
@@ -53,13 +52,3 @@ def dropout_sites(dropouts: list, shapes: dict, where: str) -> list:
             raise ParityError(f"{where}: dropout {layer.name} not called yet: call forward() first")
         out.append(DropoutSite(i, layer.name, shapes[i], float(layer.rate)))
     return out
-
-
-def fit_mask(m: np.ndarray, shape: tuple) -> np.ndarray:
-    """A mask drawn for another site's granularity fitted to ``shape``: a dimension the site has as 1
-    (a channel dropout) takes the mask's first position; one the mask has as 1 is broadcast."""
-    m = np.asarray(m)
-    if m.shape == tuple(shape) or m.ndim != len(shape):
-        return m
-    m = m[tuple(slice(0, 1) if s == 1 and d != 1 else slice(None) for s, d in zip(shape, m.shape))]
-    return np.broadcast_to(m, tuple(shape)).copy()
