@@ -183,6 +183,10 @@ def test_a_fed_lr_variable_and_word_ids_drawn_below_the_vocabulary(tmp_path):
     _, report = agrees(tmp_path, "tf1_lr_variable_embedding.py", "torch_embedding_sgd.py")
     series = report["cases"][0]["dtypes"][0]["series"]
     assert series["tf1"]["learning_rate"] == [0.5, 0.5]  # the fed value, not the variable's initial 0.0
+    # plain gradient descent updates the table's looked-up rows with ResourceScatterAdd (no Apply op): the
+    # table is trained, its gradient densified and compared, never left as state
+    params = {e["reference"]: e for e in report["extra"]["mapping"]["params"]}
+    assert params["embedding"]["trainable"] is True, params["embedding"]
 
 
 def test_tf1_cells_through_an_alias_set_legacy_keras(tmp_path):

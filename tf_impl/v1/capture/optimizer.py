@@ -33,7 +33,7 @@ _SETTINGS = (("_lr", "lr"), ("_learning_rate", "lr"), ("_beta1", "beta1"), ("_be
 def find_applies(graph, train_deps: set, where: str) -> dict:
     """The optimizer's apply ops the train op runs: ``{variable op: apply op}``."""
     applies = [op for op in graph.get_operations()
-               if op in train_deps and re.match(r"^(Resource)?(Sparse)?Apply", op.type)]
+               if op in train_deps and (re.match(r"^(Resource)?(Sparse)?Apply", op.type) or _is_sparse_sgd(op))]
     trained: dict = {}  # var op -> apply op
     for op in applies:
         var = _var_op(op.inputs[0])
@@ -46,12 +46,27 @@ def find_applies(graph, train_deps: set, where: str) -> dict:
     return trained
 
 
+def _is_sparse_sgd(op) -> bool:
+    """Plain gradient descent on a sparse gradient (an embedding table's looked-up rows): TF1 applies it as
+    ``ResourceScatterAdd(var, indices, Neg(grad) * lr)`` under ``.../update_<var>/``, with no Apply op."""
+    if op.type not in ("ResourceScatterAdd", "ScatterAdd") or "/update_" not in op.name or len(op.inputs) < 3:
+        return False
+    mul = op.inputs[2].op
+    return mul.type == "Mul" and len(mul.inputs) == 2 and mul.inputs[0].op.type == "Neg"
+
+
 def _input_names(op) -> list[str]:
     return [a.name for a in op.op_def.input_arg]
 
 
 def apply_input(op, *options):
-    """The input of apply op ``op`` named by the first of ``options`` it has, or None."""
+    """The input of apply op ``op`` named by the first of ``options`` it has, or None (a sparse
+    gradient-descent scatter answers ``grad``, ``lr`` and ``indices`` as an apply op would)."""
+    if _is_sparse_sgd(op):
+        mul = op.inputs[2].op
+        parts = {"grad": mul.inputs[0].op.inputs[0], "delta": mul.inputs[0].op.inputs[0], "lr": mul.inputs[1],
+                 "alpha": mul.inputs[1], "indices": op.inputs[1]}
+        return next((parts[o] for o in options if o in parts), None)
     names = _input_names(op)
     for o in options:
         if o in names:
@@ -63,7 +78,7 @@ def _dense_grad(op, var):
     """The gradient apply op ``op`` consumes; a sparse apply's rows (``grad`` at ``indices``) made dense, the
     variable's shape (a row looked up twice summed), so that it compares with a dense gradient."""
     grad, indices = apply_input(op, "grad", "delta"), apply_input(op, "indices")
-    if indices is None or "Sparse" not in op.type:
+    if indices is None or ("Sparse" not in op.type and not _is_sparse_sgd(op)):
         return grad
     from ... import tensorflow
 
@@ -81,8 +96,9 @@ def read_apply_ops(trained: dict, var_names: dict) -> tuple:
     apply op's ``use_nesterov`` (None without one).
     """
     processed = {var_names[v]: _dense_grad(op, v).name for v, op in trained.items()}
-    first = trained[next(iter(trained))]
-    apply_type = re.sub(r"^(Resource)?(Sparse)?Apply", "", first.type)
+    applies = [op for op in trained.values() if not _is_sparse_sgd(op)]  # a scatter says no optimizer name
+    first = applies[0] if applies else trained[next(iter(trained))]
+    apply_type = re.sub(r"^(Resource)?(Sparse)?Apply", "", first.type) if applies else "GradientDescent"
     lr = apply_input(first, "lr", "alpha")
     hyper = {}
     for a in _HYPER_INPUTS:
