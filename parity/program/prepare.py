@@ -163,8 +163,7 @@ def _probe_score(R, P, batch):
     The probe's weights are the reference's, each value scaled and shifted by a few per cent at random, so
     that layers initialised alike (BatchNorm's gamma = 1) tell apart; ``score.restore()`` puts the
     reference's own weights back."""
-    from parity.program.mapping import same_values
-    from parity.program.outputs import kinds_of, pair_outputs
+    from parity.program.outputs import kinds_of, pair_outputs, same_output
 
     cache: dict = {}
 
@@ -191,9 +190,9 @@ def _probe_score(R, P, batch):
         ap = cache["port"] = P.forward(batch, {})
         # outputs paired by structure (kind, shape, call order), as the comparison will pair them
         pairs = pair_outputs(cache["ref"], ap, kinds_of(R), kinds_of(P)).pairs
-        agree = sum(same_values(cache["ref"][a], ap[b]) for a, b in pairs)
+        agree = sum(same_output(cache["ref"][a], ap[b]) for a, b in pairs)
         lp = getattr(P, "probe_loss", lambda: None)()
-        return agree + (cache["loss"] is not None and lp is not None and same_values(cache["loss"], lp))
+        return agree + (cache["loss"] is not None and lp is not None and same_output(cache["loss"], lp))
 
     def restore() -> None:
         if "original" in cache:
@@ -209,8 +208,8 @@ def _outputs(m, R, P, ar: dict, ap: dict) -> None:
     """Pair the layer outputs (``m.forward``) by structure (kind, shape, call order: :mod:`parity.program.outputs`),
     the probe's values only confirming, unless the mapping names them; outputs cut at different places (a
     softmax inside one side's last layer) are left out, and every output left out gets a reason in the notes."""
-    from parity.program.mapping import same_values
-    from parity.program.outputs import apply_forward_edits, kinds_of, pair_outputs, recording_notes, unpaired_notes
+    from parity.program.outputs import (apply_forward_edits, kinds_of, pair_outputs, recording_notes, same_output,
+                                       unpaired_notes)
 
     m.notes.extend([f"reference: {n}" for n in recording_notes(R)] + [f"port: {n}" for n in recording_notes(P)])
 
@@ -237,15 +236,15 @@ def _outputs(m, R, P, ar: dict, ap: dict) -> None:
             m.notes.append("layer outputs " + ", ".join(f"{a}/{b}" for a, b in drop) + why)
 
     lr_, lp_ = getattr(R, "probe_loss", lambda: None)(), getattr(P, "probe_loss", lambda: None)()
-    if lr_ is not None and lp_ is not None and same_values(lr_, lp_):
+    if lr_ is not None and lp_ is not None and same_output(lr_, lp_):
         # the two compute the same loss from the same weights: a pair of outputs that differ
         # here is two different cuts of the network (softmax inside a Dense vs logits), not a bug
-        leave_out([(a, b) for a, b in pairs if not same_values(ar[a], ap[b])],
+        leave_out([(a, b) for a, b in pairs if not same_output(ar[a], ap[b])],
                   " differ at the probe while the losses agree: different cuts of the network (e.g. a softmax "
                   "inside a Dense layer), not compared")
     # a softmax / sigmoid inside one side's last layer (Keras Dense(activation="softmax")) vs logits
     # on the other: the same layer cut differently; not compared (the loss stage compares them)
-    leave_out([(a, b) for a, b in pairs if not same_values(ar[a], ap[b]) and _activated(ar[a], ap[b])],
+    leave_out([(a, b) for a, b in pairs if not same_output(ar[a], ap[b]) and _activated(ar[a], ap[b])],
               ": one is the softmax (or sigmoid) of the other (an activation inside a Dense layer vs logits): not compared")
     m.forward = pairs
     if left_r:
@@ -256,7 +255,7 @@ def _outputs(m, R, P, ar: dict, ap: dict) -> None:
 
 def _activated(a, b) -> bool:
     """Whether one array is the softmax or the sigmoid (over the last axis) of the other."""
-    from parity.program.mapping import same_values
+    from parity.program.outputs import same_output
 
     a, b = np.asarray(a, float), np.asarray(b, float)
     if a.shape != b.shape or a.ndim < 1:
@@ -270,7 +269,7 @@ def _activated(a, b) -> bool:
         return 0.5 * (1.0 + np.tanh(0.5 * z))
 
     with np.errstate(all="ignore"):
-        return any(same_values(f(x), y) for f in (softmax, sigmoid) for x, y in ((a, b), (b, a)))
+        return any(same_output(f(x), y) for f in (softmax, sigmoid) for x, y in ((a, b), (b, a)))
 
 
 def _check_mapping(m, R, P, ref_path: str, port_path: str) -> None:

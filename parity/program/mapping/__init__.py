@@ -10,19 +10,17 @@ partner, or candidates nothing decides stop with one line listing both sides: ne
 The table is printed, and saved as JSON the user can edit and pass back (:mod:`.model`: read and checked
 completely).
 
-Layer outputs pair first by value (a probe forward from the mapped weights: the same numbers
-mean the same layer), then by order and shape between those anchors when that is unambiguous
-(:mod:`.activations`); the rest is listed as not compared (pair them in the JSON's ``"forward"`` list).
+Layer outputs are paired by :mod:`parity.program.outputs` (kind and shape in call order, the probe's values
+only confirming); the rest is listed as not compared (pair them in the JSON's ``"forward"`` list).
 """
 
 from __future__ import annotations
 
-from .activations import match_activations, same_values
 from .auto import AmbiguousMapping, auto_map
 from .model import (ENTRY_FIELDS, FILE_FIELDS, MAPPING_FORMAT, VALUE_STAGES, Entry, Mapping_, format_table, load_mapping,
                     save_mapping, used_once)
 from .ops import OPS, apply_ops, canon_shape, check_ops, invert_ops, to_canonical_ops
 
-__all__ = ["Mapping_", "Entry", "apply_ops", "invert_ops", "to_canonical_ops", "auto_map", "match_activations",
-           "same_values", "load_mapping", "save_mapping", "format_table", "MAPPING_FORMAT", "OPS", "check_ops",
+__all__ = ["Mapping_", "Entry", "apply_ops", "invert_ops", "to_canonical_ops", "auto_map",
+           "load_mapping", "save_mapping", "format_table", "MAPPING_FORMAT", "OPS", "check_ops",
            "canon_shape", "AmbiguousMapping", "FILE_FIELDS", "ENTRY_FIELDS", "VALUE_STAGES", "used_once"]

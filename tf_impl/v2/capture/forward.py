@@ -72,8 +72,12 @@ class Recording:
 
 
 def _recording_call(layer, rec: Recording):
+    # a call set on the instance is the layer's op (tf_keras TFOpLambda: Keras 2's add_loss arithmetic);
+    # otherwise the class's, looked up per call so class-level patches apply
+    own = vars(layer).get("call")
+
     def call(*args, _l=layer, **kw):
-        out = type(_l).call(_l, *args, **kw)  # looked up per call: class-level patches apply
+        out = own(*args, **kw) if own is not None else type(_l).call(_l, *args, **kw)
         rec.keep(_l, out)
         return out
 

@@ -22,16 +22,6 @@ from .forward import Recording, wrap_layers
 from .optimizer import build_slots, learning_rate, read_slots, settings, wrap_apply_gradients
 
 
-def _keeping(call, layer, rec):
-    """``call`` (the layer's own, set on the instance) recording its output as the other layers' do."""
-    def keeping(*args, **kw):
-        out = call(*args, **kw)
-        rec.keep(layer, out)
-        return out
-
-    return keeping
-
-
 class KerasProgram:
     """A user's Keras program, captured (see :mod:`tf_impl.v2.capture`). Use :func:`capture`."""
 
@@ -54,10 +44,7 @@ class KerasProgram:
         self._rec = Recording()
         self._bn: list[str] = []
         self._bn_noted = False
-        own_calls = [(l, vars(l)["call"]) for l in self.layers if "call" in vars(l) and l not in self._dropouts]
         wrap_layers(self.layers, self._dropouts, self.model, self._rec, tf)
-        for layer, call in own_calls:  # tf_keras TFOpLambda: its op is an instance-level call (Keras 2 add_loss)
-            layer.call = _keeping(call, layer, self._rec)
         wrap_apply_gradients(self.optimizer, self.model, self._rec, self._own, self._lr)
         note = float64_hyper(self.optimizer, self.layers, self.dtype, self.keras.__name__)
         if note is not None:
