@@ -30,6 +30,7 @@ import numpy as np
 
 from parity.program.batches import as_array
 from parity.program.init import describe_init, init_family, inits_differ
+from parity.program.stated import stated
 
 __all__ = ["FactRow", "compare_facts", "init_family", "batch_summary", "program_facts", "not_covered", "differing"]  # init_family: from .init
 
@@ -43,7 +44,7 @@ _SAME_EFFECT = {"weight_decay.form": lambda v: "decoupled" if "decoupled" in str
 ORDER = ("optimizer", "lr", "lr.schedule", "beta1", "beta2", "eps", "eps.form", "amsgrad", "momentum", "dampening",
          "nesterov", "momentum.form", "rho", "centered", "accumulator.initial", "lr_decay", "weight_decay",
          "weight_decay.form", "weight_decay.scope", "clip", "mode", "dropout", "batchnorm", "loss", "loss.reduction",
-         "loss.on", "loss.label_smoothing", "batch_size")
+         "loss.on", "loss.label_smoothing", "batch_size", "batch_size.stated", "epochs", "steps", "shuffle")
 
 
 @dataclass(frozen=True)
@@ -99,7 +100,7 @@ def compare_facts(ref: dict, port: dict) -> list[FactRow]:
     for k in keys:
         a, b = ref.get(k), port.get(k)
         a, b = (None if v == "unknown" else v for v in (a, b))  # a side that cannot tell says nothing
-        if k in INFORMATIONAL or k.startswith("init:") or k.startswith("data."):
+        if k in INFORMATIONAL or k.startswith("init:") or k.startswith("data.") or k.endswith(".where"):
             status = "info"
         elif a is None or b is None:
             status = "one side"
@@ -162,6 +163,8 @@ def program_facts(run, mapping=None, builds: int = 1) -> dict:
             try:
                 if i == 0:
                     f = prog.facts() if hasattr(prog, "facts") else {}
+                    for k, v in stated(getattr(program, "path", None)).items():  # what its source says
+                        f.setdefault(k, v)
                     src = prog.data_source() if hasattr(prog, "data_source") else None
                     batches[side] = _first_batch(src) if src is not None else None
                 draws.append(prog.parameters())
@@ -232,9 +235,18 @@ def not_covered(facts: dict) -> list[str]:
     else:
         out.append("neither program gives data: both sides' input pipelines (scale, normalisation, order) are not seen")
     ref, port = facts.get("reference", {}), facts.get("port", {})
-    for key in ("epochs", "steps_per_epoch"):
-        if ref.get(key) != port.get(key) and (key in ref or key in port):
-            out.append(f"{key}: {ref.get(key, 'not stated')} vs {port.get(key, 'not stated')}")
-    if "epochs" not in ref and "epochs" not in port:
+
+    def said(side: dict, key: str) -> str:
+        if key not in side:
+            return "not stated"
+        w = side.get(key + ".where")
+        return f"{side[key]} ({w})" if w else str(side[key])
+
+    # what each source states of its own schedule (parity.program.stated), where it differs or one side only
+    for key, label in (("epochs", "epochs"), ("steps", "training steps"), ("steps_per_epoch", "steps per epoch"),
+                       ("batch_size.stated", "batch size its training uses"), ("shuffle", "shuffling of its data")):
+        if (key in ref or key in port) and ref.get(key) != port.get(key):
+            out.append(f"{label}: {said(ref, key)} vs {said(port, key)}")
+    if not any(k in side for k in ("epochs", "steps") for side in (ref, port)):
         out.append("schedule length (epochs, steps per epoch): not stated by the programs; parity ran only the steps asked")
     return out
