@@ -1,0 +1,53 @@
+"""The torch side's clip fact, read from the train_step's source (torch_impl/capture/facts.py): a clip
+written by hand (the gradients scaled in place) is "unknown", never "none" (corpus 01's fixed port was
+told `clip: none` while it clipped every gradient by a global norm of its own)."""
+
+from __future__ import annotations
+
+import importlib.util
+import textwrap
+
+import pytest
+
+pytestmark = [pytest.mark.torch]
+
+SRC = '''
+def by_hand(batch):
+    loss.backward()
+    grads = [p.grad for p in model.parameters()]
+    norm = torch.sqrt(sum((g * g).sum() for g in grads))
+    for g in grads:
+        g.mul_(5.0 / torch.clamp(norm, min=5.0))
+    optimizer.step()
+
+def plain(batch):
+    out = model(x); loss = crit(out, y); loss.backward(); optimizer.step(); x.mul_(2)
+
+def library(batch):
+    loss.backward(); torch.nn.utils.clip_grad_norm(model.parameters(), 0.25); opt.step()
+
+def clamp(batch):
+    loss.backward()
+    for p in model.parameters():
+        p.grad.data.clamp_(-5, 5)
+'''
+
+
+def _steps(tmp_path):
+    f = tmp_path / "steps.py"
+    f.write_text(textwrap.dedent(SRC))
+    spec = importlib.util.spec_from_file_location("steps_for_clip_facts", f)
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
+
+
+def test_clip_written_by_hand_is_unknown_not_none(tmp_path):
+    from torch_impl.capture.facts import clip_facts
+
+    m = _steps(tmp_path)
+    assert clip_facts(m.by_hand)["clip"] == "unknown"
+    assert clip_facts(m.plain)["clip"] == "none"  # an activation scaled in place is not a gradient
+    assert clip_facts(m.library) == {"clip": "global norm 0.25"}
+    assert clip_facts(m.clamp)["clip"] == "value 5"
+    assert clip_facts(None) == {"clip": "none"}
