@@ -89,6 +89,9 @@ def check_output(path: str | os.PathLike, what: str = "") -> str:
     label = _describe(what, path)
     if os.path.isdir(path):
         raise ParityError(f"cannot write {label}: it is a directory")
+    if os.path.exists(path) and not os.path.isfile(path):
+        # a device or a pipe: the atomic write (a temporary file renamed over the path) would replace it
+        raise ParityError(f"cannot write {label}: it is not a regular file (a device or a pipe)")
     if os.path.exists(path) and not os.access(path, os.W_OK):
         raise ParityError(f"cannot write {label}: the file is read-only")
     _ensure_dir(os.path.dirname(path), label)

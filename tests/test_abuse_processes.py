@@ -171,29 +171,7 @@ def test_a_port_calling_os_exit_in_a_worker_is_a_crash_naming_port_and_step(tmp_
     assert "numpy" in text and "step 2" in text and "worker process" in text and "exit code 0" in text, text
 
 
-EXITING_LOSS = """
-class ExitingLoss(nn.CrossEntropyLoss):
-    calls = 0
-
-    def forward(self, out, y):
-        ExitingLoss.calls += 1
-        if ExitingLoss.calls == 3:  # mid-training
-            __import__("os")._exit(0)
-        return super().forward(out, y)
-"""
-
-
-@pytest.mark.torch
-def test_a_diff_program_calling_os_exit_0_is_a_crash_not_a_pass(tmp_path):
-    with open(os.path.join(ROOT, "tests", "fixtures", "programs", "tiny_mlp.py")) as fh:
-        text = fh.read()
-    (tmp_path / "ref.py").write_text(text)
-    port = text.replace('"loss": nn.CrossEntropyLoss()', '"loss": ExitingLoss()')
-    (tmp_path / "port.py").write_text(port + EXITING_LOSS)
-    proc = parity("diff", "ref.py", "port.py", "--steps", "3", "--dtype", "float64", cwd=tmp_path)
-    assert proc.returncode == 3, (proc.returncode, proc.stdout, proc.stderr)
-    line = one_error_line(proc.stderr)
-    assert "ended without a verdict" in line and "parity diff ref.py port.py" in line, line
+# A program of `parity diff` calling os._exit: tests/test_abuse_supervisor.py.
 
 
 # -- the process tree (Linux: /proc) ------------------------------------------------------------

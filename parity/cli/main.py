@@ -317,7 +317,8 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     args.argv = list(argv)  # for the JSON report's "command"
     if not args.command:
-        parser.print_help()
+        parser.print_help(sys.stderr)
+        _error("no command given (parity --help lists them)")
         return EXIT_USAGE
     show_tb = getattr(args, "traceback", False)
     try:

@@ -7,6 +7,9 @@ process is killed, nothing after it runs: no report, no exit code of parity's ow
 arguments) run the command in a child interpreter (:func:`supervise`), which tells this process
 its exit code on a pipe right before it exits (:func:`child`). A child that ends without saying
 so ended without a verdict: one line says so, and the exit code is 3 (a port crashed), never 0.
+On the same pipe the child says where it is (``@in the torch port (float64), during step 3``,
+:func:`parity.run.interpreter.progress`, written by the step loop before each in-process step):
+the line names the port and step the process ended in. The pipe is read as the child writes.
 
 The child writes to this process's stdout and stderr directly (a terminal stays a terminal),
 and starts isolated from the working directory (:func:`parity.run.interpreter.python`); it dies
@@ -29,7 +32,7 @@ import threading
 import time
 
 from parity.errors import EXIT_INTERNAL, EXIT_INTERRUPTED, EXIT_PORT
-from parity.run.interpreter import python
+from parity.run.interpreter import progress, python, report_to
 
 __all__ = ["supervise", "child"]
 
@@ -71,6 +74,7 @@ def supervise(argv: list[str], run) -> int:
             except OSError:
                 pass
 
+    started = time.time()
     main_thread = threading.current_thread() is threading.main_thread()
     previous = {s: signal.signal(s, forward) for s in _FORWARDED} if main_thread else {}
     try:
@@ -80,16 +84,20 @@ def supervise(argv: list[str], run) -> int:
         os.close(read), os.close(write)
         return run(list(argv))
     os.close(write)
+    said = _Said(read)
     if received:  # a signal before the child existed
         forward(received[-1], None)
     try:
         rc = proc.wait()
-    finally:
-        _restore(previous)
-    verdict = _read(read)
-    if verdict is not None:
-        return verdict
-    return _no_verdict(rc, received, argv)
+    finally:  # SIGINT stays with `forward` (a second Ctrl-C must not kill this process before its line)
+        _restore({s: h for s, h in previous.items() if s != signal.SIGINT})
+    if main_thread:  # nor as it exits: at exit Python puts back the default handler for `forward`, not for SIG_IGN
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+    said.done()
+    if said.code is not None:
+        return said.code
+    _remove_temporaries(argv, started)
+    return _no_verdict(rc, received, argv, said.where)
 
 
 def _restore(previous: dict) -> None:
@@ -97,24 +105,74 @@ def _restore(previous: dict) -> None:
         signal.signal(s, handler)
 
 
-def _read(fd: int) -> int | None:
-    """The exit code the child wrote, if it did (without waiting for processes it may have left)."""
-    os.set_blocking(fd, False)
-    data = b""
-    try:
-        while chunk := os.read(fd, 64):
-            data += chunk
-    except BlockingIOError:
-        pass
-    finally:
-        os.close(fd)
-    try:
-        return int(data.split()[-1])
-    except (IndexError, ValueError):
-        return None
+class _Said:
+    """What the child says on its pipe, read as it comes (a thread): ``@WHERE`` lines (:attr:`where`, the
+    last one) and ``=CODE``, its exit code (:attr:`code`)."""
+
+    def __init__(self, fd: int):
+        self.fd, self.where, self.code = fd, "", None
+        self._buf = b""
+        self._thread = threading.Thread(target=self._read, name="parity-supervisor-pipe", daemon=True)
+        self._thread.start()
+
+    def _read(self) -> None:
+        try:
+            while chunk := os.read(self.fd, 65536):
+                self._take(chunk)
+        except OSError:
+            pass
+
+    def _take(self, chunk: bytes) -> None:
+        *lines, self._buf = (self._buf + chunk).split(b"\n")
+        for line in lines:
+            text = line.decode("utf-8", "replace")
+            if text.startswith("@"):
+                self.where = text[1:]
+            elif text.startswith("="):
+                try:
+                    self.code = int(text[1:])
+                except ValueError:
+                    pass
+
+    def done(self) -> None:
+        """The child has exited: read what is left (without waiting for processes it may have left)."""
+        self._thread.join(timeout=1.0)
+        if self._thread.is_alive():  # a process the child left holds the pipe: read what is there, stop
+            os.set_blocking(self.fd, False)
+            try:
+                while chunk := os.read(self.fd, 65536):
+                    self._take(chunk)
+            except OSError:
+                pass
+        else:
+            os.close(self.fd)
 
 
-def _no_verdict(rc: int, received: list[int], argv: list[str]) -> int:
+_OUTPUTS = ("--json", "--html", "--markdown", "-o", "--output", "--save-mapping")
+
+
+def _remove_temporaries(argv: list[str], since: float) -> None:
+    """The child ended without a verdict: remove the temporary files it left beside the outputs asked for
+    (:mod:`parity.io` writes ``.NAME.XXXX.tmp[.ext]`` beside NAME and renames it when complete)."""
+    targets = [argv[i + 1] for i, a in enumerate(argv[:-1]) if a in _OUTPUTS]
+    targets += [a.split("=", 1)[1] for a in argv if a.split("=", 1)[0] in _OUTPUTS and "=" in a]
+    for target in targets:
+        directory, name = os.path.split(os.path.abspath(target))
+        try:
+            entries = os.listdir(directory)
+        except OSError:
+            continue
+        for entry in entries:
+            if entry.startswith(f".{name}.") and ".tmp" in entry[len(name) + 2:]:
+                path = os.path.join(directory, entry)
+                try:
+                    if os.path.isfile(path) and not os.path.islink(path) and os.stat(path).st_mtime >= since - 1:
+                        os.unlink(path)
+                except OSError:
+                    pass
+
+
+def _no_verdict(rc: int, received: list[int], argv: list[str], where: str = "") -> int:
     how = f"was killed by {signal.Signals(-rc).name}" if rc < 0 else f"exited with code {rc}"
     if rc < 0 and -rc in received and -rc != signal.SIGINT:  # stopped as asked: end the same way
         _say(f"parity: stopped by {signal.Signals(-rc).name} before a verdict")
@@ -124,14 +182,19 @@ def _no_verdict(rc: int, received: list[int], argv: list[str]) -> int:
         _say(_INTERRUPTED)
         return EXIT_INTERRUPTED
     command = shlex.join(["parity", *argv])
-    _say(f"parity: error: the run ended without a verdict: the process {how} during `{command}` "
-         "(a port called os._exit or was killed?)")
+    if where:
+        _say(f"parity: error: the run ended without a verdict: the process {how} {where} (it called os._exit, "
+             f"or was killed?), during `{command}`")
+    else:
+        _say(f"parity: error: the run ended without a verdict: the process {how} during `{command}` "
+             "(a port called os._exit or was killed?)")
     return EXIT_PORT
 
 
 def child(fd: int, main) -> None:
     """The supervised side: run the command (``main(argv)``), write its exit code on ``fd``, exit with it."""
     os.set_inheritable(fd, False)
+    report_to(fd)
     argv = sys.argv[1:]
     sys.argv = ["parity", *argv]
     signal.signal(signal.SIGINT, _once())
@@ -154,8 +217,13 @@ def child(fd: int, main) -> None:
             stream.flush()
         except (OSError, ValueError):
             pass
-    os.write(fd, b"%d\n" % code)
-    os.close(fd)
+    progress()
+    report_to(None)
+    try:
+        os.write(fd, b"=%d\n" % code)
+        os.close(fd)
+    except OSError:  # the supervisor is gone
+        pass
     sys.exit(code)
 
 

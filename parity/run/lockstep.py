@@ -6,6 +6,10 @@ float32 shadow of a float64-only run, the conditioning run: :mod:`parity.run.liv
 the same batch to every run (:meth:`run`): step ``t`` of every port is compared, and the envelope
 measured from the float64 and float32 runs of the same port, before step ``t + 1`` is kept, then
 dropped. :meth:`finish` closes everything and fills the :class:`~parity.run.result.CaseResult`.
+
+Under the ``parity`` command, a port running in this process tells the supervisor which port,
+dtype, step and stage (opening, a step) it is in before it runs (:func:`parity.run.interpreter.progress`):
+a port that ends the process (``os._exit``) is then named with its step.
 """
 
 from __future__ import annotations
@@ -18,9 +22,10 @@ from parity.cases.case import Case
 from parity.comparison.comparator import Comparator, Drift, pairs_of
 from parity.errors import ParityError, PortError
 from parity.run.boundary import record_isolated
+from parity.run.interpreter import progress, reporting
 from parity.run.live import COND, SHADOW, LivePort, new_run, open_conditioning, open_shadow, summarized
 from parity.run.result import CaseResult
-from parity.run.workers import start_steps
+from parity.run.workers import RemoteRun, start_steps
 
 __all__ = ["Lockstep"]
 
@@ -73,6 +78,8 @@ class Lockstep:
                 run = new_run(case, port, dtype, self.modules, self.sources, self.workers,
                               recorded=self.recorded.get((port, dtype)))
                 try:
+                    if not isinstance(run, RemoteRun):
+                        progress(f"in the {port} port ({dtype}), while it was opened (build, load)")
                     run.open()
                 except PortError as exc:
                     run.close()
@@ -83,6 +90,7 @@ class Lockstep:
                 else:
                     self._record(run, port, dtype)
                 result.seconds[f"{port}/{dtype}"] = round(run.seconds, 4)
+        progress()
 
     def _record(self, run, port: str, dtype: str) -> None:
         """Keep an opened run: its window, health and trace file. A trace file that cannot be written is not
@@ -151,6 +159,8 @@ class Lockstep:
             runs[COND] = self.cond_run[1]
         if self.shadow is not None:
             runs[SHADOW] = self.shadow[1]
+        if reporting():
+            runs = {key: run if isinstance(run, RemoteRun) else _Announced(run, key) for key, run in runs.items()}
         return None if batch64 is None else start_steps(runs, batch64)
 
     def run(self, batches: Iterable) -> None:
@@ -179,6 +189,7 @@ class Lockstep:
         finally:
             if pending is not None:  # a step still in the workers (the comparison raised): collect it first
                 pending.finish()
+            progress()
 
     def _compare(self, steps: dict, moved, shadowed) -> None:
         """Keep one step of every port, measure the drifts and compare every pair on it."""
@@ -235,3 +246,19 @@ class Lockstep:
                 continue
             result.comparisons.append(cmp.finish())
         return result
+
+
+class _Announced:
+    """An in-process run (``key``: (dtype, port)) that tells the supervisor its port and step before each step."""
+
+    def __init__(self, run, key):
+        self._run = run
+        dtype, port = key
+        self._where = f"in the {port} port ({dtype})" if port else f"in the {dtype} run of the envelope"
+
+    def __getattr__(self, name):
+        return getattr(self._run, name)
+
+    def step(self, batch):
+        progress(f"{self._where}, during step {self._run.steps}")
+        return self._run.step(batch)
