@@ -263,6 +263,7 @@ class Pitfall:
     pattern: str
     check: Callable[[Context], tuple[float, str] | None] = field(repr=False, compare=False)
     requires: tuple[Precondition, ...] = ()
+    shapes: bool = False  # its signature reads a shape difference (a structure divergence), not values
 
     @property
     def wrong_case(self) -> str:
@@ -276,6 +277,7 @@ class Pitfall:
         return all(req(ctx) for req in self.requires)
 
 
-def pitfall(name, title, family, pid, stages, pattern, check, *, explanation, tf, torch, fix, requires=()) -> Pitfall:
-    """Build a :class:`Pitfall` (the one shape every family module's ``PITFALLS`` list uses)."""
-    return Pitfall(name, title, family, pid, explanation, tf, torch, fix, tuple(stages), pattern, check, tuple(requires))
+def pitfall(name, title, family, pid, stages, pattern, check, *, explanation, tf, torch, fix, requires=(), shapes=False) -> Pitfall:
+    """Build a :class:`Pitfall` (the one shape every family module's ``PITFALLS`` list uses); ``shapes``: the
+    signature explains a tensor whose shapes differ (the comparison's structure divergence), not its values."""
+    return Pitfall(name, title, family, pid, explanation, tf, torch, fix, tuple(stages), pattern, check, tuple(requires), shapes)

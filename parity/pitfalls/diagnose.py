@@ -133,6 +133,17 @@ _LABELS = {
     "lstm_forget_bias": "LSTM forget bias",
     "weight_decay": "weight decay (coefficient of the gradient term, parameters, form)",
     "no_gradient": "a parameter without gradient at a step",
+    "adam_betas": "Adam betas",
+    "adadelta_rho": "Adadelta rho",
+    "adadelta_epsilon": "Adadelta epsilon",
+    "rmsprop_centered": "RMSprop centered",
+    "coupled_weight_decay": "weight decay inside the optimizer (coupled)",
+    "dropout_kind": "dropout kind (element / channel)",
+    "dropout_sites": "number of dropout sites",
+    "padding_idx": "embedding row without gradient (padding_idx)",
+    "clip_norm_rows": "global norm of an embedding's gradient (rows)",
+    "loss_input": "what the loss takes (logits / probabilities)",
+    "lstm_bias_hh": "LSTM second bias (torch bias_hh; TF has one bias)",
 }
 
 

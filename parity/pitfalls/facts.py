@@ -74,6 +74,9 @@ def _name_of(key: str, a, b, ref: dict, port: dict, stage: str | None = None) ->
         if eval_side.get("batchnorm"):
             return "torch-eval-mode" if eval_side.get("framework") == "torch" else "learning-phase"
         return "dropout-eval-mode"
+    if key == "lr" and fam == {"adadelta"} and isinstance(a, (int, float)) and isinstance(b, (int, float)) \
+            and sorted((float(a), float(b))) == [0.001, 1.0]:
+        return "adadelta-lr-default"  # Keras 2.3's Adadelta() default 1.0 vs tf_keras' 0.001
     if key == "loss.on":
         return "loss-on-probabilities" if any("no log" in str(v) or "twice" in str(v) or "expected" in str(v)
                                               for v in (a, b)) else None
@@ -172,7 +175,8 @@ def _eval_forward(ctx: Context, ref: dict, port: dict):
 _CHECKS = {"bn-epsilon": _bn_eps, "loss-reduction": _loss_ratio, "torch-eval-mode": _eval_forward, "learning-phase": _eval_forward,
            "dropout-eval-mode": _eval_forward}
 _CHECKS.update({n: _step0_update for n in ("adam-epsilon", "optimizer-epsilon", "optimizer-rho", "learning-rate",
-                                              "rmsprop-init", "adagrad-init", "optimizer-initial-accumulator", "nesterov")})
+                                              "rmsprop-init", "adagrad-init", "optimizer-initial-accumulator", "nesterov",
+                                              "optimizer-class", "adadelta-lr-default")})
 
 
 #: forward-stage facts and the sites that must lie at or before the first diverging layer output
@@ -260,7 +264,12 @@ def from_facts(ctx: Context, facts: dict) -> list[tuple[str, float, str]]:
 
 # -- facts as preconditions of the catalogue's signatures ------------------------------------------------
 _FOR_OPTIMIZER = {"adam-epsilon": _ADAM, "adamw-decoupled": _ADAM, "nesterov": {"sgd"}, "sgd-dampening": {"sgd"},
-                  "sgd-momentum-lr-change": {"sgd"}, "rmsprop-init": {"rmsprop"}, "adagrad-init": {"adagrad"}}
+                  "sgd-momentum-lr-change": {"sgd"}, "rmsprop-init": {"rmsprop"}, "adagrad-init": {"adagrad"},
+                  "adam-betas": _ADAM, "optimizer-rho": {"adadelta", "rmsprop"}, "optimizer-epsilon": {"adadelta"},
+                  "adadelta-lr-default": {"adadelta"}, "rmsprop-centered": {"rmsprop"}}
+#: catalogue name -> the fact whose two values must differ for it to be proposed (equal facts rule it out)
+_NEEDS_DIFFERENT = {"optimizer-class": "optimizer", "adam-betas": ("beta1", "beta2"), "rmsprop-centered": "centered",
+                    "weight-decay": "weight_decay", "loss-on-probabilities": "loss.on"}
 
 
 def _both(facts: dict, key: str):
@@ -277,12 +286,23 @@ def allowed(name: str, facts: dict | None) -> tuple[bool, str]:
     opt = _both(facts, "optimizer")
     if name in _FOR_OPTIMIZER and opt is not None and not (set(opt) <= _FOR_OPTIMIZER[name]):
         return False, f"the optimizers are {opt[0]} / {opt[1]}"
+    need = _NEEDS_DIFFERENT.get(name)
+    pairs = [_both(facts, k) for k in ((need,) if isinstance(need, str) else need or ())]
+    if pairs and all(p is not None and p[0] == p[1] for p in pairs):
+        return False, f"both programs state the same {' / '.join((need,) if isinstance(need, str) else need)}"
+    rho = _both(facts, "rho")
+    if name == "optimizer-rho" and rho is not None and rho[0] == rho[1]:
+        return False, f"both rhos are {rho[0]!r}"
     damp = _both(facts, "dampening")
     if name == "sgd-dampening" and damp is not None and damp[0] == damp[1]:
         return False, f"both dampenings are {damp[0]!r}"
     drop = _both(facts, "dropout")
     if name == "dropout-keep-prob" and drop is not None and _site_values(drop[0], "rate") == _site_values(drop[1], "rate"):
         return False, "the dropout rates match"
+    if drop is not None and name == "dropout-kind" and _site_kinds(drop[0]) == _site_kinds(drop[1]):
+        return False, "the dropout sites are of the same kinds"
+    if drop is not None and name == "dropout-site-missing" and len(drop[0] or []) == len(drop[1] or []):
+        return False, "both programs have as many dropout sites"
     bn = _both(facts, "batchnorm")
     if name == "bn-momentum" and bn is not None and _site_values(bn[0], "momentum") == _site_values(bn[1], "momentum"):
         return False, "the BatchNorm momenta match"
@@ -307,7 +327,7 @@ def allowed(name: str, facts: dict | None) -> tuple[bool, str]:
     if name in ("decay-on-bias", "l2-loss-half", "adamw-decoupled") and wd is not None and not (wd[0] and wd[1]):
         return False, "one program decays no weight (that is the difference, not its form)"
     clip = _both(facts, "clip")
-    if name == "clip-per-tensor" and clip is not None and all(str(c) == "none" for c in clip):
+    if name in ("clip-per-tensor", "clip-norm-sparse-rows") and clip is not None and all(str(c) == "none" for c in clip):
         return False, "neither program clips its gradients"
     sched = _both(facts, "lr.schedule")
     if name in ("lr-schedule-end", "lr-off-by-one") and sched is not None and all(str(s) == "constant" for s in sched):
@@ -331,7 +351,11 @@ def facts_markdown() -> list[str]:
         "pitfall for another optimizer class (never `adam-epsilon` for Adadelta), no `dropout-keep-prob` when the",
         "rates match, no BatchNorm momentum / epsilon pitfall when those match, no eval-mode pitfall when both train",
         "in training mode (or for the side that is not in inference mode), no `loss-reduction` when both reduce",
-        "alike, no weight-decay form pitfall when one side has no decay at all. Else \"unknown\", with the first",
+        "alike, no weight-decay form pitfall when one side has no decay at all; Adam's betas only for Adam, rho only",
+        "for Adadelta / RMSprop, an Adadelta epsilon or learning-rate default only for Adadelta, `rmsprop-centered` only",
+        "for RMSprop; `optimizer-class`, `adam-betas`, `rmsprop-centered`, `weight-decay`, `loss-on-probabilities`,",
+        "`optimizer-rho`, `dropout-kind` and `dropout-site-missing` never when both programs state that fact alike.",
+        "Else \"unknown\", with the first",
         "divergence and the facts that differ. A name from facts that is not in the catalogue has no",
         "`parity explain` entry: its evidence line says which fact differs and how.",
         "",
@@ -348,7 +372,8 @@ def facts_markdown() -> list[str]:
         "weight-decay form of Adam is `adamw-decoupled`; a scope with biases is `decay-on-bias`; one side in",
         "inference mode is `torch-eval-mode` / `learning-phase` with a BatchNorm, else `dropout-eval-mode`;",
         "dropout sites differ in number (`dropout-site-missing`), kind (`dropout-kind`: `Dropout2d` vs `Dropout`)",
-        "or rate (`dropout-keep-prob`); `loss.on` (softmax + `nll_loss`, a softmax twice) is `loss-on-probabilities`.",
+        "or rate (`dropout-keep-prob`); `loss.on` (softmax + `nll_loss`, a softmax twice) is `loss-on-probabilities`;",
+        "`lr` of two Adadelta optimizers, 1.0 vs 0.001, is `adadelta-lr-default` (Keras 2.3 vs tf_keras defaults).",
         "BatchNorm momentum and epsilon are told apart by the stage: the momentum only moves the running statistics",
         "(`bn-momentum` at the `state` stage, or a layer output in inference mode), the epsilon changes a training-mode",
         "output (`bn-epsilon`, checked at the BatchNorm's own output: per channel the port's centred output is the",

@@ -128,9 +128,37 @@ def _check_max_norm(c: Context, want: str):
             on_other = abs(nb_other.max() - r) <= rt * r
             if want == "axis" and on_other:
                 return 0.95, f"{n}: A's norms over axis {ax} are capped at {r:.4g}, B's over axis {1 - ax}: the max-norm constraint is applied along the other axis (torch.renorm dim is the kept dimension; Keras MaxNorm(axis=0) on [in, out] = renorm(W, 2, 0, r) on Linear's [out, in])"
-            if want == "timing" and not on_other and n in pb and close(pb[n], wb, c.tol):
+            if want == "timing" and not on_other and n in pb and close(pb[n], wb, c.tol) and not _check_max_norm_missing(c):
                 return 0.85, (f"{n}: A's norms over axis {ax} are capped at {r:.4g} after the step; B's constraint changes nothing after "
                               f"its update (norms {np.round(nb, 4).tolist()}): B applies the constraint before the update instead of after")
+    return None
+
+
+def _check_max_norm_missing(c: Context):
+    """Parameters agree after the update; one side's constraint capped the norms (at the radius, along an axis), the
+    other's changed nothing, and at the next step that side's update is the plain gradient step from its unconstrained
+    weights (no constraint before the update either: not max-norm-timing)."""
+    if c.semantic("parameters"):
+        return None
+    lr = c.at(c.a, "learning_rate", c.k + 1).get("lr")
+    sgd = {str(c.settings(t).get("optimizer", "")) for t in (c.a, c.b)} == {"sgd"}
+    for side, capped, free in (("the port", c.a, c.b), ("the reference", c.b, c.a)):
+        cc, cf, pf = c.at(capped, "constrained"), c.at(free, "constrained"), c.at(free, "parameters")
+        for n in cc:
+            if n not in cf or n not in pf or np.ndim(cc[n]) != 2 or not close(cf[n], pf[n], c.tol):
+                continue
+            if close(cc[n], cf[n], c.tol):
+                continue
+            radius = _radius(c)
+            axes = [ax for ax in (0, 1) if radius is not None and abs(_norms(cc[n], ax).max() - radius) <= max(c.tol * 1e-2, 1e-6) * radius]
+            if not axes or _norms(cf[n], axes[0]).max() <= radius * (1 + c.tol):
+                continue  # the capped side sits at the radius; the free side's norms exceed it
+            upd, g = c.updates(free, n, c.k + 1), c.at(free, "gradients", c.k + 1).get(n)
+            if upd is None or g is None or not sgd or lr is None or not close(upd, -float(lr) * np.asarray(g, float), 10 * c.tol):
+                continue  # the next step must show no constraint at all on the free side (plain gradient descent)
+            return 0.95, (f"{n}: parameters agree after the update; the other side's constraint caps the norms over axis {axes[0]} at "
+                          f"{radius:g}, {side}'s leaves them at up to {_norms(cf[n], axes[0]).max():.4g}, and {side}'s next update is the "
+                          f"plain step from its unconstrained weights: {side} applies no max-norm constraint")
     return None
 
 
@@ -147,6 +175,9 @@ def _radius(c: Context):
 
 
 def _check_frozen(c: Context):
+    classes = [c.settings(t).get("optimizer") for t in (c.a, c.b)]
+    if all(classes) and classes[0] != classes[1]:
+        return None  # two optimizer classes: one side's steps may be far smaller without any parameter frozen
     ga = c.at(c.a, "gradients")
     scale = max((np.abs(np.asarray(g, float)).max() for g in ga.values()), default=0.0)
     for n, _, _ in c.diverging("parameters"):
@@ -226,6 +257,16 @@ PITFALLS = [
             explanation="Keras and TF1 apply constraints after the gradient update; applying the renorm before optimizer.step() leaves every step's update unconstrained.",
             tf="apply_gradients, then constraint", torch="optimizer.step(); with no_grad(): renorm",
             fix="Apply the constraint after optimizer.step()."),
+    pitfall("max-norm-missing", "Max-norm (or clamp) constraint on one side only", "constraints", "P20", ["constrained"],
+            "parameters agree after the update; one side's constraint caps norms at the radius, the other's changes nothing, and its "
+            "next update is the plain gradient step",
+            _check_max_norm_missing, requires=[CONSTRAINED],
+            explanation="Keras kernel_constraint=MaxNorm(r) (or a TF1 clip_by_norm / clip_by_value assign after each step) has no "
+                        "counterpart in a torch layer's constructor: a port that does not apply it by hand after optimizer.step() "
+                        "trains unconstrained weights.",
+            tf="Dense(kernel_constraint=MaxNorm(r, axis=0)): after each update w = w * min(1, r / ||w||_axis0)",
+            torch="(nothing: nn.Linear has no constraint argument)",
+            fix="After optimizer.step(): with torch.no_grad(): W.copy_(torch.renorm(W, 2, 0, r)) (Linear.weight [out, in])."),
     pitfall("init-defaults", "Initializer defaults (weights not copied)", "init", "P30", ["forward"],
             "parameters differ already after load(); the port's lie within torch's default init bound",
             _check_init,

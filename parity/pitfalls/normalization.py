@@ -113,6 +113,10 @@ def _check_dropout_eval(c: Context):
                 if xn == n or np.shape(x) != y_drop.shape:
                     continue
                 if is_dropout_of(x, y_drop, c.tol) and close(y_same, x, c.tol):
+                    from parity.pitfalls.sites import drops_elsewhere
+
+                    if drops_elsewhere(c, c.b if side == "B" else c.a, n):
+                        continue  # that side drops out at another site: one site missing, not inference mode
                     keep = float(np.mean(y_drop[np.asarray(x) != 0] != 0))
                     fw = (c.b if side == "B" else c.a).manifest.get("framework", "?")
                     return (0.9 if fw.startswith("torch") else 0.6), (

@@ -24,11 +24,14 @@ __all__ = ["MODULES", "all_pitfalls", "get_pitfall", "match_signatures", "explai
 MODULES = (
     "normalization",
     "layers",
+    "sites",
     "optimizers",
+    "hyper",
     "regularization",
     "loop",
     "losses",
     "rnn",
+    "embedding",
     "numerics",
     "distributed",
 )
@@ -69,16 +72,20 @@ def match_signatures(comparison: Comparison, a: Trace, b: Trace, pitfalls=None, 
     """Return (pitfall, score, evidence) for every signature matching the first divergence, best first.
 
     A signature is tried only where the first divergence is in one of its stages and the
-    traces meet its preconditions; a checker that meets tensors it does not apply to is no match.
+    traces meet its preconditions (a shape difference: only the signatures that read shapes); a checker that meets tensors it does not apply to is no match.
     ``options``: the case's options, which predictions may read (learning-rate schedule, momentum...).
     """
     first = comparison.first_divergence
-    if first is None or first.kind != "semantic":
+    if first is None:
+        return []
+    # a tensor whose shapes differ is a structure divergence: only signatures that read shapes are tried on it
+    shape = first.kind == "structure" and ": shape (" in first.detail
+    if first.kind != "semantic" and not shape:
         return []
     ctx = Context(comparison, first, a, b, dict(options or {}))
     found = []
     for p in pitfalls if pitfalls is not None else all_pitfalls():
-        if first.stage not in p.stages:
+        if first.stage not in p.stages or p.shapes != shape:
             continue
         try:
             if not p.applies(ctx):

@@ -169,6 +169,9 @@ def _momentum(ctx: Context) -> bool:
 
 
 def _adam(ctx: Context) -> bool:
+    named = [str(ctx.settings(t).get("optimizer", "")).lower() for t in (ctx.a, ctx.b)]
+    if any(named) and not any(n.startswith("adam") or n == "nadam" for n in named):
+        return False  # the settings name the optimizers, and neither is Adam-like (Adadelta keeps two slots too)
     kinds = _slot_kinds(ctx)
     return len(kinds) >= 2 or has_setting(ctx, "adam_epsilon") or any(
         str(ctx.settings(t).get("optimizer", "")).lower() in ("adam", "adamw") for t in (ctx.a, ctx.b))

@@ -38,6 +38,11 @@ def _check_lstm(c: Context, want: str):
             continue
         folded = b.copy()
         folded[2 * ha.shape[2] : 3 * ha.shape[2]] += fb  # forget_bias folded into the bias before the copy
+        if want == "double":
+            if close(lstm_tf1(x, k, 2 * folded, 0.0), hb, c.tol * 10):
+                return 0.95, (f"{n}: B equals the reference LSTM with its bias (forget_bias {fb:g} folded in) counted twice: "
+                              "torch's bias_hh holds a copy of bias_ih where TF has one bias (bias_hh must be zero)")
+            continue
         for perm, label in _SWAPS:
             if close(lstm_tf1(x, k, b, fb, perm), hb, c.tol * 10) or close(lstm_tf1(x, k, folded, 0.0, perm), hb, c.tol * 10):
                 return 0.95, f"{n}: B equals the reference LSTM with gate blocks {label} swapped: TF1 LSTMCell order i, j, f, o vs torch/Keras i, f, g, o"
@@ -70,6 +75,13 @@ def _check_gru(c: Context):
 
 
 PITFALLS = [
+    pitfall("lstm-double-bias", "nn.LSTM's second bias (bias_hh) not zero where TF has one bias", "rnn", "P37", ["forward"],
+            "B's sequence output equals the reference's LSTM with its (forget-folded) bias doubled",
+            lambda c: _check_lstm(c, "double"), requires=[SEQUENCE],
+            explanation="TF1 LSTMCell and Keras LSTM have one bias per gate; torch's nn.LSTM adds bias_ih and bias_hh. A port that "
+                        "copies TF's bias into both (or leaves bias_hh at its random init) shifts every gate's pre-activation.",
+            tf="gates = [x, h] @ kernel + bias", torch="gates = x W_ih^T + b_ih + h W_hh^T + b_hh",
+            fix="Copy the bias (with forget_bias folded into the f block) into bias_ih and zero bias_hh (or split it: b_ih + b_hh = bias)."),
     pitfall("lstm-gate-order", "LSTM gate order (TF1 i, j, f, o vs torch i, f, g, o)", "rnn", "P37", ["forward"],
             "the LSTM output equals the reference LSTM with two gate blocks swapped",
             lambda c: _check_lstm(c, "order"), requires=[SEQUENCE],

@@ -136,13 +136,14 @@ def write_precision(results: list[PitfallResult], root: str = ".", rows=None) ->
 
     note = precision_note(results)
     extra = beyond_note(rows) if rows is not None else precision.BEYOND_NOTE
-    path = os.path.join(os.path.dirname(os.path.abspath(__file__)), "precision.py")
+    path = os.path.abspath(precision.__file__)  # parity/pitfalls/precision.py
     with open(path, "w") as fh:
         fh.write('"""The measured first-name precision (written by ``python -m parity.tools.pitfall_matrix --write``).\n\n'
                  "docs/pitfalls.md quotes it; tests/test_pitfalls.py re-measures PRECISION_NOTE and checks it is\n"
                  "current (BEYOND_NOTE: ``--beyond``, the slow test).\n"
                  f'"""\n\nPRECISION_NOTE = {note!r}\n\nBEYOND_NOTE = {extra!r}\n')
     precision.PRECISION_NOTE, precision.BEYOND_NOTE = note, extra
+    render.PRECISION_NOTE, render.BEYOND_NOTE = note, extra  # render imported the old values by name
     docs = os.path.join(root, "docs", "pitfalls.md")
     with open(docs, "w") as fh:
         fh.write(render.render_markdown())

@@ -11,7 +11,9 @@ swapped), ``flatten-order`` (NCHW flatten), ``same-padding-conv`` / ``same-paddi
 (symmetric ``padding=k//2``), ``avgpool-count-pad`` (torch's default), ``leaky-relu-slope`` (F.leaky_relu's default 0.01), ``gelu-approx``
 (``approximate="tanh"``), ``layernorm-epsilon`` (``nn.LayerNorm``'s 1e-5),
 ``dropout-keep-prob`` (``p = keep_prob``), ``dropout-eval-mode`` (dropout skipped: the model in
-``eval()``), ``tf32-emulated`` (matmul operands rounded to
+``eval()``), ``conv-padding`` (SAME ported as Conv2d's default padding 0: another output shape),
+``dropout-kind`` (``nn.Dropout``, one draw per element, for a channel dropout: mask from ``V``),
+``dropout-site-missing`` (the input dropout left out), ``tf32-emulated`` (matmul operands rounded to
 TF32's 10-bit mantissa: what an Ampere+ GPU does to one side; emulated on CPU), and for
 tests, ``activation`` (an uncatalogued change: ``options["wrong_activation"]``).
 """
@@ -136,7 +138,28 @@ class LayersPort:
                 conv = F.conv2d(F.pad(xc, (pl, pr, pt, pb)), p["K"], p["b"], stride=stride)
         else:
             conv = F.conv2d(xc, p["K"], p["b"], stride=stride)
+        if self.mistake == "conv-padding":
+            conv = F.conv2d(xc, p["K"], p["b"], stride=stride)  # the mistake: Conv2d's default padding=0 for SAME
         return {"conv": _nhwc(conv), "out": self._head(conv)}
+
+    def _spatial_dropout(self, x):
+        t, F, p, keep = self.t, self.t.nn.functional, self.p, self.o["keep_prob"]
+        conv = t.relu(F.conv2d(_nchw(x["X"]), p["K"], p["b"]))
+        if self.mistake == "dropout-kind":
+            mask = (x["V"] >= 1.0 - keep).permute(0, 3, 1, 2)  # the mistake: nn.Dropout, one draw per element
+        else:
+            mask = (x["U"] >= 1.0 - keep)[:, :, None, None]  # nn.Dropout2d: one draw per image and channel
+        drop = conv * mask.to(conv.dtype) / keep
+        return {"conv": _nhwc(conv), "dropout": _nhwc(drop), "out": self._head(drop)}
+
+    def _two_dropouts(self, x):
+        t, F, p, keep = self.t, self.t.nn.functional, self.p, self.o["keep_prob"]
+        xin = x["X"] * (x["U0"] >= 1.0 - keep).to(x["X"].dtype) / keep
+        if self.mistake == "dropout-site-missing":
+            xin = x["X"]  # the mistake: the input dropout left out of the port
+        hidden = t.relu(F.linear(xin, p["K1"], p["b1"]))
+        drop = hidden * (x["U"] >= 1.0 - keep).to(hidden.dtype) / keep
+        return {"input_dropout": xin, "hidden": hidden, "dropout": drop, "out": F.linear(drop, p["K2"])}
 
     def _flatten(self, x):
         F, p = self.t.nn.functional, self.p
@@ -181,7 +204,8 @@ class LayersPort:
             "gelu-approx": self._gelu, "layernorm-epsilon": self._layernorm, "leaky-relu-slope": self._leaky,
             "conv-layout": self._conv, "same-padding-conv": self._conv, "flatten-order": self._flatten,
             "same-padding-pool": self._pool, "avgpool-count-pad": self._pool, "dropout-keep-prob": self._dropout,
-            "dropout-eval-mode": self._dropout,
+            "dropout-eval-mode": self._dropout, "conv-padding": self._conv, "dropout-kind": self._spatial_dropout,
+            "dropout-site-missing": self._two_dropouts,
         }[self.o["scenario"]]
         fwd = fn(x)
         out = fwd["out"]
@@ -203,6 +227,8 @@ class LayersPort:
         out = {"framework_convention": "torch"}
         if "keep_prob" in o:
             out["dropout"] = {"argument": "p", "value": o["keep_prob"] if m == "dropout-keep-prob" else 1.0 - o["keep_prob"]}
+            out["dropout_kind"] = "channel" if o["scenario"] == "dropout-kind" and m != "dropout-kind" else "element"
+            out["dropout_sites"] = (1 if m == "dropout-site-missing" else 2) if o["scenario"] == "dropout-site-missing" else 1
         if o["scenario"] == "layernorm-epsilon":
             out["layernorm_epsilon"] = 1e-5 if m == "layernorm-epsilon" else o["epsilon"]
         if o["scenario"] == "gelu-approx":

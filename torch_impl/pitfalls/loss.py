@@ -6,7 +6,8 @@ the per-step epsilon) and ``tf_impl/v2/pitfalls/loss.py`` (Keras probability cro
 renormalise, ``clamp(p, 1e-7, 1 - 1e-7)``, ``-sum(y log p)``, mean).
 
 Variant ``wrong``: ``loss-reduction`` (``reduction="sum"``), ``keras-prob-clipping``
-(``F.cross_entropy`` on the logits: exact, unclipped).
+(``F.cross_entropy`` on the logits: exact, unclipped), ``loss-on-probabilities`` (``F.nll_loss`` on the
+softmax output: -mean(p_y)).
 """
 
 from __future__ import annotations
@@ -30,7 +31,7 @@ class LossPort:
         o = self.o = dict(case.options)
         self.W = t.zeros(case.params["W"].shape[::-1], dtype=getattr(t, dtype), requires_grad=True)
         self.b = t.zeros(case.params["b"].shape, dtype=getattr(t, dtype), requires_grad=True)
-        self.adam = o["scenario"] == "loss-reduction"
+        self.adam = o["scenario"] in ("loss-reduction", "loss-on-probabilities")
         if self.adam:
             self.opt = t.optim.Adam([self.W, self.b], lr=o["lr"], betas=(o["beta1"], o["beta2"]), eps=o["epsilon"])
         else:
@@ -50,8 +51,12 @@ class LossPort:
         X, Y = to_tensor(batch["X"], self.dtype), to_tensor(batch["Y"], self.dtype)
         logits = F.linear(X, self.W, self.b)
         probs = t.softmax(logits, dim=-1)
-        if self.o["scenario"] == "loss-reduction":
+        o_scen = self.o["scenario"]
+        if o_scen == "loss-reduction":
             loss = F.cross_entropy(logits, Y, reduction="sum" if self.mistake == "loss-reduction" else "mean")
+        elif o_scen == "loss-on-probabilities":
+            # the mistake: nll_loss on the softmax output (log_softmax was meant): -mean(p_y)
+            loss = F.nll_loss(probs, Y.argmax(-1)) if self.mistake == "loss-on-probabilities" else F.cross_entropy(logits, Y)
         elif self.mistake == "keras-prob-clipping":
             loss = F.cross_entropy(logits, Y)
         else:
@@ -74,6 +79,8 @@ class LossPort:
 
     def settings(self) -> dict:
         out = {"framework_convention": "torch", "loss_reduction": "sum" if self.mistake == "loss-reduction" else "mean"}
+        if self.o["scenario"] == "loss-on-probabilities":
+            out["loss_input"] = "probabilities (nll_loss)" if self.mistake == "loss-on-probabilities" else "logits"
         if self.o["scenario"] == "keras-prob-clipping":
             out["probability_clip"] = None if self.mistake == "keras-prob-clipping" else KERAS_EPSILON
         return out

@@ -10,12 +10,16 @@ SGD momentum case). The right port maps every TF1 convention:
   epsilon-hat to the uncorrected ``sqrt(v)``);
 * ``RMSPropOptimizer`` -> ``RMSprop(alpha=decay, eps=0)`` with ``square_avg`` started at ones;
 * ``AdagradOptimizer`` -> ``Adagrad(initial_accumulator_value=0.1, eps=0)``;
+* ``AdadeltaOptimizer(lr, rho, epsilon)`` -> ``Adadelta(lr, rho, eps)`` with every value mapped (torch's
+  defaults rho 0.9, eps 1e-6 are not TF1's 0.95, 1e-8; tf_keras' lr 0.001 is not Keras 2.3's 1.0);
+* ``RMSPropOptimizer(centered=True)`` -> ``RMSprop(centered=True)``, ``grad_avg`` started at zeros;
+* no weight decay in the reference -> ``weight_decay=0`` (the wrong port couples one);
 * ``polynomial_decay(end_learning_rate)`` -> ``LambdaLR`` with TF's formula, stepped after
   ``optimizer.step()``;
 * ``clip_by_global_norm`` -> the global norm and ``c / max(norm, c)``, computed exactly;
 * ``clip_by_norm(w, r, axes=[0])`` on a Dense kernel -> each row of ``Linear.weight``
   (``[out, in]``) rescaled, after ``optimizer.step()``;
-* ``var_list`` -> ``requires_grad_(False)`` for the rest.
+* ``var_list`` -> ``requires_grad_(False)`` for the rest (the wrong ``max-norm-missing`` applies no constraint).
 """
 
 from __future__ import annotations
@@ -28,8 +32,13 @@ from .._common import device, framework_info, to_numpy, to_tensor, torch, torch_
 
 __all__ = ["build", "framework_info", "OptimPort", "max_norm_"]
 
-_SLOT_STATE = {"momentum": "momentum_buffer", "m": "exp_avg", "v": "exp_avg_sq", "rms": "square_avg", "accumulator": "sum"}
-_SLOTS = {"sgd": (), "momentum": ("momentum",), "adam": ("m", "v"), "rmsprop": ("rms",), "adagrad": ("accumulator",)}
+_SLOT_STATE = {"momentum": "momentum_buffer", "m": "exp_avg", "v": "exp_avg_sq", "rms": "square_avg", "accumulator": "sum",
+               "accum": "square_avg", "accum_update": "acc_delta"}
+_SLOTS = {"sgd": (), "momentum": ("momentum",), "adam": ("m", "v"), "rmsprop": ("rms",), "adagrad": ("accumulator",),
+          "adadelta": ("accum", "accum_update")}
+#: the torch defaults a port that does not map the TF value falls back to (the wrong ports' mistakes)
+_TORCH_ADADELTA = {"rho": 0.9, "eps": 1e-6}
+_KERAS_ADADELTA_LR = 0.001  # tf_keras 2.x Adadelta() default (Keras 2.3: 1.0)
 
 
 def polynomial_lr(lr: float, step: int, decay_steps: int, end: float, power: float = 1.0) -> float:
@@ -88,19 +97,29 @@ class OptimPort:
         t, o, m = self.t, self.o, self.mistake
         kind = o.get("optimizer", "sgd")
         lr = o["lr"] if not o.get("schedule") else o["schedule"].get("values", [o.get("lr")])[0]
+        if m == "optimizer-class":
+            return t.optim.SGD(params, lr=lr)  # the mistake: plain gradient descent for the reference's Adadelta
         if kind == "sgd":
-            return t.optim.SGD(params, lr=lr)
+            return t.optim.SGD(params, lr=lr, weight_decay=o.get("port_weight_decay", 0.0) if m == "weight-decay" else 0.0)
+        if kind == "adadelta":
+            rho = _TORCH_ADADELTA["rho"] if m == "optimizer-rho" else o.get("rho", 0.95)
+            eps = _TORCH_ADADELTA["eps"] if m == "optimizer-epsilon" else o.get("epsilon", 1e-8)
+            return t.optim.Adadelta(params, lr=_KERAS_ADADELTA_LR if m == "adadelta-lr-default" else lr, rho=rho, eps=eps)
         if kind == "momentum":
             nesterov = bool(o.get("nesterov", False)) and m != "nesterov"
             damp = o["momentum"] if m == "sgd-dampening" else 0.0
             return t.optim.SGD(params, lr=lr, momentum=o["momentum"], nesterov=nesterov, dampening=damp)
         if kind == "adam":
-            return t.optim.Adam(params, lr=lr, betas=(o.get("beta1", 0.9), o.get("beta2", 0.999)), eps=o.get("epsilon", 1e-8))
+            betas = (0.9, 0.999) if m == "adam-betas" else (o.get("beta1", 0.9), o.get("beta2", 0.999))
+            return t.optim.Adam(params, lr=lr, betas=betas, eps=o.get("epsilon", 1e-8))
         if kind == "rmsprop":
-            opt = t.optim.RMSprop(params, lr=lr, alpha=o.get("decay", 0.9), eps=0.0)
+            centered = bool(o.get("centered", False)) and m != "rmsprop-centered"
+            opt = t.optim.RMSprop(params, lr=lr, alpha=o.get("decay", 0.9), eps=0.0, centered=centered)
             if m != "rmsprop-init":
                 for p in params:  # TF1 starts the mean square at ones, torch at zeros
                     opt.state[p] = {"step": t.tensor(0.0, dtype=torch_dtype("float32")), "square_avg": t.ones_like(p)}
+                    if centered:
+                        opt.state[p]["grad_avg"] = t.zeros_like(p)
             return opt
         if kind == "adagrad":
             if m == "adagrad-init":
@@ -168,13 +187,13 @@ class OptimPort:
                     self.opt.state[p]["momentum_buffer"].mul_(lr / new_lr)
         out["parameters"] = self.parameters()
         slots = {}
-        for s in _SLOTS[o.get("optimizer", "sgd")] if not o.get("keras_momentum") else ():
+        for s in _SLOTS[o.get("optimizer", "sgd")] if not o.get("keras_momentum") and m != "optimizer-class" else ():
             for n in self.names:
                 slots[f"{s}/{n}"] = dense_from_torch(to_numpy(self.opt.state[self.layers[n].weight][_SLOT_STATE[s]]))
         if slots:
             out["slots"] = slots
         if mn:
-            if m != "max-norm-timing":
+            if m not in ("max-norm-timing", "max-norm-missing"):  # max-norm-missing: the mistake, no constraint at all
                 with t.no_grad():
                     max_norm_(self.layers[mn["param"]].weight, mn["radius"], 1 if m == "max-norm-axis" else 0)
             out["constrained"] = {mn["param"]: dense_from_torch(to_numpy(self.layers[mn["param"]].weight))}
@@ -182,11 +201,15 @@ class OptimPort:
 
     def settings(self) -> dict:
         o, m = self.o, self.mistake
-        kind = o.get("optimizer", "sgd")
+        kind = "sgd" if m == "optimizer-class" else o.get("optimizer", "sgd")
         out = {"framework_convention": "torch", "optimizer": kind}
         if kind == "adam":
             form = "corrected" if m == "adam-epsilon" else "hat"
-            out.update(adam_epsilon=o.get("epsilon", 1e-8), adam_epsilon_form=form)
+            out.update(adam_epsilon=o.get("epsilon", 1e-8), adam_epsilon_form=form,
+                       adam_betas=(0.9, 0.999) if m == "adam-betas" else (o.get("beta1", 0.9), o.get("beta2", 0.999)))
+        if kind == "adadelta":
+            out.update(adadelta_rho=_TORCH_ADADELTA["rho"] if m == "optimizer-rho" else o.get("rho", 0.95),
+                       adadelta_epsilon=_TORCH_ADADELTA["eps"] if m == "optimizer-epsilon" else o.get("epsilon", 1e-8))
         if kind == "momentum":
             out.update(
                 momentum=o["momentum"],
@@ -194,12 +217,17 @@ class OptimPort:
                 dampening=o["momentum"] if m == "sgd-dampening" else 0.0,
             )
         if kind == "rmsprop":
-            out.update(rmsprop_decay=o.get("decay", 0.9), rmsprop_initial=0.0 if m == "rmsprop-init" else 1.0)
+            out.update(rmsprop_decay=o.get("decay", 0.9), rmsprop_initial=0.0 if m == "rmsprop-init" else 1.0,
+                       rmsprop_centered=bool(o.get("centered", False)) and m != "rmsprop-centered",
+                       rmsprop_epsilon=0.0, rmsprop_epsilon_form="outside sqrt")
         if kind == "adagrad":
             out.update(initial_accumulator=0.0 if m == "adagrad-init" else o.get("initial_accumulator", 0.1))
+        out["coupled_weight_decay"] = o.get("port_weight_decay", 0.0) if m == "weight-decay" else 0.0
         if o.get("clip"):
             out["clip"] = {"kind": "per-tensor" if m == "clip-per-tensor" else "global", "value": o["clip"]["norm"]}
-        if o.get("max_norm"):
+        if o.get("max_norm") and m == "max-norm-missing":
+            out["max_norm"] = None
+        elif o.get("max_norm"):
             out["max_norm"] = {
                 "api": "torch.renorm",
                 "dim": 1 if m == "max-norm-axis" else 0,

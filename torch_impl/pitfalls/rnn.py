@@ -6,7 +6,8 @@ i, j, f, o (TF1) -> i, f, g, o (torch), folds ``forget_bias`` into the f block o
 ``bias_ih`` and keeps ``bias_hh`` at zero and frozen (TF has one bias; two trainable biases
 would move twice as fast).
 
-Variant ``wrong``: ``lstm-gate-order`` (blocks copied in TF1's order), ``lstm-forget-bias``
+Variant ``wrong``: ``lstm-double-bias`` (TF's one bias copied into bias_ih and bias_hh),
+``lstm-gate-order`` (blocks copied in TF1's order), ``lstm-forget-bias``
 (``forget_bias`` not ported).
 """
 
@@ -64,7 +65,10 @@ class LSTMPort:
             L.weight_ih_l0.copy_(to_tensor(kernel[: self.n_in].T, self.dtype))
             L.weight_hh_l0.copy_(to_tensor(kernel[self.n_in :].T, self.dtype))
             L.bias_ih_l0.copy_(to_tensor(bias, self.dtype))
-            L.bias_hh_l0.zero_()
+            if self.mistake == "lstm-double-bias":
+                L.bias_hh_l0.copy_(to_tensor(bias, self.dtype))  # the mistake: TF's one bias copied into both
+            else:
+                L.bias_hh_l0.zero_()
             self.fc.weight.copy_(to_tensor(dense_to_torch(params["K2"]), self.dtype))
 
     def step(self, batch):
@@ -89,7 +93,8 @@ class LSTMPort:
 
     def settings(self) -> dict:
         order = "i,j,f,o" if self.mistake != "lstm-gate-order" else "i,f,g,o"
-        return {"framework_convention": "torch", "lstm_gate_order": order, "lstm_forget_bias": self.forget_bias}
+        return {"framework_convention": "torch", "lstm_gate_order": order, "lstm_forget_bias": self.forget_bias,
+                "lstm_bias_hh": "copy of bias_ih" if self.mistake == "lstm-double-bias" else "zero"}
 
 
 def build(case, dtype, variant=None):

@@ -66,3 +66,18 @@ _layers("dropout-eval-mode", "tf.nn.dropout(keep_prob=0.75) in training, torch m
 _layers("leaky-relu-slope", "tf.nn.leaky_relu(alpha=0.25) ported as F.leaky_relu (slope 0.01 by default)",
         {"K1": _n(5, 6), "b1": _n(6, std=0.1), "K2": _n(6, 1, std=0.5)}, _x(8, 5), Cost(depth=2, reduction=6),
         scenario="leaky-relu-slope", alpha=0.25)
+# Keras padding='same' at stride 1 ported as Conv2d's default padding=0: the output is 3x4, not 5x6 (corpus 04).
+_layers("conv-padding", "conv2d k3 s1 SAME on a 5x6 input (Keras padding='same')",
+        {"K": _n(3, 3, 2, 3, std=0.5), "b": _n(3, std=0.1), "K2": _n(3, 1, std=0.5)},
+        _x(2, 5, 6, 2), Cost(depth=2, reduction=18), scenario="conv-padding", stride=1, padding="SAME")
+# SpatialDropout2D / Dropout2d: one keep draw per image and channel (U: [N, C]); the wrong port's nn.Dropout
+# draws per element (V: [N, H, W, C]).
+_layers("dropout-kind", "channel dropout (noise_shape [N, 1, 1, C], keep 0.75) after a 3x3 conv",
+        {"K": _n(3, 3, 2, 4, std=0.5), "b": _n(4, std=0.1), "K2": _n(4, 1, std=0.5)},
+        dict(_x(4, 5, 5, 2), U={"kind": "uniform", "shape": (4, 4)}, V={"kind": "uniform", "shape": (4, 3, 3, 4)}),
+        Cost(depth=2, reduction=18), scenario="dropout-kind", keep_prob=0.75)
+# An input dropout (U0) and a hidden one (U): the wrong port leaves the input dropout out (corpus 04's port).
+_layers("dropout-site-missing", "tf.nn.dropout on the input and on the hidden layer (keep 0.75)",
+        {"K1": _n(6, 6, std=0.5), "b1": _n(6, std=0.1), "K2": _n(6, 1, std=0.5)},
+        dict(_x(8, 6), U0={"kind": "uniform", "shape": (8, 6)}, U={"kind": "uniform", "shape": (8, 6)}),
+        Cost(depth=2, reduction=6), scenario="dropout-site-missing", keep_prob=0.75)

@@ -22,3 +22,9 @@ pitfall_pair(
     reference="tf2", params={"W": Init((5, 3), "random_normal", {"stddev": 8.0}), "b": Init((3,), "zeros")},
     arrays=_XY, steps=2, cost=_COST, options={"lr": 0.0625},
 )
+# softmax then nll_loss (log_softmax meant): the loss is -mean(p_y) (corpus: a port's loss on probabilities).
+pitfall_pair(
+    "loss-on-probabilities", module="pitfalls.loss", title="softmax_cross_entropy_with_logits ported as nll_loss(softmax(logits))",
+    reference="tf1", params={"W": Init((5, 3), "random_normal", {"stddev": 0.5}), "b": Init((3,), "zeros")},
+    arrays=_XY, steps=2, cost=_COST, options={"lr": 0.0625, "beta1": 0.875, "beta2": 1 - 2**-8, "epsilon": 2**-27},
+)

@@ -23,7 +23,7 @@ def case_name(pitfall: str, side: str) -> str:
 
 @register_data("pitfall")
 def _pitfall_batches(case, rng: np.random.Generator, *, arrays, fixed=False):
-    """Draw the named arrays of a pitfall case (``normal``, ``uniform``, ``onehot``, ``per_step``), per step or once.
+    """Draw the named arrays of a pitfall case (``normal``, ``uniform``, ``onehot``, ``ids``, ``per_step``), per step or once.
 
     ``per_step``: ``{"kind": "per_step", "values": [...]}`` feeds ``values[step]`` (a scalar) at each step.
     """
@@ -39,6 +39,10 @@ def _pitfall_batches(case, rng: np.random.Generator, *, arrays, fixed=False):
             elif kind == "onehot":
                 labels = rng.integers(0, spec["classes"], size=spec["n"])
                 out[key] = np.eye(spec["classes"])[labels]
+            elif kind == "ids":  # integer ids in [0, high), fed as floats; ``include`` first (a padding id)
+                ids = rng.integers(0, spec["high"], size=tuple(spec["shape"])).astype(float)
+                ids.flat[: len(spec.get("include", ()))] = spec.get("include", ())
+                out[key] = ids
             elif kind == "per_step":
                 out[key] = np.asarray(spec["values"][step % len(spec["values"])], float)
             else:
@@ -153,6 +157,11 @@ _optim(
 _optim(
     "max-norm-timing", "max-norm 1.0 applied after the update, not before",
     params={"W1": Init((5, 4), "random_normal", {"stddev": 1.0}), "W2": _W["W2"]},
+    optimizer="sgd", lr=0.125, max_norm={"param": "W1", "radius": 1.0},
+)
+_optim(
+    "max-norm-missing", "max-norm 1.0 on W1 (clip_by_norm axes=[0]) after each update, left out of the port",
+    steps=3, params={"W1": Init((5, 4), "random_normal", {"stddev": 1.0}), "W2": _W["W2"]},
     optimizer="sgd", lr=0.125, max_norm={"param": "W1", "radius": 1.0},
 )
 _optim("trainable-var-list", "TF1 minimize(var_list=[W2]): W1 frozen", optimizer="sgd", lr=0.125, var_list=("W2",))

@@ -14,7 +14,8 @@ _X = {"X": {"kind": "normal", "shape": (2, 4, 3)}, "T": {"kind": "normal", "shap
 # float32 model: 4 time steps of a 7-long inner product through 2 gates each.
 _COST = Cost(depth=8, reduction=7)
 
-for _name, _title in (("lstm-gate-order", "TF1 LSTMCell gates i, j, f, o"), ("lstm-forget-bias", "TF1 LSTMCell forget_bias=1.0")):
+for _name, _title in (("lstm-gate-order", "TF1 LSTMCell gates i, j, f, o"), ("lstm-forget-bias", "TF1 LSTMCell forget_bias=1.0"),
+                      ("lstm-double-bias", "TF1 LSTMCell (one bias) in nn.LSTM (bias_ih and bias_hh)")):
     pitfall_pair(_name, module="pitfalls.rnn", title=_title, reference="tf1", params=_P, arrays=_X, steps=2,
                  options={"lr": 0.125, "forget_bias": 1.0}, cost=_COST)
 

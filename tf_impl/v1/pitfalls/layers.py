@@ -73,6 +73,23 @@ def _dropout(tf, p, x, o):
     return {"hidden": hidden, "dropout": drop, "out": tf.matmul(drop, p["K2"])}
 
 
+def _spatial_dropout(tf, p, x, o):
+    # Keras SpatialDropout2D / tf.nn.dropout(noise_shape=[N, 1, 1, C]): one draw per image and channel (U: [N, C])
+    conv = tf.nn.relu(tf.nn.conv2d(x["X"], p["K"], strides=1, padding="VALID") + p["b"])
+    keep = o["keep_prob"]
+    drop = conv / keep * tf.floor(keep + x["U"][:, None, None, :])
+    return {"conv": conv, "dropout": drop, "out": _head(tf, drop, p["K2"])}
+
+
+def _two_dropouts(tf, p, x, o):
+    # an input dropout (mask U0) and a hidden one (mask U), both keep_prob
+    keep = o["keep_prob"]
+    xin = x["X"] / keep * tf.floor(keep + x["U0"])
+    hidden = tf.nn.relu(tf.matmul(xin, p["K1"]) + p["b1"])
+    drop = hidden / keep * tf.floor(keep + x["U"])
+    return {"input_dropout": xin, "hidden": hidden, "dropout": drop, "out": tf.matmul(drop, p["K2"])}
+
+
 SCENARIOS = {
     "dense-transpose": _mlp,
     "mlp": _mlp,
@@ -87,6 +104,9 @@ SCENARIOS = {
     "avgpool-count-pad": _pool,
     "dropout-keep-prob": _dropout,
     "dropout-eval-mode": _dropout,
+    "conv-padding": _conv,
+    "dropout-kind": _spatial_dropout,
+    "dropout-site-missing": _two_dropouts,
 }
 
 
@@ -125,6 +145,8 @@ def _settings(o: dict, convention: str) -> dict:
     out = {"framework_convention": convention}
     if "keep_prob" in o:
         out["dropout"] = {"argument": "keep_prob", "value": o["keep_prob"]}
+        out["dropout_kind"] = "channel" if o["scenario"] == "dropout-kind" else "element"
+        out["dropout_sites"] = 2 if o["scenario"] == "dropout-site-missing" else 1
     if o["scenario"] == "layernorm-epsilon":
         out["layernorm_epsilon"] = o["epsilon"]
     if o["scenario"] == "gelu-approx":

@@ -36,7 +36,7 @@ class LossPort(GraphPort):
         self.after = {"parameters": dict(self.variables)}
 
     def settings(self) -> dict:
-        return {"framework_convention": "tf", "loss_reduction": "mean"}
+        return {"framework_convention": "tf", "loss_reduction": "mean", "loss_input": "logits"}
 
 
 def build(case, dtype, variant=None):

@@ -4,8 +4,8 @@
 schedule, clipping, max-norm constraint and ``var_list`` come from the case's options:
 
 * ``optimizer``: ``sgd`` | ``momentum`` (``momentum``, ``nesterov``) | ``adam`` (``beta1``,
-  ``beta2``, ``epsilon``) | ``rmsprop`` (``decay``, ``epsilon``) | ``adagrad``
-  (``initial_accumulator``);
+  ``beta2``, ``epsilon``) | ``rmsprop`` (``decay``, ``epsilon``, ``centered``) | ``adagrad``
+  (``initial_accumulator``) | ``adadelta`` (``rho``, ``epsilon``);
 * ``schedule``: ``{"kind": "polynomial", "decay_steps", "end", "power"}`` evaluated at
   ``global_step``, which ``apply_gradients`` increments after the update;
 * ``clip``: ``{"kind": "global", "norm": c}`` (``tf.clip_by_global_norm``);
@@ -21,7 +21,8 @@ from .._graph import GraphPort, framework_info, tf_dtype
 __all__ = ["build", "framework_info", "OptimPort", "SLOTS"]
 
 #: The slots each optimizer reports, under TF1's slot names (the canonical names).
-SLOTS = {"sgd": (), "momentum": ("momentum",), "adam": ("m", "v"), "rmsprop": ("rms",), "adagrad": ("accumulator",)}
+SLOTS = {"sgd": (), "momentum": ("momentum",), "adam": ("m", "v"), "rmsprop": ("rms",), "adagrad": ("accumulator",),
+         "adadelta": ("accum", "accum_update")}
 
 
 def _optimizer(tf1, o: dict, lr):
@@ -33,9 +34,11 @@ def _optimizer(tf1, o: dict, lr):
     if kind == "adam":
         return tf1.train.AdamOptimizer(lr, o.get("beta1", 0.9), o.get("beta2", 0.999), o.get("epsilon", 1e-8))
     if kind == "rmsprop":
-        return tf1.train.RMSPropOptimizer(lr, decay=o.get("decay", 0.9), epsilon=o.get("epsilon", 1e-10))
+        return tf1.train.RMSPropOptimizer(lr, decay=o.get("decay", 0.9), epsilon=o.get("epsilon", 1e-10), centered=bool(o.get("centered", False)))
     if kind == "adagrad":
         return tf1.train.AdagradOptimizer(lr, initial_accumulator_value=o.get("initial_accumulator", 0.1))
+    if kind == "adadelta":
+        return tf1.train.AdadeltaOptimizer(lr, rho=o.get("rho", 0.95), epsilon=o.get("epsilon", 1e-8))
     raise ValueError(f"unknown optimizer {kind!r}")
 
 
@@ -105,10 +108,16 @@ def _settings(o: dict) -> dict:
         out.update(adam_epsilon=o.get("epsilon", 1e-8), adam_epsilon_form="hat")
     if kind == "momentum":
         out.update(momentum=o["momentum"], nesterov=bool(o.get("nesterov", False)), dampening=0.0)
+    if kind == "adam":
+        out["adam_betas"] = (o.get("beta1", 0.9), o.get("beta2", 0.999))
     if kind == "rmsprop":
-        out.update(rmsprop_decay=o.get("decay", 0.9), rmsprop_initial=1.0)
+        out.update(rmsprop_decay=o.get("decay", 0.9), rmsprop_initial=1.0, rmsprop_centered=bool(o.get("centered", False)),
+                   rmsprop_epsilon=o.get("epsilon", 1e-10), rmsprop_epsilon_form="inside sqrt")
+    if kind == "adadelta":
+        out.update(adadelta_rho=o.get("rho", 0.95), adadelta_epsilon=o.get("epsilon", 1e-8))
     if kind == "adagrad":
         out.update(initial_accumulator=o.get("initial_accumulator", 0.1))
+    out["coupled_weight_decay"] = 0.0
     if o.get("clip"):
         out["clip"] = {"kind": "global", "value": o["clip"]["norm"]}
     if o.get("max_norm"):

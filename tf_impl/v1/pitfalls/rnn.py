@@ -52,7 +52,8 @@ class LSTMPort(GraphPort):
         self.after = {"parameters": dict(v)}
 
     def settings(self) -> dict:
-        return {"framework_convention": "tf", "lstm_gate_order": "i,j,f,o", "lstm_forget_bias": self.case.option("forget_bias")}
+        return {"framework_convention": "tf", "lstm_gate_order": "i,j,f,o", "lstm_forget_bias": self.case.option("forget_bias"),
+                "lstm_bias_hh": "zero"}
 
 
 def build(case, dtype, variant=None):
