@@ -144,6 +144,15 @@ def float64_hyper(optimizer, layers: list, dtype: str, keras_name: str) -> str |
     leaky_note = ("float64: LeakyReLU " + ", ".join(leaky) + " computed as x > 0 ? x : x * alpha with a float64 alpha "
                   "(TF's LeakyRelu op keeps alpha in float32: 0.2 would be 0.20000000298)") if leaky else None
     fixed = []  # tf_keras and Keras 3 alike: both step with a cast of the Python float (ops.cast / tf.cast)
+    hyper = getattr(optimizer, "_hyper", None)
+    if isinstance(hyper, dict):
+        # a legacy optimizer (tf_keras.optimizers.legacy) makes a float32 variable of each Python-float
+        # hyper-parameter on first read (reading .momentum below is one): given as float64 first, its
+        # variable is float64 (the rate and a legacy `decay` schedule were 9.99999975e-05 for 1e-4)
+        for k, v in list(hyper.items()):
+            if isinstance(v, float) and float(np.float32(v)) != v:
+                hyper[k] = np.float64(v)
+                fixed.append(f"{k}={v!r}")
     for attr in ("momentum", "beta_1", "beta_2", "epsilon", "rho", "initial_accumulator_value"):
         v = getattr(optimizer, attr, None)
         if isinstance(v, float) and float(np.float32(v)) != v:
