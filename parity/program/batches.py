@@ -1,4 +1,5 @@
-"""The batches of ``parity diff``: the user's data or batches drawn from input shapes, dropout masks (numpy only)."""
+"""The batches of ``parity diff``: the user's data or batches drawn from input shapes, dropout masks and the
+shared random-noise draws (numpy only)."""
 
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ import numpy as np
 
 from parity.errors import ParityError, PortError
 
-__all__ = ["MASK_PREFIX", "draw_batches", "as_batches", "as_array", "add_masks", "cost_of"]
+__all__ = ["MASK_PREFIX", "NOISE_BASE", "noise_kind", "draw_batches", "as_batches", "as_array", "add_masks", "add_noise", "cost_of"]
 
 
 # -- data ---------------------------------------------------------------------------------------------
@@ -78,9 +79,71 @@ def as_array(value) -> np.ndarray:
 
 MASK_PREFIX = "__dropout_mask__/"
 
+#: the site index where each kind of random draw (not a dropout) starts: a capture adapter numbers its
+#: k-th normal draw of a run ``NOISE_BASE["normal"] + k`` (uniform likewise), so both programs' k-th draws
+#: of a kind share one key whatever dropouts come between; an ``undriven`` site is a note, not a draw
+#: (its name says what and where). The capture adapters hold the same numbers (tf_impl/*/capture/noise.py,
+#: torch_impl/capture/noise.py; tests/test_noise_sources.py checks them).
+NOISE_BASE = {"normal": 1_000_000, "uniform": 2_000_000, "undriven": 3_000_000}
+_NOISE_FLOOR = min(NOISE_BASE.values())
+
+
+def noise_kind(index: int) -> str | None:
+    """``normal``, ``uniform`` or ``undriven`` for a noise site's index; None for a dropout site's."""
+    if index < _NOISE_FLOOR:
+        return None
+    return max((base, kind) for kind, base in NOISE_BASE.items() if index >= base)[1]
+
 
 def add_masks(ref_sites, port_sites, batches, rng, notes) -> None:
-    """Draw one keep-mask per reference dropout site per step (channel-last, 1 = keep) into the batches."""
+    """Draw one keep-mask per reference dropout site per step (channel-last, 1 = keep) into the batches,
+    and one draw per paired random-noise site (:func:`add_noise`)."""
+    ref_noise = [s for s in ref_sites if noise_kind(s.index)]
+    port_noise = [s for s in port_sites if noise_kind(s.index)]
+    ref_sites = [s for s in ref_sites if not noise_kind(s.index)]
+    port_sites = [s for s in port_sites if not noise_kind(s.index)]
+    _add_dropout_masks(ref_sites, port_sites, batches, rng, notes)
+    add_noise(ref_noise, port_noise, batches, rng, notes)
+
+
+def add_noise(ref_sites, port_sites, batches, rng, notes) -> None:
+    """The reference's random draws are the stream: its k-th standard normal (or U[0, 1)) draw of a step and
+    the port's k-th of the same kind get the same numbers when their shapes agree (channel-last; the batch
+    dimension follows each batch). Every draw left to its own program is named in a note."""
+    port = {s.index: s for s in port_sites}
+    ref = {s.index: s for s in ref_sites}
+    for label, sites in (("reference", ref_sites), ("port", port_sites)):
+        for s in sites:
+            if noise_kind(s.index) == "undriven":
+                notes.append(f"{label}: not driven: {s.name}")
+    n0 = _batch_size(batches[0]) if batches else None
+    for index, site in ref.items():
+        kind = noise_kind(index)
+        if kind == "undriven":
+            continue
+        other = port.get(index)
+        if other is None:
+            notes.append(f"not driven: {kind} draw {site.name} (reference) has no {kind} draw to pair with in the port: "
+                         "each draws its own; expect a difference from step 0 at the forward outputs after it")
+            continue
+        a, b = tuple(site.shape_channel_last), tuple(other.shape_channel_last)
+        if a != b:
+            notes.append(f"not driven: {kind} draw {site.name} {list(a)} (reference) vs {other.name} {list(b)} (port): "
+                         "shapes differ, each draws its own; expect a difference from step 0 at the forward outputs after it")
+            continue
+        for batch in batches:
+            shape = a
+            if a and n0 is not None and a[0] == n0:  # a per-example draw follows each batch's size
+                shape = (_batch_size(batch),) + a[1:]
+            draw = rng.standard_normal(shape) if kind == "normal" else rng.random(shape)
+            batch[f"{MASK_PREFIX}{index}"] = draw
+    for index, site in port.items():
+        if index not in ref and noise_kind(index) != "undriven":
+            notes.append(f"not driven: {noise_kind(index)} draw {site.name} (port) has no {noise_kind(index)} draw to pair "
+                         "with in the reference: it draws its own; expect a difference from step 0 at the forward outputs after it")
+
+
+def _add_dropout_masks(ref_sites, port_sites, batches, rng, notes) -> None:
     if len(ref_sites) != len(port_sites):
         notes.append(f"dropout: the reference has {len(ref_sites)} site(s), the port {len(port_sites)}: masks are given to the "
                      f"first {min(len(ref_sites), len(port_sites))}; the others draw their own (compare those layers statistically)")

@@ -71,7 +71,7 @@ def param_kind(module, attr: str, t) -> str | None:
         return {"weight": "bn_gamma", "bias": "bn_beta", "running_mean": "bn_mean", "running_var": "bn_var"}.get(attr)
     if isinstance(module, nn.LayerNorm):
         return {"weight": "ln_gamma", "bias": "ln_beta"}.get(attr)
-    if isinstance(module, (nn.LSTM, nn.LSTMCell, nn.RNN, nn.RNNCell)):  # (the lstm_* kinds: any recurrent layer's)
+    if isinstance(module, (nn.LSTM, nn.LSTMCell, nn.RNN, nn.RNNCell, nn.GRU, nn.GRUCell)):  # (the lstm_* kinds: any recurrent layer's)
         if attr.startswith("weight_ih"):
             return "lstm_kernel"
         if attr.startswith("weight_hh"):

@@ -7,7 +7,8 @@ the functional layers a ``forward`` calls (``F.relu``, ``F.max_pool2d``, ``x @ w
 :mod:`.kinds`) like modules, as ``F.relu``, ``F.relu#2``..., a bias added to a recorded matmul
 replacing it (TF's ``MatMul`` + ``BiasAdd`` is one output); it hands dropout to :mod:`.dropout`,
 tags permutes and flattens so a Linear after a conv is known to read ``(c, h, w)`` or ``(h, w, c)``
-order, and puts recorded outputs in the canonical (channel-last) layout. Each output's kind
+order, and puts recorded outputs in the canonical (channel-last) layout;
+a normal or uniform draw (``torch.randn_like``...) goes to :mod:`.noise` (parity's draw for its site). Each output's kind
 (linear, conv, activation, pool, norm, dropout, embedding, rnn, rnn_state, reshape, other; ``any``
 for a flatten's unrecorded input) is kept in ``prog._forward_kinds`` for the structural pairing.
 """
@@ -19,7 +20,7 @@ import contextlib
 import numpy as np
 
 from .. import torch as _torch
-from . import dropout
+from . import dropout, noise
 from .dtype import default_dtype
 from .kinds import function_kind, function_label, module_kind
 
@@ -33,6 +34,8 @@ class Watch:
         self.prog, self.masks, self.acts = prog, masks or {}, acts
         self.flattens = 0
         self.sites: list = []  # DropoutSite, in call order
+        self.noise: list = []  # the normal / uniform draws parity drives (DropoutSite, index NOISE_BASE[kind] + k)
+        self.noise_counts: dict[str, int] = {}
         self.tags: dict[int, tuple] = {}  # id(tensor) -> ("perm", dims) | ("flat", order, (c, h, w))
         self.keep: list = []  # keeps tagged tensors alive so their ids stay unique
         self.kinds: dict[str, str] = {}  # recorded output -> kind
@@ -108,7 +111,9 @@ class Watch:
             return out
         if dropout.is_bernoulli(func, args, t):
             return dropout.drive_bernoulli(self, args[0])
-        note = dropout.undriven(func, t)
+        if noise.noise_kind(func, t):
+            return noise.drive(self, func, args, kwargs)
+        note = dropout.undriven(func, t) or noise.undriven(func, t)
         if note is not None:
             self.prog._note(note)
         out = func(*args, **kwargs)
@@ -203,7 +208,7 @@ def recording(prog, acts: dict, masks):
         for h in handles:
             h.remove()
         prog._current = []
-        prog._sites = watch.sites
+        prog._sites = watch.sites + watch.noise
         prog._forward_kinds = dict(watch.kinds)
 
 

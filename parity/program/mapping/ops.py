@@ -24,6 +24,7 @@ OPS = {
     "rows_hwc>chw:c,h,w": "reorder a kernel's rows from a (h, w, c) flatten to (c, h, w)",
     "gates:ABCD>ACBD": "permute equal gate blocks of the last axis (letters name the gates, e.g. gates:ijfo>ifjo)",
     "rows:a:b": "rows a to b-1 of a 2-D variable: one part of a fused kernel (TF1 LSTM [in+H, 4H]: rows:0:in, rows:in:in+H)",
+    "row:i": "row i of a 2-D variable, as 1-D (Keras GRU bias [2, 3H]: row:0 the input bias, row:1 the recurrent one)",
     "forget_bias:v": "values only: add v to the f block (block 2 of 4, canonical i, f, g, o) of an LSTM bias",
     "zero": "values only: 0 (the reference has no such variable: torch's second LSTM bias must stay 0)",
 }
@@ -42,7 +43,7 @@ def _parse(op: str) -> tuple[str, str]:
     if not isinstance(op, str):
         raise ParityError(f"mapping: a layout op must be a string, got {op!r}; valid ops: {_valid()}")
     name, _, args = op.partition(":")
-    if name not in _INVERSE and name not in ("gates", "rows", "forget_bias", "zero"):
+    if name not in _INVERSE and name not in ("gates", "rows", "row", "forget_bias", "zero"):
         raise ParityError(f"mapping: unknown layout op {op!r}; valid ops: {_valid()}")
     return name, args
 
@@ -75,6 +76,16 @@ def _rows(op: str, args: str) -> tuple[int, int]:
     return a, b
 
 
+def _row(op: str, args: str) -> int:
+    try:
+        i = int(args)
+    except ValueError:
+        i = -1
+    if i < 0:
+        raise ParityError(f"mapping: bad layout op {op!r}: expected row:i with i >= 0 (row i of a 2-D variable)")
+    return i
+
+
 def _float(op: str, args: str) -> float:
     try:
         return float(args)
@@ -101,6 +112,8 @@ def check_ops(ops) -> None:
             _gates(op, args)
         elif name == "rows":
             _rows(op, args)
+        elif name == "row":
+            _row(op, args)
         elif name == "forget_bias":
             _float(op, args)
         elif args:
@@ -128,6 +141,11 @@ def apply_ops(ops: Sequence[str], x: np.ndarray, values: bool = True) -> np.ndar
             if x.ndim != 2 or x.shape[0] < b:
                 raise ParityError(f"mapping: op {op!r} does not fit a variable of shape {list(x.shape)}")
             x = x[a:b]
+        elif name == "row":
+            i = _row(op, args)
+            if x.ndim != 2 or x.shape[0] <= i:
+                raise ParityError(f"mapping: op {op!r} does not fit a variable of shape {list(x.shape)}")
+            x = x[i]
         elif name == "T":
             x = x.T
         elif name in _AXES:
@@ -166,7 +184,7 @@ def invert_ops(ops: Sequence[str]) -> list[str]:
             out.append(f"gates:{dst}>{src}")
         elif name == "forget_bias":
             out.append(f"forget_bias:{-_float(op, args):g}")
-        elif name in ("rows", "zero"):
+        elif name in ("rows", "row", "zero"):
             raise ParityError(f"mapping: layout op {op!r} takes a part of a variable: it has no inverse on its own")
         else:
             out.append(_INVERSE[name] + (":" + args if args else ""))

@@ -1,5 +1,5 @@
-"""Recurrent layers mapped automatically: TF1 LSTM/RNN cells, Keras LSTM/SimpleRNN -> torch nn.LSTM/nn.RNN
-(and their cells), numpy only.
+"""Recurrent layers mapped automatically: TF1 LSTM/RNN cells, Keras LSTM/SimpleRNN/GRU -> torch
+nn.LSTM/nn.RNN/nn.GRU (and their cells), numpy only.
 
 Canonical layout of one recurrent layer (Keras's): an input kernel ``[in, G*H]``, a recurrent kernel
 ``[H, G*H]`` and one effective bias ``[G*H]``, gates in the order i, f, g, o (G = 4; a plain RNN: G = 1).
@@ -13,8 +13,12 @@ Canonical layout of one recurrent layer (Keras's): an input kernel ``[in, G*H]``
   ``bias_hh`` pairs with the reference's bias under the report name ``<bias>:second`` and op ``zero``: its
   value must stay 0 (kept at 0 and frozen, the port trains like TF's one bias; trained, the two biases move
   their sum twice as fast and the parameters stage shows it), its gradient is the bias's gradient.
-- TF1 ``GRUCell`` applies the reset gate before the recurrent matmul, torch ``nn.GRU`` after: not the
-  same maths (pitfall ``gru-reset-after``), refused in one line.
+- Keras ``GRU`` (reset_after=True, torch's maths): kernel ``[in, 3H]`` and recurrent_kernel ``[H, 3H]``,
+  gates z, r, h, are canonical; torch ``nn.GRU``'s ``weight_ih`` / ``weight_hh`` take ``T`` then
+  ``gates:rzn>zrn``; the Keras bias ``[2, 3H]`` (input and recurrent bias) gives ``row:0`` -> ``bias_ih`` and
+  ``row:1`` -> ``bias_hh`` (report names ``<bias>:input``, ``<bias>:recurrent``; ``gates:rzn>zrn`` on torch's).
+- TF1 ``GRUCell`` and Keras ``GRU(reset_after=False)`` apply the reset gate before the recurrent matmul,
+  torch ``nn.GRU`` after: not the same maths (pitfall ``gru-reset-after``), refused in one line.
 """
 
 from __future__ import annotations
@@ -54,9 +58,8 @@ def _units(specs, framework: str) -> list[dict]:
             hit = _TORCH.match(attr)
             if not hit:
                 continue
-            if hit.group(2).endswith("_reverse"):
-                raise ParityError(f"cannot map the variables automatically: {s.name} belongs to a bidirectional torch RNN; "
-                                  "write its pairs in a mapping file (see docs/own-model.md)")
+            # a bidirectional RNN: each layer's ``_reverse`` weights are a unit of their own, after the forward one
+            # (as Keras's Bidirectional holds its forward layer, then its backward layer)
             u = units.setdefault(f"{s.layer}{hit.group(2)}", {"name": f"{s.layer}{hit.group(2)}"})
             u[{"weight_ih": "kernel", "weight_hh": "recurrent", "bias_ih": "bias", "bias_hh": "bias2"}[hit.group(1)]] = s
         elif framework == "tf1":
@@ -73,7 +76,8 @@ def _units(specs, framework: str) -> list[dict]:
         else:
             if s.kind not in ("lstm_kernel", "lstm_recurrent", "lstm_bias"):
                 continue
-            u = units.setdefault(s.layer, {"name": s.layer})
+            layer = s.name.rpartition("/")[0] or s.layer  # (Bidirectional: two cells of one name, forward_*/ and backward_*/)
+            u = units.setdefault(layer, {"name": layer})
             u[{"lstm_kernel": "kernel", "lstm_recurrent": "recurrent", "lstm_bias": "bias"}[s.kind]] = s
     return list(units.values())
 
@@ -95,6 +99,33 @@ def _size(u: dict) -> tuple[int, int, int] | None:
     return k.shape[1], r.shape[1], r.shape[0] // r.shape[1]  # torch [G*H, H]
 
 
+def _gru_entries(r: dict, p: dict, n_in: int, h: int) -> tuple[list, list]:
+    """A Keras GRU (reset_after=True: kernel [in, 3H], recurrent_kernel [H, 3H], gates z, r, h; bias [2, 3H],
+    the input and the recurrent bias) onto torch nn.GRU (weight_ih [3H, in], weight_hh [3H, H], gates r, z, n;
+    bias_ih, bias_hh): the canonical layout is Keras's, torch's weights ``T`` then ``gates:rzn>zrn``, the bias
+    rows ``row:0`` / ``row:1`` (report names ``<bias>:input`` / ``<bias>:recurrent``)."""
+    gates = ["gates:rzn>zrn"]
+    b, pb, pb2 = r.get("bias"), p.get("bias"), p.get("bias2")
+    if b is not None and len(b.shape) == 1:
+        raise ParityError(f"cannot map {b.name}: a Keras GRU with reset_after=False applies the reset gate before the "
+                          "recurrent matmul, torch nn.GRU after it: not the same maths (parity explain gru-reset-after); "
+                          "use reset_after=True (Keras 2.x's default) or compare with a mapping file")
+    out = [Entry(r[key].name, p[key].name, [], ["T"] + gates, (n_in if key == "kernel" else h, 3 * h), kind,
+                 r[key].trainable and p[key].trainable)
+           for key, kind in (("kernel", "lstm_kernel"), ("recurrent", "lstm_recurrent"))]
+    notes = []
+    if b is None and pb is None:
+        notes.append(f"{r['name']}: a GRU without biases, taken as Keras's reset_after=True (torch nn.GRU's maths)")
+    elif b is None or pb is None or pb2 is None:
+        raise ParityError(f"cannot map the recurrent layers automatically: {r['name']} and {p['name']} differ in having "
+                          "biases; write the pairs in a mapping file")
+    else:
+        for row, port, part in ((0, pb, "input"), (1, pb2, "recurrent")):
+            out.append(Entry(b.name, port.name, [f"row:{row}"], gates, (3 * h,), "lstm_bias",
+                             b.trainable and port.trainable, name=f"{b.name}:{part}"))
+    return out, notes
+
+
 def recurrent_entries(ref_specs, ref_framework: str, port_specs, port_framework: str):
     """``(entries, notes, used reference names, used port names)`` for the recurrent layers, paired in order.
 
@@ -114,6 +145,13 @@ def recurrent_entries(ref_specs, ref_framework: str, port_specs, port_framework:
     entries, notes, used_r, used_p = [], [], set(), set()
     for r, p in zip(ru, pu):
         n_in, h, g = _size(r)
+        if g == 3:  # a Keras GRU onto nn.GRU
+            e, n = _gru_entries(r, p, n_in, h)
+            entries += e
+            notes += n
+            for u, used in ((r, used_r), (p, used_p)):
+                used.update(s.name for key in ("kernel", "recurrent", "bias", "bias2") if (s := u.get(key)) is not None)
+            continue
         gates = ["gates:ijfo>ifjo"] if r.get("fused") and g == 4 else []
         kind = "lstm_kernel"
         if r.get("fused"):

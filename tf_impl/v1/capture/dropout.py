@@ -7,7 +7,8 @@ fed placeholder), the op is the same. A hand-written dropout, ``floor(keep_prob 
 (the sparse dropout of graph networks), is driven at its ``Floor``: parity feeds the floor's output
 with its mask (without a mask: ``keep_prob`` everywhere, so ``x * mask / keep_prob`` is the identity;
 where the mask becomes a boolean, ``tf.sparse_retain``, everything is kept and the ``1 / keep_prob``
-scale stays, as a note says). :class:`DropoutFeeds` holds the sites' tensors in the graph that runs.
+scale stays, as a note says). :class:`DropoutFeeds` holds the sites' tensors in the graph that runs, and
+the other normal / uniform draws (:mod:`.noise`), fed with parity's draw for their site.
 """
 
 from __future__ import annotations
@@ -18,6 +19,8 @@ import numpy as np
 
 from parity.errors import ParityError
 from parity.portkit.program import fit_mask
+
+from .noise import NOISE_BASE, find_noise, noise_notes
 
 _RANDOM_OPS = ("RandomUniform", "StatelessRandomUniformV2")
 
@@ -65,12 +68,18 @@ def _floor_site(op) -> dict | None:
             "output": output, "shape": shape, "boolean": as_bool}
 
 
+class Sites(list):
+    """The dropout sites (a list of dicts), and ``noise``: the random draws that are not a dropout's."""
+
+    noise: list = []
+
+
 def find_dropout(forward) -> list[dict]:
     """Dropout sites: ``GreaterEqual(random_uniform, rate)`` whose random tensor we can feed, and the
     hand-written ``floor(keep_prob + random_uniform)``, in graph order. A dropout of a tensor of static
     shape draws from a constant shape, so its draw is not downstream of the inputs: the ops two steps
-    above the forward path are searched too."""
-    sites = []
+    above the forward path are searched too. The list's ``noise`` holds the other random draws
+    (:func:`.noise.find_noise`)."""
     seen, ops = set(), []
     for op in forward:
         for cand in [i.op for i in op.inputs] + [j.op for i in op.inputs for j in i.op.inputs] + [op]:
@@ -78,6 +87,8 @@ def find_dropout(forward) -> list[dict]:
                 seen.add(cand)
                 ops.append(cand)
     order = {op: i for i, op in enumerate(forward[0].graph.get_operations())} if forward else {}
+    sites = Sites()
+    sites.noise = find_noise(forward, ops, _in_while_loop)  # the other random draws (:mod:`.noise`)
     for op in sorted(ops, key=order.get):
         if _in_while_loop(op):  # (a DropoutWrapper inside dynamic_rnn): a tensor in a loop cannot be fed
             scope = op.name.rsplit("/", 1)[0]
@@ -120,6 +131,7 @@ def dropout_notes(sites: list[dict]) -> list[str]:
     notes += [f"dropout {site['name']}: inside a tf.while_loop (a DropoutWrapper in dynamic_rnn), where parity cannot "
               "feed its draw: left to TF's own (that layer and what follows differ by chance: compare them "
               "statistically, not element by element)" for site in sites if site.get("form") == "loop"]
+    notes += noise_notes(getattr(sites, "noise", []))
     notes += [f"dropout {site['name']} (hand-written, floor(keep_prob + random_uniform) made boolean): driven "
               "with parity's masks; without a mask it keeps everything but its 1/keep_prob scale stays"
               for site in sites if site.get("form") == "floor" and site.get("boolean")]
@@ -138,6 +150,7 @@ class DropoutFeeds:
 
     def __init__(self, sites: list[dict], graph, tf):
         T = graph.get_tensor_by_name
+        all_sites = sites
         # only the sites parity drives: their positions are the mask indices (a note names the others)
         sites = [s for s in sites if s["random"] and _driven(s, s["scale"])]
         self.sites = sites
@@ -147,6 +160,16 @@ class DropoutFeeds:
         self.random_shape = [tf.shape(t, name=f"parity/dropout_shape_{i}") for i, t in enumerate(self.random)]
         self.rates: list = []
         self.last_shapes: dict[int, tuple] = {}
+        # the normal / uniform draws parity drives: (index, site), each fed with parity's draw when given
+        counts: dict[str, int] = {}
+        self.noise = []
+        for n in getattr(all_sites, "noise", []):
+            if n["kind"] in ("normal", "uniform"):
+                k = counts[n["kind"]] = counts.get(n["kind"], -1) + 1
+                self.noise.append((NOISE_BASE[n["kind"]] + k, n))
+        self.noise_random = [T(n["random"]) for _, n in self.noise]
+        self.noise_shape = [tf.shape(t, name=f"parity/noise_shape_{i}") for i, t in enumerate(self.noise_random)]
+        self.noise_shapes: dict[int, tuple] = {}
 
     def read_rates(self, run: Callable) -> None:
         """Each site's rate, ``run(tensor)`` (None for a rate that depends on the batch: read at the first step)."""
@@ -167,6 +190,9 @@ class DropoutFeeds:
     def feed(self, feed: dict, masks: Mapping[int, np.ndarray] | None, run: Callable) -> None:
         """Add to ``feed`` each site's mask, or the identity (keep everything, no 1/keep_prob scaling)."""
         masks = masks or {}
+        for (index, _), t in zip(self.noise, self.noise_random):  # a noise draw: fed when parity gives one
+            if index in masks and t.shape.is_compatible_with(np.shape(masks[index])):  # (else: TF's own draw)
+                feed[t] = np.asarray(masks[index]).astype(t.dtype.as_numpy_dtype)
         for i, t in enumerate(self.random):
             if i in masks:
                 shape = self.last_shapes.get(i)
@@ -194,12 +220,16 @@ class DropoutFeeds:
         """Fetch the sites' shapes and rates with a run (where there are sites)."""
         if self.random:
             fetches["shapes"], fetches["rates"] = self.random_shape, self.rate
+        if self.noise:
+            fetches["noise_shapes"] = self.noise_shape
 
     def record(self, got: Mapping) -> None:
         """Keep the shapes and rates a run with :meth:`add_fetches` fetched."""
         if self.random:
             self.last_shapes = {i: tuple(int(d) for d in s) for i, s in enumerate(got["shapes"])}
             self.rates = [self._rate(i, r) for i, r in enumerate(got["rates"])]
+        if self.noise:
+            self.noise_shapes = {i: tuple(int(d) for d in s) for i, s in enumerate(got["noise_shapes"])}
 
     def driven(self, where: str) -> list[tuple]:
         """``(index, name, shape, rate)`` of each site the adapter drives (shapes as the last run saw them)."""
@@ -211,4 +241,9 @@ class DropoutFeeds:
             if shape is None or any(d is None for d in shape):
                 raise ParityError(f"{where}: dropout {s['name']} has no static shape: call forward() first")
             out.append((i, s["name"], tuple(shape), self.rates[i]))
+        for j, (index, n) in enumerate(self.noise):  # the noise draws (rate 0; the index says the kind)
+            shape = self.noise_shapes.get(j, n["shape"])
+            if shape is None or any(d is None for d in shape):
+                raise ParityError(f"{where}: random draw {n['name']} has no static shape: call forward() first")
+            out.append((index, n["name"], tuple(shape), 0.0))
         return out

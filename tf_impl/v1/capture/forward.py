@@ -4,7 +4,9 @@ a matmul/conv with the bias add that follows it, activations, pooling, batch nor
 name for the fused and non-fused kernels), dropout, embedding lookups, the sequence output of a
 ``dynamic_rnn`` (a ``While`` op: its stacked, batch-major output, named by the RNN's scope) and its
 final state (``scope/h``, ``scope/c``, ``.1``... for each further layer: an LSTM's state is (c, h)
-per layer); each with its kind (``rnn``, ``rnn_state`` for h, ``rnn_cell`` for an LSTM's c).
+per layer); each with its kind (``rnn``, ``rnn_state`` for h, ``rnn_cell`` for an LSTM's c). A
+``static_rnn`` (the cell unrolled in the graph) records its cells' final states the same way (not its
+sequence output, a Python list), and none of the ops inside its cells.
 """
 
 from __future__ import annotations
@@ -85,6 +87,59 @@ def _rnn_outputs(op) -> dict:
     return out
 
 
+_CELL_KERNEL = re.compile(r"^(.*?)/?((?:multi_rnn_cell/cell_\d+/)?(basic_lstm_cell|lstm_cell|basic_rnn_cell|rnn_cell))/kernel$")
+
+
+def _static_rnn_outputs(forward) -> tuple[dict, set]:
+    """A ``static_rnn`` (the cell unrolled in the graph, one ``MatMul`` of the cell's fused kernel per step):
+    ``({name: (tensor name, kind)}, cell-internal ops)``: the final state of each cell, from its last step's
+    matmul: an LSTM's ``scope/c`` and ``scope/h`` (``h = tanh(c) * sigmoid(o)``), a plain RNN's ``scope/h``
+    (its activation), ``.1``... for each further cell of a ``MultiRNNCell``, as ``dynamic_rnn``'s; the ops
+    inside the cells are not layer outputs of their own. The sequence output (a Python list) is not recorded."""
+    last: dict[str, object] = {}  # cell kernel -> its last step's MatMul
+    scopes: dict[str, tuple] = {}
+    for op in forward:
+        if op.type != "MatMul" or len(op.inputs) < 2:
+            continue
+        var = _source_variable(op.inputs[1])
+        hit = _CELL_KERNEL.match(var.name) if var is not None else None
+        if hit:
+            last[var.name] = op
+            scopes[var.name] = (hit.group(1) or "rnn", hit.group(3), var.name[: -len("/kernel")])
+    out, inside = {}, set()
+    for n, (kernel, matmul) in enumerate(last.items()):
+        scope, cell, prefix = scopes[kernel]
+        if _in_loop(matmul):
+            return {}, set()  # a dynamic_rnn's cell: its While op is recorded
+        inside.update(op for op in forward if op.name.startswith(prefix + "/"))
+        bias = [c for c in matmul.outputs[0].consumers() if c.type in _BIAS_ADDS]
+        if not bias:
+            continue
+        suffix = f".{n}" if n else ""
+        if "lstm" in cell:
+            split = [c for c in bias[0].outputs[0].consumers() if c.type in ("Split", "SplitV")]
+            o = [c for c in split[0].outputs[3].consumers() if c.type == "Sigmoid"] if split and len(split[0].outputs) == 4 else []
+            h = [c for c in o[0].outputs[0].consumers() if c.type == "Mul"] if o else []
+            tanh = [i.op for i in h[0].inputs if i.op.type == "Tanh"] if h else []
+            if tanh:
+                out[f"{scope}/c{suffix}"] = (tanh[0].inputs[0].name, "rnn_cell")
+                out[f"{scope}/h{suffix}"] = (h[0].outputs[0].name, "rnn_state")
+        else:
+            act = [c for c in bias[0].outputs[0].consumers() if c.type in ("Tanh", "Relu", "Sigmoid")]
+            if act:
+                out[f"{scope}/h{suffix}"] = (act[0].outputs[0].name, "rnn_state")
+    return out, inside
+
+
+def _in_loop(op) -> bool:
+    ctx = op._get_control_flow_context()
+    while ctx is not None:
+        if ctx.IsWhileContext():
+            return True
+        ctx = ctx.outer_context
+    return False
+
+
 def _norm_name(op_name: str) -> str:
     """A batch normalisation's output named by its layer scope, whichever kernel computed it."""
     return re.split(r"/(cond|FusedBatchNorm\w*|batchnorm)(/|$)", op_name)[0]
@@ -111,7 +166,15 @@ def layer_outputs(forward, trained, model_state, dropout: list[dict]):
     params = set(trained) | set(model_state)
     outputs, kind_of = {}, {}
     dropout_out = {s["output"]: s["name"] for s in dropout if s["output"]}
+    static, inside = _static_rnn_outputs(forward)
+    static_at: dict[str, list] = {}  # the op computing a static_rnn's final state -> its names, recorded there
+    for key, (tensor, _) in static.items():
+        static_at.setdefault(tensor.rsplit(":", 1)[0], []).append(key)
     for op in forward:
+        if op in inside:  # a static_rnn cell's own ops: only its final state is a layer output
+            for key in static_at.get(op.name, ()):
+                outputs[key], kind_of[key] = static[key]
+            continue
         kind = kinds.get(op.type)
         if op.type in _WHILE_OPS or op.type == "TensorArrayGatherV3":
             for key, (tensor, k) in (_rnn_outputs(op) if op.type in _WHILE_OPS else _rnn_outputs_v1(op)).items():

@@ -1,7 +1,7 @@
 """Finding what a Keras program's dict holds: its keys checked (a built ``keras.Model``, a Keras
 optimizer, a loss unless the program has its own ``train_step``), which Keras it is (tf_keras or
 Keras 3), the leaf layers parity records, each weight's own name (``layer/kernel``) and its kind
-(:data:`_KINDS`: dense or conv kernel, bias, BatchNorm and LayerNorm weights, embedding, LSTM).
+(:data:`_KINDS`: dense or conv kernel, bias, BatchNorm and LayerNorm weights, embedding, LSTM / GRU / SimpleRNN).
 """
 
 from __future__ import annotations
@@ -24,6 +24,9 @@ _KINDS = {  # (layer class, weight leaf) -> ParamSpec kind
     ("SimpleRNNCell", "kernel"): "lstm_kernel", ("SimpleRNNCell", "recurrent_kernel"): "lstm_recurrent",
     ("SimpleRNNCell", "bias"): "lstm_bias", ("SimpleRNN", "kernel"): "lstm_kernel",
     ("SimpleRNN", "recurrent_kernel"): "lstm_recurrent", ("SimpleRNN", "bias"): "lstm_bias",
+    ("GRU", "kernel"): "lstm_kernel", ("GRU", "recurrent_kernel"): "lstm_recurrent", ("GRU", "bias"): "lstm_bias",
+    ("GRUCell", "kernel"): "lstm_kernel", ("GRUCell", "recurrent_kernel"): "lstm_recurrent",
+    ("GRUCell", "bias"): "lstm_bias",
 }
 
 

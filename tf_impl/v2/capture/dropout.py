@@ -43,12 +43,14 @@ def dropout_call(layer, index: int, rec, tf):
 
 
 def dropout_sites(dropouts: list, shapes: dict, where: str) -> list:
-    """The dropout sites (``DropoutSite``), each with the input shape its last call saw."""
+    """The dropout sites (``DropoutSite``), each with the input shape its last call saw, then the noise sites."""
     from parity.portkit.program import DropoutSite
+
+    from .noise import noise_sites
 
     out = []
     for i, layer in enumerate(dropouts):
         if i not in shapes:
             raise ParityError(f"{where}: dropout {layer.name} not called yet: call forward() first")
         out.append(DropoutSite(i, layer.name, shapes[i], float(layer.rate)))
-    return out
+    return out + noise_sites(shapes)  # and the normal / uniform draws of the last run (:mod:`.noise`)

@@ -12,6 +12,7 @@ records its sequence output (kind ``rnn``) and, with ``return_state``, its final
 from __future__ import annotations
 
 from .dropout import dropout_call, is_driven
+from .noise import install as install_noise
 
 #: the output kind of each Keras layer class (see :mod:`parity.program.outputs`)
 KINDS = {
@@ -101,12 +102,13 @@ def wrap_layers(layers: list, dropouts: list, model, rec: Recording, tf) -> None
     """Wrap each leaf layer's ``call`` (dropout: parity's mask) and the model's, to record into ``rec``.
     ``dropouts`` (the program's list) gains the channel dropouts parity drives too, in layer order."""
     dropouts[:] = [layer for layer in layers if layer in dropouts or is_driven(layer)]
+    install_noise(rec, tf)  # normal / uniform draws in a forward or a step: parity's (:mod:`.noise`)
     # an LSTM / GRU / SimpleRNN holds its cell (the leaf, called once per step): the layer is recorded
     rnns = [l for l in model._flatten_layers(include_self=False) if layer_kind(l) == "rnn"]
     cells = {id(c) for r in rnns for c in [getattr(r, "cell", None), getattr(r, "forward_layer", None),
                                            getattr(r, "backward_layer", None)] if c is not None}
     for layer in layers:
-        if type(layer).__name__ in ("AlphaDropout", "GaussianDropout", "GaussianNoise"):
+        if type(layer).__name__ == "AlphaDropout":  # (GaussianNoise / GaussianDropout: normal draws, :mod:`.noise`)
             rec.notes.append(f"{type(layer).__name__} {layer.name} is not driven by parity's masks: it draws its own "
                              "(that layer and what follows differ by chance: compare them statistically, not element by element)")
     for r in rnns:
