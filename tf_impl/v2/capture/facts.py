@@ -56,6 +56,10 @@ def optimizer_facts(opt, lr_now: float) -> dict:
                            "nadam": "hat (added to sqrt(v) before bias correction)", "rmsprop": "inside sqrt",
                            "adagrad": "outside sqrt" if legacy else "inside sqrt", "adadelta": "inside sqrt",
                            "adamax": "outside max"}.get(fam, "unknown")
+        if fam == "rmsprop" and legacy and not (_hyper(opt, "momentum") or 0.0):
+            # tf_keras' legacy RMSprop without momentum steps lr * g / (sqrt(ms) + eps) itself; with momentum
+            # it calls the ApplyRMSProp kernel, lr * g / sqrt(ms + eps) (as Keras 3 and the new tf_keras do)
+            out["eps.form"] = "outside sqrt"
     if fam == "sgd":
         out["momentum"] = _hyper(opt, "momentum") or 0.0
         out["dampening"] = 0.0
