@@ -317,6 +317,10 @@ def _exec_file(path: str) -> types.ModuleType:
 def program_error(exc: BaseException, programs, phase: str) -> ProgramError | None:
     """``exc`` as a :class:`ProgramError` of the program whose file its traceback passes through (the
     innermost one: the user's code raised), or None when it passes through none (parity's own bug)."""
+    from parity.run.boundary import parity_fault
+
+    if parity_fault(exc):  # parity's capture code crashed (under the user's call or not): parity's own bug
+        return None
     files = [os.path.realpath(f.filename) for f in traceback.extract_tb(exc.__traceback__)]
     for frame in reversed(files):
         for program in programs:
@@ -334,7 +338,8 @@ def capture(program: Program, dtype: str):
         ParityError: bad input (objects of the wrong kind...), one line.
     """
     try:
-        return capture_adapter(program.framework).capture(program.build, dtype=dtype, where=program.path)
+        adapter = capture_adapter(program.framework)
+        return adapter.capture(_with_forms(adapter, program), dtype=dtype, where=program.path)
     except UserFileError:
         raise
     except PortError as exc:  # an adapter's user_call: at the user's own line where their file is on the stack
@@ -348,10 +353,26 @@ def capture(program: Program, dtype: str):
         raise err from exc
 
 
+def _with_forms(adapter, program: Program):
+    """The program's ``parity_program``, its dict passed through the adapter's ``program_forms`` (several
+    optimizers, a hand-written update: docs/own-model.md) where the adapter has one."""
+    forms = getattr(getattr(adapter, "program", None), "program_forms", None)
+    if not callable(forms):
+        return program.build
+
+    def parity_program():
+        return forms(program.build(), program.path)
+
+    return parity_program
+
+
 def at_users_line(exc: PortError, programs, phase: str) -> PortError:
     """An adapter's :class:`PortError` (the user's code raised under one of parity's calls) as a
     :class:`ProgramError` at the user's file and line when the original exception passed through one of
     ``programs``' files; else as it is (the frames parity saw)."""
+    from parity.run.boundary import raise_parity_fault
+
+    raise_parity_fault(exc)  # a crash of parity's capture code under the user's call: parity's (exit 4)
     cause = exc.__cause__
     if cause is None or isinstance(exc, UserFileError):
         return exc

@@ -16,6 +16,9 @@ from parity.errors import ParityError
 from parity.program.batches import MASK_PREFIX
 from parity.program.load import Program, capture
 
+#: the prefix of a phase's tensors (a program with several optimizers: phase1/..., phase2/...)
+PHASE = "phase"
+
 
 @dataclass
 class ProgramRun:
@@ -64,7 +67,7 @@ class _Port:
     def _slots(self, arrays: dict) -> dict:
         return self.run.mapping.canonical(self.side, arrays, "slots")
 
-    def _hyper(self, arrays: dict) -> dict:
+    def _hyper(self, arrays: dict, only=None) -> dict:
         """The update's hyper-parameters per trained parameter, never per group (docs/stages.md):
         ``<param>/lr`` and ``<param>/decoupled_decay`` (lr*wd of AdamW / Keras ``weight_decay``; 0
         where the program has none), from a program's one rate (``lr``) or its per-parameter ones."""
@@ -74,7 +77,8 @@ class _Port:
             for name, _, trainable in self.names.get(own, ()):
                 if trainable:
                     out[f"{name}/{what}"] = np.asarray(value)
-        trained = [(name, ops) for views in self.names.values() for name, ops, trainable in views if trainable]
+        trained = [(name, ops) for views in self.names.values() for name, ops, trainable in views
+                   if trainable and (only is None or name in only)]  # only: a phase's parameters
         for key, value in arrays.items():
             if "/" not in key:  # one value for every parameter (a single group, TF's one rate)
                 for ref, _ in trained:
@@ -101,7 +105,8 @@ class _Port:
     def step(self, batch) -> dict:
         masks = {int(k[len(MASK_PREFIX):]): v for k, v in batch.items() if k.startswith(MASK_PREFIX)}
         data = {k: v for k, v in batch.items() if not k.startswith(MASK_PREFIX)}
-        raw = self.prog.step(data, masks)
+        raw = dict(self.prog.step(data, masks))
+        phases = raw.pop("phases", None) or []
         notes = getattr(self.prog, "notes", None)
         if callable(notes):  # what the step decided (a scheduler's unit) joins the run's notes
             label = "reference" if self.side == "reference" else "port"
@@ -109,13 +114,28 @@ class _Port:
                 if n.startswith(("scheduler ", "regularization: ")) and f"{label}: {n}" not in self.run.notes:
                     self.run.notes.append(f"{label}: {n}")
         out: dict = {"inputs": {k: np.asarray(v) for k, v in data.items()}}
+        out.update(self._stages(raw))
+        for k, record in enumerate(phases, 1):
+            # several optimizers in one step: phase k's stages, named phase<k>/<tensor> (docs/own-model.md,
+            # "Several optimizers / a hand-written update"); phases are paired by order
+            for stage, arrays in self._stages(record, phase=True).items():
+                out.setdefault(stage, {}).update({f"{PHASE}{k}/{name}": v for name, v in arrays.items()})
+        # a stage with nothing mapped in it (SGD without momentum has no slots; global_step alone
+        # in state) is not reported: the other side reporting it too would be a false structure issue
+        return {stage: arrays for stage, arrays in out.items() if arrays or stage in ("inputs",)}
+
+    def _stages(self, raw: dict, phase: bool = False) -> dict:
+        """One step's (or one phase's) stages in report names and the canonical layout."""
+        out: dict = {}
         for stage, arrays in raw.items():
             if stage == "forward":
                 out[stage] = {self.acts[k]: v for k, v in arrays.items() if k in self.acts}
             elif stage in ("loss", "regularization"):
                 out[stage] = dict(arrays)
             elif stage == "learning_rate":
-                out[stage] = self._hyper(arrays)
+                params = raw.get("parameters")  # a phase's rate is its own parameters' only
+                only = set(self._rename(params, trainable_only=True)) if phase and params else None
+                out[stage] = self._hyper(arrays, only)
             elif stage == "slots":
                 out[stage] = self._slots(arrays)
             elif stage == "state":
@@ -124,9 +144,7 @@ class _Port:
                 continue
             else:
                 out[stage] = self._rename(arrays, trainable_only=True, stage=stage)
-        # a stage with nothing mapped in it (SGD without momentum has no slots; global_step alone
-        # in state) is not reported: the other side reporting it too would be a false structure issue
-        return {stage: arrays for stage, arrays in out.items() if arrays or stage in ("inputs",)}
+        return out
 
     def close(self) -> None:
         close = getattr(self.prog, "close", None)

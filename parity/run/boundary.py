@@ -26,6 +26,7 @@ import os
 import subprocess
 import tempfile
 import time
+import traceback
 from types import ModuleType
 from typing import Mapping
 
@@ -39,7 +40,7 @@ from parity.errors import ParityError, PortError, UserFileError
 from parity.cases.params import draw_parameters, perturbed
 from parity.trace.memory import STAGES
 
-__all__ = ["beside", "call", "to_array", "to_stages", "PortRun", "record_isolated", "load_port_module", "load_user_port", "PORT_FUNCTIONS"]
+__all__ = ["beside", "call", "parity_fault", "raise_parity_fault", "to_array", "to_stages", "PortRun", "record_isolated", "load_port_module", "load_user_port", "PORT_FUNCTIONS"]
 
 
 
@@ -93,14 +94,84 @@ def beside(path: str) -> None:
         sys.path.insert(0, here)
 
 
+#: the installed frameworks a user's code calls (an error raised inside one of them, under parity's capture code,
+#: may be the user's input passed through: blamed on the user, exit 3)
+_FRAMEWORKS = ("tensorflow", "keras", "tf_keras", "torch", "jax", "flax", "optax")
+#: parity's capture adapters (the code that records a user's program while it runs) and the programs' side of
+#: parity (parity.program: the captured programs behind the port protocol, never called by a user's code)
+_CAPTURE = tuple(os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))), *d) + os.sep
+                 for d in (("tf_impl", "v1", "capture"), ("tf_impl", "v2", "capture"), ("torch_impl", "capture"),
+                           ("parity", "program")))
+
+
+def _library_root(filename: str) -> str | None:
+    """The top-level package of an installed library's (or Python's own) frame, "" for the standard
+    library; None for any other file (a user's file, parity's own)."""
+    import sysconfig
+
+    path = os.path.abspath(filename)
+    parts = path.split(os.sep)
+    for marker in ("site-packages", "dist-packages"):
+        if marker in parts:
+            i = len(parts) - 1 - parts[::-1].index(marker)
+            return parts[i + 1] if i + 1 < len(parts) else ""
+    if filename.startswith("<"):
+        return ""
+    stdlib = tuple(os.path.abspath(sysconfig.get_paths()[k]) + os.sep for k in ("stdlib", "platstdlib"))
+    return "" if path.startswith(stdlib) else None
+
+
+#: capture functions that hand the user's own call on to the framework (the torch function mode's
+#: ``__torch_function__``, Keras' wrapped ``apply_gradients``): transparent, as a library frame is
+_PASS_THROUGH = ("__torch_function__", "apply_gradients")
+
+
+def _passes_through(frame) -> bool:
+    return frame.name in _PASS_THROUGH and os.path.abspath(frame.filename).startswith(_CAPTURE)
+
+
+def parity_fault(exc: BaseException) -> bool:
+    """Whether ``exc`` is parity's own fault although it came out of a call into the user's code (a crash in a
+    capture hook while the user's ``train_step`` runs): the innermost frame that is not an installed library's
+    or Python's own lies in parity's capture code (``tf_impl/*/capture``, ``torch_impl/capture``,
+    ``parity/program``) and no framework frame (TensorFlow, Keras, torch) lies below it. The capture
+    wrappers that pass the user's own call on to the framework (:data:`_PASS_THROUGH`: a wrapped ``apply_gradients``, the recording mode of
+    torch functions) count as the framework's: an error raised there on the user's input is the user's
+    (exit 3), as is anything raised in the user's own file (its frame is the innermost non-library one).
+    docs/own-model.md, "Errors and warnings"."""
+    if isinstance(exc, (ParityError, SystemExit, KeyboardInterrupt)):
+        return False
+    frames = traceback.extract_tb(exc.__traceback__)
+    roots = [_library_root(f.filename) for f in frames]
+    inner = [i for i, r in enumerate(roots) if r is None and not _passes_through(frames[i])]
+    if not inner:
+        return False
+    i = inner[-1]
+    if not os.path.abspath(frames[i].filename).startswith(_CAPTURE):
+        return False
+    return not any(r in _FRAMEWORKS for r in roots[i + 1:])
+
+
 def call(port: str, phase: str, case: Case, fn, *args):
-    """Call a port's function; its own exceptions (and ``sys.exit``) become a :class:`PortError`."""
+    """Call a port's function; its own exceptions (and ``sys.exit``) become a :class:`PortError`, except a fault
+    of parity's own capture code (:func:`parity_fault`), which stays parity's (exit 4)."""
     try:
         return fn(*args)
-    except ParityError:
+    except ParityError as exc:
+        raise_parity_fault(exc)
         raise
     except (Exception, SystemExit) as exc:  # the framework's own error, or the port exiting
+        if parity_fault(exc):
+            raise
         raise PortError(port, phase, exc, case=case.name) from exc
+
+
+def raise_parity_fault(exc: BaseException) -> None:
+    """Raise the exception that caused ``exc`` (an adapter's PortError around the user's call) when it is
+    parity's own fault (:func:`parity_fault`): exit 4, not the user's exit 3."""
+    cause = exc.__cause__ if isinstance(exc, PortError) else None
+    if cause is not None and parity_fault(cause):
+        raise cause
 
 
 def to_array(value, port: str, where: str) -> np.ndarray:

@@ -143,6 +143,10 @@ class Lockstep:
 
     # -- stepping -----------------------------------------------------------------------------------------
     def _fail(self, key, exc) -> None:
+        from parity.run.boundary import parity_fault
+
+        if not isinstance(exc, PortError) and parity_fault(exc):
+            raise exc  # parity's capture code crashed under the user's step: a bug in parity (exit 4)
         self.failed.add(key)
         dtype, port = key
         self.result.errors[dtype][port] = exc if isinstance(exc, PortError) else PortError(port, "setup", exc,

@@ -111,8 +111,11 @@ def loss_facts(loss, model, t) -> dict:
             out["loss.label_smoothing"] = _num(loss.label_smoothing)
     elif callable(loss):
         src = _source(loss)
-        found = [k for pat, k in ((r"cross_entropy", "softmax cross-entropy"), (r"nll_loss", "negative log-likelihood"),
-                                  (r"mse_loss", "mean squared error"), (r"binary_cross_entropy_with_logits", "sigmoid cross-entropy"))
+        # the binary forms first: "cross_entropy" is a part of "binary_cross_entropy_with_logits"
+        found = [k for pat, k in ((r"binary_cross_entropy_with_logits", "sigmoid cross-entropy"),
+                                  (r"binary_cross_entropy\(", "binary cross-entropy"),
+                                  (r"(?<!binary_)cross_entropy\(", "softmax cross-entropy"),
+                                  (r"nll_loss", "negative log-likelihood"), (r"mse_loss", "mean squared error"))
                  if re.search(pat, src)]
         out["loss"] = found[0] if found else "unknown"  # a function whose source names no known loss: says nothing
         red = re.search(r"reduction\s*=\s*['\"](\w+)['\"]", src)
@@ -165,6 +168,30 @@ def layer_facts(model, t) -> dict:
     return out
 
 
+def _threshold(kind: str, text: str, fn) -> str:
+    """``"global norm 5.0"``: the threshold as written, or a name resolved through the function's closure and
+    globals (``MAX_GRAD_NORM``, ``args.clip``); the kind alone when it cannot be resolved."""
+    try:
+        float(text)
+        return f"{kind} {text}"
+    except ValueError:
+        pass
+    import inspect
+
+    try:
+        cv = inspect.getclosurevars(fn)
+        scope = {**cv.builtins, **cv.globals, **cv.nonlocals}
+    except (TypeError, ValueError):
+        scope = getattr(fn, "__globals__", {})
+    head, *rest = text.split(".")
+    v = scope.get(head)
+    for attr in rest:
+        v = getattr(v, attr, None)
+    if isinstance(v, (int, float)) and not isinstance(v, bool):
+        return f"{kind} {float(v):g}"
+    return kind
+
+
 def clip_facts(train_step) -> dict:
     """Clipping: torch clips in user code only, so it is read from the train_step's source."""
     if train_step is None:
@@ -172,10 +199,10 @@ def clip_facts(train_step) -> dict:
     src = _source(train_step)
     m = re.search(r"clip_grad_norm_?\([^,]+,\s*(?:max_norm\s*=\s*)?([\w.]+)", src)
     if m:
-        return {"clip": f"global norm {m.group(1)}"}
+        return {"clip": _threshold("global norm", m.group(1), train_step)}
     m = re.search(r"clip_grad_value_?\([^,]+,\s*(?:clip_value\s*=\s*)?([\w.]+)", src)
     if m:
-        return {"clip": f"value {m.group(1)}"}
+        return {"clip": _threshold("value", m.group(1), train_step)}
     # an element-wise clamp of each gradient in place (p.grad.data.clamp_(-5, 5)): a clip by value
     m = re.search(r"\.grad(?:\.data)?\.clamp_?\(\s*(?:min\s*=\s*)?(-?[\w.]+)\s*,\s*(?:max\s*=\s*)?(-?[\w.]+)", src)
     if m:

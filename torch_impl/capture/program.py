@@ -16,15 +16,19 @@ from parity.portkit.program import DropoutSite, ParamSpec
 from .. import device, torch as _torch
 from . import adapt as _adapt
 from . import optimizer as _optimizer
+from . import phases as _phases
+from .phases import program_forms  # noqa: F401  (parity.program.load applies it to the program's dict)
 from .analyse import Contents, parameter_specs
 from .dtype import torch_dtype
 from .forward import canonical_activations, recording
 
-__all__ = ["TorchProgram", "user_call"]
+__all__ = ["TorchProgram", "user_call", "program_forms"]
 
 
 def user_call(phase: str, fn, *args):
-    """``fn(*args)``, the user's code: its failure is a PortError (a crash of the program, not bad input)."""
+    """``fn(*args)``, the user's code: its failure is a PortError (a crash of the program, not bad input),
+    caused by the exception (where a crash of parity's own capture code under the user's call is told
+    apart: :func:`parity.run.boundary.parity_fault`, exit 4)."""
     try:
         return fn(*args)
     except ParityError:
@@ -150,8 +154,12 @@ class TorchProgram:
         try:
             user_call("forward", self._choose_adaptation, batch)
             if self.train_step is not None:  # the probe goes through the user's own step, without updating
+                self._acts, self._cut = acts, None
                 with self._recording(acts, masks):
                     loss = user_call("train_step", self._probe_train_step, self._tensors(batch))
+                if self._cut is not None:  # several optimizers: the outputs before the first step() (phase 1)
+                    acts = {k: v for k, v in acts.items() if k in self._cut}
+                self._acts = None
                 self._probe_loss = float(loss.detach().cpu()) if isinstance(loss, self.t.Tensor) and loss.numel() == 1 else None
                 return self.canonical_activations(acts)
             with self._recording(acts, masks), self.t.no_grad():
@@ -180,9 +188,15 @@ class TorchProgram:
         grads = {n: None if p.grad is None else p.grad.detach().clone() for n, p in self._params.items()}
         opt_state = copy.deepcopy(self.opt.state_dict())
         sched_state = copy.deepcopy(self.scheduler.state_dict()) if self.scheduler is not None else None
-        muted = [(self.opt, "step"), (self.opt, "zero_grad")] + ([(self.scheduler, "step")] if self.scheduler is not None else [])
+        opts = [o for _, o in _phases.phases_of(self.opt)]
+        muted = [(o, m) for o in opts for m in ("step", "zero_grad")] + ([(self.scheduler, "step")] if self.scheduler is not None else [])
+
+        def cut(*a, **k):  # the first optimizer.step() ends phase 1's forward outputs
+            if self._cut is None and _phases.phases_of(self.opt) and _phases.is_standin(self.opt):
+                self._cut = set(getattr(self, "_acts", {}))
+
         for obj, name in muted:
-            setattr(obj, name, lambda *a, **k: None)
+            setattr(obj, name, cut if name == "step" else (lambda *a, **k: None))
         try:
             with t.enable_grad():
                 return self.train_step(xb)
@@ -214,16 +228,38 @@ class TorchProgram:
         return list(self._sites)
 
     def settings(self) -> dict:
-        return _optimizer.settings(self.opt, self.scheduler, self.model)
+        phases = _phases.phases_of(self.opt)
+        if not phases:  # a hand-written update: no optimizer to read
+            return {"framework_convention": "torch", "train_mode": bool(self.model.training)}
+        return _optimizer.settings(phases[0][1], self.scheduler, self.model)
 
     def facts(self) -> dict:
-        """The program's facts, read from its objects (:mod:`.facts`; compared in :mod:`parity.program.facts`)."""
+        """The program's facts, read from its objects (:mod:`.facts`; compared in :mod:`parity.program.facts`);
+        with several optimizers, the first one's; a hand-written update's rate and optimizer are unknown."""
         from .facts import facts
 
-        return facts(self)
+        if not _phases.is_standin(self.opt):
+            return facts(self)
+        standin, phases = self.opt, _phases.phases_of(self.opt)
+        self.opt = phases[0][1] if phases else standin
+        try:
+            out = facts(self)
+        finally:
+            self.opt = standin
+        if not phases:
+            for k in [k for k in out if k.split(".")[0] in ("lr", "weight_decay", "optimizer")]:
+                del out[k]
+            out.update({"optimizer": "unknown", "optimizer.class": "hand-written update in its train_step", "lr": "unknown"})
+        else:
+            out["optimizer.class"] = ", ".join(f"{label}: torch:{type(o).__name__}" for label, o in phases)
+        return out
 
     def notes(self) -> list[str]:
         notes = list(self._notes)
+        if _phases.is_standin(self.opt):
+            phases = _phases.phases_of(self.opt)
+            notes.append(f"several optimizers ({', '.join(label for label, _ in phases)}): each optimizer.step() of a "
+                         "step is one phase, compared as phase<k>/..." if phases else _phases.HAND_WRITTEN_NOTE)
         if any(isinstance(m, self.t.nn.modules.batchnorm._BatchNorm) for _, m in self._leaves):
             notes.append("BatchNorm num_batches_tracked is not compared (TF keeps no counter)")
         return notes
@@ -233,6 +269,8 @@ class TorchProgram:
 
     def step(self, batch, masks=None) -> dict[str, dict[str, np.ndarray]]:
         t = self.t
+        if _phases.is_standin(self.opt):
+            return self._phased_step(batch, masks)
         acts: dict[str, np.ndarray] = {}
         raw: dict[str, np.ndarray] = {}
         seen: dict[str, dict] = {}
@@ -277,6 +315,36 @@ class TorchProgram:
         if written or self.report_constrained:
             # the parameters a post-step constraint (ours or inside the user's train_step) wrote to
             out["constrained"] = {n: self._np(self._params[n]) for n in written}
+        return {stage: arrays for stage, arrays in out.items() if arrays}
+
+    def _phased_step(self, batch, masks) -> dict:
+        """One step of a program with several optimizers or a hand-written update (:mod:`.phases`):
+        ``{"forward", "state", "constrained"?, "phases": [per-phase stages]}``; a hand-written update's
+        stages (loss, raw gradients, parameters) at the top level instead of ``phases``."""
+        t = self.t
+        acts: dict[str, np.ndarray] = {}
+        rec = _phases.PhaseRecorder(self, acts)
+        with rec.recording(), self._recording(acts, masks):
+            loss = user_call("train_step", self.train_step, self._tensors(batch))
+            if self.constraint is not None:
+                with t.no_grad():
+                    user_call("constraint", self.constraint)
+        if rec.cut is not None:  # several optimizers: the forward outputs of phase 1 (before its step())
+            acts = {k: v for k, v in acts.items() if k in rec.cut}
+        out: dict = {"forward": self.canonical_activations(acts)}
+        if _phases.phases_of(self.opt):
+            if not rec.phases:
+                raise ParityError(f"{self.where}: the step never called the step() of any of its optimizers")
+            out["phases"] = [{k: v for k, v in p.items() if k != "label" and v} for p in rec.phases]
+        else:  # hand-written: what it returned (else what backward() was called on), .grad after backward, the parameters
+            if isinstance(loss, t.Tensor) and loss.numel() == 1:
+                out["loss"] = {"loss": np.asarray(self._np(loss), dtype=self.dtype).reshape(())}
+            elif rec.losses:
+                out["loss"] = {"loss": np.asarray(sum(rec.losses[1:], rec.losses[0]), dtype=self.dtype)}
+            out["gradients"] = {n: v for n, v in rec.raw.items() if id(self._params[n]) in self._in_opt}
+            out["parameters"] = {n: self._np(p) for n, p in self._params.items() if id(p) in self._in_opt}
+        if self._buffers:
+            out["state"] = {n: self._np(b) for n, b in self._buffers.items()}
         return {stage: arrays for stage, arrays in out.items() if arrays}
 
     def _textbook_step(self, xb):

@@ -48,9 +48,10 @@ fused kernel's (Bessel-corrected) convention (:func:`fused_batch_norm_convention
 that calls ``tf.nn.fused_batch_norm`` itself cannot run in float64 and says so
 (:class:`parity.portkit.program.DtypeError`, with the fix).
 
-Not captured: updates written by hand (``w.assign_sub(lr * g)``: no optimizer apply op to
-read the consumed gradient and rate from: refused), sparse (``IndexedSlices``) gradients,
-layer outputs inside ``tf.while_loop`` (``dynamic_rnn``), and a dropout whose random tensor
+An update written by hand (``w.assign_sub(lr * g)``: no optimizer apply op to read the consumed
+gradient and rate from) is compared on the loss, the raw gradients and the parameters after each step
+(``phases.py``); a list of train ops runs as phases of one step (a GAN's ``[d, g, g]``).
+Not captured: sparse (``IndexedSlices``) gradients, layer outputs inside ``tf.while_loop`` (``dynamic_rnn``), and a dropout whose random tensor
 feeds no ``where(random >= rate, x / keep_prob, 0)`` parity knows (a note says so).
 """
 
@@ -68,7 +69,26 @@ from .forward import LAYER_OPS
 from .optimizer import SLOT_NAMES
 from .program import TF1Program
 
-__all__ = ["capture", "seed_program", "TF1Program", "PROGRAM_KEYS", "SLOT_NAMES", "LAYER_OPS"]
+__all__ = ["capture", "seed_program", "TF1Program", "PROGRAM_KEYS", "SLOT_NAMES", "LAYER_OPS", "tf32_off", "tf32_notes"]
+
+#: TensorFloat-32 (TensorFlow's default on Ampere and later GPUs: float32 matmuls and convolutions with 10-bit
+#: operands) is turned off for the comparison, as torch_impl turns torch's off (PITFALLS P45): a TF reference
+#: on a GPU is then IEEE float32. A program that turns it on itself keeps it, and a note says so (the float32
+#: envelope counts a reference's own drift whole: TF32-sized port faults could pass unseen). A no-op on a CPU.
+TF32_NOTE = ("TF32: the program turns TensorFloat-32 on (tf.config.experimental.enable_tensor_float_32_execution"
+             "(True)); on an Ampere or later GPU its float32 matmuls and convolutions round their operands to 10 bits, "
+             "which the float32 comparison counts as the program's own rounding (parity turns TF32 off otherwise)")
+
+
+def tf32_off(tf) -> None:
+    """Turn TensorFloat-32 off (before the user's program is built)."""
+    tf.config.experimental.enable_tensor_float_32_execution(False)
+
+
+def tf32_notes(tf) -> list[str]:
+    """[:data:`TF32_NOTE`] where the program turned TensorFloat-32 on again, else []."""
+    return [TF32_NOTE] if tf.config.experimental.tensor_float_32_execution_enabled() else []
+
 
 
 def seed_program(seed: int) -> None:
@@ -102,6 +122,7 @@ def capture(program, *, dtype: str, where: str = "tf1 program") -> TF1Program:
     if not callable(fn):
         raise ParityError(f"{where}: tf1 capture needs the parity_program function (it builds the graph in a fresh tf.Graph)")
     tf = tensorflow()
+    tf32_off(tf)
     graph = tf.Graph()
     notes: list[str] = []
     built = _call_program(fn, graph, None)
@@ -129,4 +150,6 @@ def capture(program, *, dtype: str, where: str = "tf1 program") -> TF1Program:
             line = (str(exc).strip().splitlines() or [""])[0][:160]
             notes.append(f"{dtype}: building the program with {dtype} placeholders and variables failed "
                          f"({type(exc).__name__}: {line}); its as-written graph was rewritten to {dtype} instead")
-    return TF1Program(built, graph, dtype, notes, written, where)
+    prog = TF1Program(built, graph, dtype, notes + tf32_notes(tf), written, where)
+    prog.tf32 = bool(tf32_notes(tf))  # a program fact where the program keeps TF32 on
+    return prog

@@ -23,6 +23,8 @@ SLOT_NAMES = {"m": "m", "v": "v", "vhat": "vhat", "momentum": "momentum", "mom":
               "rms": "ms", "ms": "ms", "mg": "mg", "accumulator": "accumulator", "accum": "accumulator",
               "accum_update": "accum_update", "linear": "linear"}
 
+#: the apply ops' inputs that are the learning rate (read as the learning_rate stage)
+_RATE_INPUTS = ("lr", "alpha")
 _HYPER_INPUTS = ("beta1", "beta2", "epsilon", "momentum", "rho", "l1", "l2", "lr_power", "decay")
 _SETTINGS = (("_lr", "lr"), ("_learning_rate", "lr"), ("_beta1", "beta1"), ("_beta2", "beta2"),
              ("_epsilon", "eps"), ("_momentum", "momentum"), ("_use_nesterov", "nesterov"),
@@ -38,12 +40,34 @@ def find_applies(graph, train_deps: set, where: str) -> dict:
     for op in applies:
         var = _var_op(op.inputs[0])
         trained[var] = op
-    if not applies:
+    if not applies and not find_assigns(graph, train_deps):
         raise ParityError(
-            f"{where}: the train op runs no optimizer apply op (ResourceApply*): nothing to train, "
-            "or a hand-written update parity cannot read; give an optimizer's train op"
+            f"{where}: the train op runs no optimizer apply op (ResourceApply*) and assigns no variable from a "
+            "gradient: nothing to train; give an optimizer's train op, or the train op of your own update"
         )
     return trained
+
+
+#: the ops a hand-written update writes a variable with (``tf.assign_sub(v, lr * g)``, ``v.assign_sub(...)``)
+_GRADIENTS = re.compile(r"(^|/)gradients(_\d+)?/")  # the ops tf.gradients adds (analyse.py's scope)
+_ASSIGNS = ("AssignSubVariableOp", "AssignSub", "AssignAddVariableOp", "AssignAdd", "AssignVariableOp", "Assign")
+
+HAND_WRITTEN_NOTE = ("hand-written update (the train op assigns the variables itself, no optimizer apply op): the "
+                     "loss, the raw gradients and the parameters after each step (the update) are compared; the "
+                     "learning rate, optimizer slots and the gradient the update consumed cannot be read and are not "
+                     "compared")
+
+
+def find_assigns(graph, train_deps: set) -> dict:
+    """A hand-written update's ``{variable op: assign op}``: the assign ops the train op runs whose value
+    derives from a gradient (a ``gradients/...`` op upstream), one per variable (the last)."""
+    found: dict = {}
+    for op in graph.get_operations():
+        if op in train_deps and op.type in _ASSIGNS and len(op.inputs) == 2:
+            above = _ancestors([op.inputs[1].op])
+            if any(_GRADIENTS.search(a.name) for a in above):
+                found[_var_op(op.inputs[0])] = op
+    return found
 
 
 def _is_sparse_sgd(op) -> bool:
@@ -133,6 +157,8 @@ def find_slots(optimizer, gvs, graph, trained: dict, var_names: dict, tf1) -> tu
             if i == 0 or src is None or src in owned:
                 continue
             owned[src] = True
+            if a in _RATE_INPUTS:  # a rate held in a variable (a program's lr variable): the rate, not a slot
+                continue
             if a.endswith("_power") or src not in trained:
                 slot = "momentum" if a == "accum" and "Momentum" in op.type else SLOT_NAMES.get(a, a)
                 key = var_names[src] if a.endswith("_power") else f"{var_names[v]}/{slot}"

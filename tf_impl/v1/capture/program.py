@@ -20,6 +20,9 @@ from .dropout import DropoutFeeds, dropout_notes, find_dropout
 from .dtype import _retype_graph_def, float32_constants_note, recovered_constants_note
 from .forward import forward_ops, layer_outputs
 from .graph import _VARIABLE_OPS, _ancestors, graph_ops_reading
+from .inputs import lookup_bounds, sparse_inputs, variable_feeds  # noqa: F401  (importable from here, as before)
+from . import phases as _phases
+from .phases import program_forms  # noqa: F401  (parity.program.load applies it to the program's dict)
 from .optimizer import find_applies, find_slots, read_apply_ops, read_settings, resolve_settings
 
 
@@ -33,78 +36,6 @@ def _records():
         ParamSpec = namedtuple("ParamSpec", "name shape kind layer trainable")
         DropoutSite = namedtuple("DropoutSite", "index name shape_channel_last rate")
     return ParamSpec, DropoutSite
-
-
-def sparse_inputs(program: Mapping[str, Any]) -> tuple:
-    """The program with each ``tf.sparse_placeholder`` input replaced by its values placeholder (what the
-    analysis follows to the loss), and key -> ((indices, values, dense_shape) tensor names, (dense shape,
-    dtype)): parity feeds the three from the dense batch (:meth:`TF1Program._feed`)."""
-    inputs = program.get("inputs")
-    if not isinstance(inputs, Mapping):
-        return program, {}
-    sparse = {k: v for k, v in inputs.items() if type(v).__name__ == "SparseTensor"}
-    if not sparse:
-        return program, {}
-    names = {k: ((v.indices.name, v.values.name, v.dense_shape.name),
-                 (tuple(v.shape.as_list()) if v.shape.rank is not None else None, v.values.dtype.base_dtype.name))
-             for k, v in sparse.items()}
-    program = dict(program)
-    program["inputs"] = {k: v.values if k in sparse else v for k, v in inputs.items()}
-    return program, names
-
-
-def variable_feeds(program: Mapping[str, Any]) -> tuple:
-    """The program with the variables taken out of its ``feeds`` (``{m.lr: 1.0}``: a resource variable's
-    handle cannot be fed), and variable op name -> value: parity assigns it before every run instead."""
-    feeds = program.get("feeds")
-    if not isinstance(feeds, Mapping):
-        return program, {}
-    fed = [(k, v) for k, v in feeds.items() if getattr(getattr(k, "op", None), "type", None) in _VARIABLE_OPS]
-    if not fed:
-        return program, {}
-    program = dict(program)
-    program["feeds"] = {k: v for k, v in feeds.items() if all(k is not f for f, _ in fed)}
-    return program, {k.op.name: v for k, v in fed}
-
-
-_THROUGH = {"Identity", "Cast", "Reshape", "ExpandDims", "Squeeze", "Transpose", "StridedSlice", "Slice",
-            "Unpack", "Split", "SplitV", "Pack", "ConcatV2", "ReverseV2", "Tile"}
-
-
-def lookup_bounds(inputs: Mapping[str, Any]) -> dict:
-    """Integer input key -> the first dimension of the table (a ``[V, D]`` variable or tensor) the ids index
-    in the Gather / ResourceGather they reach (through reshapes, casts, slices), or the classes of the sparse
-    softmax cross-entropy they are the labels of (where static); None where a table's size is not static."""
-    out = {}
-    for key, ph in inputs.items():
-        if not getattr(ph.dtype, "is_integer", False):
-            continue
-        bounds, seen, todo = [], set(), [ph]
-        while todo:
-            t = todo.pop()
-            if t.name in seen:
-                continue
-            seen.add(t.name)
-            for op in t.consumers():
-                names = [i.name for i in op.inputs]
-                if op.type in ("Gather", "GatherV2", "ResourceGather") and names[1:2] == [t.name]:
-                    table = op.inputs[0]
-                    while table.op.type == "Identity":
-                        table = table.op.inputs[0]
-                    if op.type == "ResourceGather" and table.op.type == "VarHandleOp":
-                        dims = table.op.get_attr("shape").dim
-                        bounds.append(int(dims[0].size) if dims and dims[0].size >= 0 else None)
-                    else:
-                        dims = table.shape.as_list() if table.shape.rank else None
-                        bounds.append(dims[0] if dims else None)
-                elif op.type == "SparseSoftmaxCrossEntropyWithLogits" and names[1:2] == [t.name]:  # labels < classes
-                    width = op.inputs[0].shape.as_list()[-1] if op.inputs[0].shape.rank else None
-                    bounds += [width] if width else []  # not static: the classes of the probe's last output
-                elif op.type in _THROUGH and (names[:1] == [t.name] or op.type in ("Pack", "ConcatV2")):
-                    todo.extend(op.outputs)
-        if bounds:
-            out[key] = None if None in bounds else min(bounds)
-    return out
 
 
 class TF1Program:
@@ -147,6 +78,7 @@ class TF1Program:
     def _analyse(self, program: Mapping[str, Any], graph) -> None:
         """Read what the program holds, by name (the graph that runs is another: see :meth:`_bind`)."""
         tf1 = tensorflow().compat.v1
+        program, phases = _phases.take(program)  # several train ops in one step (a GAN): phases.py
         program, self._sparse = sparse_inputs(program)
         inputs, loss, optimizer, gvs = check_program(program, self.where)
         train_op = train_op_of(program, optimizer, gvs, graph, self._notes)
@@ -166,10 +98,18 @@ class TF1Program:
         variables = [op for op in graph.get_operations() if op.type in _VARIABLE_OPS]
         self._var_names = {op: op.name for op in variables}
         trained = self._applied = find_applies(graph, train_deps, self.where)  # var op -> apply op
-        (self._processed, self._apply_type, self._lr, self._hyper,
-         self._nesterov) = read_apply_ops(trained, self._var_names)
-        self._raw = raw_gradients(trained, self._var_names, graph, loss, self._notes)
-        self._slots, owned = find_slots(optimizer, gvs, graph, trained, self._var_names, tf1)
+        if trained:
+            (self._processed, self._apply_type, self._lr, self._hyper,
+             self._nesterov) = read_apply_ops(trained, self._var_names)
+            self._raw = raw_gradients(trained, self._var_names, graph, loss, self._notes)
+            self._slots, owned = find_slots(optimizer, gvs, graph, trained, self._var_names, tf1)
+        else:  # a hand-written update (tf.assign_sub(v, lr * g)): what can be seen, docs/own-model.md
+            trained = self._applied = _phases.hand_written(self, graph, train_deps, loss)
+            owned = {}
+        self._phases = []
+        if phases:  # each train op's own stages; the variables of every phase are the parameters
+            self._phases, trained, more = _phases.analyse(phases, graph, self._var_names, self.where, self._notes, tf1)
+            self._applied, owned = trained, {**owned, **more}
 
         # state: every other variable; constrained: what the post ops assign
         self._state = {self._var_names[v]: v.name for v in variables if v not in trained and v not in owned}
@@ -218,6 +158,7 @@ class TF1Program:
         self._post_ops = [g.get_operation_by_name(n) for n in self._post]
         self._t_constrained = {k: self._reads[n] for k, n in self._constrained.items()}
         self._dropout_feeds = DropoutFeeds(self._dropout, g, tf)
+        self._t_phases = _phases.bind(self, g)
         self._t_hyper = {k: T(n) for k, n in self._hyper.items()}
 
     def _bind_variables(self, tf, tf1) -> None:
@@ -314,6 +255,8 @@ class TF1Program:
 
     def step(self, batch: Mapping[str, np.ndarray], masks: Mapping[int, np.ndarray] | None = None) -> dict:
         feed = self._feed(batch, masks)
+        if self._t_phases:
+            return _phases.step(self, feed)
         run = self.session.run
         fetches = {"before": self._before, "train": self._train_ops}
         if not hasattr(self, "_reg_terms"):  # the loss's regularisation terms (docs/stages.md)
