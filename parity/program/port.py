@@ -111,7 +111,7 @@ class _Port:
         if callable(notes):  # what the step decided (a scheduler's unit) joins the run's notes
             label = "reference" if self.side == "reference" else "port"
             for n in notes():
-                if n.startswith(("scheduler ", "regularization: ")) and f"{label}: {n}" not in self.run.notes:
+                if n.startswith(("scheduler ", "regularization: ", "not driven")) and f"{label}: {n}" not in self.run.notes:
                     self.run.notes.append(f"{label}: {n}")
         out: dict = {"inputs": {k: np.asarray(v) for k, v in data.items()}}
         out.update(self._stages(raw))

@@ -68,6 +68,8 @@ def load_port_module(framework: str, module: str) -> ModuleType:
 def load_user_port(path: str) -> ModuleType:
     """Import a user's port file: a missing file is a :class:`ParityError` (exit 2); the file raising at import
     is a :class:`~parity.errors.UserFileError` (exit 3, the file and line)."""
+    if os.path.isdir(path):
+        raise ParityError(f"port file {path} is a directory, not a Python file")
     if not os.path.isfile(path):
         raise ParityError(f"port file {path} does not exist")
     name = "parity_user_port_" + os.path.splitext(os.path.basename(path))[0].replace("-", "_")

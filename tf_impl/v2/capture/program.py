@@ -288,7 +288,8 @@ class KerasProgram:
         return dict(self._rec.kinds)
 
     def notes(self) -> list[str]:
-        return list(self._notes)
+        # the recording's own notes too (an AlphaDropout, a draw not driven)
+        return list(self._notes) + [n for n in self._rec.notes if n not in self._notes]
 
     def close(self) -> None:
         self._rec.record = None
