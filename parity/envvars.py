@@ -44,8 +44,19 @@ VARIABLES: tuple[EnvVar, ...] = (
     EnvVar(
         "PARITY_TORCH_THREADS",
         "1",
-        "torch's intra-op threads (torch.set_num_threads) in the process running the torch ports.",
+        "torch's intra-op threads (torch.set_num_threads) in the process running the torch ports. One: the "
+        "catalogue's ports are small, thread start-up dominates their kernels, and the harness and the other "
+        "frameworks' workers share the cores (the TF1 ports' sessions use one intra- and one inter-op thread, "
+        "fixed; TF2's eager ports keep TensorFlow's defaults). Set it higher for a large model of your own.",
         ("torch_impl/__init__.py",),
+    ),
+    EnvVar(
+        "PARITY_BLAS_THREADS",
+        "1 (unless OPENBLAS_NUM_THREADS is set)",
+        "numpy's BLAS threads (OpenBLAS) in parity's processes and the workers they start: the numpy oracle's "
+        "matmuls are small, and a thread per core spins against the frameworks' threads (measured: 6.5x the "
+        "CPU time of the seed 002 oracle at 2 threads on 2 loaded cores). 0 leaves OpenBLAS's own default.",
+        ("parity/run/frameworks.py",),
     ),
     EnvVar(
         "PARITY_DIST_BACKEND",

@@ -126,8 +126,6 @@ def test_gan_discriminator_betas_diverge_at_phase1_slots_step0():
         assert c.first.name.split("[")[0].endswith("/m"), c.first
 
 
-@pytest.mark.xfail(strict=True, reason="needs phase-aware divergence ordering in parity/comparison/records.py "
-                                       "(divergence_key; patch request of helper H5)")
 def test_gan_discriminator_rate_diverges_first_at_phase1_parameters(tmp_path):
     # D's rate differs: phase 1's parameters differ at step 0, and every later phase's loss with them; the
     # first divergence is the earliest in time (phase 1, parameters), not the earliest stage (phase 2, loss)

@@ -25,6 +25,9 @@ CONVENTIONS = {
 }
 
 
+_TF32_SET: list = []  # [True] once tensorflow() turned TF32 off in this process
+
+
 def tensorflow():
     """Import TensorFlow with this package's environment; the one place tf_impl imports it.
 
@@ -41,6 +44,11 @@ def tensorflow():
     for module in ("tensorflow", "tf_keras", "keras"):
         warnings.filterwarnings("ignore", category=UserWarning, module=module)
         warnings.filterwarnings("ignore", category=DeprecationWarning, module=module)
+    if not _TF32_SET:
+        # IEEE float32 matmuls and convolutions on a GPU, as torch's side (TF's default on Ampere and later is
+        # TF32); once per process, so that a user's program that turns it back on keeps it (a program fact)
+        tf.config.experimental.enable_tensor_float_32_execution(False)
+        _TF32_SET.append(True)
     return tf
 
 

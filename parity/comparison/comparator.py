@@ -41,7 +41,7 @@ from typing import Callable, Mapping
 import numpy as np
 
 from parity.cases.case import Cost
-from parity.comparison.records import Comparison, Divergence, NonFinite, StructureIssue, TensorDiff, _relative, diff_arrays, diff_arrays_checked, diff_summaries, divergence_key as _key, first_nonfinite, layer_of
+from parity.comparison.records import Comparison, Divergence, NonFinite, StructureIssue, TensorDiff, QUIET, _diff_arrays, _relative, diff_arrays, diff_summaries, divergence_key as _key, first_nonfinite, layer_of
 from parity.comparison.envelope import ENVELOPE_FACTOR, FLOAT64_PER_FLOAT32, PORT_CAP, Drift, envelope as _envelope
 from parity.errors import ParityError
 from parity.trace.summary import Summary, summarize
@@ -150,6 +150,21 @@ class Comparator:
         pa, pb = out.a.get("port", "?"), out.b.get("port", "?")
         diffs: list[TensorDiff] = []
         found: list[tuple[Divergence, int]] = []
+        with np.errstate(**QUIET):  # once per step: _raw measures in it (diff_arrays' own state)
+            self._add_stages(i, sa, sb, pa, pb, diffs, found, drift, drift_b, cond)
+        for stage, values in out.series.items():
+            if len(values) <= i:
+                values.append(math.nan)
+        self._keep_diffs(i, diffs)
+        if found and out.first is None:
+            out.first = min(found, key=lambda t: _key(*t))[0]
+            self._freeze(i)
+            if self.on_divergence is not None:
+                self.on_divergence(i)
+        self.steps += 1
+
+    def _add_stages(self, i, sa, sb, pa, pb, diffs, found, drift, drift_b, cond) -> None:
+        out = self.out
         for stage in self.stages:
             in_a, in_b = stage in sa, stage in sb
             if in_a:
@@ -193,16 +208,6 @@ class Comparator:
                 elif verdict == "rounding":
                     out.n_rounding += 1
             out.series.setdefault(stage, array("d", [math.nan] * i)).append(worst_units)
-        for stage, values in out.series.items():
-            if len(values) <= i:
-                values.append(math.nan)
-        self._keep_diffs(i, diffs)
-        if found and out.first is None:
-            out.first = min(found, key=lambda t: _key(*t))[0]
-            self._freeze(i)
-            if self.on_divergence is not None:
-                self.on_divergence(i)
-        self.steps += 1
 
     def _raw(self, i: int, stage: str, name: str, xa, xb):
         """The elementwise measure of one tensor (:func:`diff_arrays`), and its non-finite elements, noted
@@ -211,7 +216,7 @@ class Comparator:
         if summary:
             m, maybe = diff_summaries(xa, xb), True
         else:
-            m, maybe = diff_arrays_checked(xa, xb)
+            m, maybe = _diff_arrays(xa, xb)  # (in add's error state: diff_arrays_checked without its own)
         bad = 0
         if maybe:
             out = self.out

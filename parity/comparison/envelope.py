@@ -49,7 +49,7 @@ from typing import Mapping
 
 import numpy as np
 
-from parity.comparison.records import _relative, diff_arrays, diff_summaries
+from parity.comparison.records import QUIET, _diff_arrays, _relative, diff_summaries
 from parity.trace.summary import Summary
 
 __all__ = ["COND_CAP", "Drift", "ENVELOPE_FACTOR", "FLOAT64_PER_FLOAT32", "PORT_CAP", "envelope"]
@@ -131,6 +131,11 @@ class Drift:
         self._drift: dict[tuple[str, str], float] = {}
 
     def add(self, s64: Mapping, s32: Mapping) -> dict[tuple[str, str], float]:
+        with np.errstate(**QUIET):  # once per step (diff_arrays' own state)
+            self._add(s64, s32)
+        return self._drift
+
+    def _add(self, s64: Mapping, s32: Mapping) -> None:
         for stage, t32 in s32.items():
             if stage == "inputs":
                 continue
@@ -142,9 +147,8 @@ class Drift:
                 if isinstance(x32, Summary) or isinstance(x64, Summary):
                     max_abs, _, _, _, _, scale = diff_summaries(x64, x32)
                 else:
-                    max_abs, _, _, _, _, scale = diff_arrays(x64, x32)
+                    max_abs, _, _, _, _, scale = _diff_arrays(x64, x32)[0]
                 key = (stage, name)
                 scale = self._scale[key] = max(scale, self._scale.get(key, 0.0))
                 rel = _relative(max_abs, scale)
                 self._drift[key] = max(rel, self._drift.get(key, 0.0))
-        return self._drift

@@ -8,6 +8,7 @@ bound of the true difference: :mod:`parity.trace.summary`).
 from __future__ import annotations
 
 import math
+import re
 from array import array
 from dataclasses import dataclass, field
 
@@ -20,6 +21,16 @@ __all__ = ["TensorDiff", "StructureIssue", "Divergence", "NonFinite", "Compariso
            "diff_summaries", "first_nonfinite", "layer_of", "divergence_key"]
 
 _STAGE_ORDER = {s: i for i, s in enumerate(STAGES)}
+_PHASE = re.compile(r"^phase(\d+)/")
+
+
+def _phase(d) -> int:
+    """A program with several optimizers names phase k's tensors phase<k>/... (docs/own-model.md): a step's
+    phases in time order; forward belongs to phase 1's start (0), state / constrained come after the last."""
+    m = _PHASE.match(d.name or "")
+    if m:
+        return int(m.group(1))
+    return 1 << 20 if d.stage in ("state", "constrained") else 0
 
 @dataclass(frozen=True)
 class TensorDiff:
@@ -173,9 +184,9 @@ def divergence_key(d: Divergence, position: int):
         # Ports record activations in network order: the earliest diverging layer is the
         # cause, later layers inherit its difference (seed 003: the BatchNorm output, not
         # the dropout after it that happens to differ more).
-        return (d.step, _STAGE_ORDER["forward"], position)
+        return (d.step, _phase(d), _STAGE_ORDER["forward"], position)
     err = d.diff.units if d.diff else float("inf")
-    return (d.step, _STAGE_ORDER.get(d.stage, 99), -err)
+    return (d.step, _phase(d), _STAGE_ORDER.get(d.stage, 99), -err)
 
 
 @dataclass
@@ -275,8 +286,13 @@ def diff_arrays_checked(a, b) -> tuple[tuple[float, float, tuple[int, ...], floa
 
     False is certain: the fast path's difference and extremes are finite only when every element is.
     """
-    with np.errstate(invalid="ignore", over="ignore"):
+    with np.errstate(**QUIET):
         return _diff_arrays(a, b)
+
+
+#: The numpy error state :func:`diff_arrays` measures in (a run gone to inf or NaN warns nothing here); the
+#: comparator and the drift enter it once per step and call :func:`_diff_arrays` (entering it costs ~5 us).
+QUIET = {"invalid": "ignore", "over": "ignore"}
 
 
 def _diff_arrays(a: np.ndarray, b: np.ndarray):
@@ -294,8 +310,8 @@ def _diff_arrays(a: np.ndarray, b: np.ndarray):
         # two float32 numbers is rounded at most once more (relative 2^-24): a measurement of
         # an error judged against bounds >= 4 eps32, and float64 is measured in float64.
         a64, b64 = a, b
-    else:
-        a64, b64 = a.astype(np.float64), b.astype(np.float64)
+    else:  # (a float64 array as it is: the values are the same, without a copy)
+        a64, b64 = a.astype(np.float64, copy=False), b.astype(np.float64, copy=False)
     err = np.asarray(a64 - b64)
     np.abs(err, out=err)
     flat = int(np.argmax(err))  # a NaN anywhere is the argmax: then take the careful path
@@ -305,7 +321,7 @@ def _diff_arrays(a: np.ndarray, b: np.ndarray):
         scale = float(max(a64.max(), -a64.min(), b64.max(), -b64.min()))
         careful = not np.isfinite(scale)  # (inf - inf is NaN: the argmax found it; this is belt and braces)
     if careful:
-        a64, b64 = a64.astype(np.float64), b64.astype(np.float64)
+        a64, b64 = a64.astype(np.float64, copy=False), b64.astype(np.float64, copy=False)
         err = np.abs(a64 - b64)
         same_nonfinite = (~np.isfinite(a64) | ~np.isfinite(b64)) & ((a64 == b64) | (np.isnan(a64) & np.isnan(b64)))
         err = np.where(same_nonfinite, 0.0, err)

@@ -16,9 +16,14 @@
   fresh interpreter (``ru_maxrss``): a streamed run must not grow with the steps (target:
   within 10 %);
 * **trace bytes per step**: a port's trace file written in full and in summary mode;
+* **torch alone on the CPU**: the overhead ratio of the torch port by itself (recorded to a
+  summary trace file vs its bare loop), the CPU twin of the CUDA figure;
 * **CUDA**: the same overhead ratio for the torch side on the GPU (``PARITY_TORCH_DEVICE=cuda``,
   bare loop vs the port recorded to a summary trace file) where torch sees a CUDA device;
-  skipped otherwise.
+  skipped otherwise;
+* **summaries on the device**: one real-size step's summaries computed on the GPU
+  (:mod:`torch_impl.trace.stats`, one host copy a step) against copying every tensor to the host
+  and summarizing there, side by side (:func:`stats_timing`); skipped without CUDA.
 
 ``python -m parity.tools.bench overhead --steps 5 --profile 25`` profiles one recorded run instead
 (cProfile, the 25 costliest functions by cumulative time): where the overhead goes.
@@ -42,8 +47,9 @@ import numpy as np
 
 from parity.run.interpreter import python
 from parity.tools.benchprops import _machine, _properties_main  # noqa: F401  (the property bench: python -m parity.tools.bench properties)
+from parity.tools.benchstats import cuda_available, stats_timing
 
-__all__ = ["overhead", "profile_recorded", "peak_memory", "trace_bytes", "cuda_overhead", "main"]
+__all__ = ["overhead", "profile_recorded", "peak_memory", "trace_bytes", "cuda_overhead", "stats_timing", "main"]
 
 #: The case of the overhead and trace-size figures: a model whose step costs what real steps cost.
 OVERHEAD_CASE = "realsize_transformer"
@@ -214,17 +220,6 @@ def _trace_size(case, port: str, dtype: str, path: str, mode: str) -> int:
 
 
 # -- CUDA: the torch side on the GPU ----------------------------------------------------------------------
-def cuda_available() -> bool:
-    """Whether torch is installed and sees a CUDA device (imports torch: only the bench asks)."""
-    import importlib.util
-
-    if importlib.util.find_spec("torch") is None:
-        return False
-    from parity.run.frameworks import port_package
-
-    return port_package("torch").cuda_available()
-
-
 def cuda_overhead(case_name: str = OVERHEAD_CASE, *, steps: int = 10, repeats: int = 2) -> dict | None:
     """The torch side's overhead ratio on the GPU, in a fresh interpreter; None where there is no CUDA."""
     if not cuda_available():
@@ -282,12 +277,23 @@ def _default_main(args) -> int:
     print(f"  summary  {tb['summary'] / 1e6:12.3f} MB/step   a {tb['run_steps']}-step trace: {tb['summary_run'] / 1e6:9.1f} MB"
           f"  ({tb['ratio'] * 100:.2f} % per step, {tb['run_ratio'] * 100:.2f} % per run, initial "
           f"parameters included; target <= 1 %)")
+    print("\ntorch alone on the CPU (bare loop vs recorded to a summary trace; the CUDA figure's twin):")
+    _print_overhead(overhead(args.case, steps=args.steps, ports=("torch",), repeats=args.repeats), "CPU, torch")
     print("\ntorch on CUDA (bare loop vs recorded to a summary trace):")
     cu = cuda_overhead(args.case, steps=args.steps, repeats=args.repeats)
     if cu is None:
         print("  skipped: torch sees no CUDA device here")
     else:
         _print_overhead(cu, "CUDA")
+    print("\none real-size step's summaries, on the device vs copied to the host first (torch_impl.trace.stats):")
+    st = stats_timing("cuda")
+    if st is None:
+        print("  skipped: torch sees no CUDA device here")
+    elif "error" in st:
+        print(f"  failed: {st['error']}")
+    else:
+        print(f"  {st['tensors']} tensors, {st['elements'] / 1e6:.0f}M elements on {st['device']}: device "
+              f"{st['device_s'] * 1000:.1f} ms, host {st['host_s'] * 1000:.1f} ms: ratio {st['ratio']:.2f}")
     return 0
 
 

@@ -7,9 +7,9 @@ measured, not quoted. :class:`HealthTracker` takes the steps as they arrive (the
 feeds it, then drops the step); :func:`layer_health` reads a streamed run's
 :class:`Health` or, for an in-memory trace, tracks its steps.
 
-Norms and variances come from the tensors' summaries (:func:`parity.trace.summary.summarize`:
-float64 sums over chunks, never a float64 copy of a whole tensor; remembered, so a summary
-run computes each once for the tracker and the comparison): the variance from the norm and
+Norms and variances come from the float64 sums a tensor's summary holds
+(:func:`parity.trace.summary.norm_mean`: the same sums over chunks as :func:`~parity.trace.summary.summarize`,
+never a float64 copy of a whole tensor, without the checksum and samples the tracker does not read): the variance from the norm and
 the mean where that is exact to 1e-12 (:data:`ONE_PASS_LIMIT`), else in numpy's two-pass
 form. The update ratio's differences are taken in float64, chunk by chunk. The tracker
 keeps the previous step's parameter arrays themselves (copies the boundary made; nothing
@@ -24,8 +24,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from parity.trace.summary import Summary, float64_chunks, scratch, sum_of_squares
-from parity.trace.summary import summarize as summarize_tensor
+from parity.trace.summary import Summary, float64_chunks, norm_mean, scratch, sum_of_squares
 
 __all__ = ["LayerHealth", "Health", "HealthTracker", "layer_health", "summarize", "ratio", "summary_dir"]
 
@@ -142,17 +141,16 @@ ONE_PASS_LIMIT = 1e4
 
 
 def _norm(x) -> float:
-    """||x||, from its summary (remembered: the comparison summarizes the same array)."""
-    return float(summarize_tensor(x).stats[0]) if np.size(x) else 0.0
+    """||x||, as its summary has it (:func:`~parity.trace.summary.norm_mean`: the same float64 sums)."""
+    return norm_mean(x)[0] if np.size(x) else 0.0
 
 
 def _norm_var(g) -> tuple[float, float]:
-    """||g|| and the variance of g's elements, from its summary (float64 sums)."""
-    s = summarize_tensor(g)
-    n = s.size
+    """||g|| and the variance of g's elements, from the float64 sums its summary holds."""
+    n = g.size if isinstance(g, Summary) else np.size(g)
     if n == 0:
         return 0.0, float("nan")
-    norm, mean = float(s.stats[0]), float(s.stats[3])
+    norm, mean = norm_mean(g)
     with np.errstate(all="ignore"):
         var = norm * norm / n - mean * mean
         if var > 0 and mean * mean <= ONE_PASS_LIMIT * var:

@@ -42,7 +42,7 @@ except ImportError:  # pragma: no cover - isal is a base dependency; zlib gives 
     _crc32 = zlib.crc32
 
 __all__ = [
-    "Summary", "summarize", "sample_indices", "moments", "float64_chunks", "sum_of_squares", "scratch", "crc32",
+    "Summary", "summarize", "norm_mean", "sample_indices", "moments", "float64_chunks", "sum_of_squares", "scratch", "crc32",
     "SAMPLES", "STATS", "CHUNK", "MEMO_MIN",
 ]
 
@@ -97,6 +97,28 @@ def moments(flat: np.ndarray) -> tuple[float, float, float, float]:
             total += float(b.sum())
             squares += sum_of_squares(b)
     return total, squares, lo, hi
+
+
+def norm_mean(x) -> tuple[float, float]:
+    """(L2 norm, mean) of an array as :func:`summarize` computes them (the same float64 chunk sums, bit for
+    bit), without its checksum, extremes and samples: what the health series read of every gradient and
+    parameter. A :class:`Summary` gives its own; an array of :data:`MEMO_MIN` elements or more is summarized
+    (remembered: a summary run's comparison then reads the same summary)."""
+    if isinstance(x, Summary):
+        return float(x.stats[0]), float(x.stats[3])
+    arr = np.asarray(x)
+    if arr.size == 0:
+        return 0.0, 0.0
+    if arr.size >= MEMO_MIN:  # summarized once, remembered: a summary run's comparison reads the same one
+        s = summarize(x)
+        return float(s.stats[0]), float(s.stats[3])
+    flat = (arr if arr.flags.c_contiguous else np.ascontiguousarray(arr)).reshape(-1)
+    total = squares = 0.0
+    with np.errstate(all="ignore"):
+        for (b,) in float64_chunks(flat):
+            total += float(b.sum())
+            squares += sum_of_squares(b)
+        return math.sqrt(squares), total / flat.size
 
 
 def sum_of_squares(b: np.ndarray, k: int = 1) -> float:

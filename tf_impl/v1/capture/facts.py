@@ -180,6 +180,8 @@ def mode_facts(graph, feeds: dict) -> dict:
 def facts(prog) -> dict:
     """The program's facts (see the module docstring); a fact the graph does not say is left out."""
     out: dict = {"framework": "tf1"}
+    if getattr(prog, "tf32", False):  # the program turned TF32 back on (parity turns it off before building)
+        out["tf32"] = True
     out.update(optimizer_facts(prog._settings, prog._apply_type))
     g = prog.graph
     out.update(schedule_facts(g, prog._lr))

@@ -49,7 +49,26 @@ from .analyse import PROGRAM_KEYS
 from .dtype import _floatx
 from .program import KerasProgram
 
-__all__ = ["capture", "seed_program", "KerasProgram", "PROGRAM_KEYS"]
+__all__ = ["capture", "seed_program", "KerasProgram", "PROGRAM_KEYS", "tf32_off", "tf32_notes"]
+
+#: TensorFloat-32 (TensorFlow's default on Ampere and later GPUs: float32 matmuls and convolutions with 10-bit
+#: operands) is turned off for the comparison, as torch_impl turns torch's off (PITFALLS P45): a TF reference
+#: on a GPU is then IEEE float32. A program that turns it on itself keeps it, and a note says so (the float32
+#: envelope counts a reference's own drift whole: TF32-sized port faults could pass unseen). A no-op on a CPU.
+TF32_NOTE = ("TF32: the program turns TensorFloat-32 on (tf.config.experimental.enable_tensor_float_32_execution"
+             "(True)); on an Ampere or later GPU its float32 matmuls and convolutions round their operands to 10 bits, "
+             "which the float32 comparison counts as the program's own rounding (parity turns TF32 off otherwise)")
+
+
+def tf32_off(tf) -> None:
+    """Turn TensorFloat-32 off (before the user's program is built)."""
+    tf.config.experimental.enable_tensor_float_32_execution(False)
+
+
+def tf32_notes(tf) -> list[str]:
+    """[:data:`TF32_NOTE`] where the program turned TensorFloat-32 on again, else []."""
+    return [TF32_NOTE] if tf.config.experimental.tensor_float_32_execution_enabled() else []
+
 
 
 def seed_program(seed: int) -> None:
@@ -84,10 +103,14 @@ def capture(build: Callable[[], Mapping[str, Any]], *, dtype: str, where: str = 
     fn = getattr(build, "parity_program", build)
     if not callable(fn):
         raise ParityError(f"{where}: tf2 capture needs the parity_program function")
-    tensorflow()
+    tf = tensorflow()
+    tf32_off(tf)
     with _floatx(dtype):
         program = fn()
     if not isinstance(program, Mapping):
         raise ParityError(f"{where}: parity_program() must return a dict, not {type(program).__name__}")
     with _floatx(dtype):
-        return KerasProgram(program, dtype, where)
+        prog = KerasProgram(program, dtype, where)
+    prog._notes.extend(tf32_notes(tf))
+    prog.tf32 = bool(tf32_notes(tf))  # a program fact where the program keeps TF32 on
+    return prog

@@ -183,6 +183,8 @@ def loss_facts(loss, model, fit: bool = False) -> dict:
 def facts(prog) -> dict:
     """The program's facts (see the module docstring); a fact the objects do not say is left out."""
     out: dict = {"framework": "tf2"}
+    if getattr(prog, "tf32", False):  # the program turned TF32 back on (parity turns it off before building)
+        out["tf32"] = True
     out.update(optimizer_facts(prog.optimizer, _f(prog._lr())))
     out.update(schedule_facts(prog.optimizer))
     out.update(decay_facts(prog.optimizer, prog.layers))

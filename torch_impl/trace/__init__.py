@@ -1,0 +1,1 @@
+"""What the torch side computes of a trace where its tensors live (:mod:`.stats`: summaries on the device)."""
