@@ -141,6 +141,25 @@ def test_gan_discriminator_rate_diverges_first_at_phase1_parameters(tmp_path):
     assert (c.first.step, c.first.name.split("/")[0]) == (0, "phase1"), c.first
 
 
+def test_an_optimizer_subclass_calling_super_step_is_one_phase(tmp_path):
+    # corpus 02's port steps an Adam subclass whose step() calls super().step(): torch runs the step hooks
+    # twice, which counted six phases for D, G, G; one step() of the program is one phase
+    src = open(os.path.join(EXAMPLES, "gan", "torch_gan.py")).read()
+    sub = src.replace("netG, netD = Generator(), Discriminator()\n", "netG, netD = Generator(), Discriminator()\n\n\n"
+                      "class MyAdam(torch.optim.Adam):\n    def step(self, closure=None):\n"
+                      "        return super().step(closure)\n\n\n")
+    sub = sub.replace("optD = torch.optim.Adam(", "optD = MyAdam(").replace("optG = torch.optim.Adam(", "optG = MyAdam(")
+    assert sub.count("MyAdam(") == 3  # the class and the two optimizers
+    path = tmp_path / "torch_gan_subclass.py"
+    path.write_text(sub)
+    from parity.program.prepare import compare_programs
+
+    result = compare_programs(os.path.join(EXAMPLES, "gan", "torch_gan.py"), str(path), steps=2, dtypes=("float64",))
+    c = result.comparisons[0]
+    assert c.ok, c.first
+    assert _names(c, "loss") == {"phase1/loss", "phase2/loss", "phase3/loss"}
+
+
 @pytest.mark.slow
 def test_tf1_gan_against_its_torch_port_agrees_phase_by_phase():
     by, _ = _agree("gan/tf1_gan.py", "gan/torch_gan.py")

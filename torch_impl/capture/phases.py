@@ -126,6 +126,7 @@ class PhaseRecorder:
 
         self.prog, self._opt, self.acts = prog, _optimizer, acts
         self.cut = None  # the forward outputs recorded before the first step() (phase 1's: what TF1 records)
+        self._depth: dict = {}  # id(optimizer) -> step() calls open (a subclass calling super().step())
         self.phases: list[dict] = []
         self.losses: list = []
         self._phase_losses: list = []
@@ -174,6 +175,11 @@ class PhaseRecorder:
 
     def _pre(self, label):
         def hook(opt, args, kwargs):
+            # an optimizer subclass whose step() calls super().step() runs the hooks twice: one phase
+            depth = self._depth.get(id(opt), 0)
+            self._depth[id(opt)] = depth + 1
+            if depth:
+                return
             prog = self.prog
             if self.cut is None:
                 self.cut = set(self.acts)
@@ -207,6 +213,9 @@ class PhaseRecorder:
 
     def _post(self, label):
         def hook(opt, args, kwargs):
+            self._depth[id(opt)] = self._depth.get(id(opt), 1) - 1
+            if self._depth[id(opt)]:
+                return  # the inner step() of a subclass: the outer one ends the phase
             prog = self.prog
             record = self.phases[-1]
             record["parameters"] = {n: prog._np(p) for n, p in self._owned(opt).items()}
