@@ -31,7 +31,8 @@ VARIABLES: tuple[EnvVar, ...] = (
         "PARITY_WORKERS",
         "1 (a worker process per framework)",
         "'0' (or 'no', 'false', empty) runs every port of `parity run` and `parity check` in the "
-        "harness process instead of a worker process per framework (tf1, tf2, torch, numpy).",
+        "harness process instead of a worker process per framework (tf1, tf2, torch, numpy), "
+        "and `parity diff`'s two programs there instead of one worker per program and run.",
         ("parity/run/workers.py",),
     ),
     EnvVar(

@@ -111,6 +111,7 @@ def test_a_program_that_cannot_run_in_float64_is_reported_for_that_dtype_only(ca
         return real(build, dtype=dtype, where=where)
 
     monkeypatch.setattr(tc, "capture", capture)
+    monkeypatch.setenv("PARITY_WORKERS", "0")  # the adapter is patched in this process: the programs run here
     rc, out, err = run(capsys, fix("tiny_mlp.py"), port, "--steps", "2")
     assert rc == 1, err
     assert "DtypeError" in out and "fix: tf.constant(0.01, tf.float64)" in out

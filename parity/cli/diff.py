@@ -9,6 +9,10 @@ own code raised.
 The report begins with both programs' facts (:mod:`parity.program.facts`: read from their own
 objects, side by side, before any number; divergences are named from them first) and ends, after the
 verdict, with what the comparison does not cover (initialisers, each side's own data, schedule length).
+
+Each program is captured and stepped in worker processes of its own (:mod:`parity.program.remote`: one
+per program and run, so no process imports both frameworks or holds more than one model); this process
+holds the batches, the mapping and the streaming comparison. ``PARITY_WORKERS=0`` runs both here.
 """
 
 from __future__ import annotations
@@ -26,6 +30,19 @@ examples:
   parity diff ref.py port.py --save-mapping map.json     # then edit map.json and:
   parity diff ref.py port.py --mapping map.json
 """
+
+
+def _seed(text: str) -> int:
+    """``--seed``: an integer numpy and the frameworks accept as a seed (0 .. 2**32 - 1)."""
+    import argparse
+
+    try:
+        v = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"invalid seed {text!r}: an integer from 0 to 4294967295") from None
+    if not 0 <= v < 2 ** 32:
+        raise argparse.ArgumentTypeError(f"invalid seed {v}: an integer from 0 to 4294967295")
+    return v
 
 
 def add_parser(subparsers) -> None:
@@ -47,7 +64,7 @@ def add_parser(subparsers) -> None:
     d.add_argument("--json", metavar="FILE", help="also write the report as JSON")
     d.add_argument("--mapping", metavar="FILE", help="use this mapping file instead of the automatic mapping")
     d.add_argument("--save-mapping", metavar="FILE", help="write the mapping used (JSON, editable) to FILE")
-    d.add_argument("--seed", type=int, default=0, help="seed of the drawn batches and dropout masks (default 0)")
+    d.add_argument("--seed", type=_seed, default=0, help="seed of the drawn batches and dropout masks (default 0)")
     d.add_argument("--quiet-mapping", action="store_true", help="do not print the mapping table")
     d.add_argument("--own-init", type=int, default=1, metavar="N",
                    help="build each program N times with its own initialisers and compare the pooled initial "
@@ -63,6 +80,7 @@ def run(args) -> int:
     from parity.cli.report import Findings, say, show, write_files
     from parity.program.mapping import format_table, load_mapping
     from parity.program.prepare import compare_programs
+    from parity.program.remote import enabled as workers_enabled
     from parity.report.facts import facts_json, format_facts, format_not_covered
     from parity.report.jsonreport import report_dict
     from parity.report.terminal import Progress, fit
@@ -85,8 +103,13 @@ def run(args) -> int:
     with Progress(len(dtypes) * args.steps, "steps") as bar, contextlib.redirect_stdout(sys.stderr):
         observers = [StepCounter(bar)] + ([observer] if observer else [])
         result = compare_programs(args.reference, args.port, steps=args.steps, dtypes=dtypes, mapping=mapping,
-                                  save_mapping=args.save_mapping, seed=args.seed, observers=observers)
-        facts, rows, covered = read_facts(result, args.own_init)
+                                  save_mapping=args.save_mapping, seed=args.seed, observers=observers,
+                                  workers=workers_enabled(), keep_workers=True)
+        try:
+            facts, rows, covered = read_facts(result, args.own_init)
+        finally:
+            if result.pool is not None:
+                result.pool.close()
     say("Program facts (read from each program's own objects, before any number; ! = they differ)")
     say(format_facts(rows, args.reference, args.port))
     say()
@@ -136,9 +159,11 @@ def read_facts(result, builds: int = 1):
     afresh, so its initialisers are as it constructs them, before parity copies the reference's weights."""
     from parity.errors import ParityError
     from parity.program.facts import compare_facts, not_covered, program_facts
-
+    pool = getattr(result, "pool", None)
+    # each program captured afresh in its worker, as it was compared (in-process without workers)
+    capture = (lambda program, dtype: pool.capture(program, dtype, phase="while its facts were read")) if pool else None
     try:
-        facts = program_facts(result.program_run, builds=builds)
+        facts = program_facts(result.program_run, builds=builds, capture=capture)
     except ParityError as exc:  # the user's program raised when built once more: the comparison still stands
         facts, why = None, f"the programs' facts could not be read: {exc}"
     except Exception as exc:  # noqa: BLE001 -- parity's own bug in reading facts must not lose the comparison

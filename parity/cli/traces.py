@@ -25,6 +25,8 @@ def record(args) -> int:
 
     case = get_case(args.case)
     spec = PortSpec.parse(args.port)
+    if os.path.isdir(args.output):
+        raise ParityError(f"cannot write -o {args.output}: it is a directory")
     output = args.output if os.path.splitext(args.output)[1] else args.output + ".trace"
     check_distinct(args, inputs={"--port-file": args.port_file})
     check_output(output, "-o")

@@ -140,11 +140,13 @@ def _first_batch(source):
         return None
 
 
-def program_facts(run, mapping=None, builds: int = 1) -> dict:
+def program_facts(run, mapping=None, builds: int = 1, capture=None) -> dict:
     """Both programs' facts: capture each afresh (float64), read ``facts()``, the initial distributions
     (before any load; ``builds`` > 1: each program built that many times, the draws pooled), the first
-    batch of its own data. ``{"reference": {...}, "port": {...}, "init": [...], "data": {...}}``."""
-    from parity.program.load import capture
+    batch of its own data. ``{"reference": {...}, "port": {...}, "init": [...], "data": {...}}``.
+    ``capture(program, dtype)``: where to capture (``parity diff``: the program's worker); default in-process."""
+    if capture is None:
+        from parity.program.load import capture
 
     sides, params, batches, repeats = {}, {}, {}, {}
     for side, program in (("reference", run.reference), ("port", run.port)):

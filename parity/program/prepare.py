@@ -9,8 +9,9 @@ runs both through :func:`parity.run.runner.run_case` as two in-memory ports, and
 unchanged. numpy only.
 
 The parts: :mod:`parity.program.load` (the user's files), :mod:`parity.program.batches` (batches,
-dropout masks), :mod:`parity.program.mapping` (variables and layer outputs), :mod:`parity.program.port`
-(the in-memory ports). The records the capture adapters fill in are :mod:`parity.portkit.program`'s.
+dropout masks), :mod:`parity.program.mapping` (variables and layer outputs), :mod:`parity.program.probes`
+(the probes that pair them), :mod:`parity.program.port` (the in-memory ports), :mod:`parity.program.remote`
+(``parity diff``: each program captured and stepped in a worker process of its own). The records the capture adapters fill in are :mod:`parity.portkit.program`'s.
 """
 
 from __future__ import annotations
@@ -25,14 +26,16 @@ from parity.program.batches import MASK_PREFIX, add_masks, as_batches, cost_of, 
 from parity.portkit.program import DtypeError
 from parity.program.load import at_users_line, capture, load_program, program_error
 from parity.program.port import ProgramPorts, ProgramRun
+from parity.program.probes import _outputs, _probe_score
 
 __all__ = ["compare_programs", "prepare", "port_names"]
 
 
 def prepare(reference, port, *, data=None, steps: int = 10, mapping=None, seed: int = 0, log=None,
-            dtypes=("float64", "float32")) -> ProgramRun:
+            dtypes=("float64", "float32"), pool=None) -> ProgramRun:
     """Load both programs, capture them once (float64; float32 when the run is float32 only), map the
-    variables and the layer outputs.
+    variables and the layer outputs. ``pool`` (:class:`parity.program.remote.Pool`): each program is
+    captured in its worker process, and this process holds proxies of them.
 
     Raises:
         ParityError: bad input (file, keys, kinds, an unresolvable mapping), one line.
@@ -40,7 +43,9 @@ def prepare(reference, port, *, data=None, steps: int = 10, mapping=None, seed: 
     """
     ref, prt = load_program(reference), load_program(port)
     ref.seed = prt.seed = seed  # every framework's generators seeded before each build: the same start each run
-    R, P, probe_notes = _capture_both(ref, prt, float32_only=tuple(dtypes) == ("float32",))
+    ref.side, prt.side = "reference", "port"  # (the same file may be given twice: each side its worker)
+    R, P, probe_notes = _capture_both(ref, prt, float32_only=tuple(dtypes) == ("float32",),
+                                      capture=capture if pool is None else pool.capture)
     try:
         batches = _batches(R, P, ref, data, steps, seed)
         first = batches[0]
@@ -77,7 +82,7 @@ def prepare(reference, port, *, data=None, steps: int = 10, mapping=None, seed: 
         P.close()
 
 
-def _capture_both(ref, prt, float32_only: bool = False):
+def _capture_both(ref, prt, float32_only: bool = False, capture=capture):
     """Capture both programs in float64, or in float32 where one cannot run in float64 (a note says so); in a
     float32-only run any failure of the float64 probe falls back to float32, so it cannot stop that run."""
     probe_notes: list[str] = []
@@ -156,122 +161,6 @@ def _variables(R, P, ref, prt, mapping, probe_batch=None):
     return m
 
 
-def _probe_score(R, P, batch):
-    """``score(mapping)``: how many layer outputs (by value) and the loss agree when the port runs from the
-    reference's weights mapped by ``mapping`` (the evidence that decides between same-shape candidates).
-
-    The probe's weights are the reference's, each value scaled and shifted by a few per cent at random, so
-    that layers initialised alike (BatchNorm's gamma = 1) tell apart; ``score.restore()`` puts the
-    reference's own weights back."""
-    from parity.program.outputs import kinds_of, pair_outputs, same_output
-
-    cache: dict = {}
-
-    def perturbed() -> dict:
-        rng = np.random.default_rng(20)
-        kinds = {s.name: s.kind for s in R.parameter_specs()}
-        out = {}
-        for k, w in cache["original"].items():
-            scale = float(np.mean(np.abs(w))) if np.size(w) else 0.0
-            w = w * (1 + 0.25 * rng.uniform(-1, 1, np.shape(w)))
-            if kinds.get(k) != "bn_var":  # a variance stays positive
-                w = w + 0.05 * (scale or 0.1) * rng.uniform(-1, 1, np.shape(w))
-            out[k] = w
-        return out
-
-    def score(m) -> float:
-        if "ref" not in cache:
-            cache["original"] = {k: np.asarray(v, dtype=np.float64) for k, v in R.parameters().items()}
-            cache["initial"] = perturbed()
-            R.load(cache["initial"])
-            cache["ref"] = R.forward(batch, {})
-            cache["loss"] = getattr(R, "probe_loss", lambda: None)()
-        P.load(m.port_weights(cache["initial"]))
-        ap = cache["port"] = P.forward(batch, {})
-        # outputs paired by structure (kind, shape, call order), as the comparison will pair them
-        pairs = pair_outputs(cache["ref"], ap, kinds_of(R), kinds_of(P)).pairs
-        agree = sum(same_output(cache["ref"][a], ap[b]) for a, b in pairs)
-        lp = getattr(P, "probe_loss", lambda: None)()
-        return agree + (cache["loss"] is not None and lp is not None and same_output(cache["loss"], lp))
-
-    def restore() -> None:
-        if "original" in cache:
-            R.load(cache["original"])
-
-    score.restore = restore
-    # the layer outputs' names in call order, both sides (evidence that creation order is call order)
-    score.calls = lambda: (list(cache["ref"]), list(cache["port"])) if "port" in cache else None
-    return score
-
-
-def _outputs(m, R, P, ar: dict, ap: dict) -> None:
-    """Pair the layer outputs (``m.forward``) by structure (kind, shape, call order: :mod:`parity.program.outputs`),
-    the probe's values only confirming, unless the mapping names them; outputs cut at different places (a
-    softmax inside one side's last layer) are left out, and every output left out gets a reason in the notes."""
-    from parity.program.outputs import (apply_forward_edits, kinds_of, pair_outputs, recording_notes, same_output,
-                                       unpaired_notes)
-
-    m.notes.extend([f"reference: {n}" for n in recording_notes(R)] + [f"port: {n}" for n in recording_notes(P)])
-
-    if m.forward:
-        bad = [f"{a} -> {b}" for a, b in m.forward if a not in ar or b not in ap]
-        if bad:
-            raise ParityError(f"mapping: layer outputs not found: {', '.join(bad)}; reference outputs: {', '.join(ar)}; port outputs: {', '.join(ap)}")
-        return
-    kr, kp = kinds_of(R), kinds_of(P)
-    pairing = pair_outputs(ar, ap, kr, kp)
-    pairs = pairing.pairs
-    if getattr(m, "forward_edits", None):  # the mapping file's drop / add / re-pair entries
-        pairs = apply_forward_edits(pairs, m.forward_edits, list(ar), list(ap))
-    m.notes.extend(unpaired_notes(pairing, ar, ap, kr, kp))
-    left_r = [a for a in ar if a not in {x for x, _ in pairs}]
-    left_p = [b for b in ap if b not in {y for _, y in pairs}]
-
-    def leave_out(drop, why: str) -> None:
-        nonlocal pairs
-        if drop:
-            pairs = [p for p in pairs if p not in drop]
-            left_r.extend(a for a, _ in drop)
-            left_p.extend(b for _, b in drop)
-            m.notes.append("layer outputs " + ", ".join(f"{a}/{b}" for a, b in drop) + why)
-
-    lr_, lp_ = getattr(R, "probe_loss", lambda: None)(), getattr(P, "probe_loss", lambda: None)()
-    if lr_ is not None and lp_ is not None and same_output(lr_, lp_):
-        # the two compute the same loss from the same weights: a pair of outputs that differ
-        # here is two different cuts of the network (softmax inside a Dense vs logits), not a bug
-        leave_out([(a, b) for a, b in pairs if not same_output(ar[a], ap[b])],
-                  " differ at the probe while the losses agree: different cuts of the network (e.g. a softmax "
-                  "inside a Dense layer), not compared")
-    # a softmax / sigmoid inside one side's last layer (Keras Dense(activation="softmax")) vs logits
-    # on the other: the same layer cut differently; not compared (the loss stage compares them)
-    leave_out([(a, b) for a, b in pairs if not same_output(ar[a], ap[b]) and _activated(ar[a], ap[b])],
-              ": one is the softmax (or sigmoid) of the other (an activation inside a Dense layer vs logits): not compared")
-    m.forward = pairs
-    if left_r:
-        m.not_compared["reference layer outputs"] = left_r
-    if left_p:
-        m.not_compared["port layer outputs"] = left_p
-
-
-def _activated(a, b) -> bool:
-    """Whether one array is the softmax or the sigmoid (over the last axis) of the other."""
-    from parity.program.outputs import same_output
-
-    a, b = np.asarray(a, float), np.asarray(b, float)
-    if a.shape != b.shape or a.ndim < 1:
-        return False
-
-    def softmax(z):
-        e = np.exp(z - z.max(axis=-1, keepdims=True))
-        return e / e.sum(axis=-1, keepdims=True)
-
-    def sigmoid(z):
-        return 0.5 * (1.0 + np.tanh(0.5 * z))
-
-    with np.errstate(all="ignore"):
-        return any(same_output(f(x), y) for f in (softmax, sigmoid) for x, y in ((a, b), (b, a)))
-
-
 def _check_mapping(m, R, P, ref_path: str, port_path: str) -> None:
     """A mapping file against both programs: every name exists, each side's layout ops meet in one canonical
     shape, the ``shape`` stated is that shape, and every trainable reference variable is mapped (one line)."""
@@ -318,7 +207,7 @@ def port_names(run: ProgramRun) -> tuple[str, str]:
 
 def compare_programs(reference, port, *, data=None, steps: int = 10, dtypes: Iterable[str] = ("float64", "float32"),
                      mapping=None, save_mapping: str | None = None, seed: int = 0, name: str | None = None,
-                     observers=()):
+                     observers=(), workers: bool = False, keep_workers: bool = False):
     """Compare a program against its port, step by step, in each dtype; return a CaseResult.
 
     Args:
@@ -333,23 +222,43 @@ def compare_programs(reference, port, *, data=None, steps: int = 10, dtypes: Ite
         seed: seeds the drawn batches and the dropout masks.
         name: the case name in the report (default: ``diff:<ref>-vs-<port>``).
         observers: per-step hooks handed to :func:`~parity.run.runner.run_case` (``--tensorboard``).
+        workers: run each program in a worker process of its own (:mod:`parity.program.remote`; files
+            only: a function given runs here). ``parity diff`` passes ``PARITY_WORKERS``' setting (on unless
+            "0"); the library's default is off, as :func:`~parity.run.runner.run_case`'s.
+        keep_workers: leave the workers running for the caller (``result.pool``: its facts; the caller
+            closes it); else they stop before this returns.
 
-    The result also carries ``.mapping``, ``.notes`` and ``.program_run``.
+    The result also carries ``.mapping``, ``.notes``, ``.program_run`` and ``.pool`` (None in-process).
     """
-    from parity.cases.case import Case, Data
-    from parity.program.mapping import save_mapping as _save
-    from parity.run.runner import run_case
-
     dtypes = tuple(dtypes)
     for d in dtypes:
         if d not in ("float64", "float32"):
             raise ParityError(f"unknown dtype {d!r}; expected float64 or float32")
     if steps < 1:
         raise ParityError("steps must be >= 1")
-    from parity.program.mapping import AmbiguousMapping
+    from parity.program import remote
+
+    files = all(isinstance(p, (str, os.PathLike)) for p in (reference, port))
+    pool = remote.Pool(os.fspath(reference), os.fspath(port)) if workers and files else None
+    try:
+        result = _compare(reference, port, data, steps, dtypes, mapping, save_mapping, seed, name, observers, pool)
+    except BaseException:
+        if pool is not None:
+            pool.close()
+        raise
+    if pool is not None and not keep_workers:
+        pool.close()
+    result.pool = pool if keep_workers else None
+    return result
+
+
+def _compare(reference, port, data, steps, dtypes, mapping, save_mapping, seed, name, observers, pool):
+    from parity.cases.case import Case, Data
+    from parity.program.mapping import AmbiguousMapping, save_mapping as _save
+    from parity.run.runner import run_case
 
     try:
-        run = prepare(reference, port, data=data, steps=steps, mapping=mapping, seed=seed, dtypes=dtypes)
+        run = prepare(reference, port, data=data, steps=steps, mapping=mapping, seed=seed, dtypes=dtypes, pool=pool)
     except AmbiguousMapping as exc:
         if not save_mapping or exc.draft is None:
             raise
@@ -372,9 +281,23 @@ def compare_programs(reference, port, *, data=None, steps: int = 10, dtypes: Ite
         dtypes=dtypes,
         tags=("program",),
     )
-    result = run_case(case, dtypes=dtypes, modules={rp: ProgramPorts(run, "reference"), pp: ProgramPorts(run, "port")},
-                      sources={rp: run.reference.path, pp: run.port.path}, pairs="reference", observers=observers,
-                      batches=run.batches)
+    sides = {rp: "reference", pp: "port"}
+    if pool is None:
+        modules = {rp: ProgramPorts(run, "reference"), pp: ProgramPorts(run, "port")}
+    else:  # each side's port is built and stepped in its program's worker (parity.run.workers.RemoteRun)
+        from parity.program.remote import register, unregister
+
+        register(case.name, sides, run, pool)
+        modules = {}
+    try:
+        result = run_case(case, dtypes=dtypes, modules=modules, sources={rp: run.reference.path, pp: run.port.path},
+                          pairs="reference", observers=observers, batches=run.batches, workers=pool is not None)
+    finally:
+        if pool is not None:
+            unregister(case.name, sides)
+    if pool is not None:  # what the steps decided there (a scheduler's unit) joins the run's notes
+        for side in ("reference", "port"):
+            run.notes.extend(n for n in pool.notes(side) if n not in run.notes)
     result.mapping = run.mapping
     result.notes = run.notes
     result.program_run = run

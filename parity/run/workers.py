@@ -19,6 +19,8 @@ with the process (:func:`shutdown`, registered with :mod:`atexit`); if the harne
 SIGKILL), its workers die at once (:func:`parity.run.interpreter.die_with_parent`). Ctrl-C ends a
 worker quietly (SIGINT's default action: no traceback); the harness reports the interruption.
 ``PARITY_WORKERS=0`` runs every port in this process, as :func:`parity.run.runner.run_case` does by default.
+``parity diff`` runs its two programs' ports here too: a higher layer registers the messages its
+workers serve (:data:`HANDLERS`, :data:`MODULES`) and which worker builds a port (:data:`PROGRAMS`).
 
 Messages are pickled over a pipe between two processes of this same program (:mod:`parity.run.wire`;
 nothing is read from a file). A port's exception reaches the harness as the same :class:`~parity.errors.PortError`
@@ -59,6 +61,16 @@ def enabled() -> bool:
     return os.environ.get(ENV, "1").strip().lower() not in ("0", "", "no", "false")
 
 
+#: Worker side: message -> ``(ok, payload)`` for the ops a higher layer serves (``parity diff``'s programs:
+#: :mod:`parity.program.remote_worker`, imported by the worker's ``boot`` code, registers them here).
+HANDLERS: dict = {}
+#: Worker side: kind -> ``payload -> (port module, source)``: an ``open`` naming a module built in the worker.
+MODULES: dict = {}
+#: Harness side: (case name, port) -> (``(dtype, perturb) -> worker``, (kind, payload)): the port runs in
+#: that worker, its module built there from the payload (:func:`parity.program.remote.register`).
+PROGRAMS: dict = {}
+
+
 def _serve(conn) -> None:
     """A worker's loop: open, step and close :class:`~parity.run.boundary.PortRun` objects by key."""
     from parity.run.boundary import PortRun
@@ -75,6 +87,11 @@ def _serve(conn) -> None:
             for run in runs.values():
                 run.close()
             return
+        if op in HANDLERS:
+            reply = HANDLERS[op](msg)
+            _send(conn, reply)
+            del reply
+            continue
         if op == "step":  # ("step", [(key, dtype)], batch64): one reply per key, in order
             _, keys, batch64 = msg
             batches: dict[str, dict] = {}
@@ -90,8 +107,9 @@ def _serve(conn) -> None:
         key = msg[1]
         try:
             if op == "open":
-                _, _, case, port, dtype, perturb = msg
-                run = runs[key] = PortRun(case, port, dtype, perturb=perturb)
+                _, _, case, port, dtype, perturb, built = msg
+                module, source = MODULES[built[0]](built[1]) if built is not None else (None, None)
+                run = runs[key] = PortRun(case, port, dtype, perturb=perturb, module=module, source=source)
                 try:
                     run.open()
                 finally:
@@ -109,12 +127,13 @@ def _serve(conn) -> None:
 class _Worker:
     """One worker process (a fresh interpreter: ``python -c``) and its end of a socket pair."""
 
-    def __init__(self, group: str):
+    def __init__(self, group: str, boot: str = ""):
         # Not multiprocessing's spawn: it would re-run the caller's main script in the worker.
         mine, theirs = socket.socketpair()
         root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))  # this same parity
         env = dict(os.environ, PYTHONPATH=os.pathsep.join([root] + [p for p in [os.environ.get("PYTHONPATH")] if p]))
-        code = f"from parity.run.workers import _main; _main({theirs.fileno()})"
+        # boot: statements run first (a higher layer registering its HANDLERS / MODULES)
+        code = f"{boot + '; ' if boot else ''}from parity.run.workers import _main; _main({theirs.fileno()})"
         self.group = group
         # Ctrl-C reaches the whole process group: a worker then ends at once, quietly (the harness
         # reports the interruption); it dies with the harness too (parity.run.interpreter).
@@ -213,7 +232,9 @@ class RemoteRun:
     def __init__(self, case: Case, port: str, dtype: str, *, perturb: int | None = None):
         self.case, self.port, self.dtype, self.perturb = case, port, dtype, perturb
         self.group = group_of(port)
-        if self.group is None:
+        # a port whose module is built in a worker of its own (a program of `parity diff`)
+        self._program = PROGRAMS.get((case.name, port))
+        if self.group is None and self._program is None:
             raise ParityError(f"port {port} has no worker process")
         self.manifest: dict = {}
         self.initial: dict[str, np.ndarray] = {}
@@ -223,10 +244,11 @@ class RemoteRun:
         self._key = 0
 
     def open(self) -> None:
-        self._worker = _worker(self.group)
+        self._worker = _worker(self.group) if self._program is None else self._program[0](self.dtype, self.perturb)
         self._key = self._worker.new_key()
+        built = None if self._program is None else self._program[1]
         try:
-            ok, payload = self._worker.call("open", self._key, self.case, self.port, self.dtype, self.perturb)
+            ok, payload = self._worker.call("open", self._key, self.case, self.port, self.dtype, self.perturb, built)
         except _Died as exc:
             raise PortError(self.port, "build", str(exc), case=self.case.name) from None
         if not ok:

@@ -57,8 +57,7 @@ case("diff --steps 0", "args", (*DIFF[:3], "--steps", "0"), (2,), setup=programs
 case("diff --steps -1", "args", (*DIFF[:3], "--steps", "-1"), (2,), setup=programs())
 case("diff --steps abc", "args", (*DIFF[:3], "--steps", "abc"), (2,), setup=programs())
 case("diff --seed abc", "args", (*DIFF, "--seed", "abc"), (2,), setup=programs())
-case("diff --seed -1", "args", (*DIFF, "--seed", "-1"), (2,), setup=programs(), needs="torch",
-     known="parity/cli/diff.py: --seed takes any int; numpy refuses a negative seed inside the program: exit 3")
+case("diff --seed -1", "args", (*DIFF, "--seed", "-1"), (2,), setup=programs(), needs="torch")
 case("diff --own-init -3", "args", (*DIFF, "--own-init", "-3"), (2,), setup=programs(), needs="torch")
 case("diff --dtype float16", "args", (*DIFF[:3], "--dtype", "float16"), (2,), setup=programs())
 case("record: unknown port", "args", ("record", "seed004_oscillate", "--port", "nope", "-o", "x.trace"), (2,),
@@ -193,8 +192,7 @@ case("--json kept on a failed run", "outputs", ("compare", "nope.trace", "{fx}/t
      setup=write(r__json="old"), check=all_of(unchanged("r.json", "old"), files_exist("r.json")))
 case("record -o /dev/full", "outputs", ("record", "seed004_oscillate", "--port", "numpy", "-o", "full"), (2,),
      setup=full)
-case("record -o a directory", "outputs", ("record", "seed004_oscillate", "--port", "numpy", "-o", "{d}"), (2,),
-     known="parity/cli/traces.py: -o DIR writes DIR.trace beside it")
+case("record -o a directory", "outputs", ("record", "seed004_oscillate", "--port", "numpy", "-o", "{d}"), (2,))
 case("record -o unwritable", "outputs", ("record", "seed004_oscillate", "--port", "numpy", "-o", NOWHERE + "/x"), (2,))
 case("record -o: parent created", "outputs", ("record", "seed004_oscillate", "--port", "numpy", "-o", "a/b/x.trace"),
      (0,), check=files_exist("a/b/x.trace"))

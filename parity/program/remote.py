@@ -1,0 +1,223 @@
+"""``parity diff`` in worker processes: each program captured and stepped in a process of its own (numpy only).
+
+The harness process holds the batches, the mapping's decisions and the streaming comparison; the
+reference and the port each live in a worker (:mod:`parity.run.workers`, a fresh interpreter), so no
+process imports both frameworks or holds both models. Two parts:
+
+* **the probes** (:func:`parity.program.prepare.prepare`, the facts): :meth:`Pool.capture` captures a
+  program in its worker and returns a :class:`Remote`, a proxy of the captured program. Every attribute
+  read and every call crosses the wire (arrays out of band); what is not plain data (a data generator,
+  a recording object) stays in the worker and comes back as another proxy. Nothing here names a
+  method of the capture adapters: what they add passes through.
+* **the steps**: :func:`register` tells :class:`parity.run.workers.RemoteRun` which worker runs each side
+  of the case; the worker builds the port (:class:`parity.program.port.ProgramPorts`) from the mapping
+  and the initial weights it is sent, and steps it as the catalogue's ports are stepped.
+
+Errors keep their contract: the user's code raising in a worker is a :class:`ProgramError` at the user's
+file and line there (exit 3); parity's own failure there is a :class:`WorkerBug` (not a ParityError:
+exit 4, with the worker's traceback); a worker that vanishes is a :class:`~parity.errors.PortError`
+naming the program and what it was doing (exit 3). ``PARITY_WORKERS=0`` runs both in this process.
+"""
+
+from __future__ import annotations
+
+import itertools
+import contextlib
+import os
+
+from parity.errors import PortError
+
+__all__ = ["enabled", "Pool", "Remote", "WorkerBug", "WorkerDied", "register", "unregister", "program_spec", "BOOT"]
+
+_TOKENS = itertools.count(1)
+#: what a program's worker runs first: the worker's half of this module registers its messages
+BOOT = "import parity.program.remote_worker"
+
+
+def enabled() -> bool:
+    """Whether ``parity diff`` runs its programs in workers (``PARITY_WORKERS``: on unless "0")."""
+    from parity.run.workers import enabled as on
+
+    return on()
+
+
+class WorkerBug(RuntimeError):
+    """parity's own code failed inside a program's worker (exit 4: a bug), with the worker's traceback."""
+
+
+class WorkerDied(Exception):
+    """A program's worker process vanished (killed, out of memory, ``os._exit``, a crash in C++)."""
+
+
+class _Handle:
+    """An object left in the worker (not plain data), named by its key there."""
+
+    def __init__(self, key: int, callable_: bool, iterable: bool):
+        self.key, self.callable, self.iterable = key, callable_, iterable
+
+
+# -- harness side ----------------------------------------------------------------------------------------
+class Pool:
+    """The workers of one ``parity diff``: one per program (``reference``, ``port``) and run (:meth:`worker`),
+    each started on first use and stopped by :meth:`close`."""
+
+    def __init__(self, reference: str, port: str):
+        self.paths = {"reference": reference, "port": port}
+        self.workers: dict = {}
+        self.token = next(_TOKENS)
+
+    def worker(self, side: str, run: str = "float64"):
+        """The worker of ``side`` for ``run``: "float64" (also the probes and the facts), "float32" or
+        "conditioning" (the envelope's perturbed float64 run): one model per process, stepping in parallel."""
+        from parity.run.workers import _WORKERS, _Worker
+
+        w = self.workers.get((side, run))
+        if w is None or not w.alive:
+            what = f"{side} program's ({self.paths[side]}{'' if run == 'float64' else ', ' + run + ' run'})"
+            w = self.workers[(side, run)] = _Worker(what, boot=BOOT)
+            _WORKERS[f"program:{self.token}:{side}:{run}"] = w  # stopped at exit with the others
+        return w
+
+    def run_worker(self, side: str):
+        """``(dtype, perturb) -> worker`` for :class:`parity.run.workers.RemoteRun`."""
+        return lambda dtype, perturb: self.worker(side, "conditioning" if perturb is not None else dtype)
+
+    def capture(self, program, dtype: str, side: str | None = None, phase: str = "in parity's probe forward pass"):
+        """``program`` captured in ``dtype`` in its side's worker: a :class:`Remote` proxy."""
+        side = side or program.side  # set by prepare: the same file may be both sides
+        w = self.worker(side)
+        reply = _ask(w, ("pcapture", program.path, int(getattr(program, "seed", 0)), dtype, phase),
+                     f"{program.path}", f"while built for a {dtype} run")
+        return _proxy(w, reply, program.path, phase)
+
+    def notes(self, side: str) -> list:
+        out: list = []
+        for (s, _), w in list(self.workers.items()):
+            if s == side and w.alive:
+                out += [n for n in _ask(w, ("pnotes", self.token), self.paths[side], "reading its notes") if n not in out]
+        return out
+
+    def close(self) -> None:
+        from parity.run.workers import _WORKERS
+
+        for (side, run), w in self.workers.items():
+            _WORKERS.pop(f"program:{self.token}:{side}:{run}", None)
+            w.stop()
+        self.workers = {}
+
+
+def program_spec(run, side: str, pool: Pool) -> dict:
+    """What a worker needs to build one side's port: its file, seed, the mapping and the initial weights."""
+    program = run.reference if side == "reference" else run.port
+    return {"token": pool.token, "side": side, "path": program.path, "seed": int(getattr(program, "seed", 0)),
+            "mapping": run.mapping, "initial": run.initial, "notes": list(run.notes),
+            "constrained": bool(run.constrained)}
+
+
+def register(case_name: str, ports: dict, run, pool: Pool) -> None:
+    """``ports``: port label -> side; each side's port then runs in its worker (RemoteRun looks it up)."""
+    from parity.run.workers import PROGRAMS
+
+    for label, side in ports.items():
+        PROGRAMS[(case_name, label)] = (pool.run_worker(side), ("program", program_spec(run, side, pool)))
+
+
+def unregister(case_name: str, ports) -> None:
+    from parity.run.workers import PROGRAMS
+
+    for label in ports:
+        PROGRAMS.pop((case_name, label), None)
+
+
+def _ask(w, msg, path: str, during: str):
+    """Send ``msg`` to ``w``; its value, or the error it raised there (rebuilt here)."""
+    from parity.run.workers import _Died
+
+    try:
+        ok, payload = w.call(*msg)
+    except _Died as exc:
+        raise PortError(os.path.basename(path), during, WorkerDied(str(exc))) from None
+    if ok:
+        return payload
+    raise _rebuilt(payload)
+
+
+def _rebuilt(payload) -> BaseException:
+    kind, value = payload
+    if kind == "bug":
+        return WorkerBug(value)
+    fn, args = value
+    return fn(*args)
+
+
+def _proxy(w, value, path: str, phase: str):
+    """A reply with every :class:`_Handle` in it made a :class:`Remote`."""
+    if isinstance(value, _Handle):
+        cls = _CLASSES[(value.callable, value.iterable)]
+        return cls(w, value.key, path, phase)
+    if isinstance(value, dict):
+        return {k: _proxy(w, v, path, phase) for k, v in value.items()}
+    if isinstance(value, (list, tuple)) and not hasattr(value, "_fields"):
+        return type(value)(_proxy(w, v, path, phase) for v in value)
+    return value
+
+
+class Remote:
+    """A captured program (or an object of its) living in a worker: attributes and calls cross the wire."""
+
+    def __init__(self, w, key: int, path: str, phase: str):
+        object.__setattr__(self, "_remote", (w, key, path))
+        object.__setattr__(self, "phase", phase)
+
+    def _call(self, name: str, *args, **kwargs):
+        w, key, path = self._remote
+        reply = _ask(w, ("pcall", key, name, args, kwargs, self.phase), path, f"{name}() {self.phase}")
+        return _proxy(w, reply, path, self.phase)
+
+    def __getattr__(self, name: str):
+        if name.startswith("__"):
+            raise AttributeError(name)
+        w, key, path = self._remote
+        kind, value = _ask(w, ("pget", key, name), path, f"reading {name} {self.phase}")
+        if kind == "missing":
+            raise AttributeError(name)
+        if kind == "method":
+            return lambda *a, **k: self._call(name, *a, **k)
+        return _proxy(w, value, path, self.phase)
+
+    def __setattr__(self, name: str, value) -> None:
+        if name == "phase":
+            object.__setattr__(self, name, value)
+            return
+        w, key, path = self._remote
+        _ask(w, ("pset", key, name, value), path, f"setting {name} {self.phase}")
+
+    def close(self) -> None:
+        w, key, path = self._remote
+        if w.alive:
+            _ask(w, ("pclose", key), path, "closing it")
+
+
+class _RemoteCallable(Remote):
+    def __call__(self, *args, **kwargs):
+        return self._call("__call__", *args, **kwargs)
+
+
+class _RemoteIterable(Remote):
+    def __iter__(self):
+        return self._call("__iter__")
+
+    def __next__(self):
+        w, key, path = self._remote
+        kind, value = _ask(w, ("pnext", key, self.phase), path, f"its data's next batch {self.phase}")
+        if kind == "stop":
+            raise StopIteration
+        return _proxy(w, value, path, self.phase)
+
+
+class _RemoteBoth(_RemoteCallable, _RemoteIterable):
+    pass
+
+
+_CLASSES = {(False, False): Remote, (True, False): _RemoteCallable, (False, True): _RemoteIterable,
+            (True, True): _RemoteBoth}

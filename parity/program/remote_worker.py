@@ -1,0 +1,209 @@
+"""The worker's half of :mod:`parity.program.remote`: a program's captures, its objects and its ports, by key.
+
+Runs inside a worker process (:func:`parity.run.workers._serve` hands it the ``p*`` messages and the
+``open`` of a program's port). What goes back is plain data (numbers, strings, arrays, parity's own
+records); anything else stays here under a key (:class:`~parity.program.remote._Handle`). numpy only.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import itertools
+import os
+import sys
+import traceback
+
+import numpy as np
+
+from parity.errors import ParityError, PortError, UserFileError
+
+__all__ = ["serve", "program_ports", "OPS"]
+
+OPS = ("pcapture", "pget", "pcall", "pset", "pnext", "pclose", "pnotes")
+
+_KEYS = itertools.count(1)
+_OBJECTS: dict = {}  # key -> (object, owner key, program)
+_PROGRAMS: dict = {}  # path -> Program (loaded once per worker)
+_RUNS: dict = {}  # (token, side) -> ProgramRun of this side (its notes grow while it steps)
+_QUIET = []
+
+
+def _user_output_to_stderr() -> None:
+    """The user's prints (and a library's writes to fd 1) go to stderr: stdout is the report's alone."""
+    if not _QUIET:
+        _QUIET.append(True)
+        sys.stdout.flush()
+        os.dup2(2, 1)
+        sys.stdout = sys.stderr
+
+
+def _program(path: str, seed: int):
+    from parity.program.load import load_program
+
+    _user_output_to_stderr()
+    program = _PROGRAMS.get(path)
+    if program is None:
+        program = _PROGRAMS[path] = load_program(path)
+    program.seed = seed
+    return program
+
+
+def serve(msg) -> tuple:
+    """One ``p*`` message -> ``(ok, payload)``; every failure is packed (:func:`_packed`)."""
+    op = msg[0]
+    program, phase = None, "in parity's probe forward pass"
+    try:
+        if op == "pcapture":
+            _, path, seed, dtype, phase = msg
+            from parity.program.load import capture
+
+            program = _program(path, seed)
+            obj = capture(program, dtype)
+            return True, _plain(obj, None, program, force=True)
+        if op == "pnotes":
+            token = msg[1]
+            return True, [n for (t, _), run in _RUNS.items() if t == token for n in run.notes[run.known:]]
+        key = msg[1]
+        obj, owner, program = _OBJECTS[key]
+        if op == "pget":
+            try:
+                value = getattr(obj, msg[2])
+            except AttributeError:
+                return True, ("missing", None)
+            if callable(value) and getattr(value, "__self__", None) is obj:  # a method: called by name
+                return True, ("method", None)
+            return True, ("value", _plain(value, owner or key, program))
+        if op == "pcall":
+            _, _, name, args, kwargs, phase = msg
+            return True, _plain(getattr(obj, name)(*args, **kwargs), owner or key, program)
+        if op == "pnext":
+            phase = msg[2]
+            try:
+                value = next(obj)
+            except StopIteration:
+                return True, ("stop", None)
+            return True, ("value", _plain(value, owner or key, program))
+        if op == "pset":
+            setattr(obj, msg[2], msg[3])
+            return True, None
+        if op == "pclose":
+            for k in [k for k, (_, o, _) in _OBJECTS.items() if o == key]:
+                del _OBJECTS[k]
+            _OBJECTS.pop(key, None)
+            close = getattr(obj, "close", None)
+            del obj
+            if callable(close):
+                close()
+            del close
+            _release()
+            return True, None
+        raise ParityError(f"unknown program message {op!r}")
+    except BaseException as exc:  # noqa: BLE001 -- every failure goes back to the harness
+        return False, _packed(exc, program, phase)
+
+
+def _packed(exc: BaseException, program, phase: str):
+    """The error as the harness rebuilds it: parity's own errors whole (an adapter's PortError at the user's
+    line where their file is on the stack), the user's code raising as a ProgramError at their line, any
+    other exception as parity's bug (``("bug", traceback)``: exit 4)."""
+    from parity.program.load import at_users_line, program_error
+    from parity.run.wire import pack
+
+    programs = [program] if program is not None else list(_PROGRAMS.values())
+    if isinstance(exc, PortError) and not isinstance(exc, UserFileError):
+        exc = at_users_line(exc, programs, phase)
+    if isinstance(exc, ParityError):
+        return "error", pack(exc)
+    if isinstance(exc, (Exception, SystemExit)):
+        err = program_error(exc, programs, phase)
+        if err is not None:
+            return "error", pack(err)
+    text = "".join(traceback.format_exception(exc)).strip()
+    return "bug", f"parity failed in a program's worker process (pid {os.getpid()}):\n{text}"
+
+
+def _plain(x, owner, program, force: bool = False):
+    """``x`` as plain data for the harness; what is not (a function, a generator, a framework's object)
+    stays here and goes as a handle. ``force``: ``x`` itself stays here (a captured program)."""
+    from parity.program.remote import _Handle
+
+    if not force:
+        if x is None or isinstance(x, (bool, str, bytes, np.ndarray, np.generic, np.dtype)):
+            return str(x) if isinstance(x, str) and type(x) is not str else x
+        if isinstance(x, int):
+            return int(x)
+        if isinstance(x, float):
+            return float(x)
+        if isinstance(x, dict):
+            return {_plain(k, owner, program): _plain(v, owner, program) for k, v in x.items()}
+        if isinstance(x, (list, tuple, set, frozenset)) and not hasattr(x, "_fields"):
+            kind = type(x) if type(x) in (list, tuple, set, frozenset) else list
+            return kind(_plain(v, owner, program) for v in x)
+        if dataclasses.is_dataclass(x) and not isinstance(x, type) and type(x).__module__.startswith("parity."):
+            return x  # parity's own records (ParamSpec, DropoutSite)
+        if type(x).__module__.startswith("parity.") and isinstance(x, tuple):
+            return x
+        if all(hasattr(x, a) for a in ("indices", "values", "dense_shape")):  # a sparse batch value
+            from parity.program.batches import as_array
+
+            return as_array(x)
+        array = _array(x)
+        if array is not None:
+            return array
+    key = next(_KEYS)
+    _OBJECTS[key] = (x, owner, program)
+    iterable = hasattr(type(x), "__next__") or hasattr(type(x), "__iter__")
+    return _Handle(key, callable(x), iterable)
+
+
+def _array(x):
+    """A framework's tensor as a numpy array (duck-typed: parity imports no framework), else None."""
+    if isinstance(x, type):
+        return None
+    detach = getattr(x, "detach", None)
+    if callable(detach) and hasattr(x, "cpu"):
+        return detach().cpu().numpy()
+    if hasattr(x, "__array__") and hasattr(x, "dtype") and hasattr(x, "shape"):
+        return np.array(x)
+    return None
+
+
+def _release() -> None:
+    """Free a closed capture now (a model with hooks is a reference cycle: only the collector frees it) and
+    hand the freed memory back to the system, before this process builds the next one."""
+    import ctypes
+    import gc
+
+    gc.collect()
+    try:
+        ctypes.CDLL(None).malloc_trim(0)
+    except (OSError, AttributeError):  # not glibc: the memory is reused by this process all the same
+        pass
+
+
+def program_ports(payload: dict):
+    """One side's port module (:class:`~parity.program.port.ProgramPorts`) from what the harness decided."""
+    from parity.program.port import ProgramPorts, ProgramRun
+
+    token, side = payload["token"], payload["side"]
+    _release()
+    run = _RUNS.get((token, side))
+    if run is None:
+        program = _program(payload["path"], payload["seed"])
+        ref, prt = (program, None) if side == "reference" else (None, program)
+        run = _RUNS[(token, side)] = ProgramRun(reference=ref, port=prt, mapping=payload["mapping"],
+                                               initial=payload["initial"], batches=[], notes=list(payload["notes"]),
+                                               constrained=payload["constrained"])
+        run.known = len(run.notes)
+    return ProgramPorts(run, side)
+
+
+def _registered() -> None:
+    """This worker serves the ``p*`` messages and builds programs' ports (:mod:`parity.run.workers`)."""
+    from parity.run import workers
+
+    workers.HANDLERS.update({op: serve for op in OPS})
+    workers.MODULES["program"] = lambda payload: (program_ports(payload), payload["path"])
+
+
+_registered()

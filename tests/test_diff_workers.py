@@ -1,0 +1,189 @@
+"""`parity diff` with each program in a worker process of its own (parity.program.remote).
+
+The same verdict and the same numbers as in one process; the error contract kept across the process
+boundary: the user's code raising is exit 3 at their file and line, a program whose process vanishes
+is named (which program, during what), parity's own failure in a worker is exit 4; the user's prints
+never reach stdout (the report's)."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+
+import pytest
+
+pytest.importorskip("torch")
+
+from parity.cli.main import main  # noqa: E402
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+FIX = os.path.join(HERE, "fixtures", "programs")
+EXAMPLES = os.path.join(os.path.dirname(HERE), "examples")
+
+
+@pytest.fixture(autouse=True)
+def _workers_on(monkeypatch):
+    monkeypatch.setenv("PARITY_WORKERS", "1")
+
+
+def diff(capfd, *argv):
+    rc = main(["diff", *argv])
+    out, err = capfd.readouterr()
+    return rc, out, err
+
+
+def error_line(err: str) -> str:
+    lines = [ln for ln in err.splitlines() if ln.startswith("parity: error:")]
+    assert len(lines) == 1, err
+    return lines[0]
+
+
+def _program(tmp_path, name: str, step_body: str, build_body: str = "") -> str:
+    """A tiny torch program (the fixture tiny_mlp's shape) whose training step runs ``step_body``."""
+    path = tmp_path / name
+    path.write_text(f'''import os
+import numpy as np
+import torch
+import torch.nn as nn
+
+
+def parity_program():
+    {build_body or "pass"}
+    model = nn.Sequential(nn.Linear(4, 8), nn.Tanh(), nn.Linear(8, 3))
+    opt = torch.optim.SGD(model.parameters(), lr=0.1)
+    loss = nn.CrossEntropyLoss()
+
+    def train_step(batch):
+        {step_body}
+        opt.zero_grad()
+        out = loss(model(torch.as_tensor(batch["x"])), torch.as_tensor(batch["y"]).long())
+        out.backward()
+        opt.step()
+        return out
+
+    def batches():
+        rng = np.random.default_rng(0)
+        while True:
+            yield {{"x": rng.normal(size=(6, 4)), "y": rng.integers(0, 3, size=6)}}
+
+    return {{"model": model, "optimizer": opt, "loss": loss, "train_step": train_step, "data": batches}}
+''')
+    return str(path)
+
+
+def test_the_users_exception_in_a_worker_is_exit_3_at_their_line(capfd, monkeypatch):
+    rc, out, err = diff(capfd, os.path.join(FIX, "tiny_mlp.py"), os.path.join(FIX, "tiny_crash.py"), "--steps", "1",
+                        "--dtype", "float64")
+    assert rc == 3, err
+    line = error_line(err)
+    assert "my training step is broken" in line and re.search(r"tiny_crash\.py:\d+", line), line
+    monkeypatch.setenv("PARITY_WORKERS", "0")
+    rc0, _, err0 = diff(capfd, os.path.join(FIX, "tiny_mlp.py"), os.path.join(FIX, "tiny_crash.py"), "--steps", "1",
+                        "--dtype", "float64")
+    assert rc0 == 3 and error_line(err0) == line  # the same line, file and line number as in one process
+
+
+def test_a_program_raising_when_built_is_exit_3_at_its_line(capfd, tmp_path):
+    bad = _program(tmp_path, "bad_build.py", "pass", build_body='raise ValueError("no model for you")')
+    rc, out, err = diff(capfd, os.path.join(FIX, "tiny_mlp.py"), bad, "--steps", "1", "--dtype", "float64")
+    assert rc == 3, err
+    line = error_line(err)
+    assert "no model for you" in line and "bad_build.py:8" in line, line
+
+
+def test_a_program_whose_process_vanishes_while_stepping_is_named(capfd, tmp_path):
+    # builds counted in a file: the first build is parity's probe, the second the float64 run's port
+    count = tmp_path / "builds"
+    gone = _program(tmp_path, "vanishing.py", "os._exit(9) if built >= 2 else None",
+                    build_body=f"open({str(count)!r}, 'a').write('x'); built = len(open({str(count)!r}).read())")
+    rc, out, err = diff(capfd, os.path.join(FIX, "tiny_mlp.py"), gone, "--steps", "2", "--dtype", "float64")
+    assert rc == 3, err  # the port's crash, as any crash of the user's program
+    line = error_line(err)
+    assert "vanishing.py" in line and "exit code 9" in line and "step 0" in line, line
+
+
+def test_a_program_whose_process_vanishes_when_built_is_named(capfd, tmp_path):
+    gone = _program(tmp_path, "vanishing_build.py", "pass", build_body="os._exit(5)")
+    rc, out, err = diff(capfd, os.path.join(FIX, "tiny_mlp.py"), gone, "--steps", "1", "--dtype", "float64")
+    assert rc == 3, err
+    line = error_line(err)
+    assert "vanishing_build.py" in line and "exit code 5" in line and "built for a float64 run" in line, line
+
+
+def test_paritys_own_failure_in_a_worker_is_exit_4(capfd, monkeypatch):
+    # what the harness raises when a worker reports a failure of parity's own code (remote_worker._packed)
+    from parity.program import remote, remote_worker
+
+    kind, text = remote_worker._packed(KeyError("an internal key"), None, "in parity's probe forward pass")
+    assert kind == "bug" and "KeyError" in text
+    bug = remote._rebuilt((kind, text))
+    import parity.program.prepare
+
+    def compare(*a, **k):
+        raise bug
+
+    monkeypatch.setattr(parity.program.prepare, "compare_programs", compare)
+    rc, out, err = diff(capfd, os.path.join(FIX, "tiny_mlp.py"), os.path.join(FIX, "tiny_mlp.py"))
+    assert rc == 4, err
+
+
+def test_the_users_prints_go_to_stderr(capfd, tmp_path):
+    loud = _program(tmp_path, "loud.py", 'print("USER-PRINT-MARKER", flush=True)')
+    rc, out, err = diff(capfd, loud, loud, "--steps", "2", "--dtype", "float64")
+    assert rc == 0, err
+    assert "USER-PRINT-MARKER" not in out and "USER-PRINT-MARKER" in err
+
+
+def _numbers(report: dict) -> dict:
+    """The report without what differs between two runs of one comparison (times, dates, file names)."""
+    drop = {"wall_seconds", "created", "seconds", "command"}
+
+    def clean(x):
+        if isinstance(x, dict):
+            return {k: clean(v) for k, v in x.items() if k not in drop}
+        if isinstance(x, list):
+            return [clean(v) for v in x]
+        return x
+
+    return clean(report)
+
+
+def _both_ways(capfd, monkeypatch, tmp_path, reference, port, *argv):
+    """The same ``parity diff`` with workers and in one process, each in a fresh interpreter (in this test
+    process, a TensorFlow an earlier test imported with other settings would be the in-process run's)."""
+    import subprocess
+    import sys
+
+    reports = {}
+    for workers in ("1", "0"):
+        path = tmp_path / f"r{workers}.json"
+        env = dict(os.environ, PARITY_WORKERS=workers)
+        proc = subprocess.run([sys.executable, "-m", "parity", "diff", reference, port, "--json", str(path), *argv],
+                              env=env, capture_output=True, text=True, cwd=os.path.dirname(HERE))
+        out = re.sub(r"\(\d+\.\ds\)", "", proc.stdout).replace(str(path), "R")
+        reports[workers] = (proc.returncode, out, json.loads(path.read_text()))
+    return reports
+
+
+@pytest.mark.slow
+def test_tf1_and_torch_give_the_same_verdict_and_numbers_in_workers(capfd, monkeypatch, tmp_path):
+    pytest.importorskip("tensorflow")
+    reports = _both_ways(capfd, monkeypatch, tmp_path, os.path.join(EXAMPLES, "seed001", "tf1_convnet.py"),
+                         os.path.join(EXAMPLES, "seed001", "torch_convnet.py"), "--steps", "2")
+    (rc1, out1, json1), (rc0, out0, json0) = reports["1"], reports["0"]
+    assert rc1 == rc0 == 0
+    assert out1 == out0  # the same report, line for line (the wall time aside)
+    assert _numbers(json1) == _numbers(json0)  # every number equal: the same computation, another process
+
+
+@pytest.mark.slow
+def test_keras_and_torch_give_the_same_verdict_and_numbers_in_workers(capfd, monkeypatch, tmp_path):
+    pytest.importorskip("tf_keras")
+    monkeypatch.setenv("TF_USE_LEGACY_KERAS", "1")
+    reports = _both_ways(capfd, monkeypatch, tmp_path, os.path.join(EXAMPLES, "seed003", "keras_bn_convnet.py"),
+                         os.path.join(EXAMPLES, "seed003", "torch_bn_convnet.py"), "--steps", "2")
+    (rc1, out1, json1), (rc0, out0, json0) = reports["1"], reports["0"]
+    assert rc1 == rc0
+    assert out1 == out0
+    assert _numbers(json1) == _numbers(json0)
