@@ -19,3 +19,11 @@ def test_readme_commands_exist():
         makefile = fh.read()
     for target in ("parity", "test", "property-thorough"):
         assert f"make {target}" in readme and f"\n{target}:" in makefile
+
+
+def test_make_docs_finds_this_source_tree():
+    # `make docs` (`parity docs` without --out) writes into this checkout's docs/; after parity/docs.py moved to
+    # parity/tools/ it looked one level too low and refused ("not run from one")
+    from parity.tools.docs import source_docs_dir
+
+    assert source_docs_dir() == os.path.join(ROOT, "docs")

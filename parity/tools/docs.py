@@ -38,7 +38,8 @@ def source_docs_dir() -> str | None:
     A source tree is the folder above the ``parity`` package holding a ``pyproject.toml`` that
     names the project ``parity`` (an installed copy in site-packages has none).
     """
-    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    package = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))  # parity/ (this file: parity/tools/docs.py)
+    root = os.path.dirname(package)
     try:
         with open(os.path.join(root, "pyproject.toml"), encoding="utf-8") as fh:
             text = fh.read()
