@@ -10,7 +10,7 @@ import numpy as np
 
 from parity.errors import ParityError, PortError
 
-__all__ = ["MASK_PREFIX", "NOISE_BASE", "noise_kind", "draw_batches", "as_batches", "as_array", "add_masks", "add_noise", "cost_of"]
+__all__ = ["MASK_PREFIX", "NOISE_BASE", "OWN_MASK", "noise_kind", "draw_batches", "as_batches", "as_array", "add_masks", "add_noise", "cost_of"]
 
 
 # -- data ---------------------------------------------------------------------------------------------
@@ -95,14 +95,15 @@ def noise_kind(index: int) -> str | None:
     return max((base, kind) for kind, base in NOISE_BASE.items() if index >= base)[1]
 
 
-def add_masks(ref_sites, port_sites, batches, rng, notes) -> None:
-    """Draw one keep-mask per reference dropout site per step (channel-last, 1 = keep) into the batches,
-    and one draw per paired random-noise site (:func:`add_noise`)."""
+def add_masks(ref_sites, port_sites, batches, rng, notes, unpaired: bool = True) -> None:
+    """Draw the dropout keep-masks of each step (channel-last, 1 = keep) into the batches: one per pair of
+    sites, one for each site without a partner (``unpaired=False``: none, the identity, for a deterministic
+    probe); and one draw per paired random-noise site (:func:`add_noise`)."""
     ref_noise = [s for s in ref_sites if noise_kind(s.index)]
     port_noise = [s for s in port_sites if noise_kind(s.index)]
     ref_sites = [s for s in ref_sites if not noise_kind(s.index)]
     port_sites = [s for s in port_sites if not noise_kind(s.index)]
-    _add_dropout_masks(ref_sites, port_sites, batches, rng, notes)
+    _add_dropout_masks(ref_sites, port_sites, batches, rng, notes, unpaired)
     add_noise(ref_noise, port_noise, batches, rng, notes)
 
 
@@ -143,32 +144,65 @@ def add_noise(ref_sites, port_sites, batches, rng, notes) -> None:
                          "with in the reference: it draws its own; expect a difference from step 0 at the forward outputs after it")
 
 
-def _add_dropout_masks(ref_sites, port_sites, batches, rng, notes) -> None:
+#: a paired site whose shape the other side's cannot meet (neither equal nor a channel/element pair) gets no
+#: shared mask: each side's mask of its own shape lies at ``OWN_MASK[side] + index``, and each adapter takes
+#: the one that fits its site (torch_impl/capture/dropout.py, tf_impl/*/capture/dropout.py hold the same numbers)
+OWN_MASK = {"reference": 500_000, "port": 600_000}
+
+
+def _keep(rng, shape, rate: float) -> np.ndarray:
+    return (rng.random(shape) < 1.0 - rate).astype(np.float64)
+
+
+def _add_dropout_masks(ref_sites, port_sites, batches, rng, notes, unpaired: bool = True) -> None:
+    """Sites pair by position. A pair shares one mask per step (the reference's rate; the channel side of an
+    element/channel pair takes its channels' first positions); a pair whose shapes cannot meet gets one mask
+    per side. A site without a partner (one side has more) drops with a mask of its own rate and
+    granularity, so its layer acts as in the program (``unpaired=False``: no mask, the identity, for a
+    deterministic probe)."""
+    n = min(len(ref_sites), len(port_sites))
     if len(ref_sites) != len(port_sites):
-        notes.append(f"dropout: the reference has {len(ref_sites)} site(s), the port {len(port_sites)}: masks are given to the "
-                     f"first {min(len(ref_sites), len(port_sites))}; the others draw their own (compare those layers statistically)")
-    for i, site in enumerate(ref_sites):
-        ref_shape = tuple(site.shape_channel_last[1:])
-        port_shape = tuple(port_sites[i].shape_channel_last[1:]) if i < len(port_sites) else ref_shape
+        label, extra = ("reference", ref_sites[n:]) if len(ref_sites) > n else ("port", port_sites[n:])
+        what = ("each drops with a mask of its own rate and granularity drawn by parity, so the layers after it "
+                "differ from step 0, as the programs' do" if unpaired else "the identity in this probe")
+        notes.append(f"dropout: the reference has {len(ref_sites)} site(s), the port {len(port_sites)}: the first {n} "
+                     f"are paired in order and share parity's masks; without a partner in the other program: "
+                     f"{', '.join(f'{s.name} ({label}, rate {s.rate:g}, {_granularity(s)})' for s in extra)}: {what}")
+    for i in range(max(len(ref_sites), len(port_sites))):
+        if i >= n:
+            if unpaired:
+                site = (ref_sites if len(ref_sites) > n else port_sites)[i]
+                for b in batches:
+                    b[f"{MASK_PREFIX}{i}"] = _keep(rng, (_batch_size(b),) + tuple(site.shape_channel_last[1:]), site.rate)
+            continue
+        site, other = ref_sites[i], port_sites[i]
+        ref_shape, port_shape = tuple(site.shape_channel_last[1:]), tuple(other.shape_channel_last[1:])
+        if abs(site.rate - other.rate) > 1e-12:
+            notes.append(f"dropout site {i}: rate {site.rate:g} in the reference, {other.rate:g} in the port")
         if port_shape != ref_shape and _granularities(ref_shape, port_shape):
             # element vs channel dropout: one mask drives both (the channel side takes the first position's
             # draw of each channel), so the layers differ by what they drop, as the programs do
-            notes.append(f"dropout site {i}: {site.name} drops {_granularities(ref_shape, port_shape)[0]} "
-                         f"{list(site.shape_channel_last)}, {port_sites[i].name} drops "
-                         f"{_granularities(ref_shape, port_shape)[1]} {list(port_sites[i].shape_channel_last)} "
-                         "(channel-last): a different dropout; both driven from one mask, so their outputs differ")
+            words = _granularities(ref_shape, port_shape)
+            notes.append(f"dropout site {i}: {site.name} drops {words[0]} {list(site.shape_channel_last)}, {other.name} "
+                         f"drops {words[1]} {list(other.shape_channel_last)} (channel-last): a different dropout; both "
+                         "driven from one mask, so their outputs differ")
         elif port_shape != ref_shape:
-            notes.append(f"dropout site {i}: {site.name} {list(site.shape_channel_last)} vs {port_sites[i].name} "
-                         f"{list(port_sites[i].shape_channel_last)} (channel-last): no mask given (both draw their own: "
-                         "compare that layer statistically, not element by element)")
+            notes.append(f"dropout site {i}: {site.name} {list(site.shape_channel_last)} vs {other.name} "
+                         f"{list(other.shape_channel_last)} (channel-last): no mask given to both: each drops with a "
+                         "mask of its own shape and rate drawn by parity, so they differ by chance (compare that "
+                         "layer statistically, not element by element)")
+            for b in batches:
+                for side, s in (("reference", site), ("port", other)):
+                    b[f"{MASK_PREFIX}{OWN_MASK[side] + i}"] = _keep(rng, (_batch_size(b),) + tuple(s.shape_channel_last[1:]), s.rate)
             continue
-        if abs(site.rate - (port_sites[i].rate if i < len(port_sites) else site.rate)) > 1e-12:
-            notes.append(f"dropout site {i}: rate {site.rate:g} in the reference, {port_sites[i].rate:g} in the port")
         full = tuple(max(a, b) for a, b in zip(ref_shape, port_shape))
         for b in batches:
-            n = _batch_size(b)
-            shape = (n,) + full
-            b[f"{MASK_PREFIX}{i}"] = (rng.random(shape) < 1.0 - site.rate).astype(np.float64)
+            b[f"{MASK_PREFIX}{i}"] = _keep(rng, (_batch_size(b),) + full, site.rate)
+
+
+def _granularity(site) -> str:
+    s = tuple(site.shape_channel_last)
+    return "channels" if len(s) >= 3 and all(d == 1 for d in s[1:-1]) else "elements"
 
 
 def _granularities(a: tuple, b: tuple):

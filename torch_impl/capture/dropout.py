@@ -2,7 +2,8 @@
 (``nn.Dropout`` calls the former), seen by the forward's TorchFunctionMode, becomes
 ``x * mask / (1 - p)`` with the mask parity drew for that site (channel-last, as TF's; moved to
 NCHW, or to a (c, h, w)-flattened input's column order), or the identity when parity gives no mask
-(a deterministic probe). The channel dropouts (``F.dropout1d/2d/3d``, ``nn.Dropout2d``...) are
+(a deterministic probe; in the training steps parity gives every site a mask, a site without a partner
+in the other program one of its own). The channel dropouts (``F.dropout1d/2d/3d``, ``nn.Dropout2d``...) are
 driven the same way with a channel mask: their site's channel-last shape has 1 for each spatial
 dimension (``[N, 1, 1, C]``, as TF's ``noise_shape``), so a channel site never meets an element
 site silently. A hand-written torch dropout, ``torch.bernoulli`` of a constant keep probability,
@@ -20,7 +21,28 @@ from parity.portkit.program import DropoutSite, fit_mask
 
 from .. import torch as _torch
 
-__all__ = ["is_dropout", "dropout_arguments", "undriven", "drive", "is_bernoulli", "drive_bernoulli"]
+__all__ = ["OWN_MASK", "site_mask", "is_dropout", "dropout_arguments", "undriven", "drive", "is_bernoulli", "drive_bernoulli"]
+
+#: as parity.program.batches.OWN_MASK: where a site's mask of its own shape lies when its partner's shape
+#: cannot meet it (tests/test_dropout_one_side.py checks they agree)
+OWN_MASK = {"reference": 500_000, "port": 600_000}
+
+
+def site_mask(masks, index: int, shape: tuple):
+    """Site ``index``'s mask: the shared one (``masks[index]``) when it fits ``shape`` (channel-last), else
+    the one of its own shape parity gave each side (:data:`OWN_MASK`), else the shared one (None: no mask)."""
+    mask = masks.get(index)
+    if mask is not None and _fits(mask, shape):
+        return mask
+    own = [masks[b + index] for b in OWN_MASK.values() if b + index in masks and _fits(masks[b + index], shape)]
+    return own[0] if own else mask
+
+
+def _fits(mask, shape: tuple) -> bool:
+    try:
+        return fit_mask(mask, shape).shape == tuple(shape)
+    except ValueError:  # shapes that do not broadcast
+        return False
 
 
 def _channel_functions(t) -> tuple:
@@ -73,7 +95,7 @@ def drive(watch, x, p: float, training: bool, channel: bool = False):
     shape = _site_shape(x, channel)
     name = watch.prog._current[-1] if watch.prog._current else f"dropout#{index}"
     watch.sites.append(DropoutSite(index, name, shape, float(p)))
-    mask = watch.masks.get(index)
+    mask = site_mask(watch.masks, index, shape)
     if mask is None:  # no mask for this site: the identity (a deterministic probe)
         if id(x) in watch.tags:
             y = x.clone()
@@ -124,7 +146,7 @@ def drive_bernoulli(watch, probs):
     shape = tuple(probs.shape) if probs.dim() != 4 else (probs.shape[0], probs.shape[2], probs.shape[3], probs.shape[1])
     name = watch.prog._current[-1] if watch.prog._current else f"bernoulli#{index}"
     watch.sites.append(DropoutSite(index, name, shape, 1.0 - keep))
-    mask = watch.masks.get(index)
+    mask = site_mask(watch.masks, index, shape)
     if mask is None:  # x * keep / keep: the identity (a deterministic probe)
         return probs.clone()
     m = fit_mask(mask, shape)

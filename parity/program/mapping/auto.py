@@ -20,7 +20,7 @@ import numpy as np
 
 from parity.errors import ParityError
 
-from .evidence import call_ordered, name_pick
+from .evidence import call_ordered, model_pick, name_pick
 from .model import Entry, Mapping_
 from .ops import canon_shape, to_canonical_ops
 from .recurrent import recurrent_entries
@@ -43,6 +43,8 @@ class AmbiguousMapping(ParityError):
 
 
 def _compatible(a: str, b: str, exact: bool = False) -> bool:
+    if exact and {a, b} & {"bn_mean", "bn_var"}:  # a BatchNorm statistic: its own kind (else a later, looser pass)
+        return a == b
     return a == b or "other" in (a, b) or (not exact and frozenset({a, b}) in _COMPATIBLE)
 
 
@@ -109,12 +111,15 @@ def _auto_map(ref_specs, ref_framework, port_specs, port_framework, ref_flatten,
     unresolved: list[str] = []
     groups: dict[tuple, list[int]] = {}  # class -> indices of m.params paired in order among several candidates
     for i, (s, ops, shape) in enumerate(rc):
-        same = [j for j, (t, _, tshape) in enumerate(pc) if tshape == shape and _compatible(s.kind, t.kind, exact)
-                and (not by_trainable or t.trainable == s.trainable)]
-        mine = [k for k, (u, _, ushape) in enumerate(rc) if ushape == shape and _compatible(s.kind, u.kind, exact)
-                and (not by_trainable or u.trainable == s.trainable)]
+        # a known kind pairs with the same kind first; only when those cannot pair all, with compatible kinds
+        for strict in (True, False):
+            same, mine = ([j for j, (t, _, tshape) in enumerate(side) if tshape == shape
+                           and (not by_trainable or t.trainable == s.trainable)
+                           and (t.kind == s.kind if strict else _compatible(s.kind, t.kind, exact))] for side in (pc, rc))
+            if s.kind != "other" and same and len(same) == len(mine):
+                break
         free = [j for j in same if j not in used]
-        if len(same) != len(mine):
+        if len(same) != len(mine) or not free:
             if not free:
                 if s.trainable or s.kind in ("bn_mean", "bn_var"):
                     unresolved.append(f"{s.name} {list(s.shape)} has no partner")
@@ -307,7 +312,7 @@ def _evidence(m: Mapping_, groups, layers_r, layers_p, score, by_port):
         k = open_[0]
         g = groups[k]
         refs, ports = [m.params[i].reference for i in g], [m.params[i].port for i in g]
-        named = name_pick(refs, ports)
+        named = name_pick(refs, ports) or model_pick(refs, ports)
         if named is not None:
             choice[k] = {i: named[m.params[i].reference] for i in g}
             how.append(f"by their names: {_listed([f'{r} -> {named[r]}' for r in refs], 4)}")

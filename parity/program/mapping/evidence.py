@@ -3,7 +3,9 @@
 Names: the variables' names split into tokens on ``/ . _`` (digits kept: ``Layer_0/w_i`` ~ ``Layer_0.w_i``,
 ``weight`` = ``kernel``); a reference variable pairs with the one port variable sharing its longest token
 suffix, when that port variable's best match is the same reference variable and the suffix holds a name
-token (not only digits and the leaf ``kernel``/``bias``). Order: on both sides the variables were created in
+token (not only digits and the leaf ``kernel``/``bias``). Sub-models: a group whose variables lie one in each
+of several sub-models (a GAN's ``generator/...`` and ``discriminator/...`` against ``G.`` and ``D.``) pairs
+by the sub-models' names, when each first name token is the start of exactly one on the other side. Order: on both sides the variables were created in
 the order their layers are called (the k-th with the k-th is then the call order on both sides).
 """
 
@@ -11,7 +13,7 @@ from __future__ import annotations
 
 import re
 
-__all__ = ["tokens", "name_pick", "call_ordered"]
+__all__ = ["tokens", "name_pick", "model_pick", "call_ordered"]
 
 _LEAVES = {"kernel", "bias"}
 
@@ -45,6 +47,22 @@ def name_pick(refs: list[str], ports: list[str]) -> dict[str, str] | None:
         if not any(not t.isdigit() and t not in _LEAVES for t in _suffix(rt[i], pt[j])):
             return None
         pick[refs[i]] = ports[j]
+    return pick if len(set(pick.values())) == len(refs) else None
+
+
+def model_pick(refs: list[str], ports: list[str]) -> dict[str, str] | None:
+    """``{reference: port}`` when each variable lies in a sub-model of its own and the sub-models' names pair
+    both ways (``generator`` ~ ``G``, ``discriminator`` ~ ``D``: one starts the other), else None."""
+    roots_r, roots_p = [tokens(r)[0] for r in refs], [tokens(p)[0] for p in ports]
+    if len(set(roots_r)) != len(refs) or len(set(roots_p)) != len(ports) or len(refs) < 2:
+        return None
+    pick: dict[str, str] = {}
+    for r, a in zip(refs, roots_r):
+        hits = [p for p, b in zip(ports, roots_p) if a.startswith(b) or b.startswith(a)]
+        back = [x for x in roots_r if hits and (x.startswith(tokens(hits[0])[0]) or tokens(hits[0])[0].startswith(x))]
+        if len(hits) != 1 or len(back) != 1:
+            return None
+        pick[r] = hits[0]
     return pick if len(set(pick.values())) == len(refs) else None
 
 

@@ -2,7 +2,8 @@
 ``random >= rate``, so the adapter finds each such site on the forward path (:func:`find_dropout`)
 and feeds its random tensor with parity's keep mask (1 keeps, 0 drops): the program's own dropout
 op then computes ``where(mask, x / keep_prob, 0)``; without a mask it feeds ones and a unit scale
-(the identity). Whatever gives the rate (a constant ``keep_prob``, ``rate=``, ``1.0 - in_drop`` of a
+(the identity: a deterministic probe; a training step gives every site a mask, one without a partner in
+the other program its own). Whatever gives the rate (a constant ``keep_prob``, ``rate=``, ``1.0 - in_drop`` of a
 fed placeholder), the op is the same. A hand-written dropout, ``floor(keep_prob + random_uniform)``
 (the sparse dropout of graph networks), is driven at its ``Floor``: parity feeds the floor's output
 with its mask (without a mask: ``keep_prob`` everywhere, so ``x * mask / keep_prob`` is the identity;
@@ -21,6 +22,28 @@ from parity.errors import ParityError
 from parity.portkit.program import fit_mask
 
 from .noise import NOISE_BASE, find_noise, noise_notes
+
+
+#: as parity.program.batches.OWN_MASK: where a site's mask of its own shape lies when its partner's shape
+#: cannot meet it (tests/test_dropout_one_side.py checks they agree)
+OWN_MASK = {"reference": 500_000, "port": 600_000}
+
+
+def site_mask(masks, index: int, shape: tuple):
+    """Site ``index``'s mask: the shared one (``masks[index]``) when it fits ``shape`` (channel-last), else
+    the one of its own shape parity gave each side (:data:`OWN_MASK`), else the shared one (None: no mask)."""
+    mask = masks.get(index)
+    if mask is not None and _fits(mask, shape):
+        return mask
+    own = [masks[b + index] for b in OWN_MASK.values() if b + index in masks and _fits(masks[b + index], shape)]
+    return own[0] if own else mask
+
+
+def _fits(mask, shape: tuple) -> bool:
+    try:
+        return fit_mask(mask, shape).shape == tuple(shape)
+    except ValueError:  # shapes that do not broadcast
+        return False
 
 _RANDOM_OPS = ("RandomUniform", "StatelessRandomUniformV2")
 
@@ -194,12 +217,13 @@ class DropoutFeeds:
             if index in masks and t.shape.is_compatible_with(np.shape(masks[index])):  # (else: TF's own draw)
                 feed[t] = np.asarray(masks[index]).astype(t.dtype.as_numpy_dtype)
         for i, t in enumerate(self.random):
-            if i in masks:
+            if i in masks or any(b + i in masks for b in OWN_MASK.values()):
                 shape = self.last_shapes.get(i)
                 if shape is None:
                     shape = tuple(run(self.random_shape[i], feed))
-                shape = (np.shape(masks[i])[0],) + tuple(shape[1:]) if len(shape) == np.ndim(masks[i]) else shape
-                feed[t] = fit_mask(masks[i], tuple(shape)).astype(t.dtype.as_numpy_dtype)
+                first = masks.get(i, next((masks[b + i] for b in OWN_MASK.values() if b + i in masks), None))
+                shape = (np.shape(first)[0],) + tuple(shape[1:]) if len(shape) == np.ndim(first) else tuple(shape)
+                feed[t] = fit_mask(site_mask(masks, i, shape), tuple(shape)).astype(t.dtype.as_numpy_dtype)
             elif self.sites[i].get("form") == "floor":
                 # no mask: keep_prob everywhere (x * keep / keep: the identity); a boolean mask keeps all
                 shape = self.last_shapes.get(i)

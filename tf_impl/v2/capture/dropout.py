@@ -1,5 +1,6 @@
 """Dropout driven with parity's masks in a Keras program: each ``Dropout`` layer's ``call`` becomes
-``x * mask / (1 - rate)`` with parity's keep mask when training (the identity without a mask), so
+``x * mask / (1 - rate)`` with parity's keep mask when training (the identity without a mask: a
+deterministic probe; a training step gives every site a mask, one without a partner its own), so
 both frameworks drop the same units; the sites (index, layer name, input shape, rate) parity sees.
 A ``SpatialDropout1D/2D/3D`` layer drops channels: its site's shape is ``[N, 1, .., 1, C]`` (its
 noise shape), driven the same way (the mask broadcasts over the spatial dimensions).
@@ -9,6 +10,28 @@ from __future__ import annotations
 
 from parity.errors import ParityError
 from parity.portkit.program import fit_mask
+
+
+#: as parity.program.batches.OWN_MASK: where a site's mask of its own shape lies when its partner's shape
+#: cannot meet it (tests/test_dropout_one_side.py checks they agree)
+OWN_MASK = {"reference": 500_000, "port": 600_000}
+
+
+def site_mask(masks, index: int, shape: tuple):
+    """Site ``index``'s mask: the shared one (``masks[index]``) when it fits ``shape`` (channel-last), else
+    the one of its own shape parity gave each side (:data:`OWN_MASK`), else the shared one (None: no mask)."""
+    mask = masks.get(index)
+    if mask is not None and _fits(mask, shape):
+        return mask
+    own = [masks[b + index] for b in OWN_MASK.values() if b + index in masks and _fits(masks[b + index], shape)]
+    return own[0] if own else mask
+
+
+def _fits(mask, shape: tuple) -> bool:
+    try:
+        return fit_mask(mask, shape).shape == tuple(shape)
+    except ValueError:  # shapes that do not broadcast
+        return False
 
 #: the Keras dropout layers parity drives, by class name (the spatial ones drop whole channels)
 DRIVEN = ("Dropout", "SpatialDropout1D", "SpatialDropout2D", "SpatialDropout3D")
@@ -29,8 +52,8 @@ def _site_shape(layer, inputs) -> tuple:
 def dropout_call(layer, index: int, rec, tf):
     """The ``call`` of Dropout ``layer`` (site ``index``): parity's mask from ``rec.masks``, shape to ``rec.shapes``."""
     def call(inputs, training=None, _l=layer, _i=index, **kw):
-        mask = rec.masks.get(_i)
         rec.shapes[_i] = _site_shape(_l, inputs)
+        mask = site_mask(rec.masks, _i, rec.shapes[_i])
         if not training or mask is None:
             out = tf.identity(inputs)
         else:
