@@ -65,7 +65,9 @@ def param_kind(module, attr: str, t) -> str | None:
     nn = t.nn
     if isinstance(module, nn.Linear):
         return {"weight": "dense_kernel", "bias": "bias"}.get(attr)
-    if isinstance(module, (nn.Conv1d, nn.Conv2d, nn.Conv3d)):
+    # a transposed conv's weight [in, out, kh, kw] under the conv layout (oihw>hwio) is TF's conv2d_transpose
+    # kernel [kh, kw, out, in]
+    if isinstance(module, (nn.Conv1d, nn.Conv2d, nn.Conv3d, nn.ConvTranspose1d, nn.ConvTranspose2d, nn.ConvTranspose3d)):
         return {"weight": "conv_kernel", "bias": "bias"}.get(attr)
     if isinstance(module, nn.modules.batchnorm._BatchNorm):
         return {"weight": "bn_gamma", "bias": "bn_beta", "running_mean": "bn_mean", "running_var": "bn_var"}.get(attr)
