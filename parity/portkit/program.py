@@ -9,7 +9,7 @@ import numpy as np
 
 from parity.errors import ParityError
 
-__all__ = ["ParamSpec", "DropoutSite", "DtypeError", "KINDS", "fit_mask"]
+__all__ = ["ParamSpec", "DropoutSite", "DtypeError", "KINDS", "fit_mask", "OWN_MASK", "site_mask"]
 
 #: the kinds a :class:`ParamSpec` may have
 KINDS = (
@@ -70,3 +70,25 @@ def fit_mask(m: np.ndarray, shape: tuple) -> np.ndarray:
         return m
     m = m[tuple(slice(0, 1) if s == 1 and d != 1 else slice(None) for s, d in zip(shape, m.shape))]
     return np.broadcast_to(m, tuple(shape)).copy()
+
+
+#: where a dropout site's mask of its own shape lies (mask key OWN_MASK[side] + site index) when its
+#: partner's shape cannot meet it, or it has no partner (parity.program.batches.add_masks writes them)
+OWN_MASK = {"reference": 500_000, "port": 600_000}
+
+
+def site_mask(masks, index: int, shape: tuple):
+    """Site ``index``'s mask: the shared one (``masks[index]``) when it fits ``shape`` (channel-last), else
+    the one of its own shape parity gave each side (:data:`OWN_MASK`), else the shared one (None: no mask)."""
+    mask = masks.get(index)
+    if mask is not None and _fits(mask, shape):
+        return mask
+    own = [masks[b + index] for b in OWN_MASK.values() if b + index in masks and _fits(masks[b + index], shape)]
+    return own[0] if own else mask
+
+
+def _fits(mask, shape: tuple) -> bool:
+    try:
+        return fit_mask(mask, shape).shape == tuple(shape)
+    except ValueError:  # shapes that do not broadcast
+        return False

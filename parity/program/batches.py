@@ -9,6 +9,7 @@ import re
 import numpy as np
 
 from parity.errors import ParityError, PortError
+from parity.portkit.program import OWN_MASK
 
 __all__ = ["MASK_PREFIX", "NOISE_BASE", "OWN_MASK", "noise_kind", "draw_batches", "as_batches", "as_array", "add_masks", "add_noise", "cost_of"]
 
@@ -146,8 +147,7 @@ def add_noise(ref_sites, port_sites, batches, rng, notes) -> None:
 
 #: a paired site whose shape the other side's cannot meet (neither equal nor a channel/element pair) gets no
 #: shared mask: each side's mask of its own shape lies at ``OWN_MASK[side] + index``, and each adapter takes
-#: the one that fits its site (torch_impl/capture/dropout.py, tf_impl/*/capture/dropout.py hold the same numbers)
-OWN_MASK = {"reference": 500_000, "port": 600_000}
+#: the one that fits its site (parity.portkit.program.site_mask)
 
 
 def _keep(rng, shape, rate: float) -> np.ndarray:

@@ -19,31 +19,10 @@ from typing import Callable, Mapping
 import numpy as np
 
 from parity.errors import ParityError
-from parity.portkit.program import fit_mask
+from parity.portkit.program import fit_mask, OWN_MASK, site_mask
 
 from .noise import NOISE_BASE, find_noise, noise_notes
 
-
-#: as parity.program.batches.OWN_MASK: where a site's mask of its own shape lies when its partner's shape
-#: cannot meet it (tests/test_dropout_one_side.py checks they agree)
-OWN_MASK = {"reference": 500_000, "port": 600_000}
-
-
-def site_mask(masks, index: int, shape: tuple):
-    """Site ``index``'s mask: the shared one (``masks[index]``) when it fits ``shape`` (channel-last), else
-    the one of its own shape parity gave each side (:data:`OWN_MASK`), else the shared one (None: no mask)."""
-    mask = masks.get(index)
-    if mask is not None and _fits(mask, shape):
-        return mask
-    own = [masks[b + index] for b in OWN_MASK.values() if b + index in masks and _fits(masks[b + index], shape)]
-    return own[0] if own else mask
-
-
-def _fits(mask, shape: tuple) -> bool:
-    try:
-        return fit_mask(mask, shape).shape == tuple(shape)
-    except ValueError:  # shapes that do not broadcast
-        return False
 
 _RANDOM_OPS = ("RandomUniform", "StatelessRandomUniformV2")
 

@@ -9,29 +9,8 @@ noise shape), driven the same way (the mask broadcasts over the spatial dimensio
 from __future__ import annotations
 
 from parity.errors import ParityError
-from parity.portkit.program import fit_mask
+from parity.portkit.program import fit_mask, OWN_MASK, site_mask
 
-
-#: as parity.program.batches.OWN_MASK: where a site's mask of its own shape lies when its partner's shape
-#: cannot meet it (tests/test_dropout_one_side.py checks they agree)
-OWN_MASK = {"reference": 500_000, "port": 600_000}
-
-
-def site_mask(masks, index: int, shape: tuple):
-    """Site ``index``'s mask: the shared one (``masks[index]``) when it fits ``shape`` (channel-last), else
-    the one of its own shape parity gave each side (:data:`OWN_MASK`), else the shared one (None: no mask)."""
-    mask = masks.get(index)
-    if mask is not None and _fits(mask, shape):
-        return mask
-    own = [masks[b + index] for b in OWN_MASK.values() if b + index in masks and _fits(masks[b + index], shape)]
-    return own[0] if own else mask
-
-
-def _fits(mask, shape: tuple) -> bool:
-    try:
-        return fit_mask(mask, shape).shape == tuple(shape)
-    except ValueError:  # shapes that do not broadcast
-        return False
 
 #: the Keras dropout layers parity drives, by class name (the spatial ones drop whole channels)
 DRIVEN = ("Dropout", "SpatialDropout1D", "SpatialDropout2D", "SpatialDropout3D")
