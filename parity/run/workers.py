@@ -192,8 +192,11 @@ class _Worker:
 
 def _main(fd: int) -> None:
     """A worker's entry point (``python -c``): serve the harness on the socket ``fd``."""
+    from parity.errors import warnings_at_users_lines
+
     try:
-        _serve(Connection(fd))
+        with warnings_at_users_lines():  # a library warning under the user's code: at the user's line, as in-process
+            _serve(Connection(fd))
     except (EOFError, OSError):  # the harness is gone: no one to answer
         pass
 
