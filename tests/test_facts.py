@@ -97,7 +97,7 @@ def test_tf1_facts_from_the_graph():
     assert f["loss.reduction"] == "sum" and f["loss.on"] == "logits"
     assert f["weight_decay"] == pytest.approx(1e-3, rel=1e-6)  # the float32 constant 1e-3 read back in float64
     assert f["weight_decay.scope"] == "w1" and f["weight_decay.form"].startswith("loss term")
-    assert f["clip"] == "global norm" and f["dropout"] == ["dropout: rate 0.2, element"]
+    assert f["clip"] == "global norm 5" and f["dropout"] == ["dropout: rate 0.2, element"]  # clip_by_global_norm(g, 5.0)
     f = captured_facts(ex("adadelta", "tf1_adadelta_mlp.py"))
     assert (f["optimizer"], f["lr"], f["rho"], f["eps"], f["loss.reduction"]) == ("adadelta", 1.0, 0.95, 1e-6, "mean")
 

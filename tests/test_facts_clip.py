@@ -107,3 +107,12 @@ def test_loss_kind_read_from_a_function_binary_forms_first(tmp_path):
     assert loss_facts(m.bce_logits, model, torch)["loss"] == "sigmoid cross-entropy"
     assert loss_facts(m.bce, model, torch)["loss"] == "binary cross-entropy"
     assert loss_facts(m.ce, model, torch)["loss"] == "softmax cross-entropy"
+
+
+def test_clip_facts_compare_thresholds_as_numbers():
+    from parity.program.facts import _same
+
+    assert _same("clip", "global norm 5", "global norm 5.0")  # TF's constant read back vs the port's source text
+    assert _same("clip", "global norm", "global norm 5")  # a side that cannot read the threshold says the kind only
+    assert not _same("clip", "global norm 5", "global norm 0.25")
+    assert not _same("clip", "value 5", "global norm 5")

@@ -78,7 +78,15 @@ def _same(key: str, a, b) -> bool:
         return abs(float(a) - float(b)) <= 2.0 ** -23 * max(abs(float(a)), abs(float(b)), 1e-300)
     if key == "clip":  # a side that does not read the threshold says the kind only
         ka, kb = (str(v).rstrip("0123456789.e-+ ") for v in (a, b))
-        return ka == kb and (str(a) == str(b) or ka in (str(a), str(b)))
+        if ka != kb:
+            return False
+        ta, tb = (str(v)[len(k):].strip() for v, k in ((a, ka), (b, kb)))
+        if not ta or not tb:
+            return True
+        try:
+            return float(ta) == float(tb)  # "global norm 5" (TF's constant) and "global norm 5.0" (as written)
+        except ValueError:
+            return ta == tb
     if key in ("dropout", "batchnorm") and isinstance(a, list) and isinstance(b, list):
         # the sites' own names differ between frameworks: compare what follows "name:"
         return [s.split(": ", 1)[-1] for s in a] == [s.split(": ", 1)[-1] for s in b]

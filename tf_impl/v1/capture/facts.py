@@ -151,6 +151,13 @@ def clip_facts(graph, processed: dict) -> dict:
     ops = _ancestors([graph.get_tensor_by_name(n).op for n in processed.values()], control=False)
     names = " ".join(op.name for op in ops)
     if "clip_by_global_norm" in names:
+        # clip_by_global_norm's scale is clip_norm * min(1 / norm, 1 / clip_norm): the Mul's first input is
+        # the threshold (a constant as most programs write it; else the kind alone)
+        for op in ops:
+            if op.type == "Mul" and re.search(r"clip_by_global_norm(_\d+)?/mul$", op.name):
+                v = _const(op.inputs[0])
+                if v is not None:
+                    return {"clip": f"global norm {v:g}"}
         return {"clip": "global norm"}
     if "clip_by_norm" in names:
         return {"clip": "norm per tensor"}
