@@ -26,6 +26,27 @@ from .phases import program_forms  # noqa: F401  (parity.program.load applies it
 from .optimizer import find_applies, find_slots, read_apply_ops, read_settings, resolve_settings
 
 
+def _with_rnn_stacks(graph, forward: list) -> list:
+    """``forward`` with the stacked sequence output (``TensorArrayStack``) of each ``dynamic_rnn`` in TF1 control
+    flow whose loop is on the path to the loss while its sequence output is not (a ``bidirectional_dynamic_rnn``
+    whose loss reads the final states only): its outputs are then recorded like any ``dynamic_rnn``'s, the
+    sequence output and the final state (``scope/c``, ``scope/h``), in creation order."""
+    on = set(forward)
+    scopes = {op.name.split("/while/Exit_")[0] for op in forward if op.type == "Exit" and "/while/Exit_" in op.name}
+    extra = []
+    for scope in sorted(scopes):
+        try:
+            op = graph.get_operation_by_name(f"{scope}/TensorArrayStack/TensorArrayGatherV3")
+        except KeyError:
+            continue
+        if op not in on:
+            extra.append(op)
+    if not extra:
+        return forward
+    order = {op: i for i, op in enumerate(graph.get_operations())}
+    return sorted(forward + extra, key=order.__getitem__)
+
+
 def _records():
     """``ParamSpec`` and ``DropoutSite`` of :mod:`parity.program.prepare` (same fields before it exists)."""
     try:
@@ -126,7 +147,7 @@ class TF1Program:
         # forward activations and dropout sites
         self._dropout = find_dropout(forward)
         self._notes.extend(dropout_notes(self._dropout))
-        self._forward, self._forward_kind = layer_outputs(forward, trained, model_state, self._dropout)
+        self._forward, self._forward_kind = layer_outputs(_with_rnn_stacks(graph, forward), trained, model_state, self._dropout)
 
         self._initializers = initializers(graph, variables, tf1)
         self._settings = read_settings(optimizer)

@@ -30,20 +30,24 @@ def wrap_apply_gradients(opt, model, rec, own: Callable, lr: Callable) -> None:
     def apply_gradients(grads_and_vars, *args, **kw):
         pairs = list(grads_and_vars)
         if rec.record is not None:
-            names = {id(v): own(v) for v in model.trainable_weights}
-            grads = {names.get(id(v), own(v)): g for g, v in pairs if g is not None}
-            rec.record.setdefault("gradients", {k: np.asarray(g) for k, g in grads.items()})
-            clipped = [g for g, _ in pairs]
-            if any(getattr(opt, a, None) for a in ("clipnorm", "clipvalue", "global_clipnorm")) and hasattr(
-                    opt, "_clip_gradients"):
-                clipped = opt._clip_gradients(clipped)
-            rec.record["processed_gradients"] = {
-                names.get(id(v), own(v)): np.asarray(g) for g, (_, v) in zip(clipped, pairs) if g is not None}
-            rate = np.asarray(lr())
-            rec.record["learning_rate"] = {"lr": rate, **decoupled_decay(opt, [v for _, v in pairs], own, rate)}
+            grads, processed, rate = applied(opt, pairs, own, np.asarray(lr()))
+            rec.record.setdefault("gradients", grads)
+            rec.record["processed_gradients"], rec.record["learning_rate"] = processed, rate
         return original(pairs, *args, **kw)
 
     opt.apply_gradients = apply_gradients
+
+
+def applied(opt, pairs: list, own: Callable, rate) -> tuple[dict, dict, dict]:
+    """What one ``apply_gradients(pairs)`` of ``opt`` is handed, by variable name: ``(gradients, processed
+    gradients (after the optimizer's own clipnorm / clipvalue / global_clipnorm), learning rate stage)``."""
+    grads = {own(v): np.asarray(g) for g, v in pairs if g is not None}
+    clipped = [g for g, _ in pairs]
+    if any(getattr(opt, a, None) for a in ("clipnorm", "clipvalue", "global_clipnorm")) and hasattr(opt, "_clip_gradients"):
+        clipped = opt._clip_gradients(clipped)
+    processed = {own(v): np.asarray(g) for g, (_, v) in zip(clipped, pairs) if g is not None}
+    rate = np.asarray(rate)
+    return grads, processed, {"lr": rate, **decoupled_decay(opt, [v for _, v in pairs], own, rate)}
 
 
 def regularization(model, opt, dtype: str, tf):

@@ -20,12 +20,17 @@ from .dropout import dropout_sites, is_driven
 from .dtype import _floatx, batch_norm_note, float64_hyper, in_run_dtype
 from .forward import Recording, wrap_layers
 from .optimizer import build_slots, learning_rate, read_slots, settings, wrap_apply_gradients
+from .phases import PhasedKerasProgram, several
 
 
 class KerasProgram:
     """A user's Keras program, captured (see :mod:`tf_impl.v2.capture`). Use :func:`capture`."""
 
     framework = "tf2"
+
+    def __new__(cls, program: Mapping[str, Any], dtype: str, where: str):
+        # several models or optimizers (a GAN): the phased parts first (:mod:`.phases`)
+        return object.__new__(_Phased if cls is KerasProgram and several(program) else cls)
 
     def __init__(self, program: Mapping[str, Any], dtype: str, where: str):
         tf = tensorflow()
@@ -293,3 +298,7 @@ class KerasProgram:
 
     def close(self) -> None:
         self._rec.record = None
+
+
+class _Phased(PhasedKerasProgram, KerasProgram):
+    """A Keras program with several models or optimizers (:mod:`.phases`): one phase per ``apply_gradients``."""

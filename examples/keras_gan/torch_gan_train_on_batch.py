@@ -1,0 +1,87 @@
+"""PyTorch port of keras_gan_train_on_batch.py: D stepped on the real batch, D stepped on the generated
+batch (generated before either step), then G stepped through D; each network with its own Adam (Keras'
+epsilon 1e-7 added as Keras adds it). Three optimizer steps per training step, as the Keras script's three
+train_on_batch calls.
+"""
+import math
+
+import numpy as np
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+Z_DIM, X_DIM, HIDDEN = 4, 6, 16
+LR, BETA1, BETA2, EPSILON = 2e-3, 0.5, 0.999, 1e-7
+
+
+class Generator(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.h1 = nn.Linear(Z_DIM, HIDDEN)
+        self.out = nn.Linear(HIDDEN, X_DIM)
+
+    def forward(self, z):
+        return self.out(F.relu(self.h1(z)))
+
+
+class Discriminator(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.h1 = nn.Linear(X_DIM, HIDDEN)
+        self.out = nn.Linear(HIDDEN, 1)
+
+    def forward(self, x):
+        return self.out(F.leaky_relu(self.h1(x), 0.2))
+
+
+netG, netD = Generator(), Discriminator()
+optD = torch.optim.Adam(netD.parameters(), lr=LR, betas=(BETA1, BETA2), eps=EPSILON)
+optG = torch.optim.Adam(netG.parameters(), lr=LR, betas=(BETA1, BETA2), eps=EPSILON)
+
+
+def adam_step(optimizer):
+    """optimizer.step() with Keras' epsilon ("epsilon hat", added before the bias correction)."""
+    state = optimizer.state.get(optimizer.param_groups[0]["params"][0], {})
+    t = int(state.get("step", 0)) + 1
+    for group in optimizer.param_groups:
+        group["eps"] = EPSILON / math.sqrt(1.0 - BETA2 ** t)
+    optimizer.step()
+
+
+def d_step(x, label):
+    optD.zero_grad()
+    out = netD(x)
+    loss = F.binary_cross_entropy_with_logits(out, torch.full_like(out, label))
+    loss.backward()
+    adam_step(optD)
+    return loss
+
+
+def train_step(batch):
+    real, z = batch["x"], batch["z"]
+    with torch.no_grad():
+        fake = netG(z)
+    d_step(real, 1.0)
+    d_step(fake, 0.0)
+    optG.zero_grad()
+    out = netD(netG(z))
+    g_loss = F.binary_cross_entropy_with_logits(out, torch.ones_like(out))
+    g_loss.backward()
+    adam_step(optG)
+    return g_loss
+
+
+def batches(n=100, batch_size=8, seed=1):
+    rng = np.random.default_rng(seed)
+    for _ in range(n):
+        yield {"x": rng.normal(1.0, 0.5, (batch_size, X_DIM)), "z": rng.normal(size=(batch_size, Z_DIM))}
+
+
+def parity_program():
+    return {"model": {"generator": netG, "discriminator": netD}, "optimizer": {"discriminator": optD, "generator": optG},
+            "train_step": train_step, "inputs": ["x", "z"], "data": lambda: batches()}
+
+
+if __name__ == "__main__":
+    for i, b in enumerate(batches(50)):
+        print(i, float(train_step({k: torch.tensor(v, dtype=torch.float32) for k, v in b.items()})))
