@@ -191,3 +191,46 @@ def test_torch_elementwise_clamp_of_grads_is_a_clip_by_value():
 
     f = torch_facts(m, opt, None, train_step=train_step)
     assert f["clip"] == "value 5.0" and "element-wise" in f["clip.note"], f
+
+
+def test_torch_log_softmax_in_forward_then_nll_is_cross_entropy_on_logits():
+    # corpus 06: a model whose own forward returns F.log_softmax(self.fc(x)) trained with F.nll_loss is cross-entropy on
+    # logits, as TF's softmax_cross_entropy_with_logits (the facts must not differ); with F.softmax it is NLL without a log
+    torch = pytest.importorskip("torch")
+    nn, F = torch.nn, torch.nn.functional
+
+    class LogNet(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.fc = nn.Linear(3, 4)
+
+        def forward(self, x):
+            return F.log_softmax(self.fc(x), dim=1)
+
+    class ProbNet(LogNet):
+        def forward(self, x):
+            return F.softmax(self.fc(x), dim=1)
+
+    class AssignedNet(LogNet):
+        def forward(self, x):
+            output = self.fc(x)
+            output = F.log_softmax(output, dim=1)
+            return output
+
+    def nll(out, y):
+        return F.nll_loss(out, y)
+
+    m = LogNet()
+    f = torch_facts(m, torch.optim.SGD(m.parameters(), lr=0.1), nll)
+    assert f["loss"] == "softmax cross-entropy" and f["loss.on"].startswith("logits")
+    tf_side = {"loss": "softmax cross-entropy", "loss.on": "logits", "loss.reduction": "mean"}
+    assert not {"loss", "loss.on"} & set(differing(compare_facts(tf_side, f)))
+    a = AssignedNet()  # corpus 06: the returned name's last assignment is the log_softmax
+    assert torch_facts(a, torch.optim.SGD(a.parameters(), lr=0.1), nll)["loss.on"].startswith("logits (log_softmax")
+    f = torch_facts(m, torch.optim.SGD(m.parameters(), lr=0.1), nn.CrossEntropyLoss())  # log_softmax is idempotent
+    assert f["loss"] == "softmax cross-entropy" and f["loss.on"].startswith("logits")
+    p = ProbNet()
+    f = torch_facts(p, torch.optim.SGD(p.parameters(), lr=0.1), nll)
+    assert f["loss.on"].startswith("probabilities, no log")
+    f = torch_facts(p, torch.optim.SGD(p.parameters(), lr=0.1), nn.CrossEntropyLoss())
+    assert f["loss.on"].startswith("softmax twice")

@@ -141,3 +141,22 @@ def test_own_init_pools_builds_and_names_both_formulas():
     facts = program_facts(r.program_run, builds=2)
     assert facts["builds"]["seeded_itself"] == ["reference", "port"]
     assert not any(i["differs"] for i in facts["init"])
+
+
+def test_another_optimizer_class_is_named_first_with_its_rate():
+    # corpus 06 (SGD vs Adadelta) and 05 (Adam vs SGD): the rate differs with the class; the class is named first,
+    # each side's step-0 update recomputed with its own optimizer and facts (the numbers agree with both)
+    first, after, _, facts, diags = names("adadelta/torch_adadelta_mlp.py", "mistakes/torch_adadelta_as_sgd.py", 2)
+    assert (first.step, first.stage) == (0, "learning_rate")
+    assert after == ["optimizer-class", "learning-rate"], after
+    assert "each side matches its own" in diags[0].evidence
+    assert facts["differs"] == {"optimizer": ("adadelta", "sgd"), "lr": (1.0, 0.1)}
+
+
+def test_a_dropout_site_only_the_port_has_is_named_at_step_0():
+    # corpus 06: the port's own dropout has no partner (parity drives it with a mask of its own): not in the reference's
+    # call order, it explains a first divergence at step 0 (forward or loss) only
+    first, after, before, facts, _ = names("adadelta/torch_adadelta_mlp.py", "mistakes/torch_dropout_extra.py", 2)
+    assert (first.step, first.stage) == (0, "forward")
+    assert after == ["dropout-site-missing"] and before == []
+    assert facts["differs"] == {"dropout": ([], ["2: rate 0.25, element"])}

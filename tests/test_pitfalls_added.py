@@ -107,3 +107,78 @@ def test_tf_global_norm_counts_repeated_indexed_slices_rows_once_per_occurrence(
     assert abs(n - per_occurrence) <= 1e-12 * per_occurrence
     assert abs(np.linalg.norm(d) - dense_norm) <= 1e-12 * dense_norm
     assert abs(n - dense_norm) > 0.3 * dense_norm  # 7.48 vs 11.83: the two norms are far apart
+
+
+@pytest.mark.tf
+@pytest.mark.torch
+def test_lstm_double_bias_trained_second_bias_is_named_at_the_parameters_stage():
+    # corpus 06: bias_hh zeroed but still trained; TF's one bias has no second (the mapping pairs bias_hh with a zero):
+    # the port's bias_hh moves by exactly bias_ih's update from step 0. Its right port (bias_hh frozen) is clean.
+    from parity.pitfalls.diagnose import settings_check
+
+    wrong, right = get_case("pitfall_lstm_double_bias_trained_wrong"), get_case("pitfall_lstm_double_bias_trained_right")
+    rw, rr = run_case(wrong, dtypes=("float64", "float32")), run_case(right, dtypes=("float64", "float32"))
+    for c in rw.comparisons:
+        first = c.first_divergence
+        assert (first.step, first.stage, first.name) == (0, "parameters", "bias_hh")
+        named = diagnose(wrong, c, rw.traces[c.dtype])
+        assert named and named[0].pitfall == "lstm-double-bias", (c.dtype, named)
+        assert "exactly bias's update" in named[0].evidence
+    for c in rr.comparisons:
+        assert c.ok and not diagnose(right, c, rr.traces[c.dtype]) and not settings_check(right, rr.traces[c.dtype]), c.dtype
+
+
+def test_clip_threshold_of_the_sparse_rows_signature_comes_from_the_facts():
+    from types import SimpleNamespace
+
+    from parity.pitfalls.embedding import _threshold
+
+    def ctx(ref, port):
+        t = SimpleNamespace(manifest={"settings": {}})
+        return SimpleNamespace(a=t, b=t, settings=lambda tr: {}, fact=lambda k: (ref, port))
+
+    assert _threshold(ctx("global norm 5", "global norm 5.0"))[0] == 5.0
+    # a hand-written clip (unread): the other side's threshold, which the signature then tests on the numbers
+    assert _threshold(ctx("global norm 5", "unknown")) == (5.0, "the other program's clip fact; the port's clip is "
+                                                                 "hand-written (threshold not read)")
+    for ref, port in (("global norm 5", "global norm 1"), ("global norm 5", "none"), ("global norm", "global norm"),
+                      ("value 5", "value 5"), (None, None)):
+        assert _threshold(ctx(ref, port)) == (None, ""), (ref, port)
+
+
+def test_a_port_only_dropout_site_explains_step_0_only():
+    from types import SimpleNamespace
+
+    from parity.pitfalls.facts import _reaches, _site_missing
+
+    ref, port = {"dropout": []}, {"dropout": ["dropout1: rate 0.25, channel"]}
+    at = lambda k, stage: SimpleNamespace(k=k, first=SimpleNamespace(stage=stage))  # noqa: E731
+    assert _reaches(at(0, "forward"), "dropout", ref, port) and _reaches(at(0, "loss"), "dropout", ref, port)
+    assert not _reaches(at(1, "forward"), "dropout", ref, port) and not _reaches(at(0, "gradients"), "dropout", ref, port)
+    assert _site_missing(at(0, "forward"), ref, port) is None  # the mask is parity's own draw: not recomputed
+    assert _site_missing(at(1, "forward"), ref, port)[0] is False
+
+
+@pytest.mark.tf
+@pytest.mark.torch
+def test_a_forget_bias_in_a_hand_written_cell_shows_as_a_constant_gate_offset():
+    # corpus 01 (#7): a hand-written cell adds 1.0 on f where the other side does not; no LSTM to reproduce there, the gate
+    # outputs are compared: the first forget gate is the other side's with exactly that constant on its pre-activation
+    from parity.pitfalls.base import Context
+    from parity.pitfalls.rnn import _check_gate_offset
+
+    wrong, right = get_case("pitfall_lstm_forget_bias_cell_wrong"), get_case("pitfall_lstm_forget_bias_cell_right")
+    rw, rr = run_case(wrong, dtypes=("float64", "float32")), run_case(right, dtypes=("float64", "float32"))
+    for c in rw.comparisons:
+        first, traces = c.first_divergence, rw.traces[c.dtype]
+        assert (first.step, first.stage, first.name) == (0, "forward", "f_t0")
+        hit = _check_gate_offset(Context(c, first, traces[c.a["port"]], traces[c.b["port"]]))
+        assert hit and "sigmoid(pre-activation -1) of the reference" in hit[1], (c.dtype, hit)  # the port lacks TF's run-time 1.0
+        assert diagnose(wrong, c, traces)[0].pitfall == "lstm-forget-bias"
+    for c in rr.comparisons:
+        assert c.ok and not diagnose(right, c, rr.traces[c.dtype]), c.dtype
+    # another cause (the gate order) is no constant offset: not named by this check
+    order = get_case("pitfall_lstm_gate_order_wrong").replace(options={"cell": "hand"})
+    ro = run_case(order, dtypes=("float64",))
+    (c,) = ro.comparisons
+    assert _check_gate_offset(Context(c, c.first_divergence, ro.traces["float64"][c.a["port"]], ro.traces["float64"][c.b["port"]])) is None

@@ -37,6 +37,7 @@ class Context:
     a: Trace
     b: Trace
     case_options: dict = field(default_factory=dict)
+    facts: dict = field(default_factory=dict)  # both programs' facts (parity diff), {} elsewhere
 
     @property
     def k(self) -> int:
@@ -95,6 +96,10 @@ class Context:
 
     def settings(self, trace: Trace) -> dict:
         return dict(trace.manifest.get("settings") or {})
+
+    def fact(self, key: str) -> tuple:
+        """(reference, port) values of one program fact (``parity diff``); (None, None) where not read."""
+        return tuple((self.facts.get(side) or {}).get(key) for side in ("reference", "port"))
 
     def options(self) -> dict:
         """The case's options (hyper-parameters the run was configured with), where the caller passed the case."""

@@ -65,13 +65,14 @@ def diagnose(case, comparison, traces, facts=None) -> list[Diagnosis]:
         return []
     # the run's hyper-parameters, never the name of the mistake a case was built to show
     options = {k: v for k, v in (getattr(case, "options", None) or {}).items() if k not in ("pitfall", "scenario")}
-    found = [Diagnosis(p.name, round(score, 3), evidence) for p, score, evidence in match_signatures(comparison, *pair, options=options)]
+    found = [Diagnosis(p.name, round(score, 3), evidence)
+             for p, score, evidence in match_signatures(comparison, *pair, options=options, facts=facts)]
     if facts is None:
         return found
     first = comparison.first_divergence
     named = []
     if first is not None and first.kind == "semantic":
-        ctx = Context(comparison, first, pair[0], pair[1], options)
+        ctx = Context(comparison, first, pair[0], pair[1], options, facts)
         named = [Diagnosis(n, round(score, 3), ev) for n, score, ev in from_facts(ctx, facts)]
     taken = {d.pitfall for d in named}
     return named + [d for d in found if d.pitfall not in taken and allowed(d.pitfall, facts)[0]]

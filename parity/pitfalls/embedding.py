@@ -35,6 +35,34 @@ def id_counts(c: Context, rows: int):
     return None
 
 
+def _global_norm(fact):
+    """The threshold of a ``"global norm 5"`` clip fact; None for another kind or an unread threshold."""
+    head, _, num = str(fact or "").rpartition(" ")
+    try:
+        return float(num) if head == "global norm" else None
+    except ValueError:
+        return None
+
+
+def _threshold(c: Context):
+    """(global-norm clip threshold, where it was read): both ports' settings alike, else the programs' facts:
+    both state it alike, or one states it and the other clips by a hand-written rule the facts cannot read
+    (``unknown``). Taken as the same threshold, it is tested below: the dense side's factor must be c / its dense
+    norm (a hand-written clip there with another threshold is no match), the other side's norm c / its factor
+    must lie in the per-occurrence range. (None, "") otherwise."""
+    clips = [(c.settings(t).get("clip") or {}).get("value") for t in (c.a, c.b)]
+    if clips[0] is not None and clips[0] == clips[1]:
+        return float(clips[0]), "the ports' settings"
+    facts = c.fact("clip")
+    values = [_global_norm(f) for f in facts]
+    if values[0] is not None and values[0] == values[1]:
+        return values[0], "both programs' clip facts"
+    for known, other, label in ((values[0], facts[1], "port"), (values[1], facts[0], "reference")):
+        if known is not None and str(other) == "unknown":
+            return known, f"the other program's clip fact; the {label}'s clip is hand-written (threshold not read)"
+    return None, ""
+
+
 def _check_sparse_norm(c: Context):
     """Raw gradients agree; every processed gradient is the raw one times one factor per side (a global clip on
     both), the clip values the ports report are equal; one side's factor is c / (the dense global norm), the
@@ -42,10 +70,9 @@ def _check_sparse_norm(c: Context):
     between sum over rows |g_row|^2 / count and sum |g_row|^2 (Cauchy-Schwarz), and ids repeat."""
     if c.semantic("gradients"):
         return None
-    clips = [(c.settings(t).get("clip") or {}).get("value") for t in (c.a, c.b)]
-    if clips[0] is None or clips[0] != clips[1]:
+    cv, said = _threshold(c)
+    if cv is None:
         return None
-    cv = float(clips[0])
     g, pa, pb = c.at(c.a, "gradients"), c.at(c.a, "processed_gradients"), c.at(c.b, "processed_gradients")
     names = [n for n in g if n in pa and n in pb]
     if not names:
@@ -71,7 +98,8 @@ def _check_sparse_norm(c: Context):
             low = float(np.sum(np.sum(gt[hit] ** 2, axis=1) / counts[hit]))
             if low * (1 - 10 * c.tol) <= table and abs(table - np.sum(gt**2)) > 10 * c.tol * np.sum(gt**2):
                 return 0.9, (f"raw gradients agree; every processed gradient is scaled by one factor per side, {fa:.6g} vs {fb:.6g}; "
-                             f"{side}'s is c / the dense global norm ({dense:.6g}), the other's norm is {other:.6g}: {n}'s ids repeat "
+                             f"{side}'s is c / the dense global norm (c = {cv:g} from {said}: c / {dense:.6g}; that side's own "
+                             f"threshold recovered from its factor: {f_dense * dense:.6g}), the other's norm is {other:.6g}: {n}'s ids repeat "
                              f"(up to {counts.max()}x) and its part of that norm ({np.sqrt(table):.6g}) is the rows counted per occurrence "
                              "(tf.clip_by_global_norm over IndexedSlices), not the dense rows' norm")
     return None

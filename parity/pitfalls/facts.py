@@ -23,7 +23,7 @@ _LOSS = ("loss", "gradients")
 
 #: fact -> (name given, the stages where its first effect shows); names in the catalogue keep theirs
 FACT_NAMES = {
-    "optimizer": ("optimizer-class", _OPT_STAGES),
+    "optimizer": ("optimizer-class", ("learning_rate",) + _OPT_STAGES),
     "lr": ("learning-rate", ("learning_rate",) + _OPT_STAGES),
     "lr.schedule": ("lr-schedule", ("learning_rate",) + _OPT_STAGES),
     "beta1": ("adam-betas", _OPT_STAGES),
@@ -172,8 +172,16 @@ def _eval_forward(ctx: Context, ref: dict, port: dict):
     return True, "the first divergence is a layer output at step 0, where one side runs in inference mode"
 
 
-_CHECKS = {"bn-epsilon": _bn_eps, "loss-reduction": _loss_ratio, "torch-eval-mode": _eval_forward, "learning-phase": _eval_forward,
-           "dropout-eval-mode": _eval_forward}
+def _site_missing(ctx: Context, ref: dict, port: dict):
+    """A site without a partner drops with a mask of its own from the first step: a first divergence at a later
+    step is not its effect; at step 0 it is not recomputed (the mask is parity's own draw), so no verdict."""
+    if _unpaired(ref, port) is None:
+        return None
+    return None if ctx.k == 0 else (False, "a dropout site without a partner differs from step 0")
+
+
+_CHECKS = {"dropout-site-missing": _site_missing, "bn-epsilon": _bn_eps, "loss-reduction": _loss_ratio,
+           "torch-eval-mode": _eval_forward, "learning-phase": _eval_forward, "dropout-eval-mode": _eval_forward}
 _CHECKS.update({n: _step0_update for n in ("adam-epsilon", "optimizer-epsilon", "optimizer-rho", "learning-rate",
                                               "rmsprop-init", "adagrad-init", "optimizer-initial-accumulator", "nesterov",
                                               "optimizer-class", "adadelta-lr-default")})
@@ -183,10 +191,20 @@ _CHECKS.update({n: _step0_update for n in ("adam-epsilon", "optimizer-epsilon", 
 _SITES = {"dropout": ("dropout",), "batchnorm": ("batchnorm",), "mode": ("dropout", "batchnorm")}
 
 
-def _reaches(ctx: Context, key: str, ref: dict) -> bool:
+def _unpaired(ref: dict, port: dict) -> str | None:
+    """The side whose dropout sites outnumber the other's ("reference" / "port"), None where they pair up."""
+    n_ref, n_port = len(ref.get("dropout") or []), len(port.get("dropout") or [])
+    return None if n_ref == n_port else "reference" if n_ref > n_port else "port"
+
+
+def _reaches(ctx: Context, key: str, ref: dict, port: dict | None = None) -> bool:
     """A dropout / BatchNorm / mode fact explains a step's first diverging layer output only when a site
     of that kind comes at or before it in the reference's call order (no dropout acts before the first conv);
-    a site not found among the recorded outputs is no evidence (False)."""
+    a site not found among the recorded outputs is no evidence (False). A dropout site only the port has
+    is not in the reference's order (nor recorded by the port: it has no partner); it drops with a mask of
+    its own from step 0, so it explains a first divergence at step 0 only (forward or loss)."""
+    if key == "dropout" and _unpaired(ref, port or {}) == "port":
+        return ctx.k == 0 and ctx.first.stage in ("forward", "loss")
     if ctx.first.stage != "forward" or key not in _SITES:
         return True
     order = list(ctx.at(ctx.a, "forward"))
@@ -239,7 +257,7 @@ def from_facts(ctx: Context, facts: dict) -> list[tuple[str, float, str]]:
         if key not in FACT_NAMES and key != "momentum.form":
             continue
         stages = FACT_NAMES.get(key, (None, _OPT_STAGES))[1]
-        if ctx.first.stage not in stages or not _reaches(ctx, key, ref):
+        if ctx.first.stage not in stages or not _reaches(ctx, key, ref, port):
             continue
         if key in _OWN_STAGE and _agrees(ctx, _OWN_STAGE[key], range(ctx.k + 1)):
             continue  # the quantity this fact sets is recorded and agrees: not this divergence's cause
@@ -333,58 +351,3 @@ def allowed(name: str, facts: dict | None) -> tuple[bool, str]:
     if name in ("lr-schedule-end", "lr-off-by-one") and sched is not None and all(str(s) == "constant" for s in sched):
         return False, "both rates are constant"
     return True, ""
-
-
-def facts_markdown() -> list[str]:
-    """The section of docs/pitfalls.md on names given from the programs' facts (``parity diff``)."""
-    out = [
-        "## Names from the programs' facts (`parity diff`)",
-        "",
-        "`parity diff` reads both programs' facts from their own objects before any number (optimizer and every",
-        "hyper-parameter in one convention, weight decay, schedule, clipping, dropout sites, BatchNorm, mode, loss;",
-        "docs/own-model.md). A divergence is named from the facts first: a fact the two programs state differently,",
-        "whose effect shows at the first divergence's stage, gives its name; where its effect can be recomputed it",
-        "is (an optimizer fact: each side's step-0 update from its own recorded gradient with its own facts, where",
-        "the two predictions can be told apart; a loss summed vs averaged: the step-0 loss ratio is the batch size;",
-        "one side in inference mode: the first divergence is a layer output at step 0), and a prediction the numbers",
-        "contradict gives no name. Then the catalogue's signatures below, only those the facts allow: no optimizer",
-        "pitfall for another optimizer class (never `adam-epsilon` for Adadelta), no `dropout-keep-prob` when the",
-        "rates match, no BatchNorm momentum / epsilon pitfall when those match, no eval-mode pitfall when both train",
-        "in training mode (or for the side that is not in inference mode), no `loss-reduction` when both reduce",
-        "alike, no weight-decay form pitfall when one side has no decay at all; Adam's betas only for Adam, rho only",
-        "for Adadelta / RMSprop, an Adadelta epsilon or learning-rate default only for Adadelta, `rmsprop-centered` only",
-        "for RMSprop; `optimizer-class`, `adam-betas`, `rmsprop-centered`, `weight-decay`, `loss-on-probabilities`,",
-        "`optimizer-rho`, `dropout-kind` and `dropout-site-missing` never when both programs state that fact alike.",
-        "Else \"unknown\", with the first",
-        "divergence and the facts that differ. A name from facts that is not in the catalogue has no",
-        "`parity explain` entry: its evidence line says which fact differs and how.",
-        "",
-        "| fact | name given | first effect in |",
-        "|---|---|---|",
-    ]
-    for key, (name, stages) in FACT_NAMES.items():
-        out.append(f"| `{key}` | `{name}` | {', '.join(s.replace('_', ' ') for s in stages)} |")
-    out += [
-        "",
-        "Refined by what differs: `eps`/`eps.form` of two Adam-family optimizers is `adam-epsilon`; the initial",
-        "accumulator is `rmsprop-init` / `adagrad-init`; `momentum.form` (Keras' v = mu v - lr g vs torch's and",
-        "TF1's v = mu v + g) is `sgd-momentum-lr-change` only when a rate changes (else it trains the same); the",
-        "weight-decay form of Adam is `adamw-decoupled`; a scope with biases is `decay-on-bias`; one side in",
-        "inference mode is `torch-eval-mode` / `learning-phase` with a BatchNorm, else `dropout-eval-mode`;",
-        "dropout sites differ in number (`dropout-site-missing`), kind (`dropout-kind`: `Dropout2d` vs `Dropout`)",
-        "or rate (`dropout-keep-prob`); `loss.on` (softmax + `nll_loss`, a softmax twice) is `loss-on-probabilities`;",
-        "`lr` of two Adadelta optimizers, 1.0 vs 0.001, is `adadelta-lr-default` (Keras 2.3 vs tf_keras defaults).",
-        "BatchNorm momentum and epsilon are told apart by the stage: the momentum only moves the running statistics",
-        "(`bn-momentum` at the `state` stage, or a layer output in inference mode), the epsilon changes a training-mode",
-        "output (`bn-epsilon`, checked at the BatchNorm's own output: per channel the port's centred output is the",
-        "reference's times sqrt((var + eps_ref) / (var + eps_port)), var read back from the output and gamma).",
-        "`lr` / `lr.schedule` give no name while the learning-rate stage agrees up to the divergence; `clip` is",
-        "checked: processed gradients that differ over raw gradients that agree are the clipping (ranked first).",
-        "`sgd-dampening` is never proposed when both programs' dampening facts are equal.",
-        "",
-        "Slots: TF1 Adadelta's `accum` / `accum_update`, torch's `square_avg` / `acc_delta` and Keras'",
-        "`accumulated_grad` / `accumulated_delta_var` are recorded by the capture adapters' optimizer modules",
-        "under canonical names; where the two sides name one slot differently the comparison reports it as a",
-        "structure difference (only one side reports it), never as agreement.",
-    ]
-    return out

@@ -68,12 +68,14 @@ def get_pitfall(name: str) -> Pitfall:
         raise ParityError(f"unknown pitfall {name!r}{hint}") from None
 
 
-def match_signatures(comparison: Comparison, a: Trace, b: Trace, pitfalls=None, options=None) -> list[tuple[Pitfall, float, str]]:
+def match_signatures(comparison: Comparison, a: Trace, b: Trace, pitfalls=None, options=None,
+                     facts=None) -> list[tuple[Pitfall, float, str]]:
     """Return (pitfall, score, evidence) for every signature matching the first divergence, best first.
 
     A signature is tried only where the first divergence is in one of its stages and the
     traces meet its preconditions (a shape difference: only the signatures that read shapes); a checker that meets tensors it does not apply to is no match.
     ``options``: the case's options, which predictions may read (learning-rate schedule, momentum...).
+    ``facts``: both programs' facts (``parity diff``), which a signature may read (a clip threshold).
     """
     first = comparison.first_divergence
     if first is None:
@@ -82,7 +84,7 @@ def match_signatures(comparison: Comparison, a: Trace, b: Trace, pitfalls=None, 
     shape = first.kind == "structure" and ": shape (" in first.detail
     if first.kind != "semantic" and not shape:
         return []
-    ctx = Context(comparison, first, a, b, dict(options or {}))
+    ctx = Context(comparison, first, a, b, dict(options or {}), dict(facts or {}))
     found = []
     for p in pitfalls if pitfalls is not None else all_pitfalls():
         if first.stage not in p.stages or p.shapes != shape:

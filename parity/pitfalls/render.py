@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from parity.trace.memory import stage_label
-from parity.pitfalls.facts import facts_markdown
+from parity.pitfalls.facts_doc import facts_markdown
 from parity.pitfalls.precision import BEYOND_NOTE, PRECISION_NOTE
 from parity.pitfalls.registry import all_pitfalls
 

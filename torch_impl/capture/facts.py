@@ -89,6 +89,14 @@ def schedule_facts(scheduler) -> dict:
     return {"lr.schedule": text, "lr.schedule.unit": "scheduler.step() per training step"}
 
 
+def _returned(src: str, expr: str) -> str:
+    """What a forward returns: ``expr``, or for a bare name its last assignment in ``src`` (``x = F.log_softmax(x)``)."""
+    if re.fullmatch(r"\w+", expr):
+        found = re.findall(rf"^\s*{expr}\s*=\s*(.*)$", src, flags=re.M)
+        return found[-1] if found else expr
+    return expr
+
+
 def loss_facts(loss, model, t) -> dict:
     """The loss: kind, reduction, and what it is applied to (logits, probabilities, log-probabilities)."""
     last = None
@@ -97,6 +105,13 @@ def loss_facts(loss, model, t) -> dict:
             last = m
     last_kind = type(last).__name__ if last is not None else ""
     on = {"Softmax": "probabilities", "LogSoftmax": "log-probabilities", "Sigmoid": "probabilities"}.get(last_kind, "logits")
+    if on == "logits":  # a functional last step: what the model's own forward returns (F.log_softmax(self.fc(x)))
+        fwd = _source(type(model).forward)
+        ret = " ".join(_returned(fwd, r.strip()) for r in re.findall(r"\breturn\b(.*)$", fwd, flags=re.M))
+        if re.search(r"log_softmax\(", ret):
+            on, last_kind = "log-probabilities", "its forward's log_softmax"
+        elif re.search(r"(?<!log_)softmax\(|sigmoid\(", ret):
+            on, last_kind = "probabilities", "its forward's " + ("sigmoid" if "sigmoid(" in ret else "softmax")
     nn = t.nn
     kinds = [(nn.CrossEntropyLoss, "softmax cross-entropy"), (nn.NLLLoss, "negative log-likelihood"),
              (nn.BCEWithLogitsLoss, "sigmoid cross-entropy"), (nn.BCELoss, "binary cross-entropy"),
@@ -132,6 +147,8 @@ def loss_facts(loss, model, t) -> dict:
             out["loss"], on = "softmax cross-entropy", "logits (log_softmax + NLL)"
         elif on == "probabilities":
             out["loss"], on = "softmax cross-entropy", "probabilities, no log (softmax + nll_loss)"
+    elif kind == "softmax cross-entropy" and on == "log-probabilities":
+        on = "logits (cross-entropy of log_softmax: log_softmax is idempotent, the same loss)"
     elif kind in ("softmax cross-entropy", "sigmoid cross-entropy") and on == "probabilities":
         on = f"{'softmax' if kind.startswith('softmax') else 'sigmoid'} twice ({last_kind} then {type(loss).__name__})"
     elif on == "log-probabilities":

@@ -6,9 +6,11 @@ i, j, f, o (TF1) -> i, f, g, o (torch), folds ``forget_bias`` into the f block o
 ``bias_ih`` and keeps ``bias_hh`` at zero and frozen (TF has one bias; two trainable biases
 would move twice as fast).
 
-Variant ``wrong``: ``lstm-double-bias`` (TF's one bias copied into bias_ih and bias_hh),
+Variant ``wrong``: ``lstm-double-bias`` (TF's one bias copied into bias_ih and bias_hh; with option
+``bias_hh="trained"``: bias_hh zeroed but trained, reported as ``bias_hh``),
 ``lstm-gate-order`` (blocks copied in TF1's order), ``lstm-forget-bias``
-(``forget_bias`` not ported).
+(``forget_bias`` not ported; with option ``cell="hand"`` the cell is written out over the LSTM's
+parameters and its first forget gate is compared, as a hand-written cell's gate outputs are).
 """
 
 from __future__ import annotations
@@ -33,7 +35,10 @@ class LSTMPort:
         self.n_in = case.data.args["arrays"]["X"]["shape"][2]
         self.units = case.params["K2"].shape[0]
         self.lstm = t.nn.LSTM(self.n_in, self.units, batch_first=True).to(getattr(t, dtype))
-        self.lstm.bias_hh_l0.requires_grad_(False)
+        # option "bias_hh": "trained": bias_hh zeroed but left trainable (the mistake's second form); its value is
+        # reported as "bias_hh" (TF's has none: zero), as parity's mapping pairs it with the reference's zero
+        self.trained_hh = case.option("bias_hh") == "trained"
+        self.lstm.bias_hh_l0.requires_grad_(self.trained_hh and self.mistake == "lstm-double-bias")
         self.fc = t.nn.Linear(self.units, 1, bias=False).to(getattr(t, dtype))
         self.forget_bias = 0.0 if self.mistake == "lstm-forget-bias" else case.option("forget_bias")
         self.perm = (0, 1, 2, 3) if self.mistake == "lstm-gate-order" else TF1_TO_TORCH_GATES
@@ -53,7 +58,10 @@ class LSTMPort:
 
     def parameters(self):
         L = self.lstm
-        return self._canonical(to_numpy(L.weight_ih_l0), to_numpy(L.weight_hh_l0), to_numpy(L.bias_ih_l0), to_numpy(self.fc.weight))
+        out = self._canonical(to_numpy(L.weight_ih_l0), to_numpy(L.weight_hh_l0), to_numpy(L.bias_ih_l0), to_numpy(self.fc.weight))
+        if self.trained_hh:
+            out["bias_hh"] = self._blocks(to_numpy(L.bias_hh_l0), 0)
+        return out
 
     def load(self, params):
         kernel = self._blocks(np.asarray(params["kernel"]), 1)
@@ -65,15 +73,29 @@ class LSTMPort:
             L.weight_ih_l0.copy_(to_tensor(kernel[: self.n_in].T, self.dtype))
             L.weight_hh_l0.copy_(to_tensor(kernel[self.n_in :].T, self.dtype))
             L.bias_ih_l0.copy_(to_tensor(bias, self.dtype))
-            if self.mistake == "lstm-double-bias":
+            if self.mistake == "lstm-double-bias" and not self.trained_hh:
                 L.bias_hh_l0.copy_(to_tensor(bias, self.dtype))  # the mistake: TF's one bias copied into both
             else:
                 L.bias_hh_l0.zero_()
             self.fc.weight.copy_(to_tensor(dense_to_torch(params["K2"]), self.dtype))
 
+    def _cell(self, X):
+        """The LSTM written out over nn.LSTM's own parameters (option cell="hand"): the outputs and the first forget gate."""
+        t, L = self.t, self.lstm
+        h = X.new_zeros(X.shape[0], self.units)
+        c, outs, forget = h, [], []
+        for k in range(X.shape[1]):
+            z = X[:, k] @ L.weight_ih_l0.T + L.bias_ih_l0 + h @ L.weight_hh_l0.T + L.bias_hh_l0
+            i, f, g, o = z.chunk(4, 1)
+            forget.append(t.sigmoid(f))
+            c = forget[-1] * c + t.sigmoid(i) * t.tanh(g)
+            h = t.sigmoid(o) * t.tanh(c)
+            outs.append(h)
+        return t.stack(outs, 1), {"f_t0": to_numpy(forget[0])}
+
     def step(self, batch):
         X, T = to_tensor(batch["X"], self.dtype), to_tensor(batch["T"], self.dtype)
-        hs, _ = self.lstm(X)
+        hs, gates = self._cell(X) if self.case.option("cell") == "hand" else (self.lstm(X)[0], {})
         out = self.fc(hs[:, -1])
         loss = ((out - T) ** 2).mean()
         self.opt.zero_grad()
@@ -82,7 +104,7 @@ class LSTMPort:
         grads = self._canonical(to_numpy(L.weight_ih_l0.grad), to_numpy(L.weight_hh_l0.grad), to_numpy(L.bias_ih_l0.grad),
                                 to_numpy(self.fc.weight.grad), subtract_bias=False)
         res = {
-            "forward": {"h": to_numpy(hs), "out": to_numpy(out)},
+            "forward": gates | {"h": to_numpy(hs), "out": to_numpy(out)},
             "loss": {"loss": to_numpy(loss)},
             "gradients": grads,
             "learning_rate": {"lr": self.opt.param_groups[0]["lr"]},
@@ -93,8 +115,9 @@ class LSTMPort:
 
     def settings(self) -> dict:
         order = "i,j,f,o" if self.mistake != "lstm-gate-order" else "i,f,g,o"
+        double = self.mistake == "lstm-double-bias" and not self.trained_hh  # trained from zero: a mistake the numbers show
         return {"framework_convention": "torch", "lstm_gate_order": order, "lstm_forget_bias": self.forget_bias,
-                "lstm_bias_hh": "copy of bias_ih" if self.mistake == "lstm-double-bias" else "zero"}
+                "lstm_bias_hh": "copy of bias_ih" if double else "zero"}
 
 
 def build(case, dtype, variant=None):

@@ -71,17 +71,20 @@ def pitfall_pair(
     fixed: bool = False,
     seed: int = 0,
     wrong_dtypes: tuple[str, ...] | None = None,
+    variant: str | None = None,
 ) -> tuple[Case, Case]:
     """Register the right and wrong cases of one pitfall; return them.
 
     ``wrong_dtypes``: where the mistake exists in some dtypes only (TF32: float32), the wrong
-    case runs in those; the right case always runs in every dtype.
+    case runs in those; the right case always runs in every dtype. ``variant``: a second form of
+    the same mistake, its pair named ``pitfall_<name>_<variant>_right`` / ``_wrong`` (run by its
+    own tests, not in the catalogue's one pair per pitfall).
     """
     data = Data("pitfall", {"arrays": arrays, "fixed": fixed})
     common = dict(module=module, params=params, data=data, steps=steps, seed=seed, cost=cost)
     right_case = register(
         Case(
-            name=case_name(pitfall, "right"),
+            name=case_name(f"{pitfall}-{variant}" if variant else pitfall, "right"),
             title=f"{title}: right port",
             ports=(reference, right),
             options=dict(options, scenario=options.get("scenario", pitfall)),
@@ -92,7 +95,7 @@ def pitfall_pair(
     )
     wrong_case = register(
         Case(
-            name=case_name(pitfall, "wrong"),
+            name=case_name(f"{pitfall}-{variant}" if variant else pitfall, "wrong"),
             title=f"{title}: wrong port",
             ports=(reference, wrong),
             options=dict(options, scenario=options.get("scenario", pitfall), pitfall=pitfall),

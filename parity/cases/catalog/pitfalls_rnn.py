@@ -19,6 +19,18 @@ for _name, _title in (("lstm-gate-order", "TF1 LSTMCell gates i, j, f, o"), ("ls
     pitfall_pair(_name, module="pitfalls.rnn", title=_title, reference="tf1", params=_P, arrays=_X, steps=2,
                  options={"lr": 0.125, "forget_bias": 1.0}, cost=_COST)
 
+# lstm-double-bias's second form (corpus 06): bias_hh zeroed but left trainable; both biases get the same gradient,
+# so their sum moves twice as fast from the first update (the parameters stage: TF's zero vs the port's bias_hh)
+pitfall_pair("lstm-double-bias", module="pitfalls.rnn", title="TF1 LSTMCell (one bias) in nn.LSTM with bias_hh zeroed, still trained",
+             reference="tf1", params=_P, arrays=_X, steps=2, options={"lr": 0.125, "forget_bias": 1.0, "bias_hh": "trained"},
+             cost=_COST, variant="trained")
+
+# lstm-forget-bias in a hand-written cell (corpus 01: the port's cell adds 1.0 on f, TF's does not): the cell's gate
+# outputs are compared; the first forget gate differs by a constant on its pre-activation
+pitfall_pair("lstm-forget-bias", module="pitfalls.rnn", title="TF1 LSTMCell forget_bias=1.0, the port's cell written out by hand",
+             reference="tf1", params=_P, arrays=_X, steps=2, options={"lr": 0.125, "forget_bias": 1.0, "cell": "hand"},
+             cost=_COST, variant="cell")
+
 # A TF1 GRUCell (reset before the candidate matmul) against nn.GRU (reset after it), PITFALLS P38.
 _GRU = {
     "gates_kernel": Init((3 + 4, 8), "glorot_uniform"),

@@ -182,7 +182,7 @@ def recurrent_entries(ref_specs, ref_framework: str, port_specs, port_framework:
                                      b.trainable and second.trainable, name=f"{b.name}:second"))
                 if second.trainable:
                     notes.append(f"{second.name} is trained: with {p['bias'].name} the gates see their sum, which then "
-                                 f"moves twice as fast as the reference's one bias {b.name} (pitfall lstm-forget-bias: "
+                                 f"moves twice as fast as the reference's one bias {b.name} (pitfall lstm-double-bias: "
                                  "keep it at 0 and frozen); the parameters stage compares it with 0")
         for side, u, used in (("r", r, used_r), ("p", p, used_p)):
             used.update(s.name for key in ("kernel", "recurrent", "bias", "bias2") if (s := u.get(key)) is not None)

@@ -11,6 +11,8 @@ step is written out as ``tf_keras/src/layers/rnn/legacy_cells.py`` defines it: o
 
 from __future__ import annotations
 
+import numpy as np
+
 from .._graph import GraphPort, framework_info, tf_dtype
 
 __all__ = ["build", "framework_info", "LSTMPort"]
@@ -28,11 +30,12 @@ class LSTMPort(GraphPort):
         units = self.case.params["K2"].shape[0]
         h = tf.zeros([tf.shape(X)[0], units], dt)
         c = tf.zeros_like(h)
-        outs = []
+        outs, forget = [], []
         for k in range(steps):
             gates = tf.matmul(tf.concat([X[:, k], h], axis=1), v["kernel"]) + v["bias"]
             i, j, f, og = tf.split(gates, 4, axis=1)
-            c = c * tf.sigmoid(f + o["forget_bias"]) + tf.sigmoid(i) * tf.tanh(j)
+            forget.append(tf.sigmoid(f + o["forget_bias"]))
+            c = c * forget[-1] + tf.sigmoid(i) * tf.tanh(j)
             h = tf.sigmoid(og) * tf.tanh(c)
             outs.append(h)
         hs = tf.stack(outs, axis=1)
@@ -43,13 +46,22 @@ class LSTMPort(GraphPort):
         names = list(v)
         gv = opt.compute_gradients(loss, [v[n] for n in names])
         self.before = {
-            "forward": {"h": hs, "out": out},
+            # option cell="hand" (the port writes the cell out): the first time step's forget gate is compared too
+            "forward": ({"f_t0": forget[0]} if o.get("cell") == "hand" else {}) | {"h": hs, "out": out},
             "loss": {"loss": loss},
             "gradients": {n: g for n, (g, _) in zip(names, gv)},
             "learning_rate": {"lr": lr},
         }
         self.train_ops = [opt.apply_gradients(gv)]
         self.after = {"parameters": dict(v)}
+        if o.get("bias_hh") == "trained":  # the port reports torch's second bias; TF has none: zero, never trained
+            self.after["parameters"]["bias_hh"] = tf.zeros([4 * units], dt)
+
+    def parameters(self):
+        out = super().parameters()
+        if self.case.option("bias_hh") == "trained":
+            out["bias_hh"] = np.zeros(4 * self.case.params["K2"].shape[0], dtype=self.dtype)
+        return out
 
     def settings(self) -> dict:
         return {"framework_convention": "tf", "lstm_gate_order": "i,j,f,o", "lstm_forget_bias": self.case.option("forget_bias"),
