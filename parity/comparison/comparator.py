@@ -14,11 +14,10 @@ measures each tensor and keeps only
 anyway). :func:`assert_match` raises a :class:`~parity.errors.ParityError` naming the first
 divergence.
 
-The scale of a tensor is the largest magnitude it has had (either run), and from the gradients on at
-least its layer's operand scale (:func:`layer_of`): a gradient that is zero in exact arithmetic is
-computed as rounding noise of the terms it sums, and is judged against them (docs/tolerance.md,
-"Values that are zero or cancel"). A NaN or inf is noted where it first appears in each run
-(``Comparison.nonfinite``); both runs non-finite at the same elements is the verdict "nonfinite".
+The scale of a tensor is the largest magnitude it has had (either run), from the gradients on at least its
+layer's operand scale (:func:`layer_of`: a zero computed as rounding noise of its terms is judged against them),
+and the gradients' accepted error is carried through the update rule (:mod:`.propagate`; docs/tolerance.md,
+"Values that are zero or cancel"). A NaN or inf is noted where it first appears in each run.
 
 Float32 with a float64 run (the runner's lockstep): a float32 difference is rounding when
 it is within ``max(model bound, envelope)``, the envelope being what both ports' own
@@ -42,6 +41,8 @@ import numpy as np
 
 from parity.cases.case import Cost
 from parity.comparison.records import Comparison, Divergence, NonFinite, StructureIssue, TensorDiff, QUIET, _diff_arrays, _relative, diff_arrays, diff_summaries, divergence_key as _key, first_nonfinite, layer_of
+from parity.comparison.propagate import Propagation
+from parity.comparison.batched import step_measures
 from parity.comparison.envelope import ENVELOPE_FACTOR, FLOAT64_PER_FLOAT32, PORT_CAP, Drift, envelope as _envelope
 from parity.errors import ParityError
 from parity.trace.summary import Summary, summarize
@@ -65,10 +66,8 @@ __all__ = [
 
 _STAGE_ORDER = {s: i for i, s in enumerate(STAGES)}
 
-#: Stages whose tensors are measured against their own scale only; every other stage (from the backward
-#: pass on) against its layer's operand scale too (docs/tolerance.md, "Values that are zero or cancel").
-#: The inputs must be identical; a forward output, the loss and the learning rate are not zeros computed
-#: from larger terms (a shrinking residual keeps its own running scale).
+#: Stages measured against their own scale only (the inputs must be identical; a forward output, the loss, the rate
+#: are not zeros computed from larger terms); the others against their layer's operand scale too (docs/tolerance.md).
 OWN_SCALE_ONLY = ("inputs", "forward", "loss", "learning_rate")
 
 
@@ -82,7 +81,8 @@ class Comparator:
         stages: the stages to compare.
         keep: "window" (diffs of the steps around the first divergence) or "all".
         before, after: the window, in steps.
-        on_divergence: called with the step of the first divergence, when found.
+        on_divergence: called with the step of the first divergence, when found. ``initial``: both runs'
+        parameters before the first step (the first update's move, :mod:`.propagate`).
     """
 
     def __init__(
@@ -96,7 +96,7 @@ class Comparator:
         keep: str = "window",
         before: int = 2,
         after: int = 2,
-        on_divergence: Callable[[int], None] | None = None,
+        on_divergence: Callable[[int], None] | None = None, initial: tuple | None = None,
     ):
         if a.get("case", "?") != b.get("case", "?"):
             raise ParityError(f"traces are of different cases: {a.get('case')} ({a.get('port')}) and {b.get('case')} ({b.get('port')})")
@@ -109,6 +109,7 @@ class Comparator:
         self.floors = dict(cost.floors) if cost is not None else {}
         self._running: dict[tuple[str, str], float] = {}
         self._operands: dict[tuple[str, str], float] = {}  # (stage, layer) -> its largest magnitude so far
+        self._prop = Propagation(initial)  # the gradients' accepted error carried into the parameters
         self._ring: deque[tuple[int, list[TensorDiff]]] = deque()
         self._kept: list[TensorDiff] = []
         self._keep_until = -1
@@ -116,6 +117,7 @@ class Comparator:
         self._reported = ({}, {})  # stage -> True, per side
         self._seen_issues: set[tuple[str, str, str]] = set()
         self.steps = 0
+        self._measured: dict = {}  # (stage, name) -> this step's measure of it (:func:`_raw`)
 
     def _issue(self, i, stage, name, kind, detail, found):
         if (stage, name, kind) in self._seen_issues:
@@ -151,6 +153,7 @@ class Comparator:
         diffs: list[TensorDiff] = []
         found: list[tuple[Divergence, int]] = []
         with np.errstate(**QUIET):  # once per step: _raw measures in it (diff_arrays' own state)
+            self._measured = step_measures(sa, sb, self.stages)  # the step's small tensors together (.batched)
             self._add_stages(i, sa, sb, pa, pb, diffs, found, drift, drift_b, cond)
         for stage, values in out.series.items():
             if len(values) <= i:
@@ -193,7 +196,9 @@ class Comparator:
                 raw.append((pos, name, self._raw(i, stage, name, xa, xb)))
             operands = self._operand_scales(stage, raw)
             for pos, name, r in raw:
-                d = self._measure(i, stage, name, r, model, operands.get(layer_of(stage, name), 0.0), drift, drift_b, cond)
+                excess = self._prop.excess(stage, name, r, ta[name], tb[name], sa, sb)
+                d = self._measure(i, stage, name, r, model, operands.get(layer_of(stage, name), 0.0), drift, drift_b, cond, excess)
+                self._prop.accept(stage, name, d.verdict)
                 diffs.append(d)
                 worst_units = max(worst_units, d.units)
                 verdict = d.verdict
@@ -210,13 +215,10 @@ class Comparator:
             out.series.setdefault(stage, array("d", [math.nan] * i)).append(worst_units)
 
     def _raw(self, i: int, stage: str, name: str, xa, xb):
-        """The elementwise measure of one tensor (:func:`diff_arrays`), and its non-finite elements, noted
-        as each run's first NaN or inf (:class:`NonFinite`) when they are the first."""
-        summary = isinstance(xa, Summary) or isinstance(xb, Summary)
-        if summary:
-            m, maybe = diff_summaries(xa, xb), True
-        else:
-            m, maybe = _diff_arrays(xa, xb)  # (in add's error state: diff_arrays_checked without its own)
+        """The elementwise measure of one tensor (:func:`diff_arrays`; taken with the step's others: :mod:`.batched`),
+        its non-finite elements noted as each run's first NaN or inf (:class:`NonFinite`)."""
+        summary = isinstance(xa, Summary) or isinstance(xb, Summary)  # (the measure in add's error state:)
+        m, maybe = (diff_summaries(xa, xb), True) if summary else self._measured.get((stage, name)) or _diff_arrays(xa, xb)
         bad = 0
         if maybe:
             out = self.out
@@ -244,7 +246,7 @@ class Comparator:
                     self._operands[key] = max(scale, self._operands.get(key, 0.0))
         return {layer: v for (st, layer), v in self._operands.items() if st == stage}
 
-    def _measure(self, i: int, stage: str, name: str, raw, model: float, operands: float, drift, drift_b, cond) -> TensorDiff:
+    def _measure(self, i: int, stage: str, name: str, raw, model: float, operands: float, drift, drift_b, cond, excess=None) -> TensorDiff:
         """One tensor's difference at step ``i``, against its limit: the error model, or the measured envelope."""
         out = self.out
         (max_abs, _, idx, va, vb, scale), summary, shape, nonfinite = raw
@@ -255,11 +257,11 @@ class Comparator:
         key = (stage, name)
         scale = self._running[key] = max(scale, self._running.get(key, 0.0))
         own = scale = max(scale, self.floors.get(stage, 0.0))
-        # From the gradients on, at least its layer's operand scale: a gradient that is zero in exact
-        # arithmetic (a softmax's shift, a bias before BatchNorm) is computed as rounding noise of the
-        # terms it sums, and an optimizer's update of it is that noise amplified (docs/tolerance.md).
+        # From the gradients on, at least its layer's operand scale: a gradient that is zero in exact arithmetic (a
+        # softmax's shift, a bias before BatchNorm) is rounding noise of the terms it sums (docs/tolerance.md).
         scale = max(scale, operands)
-        rel = _relative(max_abs, scale)
+        max_abs, idx, va, vb, beyond = excess or (max_abs, idx, va, vb, max_abs)  # beyond the carried error (propagate)
+        rel = _relative(beyond, scale)
         envelope = None
         if (drift is not None or drift_b is not None) and stage != "inputs":
             if out.dtype == "float64":
@@ -353,7 +355,8 @@ def compare(
     Raises:
         ParityError: when the traces are of different cases or dtypes (nothing to compare).
     """
-    cmp = Comparator(a.manifest, b.manifest, cost=cost, bound=bound, stages=stages, keep=keep)
+    cmp = Comparator(a.manifest, b.manifest, cost=cost, bound=bound, stages=stages, keep=keep,
+                     initial=(getattr(a, "initial", None), getattr(b, "initial", None)))
     na = nb = 0
     it_a, it_b = iter(a.steps), iter(b.steps)
     while True:

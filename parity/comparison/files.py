@@ -44,7 +44,8 @@ def compare_files(path_a: str, path_b: str, *, cost=None, keep: str = "window", 
         reca.keep_around(k)
         recb.keep_around(k)
 
-    cmp = Comparator(ma, mb, cost=cost, keep=keep, before=window, after=window, on_divergence=freeze)
+    cmp = Comparator(ma, mb, cost=cost, keep=keep, before=window, after=window, on_divergence=freeze,
+                     initial=(ia, ib))
     while True:
         a, b = next(sa, None), next(sb, None)
         for step, rec, health in ((a, reca, ha), (b, recb, hb)):

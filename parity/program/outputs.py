@@ -26,8 +26,9 @@ from typing import Mapping, Sequence
 import numpy as np
 
 from parity.errors import ParityError
+from parity.program.output_owners import Owners, owned_reason, owner_of, owner_rule, owners_from
 
-__all__ = ["Pairing", "pair_outputs", "apply_forward_edits", "unpaired_notes", "same_output", "kinds_of", "recording_notes", "reshaped_note", "FORWARD_EDITS"]
+__all__ = ["Pairing", "Owners", "owners_from", "owner_of", "pair_outputs", "apply_forward_edits", "unpaired_notes", "same_output", "kinds_of", "recording_notes", "reshaped_note", "FORWARD_EDITS"]
 
 #: the forms of one entry of the mapping file's "forward" list (see :func:`apply_forward_edits`)
 FORWARD_EDITS = ('{"reference": A, "port": B} (compare A with B: adds the pair, or re-pairs A and B)',
@@ -60,6 +61,7 @@ class Pairing:
     left_port: list = field(default_factory=list)
     reasons: dict = field(default_factory=dict)
     reshaped: list = field(default_factory=list)  # (reference, port, kind, ordinal of that kind) paired at different shapes
+    notes: list = field(default_factory=list)  # how the pairing used the variable mapping (sub-models)
 
 
 def _kind(kinds: Mapping[str, str] | None, name: str) -> str:
@@ -71,9 +73,16 @@ def _compatible(ka: str, kb: str) -> bool:
 
 
 def pair_outputs(ref: Mapping[str, np.ndarray], port: Mapping[str, np.ndarray], ref_kinds: Mapping[str, str] | None = None,
-                 port_kinds: Mapping[str, str] | None = None, *, rtol: float = 1e-6) -> Pairing:
-    """Pair the outputs of one probe forward (canonical layout, call order) by kind, shape and order."""
-    rn, pn = list(ref), list(port)
+                 port_kinds: Mapping[str, str] | None = None, *, rtol: float = 1e-6, owners: Owners | None = None) -> Pairing:
+    """Pair the outputs of one probe forward (canonical layout, call order) by kind, shape and order.
+
+    ``owners`` (:func:`owners_from`: the variable mapping's layer pairs): an output of a layer pairs only
+    with an output of the layer the mapping pairs with it, and where the mapping joins the sides' sub-models
+    one to one (a GAN's ``generator``/``discriminator`` ~ ``G``/``D``), outputs pair in call order within
+    each sub-model, whatever order the programs call the sub-models in."""
+    out = Pairing()
+    allowed, rn, pn, amb_r, amb_p, group = owner_rule(list(ref), list(port), owners, out)
+    index_r = {a: i for i, a in enumerate(ref)}
     n, k = len(rn), len(pn)
     kr = [_kind(ref_kinds, a) for a in rn]
     kp = [_kind(port_kinds, b) for b in pn]
@@ -83,6 +92,8 @@ def pair_outputs(ref: Mapping[str, np.ndarray], port: Mapping[str, np.ndarray], 
 
     def score(i: int, j: int) -> int:
         # 0: cannot pair; 1: same kind and rank, other shape; 2: a structural pair; 3: one the probe confirms
+        if allowed is not None and not allowed(rn[i], pn[j]):
+            return 0
         if sr[i] != sp[j]:
             same_rank = len(sr[i]) == len(sp[j]) and len(sr[i]) > 0 and sr[i][0] == sp[j][0]  # batch axis too
             return int(kr[i] == kp[j] and kr[i] not in ("any", "other") and same_rank)
@@ -106,7 +117,6 @@ def pair_outputs(ref: Mapping[str, np.ndarray], port: Mapping[str, np.ndarray], 
             if s:
                 cand = max(cand, plus(best[i + 1][j + 1], s))
             best[i][j] = cand
-    out = Pairing()
     i = j = 0
     while i < n and j < k:
         s = score(i, j)
@@ -121,17 +131,75 @@ def pair_outputs(ref: Mapping[str, np.ndarray], port: Mapping[str, np.ndarray], 
             i += 1
         else:
             j += 1
+    _confirmed_between(out, ref, port, ref_kinds, port_kinds, amb_r, amb_p, group, rtol)
+    _cuts(out, ref, port, index_r, group)
+    out.pairs.sort(key=lambda p: index_r[p[0]])  # (sub-models reordered: back to the reference's call order)
     used_r = {a for a, _ in out.pairs}
     used_p = {b for _, b in out.pairs}
-    out.left_reference = [a for a in rn if a not in used_r]
-    out.left_port = [b for b in pn if b not in used_p]
+    out.left_reference = [a for a in ref if a not in used_r]
+    out.left_port = [b for b in port if b not in used_p]
+    out.reasons.update({f"reference {x}": why for x, why in amb_r.items()})
+    out.reasons.update({f"port {x}": why for x, why in amb_p.items()})
     for side, names, kinds, shapes, other, okinds, oshapes, oname in (
             ("reference", rn, kr, sr, pn, kp, sp, "port"), ("port", pn, kp, sp, rn, kr, sr, "reference")):
         left = set(out.left_reference if side == "reference" else out.left_port)
         for idx, name in enumerate(names):
-            if name in left:
-                out.reasons[f"{side} {name}"] = _reason(kinds[idx], shapes[idx], okinds, oshapes, oname)
+            if name in left and f"{side} {name}" not in out.reasons:
+                why = _reason(kinds[idx], shapes[idx], okinds, oshapes, oname)
+                out.reasons[f"{side} {name}"] = (owned_reason(side, name, owners) or why) if why.endswith("call order") else why
     return out
+
+
+def _confirmed_between(out: Pairing, ref, port, ref_kinds, port_kinds, amb_r: dict, amb_p: dict, group: dict,
+                       rtol: float) -> None:
+    """An output called between two sub-models (a torch ``F.tanh`` at the end of ``G.forward``, named without
+    its module) pairs with the one output left unpaired on the other side that has its kind and shape and is
+    equal to it at the probe; the others stay out (``amb_r``/``amb_p``: their reasons)."""
+    used_r, used_p = {a for a, _ in out.pairs}, {b for _, b in out.pairs}
+    for side, amb, names, kinds, other, okinds, oused in (("reference", amb_r, ref, ref_kinds, port, port_kinds, used_p),
+                                                          ("port", amb_p, port, port_kinds, ref, ref_kinds, used_r)):
+        for x in list(amb):
+            hits = [y for y in other if y not in oused and y not in (amb_p if side == "reference" else amb_r)
+                    and _compatible(_kind(kinds, x), _kind(okinds, y)) and same_output(names[x], other[y], rtol)]
+            if len(hits) == 1:
+                pair = (x, hits[0]) if side == "reference" else (hits[0], x)
+                out.pairs.append(pair)
+                out.confirmed.add(pair)
+                oused.add(hits[0])
+                group[pair[0]] = group[("port", pair[1])] = group.get(pair[0]) or group.get(("port", pair[1]))
+                del amb[x]
+
+
+def _cuts(out: Pairing, ref: Mapping, port: Mapping, index_r: dict, group: dict) -> None:
+    """A pair of different shapes whose next pair (call order, same sub-model) has equal shapes is one layer cut
+    at two places (a crop or pad inside one side's layer: ``ConvTranspose2d`` then a crop in the module around
+    it, against TF's ``conv2d_transpose`` with its output shape) when the next pair is equal at the probe: not
+    compared. Where the outputs before it (of equal shapes) already differ at the probe, it cannot tell a cut from a
+    padding difference whose shape a later layer restores: not compared either, with that reason. Otherwise
+    (the next shapes differ too, or it differs at the probe from agreeing inputs) it pairs and is reported."""
+    def near(a, later: bool):
+        same = [p for p in out.pairs if (index_r[p[0]] > index_r[a] if later else index_r[p[0]] < index_r[a])
+                and group.get(p[0]) == group.get(a)]
+        return (min if later else max)(same, key=lambda p: index_r[p[0]], default=None)
+
+    for a, b in list(out.pairs):
+        nxt, prev = near(a, True), near(a, False)
+        if np.shape(ref[a]) == np.shape(port[b]) or nxt is None or np.shape(ref[nxt[0]]) != np.shape(port[nxt[1]]):
+            continue
+        shapes = f"({list(np.shape(ref[a]))} vs {list(np.shape(port[b]))})"
+        if nxt in out.confirmed:
+            why = f"the next outputs {nxt[0]} / {nxt[1]} agree at the probe: a crop or pad inside one side's layer"
+        elif prev is not None and prev not in out.confirmed and np.shape(ref[prev[0]]) == np.shape(port[prev[1]]):
+            why = (f"the next outputs {nxt[0]} / {nxt[1]} have equal shapes, and the outputs before ({prev[0]} / "
+                   f"{prev[1]}) already differ at the probe: a cut or a shape difference, the probe cannot tell")
+        else:
+            continue
+        mark = ":" if nxt in out.confirmed else "?"
+        out.reasons[f"reference {a}"] = f"cut at another place than port {b} {shapes}{mark} {why}"
+        out.reasons[f"port {b}"] = f"cut at another place than reference {a}{mark} (see there)"
+    dropped = {x.split(" ", 1)[1] for x in out.reasons if x.startswith("reference ")}
+    out.reshaped = [r for r in out.reshaped if r[0] not in dropped]
+    out.pairs = [p for p in out.pairs if p[0] not in dropped]
 
 
 def _reason(kind: str, shape: tuple, okinds: Sequence[str], oshapes: Sequence[tuple], other: str) -> str:
@@ -140,6 +208,8 @@ def _reason(kind: str, shape: tuple, okinds: Sequence[str], oshapes: Sequence[tu
     if not any(_compatible(kind, ok) and s == shape for ok, s in zip(okinds, oshapes)):
         return f"the {other} has no {kind} output of shape {list(shape)}"
     return f"the {other}'s {kind} outputs of shape {list(shape)} pair with others in call order"
+
+
 
 
 def unpaired_notes(pairing: Pairing, ref: Mapping, port: Mapping, ref_kinds=None, port_kinds=None) -> list[str]:
@@ -156,6 +226,7 @@ def unpaired_notes(pairing: Pairing, ref: Mapping, port: Mapping, ref_kinds=None
         notes.append("layer outputs not compared: " + "; ".join(parts))
     if pairing.reshaped:
         notes.append(reshaped_note(pairing.reshaped, ref, port))
+    notes.extend(pairing.notes)
     return notes
 
 

@@ -74,7 +74,9 @@ def _outputs(m, R, P, ar: dict, ap: dict) -> None:
             raise ParityError(f"mapping: layer outputs not found: {', '.join(bad)}; reference outputs: {', '.join(ar)}; port outputs: {', '.join(ap)}")
         return
     kr, kp = kinds_of(R), kinds_of(P)
-    pairing = pair_outputs(ar, ap, kr, kp)
+    from parity.program.outputs import owners_from  # the layers the variable mapping pairs (a GAN's G ~ G, D ~ D)
+
+    pairing = pair_outputs(ar, ap, kr, kp, owners=owners_from(m, R.parameter_specs(), P.parameter_specs()))
     pairs = pairing.pairs
     if getattr(m, "forward_edits", None):  # the mapping file's drop / add / re-pair entries
         pairs = apply_forward_edits(pairs, m.forward_edits, list(ar), list(ap))

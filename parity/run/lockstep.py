@@ -122,7 +122,8 @@ class Lockstep:
                     lb.recorder.keep_around(k)
 
                 cmp = Comparator(la.run.manifest, lb.run.manifest, cost=self.case.cost, keep=self.keep, before=self.window,
-                                 after=self.window, on_divergence=freeze)
+                                 after=self.window, on_divergence=freeze,
+                                 initial=(la.run.initial, lb.run.initial))
                 self.comparators.append((dtype, pa, pb, cmp))
         if "float64" in self.dtypes and "float32" in self.dtypes:
             self.drifts = {p: Drift() for _, pa, pb, _ in self.comparators for p in (pa, pb)}

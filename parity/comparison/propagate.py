@@ -1,0 +1,148 @@
+"""The gradients' accepted rounding carried through the update rule into the parameters (numpy only).
+
+A gradient that is zero in exact arithmetic (a bias right before BatchNorm) is computed as rounding noise,
+and the comparison accepts it against its layer's operand scale (docs/tolerance.md, "Values that are zero
+or cancel"). The update rule then amplifies the noise: Adam's step of a gradient far below ``eps`` is
+``~ lr g / eps`` (a gain of 632 for TF1's Adam(2e-4, beta1 0.5) at step 1), so the two runs' parameters
+differ by more than the parameters' own bound although each update consumed a gradient the comparison
+accepted. :class:`Propagation` carries that difference on, element by element:
+
+    carried(t) = carried(t-1) + |s_a(t) - s_b(t)| x max(|dp_a(t)| / |s_a(t)|, |dp_b(t)| / |s_b(t)|)
+
+``s`` is what the update is linear in: its first-moment slot (Adam's ``m``, a momentum buffer: they hold
+the past gradients' differences too), else the gradient it consumed (the effective gradient where
+recorded, else the raw one); only when the comparison accepted this step's gradient as rounding. ``dp``
+is the parameter's move in that update; the ratio is the update's gain, measured on each run (0 where
+``s`` is exactly 0). First-order error propagation: an update linear in ``s`` (SGD: ``lr g``; momentum:
+``lr buf``; Adam: ``lr_t m / (sqrt(v) + eps)``, the change of ``v`` second order while ``sqrt(v) << eps``)
+moves by ``|dp| / |s|`` per unit of ``s``; the steps' differences accumulate in ``carried``. Where a
+gradient is real (``|s| >> |s_a - s_b|``) the allowance is ``|dp|`` times its relative difference (~1e-15 in
+float64): an epsilon, a learning rate or an update rule that differs still shows in full. A parameter is then measured by the part of its
+difference beyond ``carried``; a layer's output at the next step by the part beyond its biases' carried
+error (a bias adds to the output as it is; a kernel's carried error, times the input, is not added).
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from typing import Mapping
+
+import numpy as np
+
+__all__ = ["Propagation", "owner_of", "variable_of", "GRADIENT_STAGES"]
+
+#: the stages that hold the gradient an update consumed, preferred first
+GRADIENT_STAGES = ("processed_gradients", "gradients")
+#: the slots an update is linear in (canonical names: torch's exp_avg, momentum_buffer; TF's m, momentum)
+FIRST_MOMENT = ("m", "momentum")
+_PHASE = re.compile(r"^phase\d+/")
+_CALL = re.compile(r"#\d+$")  # torch: the k-th call of a module (``D.main.0.conv#2``)
+_UNIQUE = re.compile(r"_\d+(?=/)")  # TF: a name scope entered again (``discriminator_1/`` for ``discriminator/``)
+
+
+def variable_of(name: str) -> str:
+    """A parameter's variable: its name without the phase (``phase3/generator/g_h1/w`` -> ``generator/g_h1/w``)."""
+    return _PHASE.sub("", name)
+
+
+def owner_of(name: str, layers) -> str | None:
+    """The layer an output belongs to: the longest of ``layers`` that is the output's name or a scope of it
+    (``generator/g_h1`` for ``generator/g_h1/conv2d_transpose``, ``G.main.0.deconv`` for its 2nd call
+    ``G.main.0.deconv#2``); a TF name scope entered again (``discriminator_1/d_h0_conv/BiasAdd``: the
+    variables of ``discriminator/d_h0_conv`` reused) is read as its first entry when nothing else fits."""
+    name = _CALL.sub("", name)
+    for cand in (name, _UNIQUE.sub("", name)):
+        cuts = [k for k, ch in enumerate(cand) if ch in "/."] + [len(cand)]
+        hits = [cand[:k] for k in cuts if cand[:k] in layers]
+        if hits:
+            return max(hits, key=len)
+    return None
+
+
+def _layer(var: str) -> str:
+    cut = max(var.rfind("/"), var.rfind("."))
+    return var[:cut] if cut > 0 else ""
+
+
+class Propagation:
+    """Per variable, the accepted error its updates carried so far (see the module docstring). It holds one
+    step's parameters of both runs and a float32 allowance per parameter element (measured: peak RSS +140 MB
+    for one 4M-element float64 parameter, 32 MB per run).
+
+    ``initial``: both runs' parameters before the first step (``({name: array}, {name: array})``); without
+    them the first update's move is unknown and nothing is carried before the second."""
+
+    def __init__(self, initial: tuple[Mapping, Mapping] | None = None):
+        self.prev: dict[str, tuple] = {}
+        if initial is not None and initial[0] and initial[1]:
+            for k in set(initial[0]) & set(initial[1]):
+                self.prev[k] = (initial[0][k], initial[1][k])
+        self.carried: dict[str, np.ndarray] = {}
+        self.accepted: dict[tuple[str, str], bool] = {}  # (stage, name) -> its difference was rounding this step
+
+    def accept(self, stage: str, name: str, verdict: str) -> None:
+        """A gradient of this step whose difference the comparison accepted as rounding (or exact)."""
+        if stage in GRADIENT_STAGES:
+            self.accepted[(stage, name)] = verdict in ("rounding", "exact")
+
+    def parameter(self, name: str, xa, xb, sa: Mapping, sb: Mapping) -> np.ndarray | None:
+        """The carried error of parameter ``name`` after this step's update (per element), or None."""
+        var = variable_of(name)
+        prev = self.prev.get(var)
+        arrays = isinstance(xa, np.ndarray) and isinstance(xb, np.ndarray) and xa.shape == xb.shape
+        self.prev[var] = (xa, xb) if arrays else None
+        if not arrays or prev is None or prev[0] is None or np.shape(prev[0]) != xa.shape or np.shape(prev[1]) != xa.shape:
+            return self.carried.get(var)
+        if not any(self.accepted.get((stage, name)) for stage in GRADIENT_STAGES):
+            return self.carried.get(var)  # (no gradient, or one that differs: that is the divergence)
+        # what the update is linear in: the first-moment slot (Adam's m, a momentum buffer: the history's
+        # differences are in it), else the gradient it consumed
+        sources = [("slots", f"{name}/{slot}") for slot in FIRST_MOMENT] + [(stage, name) for stage in GRADIENT_STAGES]
+        for stage, key in sources:
+            ga, gb = sa.get(stage, {}).get(key), sb.get(stage, {}).get(key)
+            if isinstance(ga, np.ndarray) and isinstance(gb, np.ndarray) and ga.shape == gb.shape == xa.shape:
+                break
+        else:
+            return self.carried.get(var)
+        with np.errstate(all="ignore"):
+            ga, gb = np.asarray(ga, np.float64), np.asarray(gb, np.float64)
+            gain = np.zeros(xa.shape)  # the update's gain |dp| / |g|, the larger of the two runs (0 where g is 0)
+            for x, p, g in ((xa, prev[0], ga), (xb, prev[1], gb)):
+                move = np.abs(np.asarray(x, np.float64) - np.asarray(p, np.float64))
+                gain = np.maximum(gain, np.where(g != 0, move / np.abs(g), 0.0))
+            step = np.abs(ga - gb) * gain
+        step = np.where(np.isfinite(step), step, 0.0)
+        # kept in float32 (an allowance, not a value: 1e-7 relative is plenty): memory is the parameters' size
+        carried = self.carried[var] = (self.carried.get(var, 0.0) + step).astype(np.float32)
+        return carried
+
+    def output(self, name: str) -> float:
+        """The carried error a layer output inherits: the largest carried error of its layer's biases (1-D)."""
+        layers = {_layer(v) for v in self.carried}
+        mine = owner_of(name, layers - {""})
+        if mine is None:
+            return 0.0
+        return float(sum(np.max(c) for v, c in self.carried.items()
+                         if _layer(v) == mine and np.ndim(c) == 1 and np.size(c)))
+
+    def excess(self, stage: str, name: str, raw, xa, xb, sa: Mapping, sb: Mapping):
+        """``(abs difference, index, a, b, beyond)`` at the element whose difference most exceeds the error
+        carried into it (a parameter: per element; a layer output: its biases'), or None where none is carried
+        (``raw`` as the comparator measured it: :func:`parity.comparison.records._diff_arrays`)."""
+        if stage == "parameters":
+            carried = self.parameter(name, xa, xb, sa, sb)
+        elif stage == "forward" and self.carried:
+            carried = self.output(name) or None
+        else:
+            return None
+        (max_abs, _, idx, va, vb, _), summary, _, nonfinite = raw
+        if carried is None or summary or nonfinite or not math.isfinite(max_abs) or max_abs == 0.0:
+            return None
+        with np.errstate(all="ignore"):
+            a, b = np.asarray(xa, np.float64), np.asarray(xb, np.float64)
+            err = np.abs(a - b)
+            beyond = np.maximum(err - carried, 0.0)
+        k = int(np.argmax(beyond)) if beyond.max() > 0 else int(np.argmax(err))
+        where = np.unravel_index(k, err.shape) if err.ndim else ()
+        return float(err.flat[k]), tuple(int(x) for x in where), float(a.flat[k]), float(b.flat[k]), float(beyond.flat[k])
