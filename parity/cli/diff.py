@@ -77,14 +77,10 @@ def add_parser(subparsers) -> None:
 def run(args) -> int:
     """Run ``parity diff``; return the exit code (:func:`parity.run.result.exit_code` of the case's verdict)."""
     from parity.cli.outputs import check_outputs, same_path, tensorboard_observer
-    from parity.cli.report import Findings, say, show, write_files
-    from parity.program.mapping import format_table, load_mapping
+    from parity.program.mapping import load_mapping
     from parity.program.prepare import compare_programs
     from parity.program.remote import enabled as workers_enabled
-    from parity.report.facts import facts_json, format_facts, format_not_covered
-    from parity.report.jsonreport import report_dict
-    from parity.report.terminal import Progress, fit
-    from parity.run.result import cannot_run_dtype, exit_code
+    from parity.report.terminal import Progress
 
     # every output (--json, --save-mapping, the reports) and the mapping file, before any program runs
     inputs = {"REF.py": args.reference, "PORT.py": args.port}
@@ -110,16 +106,34 @@ def run(args) -> int:
         finally:
             if result.pool is not None:
                 result.pool.close()
+    return report(args, result, facts, rows, covered, args.reference, args.port, time.perf_counter() - started,
+                  observer=observer)
+
+
+def report(args, result, facts, rows, covered, reference: str, port: str, wall: float, observer=None,
+           heading: str | None = None) -> int:
+    """Print (and write) ``parity diff``'s report of ``result``; return the exit code. Also the report of
+    ``parity compare`` of two programs' recordings (:mod:`parity.program.record_compare`)."""
+    from parity.cli.report import Findings, say, show, write_files
+    from parity.program.mapping import format_table
+    from parity.report.facts import facts_json, format_facts, format_not_covered
+    from parity.report.jsonreport import report_dict
+    from parity.report.terminal import fit
+    from parity.run.result import cannot_run_dtype, exit_code
+
+    if heading:
+        say(heading)
+        say()
     say("Program facts (read from each program's own objects, before any number; ! = they differ)")
-    say(format_facts(rows, args.reference, args.port))
+    say(format_facts(rows, reference, port))
     say()
-    if not args.quiet_mapping:
-        say(f"Mapping ({args.reference} -> {args.port}; canonical layout: TF's)")
+    if not getattr(args, "quiet_mapping", False):
+        say(f"Mapping ({reference} -> {port}; canonical layout: TF's)")
         say(wrap_lists(format_table(result.mapping)))
-        if args.save_mapping:
+        if getattr(args, "save_mapping", None):
             say(f"mapping saved: {args.save_mapping} (edit it and pass it back with --mapping)")
         say()
-    shown = set() if args.quiet_mapping else set(result.mapping.notes)  # the mapping table printed its own notes
+    shown = set() if getattr(args, "quiet_mapping", False) else set(result.mapping.notes)  # the mapping table printed its own notes
     for note in result.notes:
         if note not in shown:
             say(fit(f"note: {note}"))
@@ -133,11 +147,10 @@ def run(args) -> int:
             "at the location above)")
         for r in differ:
             say(fit(f"  {r.key}: {r.reference!r} vs {r.port!r}"))
-    wall = time.perf_counter() - started
     status = result.status
     code = exit_code([status])
     verdict = {"passed": "agree", "failed": "DIVERGE", "crashed": "CRASHED", "not_run": "NOT RUN"}[status]
-    say(f"\n{args.reference} vs {args.port}: {verdict} ({wall:.1f}s)")
+    say(f"\n{reference} vs {port}: {verdict} ({wall:.1f}s)")
     say("\nWhat this comparison does not cover (read before taking \"agree\" for \"trains the same\")")
     say(fit(format_not_covered(covered)))
     data = None
@@ -146,7 +159,7 @@ def run(args) -> int:
                  "facts": facts_json(facts, rows, covered)}
         ports = result.case.ports
         data = report_dict([result], findings.diagnoses, extra, kind="diff", notes=list(result.notes), code=code,
-                           user_ports={ports[0]: args.reference, ports[1]: args.port})
+                           user_ports={ports[0]: reference, ports[1]: port})
     write_files(args, data, observer)
     if status == "crashed":  # the user's own code raised while stepping: exit 3, as for any port crash
         crashed = [e for per in result.errors.values() for e in per.values() if not cannot_run_dtype(e)]

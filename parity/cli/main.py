@@ -46,6 +46,8 @@ examples:
   parity list                            the cases
   parity record seed004_oscillate --port torch -o w.trace
   parity compare tf1.trace torch.trace      two traces, recorded anywhere
+  parity record ref.py --port port.py -o ref.trace; parity record port.py --against ref.trace -o port.trace
+                                         your programs, each where it runs: compare them as diff would
   parity check seed000_encoder3_clip_bites --torch-port my_port.py
   parity pitfalls / parity explain NAME  the pitfall catalogue
 
@@ -97,14 +99,34 @@ def build_parser() -> argparse.ArgumentParser:
     ls.add_argument("--tag", help="only cases with this tag")
     ls.add_argument("-v", "--verbose", action="store_true", help="also list each case's ports")
 
-    rec = sub.add_parser("record", help="run one port of a case and save its trace (written step by step)")
-    rec.add_argument("case", metavar="CASE")
-    rec.add_argument("--port", required=True, help="framework[:variant], e.g. tf1, torch, tf1:minimize")
-    rec.add_argument("--dtype", choices=DTYPES, default="float64")
+    rec = sub.add_parser(
+        "record", help="run one port of a case, or one of your programs, and save its trace (written step by step)",
+        description="Record one port of a case (CASE --port tf1), or one of your own programs (a file defining "
+        "parity_program(), as 'parity diff' takes): the reference with 'REF.py --port PORT.py' (the port is only "
+        "probed, to decide the mapping), then the port, on its own machine, with 'PORT.py --against REF.trace'; "
+        "'parity compare REF.trace PORT.trace' then gives diff's verdict (docs/own-model.md, docs/gpu.md).",
+        epilog="examples:\n  parity record seed004_oscillate --port torch -o w.trace\n"
+               "  parity record ref.py --port port.py -o ref.trace                 # where TF runs\n"
+               "  PARITY_TORCH_DEVICE=cuda parity record port.py --against ref.trace -o port.trace   # the GPU\n"
+               "  parity compare ref.trace port.trace                                # anywhere",
+        formatter_class=argparse.RawDescriptionHelpFormatter)
+    rec.add_argument("case", metavar="CASE|PROG.py", help="a case name, or your program's file (PROG.py)")
+    rec.add_argument("--port", help="a case's port: framework[:variant], e.g. tf1, torch, tf1:minimize; with a "
+                                    "reference program: its port's file (PORT.py), probed for the mapping")
+    rec.add_argument("--against", metavar="REF.trace",
+                     help="record PROG.py as the port of this reference recording (its weights, batches, mapping)")
+    rec.add_argument("--dtype", choices=DTYPES, action="append",
+                     help="a case: the dtype (default float64); a program: only this dtype (repeatable; default both)")
     rec.add_argument("-o", "--output", required=True, metavar="FILE")
     rec.add_argument("--port-file", metavar="FILE.py", help="use this port module instead of the built-in one")
     rec.add_argument("--summary", action="store_true",
                      help="store tensors of more than 16 elements as statistics (norms, min/max, samples, checksum)")
+    rec.add_argument("--steps", type=int, help="a reference program: training steps (default 10)")
+    rec.add_argument("--seed", type=int, help="a reference program: seed of the drawn batches and masks (default 0)")
+    rec.add_argument("--mapping", metavar="FILE", help="a reference program: use this mapping file")
+    rec.add_argument("--save-mapping", metavar="FILE", help="a reference program: write the mapping used to FILE")
+    rec.add_argument("--own-init", type=int, default=1, metavar="N",
+                     help="a reference program: builds per program for the initial-distribution facts (default 1)")
     rec.add_argument("--in-process", action="store_true", help=argparse.SUPPRESS)
 
     cmp = sub.add_parser("compare", help="compare two trace files (the first is the reference)")

@@ -28,7 +28,7 @@ from parity.program.load import at_users_line, capture, load_program, program_er
 from parity.program.port import ProgramPorts, ProgramRun
 from parity.program.probes import _outputs, _probe_score
 
-__all__ = ["compare_programs", "prepare", "port_names"]
+__all__ = ["compare_programs", "prepare", "port_names", "program_case"]
 
 
 def prepare(reference, port, *, data=None, steps: int = 10, mapping=None, seed: int = 0, log=None,
@@ -252,8 +252,28 @@ def compare_programs(reference, port, *, data=None, steps: int = 10, dtypes: Ite
     return result
 
 
-def _compare(reference, port, data, steps, dtypes, mapping, save_mapping, seed, name, observers, pool):
+def program_case(run: ProgramRun, steps: int, seed: int, dtypes, name: str | None = None, cost=None):
+    """The case ``parity diff`` runs for a prepared pair (also ``parity record PROG.py``'s: the same name,
+    ports, seed and error model, so a comparison of two recordings is diff's own)."""
     from parity.cases.case import Case, Data
+
+    rp, pp = port_names(run)
+    return Case(
+        name=name or f"diff:{os.path.splitext(run.reference.label)[0]}-vs-{os.path.splitext(run.port.label)[0]}",
+        module="(program)",
+        title=f"{run.reference.path} vs {run.port.path}",
+        ports=(rp, pp),
+        params={},
+        data=Data("program"),  # the batches prepared from the program, given to run_case
+        steps=steps,
+        seed=seed,
+        cost=run.cost if cost is None else cost,
+        dtypes=tuple(dtypes),
+        tags=("program",),
+    )
+
+
+def _compare(reference, port, data, steps, dtypes, mapping, save_mapping, seed, name, observers, pool):
     from parity.program.mapping import AmbiguousMapping, save_mapping as _save
     from parity.run.runner import run_case
 
@@ -267,20 +287,8 @@ def _compare(reference, port, data, steps, dtypes, mapping, save_mapping, seed, 
         raise ParityError(f"{exc} (a draft to start from: {save_mapping})") from None
     if save_mapping:
         _save(run.mapping, save_mapping)
-    rp, pp = port_names(run)
-    case = Case(
-        name=name or f"diff:{os.path.splitext(run.reference.label)[0]}-vs-{os.path.splitext(run.port.label)[0]}",
-        module="(program)",
-        title=f"{run.reference.path} vs {run.port.path}",
-        ports=(rp, pp),
-        params={},
-        data=Data("program"),  # the batches prepared from the program, given to run_case below
-        steps=steps,
-        seed=seed,
-        cost=run.cost,
-        dtypes=dtypes,
-        tags=("program",),
-    )
+    case = program_case(run, steps, seed, dtypes, name)
+    rp, pp = case.ports
     sides = {rp: "reference", pp: "port"}
     if pool is None:
         modules = {rp: ProgramPorts(run, "reference"), pp: ProgramPorts(run, "port")}

@@ -39,9 +39,9 @@ from parity.run.frameworks import PORT_PACKAGES
 from parity.errors import ParityError, PortError, UserFileError
 from parity.cases.params import draw_parameters, perturbed
 from parity.trace.memory import STAGES
+from parity.run.device import device_summaries, summarized_in_place
 
 __all__ = ["beside", "call", "parity_fault", "raise_parity_fault", "to_array", "to_stages", "PortRun", "record_isolated", "load_port_module", "load_user_port", "PORT_FUNCTIONS"]
-
 
 
 def _check_port_module(mod: ModuleType, where: str) -> ModuleType:
@@ -216,13 +216,15 @@ def to_array(value, port: str, where: str) -> np.ndarray:
     return arr
 
 
-def to_stages(out, port: str, phase: str, case: Case) -> dict[str, dict[str, np.ndarray]]:
-    """Check that ``out`` is ``{stage: {name: array}}`` and copy it into numpy (else a one-line :class:`ParityError`)."""
+def to_stages(out, port: str, phase: str, case: Case, *, summary: bool = False) -> dict[str, dict[str, np.ndarray]]:
+    """Check that ``out`` is ``{stage: {name: array}}`` and copy it into numpy (else a one-line :class:`ParityError`);
+    ``summary``: big torch tensors are summarized where they live, not copied (:mod:`parity.run.device`)."""
     if not isinstance(out, Mapping):
         raise ParityError(
             f"port {port}: {phase} returned {type(out).__name__}, expected a dict {{stage: {{name: array}}}}"
         )
     result = {}
+    pending: dict = {}
     for stage, arrays in out.items():
         if stage not in STAGES:
             raise ParityError(f"port {port} returned unknown stage {stage!r}; stages are {', '.join(STAGES)}")
@@ -230,7 +232,11 @@ def to_stages(out, port: str, phase: str, case: Case) -> dict[str, dict[str, np.
             raise ParityError(
                 f"port {port}: {phase} returned stage {stage!r} as a {type(arrays).__name__}, expected a dict of arrays",
             )
-        result[stage] = {str(k): to_array(v, port, f"{phase}, {stage} {k!r}") for k, v in arrays.items()}
+        pending.update({(stage, str(k)): v for k, v in arrays.items() if summary and summarized_in_place(v)})
+        result[stage] = {str(k): None if (stage, str(k)) in pending else to_array(v, port, f"{phase}, {stage} {k!r}")
+                         for k, v in arrays.items()}  # (None: a summary's place in the port's order, filled below)
+    for (stage, k), s in (device_summaries(pending) if pending else {}).items():
+        result[stage][k] = s
     return result
 
 
@@ -250,6 +256,7 @@ class PortRun:
         module: a port module to use instead of the built-in one (a user's port).
         source: where ``module`` came from, for the manifest.
         isolate: run ports the case marks ``isolate`` in a fresh interpreter.
+        summary: a summary recording: big torch tensors summarized where they live (:func:`to_stages`).
         perturb: a draw number: the conditioning run (:mod:`parity.comparison.envelope`), whose initial
             parameters and batches are perturbed by float32's unit roundoff
             (:func:`parity.cases.params.perturbed`), the same draws for the same number.
@@ -257,8 +264,9 @@ class PortRun:
 
     def __init__(self, case: Case, port: str, dtype: str, *, module: ModuleType | None = None,
                  source: str | None = None, isolate: bool = True, recorded: tuple[str, str] | None = None,
-                 perturb: int | None = None):
+                 perturb: int | None = None, summary: bool = False):
         self.case, self.port, self.dtype = case, port, dtype
+        self.summary = summary
         self.perturb = perturb
         self._rng = None if perturb is None else np.random.default_rng([case.seed, 0x0C0D, perturb])
         self.module, self.source = module, source
@@ -346,7 +354,7 @@ class PortRun:
                     batch = perturbed(batch, self._rng)
                 out = call(self.port, f"step {i}", self.case, self._instance.step, _copy(batch))
                 try:
-                    out = to_stages(out, self.port, f"step {i}", self.case)
+                    out = to_stages(out, self.port, f"step {i}", self.case, summary=self.summary)
                 except ParityError as exc:  # a protocol break: the port's fault, named with its phase
                     raise PortError(self.port, f"step {i}", str(exc), case=self.case.name) from None
                 out.setdefault("inputs", _copy(batch))

@@ -90,7 +90,8 @@ def record_port(
     from parity.trace.file import TraceWriter
 
     PortSpec.parse(port)
-    run = PortRun(case, port, dtype, module=module, source=source, isolate=isolate)
+    # summary: a torch port's big tensors are summarized where they live, never copied (parity.run.device)
+    run = PortRun(case, port, dtype, module=module, source=source, isolate=isolate, summary=summary)
     if run.isolated:
         # A fresh interpreter records the port; its file is this port's trace.
         from parity.run.interpreter import python

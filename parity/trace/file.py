@@ -303,6 +303,8 @@ class TraceReader:
                     self.interrupted = expected
                     return
                 kind, meta, tensors = rec
+                if meta.get("run") is not None and meta.get("run") != getattr(self, "run", None):
+                    continue  # another stream of a program's trace (parity.program.record_file): not this one's
                 if kind == "end":
                     if meta.get("steps") != str(expected):
                         raise ParityError(f"{self.path}: end record says {meta.get('steps')} steps, the file holds {expected}")
