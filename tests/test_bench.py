@@ -20,3 +20,13 @@ def test_bench_parser_keeps_the_property_bench():
     with pytest.raises(SystemExit) as exc:
         bench.main(["properties", "--help"])
     assert exc.value.code == 0
+
+
+def test_the_comparisons_measure_figure_compares_equal_numbers():
+    # `make bench` times a step's tensors measured one by one against together: the figure counts only if
+    # both give the same numbers (bit for bit), which it reports.
+    from parity.tools.benchcompare import compare_timing
+
+    ct = compare_timing(steps=3, repeats=1)
+    assert ct["same"] is True and ct["steps"] == 3 and ct["tensors"] > 10
+    assert ct["one_s"] > 0 and ct["together_s"] > 0

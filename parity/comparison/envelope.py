@@ -49,8 +49,8 @@ from typing import Mapping
 
 import numpy as np
 
-from parity.comparison.records import QUIET, _diff_arrays, _relative, diff_summaries
-from parity.trace.summary import Summary
+from parity.comparison.batched import measures
+from parity.comparison.records import QUIET, _relative, diff_summaries
 
 __all__ = ["COND_CAP", "Drift", "ENVELOPE_FACTOR", "FLOAT64_PER_FLOAT32", "PORT_CAP", "envelope"]
 
@@ -136,6 +136,7 @@ class Drift:
         return self._drift
 
     def _add(self, s64: Mapping, s32: Mapping) -> None:
+        pending = []
         for stage, t32 in s32.items():
             if stage == "inputs":
                 continue
@@ -144,11 +145,11 @@ class Drift:
                 x64 = t64.get(name)
                 if x64 is None or np.shape(x64) != np.shape(x32):
                     continue
-                if isinstance(x32, Summary) or isinstance(x64, Summary):
-                    max_abs, _, _, _, _, scale = diff_summaries(x64, x32)
-                else:
-                    max_abs, _, _, _, _, scale = _diff_arrays(x64, x32)[0]
-                key = (stage, name)
-                scale = self._scale[key] = max(scale, self._scale.get(key, 0.0))
-                rel = _relative(max_abs, scale)
-                self._drift[key] = max(rel, self._drift.get(key, 0.0))
+                pending.append((stage, name, x64, x32))
+        # the step's small tensors measured together (parity.comparison.batched: the same numbers as one by one)
+        for (stage, name, x64, x32), m in zip(pending, measures([(x64, x32) for _, _, x64, x32 in pending])):
+            max_abs, _, _, _, _, scale = diff_summaries(x64, x32) if m is None else m[0]
+            key = (stage, name)
+            scale = self._scale[key] = max(scale, self._scale.get(key, 0.0))
+            rel = _relative(max_abs, scale)
+            self._drift[key] = max(rel, self._drift.get(key, 0.0))

@@ -25,7 +25,7 @@ from parity.run.boundary import record_isolated
 from parity.run.interpreter import progress, reporting
 from parity.run.live import COND, SHADOW, LivePort, new_run, open_conditioning, open_shadow, summarized
 from parity.run.result import CaseResult
-from parity.run.workers import RemoteRun, start_steps
+from parity.run.workers import RemoteRun, open_all, start_steps
 
 __all__ = ["Lockstep"]
 
@@ -68,28 +68,27 @@ class Lockstep:
                 self.result.errors.setdefault(d, {})[p] = PortError(p, "setup", exc, case=case.name)
 
     def open_ports(self) -> None:
-        """Open every port of every dtype; a port that fails to open is an error of the result, not a raise."""
+        """Open every port of every dtype; a port that fails to open is an error of the result, not a raise.
+        Each worker builds its ports while the others build theirs (:func:`parity.run.workers.open_all`)."""
         case, result = self.case, self.result
+        todo = []
         for dtype in self.dtypes:
             result.errors.setdefault(dtype, {})
-            for port in self.ports:
-                if port in result.errors[dtype]:
-                    continue
-                run = new_run(case, port, dtype, self.modules, self.sources, self.workers,
-                              recorded=self.recorded.get((port, dtype)))
-                try:
-                    if not isinstance(run, RemoteRun):
-                        progress(f"in the {port} port ({dtype}), while it was opened (build, load)")
-                    run.open()
-                except PortError as exc:
-                    run.close()
-                    result.errors[dtype][port] = exc
-                except ParityError as exc:  # the port broke the protocol or does not exist
-                    run.close()
-                    result.errors[dtype][port] = PortError(port, "setup", exc, case=case.name)
-                else:
-                    self._record(run, port, dtype)
-                result.seconds[f"{port}/{dtype}"] = round(run.seconds, 4)
+            todo += [(port, dtype, new_run(case, port, dtype, self.modules, self.sources, self.workers,
+                                           recorded=self.recorded.get((port, dtype))))
+                     for port in self.ports if port not in result.errors[dtype]]
+
+        def announce(i):
+            progress(f"in the {todo[i][0]} port ({todo[i][1]}), while it was opened (build, load)")
+
+        for (port, dtype, run), exc in zip(todo, open_all([r for _, _, r in todo], announce)):
+            if exc is not None:
+                run.close()
+                result.errors[dtype][port] = exc if isinstance(exc, PortError) else PortError(port, "setup", exc,
+                                                                                             case=case.name)
+            else:
+                self._record(run, port, dtype)
+            result.seconds[f"{port}/{dtype}"] = round(run.seconds, 4)
         progress()
 
     def _record(self, run, port: str, dtype: str) -> None:

@@ -47,7 +47,7 @@ from parity.run.noise import relay
 from parity.run.interpreter import python
 from parity.run.wire import pack as _pack, plain as _plain, recv as _recv, send as _send
 
-__all__ = ["ENV", "enabled", "RemoteRun", "start_steps", "step_all", "shutdown", "GROUPS"]
+__all__ = ["ENV", "enabled", "RemoteRun", "open_all", "start_steps", "step_all", "shutdown", "GROUPS"]
 
 #: Set to "0" to run every port in the harness process (``parity run``'s default is workers).
 ENV = "PARITY_WORKERS"
@@ -247,11 +247,19 @@ class RemoteRun:
         self._key = 0
 
     def open(self) -> None:
+        self.send_open()
+        self.finish_open()
+
+    def send_open(self) -> None:
+        """Ask the worker to build the port (it starts at once); :meth:`finish_open` takes its reply."""
         self._worker = _worker(self.group) if self._program is None else self._program[0](self.dtype, self.perturb)
         self._key = self._worker.new_key()
         built = None if self._program is None else self._program[1]
+        self._worker.send(("open", self._key, self.case, self.port, self.dtype, self.perturb, built))
+
+    def finish_open(self) -> None:
         try:
-            ok, payload = self._worker.call("open", self._key, self.case, self.port, self.dtype, self.perturb, built)
+            ok, payload = self._worker.recv()
         except _Died as exc:
             raise PortError(self.port, "build", str(exc), case=self.case.name) from None
         if not ok:
@@ -271,6 +279,36 @@ class RemoteRun:
                 w.call("close", self._key)
             except _Died:
                 pass
+
+
+def open_all(runs, before=None) -> list:
+    """Open ``runs`` (:class:`RemoteRun` or in-process runs), every worker building its own while the others build
+    theirs; return, per run, None or the :class:`~parity.errors.ParityError` its ``open`` raised (a
+    :class:`~parity.errors.PortError` is one). ``before(i)`` is called before in-process run ``i`` opens. Any other
+    exception is raised once every reply is in, the runs that did open closed first."""
+    out: list = [None] * len(runs)
+    sent = []
+    for i, run in enumerate(runs):
+        if isinstance(run, RemoteRun):
+            try:
+                run.send_open()
+                sent.append(i)
+            except BaseException as exc:  # noqa: BLE001 -- (raised below, once the others' replies are read)
+                out[i] = exc
+    for i in [i for i, run in enumerate(runs) if not isinstance(run, RemoteRun)] + sent:  # in-process ones meanwhile
+        try:
+            if i not in sent and before is not None:
+                before(i)
+            runs[i].finish_open() if i in sent else runs[i].open()
+        except BaseException as exc:  # noqa: BLE001 -- every reply is read first: the workers stay in step
+            out[i] = exc
+    bad = next((exc for exc in out if exc is not None and not isinstance(exc, ParityError)), None)
+    if bad is not None:
+        for run, exc in zip(runs, out):
+            if exc is None:
+                run.close()
+        raise bad
+    return out
 
 
 def _raise(packed) -> BaseException:

@@ -16,6 +16,8 @@
   fresh interpreter (``ru_maxrss``): a streamed run must not grow with the steps (target:
   within 10 %);
 * **trace bytes per step**: a port's trace file written in full and in summary mode;
+* **the comparisons' measure**: a step's tensor pairs measured one by one against together
+  (:mod:`parity.tools.benchcompare`; the same numbers, checked);
 * **torch alone on the CPU**: the overhead ratio of the torch port by itself (recorded to a
   summary trace file vs its bare loop), the CPU twin of the CUDA figure;
 * **CUDA**: the same overhead ratio for the torch side on the GPU (``PARITY_TORCH_DEVICE=cuda``,
@@ -47,6 +49,7 @@ import numpy as np
 
 from parity.run.interpreter import python
 from parity.tools.benchprops import _machine, _properties_main  # noqa: F401  (the property bench: python -m parity.tools.bench properties)
+from parity.tools.benchcompare import compare_timing
 from parity.tools.benchstats import cuda_available, stats_timing
 
 __all__ = ["overhead", "profile_recorded", "peak_memory", "trace_bytes", "cuda_overhead", "stats_timing", "main"]
@@ -277,6 +280,10 @@ def _default_main(args) -> int:
     print(f"  summary  {tb['summary'] / 1e6:12.3f} MB/step   a {tb['run_steps']}-step trace: {tb['summary_run'] / 1e6:9.1f} MB"
           f"  ({tb['ratio'] * 100:.2f} % per step, {tb['run_ratio'] * 100:.2f} % per run, initial "
           f"parameters included; target <= 1 %)")
+    ct = compare_timing()
+    print(f"\nthe comparisons' measure, a step's {ct['tensors']} tensor pairs ({ct['case']}, float64 vs float32): one by "
+          f"one {ct['one_s'] * 1e3:.2f} ms, together {ct['together_s'] * 1e3:.2f} ms: {ct['ratio']:.1f}x"
+          f"{'' if ct['same'] else '  (NOT the same numbers)'}")
     print("\ntorch alone on the CPU (bare loop vs recorded to a summary trace; the CUDA figure's twin):")
     _print_overhead(overhead(args.case, steps=args.steps, ports=("torch",), repeats=args.repeats), "CPU, torch")
     print("\ntorch on CUDA (bare loop vs recorded to a summary trace):")
