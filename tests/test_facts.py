@@ -65,7 +65,7 @@ def test_torch_layers_mode_and_loss_on_probabilities():
                           nn.Flatten(), nn.Dropout(0.5), nn.LazyLinear(3), nn.Softmax(dim=1))
     model.eval()
     f = torch_facts(model, torch.optim.SGD(model.parameters(), lr=0.1), nn.NLLLoss())
-    assert f["batchnorm"] == ["1: momentum 0.99, eps 0.001"]  # torch 0.01 is TF's 0.99
+    assert f["batchnorm"] == ["1: momentum 0.99, eps 0.001, moving variance unbiased"]  # torch 0.01 is TF's 0.99
     assert f["dropout"] == ["2: rate 0.3, channel", "4: rate 0.5, element"]
     assert f["mode"] == "eval"
     assert f["loss.on"].startswith("probabilities, no log")  # softmax + NLL: the log is missing
@@ -110,7 +110,7 @@ def test_keras_facts_from_the_objects():
     assert f["lr.schedule"].startswith("ExponentialDecay(") and "decay_rate=0.5" in f["lr.schedule"]
     assert f["clip"] == "norm per tensor 1"
     assert f["weight_decay"] == pytest.approx(2e-4) and f["weight_decay.scope"] == "dense.kernel"  # L2(1e-4): 2 l2 w
-    assert f["dropout"] == ["drop: rate 0.1, channel"] and f["batchnorm"] == ["bn: momentum 0.9, eps 1e-05"]
+    assert f["dropout"] == ["drop: rate 0.1, channel"] and f["batchnorm"] == ["bn: momentum 0.9, eps 1e-05, moving variance biased"]  # Keras 3
     assert f["loss.on"].startswith("logits (the model's softmax")  # the same function as CE on logits, clipped
 
 

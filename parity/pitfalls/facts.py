@@ -12,7 +12,7 @@ from __future__ import annotations
 import numpy as np
 
 from parity.pitfalls.base import Context
-from parity.pitfalls.facts_bn import _bn_eps, _bn_name, _site_values
+from parity.pitfalls.facts_bn import _bn_eps, _bn_momentum, _bn_name, _bn_var, _site_field, _site_values
 
 __all__ = ["from_facts", "allowed", "FACT_NAMES"]
 
@@ -180,7 +180,8 @@ def _site_missing(ctx: Context, ref: dict, port: dict):
     return None if ctx.k == 0 else (False, "a dropout site without a partner differs from step 0")
 
 
-_CHECKS = {"dropout-site-missing": _site_missing, "bn-epsilon": _bn_eps, "loss-reduction": _loss_ratio,
+_CHECKS = {"dropout-site-missing": _site_missing, "bn-epsilon": _bn_eps, "bn-momentum": _bn_momentum,
+           "bn-running-var": _bn_var, "loss-reduction": _loss_ratio,
            "torch-eval-mode": _eval_forward, "learning-phase": _eval_forward, "dropout-eval-mode": _eval_forward}
 _CHECKS.update({n: _step0_update for n in ("adam-epsilon", "optimizer-epsilon", "optimizer-rho", "learning-rate",
                                               "rmsprop-init", "adagrad-init", "optimizer-initial-accumulator", "nesterov",
@@ -261,22 +262,23 @@ def from_facts(ctx: Context, facts: dict) -> list[tuple[str, float, str]]:
             continue
         if key in _OWN_STAGE and _agrees(ctx, _OWN_STAGE[key], range(ctx.k + 1)):
             continue  # the quantity this fact sets is recorded and agrees: not this divergence's cause
-        name = _name_of(key, a, b, ref, port, ctx.first.stage)
-        if name is None or name in seen:
-            continue
-        evidence = f"{key}: reference {a!r} vs port {b!r} (from the programs' objects)"
-        score = 0.8
-        check = _CHECKS.get(name)
-        try:
-            verdict = check(ctx, ref, port) if check else None
-        except (KeyError, IndexError, ValueError, TypeError, FloatingPointError):
-            verdict = None
-        if verdict is not None:
-            if not verdict[0]:
-                continue  # the predicted effect is not in the numbers: not this fact's divergence
-            score, evidence = 1.0, f"{evidence}; {verdict[1]}"
-        seen.add(name)
-        out.append((name, score, evidence))
+        names = _name_of(key, a, b, ref, port, ctx.first.stage)
+        for name in [names] if isinstance(names, str) or names is None else names:
+            if name is None or name in seen:
+                continue
+            evidence = f"{key}: reference {a!r} vs port {b!r} (from the programs' objects)"
+            score = 0.8
+            check = _CHECKS.get(name)
+            try:
+                verdict = check(ctx, ref, port) if check else None
+            except (KeyError, IndexError, ValueError, TypeError, FloatingPointError):
+                verdict = None
+            if verdict is not None:
+                if not verdict[0]:
+                    continue  # the predicted effect is not in the numbers: not this fact's divergence
+                score, evidence = 1.0, f"{evidence}; {verdict[1]}"
+            seen.add(name)
+            out.append((name, score, evidence))
     return sorted(out, key=lambda t: -t[1])
 
 
@@ -326,6 +328,10 @@ def allowed(name: str, facts: dict | None) -> tuple[bool, str]:
         return False, "the BatchNorm momenta match"
     if name == "bn-epsilon" and bn is not None and _site_values(bn[0], "eps") == _site_values(bn[1], "eps"):
         return False, "the BatchNorm epsilons match"
+    var = None if bn is None else (_site_field(bn[0], "moving variance"), _site_field(bn[1], "moving variance"))
+    if name == "bn-running-var" and var is not None and None not in var and None not in var[0] + var[1] \
+            and sorted(var[0]) == sorted(var[1]):
+        return False, "both programs store the same moving variance (" + ", ".join(sorted(set(var[0]))) + ")"
     mode = _both(facts, "mode")
     ref, port = facts.get("reference") or {}, facts.get("port") or {}
     if mode is not None and name in ("torch-eval-mode", "learning-phase"):

@@ -6,6 +6,7 @@ from __future__ import annotations
 import numpy as np
 
 from parity.pitfalls.base import Context, close, constant_ratio, pitfall
+from parity.pitfalls.facts_bn import _is_mean, _mean_of
 from parity.pitfalls.requires import BN_STATE, DROPOUT, LAYERNORM, is_dropout_of, normalised
 
 __all__ = ["PITFALLS"]
@@ -68,7 +69,11 @@ def _check_bn_running_var(c: Context):
     div = c.diverging("state", ndim=1)
     if not matching or not div:
         return None
+    state = c.at(c.a, "state")
     for n, sa, sb in div:
+        mean = _mean_of(n)
+        if _is_mean(n) or (mean != n and mean in state and mean not in matching):
+            continue  # a moving mean, or a variance whose mean diverges too: not the variance's form alone
         d = sb - sa
         if np.all(d > 0) or np.all(d < 0):
             side = "B" if np.all(d > 0) else "A"

@@ -12,7 +12,7 @@ Each capture adapter's ``facts()`` (``torch_impl/capture/facts.py``, ``tf_impl/v
 * ``weight_decay`` (the coefficient c of the c*w a step adds; a loss term's equivalent) with its
   ``.form`` (coupled / loss term / decoupled) and ``.scope``; ``lr.schedule`` (kind, parameters,
   ``.unit``); ``clip``;
-* ``dropout`` and ``batchnorm`` (one line per site; BatchNorm momentum in TF's convention), ``mode``;
+* ``dropout`` and ``batchnorm`` (one line per site; BatchNorm momentum in TF's convention and the moving variance's form), ``mode``;
 * ``loss``, ``loss.reduction``, ``loss.on`` (logits or probabilities).
 
 This module adds what numbers made before any step say without a comparison: each mapped parameter's

@@ -170,7 +170,9 @@ def layer_facts(model, t) -> dict:
             dropout.append(f"{name}: rate {float(m.p):g}, element")
         elif isinstance(m, nn.modules.batchnorm._BatchNorm):
             mom = "cumulative average" if m.momentum is None else f"{1.0 - float(m.momentum):g}"
-            bn.append(f"{name}: momentum {mom}, eps {float(m.eps):g}")
+            # nn.BatchNorm stores n/(n-1) times the batch variance in running_var (Bessel-corrected)
+            var = "moving variance unbiased" if m.track_running_stats else "no moving statistics"
+            bn.append(f"{name}: momentum {mom}, eps {float(m.eps):g}, {var}")
         for child in ((m.dropout,) if isinstance(getattr(m, "dropout", None), float) and m.dropout else ()):
             dropout.append(f"{name}: rate {float(child):g}, between recurrent layers")
         if not m.training and name:

@@ -309,8 +309,7 @@ class TorchProgram:
             "parameters": seen["parameters"],
             "slots": self._slots(),
         })
-        if self._buffers:
-            out["state"] = {n: self._np(b) for n, b in self._buffers.items()}
+        out["state"] = self._state()
         written = [n for n, p in self._params.items() if p._version != seen["versions"][n]]
         if written or self.report_constrained:
             # the parameters a post-step constraint (ours or inside the user's train_step) wrote to
@@ -343,8 +342,7 @@ class TorchProgram:
                 out["loss"] = {"loss": np.asarray(sum(rec.losses[1:], rec.losses[0]), dtype=self.dtype)}
             out["gradients"] = {n: v for n, v in rec.raw.items() if id(self._params[n]) in self._in_opt}
             out["parameters"] = {n: self._np(p) for n, p in self._params.items() if id(p) in self._in_opt}
-        if self._buffers:
-            out["state"] = {n: self._np(b) for n, b in self._buffers.items()}
+        out["state"] = self._state()
         return {stage: arrays for stage, arrays in out.items() if arrays}
 
     def _textbook_step(self, xb):
@@ -371,6 +369,13 @@ class TorchProgram:
                 self._note(note)
             _optimizer.step_scheduler(self)  # in its own unit: per epoch or per step
         return loss
+
+    def _state(self) -> dict[str, np.ndarray]:
+        """The model state after a step: the float buffers, and the parameters no optimizer holds (a GAN's
+        generator in its discriminator's step), as TF1 reports every variable no train op updates."""
+        out = {n: self._np(p) for n, p in self._params.items() if id(p) not in self._in_opt}
+        out.update({n: self._np(b) for n, b in self._buffers.items()})
+        return out
 
     def _slots(self) -> dict[str, np.ndarray]:
         return _optimizer.slots(self)

@@ -1,7 +1,8 @@
 """The facts of a captured TF1 program, read from its graph and optimizer (never from numbers): the
 optimizer (from its apply ops and the Python object's settings) in parity's one convention
 (:mod:`parity.program.facts`), weight decay as a loss term (``tf.nn.l2_loss``), clipping, every
-dropout site (rate, element or channel), every BatchNorm (momentum in TF's convention, eps), the
+dropout site (rate, element or channel), every BatchNorm (momentum in TF's convention, eps, the moving
+variance's form: fused or not), the
 mode the feeds set, and the loss (kind, reduction, on logits or on probabilities).
 ``facts(prog)`` returns a flat dict of plain values.
 """
@@ -77,7 +78,10 @@ def loss_facts(graph, loss_name: str) -> dict:
     elif "SigmoidCrossEntropyWithLogits" in types or ("Sigmoid" in types and "Log" in types):
         out["loss"] = "sigmoid cross-entropy"
         out["loss.on"] = "probabilities" if "Log" in types and "Sigmoid" in types and "Softplus" not in types else "logits"
-    elif "SquaredDifference" in types or "Square" in types:
+    elif any("logistic_loss" in op.name.split("/") for op in ops):  # tf.nn.sigmoid_cross_entropy_with_logits's own ops
+        out["loss"], out["loss.on"] = "sigmoid cross-entropy", "logits"
+    elif any(op.type in ("SquaredDifference", "Square") and "moments" not in op.name.split("/") for op in ops):
+        # (a BatchNorm's tf.nn.moments squares differences of its own: not the loss)
         out["loss"] = "mean squared error"
     # reduction: the last reducing op before the scalar loss (through adds of regularisers)
     top, seen = loss.op, 0
@@ -118,19 +122,72 @@ def layer_facts(graph, dropout_sites: list, rates: list, forward_ops) -> dict:
         channel = shape is not None and len(shape) == 4 and shape[1] == 1 and shape[2] == 1
         r = "fed per batch" if rate is None else f"{rate:g}"
         dropout.append(f"{site['name']}: rate {r}, {'channel' if channel else 'element'}")
-    bn = []
-    for op in forward_ops:
-        if op.type.startswith("FusedBatchNorm") or op.type == "BatchNormWithGlobalNormalization":
-            scope = op.name.rsplit("/", 1)[0]
-            decay = None
-            for cand in graph.get_operations():
-                if cand.type == "Const" and cand.name.startswith(scope) and re.search(r"AssignMovingAvg(_\d+)?/decay$", cand.name):
+    return {"dropout": dropout, "batchnorm": bn_facts(graph, forward_ops)}
+
+
+def _fold(t, depth: int = 0):
+    """The value of a scalar tensor built from constants (Const, Sub, Identity, Cast), else None."""
+    op = t.op
+    if depth > 6:
+        return None
+    if op.type == "Const":
+        return _const(t)
+    if op.type in ("Identity", "Cast"):
+        return _fold(op.inputs[0], depth + 1)
+    if op.type == "Sub":
+        x, y = _fold(op.inputs[0], depth + 1), _fold(op.inputs[1], depth + 1)
+        return None if x is None or y is None else x - y
+    return None
+
+
+def bn_facts(graph, forward_ops) -> list:
+    """Every BatchNorm of the forward pass, fused or not (tf.layers / tf.compat.v1.layers / tf_keras legacy
+    layers, contrib batch_norm, a Keras layer in a TF1 graph): "scope: momentum m, eps e, moving variance
+    unbiased|biased". A scope is one that holds a ``moving_mean`` variable and forward ops; the momentum is
+    folded from its ``AssignMovingAvg`` (decay = 1 - momentum); eps from the fused op or the constant added
+    to the variance before ``Rsqrt``; the fused kernel stores n/(n-1) times the batch variance, the
+    non-fused moments the biased one. A field the graph does not say is left out."""
+    ops = graph.get_operations()
+    scopes = {op.name.rsplit("/", 1)[0] for op in forward_ops
+              if op.type.startswith("FusedBatchNorm") or op.type == "BatchNormWithGlobalNormalization"}
+    scopes |= {op.name[: -len("/moving_mean")] for op in ops
+               if op.type in ("VarHandleOp", "VariableV2", "Variable") and op.name.endswith("/moving_mean")}
+    # one site per BatchNorm: a fused op under a cond of its layer (``bn/cond/FusedBatchNormV3``) is the layer's
+    scopes = {s for s in scopes if not any(s.startswith(o + "/") for o in scopes)}
+    fwd = {op.name: op for op in forward_ops}
+    out = []
+    for scope in sorted(scopes):
+        mine = [op for name, op in fwd.items() if name.startswith(scope + "/")]
+        if not mine:
+            continue  # not on the loss's forward pass (a sampler's copy, another tower)
+        fused = [op for op in mine if op.type.startswith("FusedBatchNorm") or op.type == "BatchNormWithGlobalNormalization"]
+        rsqrt = [op for op in mine if op.type == "Rsqrt"]
+        decay = None
+        for cand in ops:
+            if cand.type == "Mul" and re.fullmatch(re.escape(scope) + r"/(?:[^/]+/)*AssignMovingAvg(_\d+)?/mul", cand.name):
+                for i in cand.inputs:
+                    decay = _fold(i) if decay is None else decay
+                break
+        if decay is None:  # TF1 moving_averages.assign_moving_average: a decay constant of its own
+            for cand in ops:
+                if cand.type == "Const" and cand.name.startswith(scope + "/") and re.search(r"AssignMovingAvg(_\d+)?/decay$", cand.name):
                     decay = _const(cand.outputs[0])
                     break
-            mom = "unknown" if decay is None else f"{1.0 - decay:g}"
-            eps = op.get_attr("epsilon") if "epsilon" in op.node_def.attr else None
-            bn.append(f"{scope}: momentum {mom}, eps {eps:g}" if eps is not None else f"{scope}: momentum {mom}")
-    return {"dropout": dropout, "batchnorm": sorted(set(bn))}
+        fields = [f"momentum {'unknown' if decay is None else f'{1.0 - decay:g}'}"]
+        eps = None
+        if fused and "epsilon" in fused[0].node_def.attr:
+            eps = fused[0].get_attr("epsilon")
+        elif rsqrt and rsqrt[0].inputs[0].op.type in ("AddV2", "Add"):
+            vals = [_fold(i) for i in rsqrt[0].inputs[0].op.inputs]
+            eps = next((v for v in vals if v is not None), None)
+        if eps is not None:
+            fields.append(f"eps {eps:g}")
+        if fused:
+            fields.append("moving variance unbiased")  # the fused kernel's batch variance is n/(n-1) var
+        elif rsqrt:
+            fields.append("moving variance biased")  # nn.moments' variance, as the moving average stores it
+        out.append(f"{scope}: " + ", ".join(fields))
+    return out
 
 
 def schedule_facts(graph, lr_name) -> dict:

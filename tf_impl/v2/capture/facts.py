@@ -125,6 +125,18 @@ def clip_facts(opt) -> dict:
     return {"clip": "none"}
 
 
+def _bn_var(layer) -> str:
+    """The moving variance's form: Keras 3 stores the biased batch variance; tf_keras' fused kernel (its
+    default on 4-D inputs, decided at build) n/(n-1) times it, its non-fused path the biased one; unsaid
+    where the layer does not tell (not built)."""
+    if type(layer).__module__.startswith("keras."):
+        return ", moving variance biased"
+    fused = getattr(layer, "fused", None)
+    if isinstance(fused, bool) and not getattr(layer, "renorm", False) and not getattr(layer, "virtual_batch_size", None):
+        return ", moving variance unbiased" if fused else ", moving variance biased"
+    return ""
+
+
 def layer_facts(layers) -> dict:
     dropout, bn = [], []
     for layer in layers:
@@ -138,7 +150,7 @@ def layer_facts(layers) -> dict:
             dropout.append(f"{layer.name}: rate {float(layer.rate):g}, {kind}")
         elif kind.startswith("BatchNormalization"):
             frozen = "" if layer.trainable else ", frozen (inference mode)"
-            bn.append(f"{layer.name}: momentum {float(layer.momentum):g}, eps {float(layer.epsilon):g}{frozen}")
+            bn.append(f"{layer.name}: momentum {float(layer.momentum):g}, eps {float(layer.epsilon):g}{_bn_var(layer)}{frozen}")
         for attr in ("dropout", "recurrent_dropout"):
             r = getattr(layer, attr, None)
             if isinstance(r, float) and r:
