@@ -134,7 +134,7 @@ PITFALLS = [
             "a float32 matmul/conv output differs by at most ~2^-10 x sum|x||k| (operands rounded to a 10-bit mantissa), "
             "far above float32 rounding; float64 matches",
             _check_tf32, requires=[FLOAT32, PRODUCT],
-            explanation="On Ampere+ GPUs TF enables TensorFloat-32 by default for float32 matmuls and convs (10-bit mantissa operands); torch keeps matmuls in IEEE float32 (allow_tf32=False) but lets cuDNN convolutions use TF32 (cudnn.allow_tf32=True). The error is ~2^-11 relative per operand and grows with the reduction length; float64 is untouched. Here the wrong port rounds its float32 operands on CPU (emulated); the GPU checks are the `gpu` tests of tests/test_pitfalls.py (the hardware's TF32 against the emulation, and named tf32-emulated).",
+            explanation="On Ampere+ GPUs TF enables TensorFloat-32 by default for float32 matmuls and convs (10-bit mantissa operands); torch keeps matmuls in IEEE float32 (allow_tf32=False) but lets cuDNN convolutions use TF32 (cudnn.allow_tf32=True). The error is ~2^-11 relative per operand and grows with the reduction length; float64 is untouched. Here the wrong port rounds its float32 operands on CPU (emulated); the GPU checks are tests/test_gpu_tf32.py (torch only: they run without TensorFlow; the hardware's TF32 against the emulation, and named tf32-emulated).",
             tf="tf.config.experimental.enable_tensor_float_32_execution(True) by default", torch="torch.backends.cuda.matmul.allow_tf32 = False, torch.backends.cudnn.allow_tf32 = True by default",
             fix="Disable TF32 on both sides for parity (enable_tensor_float_32_execution(False); allow_tf32 = False for matmul and cudnn)."),
 ]
