@@ -154,14 +154,15 @@ def _check_lr_change(c: Context):
         return None
     if any(c.semantic("parameters", None, s) for s in range(c.k)):
         return None
-    return 0.9, (f"parameters match up to step {c.k - 1} and diverge at step {c.k}, the first step after the learning rate changes "
+    what = "diverge" if c.first.stage == "parameters" else "match, and their momentum slots diverge,"
+    return 0.9, (f"parameters match up to step {c.k - 1} and {what} at step {c.k}, the first step after the learning rate changes "
                  f"({float(prev):.4g} -> {float(now):.4g}) with equal gradients: the momentum form differs (Keras keeps lr inside the "
                  "velocity, torch multiplies the buffer by the current lr)")
 
 
 PITFALLS = [
-    pitfall("sgd-momentum-lr-change", "SGD momentum forms under a learning-rate change (Keras lr inside the velocity)", "optimizer", "P07", ["parameters"],
-            "parameters match until the first step after the learning rate changes, then diverge with equal gradients",
+    pitfall("sgd-momentum-lr-change", "SGD momentum forms under a learning-rate change (Keras lr inside the velocity)", "optimizer", "P07", ["parameters", "slots"],
+            "parameters match until the first step after the learning rate changes, then diverge (or, in float32, their momentum slots first) with equal gradients",
             _check_lr_change, requires=[MOMENTUM_SLOTS, STEP_BEFORE],
             explanation="Keras SGD keeps lr inside the velocity, torch (and TF1 MomentumOptimizer) multiply the accumulated buffer by the current lr. Equal at constant lr; after a change torch applies the new lr to the whole history.",
             tf="Keras: m = mu m - lr g;  w += m", torch="buf = mu buf + g;  p -= lr buf",
