@@ -58,6 +58,7 @@ def serve(msg) -> tuple:
             from parity.program.load import capture
 
             program = _program(path, seed)
+            _release()  # a port run closed before (the facts are read after the steps): its capture freed first
             obj = capture(program, dtype)
             return True, _plain(obj, None, program, force=True)
         if op == "pnotes":
@@ -171,14 +172,39 @@ def _array(x):
 def _release() -> None:
     """Free a closed capture now (a model with hooks is a reference cycle: only the collector frees it) and
     hand the freed memory back to the system, before this process builds the next one."""
-    import ctypes
     import gc
 
     gc.collect()
+    _trim()
+
+
+def _trim() -> None:
+    """Hand the memory malloc holds free back to the system (glibc's ``malloc_trim``; elsewhere nothing)."""
+    import ctypes
+
     try:
         ctypes.CDLL(None).malloc_trim(0)
     except (OSError, AttributeError):  # not glibc: the memory is reused by this process all the same
         pass
+
+
+class _Trimmed:
+    """A program's port (:class:`parity.program.port._Port`) whose step first frees what the previous step
+    left: a step leaves reference cycles holding its tensors (the torch capture's hooks and recorded
+    outputs), which only the collector frees, and glibc keeps freed memory. Without it the torch float64
+    worker of the seed 001 convnet at batch 128 grew by ~170 MB a step (the capture stepped alone with
+    parity's masks, renamed and copied as in a worker, 8 steps: 822 -> 2285 MB; collected and trimmed
+    before each step: 1119 MB, at ~0.17 s of CPU a step). Everything but ``step`` is the port's own."""
+
+    def __init__(self, port):
+        self._port = port
+
+    def step(self, batch):
+        _release()
+        return self._port.step(batch)
+
+    def __getattr__(self, name):
+        return getattr(self._port, name)
 
 
 def program_ports(payload: dict):
@@ -195,7 +221,10 @@ def program_ports(payload: dict):
                                                initial=payload["initial"], batches=[], notes=list(payload["notes"]),
                                                constrained=payload["constrained"])
         run.known = len(run.notes)
-    return ProgramPorts(run, side)
+    ports = ProgramPorts(run, side)
+    build = ports.build
+    ports.build = lambda case, dtype, variant=None: _Trimmed(build(case, dtype, variant))
+    return ports
 
 
 def _registered() -> None:

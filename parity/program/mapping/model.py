@@ -105,7 +105,9 @@ class Mapping_:
                   trainable_only: bool = False) -> dict[str, np.ndarray]:
         """One side's arrays of one stage (own names; ``name/slot`` keys for slots) in report names and the
         canonical layout; the value-only ops (forget_bias, zero) apply to the value stages only; slots exist
-        for trained pairs only (a frozen second bias has none on one side)."""
+        for trained pairs only (a frozen second bias has none on one side). The arrays returned may be
+        ``arrays``' own or views of them (no copy: the port boundary copies a step's arrays,
+        :func:`parity.run.boundary.to_stages`); a value-only op (forget_bias, zero) makes a new array."""
         views, values, out = self.views(side), stage in VALUE_STAGES, {}
         trainable_only = trainable_only or stage == "slots"
         left = set(self.leave_out)
@@ -113,7 +115,7 @@ class Mapping_:
             own, slot = (key.rpartition("/")[0], "/" + key.rpartition("/")[2]) if stage == "slots" else (key, "")
             for name, ops, trainable in views.get(own, ()):
                 if (trainable or not trainable_only) and name not in left and name + slot not in left:
-                    out[name + slot] = apply_ops(ops, arr, values=values)
+                    out[name + slot] = apply_ops(ops, arr, values=values, copy=False)
         return out
 
     def to_json(self) -> dict:

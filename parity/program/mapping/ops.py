@@ -120,9 +120,11 @@ def check_ops(ops) -> None:
             raise ParityError(f"mapping: layout op {op!r} takes no arguments; valid ops: {_valid()}")
 
 
-def apply_ops(ops: Sequence[str], x: np.ndarray, values: bool = True) -> np.ndarray:
+def apply_ops(ops: Sequence[str], x: np.ndarray, values: bool = True, copy: bool = True) -> np.ndarray:
     """Apply layout ops in order (see :data:`OPS`); ``values=False`` (a gradient, a slot, an update):
-    the :data:`VALUE_ONLY` ops are skipped."""
+    the :data:`VALUE_ONLY` ops are skipped. ``copy=False``: the result may be ``x`` itself or a view of it
+    (a transposed kernel, a fused kernel's rows), for a caller that copies it anyway (a step's stages:
+    the port boundary copies every array it is handed); the values are the same either way."""
     x = np.asarray(x)
     for op in ops:
         name, args = _parse(op)
@@ -158,7 +160,7 @@ def apply_ops(ops: Sequence[str], x: np.ndarray, values: bool = True) -> np.ndar
                 raise ParityError(f"mapping: op {op!r} does not fit a kernel of shape {list(x.shape)}")
             perm = np.arange(c * h * w).reshape(h, w, c).transpose(2, 0, 1).reshape(-1)  # chw row j = hwc row perm[j]
             if name == "rows_chw>hwc":
-                out = np.empty_like(x)
+                out = np.empty(x.shape, dtype=x.dtype)  # C order: a transposed x would make empty_like's F order
                 out[perm] = x
                 x = out
             else:
@@ -171,7 +173,7 @@ def apply_ops(ops: Sequence[str], x: np.ndarray, values: bool = True) -> np.ndar
                                   f"(its last axis must hold {n} equal gate blocks)")
             blocks = np.split(x, n, axis=-1)
             x = np.concatenate([blocks[src.index(g)] for g in dst], axis=-1)
-    return np.array(x, order="C")  # (ascontiguousarray would make a 0-d array 1-d)
+    return np.array(x, order="C") if copy else x  # (ascontiguousarray would make a 0-d array 1-d)
 
 
 def invert_ops(ops: Sequence[str]) -> list[str]:
