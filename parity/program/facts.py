@@ -35,7 +35,8 @@ from parity.program.stated import stated
 __all__ = ["FactRow", "compare_facts", "init_family", "batch_summary", "program_facts", "not_covered", "differing"]  # init_family: from .init
 
 #: facts that describe, never differ (the framework, the class's own spelling, a seed of another RNG)
-INFORMATIONAL = ("framework", "optimizer.class", "seed", "mode.note", "lr.schedule.unit", "clip.note", "eps.note")
+INFORMATIONAL = ("framework", "optimizer.class", "seed", "mode.note", "lr.schedule.unit", "clip.note", "eps.note",
+                 "weight_decay.scope.mapped")
 
 #: forms that train the same (a loss term c/2 ||w||^2 and a coupled c adds the same c*w to the gradient)
 _SAME_EFFECT = {"weight_decay.form": lambda v: "decoupled" if "decoupled" in str(v) else "gradient term"}
@@ -114,6 +115,8 @@ def compare_facts(ref: dict, port: dict) -> list[FactRow]:
             status = "one side"
         else:
             status = "same" if _same(k, a, b) else "differs"
+        if k == "weight_decay.scope" and status == "differs" and str(port.get("weight_decay.scope.mapped", "")).startswith("the same"):
+            status = "same"  # each side names its own parameters: compared through the variable mapping
         if k == "momentum.form" and status == "differs" and {str(ref.get("lr.schedule", "constant")),
                                                               str(port.get("lr.schedule", "constant"))} == {"constant"}:
             status = "same"  # v = mu v - lr g and v = mu v + g take the same steps while the rate is constant
@@ -198,11 +201,43 @@ def program_facts(run, mapping=None, builds: int = 1, capture=None) -> dict:
         shape = tuple(getattr(e, "shape", ()) or ()) or (a.shape[1:] if run.reference.framework != "torch" else ())
         init.append({"reference": e.reference, "port": e.port, "reference_init": describe_init(da, shape),
                      "port_init": describe_init(db, shape), "differs": inits_differ(da, db)})
+    mapped = _scope_through_mapping(sides["reference"].get("weight_decay.scope"), sides["port"].get("weight_decay.scope"), m)
+    if mapped is not None:
+        sides["port"]["weight_decay.scope.mapped"] = mapped
     data = {s: batch_summary(b) for s, b in batches.items() if b}
     out = {"reference": sides["reference"], "port": sides["port"], "init": init, "data": data}
     if builds > 1:
         out["builds"] = {"builds": builds, "seeded_itself": [s for s, r in repeats.items() if r]}
     return out
+
+
+def _scope_through_mapping(ref_scope, port_scope, m) -> str | None:
+    """The two weight-decay scopes compared as sets of the reference's parameters (each side names its own:
+    ``conv2d.kernel`` vs ``conv1.weight``), through the variable mapping; None where a side's scope is not a
+    list of parameters the mapping knows (``unknown``, ``all parameters except ...``)."""
+    params = list(getattr(m, "params", None) or [])
+    if not params or not isinstance(ref_scope, str) or not isinstance(port_scope, str):
+        return None
+
+    def norm(n: str) -> str:
+        return n.strip().split(":")[0].replace("/", ".")
+
+    everything = {e.reference for e in params}
+    by_side = ({norm(e.reference): e.reference for e in params}, {norm(e.port): e.reference for e in params})
+    sets = []
+    for scope, names in zip((ref_scope, port_scope), by_side):
+        if scope == "all parameters":
+            sets.append(everything)
+            continue
+        got = [names.get(norm(n)) for n in scope.split(",")]
+        if not scope.strip() or None in got:
+            return None
+        sets.append(set(got))
+    a, b = sets
+    if a == b:
+        return f"the same {len(a)} parameter(s) as the reference's, through the variable mapping"
+    return ("differs through the variable mapping: only the reference decays " + (", ".join(sorted(a - b)) or "none")
+            + "; only the port decays " + (", ".join(sorted(b - a)) or "none"))
 
 
 def not_covered(facts: dict) -> list[str]:
