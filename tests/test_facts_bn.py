@@ -153,3 +153,20 @@ def test_tf1_loss_is_not_read_from_a_batchnorms_moments():
         mse = tf.reduce_mean(tf.square(logits - 1.0))
         assert (loss_facts(g, bce.name)["loss"], loss_facts(g, bce.name)["loss.on"]) == ("sigmoid cross-entropy", "logits")
         assert loss_facts(g, mse.name)["loss"] == "mean squared error"
+
+
+def test_a_fused_tf_keras_layer_rebuilt_in_float64_still_states_the_unbiased_variance(monkeypatch):
+    # corpus 05: the float64 rebuild runs tf_keras' fused BatchNorm non-fused (no float64 kernel) with the
+    # fused kernel's n/(n-1) (fused_batch_norm_convention); the fact is the float32 program's: unbiased
+    monkeypatch.setenv("TF_USE_LEGACY_KERAS", "1")
+    tf_keras = pytest.importorskip("tf_keras")
+    import tensorflow as tf
+
+    from tf_impl.v1.capture.dtype import fused_batch_norm_convention
+    from tf_impl.v2.capture.facts import layer_facts
+
+    layer = tf_keras.layers.BatchNormalization(name="bn", dtype="float64")
+    with fused_batch_norm_convention("float64"):
+        layer(tf.ones((2, 3, 3, 4), tf.float64), training=True)
+    assert layer.fused is False  # float64: the non-fused path ran
+    assert layer_facts([layer])["batchnorm"] == ["bn: momentum 0.99, eps 0.001, moving variance unbiased"]

@@ -131,6 +131,10 @@ def _bn_var(layer) -> str:
     where the layer does not tell (not built)."""
     if type(layer).__module__.startswith("keras."):
         return ", moving variance biased"
+    if getattr(layer, "_parity_bessel", None) is not None:
+        # fused in the float32 program; parity's float64 rebuild ran it non-fused with the fused kernel's
+        # n/(n-1) (fused_batch_norm_convention): the program stores the unbiased variance
+        return ", moving variance unbiased"
     fused = getattr(layer, "fused", None)
     if isinstance(fused, bool) and not getattr(layer, "renorm", False) and not getattr(layer, "virtual_batch_size", None):
         return ", moving variance unbiased" if fused else ", moving variance biased"
