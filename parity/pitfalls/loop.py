@@ -62,7 +62,8 @@ def _check_lr_off_by_one(c: Context):
     if n < 3 or np.isnan(a).any() or np.isnan(b).any():
         return None
     for x, y, who in ((a, b, "B"), (b, a, "A")):
-        if _same(y[: n - 1], x[1:n], c.tol) and not _same(x, y, c.tol):
+        # (a constant rate is no schedule shifted: the side called shifted must change from step to step)
+        if _same(y[: n - 1], x[1:n], c.tol) and not _same(x, y, c.tol) and not _same(y[1:n], y[: n - 1], c.tol):
             return 0.95, f"{who}'s learning rates {np.round(y[:n], 6).tolist()} are the other's shifted one step early: the schedule is advanced before the update (scheduler.step() before optimizer.step(), or a 1-based step)"
     return None
 
@@ -73,7 +74,10 @@ def _check_lr_end(c: Context):
     if n < 3 or np.isnan(a).any() or np.isnan(b).any() or not _same(a[0], b[0], c.tol):
         return None
     settled = _same(a[n - 1], a[n - 2], c.tol) and _same(b[n - 1], b[n - 2], c.tol)
-    if settled and not _same(a[n - 1], b[n - 1], c.tol) and min(a[n - 1], b[n - 1]) >= 0:
+    # settled: the last change of either rate is far smaller than the gap between the ends (a slowly
+    # decaying rate against a constant one has not settled anywhere: corpus 04's legacy decay 1e-6)
+    gap, moving = abs(a[n - 1] - b[n - 1]), max(abs(a[n - 1] - a[n - 2]), abs(b[n - 1] - b[n - 2]))
+    if settled and gap > 10 * moving and not _same(a[n - 1], b[n - 1], c.tol) and min(a[n - 1], b[n - 1]) >= 0:
         return 0.9, f"schedules agree at step 0 and settle at different end values: A {a[n - 1]:.4g}, B {b[n - 1]:.4g}: end_learning_rate (TF polynomial_decay default 1e-4) vs torch PolynomialLR decaying to 0"
     return None
 
