@@ -91,6 +91,48 @@ def test_keras_gan_of_train_on_batch_calls_agrees_with_three_torch_steps(tmp_pat
     _agrees_phase_by_phase(by, trains=("discriminator", "discriminator", "generator"))
 
 
+
+def _keras3_apply_copy(tmp_path, which=("d", "g")) -> str:
+    """keras_gan.py with Keras 3's ``optimizer.apply(grads, variables)`` for the optimizers named (d, g)."""
+    src = open(os.path.join(GAN, "keras_gan.py")).read()
+    for opt, net in (("d", "discriminator"), ("g", "generator")):
+        if opt in which:
+            old = f"{opt}_opt.apply_gradients(zip(grads, {net}.trainable_variables))"
+            assert old in src
+            src = src.replace(old, f"{opt}_opt.apply(grads, {net}.trainable_variables)")
+    path = tmp_path / f"keras_gan_apply_{''.join(which)}.py"
+    path.write_text(src)
+    return str(path)
+
+
+@pytest.mark.parametrize("which", [("d", "g"), ("d",)], ids=["both_apply", "apply_then_apply_gradients"])
+def test_keras3_gan_step_calling_optimizer_apply_agrees_phase_by_phase(tmp_path, which):
+    # Keras 3's optimizer.apply(grads, variables), called directly (its apply_gradients calls it too): one phase
+    # per call, never two for one apply_gradients. tf_keras optimizers have no apply (only apply_gradients).
+    by, result = _compare(_keras3_apply_copy(tmp_path, which), os.path.join(GAN, "torch_gan.py"), steps=2)
+    _agrees_phase_by_phase(by)
+    assert any("each apply_gradients (or Keras 3 apply) of a step is one phase" in n for n in result.notes), result.notes
+
+
+
+def test_keras3_model_gan_whose_own_train_step_calls_optimizer_apply_agrees(tmp_path):
+    # a keras.Model GAN trained with fit, its train_step calling self.d_optimizer.apply(...): each call one phase
+    src = open(os.path.join(GAN, "keras_gan_model.py")).read()
+    for opt, net in (("d", "discriminator"), ("g", "generator")):
+        old = f"self.{opt}_optimizer.apply_gradients(zip(grads, self.{net}.trainable_weights))"
+        assert old in src
+        src = src.replace(old, f"self.{opt}_optimizer.apply(grads, self.{net}.trainable_weights)")
+    path = tmp_path / "keras_gan_model_apply.py"
+    path.write_text(src)
+    by, _ = _compare(str(path), os.path.join(GAN, "torch_gan_model.py"), steps=2)
+    _agrees_phase_by_phase(by)
+
+def test_keras3_gan_calling_apply_against_a_port_with_other_beta1_diverges_at_phase1_slots_step0(tmp_path):
+    by, _ = _compare(_keras3_apply_copy(tmp_path), os.path.join(GAN, "torch_gan_d_beta1.py"), steps=1, dtypes=("float64",))
+    c = by["float64"]
+    assert not c.ok and c.first is not None and (c.first.step, c.first.stage) == (0, "slots"), c.first
+    assert re.fullmatch(r"phase1/discriminator/\w+/(kernel|bias)/m", c.first.name.split("[")[0]), c.first
+
 def test_keras_gan_against_a_port_with_other_discriminator_beta1_diverges_at_phase1_slots_step0():
     # Adam's first update is lr*g/|g| whatever beta1: D's parameters agree at step 0, its first moment does not
     by, _ = _compare(os.path.join(GAN, "keras_gan.py"), os.path.join(GAN, "torch_gan_d_beta1.py"))

@@ -18,7 +18,9 @@ Canonical layout of one recurrent layer (Keras's): an input kernel ``[in, G*H]``
   ``gates:rzn>zrn``; the Keras bias ``[2, 3H]`` (input and recurrent bias) gives ``row:0`` -> ``bias_ih`` and
   ``row:1`` -> ``bias_hh`` (report names ``<bias>:input``, ``<bias>:recurrent``; ``gates:rzn>zrn`` on torch's).
 - TF1 ``GRUCell`` and Keras ``GRU(reset_after=False)`` apply the reset gate before the recurrent matmul,
-  torch ``nn.GRU`` after: not the same maths (pitfall ``gru-reset-after``), refused in one line.
+  torch ``nn.GRU`` after: not the same maths (pitfall ``gru-reset-after``), refused in one line. A TF1
+  ``GRUCell``'s two kernels (``gates``, ``candidate``) are dense kernels: against a port that writes the cell out
+  with two ``nn.Linear`` (no ``nn.GRU``) they map like any Dense layer.
 """
 
 from __future__ import annotations
@@ -47,8 +49,9 @@ def _tf1_cell(layer: str) -> str | None:
     return None
 
 
-def _units(specs, framework: str) -> list[dict]:
-    """One side's recurrent layers, in order: {"kernel", "recurrent", "bias", "bias2", "fused", "G", "name"}."""
+def _units(specs, framework: str, gru: list | None = None) -> list[dict]:
+    """One side's recurrent layers, in order: {"kernel", "recurrent", "bias", "bias2", "fused", "G", "name"}; a TF1
+    GRUCell's variables are none of them (appended to ``gru``)."""
     units: dict[str, dict] = {}
     for s in specs:
         if framework == "torch":
@@ -64,10 +67,10 @@ def _units(specs, framework: str) -> list[dict]:
             u[{"weight_ih": "kernel", "weight_hh": "recurrent", "bias_ih": "bias", "bias_hh": "bias2"}[hit.group(1)]] = s
         elif framework == "tf1":
             cell = _tf1_cell(s.layer or s.name)
-            if cell == "gru" and s.trainable:
-                raise ParityError(f"cannot map {s.name}: TF1 GRUCell applies the reset gate before the recurrent matmul, "
-                                  "torch nn.GRU (and Keras GRU reset_after=True) after it: not the same maths "
-                                  "(parity explain gru-reset-after); port it as a hand-written cell, or compare with a mapping file")
+            if cell == "gru":  # TF1 GRUCell: two dense kernels (gates, candidate), never an nn.GRU's (recurrent_entries)
+                if gru is not None and s.trainable:
+                    gru.append(s)
+                continue
             leaf = s.name.rpartition("/")[2]
             if cell is None or leaf not in ("kernel", "bias"):
                 continue
@@ -77,7 +80,7 @@ def _units(specs, framework: str) -> list[dict]:
             if s.kind not in ("lstm_kernel", "lstm_recurrent", "lstm_bias"):
                 continue
             layer = s.name.rpartition("/")[0] or s.layer  # (Bidirectional: two cells of one name, forward_*/ and backward_*/)
-            u = units.setdefault(layer, {"name": layer})
+            u = units.setdefault(layer, {"name": layer, "keras": True})
             u[{"lstm_kernel": "kernel", "lstm_recurrent": "recurrent", "lstm_bias": "bias"}[s.kind]] = s
     return list(units.values())
 
@@ -94,7 +97,7 @@ def _size(u: dict) -> tuple[int, int, int] | None:
     r = u.get("recurrent")
     if r is None:
         return None
-    if r.shape[0] < r.shape[1]:  # Keras [H, G*H]
+    if u.get("keras"):  # Keras [H, G*H] (by the side, not the shape: a SimpleRNN's [H, H] is square)
         return k.shape[0], r.shape[0], r.shape[1] // r.shape[0]
     return k.shape[1], r.shape[1], r.shape[0] // r.shape[1]  # torch [G*H, H]
 
@@ -132,7 +135,14 @@ def recurrent_entries(ref_specs, ref_framework: str, port_specs, port_framework:
     Raises:
         ParityError: (one line) recurrent layers that cannot be paired or mapped, naming them.
     """
-    ru, pu = _units(ref_specs, ref_framework), _units(port_specs, port_framework)
+    gru: list = []
+    ru, pu = _units(ref_specs, ref_framework, gru), _units(port_specs, port_framework)
+    if gru and port_framework == "torch" and any((_size(u) or (0, 0, 0))[2] == 3 for u in pu):
+        raise ParityError(f"cannot map {gru[0].name}: TF1 GRUCell applies the reset gate before the recurrent matmul, "
+                          "torch nn.GRU (and Keras GRU reset_after=True) after it: not the same maths (parity explain "
+                          "gru-reset-after); write TF1's cell out in torch, two nn.Linear(in + H, .): gates [r, u] = "
+                          "sigmoid(gates([x, h])), h' = u * h + (1 - u) * tanh(candidate([x, r * h])), which maps "
+                          "automatically (examples/rnn/torch_gru_cell.py)")
     if not ru or not pu or ref_framework == port_framework:
         return [], [], set(), set()
     if port_framework != "torch":

@@ -6,7 +6,10 @@ name for the fused and non-fused kernels), dropout, embedding lookups, the seque
 final state (``scope/h``, ``scope/c``, ``.1``... for each further layer: an LSTM's state is (c, h)
 per layer); each with its kind (``rnn``, ``rnn_state`` for h, ``rnn_cell`` for an LSTM's c). A
 ``static_rnn`` (the cell unrolled in the graph) records its cells' final states the same way (not its
-sequence output, a Python list), and none of the ops inside its cells.
+sequence output, a Python list), and none of the ops inside its cells. A ``bidirectional_dynamic_rnn``'s two
+sequence outputs are recorded as one, ``scope`` (:func:`bidirectional_outputs`): the forward one and the
+backward one in input time order (as TF returns it), concatenated on the last axis, as torch's
+``nn.LSTM(bidirectional=True)`` gives its sequence output.
 """
 
 from __future__ import annotations
@@ -51,7 +54,12 @@ def _rnn_outputs_v1(op) -> dict:
         except (KeyError, IndexError):
             return ""
 
-    lstm = len(state) % 2 == 0 and bool(state) and all("LSTM" in source(o) for o in state)
+    def lstm_inside() -> bool:  # the loop's body runs an LSTM cell (a decoder started from an encoder's final
+        # state: its initial state is the encoder's, no LSTM zero state)
+        prefix = f"{scope}/while/"
+        return any(o.name.startswith(prefix) and "lstm_cell/" in o.name for o in g.get_operations())
+
+    lstm = len(state) % 2 == 0 and bool(state) and (all("LSTM" in source(o) for o in state) or lstm_inside())
     for n, o in enumerate(state):
         layer, part = (n // 2, ("c", "h")[n % 2]) if lstm else (n, "h")
         out[f"{scope}/{part}" + (f".{layer}" if layer else "")] = (o.outputs[0].name, "rnn_cell" if part == "c" else "rnn_state")
@@ -217,4 +225,62 @@ def layer_outputs(forward, trained, model_state, dropout: list[dict]):
                     name = op.outputs[0].name
         outputs[op.name] = name
         kind_of[op.name] = kind
+    outputs, kind_of = bidirectional_outputs(outputs, kind_of, forward[0].graph if forward else None)
     return outputs, kind_of
+
+
+_REVERSES = ("ReverseV2", "ReverseSequence")
+#: the note a program with a bidirectional_dynamic_rnn's sequence outputs recorded gets (``{names}``: their scopes)
+BIDIRECTIONAL_NOTE = ("{names}: bidirectional_dynamic_rnn's two sequence outputs recorded as one, the forward one "
+                      "and the backward one (in input time order, as TF returns it) concatenated on the last axis "
+                      "[fw | bw], as torch's bidirectional RNN gives its sequence output")
+
+
+def bidirectional_outputs(outputs: dict, kind_of: dict, graph) -> tuple[dict, dict]:
+    """A ``bidirectional_dynamic_rnn`` (scope ``S``) records its two directions' sequence outputs as ``S/fw/fw``
+    and ``S/bw/bw``, the backward one in reversed time (what its loop computed). Here both become one output
+    ``S``, at the forward one's place: ``(fw tensor, bw tensor reversed back)``, a pair that the capture
+    concatenates on the last axis (:func:`fetch_tensor`), [fw | bw] in input time order, which is torch's
+    bidirectional sequence output (batch-major). The final states stay per direction. Where the backward
+    output's reversal back (``ReverseV2`` / ``ReverseSequence``, TF's own) is not in the graph, nothing changes."""
+    if graph is None:
+        return outputs, kind_of
+    pairs = {}
+    for key, tensor in outputs.items():
+        if kind_of.get(key) != "rnn" or not key.endswith("/fw/fw") or not isinstance(tensor, str):
+            continue
+        base = key[: -len("/fw/fw")]
+        bw = outputs.get(f"{base}/bw/bw")
+        if not isinstance(bw, str) or kind_of.get(f"{base}/bw/bw") != "rnn" or base in outputs:
+            continue
+        back = [c for c in graph.get_tensor_by_name(bw).consumers() if c.type in _REVERSES]
+        if len(back) == 1:
+            pairs[key] = (base, (tensor, back[0].outputs[0].name), f"{base}/bw/bw")
+    if not pairs:
+        return outputs, kind_of
+    drop = {bw for _, _, bw in pairs.values()}
+    new_out, new_kind = {}, {}
+    for key, tensor in outputs.items():
+        if key in drop:
+            continue
+        if key in pairs:
+            base, both, _ = pairs[key]
+            new_out[base], new_kind[base] = both, "rnn"
+            continue
+        new_out[key], new_kind[key] = tensor, kind_of[key]
+    return new_out, new_kind
+
+
+def fetch_tensor(T, tf, name):
+    """The tensor to fetch for a recorded output: ``T(name)``, or for a bidirectional RNN's pair (see
+    :func:`bidirectional_outputs`) the two concatenated on the last axis (an op parity adds to the graph)."""
+    if isinstance(name, tuple):
+        fw, bw = (T(n) for n in name)
+        scope = fw.op.name.rsplit("/fw/fw/", 1)[0]
+        return tf.concat([fw, bw], axis=-1, name=f"parity/bidirectional/{scope}")
+    return T(name)
+
+
+def bidirectional_names(outputs: dict) -> list[str]:
+    """The recorded outputs that are a bidirectional RNN's two sequence outputs concatenated."""
+    return [k for k, v in outputs.items() if isinstance(v, tuple)]

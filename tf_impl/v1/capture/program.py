@@ -18,7 +18,7 @@ from .analyse import (check_program, feed_names, find_constrained, find_model_st
                       param_kind, raw_gradients, train_op_of, _shape_of)
 from .dropout import DropoutFeeds, dropout_notes, find_dropout
 from .dtype import _retype_graph_def, float32_constants_note, recovered_constants_note
-from .forward import forward_ops, layer_outputs
+from .forward import BIDIRECTIONAL_NOTE, bidirectional_names, fetch_tensor, forward_ops, layer_outputs
 from .graph import _VARIABLE_OPS, _ancestors, graph_ops_reading
 from .inputs import lookup_bounds, sparse_inputs, variable_feeds  # noqa: F401  (importable from here, as before)
 from . import phases as _phases
@@ -148,6 +148,8 @@ class TF1Program:
         self._dropout = find_dropout(forward)
         self._notes.extend(dropout_notes(self._dropout))
         self._forward, self._forward_kind = layer_outputs(_with_rnn_stacks(graph, forward), trained, model_state, self._dropout)
+        if bidirectional_names(self._forward):
+            self._notes.append(BIDIRECTIONAL_NOTE.format(names=", ".join(bidirectional_names(self._forward))))
 
         self._initializers = initializers(graph, variables, tf1)
         self._settings = read_settings(optimizer)
@@ -161,7 +163,7 @@ class TF1Program:
         self._t_sparse = {k: tuple(T(n) for n in names) for k, (names, _) in self._sparse.items()}
         self._t_feeds = {T(n): v for n, v in self._feeds.items()}
         before = {
-            "forward": {k: T(n) for k, n in self._forward.items()},
+            "forward": {k: fetch_tensor(T, tf, n) for k, n in self._forward.items()},
             "loss": {"loss": T(self._loss)},
             "gradients": {k: T(n) for k, n in self._raw.items()},
             "processed_gradients": {k: T(n) for k, n in self._processed.items()},

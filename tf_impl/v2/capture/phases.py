@@ -2,8 +2,9 @@
 "discriminator": d}`` (or a list), ``"optimizer": {"discriminator": d_opt, "generator": g_opt}`` (or a list; left
 out: the optimizers the models were compiled with), and the ``"train_step"`` that trains them: two
 ``tf.GradientTape`` s and each optimizer's ``apply_gradients``, as the TensorFlow DCGAN tutorial writes it, or
-``train_on_batch`` of each compiled sub-model; or one ``keras.Model`` whose own ``train_step`` applies several
-optimizers (``"model": gan, "optimizer": {...}, "fit": True``: each step one ``train_on_batch``). Each ``apply_gradients`` the step calls is one *phase*, numbered
+``train_on_batch`` of each compiled sub-model (Keras 3: ``optimizer.apply(grads, variables)`` too); or one ``keras.Model`` whose own ``train_step`` applies several
+optimizers (``"model": gan, "optimizer": {...}, "fit": True``: each step one ``train_on_batch``). Each ``apply_gradients``
+(Keras 3: or ``apply``) the step calls is one *phase*, numbered
 1, 2 ... in call order (docs/own-model.md, "Several optimizers / a hand-written update"); ``parity.program.port``
 names its tensors ``phase<k>/<tensor>`` and pairs the phases of the two programs by order, as for TF1's train
 ops and torch's ``optimizer.step()`` calls.
@@ -169,11 +170,12 @@ class PhasedKerasProgram:
         self._raw: dict = {}  # id(variable) -> the last gradient a tape returned for it
         self._cut: set | None = None  # the forward outputs recorded before the first apply_gradients
         self._probe = False  # a probe forward: apply_gradients does nothing
+        self._applying: set = set()  # id of the optimizer whose apply runs (its apply_gradients calls apply: one phase)
         for label, opt in opts:
             self._wrap(label, opt)
         labels = ", ".join(label or type(o).__name__ for label, o in opts)
-        self._notes.append(f"several optimizers ({labels}): each apply_gradients of a step is one phase, compared as "
-                           "phase<k>/...")
+        self._notes.append(f"several optimizers ({labels}): each apply_gradients (or Keras 3 apply) of a step is one "
+                           "phase, compared as phase<k>/...")
 
     @staticmethod
     def _weight_names(models: list) -> dict:
@@ -205,37 +207,63 @@ class PhasedKerasProgram:
 
     # -- recording ----------------------------------------------------------------------------------
     def _wrap(self, label: str, opt) -> None:
+        """Each ``apply_gradients`` of ``opt`` (and Keras 3's ``apply(grads, variables)``, called directly or by
+        ``apply_gradients``: one phase either way) records one phase while a step runs."""
         original = opt.apply_gradients
         prog = self
 
         def apply_gradients(grads_and_vars, *args, **kw):
             pairs = list(grads_and_vars)
-            if prog._phases is None and not prog._probe:
+            if id(opt) in prog._applying or (prog._phases is None and not prog._probe):
                 return original(pairs, *args, **kw)
-            if prog._cut is None and prog._rec.record is not None:
-                prog._cut = set(prog._rec.record["forward"])
-            if prog._probe:
-                return None
-            variables = [v for _, v in pairs]
-            rate = learning_rate(opt, prog.dtype)
-            grads, processed, lr = applied(opt, pairs, prog._own, rate)
-            record: dict = {}
-            if prog._pending:
-                record["loss"] = {"loss": np.asarray(sum(prog._pending[1:], prog._pending[0]), dtype=prog.dtype)}
-            prog._pending = []
-            raw = {prog._own(v): prog._raw.pop(id(v)) for v in variables if id(v) in prog._raw}
-            record.update({"gradients": raw or grads, "processed_gradients": processed, "learning_rate": lr})
-            out = original(pairs, *args, **kw)
-            record["parameters"] = {prog._own(v): np.asarray(v.numpy()) for v in variables}
-            key = (id(opt), tuple(id(v) for v in variables))
-            if key not in prog._slot_vars:
-                prog._slot_vars[key], notes = build_slots(opt, variables, prog._own)
-                prog._notes.extend(n for n in notes if n not in prog._notes)
-            record["slots"] = read_slots(prog._slot_vars[key], float(rate))
-            prog._phases.append({k: v for k, v in record.items() if v})
-            return out
+            return prog._phase(opt, pairs, lambda: original(pairs, *args, **kw))
 
         opt.apply_gradients = apply_gradients
+        direct = getattr(opt, "apply", None)
+        if not callable(direct) or not hasattr(opt, "_trainable_variables"):
+            return  # tf_keras: apply_gradients only
+
+        def apply(grads, trainable_variables=None, *args, **kw):
+            if id(opt) in prog._applying or (prog._phases is None and not prog._probe):
+                return direct(grads, trainable_variables, *args, **kw)
+            grads = list(grads)
+            variables = list(trainable_variables) if trainable_variables is not None else (
+                list(opt._trainable_variables) if getattr(opt, "built", False) else None)
+            if variables is None or len(variables) != len(grads):
+                return direct(grads, trainable_variables, *args, **kw)  # (Keras' own error, at the user's call)
+            return prog._phase(opt, list(zip(grads, variables)), lambda: direct(grads, trainable_variables, *args, **kw))
+
+        opt.apply = apply
+
+    def _phase(self, opt, pairs: list, update):
+        """One phase of the step running: what ``update()`` (the optimizer's own apply) consumes and changes."""
+        prog = self
+        if prog._cut is None and prog._rec.record is not None:
+            prog._cut = set(prog._rec.record["forward"])
+        if prog._probe:
+            return None
+        variables = [v for _, v in pairs]
+        rate = learning_rate(opt, prog.dtype)
+        grads, processed, lr = applied(opt, pairs, prog._own, rate)
+        record: dict = {}
+        if prog._pending:
+            record["loss"] = {"loss": np.asarray(sum(prog._pending[1:], prog._pending[0]), dtype=prog.dtype)}
+        prog._pending = []
+        raw = {prog._own(v): prog._raw.pop(id(v)) for v in variables if id(v) in prog._raw}
+        record.update({"gradients": raw or grads, "processed_gradients": processed, "learning_rate": lr})
+        prog._applying.add(id(opt))
+        try:
+            out = update()
+        finally:
+            prog._applying.discard(id(opt))
+        record["parameters"] = {prog._own(v): np.asarray(v.numpy()) for v in variables}
+        key = (id(opt), tuple(id(v) for v in variables))
+        if key not in prog._slot_vars:
+            prog._slot_vars[key], notes = build_slots(opt, variables, prog._own)
+            prog._notes.extend(n for n in notes if n not in prog._notes)
+        record["slots"] = read_slots(prog._slot_vars[key], float(rate))
+        prog._phases.append({k: v for k, v in record.items() if v})
+        return out
 
     @contextlib.contextmanager
     def _recording(self, masks, probe: bool):
@@ -309,7 +337,7 @@ class PhasedKerasProgram:
         if not phases:
             raise ParityError(f"{self.where}: the step never called the apply_gradients of any of its optimizers "
                               f"({', '.join(type(o).__name__ for _, o in self.optimizers)}); each update is one "
-                              "optimizer.apply_gradients(zip(grads, variables)) (Keras 3's optimizer.apply is not seen)")
+                              "optimizer.apply_gradients(zip(grads, variables)) or, Keras 3, optimizer.apply(grads, variables)")
         out: dict = {"forward": {k: v for k, v in fwd.items() if cut is None or k in cut}, "phases": phases}
         if self.model.non_trainable_weights:
             out["state"] = {self._own(w): w.numpy() for w in self.model.non_trainable_weights}
