@@ -97,9 +97,11 @@ FORMS = {
                                         {"encoder/rnn/h": "encoder/h", "decoder/rnn": "decoder", "decoder/rnn/c": "decoder/c",
                                          "decoder/rnn/h": "decoder/h"}),
     "keras3-encoder-decoder/two-nn.LSTM": ("keras_seq2seq.py", [], "torch_seq2seq.py", _PER_STEP,
-                                           {"decoder": "decoder", "head": "head"}),
+                                           {"decoder": "decoder", "head": "head", "encoder/c": "encoder/c",
+                                            "encoder/h": "encoder/h"}),
     "tf_keras-encoder-decoder/two-nn.LSTM": ("keras_seq2seq.py", _TF_KERAS, "torch_seq2seq.py", _PER_STEP,
-                                             {"decoder": "decoder", "head": "head"}),
+                                             {"decoder": "decoder", "head": "head", "encoder/c": "encoder/c",
+                                              "encoder/h": "encoder/h"}),
     "tf1-GRUCell/the-cell-written-out": ("tf1_gru.py", [], "torch_gru_cell.py", [], {"head/BiasAdd": "head"}),
 }
 
@@ -151,3 +153,50 @@ def test_a_written_out_gru_cell_with_its_gates_swapped_diverges_at_step0(tmp_pat
                  [("r, u = torch.sigmoid(", "u, r = torch.sigmoid(")])  # nn.GRU's order is r, z: TF1's r, u
     c = compare_programs(os.path.join(EX, "tf1_gru.py"), port, steps=1, dtypes=("float64",)).comparisons[0]
     assert not c.ok and c.first is not None and (c.first.step, c.first.stage) == (0, "forward"), c.first
+
+
+# a Keras 3 train_step that calls optimizer.apply(grads, variables) directly (examples/rnn/keras_lstm.py's model)
+_KERAS3_APPLY = '''\
+import numpy as np
+import tensorflow as tf
+import keras
+
+STEPS, FEATURES, HIDDEN, CLASSES = 5, 3, 4, 2
+loss_fn = keras.losses.SparseCategoricalCrossentropy(from_logits=True)
+
+
+def build_model():
+    model = keras.Sequential([keras.Input((STEPS, FEATURES)), keras.layers.LSTM(HIDDEN), keras.layers.Dense(CLASSES)])
+    opt = keras.optimizers.SGD(0.1, momentum=0.9)
+    return model, opt
+
+
+def batches(n=100, seed=0):
+    rng = np.random.default_rng(seed)
+    for _ in range(n):
+        yield {"x": rng.normal(size=(8, STEPS, FEATURES)).astype(np.float32), "y": rng.integers(0, CLASSES, size=8)}
+
+
+def parity_program():
+    model, opt = build_model()
+
+    def train_step(batch):
+        with tf.GradientTape() as tape:
+            loss = loss_fn(batch["y"], model(batch["x"], training=True))
+        grads = tape.gradient(loss, model.trainable_variables)
+        opt.apply(grads, model.trainable_variables)
+        return loss
+    return {"model": model, "optimizer": opt, "train_step": train_step, "inputs": ["x"], "targets": ["y"], "data": batches}
+'''
+
+
+def test_a_keras3_train_step_calling_optimizer_apply_compares_what_apply_received(tmp_path):
+    # Keras 3's opt.apply(grads, variables) called directly: the gradients, processed gradients and rate it received
+    # are recorded as apply_gradients' are (before: "not compared: processed gradients (only torch reports it)")
+    from parity.program.prepare import compare_programs
+
+    ref = tmp_path / "keras_lstm_apply.py"
+    ref.write_text(_KERAS3_APPLY)
+    c = compare_programs(str(ref), os.path.join(EX, "torch_lstm.py"), steps=2, dtypes=("float64",)).comparisons[0]
+    assert c.ok, c.first
+    assert {"processed_gradients", "learning_rate"} <= {d.stage for d in c.diffs}

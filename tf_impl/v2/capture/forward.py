@@ -58,7 +58,9 @@ class Recording:
         if self.record is None or layer.name in self.record["forward"]:
             return
         fwd = self.record["forward"]
-        if self.kinds.get(layer.name) == "rnn":
+        # (the first call turns a return_sequences=False layer's kind into rnn_state: later forwards are RNNs still,
+        # an LSTM(return_state=True)'s [h, h, c] list recorded as name, name/c, name/h each time)
+        if self.kinds.get(layer.name) == "rnn" or (self.kinds.get(layer.name) == "rnn_state" and hasattr(layer, "return_sequences")):
             parts = list(out) if isinstance(out, (list, tuple)) else [out]
             if not getattr(layer, "return_sequences", True):
                 self.kinds[layer.name] = "rnn_state"  # the output is the last step's h, the final state

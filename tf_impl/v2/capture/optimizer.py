@@ -24,18 +24,32 @@ _SLOT_LISTS = {
 
 
 def wrap_apply_gradients(opt, model, rec, own: Callable, lr: Callable) -> None:
-    """Wrap ``opt.apply_gradients`` to record into ``rec.record`` the gradients, processed gradients and rate."""
+    """Wrap ``opt.apply_gradients`` (and Keras 3's ``opt.apply(grads, variables)``, which its apply_gradients calls)
+    to record into ``rec.record`` the gradients, processed gradients and rate."""
     original = opt.apply_gradients
 
-    def apply_gradients(grads_and_vars, *args, **kw):
-        pairs = list(grads_and_vars)
+    def record(pairs: list) -> None:
         if rec.record is not None:
             grads, processed, rate = applied(opt, pairs, own, np.asarray(lr()))
             rec.record.setdefault("gradients", grads)
             rec.record["processed_gradients"], rec.record["learning_rate"] = processed, rate
+
+    def apply_gradients(grads_and_vars, *args, **kw):
+        pairs = list(grads_and_vars)
+        record(pairs)
         return original(pairs, *args, **kw)
 
     opt.apply_gradients = apply_gradients
+    direct = getattr(opt, "apply", None)
+    if callable(direct) and hasattr(opt, "_trainable_variables"):  # Keras 3 (tf_keras has no apply)
+        def apply(grads, trainable_variables=None, *args, **kw):
+            grads = list(grads)
+            variables = list(trainable_variables) if trainable_variables is not None else list(opt._trainable_variables)
+            if len(variables) == len(grads):
+                record(list(zip(grads, variables)))  # (again under apply_gradients: the same values)
+            return direct(grads, trainable_variables, *args, **kw)
+
+        opt.apply = apply
 
 
 def applied(opt, pairs: list, own: Callable, rate) -> tuple[dict, dict, dict]:
