@@ -49,7 +49,7 @@ def test_argparse_and_flags_defaults(tmp_path):
         flags.DEFINE_integer("training_steps", 10000, "steps")
         """)
     assert stated(b) == {"batch_size.stated": 128, "batch_size.stated.where": "tf1_prog.py:3",
-                         "steps": 10000, "steps.where": "tf1_prog.py:4"}
+                         "steps": 10000, "steps.where": "tf1_prog.py:4", "seeds": []}  # read: sets no seed
 
 
 def test_a_module_beside_the_file_that_it_imports(tmp_path):
@@ -60,7 +60,7 @@ def test_a_module_beside_the_file_that_it_imports(tmp_path):
 
 def test_nothing_stated_and_unresolvable_values(tmp_path):
     f = _file(tmp_path, "p.py", "import os\nepochs = int(os.environ['E'])\nfit(epochs=n)\n")
-    assert stated(f) == {}
+    assert stated(f) == {"seeds": []}  # read: no schedule stated, no seed set
     assert stated(str(tmp_path / "missing.py")) == {} and stated(None) == {}
 
 

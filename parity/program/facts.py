@@ -30,13 +30,14 @@ import numpy as np
 
 from parity.program.batches import as_array
 from parity.program.init import describe_init, init_family, inits_differ
+from parity.program.outside import lines as outside_lines
 from parity.program.stated import stated
 
 __all__ = ["FactRow", "compare_facts", "init_family", "batch_summary", "program_facts", "not_covered", "differing"]  # init_family: from .init
 
 #: facts that describe, never differ (the framework, the class's own spelling, a seed of another RNG)
 INFORMATIONAL = ("framework", "optimizer.class", "seed", "mode.note", "lr.schedule.unit", "clip.note", "eps.note",
-                 "weight_decay.scope.mapped")
+                 "weight_decay.scope.mapped", "seeds", "augmentation", "input.scaling", "lr.schedule.epochs")
 
 #: forms that train the same (a loss term c/2 ||w||^2 and a coupled c adds the same c*w to the gradient)
 _SAME_EFFECT = {"weight_decay.form": lambda v: "decoupled" if "decoupled" in str(v) else "gradient term"}
@@ -45,7 +46,8 @@ _SAME_EFFECT = {"weight_decay.form": lambda v: "decoupled" if "decoupled" in str
 ORDER = ("optimizer", "lr", "lr.schedule", "beta1", "beta2", "eps", "eps.form", "amsgrad", "momentum", "dampening",
          "nesterov", "momentum.form", "rho", "centered", "accumulator.initial", "lr_decay", "weight_decay",
          "weight_decay.form", "weight_decay.scope", "clip", "mode", "dropout", "batchnorm", "loss", "loss.reduction",
-         "loss.on", "loss.label_smoothing", "batch_size", "batch_size.stated", "epochs", "steps", "shuffle")
+         "loss.on", "loss.label_smoothing", "batch_size", "batch_size.stated", "epochs", "steps", "shuffle", "seeds", "augmentation", "input.scaling",
+         "lr.schedule.epochs")
 
 
 @dataclass(frozen=True)
@@ -292,6 +294,7 @@ def not_covered(facts: dict) -> list[str]:
                        ("batch_size.stated", "batch size its training uses"), ("shuffle", "shuffling of its data")):
         if (key in ref or key in port) and ref.get(key) != port.get(key):
             out.append(f"{label}: {said(ref, key)} vs {said(port, key)}")
+    out.extend(outside_lines(ref, port))  # seeds, augmentation, input scaling, per-epoch schedules (.outside)
     for side, f in (("reference", ref), ("port", port)):
         if "hand-written" in str(f.get("optimizer.class", "")):
             out.append(f"the {side}'s update is hand-written: its learning rate, optimizer slots and the gradient "

@@ -4,9 +4,20 @@
 
 from __future__ import annotations
 
+import re
+
 __all__ = ["format_facts", "format_not_covered", "facts_json"]
 
 _MARK = {"same": " ", "differs": "!", "one side": "?", "info": " "}
+
+
+#: facts listed item by item with where each was read ("... at file.py:12"): the table says what, the
+#: "does not cover" block where
+_LISTED = ("seeds", "augmentation", "input.scaling", "lr.schedule.epochs")
+
+
+def _what(item) -> str:
+    return re.sub(r"( in \S+\(\))? at \S+:\d+.*$", "", str(item))
 
 
 def _text(v) -> str:
@@ -28,7 +39,8 @@ def format_facts(rows, reference: str = "reference", port: str = "port", width: 
     head = f"    {'fact'.ljust(kw)}  {reference[:width].ljust(width)}  {port[:width]}"
     lines = [head]
     for r in rows:
-        a, b = _text(r["reference"]), _text(r["port"])
+        a, b = (_text([_what(x) for x in v] if r["fact"] in _LISTED and isinstance(v, list) else v)
+                for v in (r["reference"], r["port"]))
         lines.append(f"  {_MARK.get(r['status'], ' ')} {r['fact'].ljust(kw)}  {a.ljust(width)}  {b}")
     n = sum(r["status"] == "differs" for r in rows)
     lines.append(f"  {n} fact{'s' if n != 1 else ''} differ{'' if n != 1 else 's'} (!); ? = one side does not say")
