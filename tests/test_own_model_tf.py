@@ -210,7 +210,11 @@ def _tf1_program(kind: str):
         w = tf1.get_variable("w", [4, 2])
         y = tf.matmul(x, w)
         if kind == "fused_bn":
-            y, _, _ = tf1.nn.fused_batch_norm(tf.reshape(y, [-1, 1, 1, 2]), tf.ones([2]), tf.zeros([2]))
+            # the raw op built by hand (tf.nn.fused_batch_norm itself is rebuilt from float64 ops: tests/test_bn_fused_float64.py)
+            from tensorflow.python.ops import gen_nn_ops
+
+            y = gen_nn_ops.fused_batch_norm_v3(tf.reshape(y, [-1, 1, 1, 2]), tf.ones([2]), tf.zeros([2]), tf.constant([]),
+                                               tf.constant([]))[0]
         loss = tf.reduce_sum(y)
         opt = tf1.train.GradientDescentOptimizer(0.1)
         out = {"inputs": {"x": x}, "loss": loss, "train_op": opt.minimize(loss)}

@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from parity.pitfalls.base import Context, close, constant_ratio, pitfall
-from parity.pitfalls.facts_bn import _is_mean, _mean_of
+from parity.pitfalls.base import Context, close, constant_ratio, pitfall, predicts
+from parity.pitfalls.facts_bn import _is_mean, _mean_of, _site_field, _site_values
 from parity.pitfalls.requires import BN_STATE, DROPOUT, LAYERNORM, is_dropout_of, normalised
 
 __all__ = ["PITFALLS"]
@@ -82,6 +82,76 @@ def _check_bn_running_var(c: Context):
                 f"{side} stores the unbiased batch variance n/(n-1)*var in its moving average (torch, TF fused BN), the "
                 f"other the biased one (Keras 3, non-fused TF BN)"
             )
+    return None
+
+
+def _shared_side(c: Context):
+    """(trace stating two or more BatchNorm updates in one step from the statistics the step read, the other
+    trace, its TF momentum, its variance form) or None: a program's ``batchnorm.shared`` fact (TF1), a catalogue
+    port's ``bn_shared_calls`` setting; exactly one side must state it."""
+    stated = []
+    for side, trace in (("reference", c.a), ("port", c.b)):
+        facts = c.facts.get(side) or {}
+        settings = c.settings(trace)
+        if facts.get("batchnorm.shared") or (settings.get("bn_shared_calls") or 0) >= 2:
+            moms = _site_values(facts.get("batchnorm"), "momentum")
+            mom = _tf_momentum(settings)
+            mom = mom if mom is not None else next((m for m in moms if m is not None), None)
+            form = settings.get("bn_running_var") or next(
+                (f for f in (_site_field(facts.get("batchnorm"), "moving variance") or []) if f), None)
+            stated.append((trace, c.b if trace is c.a else c.a, mom, form))
+    return stated[0] if len(stated) == 1 else None
+
+
+def _channel_stats(c: Context):
+    """(name, per-channel mean, unbiased variance, biased variance) of each recorded layer output and input of
+    the step (channel last), the candidates for a BatchNorm's input."""
+    for stage in ("forward", "inputs"):
+        for n, y in c.at(c.a, stage).items():
+            y = np.asarray(y, float)
+            if y.ndim >= 2 and y.shape[0] >= 2 and np.issubdtype(y.dtype, np.floating):
+                flat = y.reshape(-1, y.shape[-1])
+                yield n, flat.mean(0), flat.var(0, ddof=1), flat.var(0)
+
+
+def _check_bn_shared_updates(c: Context):
+    found = _shared_side(c)
+    if found is None or found[2] is None or not 0 < found[2] < 1:
+        return None
+    stale, chained, d, form = found
+    state = c.at(c.a, "state")
+    diverging = {n for n, _, _ in c.diverging("state", ndim=1)}
+    for n in [m for m in state if _is_mean(m)]:
+        var_name = next((v for v in state if v != n and _mean_of(v) == n), None)
+        if var_name is None or not ({n, var_name} & diverging):
+            continue
+        prev = {k: _previous_state(c, stale, k) for k in (n, var_name)}
+        if any(v is None or not close(v, _previous_state(c, chained, k), c.tol) for k, v in prev.items()):
+            continue
+        delta = {k: np.asarray(c.at(stale, "state")[k], float) - np.asarray(c.at(chained, "state")[k], float)
+                 for k in (n, var_name)}
+        for x, mean, var1, var0 in _channel_stats(c):
+            if mean.shape != delta[n].shape:
+                continue
+            for vname, var in (("unbiased", var1), ("biased", var0)):
+                if form not in (None, vname):
+                    continue
+                batch = {n: mean, var_name: var}
+                for j in range(6):  # the first call's update, then j single updates later in the step (a GAN's G phases)
+                    w = d ** j * (1 - d) ** 2
+                    # each statistic that diverges must be the prediction (one that agrees within the run's bound,
+                    # a moving mean under float32 noise, says nothing)
+                    if all(predicts(delta[k], w * (batch[k] - np.asarray(prev[k], float)), c.tol)
+                           for k in (n, var_name) if k in diverging):
+                        who = "A" if stale is c.a else "B"
+                        later = f" times {d:g}^{j} ({j} single update(s) later in the step)" if j else ""
+                        told = " and ".join(k for k in (n, var_name) if k in diverging)
+                        return 0.95, (
+                            f"{told}: {who} - other = (1 - {d:g})^2 (batch - previous){later} in every channel, the batch "
+                            f"being {x}'s per-channel mean and {vname} variance: {who} (TF1, a BatchNorm called twice in "
+                            f"one step with its updates in the call) subtracts (1 - {d:g})(moving - batch_i) for each call "
+                            "from the statistics the step read; the other chains them (torch: the second call updates "
+                            "the first's result)")
     return None
 
 
@@ -214,6 +284,24 @@ PITFALLS = [
             tf="with tf.control_dependencies(tf.get_collection(tf.GraphKeys.UPDATE_OPS)): train_op = opt.minimize(loss)",
             torch="nn.BatchNorm updates its running buffers inside forward() in train() mode",
             fix="Wrap the train op in control_dependencies(UPDATE_OPS) (Keras fit() does it for you)."),
+    pitfall("bn-shared-updates", "BatchNorm called twice in one TF1 step, its updates in the call (GAN D(real), D(fake))",
+            "batchnorm", "P05", ["state"],
+            "one side states a BatchNorm updated by two calls in one step (TF1 contrib batch_norm(updates_collections=None),"
+            " a GAN's D on real and generated images); the moving statistics differ by (1 - momentum)^2 (batch - previous)"
+            " of the first call, mean and variance alike (times momentum per later single update)",
+            _check_bn_shared_updates, requires=[BN_STATE],
+            explanation="TF1's assign_moving_average subtracts (1 - m)(moving - batch) from a read of the moving statistic that "
+            "the graph does not order after the other call's update (D(real) and D(fake) in one sess.run). Read first, the "
+            "step stores moving - (1-m)(moving - a) - (1-m)(moving - b): what TF 2.21 computes for every statistic of "
+            "corpus 02's float64 graph, while its float32 graph chains some, depending on the threads (each the same in "
+            "repeated runs of one session); parity runs every read first, so the reference is the same in every run and "
+            "dtype (a note says so). A torch module called twice chains them: m1 = moving - (1-m)(moving - a), then "
+            "m1 - (1-m)(m1 - b). Training-mode outputs, losses and gradients agree; only the running statistics (and "
+            "eval-mode outputs) differ.",
+            tf="moving -= (1-m)(moving - a) + (1-m)(moving - b)   (both from the value the step read)",
+            torch="running = (1-mom) running + mom a; then running = (1-mom) running + mom b   (chained)",
+            fix="Give the second call fresh buffers holding the step's statistics (bn.running_mean = start.clone(), ...); after "
+            "backward add its move to the first call's buffers and put those back (examples: torch_impl/pitfalls/bn_shared.py)."),
     pitfall("learning-phase", "Learning phase / training flag not set in TF (TF1 Keras, tf.layers training=, TF2 model(x))", "mode", "P04", ["forward"],
             "at step 0 the TF port's BN output is not batch-normalised (it used the moving statistics)",
             lambda c: _check_training_mode(c, "tf", "learning-phase"), requires=[BN_STATE],

@@ -35,6 +35,21 @@ def _source(fn) -> str:
         return ""
 
 
+def _step_source(fn) -> str:
+    """``fn``'s source and that of the functions it calls by name from its module or its closure (one level: a
+    ``hat_step(opt)`` helper the train_step calls, which sets eps before ``opt.step()``)."""
+    src = _source(fn)
+    scope = dict(getattr(fn, "__globals__", {}) or {})
+    code, cells = getattr(fn, "__code__", None), getattr(fn, "__closure__", None) or ()
+    for name, cell in zip(code.co_freevars if code is not None else (), cells):
+        try:
+            scope[name] = cell.cell_contents
+        except ValueError:  # an empty cell
+            continue
+    called = [scope.get(n) for n in sorted(set(re.findall(r"\b([A-Za-z_]\w*)\s*\(", src)))]
+    return "\n".join([src] + [_source(f) for f in called if inspect.isfunction(f) and f is not fn])
+
+
 def optimizer_facts(opt, pnames: dict) -> dict:
     """The optimizer's family and hyper-parameters (its first group), weight decay with its scope."""
     name = type(opt).__name__
@@ -247,7 +262,7 @@ def facts(prog) -> dict:
     if prog.train_step is not None:
         out["mode.note"] = "a train_step of its own (it may change the mode)"
     for fn in (prog.train_step, getattr(prog.scheduler, "lr_lambdas", [None])[0] if prog.scheduler is not None else None):
-        if fn is not None and re.search(r"""\[["']eps["']\]\s*=""", _source(fn)) and "eps.form" in out:
+        if fn is not None and re.search(r"""\[["']eps["']\]\s*=""", _step_source(fn)) and "eps.form" in out:
             out["eps.form"] = "unknown"  # its own code sets eps every step (TF1's epsilon hat, rescaled)
             out["eps.note"] = f"{getattr(fn, '__name__', 'its own code')} sets eps every step"
     if prog.loss_fn is not None:

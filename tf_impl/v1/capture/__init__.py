@@ -44,8 +44,11 @@ scalar constant is taken as the shortest decimal that prints it (``0.001``, not
 :meth:`TF1Program.notes`, with the fix that makes the program run in float64 as written.
 FusedBatchNorm has float32 kernels only: a 4-D ``tf.layers.batch_normalization`` is built
 non-fused in float64, and its moving-variance update is scaled by n/(n-1) so it keeps the
-fused kernel's (Bessel-corrected) convention (:func:`fused_batch_norm_convention`); a graph
-that calls ``tf.nn.fused_batch_norm`` itself cannot run in float64 and says so
+fused kernel's (Bessel-corrected) convention (:func:`fused_batch_norm_convention`); a program
+that calls ``tf.nn.fused_batch_norm`` itself (TF1 contrib ``batch_norm``, fused by default; a
+legacy layer that decides fused from its float32 dtype) gets the fused kernel's maths computed
+from float64 ops (:func:`.dtype.fused_kernel_in_float64`; a note says so); a fused op left in the
+graph after that (``gen_nn_ops`` called directly) cannot run in float64 and says so
 (:class:`parity.portkit.program.DtypeError`, with the fix).
 
 An update written by hand (``w.assign_sub(lr * g)``: no optimizer apply op to read the consumed
@@ -57,13 +60,14 @@ feeds no ``where(random >= rate, x / keep_prob, 0)`` parity knows (a note says s
 
 from __future__ import annotations
 
+import re
 from typing import Mapping
 
 from parity.errors import ParityError
 
 from ... import tensorflow
 from .analyse import PROGRAM_KEYS
-from .dtype import _BN_TOUCHED, _call_program, _written_dtype
+from .dtype import _BN_TOUCHED, _FUSED_EMULATED, _call_program, _written_dtype
 from .dtype import _shortest, fused_batch_norm_convention  # noqa: F401  (importable from here, as before the split)
 from .forward import LAYER_OPS
 from .optimizer import SLOT_NAMES
@@ -132,6 +136,7 @@ def capture(program, *, dtype: str, where: str = "tf1 program") -> TF1Program:
     if written != dtype:
         graph2 = tf.Graph()
         _BN_TOUCHED.clear()
+        _FUSED_EMULATED.clear()
         try:
             built2 = _call_program(fn, graph2, dtype)
             if _written_dtype(built2) == dtype:
@@ -142,6 +147,12 @@ def capture(program, *, dtype: str, where: str = "tf1 program") -> TF1Program:
                     notes.append(f"{dtype}: batch normalisation {', '.join(_BN_TOUCHED)} has no float64 fused kernel and "
                                  "runs non-fused, whose moving variance update uses the biased batch variance; parity "
                                  "scales it by n/(n-1), the fused kernel's (float32) convention")
+                if _FUSED_EMULATED:
+                    layers = sorted({re.sub(r"/FusedBatchNorm\w*$", "", n) for n in _FUSED_EMULATED})
+                    notes.append(f"{dtype}: fused batch normalisation (tf.nn.fused_batch_norm) in {', '.join(layers)} has no "
+                                 f"{dtype} kernel: parity computes the fused kernel's maths from {dtype} ops (normalised "
+                                 "with the biased batch variance; the batch variance it returns, which the moving "
+                                 "average stores, Bessel-corrected: n/(n-1))")
             else:
                 notes.append(f"{dtype}: the program's graph (written in {written}) rewritten to {dtype}")
         except ParityError:

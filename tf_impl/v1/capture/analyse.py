@@ -142,9 +142,11 @@ def find_constrained(program: Mapping[str, Any], var_names: dict) -> tuple[list[
 
 def find_model_state(variables: list, trained: dict, owned: dict, forward: list, update_ops: list) -> list:
     """Model state loaded like the weights: non-trained float variables the forward pass reads or the
-    update ops assign (BatchNorm moving statistics)."""
+    update ops assign (BatchNorm moving statistics), or that the forward pass assigns itself through a
+    control dependency (TF1 contrib ``batch_norm(updates_collections=None)``: the update runs in the call)."""
     assigned = set()
-    for op in _ancestors(update_ops) if update_ops else ():
+    roots = list(update_ops or []) + [c for op in forward for c in op.control_inputs]
+    for op in _ancestors(roots) if roots else ():
         if op.type in _ASSIGNS and op.inputs:
             src = _source_variable(op.inputs[0]) or op.inputs[0].op
             assigned.add(src)

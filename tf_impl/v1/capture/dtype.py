@@ -18,6 +18,7 @@ from .graph import _FLOAT, _is_tensor
 from .retype import _retype_graph_def, _shortest  # noqa: F401  (the GraphDef rewrite; importable from here)
 
 _BN_TOUCHED: list[str] = []  # layers fused_batch_norm_convention aligned in the last float64 build
+_FUSED_EMULATED: list[str] = []  # fused batch norms _fused_as_float64 computed in the last float64 build
 
 
 @contextlib.contextmanager
@@ -48,7 +49,8 @@ def fused_batch_norm_convention(dtype: str, touched: list | None = None):
         if (not self.fused and rank in (4, 5) and inputs.dtype == tf.float64 and self.virtual_batch_size is None
                 and not self.renorm and self.adjustment is None):
             n = tf.cast(tf.size(inputs), tf.float64) / tf.cast(tf.size(self.moving_variance), tf.float64)
-            self._parity_bessel = n / (n - 1.0)
+            # named: the TF1 fact reader (facts.bn_facts) takes a layer with it as storing the fused kernel's variance
+            self._parity_bessel = tf.identity(n / (n - 1.0), name="fused_kernel_bessel")
             if touched is not None and self.name not in touched:
                 touched.append(self.name)
         return call(self, inputs, training=training, mask=mask)
@@ -63,6 +65,78 @@ def fused_batch_norm_convention(dtype: str, touched: list | None = None):
         yield
     finally:
         BN.call, BN._assign_moving_average = call, assign
+
+
+def _fused_as_float64(fused):
+    """``tf.compat.v1.nn.fused_batch_norm`` that, given a float64 ``x``, computes what the FusedBatchNormV3
+    kernel computes (it has no float64 kernel) from float64 ops: training mode normalises with the biased batch
+    variance and returns the Bessel-corrected one (n / (n - 1), n = the elements per channel), with
+    ``exponential_avg_factor`` f != 1 the running averages (1 - f) * old + f * batch; inference mode normalises
+    with the given mean and variance. Its ops sit under a ``FusedBatchNormV3`` name scope (the name the fused
+    op has in the float32 program), which the BatchNorm fact reader takes as the fused kernel."""
+    import functools
+
+    @functools.wraps(fused)
+    def emulated(x, scale, offset, mean=None, variance=None, epsilon=0.001, data_format="NHWC", is_training=True,
+                 name=None, exponential_avg_factor=1.0):
+        tf = tensorflow()
+        x = tf.convert_to_tensor(x, name="input")
+        if x.dtype.base_dtype != tf.float64 or x.shape.rank not in (4, 5):
+            return fused(x, scale, offset, mean=mean, variance=variance, epsilon=epsilon, data_format=data_format,
+                         is_training=is_training, name=name, exponential_avg_factor=exponential_avg_factor)
+        with tf.name_scope(name or "FusedBatchNormV3") as scope:
+            _FUSED_EMULATED.append(scope.rstrip("/"))
+            rank = x.shape.rank
+            axes = [0] + list(range(2, rank)) if data_format.startswith("NC") else list(range(rank - 1))
+            shape = [1, -1] + [1] * (rank - 2) if data_format.startswith("NC") else [-1]
+
+            def f64(t):
+                t = tf.convert_to_tensor(t)
+                return t if t.dtype.base_dtype == tf.float64 else tf.cast(t, tf.float64)
+
+            scale, offset = f64(scale), f64(offset)
+            if is_training:
+                batch_mean, batch_var = tf.nn.moments(x, axes)
+                n = tf.cast(tf.size(x), tf.float64) / tf.cast(tf.size(batch_mean), tf.float64)
+                y = tf.nn.batch_normalization(x, tf.reshape(batch_mean, shape), tf.reshape(batch_var, shape),
+                                              tf.reshape(offset, shape), tf.reshape(scale, shape), epsilon)
+                out_mean, out_var = batch_mean, batch_var * (n / (n - 1.0))
+                f = 1.0 if exponential_avg_factor is None else exponential_avg_factor  # None: the op's default
+                if f != 1.0:
+                    out_mean = (1.0 - f) * f64(mean) + f * out_mean
+                    out_var = (1.0 - f) * f64(variance) + f * out_var
+                return y, out_mean, out_var
+            mean, variance = f64(mean), f64(variance)
+            y = tf.nn.batch_normalization(x, tf.reshape(mean, shape), tf.reshape(variance, shape),
+                                          tf.reshape(offset, shape), tf.reshape(scale, shape), epsilon)
+            return y, mean, variance
+
+    emulated._parity_fused_as_float64 = True
+    return emulated
+
+
+@contextlib.contextmanager
+def fused_kernel_in_float64(dtype: str):
+    """While a float64 rebuild builds: every ``fused_batch_norm`` the program (TF1 contrib ``batch_norm``, whose
+    default fused=None meant fused; a legacy ``tf.layers`` BatchNorm that decides fused from its float32 dtype;
+    a direct ``tf.nn.fused_batch_norm``) calls with a float64 input computes the fused kernel's maths in
+    float64 (:func:`_fused_as_float64`). Restored after."""
+    if dtype != "float64":
+        yield
+        return
+    from tensorflow.python.ops import nn, nn_impl
+
+    tf = tensorflow()
+    owners = [nn_impl, nn, tf.compat.v1.nn]
+    saved = [(o, o.fused_batch_norm) for o in owners if hasattr(o, "fused_batch_norm")
+             and not getattr(o.fused_batch_norm, "_parity_fused_as_float64", False)]
+    for owner, fn in saved:
+        setattr(owner, "fused_batch_norm", _fused_as_float64(fn))
+    try:
+        yield
+    finally:
+        for owner, fn in reversed(saved):
+            setattr(owner, "fused_batch_norm", fn)
 
 
 _RNN_FUNCTIONS = ("dynamic_rnn", "static_rnn", "bidirectional_dynamic_rnn", "static_bidirectional_rnn",
@@ -122,6 +196,38 @@ def rnn_dtype(source, target):
             setattr(owner, name, fn)
 
 
+@contextlib.contextmanager
+def shared_variables_retyped(source, target):
+    """TF1's variable store asked for a ``source`` variable gives the ``target`` one: a variable shared with
+    ``reuse=True`` under the dtype the program writes (``tf.get_variable("w", shape, tf.float32)``, or the
+    float32 default) finds the ``target`` variable the creator made, instead of refusing ("Trying to share
+    variable ..., but specified dtype float32 and found dtype float64": a GAN's sampler, a second tower).
+    Only while the program builds; restored after."""
+    import functools
+    import inspect
+
+    from tensorflow.python.ops import variable_scope
+
+    store = variable_scope._VariableStore
+    get = store.get_variable
+    sig = inspect.signature(get)
+
+    @functools.wraps(get)
+    def retyped(*args, **kwargs):
+        bound = sig.bind(*args, **kwargs)
+        bound.apply_defaults()
+        given = bound.arguments.get("dtype")
+        if given is not None and tensorflow().as_dtype(given).base_dtype == source:
+            bound.arguments["dtype"] = target
+        return get(*bound.args, **bound.kwargs)
+
+    store.get_variable = retyped
+    try:
+        yield
+    finally:
+        store.get_variable = get
+
+
 def _silent(record) -> bool:
     """A logging filter that drops every record (TF's logger, while the program is built again)."""
     return False
@@ -175,7 +281,8 @@ def _call_program(fn: Callable[[], Any], graph, override: str | None) -> dict:
             # be TensorArray dtype complaints of a build that fails and is replaced by the rewrite
             logger.addFilter(_silent)
             with tf1.variable_creator_scope(creator), tf.variable_creator_scope(creator), \
-                    fused_batch_norm_convention(override, _BN_TOUCHED), rnn_dtype(source, target):
+                    fused_batch_norm_convention(override, _BN_TOUCHED), fused_kernel_in_float64(override), \
+                    rnn_dtype(source, target), shared_variables_retyped(source, target):
                 return fn()
     finally:
         logger.removeFilter(_silent)

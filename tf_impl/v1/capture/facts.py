@@ -162,6 +162,12 @@ def bn_facts(graph, forward_ops) -> list:
             continue  # not on the loss's forward pass (a sampler's copy, another tower)
         fused = [op for op in mine if op.type.startswith("FusedBatchNorm") or op.type == "BatchNormWithGlobalNormalization"]
         rsqrt = [op for op in mine if op.type == "Rsqrt"]
+        # a float64 rebuild's fused kernel computed from float64 ops (dtype._fused_as_float64): its ops sit
+        # under the fused op's name, and it stores what the kernel stores
+        fused = fused or [op for op in rsqrt if re.search(r"/FusedBatchNorm\w*/batchnorm/Rsqrt$", op.name)]
+        # a tf_keras layer fused in float32, rebuilt non-fused in float64 with the kernel's n/(n-1)
+        # (dtype.fused_batch_norm_convention): it stores the unbiased variance too
+        bessel = any(op.name.startswith(scope + "/") and op.name.endswith("/fused_kernel_bessel") for op in ops)
         decay = None
         for cand in ops:
             if cand.type == "Mul" and re.fullmatch(re.escape(scope) + r"/(?:[^/]+/)*AssignMovingAvg(_\d+)?/mul", cand.name):
@@ -182,12 +188,36 @@ def bn_facts(graph, forward_ops) -> list:
             eps = next((v for v in vals if v is not None), None)
         if eps is not None:
             fields.append(f"eps {eps:g}")
-        if fused:
+        if fused or bessel:
             fields.append("moving variance unbiased")  # the fused kernel's batch variance is n/(n-1) var
         elif rsqrt:
             fields.append("moving variance biased")  # nn.moments' variance, as the moving average stores it
         out.append(f"{scope}: " + ", ".join(fields))
     return out
+
+
+_UPDATES = ("AssignSub", "AssignSubVariableOp", "AssignAdd", "AssignAddVariableOp", "Assign", "AssignVariableOp")
+
+
+def bn_shared_facts(graph, roots) -> list:
+    """BatchNorm moving statistics updated by several calls in one run (TF1: a layer called twice per step,
+    e.g. a GAN's D(real) and D(fake, reuse=True), with ``updates_collections=None`` or both calls' UPDATE_OPS
+    run by one train op): "scope: N updates in one run, each from the statistics the run read (reads not
+    ordered after the other updates)". Each ``assign_moving_average`` subtracts (1 - decay)(v - batch) from a
+    read of v the graph does not order after the other calls' updates: TF's scheduler decides (corpus 02: every
+    read first in float64, some chained in float32), so parity runs every read first (:mod:`.bn_order`):
+    v - sum_i (1 - decay)(v - batch_i), where calls made one after the other (torch) chain them. ``roots``:
+    the ops one run executes (the loss and the train op)."""
+    ops = _ancestors(roots)
+    out = []
+    for var in graph.get_operations():
+        if var.type not in ("VarHandleOp", "VariableV2", "Variable") or not var.name.endswith("/moving_mean"):
+            continue
+        writes = [op for op in ops if op.type in _UPDATES and op.inputs and _source_variable(op.inputs[0]) is var]
+        if len(writes) >= 2:
+            out.append(f"{var.name[: -len('/moving_mean')]}: {len(writes)} updates in one run, each from the "
+                       "statistics the run read (reads not ordered after the other updates)")
+    return sorted(out)
 
 
 def schedule_facts(graph, lr_name) -> dict:
@@ -256,4 +286,8 @@ def facts(prog) -> dict:
     out.update(layer_facts(g, prog._dropout if sites is None else sites, getattr(feeds, "rates", None), forward))
     out.update(mode_facts(g, prog._feeds))
     out.update(loss_facts(g, prog._loss))
+    roots = [g.get_tensor_by_name(prog._loss).op] + [op for op in getattr(prog, "_train_ops", []) or [] if hasattr(op, "type")]
+    shared = bn_shared_facts(g, roots)
+    if shared:
+        out["batchnorm.shared"] = shared
     return out

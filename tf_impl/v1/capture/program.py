@@ -74,6 +74,11 @@ class TF1Program:
         self.data = program.get("data")
         self._analyse(program, graph)
         gdef = graph.as_graph_def()
+        from .bn_order import order_shared_updates, shared_updates_note  # a BatchNorm called twice per run
+
+        note = shared_updates_note(order_shared_updates(gdef))
+        if note:
+            self._notes.append(note)
         if dtype != written:
             recovered = _retype_graph_def(gdef, dtype)
             if recovered:

@@ -269,7 +269,7 @@ def _retype_graph_def(gdef, dtype: str) -> Retyped:
         if node.op in _FUSED_BN and dtype == "float64" and node.attr["T"].type == src:
             raise DtypeError(
                 f"the program cannot run in float64: {node.op} ({node.name}) has float32 kernels only; "
-                "fix: build the batch normalisation with fused=False (tf.nn.fused_batch_norm has no float64 kernel)"
+                "fix: build it with tf.nn.fused_batch_norm (parity computes that one in float64) or fused=False"
             )
         keep = pinned if top else ()  # the unification covers the graph's own nodes, not its functions'
         if node.op == "Const" and node.attr["dtype"].type == src and (node.name, "dtype") not in keep:
