@@ -80,7 +80,11 @@ def build_parser() -> argparse.ArgumentParser:
         "the others are listed as not run. Default: every installed framework"
     )
 
-    r = sub.add_parser("run", help="run cases (all ports, float64 and float32) and report")
+    r = sub.add_parser("run", help="run cases (all ports, float64 and float32) and report",
+                       epilog="threads: parity sets torch to 1 intra-op thread (PARITY_TORCH_THREADS) and numpy's BLAS to 1 "
+                       "(PARITY_BLAS_THREADS) in the processes running ports: the catalogue's ports are small, thread "
+                       "start-up dominates their kernels and the frameworks' workers share the cores (README, "
+                       "'Environment variables'); set them higher for a large model of your own")
     r.add_argument("cases", nargs="*", metavar="CASE", help="case names (see 'parity list')")
     r.add_argument("--all", action="store_true",
                    help="every registered case but the full/realsize tiers (--tag full), then the pitfall catalogue")

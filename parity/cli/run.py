@@ -128,10 +128,15 @@ def _run_cases(planned, args, findings, *, modules, sources, observer, workers) 
     from parity.run.result import CaseResult
     from parity.run.runner import run_case
 
+    from parity.run import isolate
+
     results = []
     verbose = getattr(args, "verbose", False)
+    # the interpreter isolated ports are forked from (parity.run.isolate) is let go after the last case that has any
+    last_isolated = max((i for i, (case, ports) in enumerate(planned) if set(ports) & set(case.option("isolate", ()))),
+                        default=-1)
     with Progress(len(planned), "cases") as bar:
-        for case, ports in planned:
+        for i, (case, ports) in enumerate(planned):
             t0 = time.perf_counter()
             bar.label(case.name)
             if ports:
@@ -142,6 +147,8 @@ def _run_cases(planned, args, findings, *, modules, sources, observer, workers) 
             else:
                 result = CaseResult(case=case)
             results.append(result)
+            if i == last_isolated:
+                isolate.shutdown()
             bar.advance()
             if verbose and not bar.enabled:  # the per-case line a log keeps (a terminal has the bar)
                 _progress(f"  {case.name:40s} {result.status:7s} {time.perf_counter() - t0:6.1f}s")

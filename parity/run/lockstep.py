@@ -18,9 +18,10 @@ import os
 import tempfile
 from typing import Iterable, Iterator, Mapping, Sequence
 
-from parity.cases.case import Case
+from parity.cases.case import Case, PortSpec
 from parity.comparison.comparator import Comparator, Drift, pairs_of
 from parity.errors import ParityError, PortError
+from parity.run import isolate
 from parity.run.boundary import record_isolated
 from parity.run.interpreter import progress, reporting
 from parity.run.live import COND, SHADOW, LivePort, new_run, open_conditioning, open_shadow, summarized
@@ -33,17 +34,22 @@ __all__ = ["Lockstep"]
 class Lockstep:
     """One case's ports, their comparators and the envelope's extra runs, stepped together.
 
-    Args are those of :func:`~parity.run.runner.run_case` (already checked there).
+    Args are those of :func:`~parity.run.runner.run_case` (already checked there), and for
+    :func:`~parity.run.runner.run_pitfall` (a pitfall's wrong and right cases in one run): ``pairs`` may be a list
+    of (port, port); ``cases``: port -> the case it is built for (default ``case``); ``aliases``: a name ->
+    the port whose run it mirrors (the same steps, not run again, with a window, health and drift of its
+    own: what a second case running that port would have kept).
     """
 
     def __init__(self, case: Case, ports: Sequence[str], dtypes: Sequence[str], *, modules: Mapping, sources: Mapping,
-                 pairs: str, keep: str, window: int, trace_dir: str | None, summary: bool, observers: Sequence,
-                 workers: bool, conditioning: bool):
+                 pairs, keep: str, window: int, trace_dir: str | None, summary: bool, observers: Sequence,
+                 workers: bool, conditioning: bool, cases: Mapping | None = None, aliases: Mapping | None = None):
         self.case, self.ports, self.dtypes = case, list(ports), list(dtypes)
         self.modules, self.sources = dict(modules), dict(sources)
         self.pairs, self.keep, self.window = pairs, keep, window
         self.trace_dir, self.summary, self.observers = trace_dir, summary, tuple(observers)
         self.workers, self.conditioning = workers, conditioning
+        self.cases, self.aliases = dict(cases or {}), dict(aliases or {})
         self.result = CaseResult(case=case)
         self.live: dict[tuple[str, str], LivePort] = {}
         self.comparators: list[tuple[str, str, str, Comparator]] = []
@@ -55,14 +61,20 @@ class Lockstep:
 
     # -- opening ------------------------------------------------------------------------------------------
     def record_isolated(self) -> None:
-        """Ports the case marks ``isolate`` (their own interpreter) are recorded first, all in one subprocess."""
+        """Ports the case marks ``isolate`` (their own interpreter) are recorded first, all in one subprocess:
+        with workers, TF1 ports in a child forked from an interpreter that imported TensorFlow
+        (:func:`parity.run.isolate.record`)."""
         case = self.case
         jobs = [(p, d) for d in self.dtypes for p in self.ports if p not in self.modules and p in case.option("isolate", ())]
         if not jobs:
             return
         self._isolated_dir = tempfile.TemporaryDirectory(prefix="parity-")
         try:
-            self.recorded = dict(zip(jobs, record_isolated(case, jobs, self._isolated_dir.name)))
+            # forked: the TF1 graph-mode ports (seed 003); the data-parallel TF2 ports configure their devices
+            # before TensorFlow initialises, each case in a fresh interpreter
+            tf1 = all(PortSpec.parse(p).framework == "tf1" for p, _ in jobs)
+            record = isolate.record if self.workers and tf1 else record_isolated
+            self.recorded = dict(zip(jobs, record(case, jobs, self._isolated_dir.name)))
         except ParityError as exc:
             for p, d in jobs:
                 self.result.errors.setdefault(d, {})[p] = PortError(p, "setup", exc, case=case.name)
@@ -74,9 +86,9 @@ class Lockstep:
         todo = []
         for dtype in self.dtypes:
             result.errors.setdefault(dtype, {})
-            todo += [(port, dtype, new_run(case, port, dtype, self.modules, self.sources, self.workers,
-                                           recorded=self.recorded.get((port, dtype))))
-                     for port in self.ports if port not in result.errors[dtype]]
+            todo += [(port, dtype, new_run(self.cases.get(port, case), port, dtype, self.modules, self.sources,
+                                           self.workers, recorded=self.recorded.get((port, dtype))))
+                     for port in self.ports if port not in result.errors[dtype] and port not in self.aliases]
 
         def announce(i):
             progress(f"in the {todo[i][0]} port ({todo[i][1]}), while it was opened (build, load)")
@@ -89,6 +101,12 @@ class Lockstep:
             else:
                 self._record(run, port, dtype)
             result.seconds[f"{port}/{dtype}"] = round(run.seconds, 4)
+        for alias, port in self.aliases.items():
+            for dtype in self.dtypes:
+                if (dtype, port) in self.live:
+                    self._record(_Alias(self.live[(dtype, port)].run, self.cases.get(alias, case)), alias, dtype)
+                elif port in result.errors[dtype]:
+                    result.errors[dtype][alias] = result.errors[dtype][port]
         progress()
 
     def _record(self, run, port: str, dtype: str) -> None:
@@ -113,7 +131,9 @@ class Lockstep:
         """A comparator per pair of open ports and dtype (``pairs``); drift trackers where both dtypes run."""
         for dtype in self.dtypes:
             names = [p for p in self.ports if (dtype, p) in self.live]
-            for pa, pb in pairs_of(names, self.pairs):
+            chosen = (pairs_of(names, self.pairs) if isinstance(self.pairs, str) else
+                      [(a, b) for a, b in self.pairs if a in names and b in names])
+            for pa, pb in chosen:
                 la, lb = self.live[(dtype, pa)], self.live[(dtype, pb)]
 
                 def freeze(k, la=la, lb=lb):
@@ -154,11 +174,13 @@ class Lockstep:
         lv = self.live.pop(key)
         lv.run.close()
         lv.finish(complete=False)
+        for alias in [a for a, p in self.aliases.items() if p == port and (dtype, a) in self.live]:
+            self._fail((dtype, alias), exc)  # its port's failure
 
     def _start(self, batches: Iterator):
         """The next step starts in the workers (the harness compares this one meanwhile)."""
         batch64 = next(batches, None)
-        runs = {key: lv.run for key, lv in self.live.items()}
+        runs = {key: lv.run for key, lv in self.live.items() if key[1] not in self.aliases}
         if self.cond_run is not None:
             runs[COND] = self.cond_run[1]
         if self.shadow is not None:
@@ -198,6 +220,10 @@ class Lockstep:
     def _compare(self, steps: dict, moved, shadowed) -> None:
         """Keep one step of every port, measure the drifts and compare every pair on it."""
         case = self.case
+        for alias, port in self.aliases.items():  # the same step: an alias's window, health, drift of its own
+            for dtype in self.dtypes:
+                if (dtype, port) in steps and (dtype, alias) in self.live:
+                    steps[(dtype, alias)] = steps[(dtype, port)]
         for key, step in steps.items():
             self.live[key].add(step)
             for obs in self.observers:
@@ -250,6 +276,23 @@ class Lockstep:
                 continue
             result.comparisons.append(cmp.finish())
         return result
+
+
+class _Alias:
+    """A port's run seen a second time (``Lockstep``'s ``aliases``): its manifest (for ``case``), initial
+    parameters and time; never opened, stepped or closed (its port's run is)."""
+
+    def __init__(self, run, case: Case):
+        self.run, self.dtype = run, run.dtype
+        self.manifest = dict(run.manifest, case=case.name) if "case" in run.manifest else dict(run.manifest)
+        self.initial = run.initial
+
+    @property
+    def seconds(self) -> float:
+        return self.run.seconds
+
+    def close(self) -> None:
+        pass
 
 
 class _Announced:

@@ -11,6 +11,7 @@ Computation only: :mod:`parity.report.text` formats what this returns.
 
 from __future__ import annotations
 
+import dataclasses
 import subprocess
 from types import ModuleType
 from typing import Iterable, Mapping, Sequence
@@ -30,6 +31,7 @@ __all__ = [
     "run_port",
     "record_port",
     "run_case",
+    "run_pitfall",
     "compare_files",
     "CaseResult",
     "PORT_FUNCTIONS",
@@ -87,8 +89,6 @@ def record_port(
     Memory does not grow with the steps. A crash or Ctrl-C leaves the steps written so far,
     readable (:func:`parity.trace.memory.load` says "interrupted after k steps").
     """
-    from parity.trace.file import TraceWriter
-
     PortSpec.parse(port)
     # summary: a torch port's big tensors are summarized where they live, never copied (parity.run.device)
     run = PortRun(case, port, dtype, module=module, source=source, isolate=isolate, summary=summary)
@@ -108,15 +108,9 @@ def record_port(
         reader = TraceReader(path)
         n = sum(1 for _ in reader.steps())
         return path, n
-    try:
-        run.open()
-        with TraceWriter(path, run.manifest, summary=summary) as writer:
-            writer.initial(run.initial)
-            for batch in iter_batches(case, dtype):
-                writer.step(run.step(batch))
-        return writer.path, writer.steps
-    finally:
-        run.close()
+    from parity.run.isolate import record_here
+
+    return record_here(case, port, dtype, path, module=module, source=source, summary=summary)
 
 
 def run_case(
@@ -202,3 +196,63 @@ def run_case(
         raise
     run.close()
     return run.finish()
+
+
+def run_pitfall(wrong: Case, right: Case, *, dtypes: Iterable[str], workers: bool = False) -> tuple[CaseResult, CaseResult]:
+    """A pitfall's wrong and right cases: what ``run_case(wrong, ...)`` and ``run_case(right, ...)`` return, in one run.
+
+    The two cases differ only in their second port (and its ``pitfall`` option, which a reference port does not
+    read): the reference is built and stepped once per dtype, its conditioning run too, and each case keeps its
+    own window, health and drift of it (the right case's under its own name), so each result holds the same
+    records and verdicts as its own run would (tests/test_speed_pitfall.py). Cases that differ in anything
+    else (their dtypes, an isolated port, their data) run one after the other, as ``run_case`` runs them.
+    """
+    from parity.run.lockstep import Lockstep
+
+    dtypes = list(dtypes)
+    wd, rd = [d for d in dtypes if d in wrong.dtypes], [d for d in dtypes if d in right.dtypes]
+    if not _pairable(wrong, right) or wd != rd:
+        return run_case(wrong, dtypes=wd, workers=workers), run_case(right, dtypes=rd, workers=workers)
+    ref, wport, rport = wrong.ports[0], wrong.ports[1], right.ports[1]
+    alias = f"{ref}:@right"  # the reference's run, kept a second time for the right case
+    run = Lockstep(wrong, [ref, wport, rport, alias], wd, modules={}, sources={}, pairs=[(ref, wport), (alias, rport)],
+                   keep="window", window=2, trace_dir=None, summary=False, observers=(), workers=bool(workers),
+                   conditioning=True, cases={rport: right, alias: right}, aliases={alias: ref})
+    try:
+        run.record_isolated()
+        run.open_ports()
+        run.pair()
+        run.open_extra_runs()
+        run.run(iter_batches(wrong, "float64"))
+    except BaseException:
+        run.close(complete=False)
+        raise
+    run.close()
+    both = run.finish()
+    kept = [(d, pa, pb) for d, pa, pb, _ in run.comparators if (d, pa) not in run.failed and (d, pb) not in run.failed]
+    out = []
+    for case, ports in ((wrong, {ref: ref, wport: wport}), (right, {alias: ref, rport: rport})):
+        res = CaseResult(case=case)  # each case's ports in its own order, under their own names
+        for d in wd:
+            for into, got in ((res.traces, both.traces), (res.errors, both.errors)):
+                into[d] = {ports[p]: got[d][p] for p in ports if p in got.get(d, {})}
+            res.seconds.update({f"{ports[p]}/{d}": both.seconds[f"{p}/{d}"] for p in ports if f"{p}/{d}" in both.seconds})
+        res.comparisons = [c for (d, pa, pb), c in zip(kept, both.comparisons) if pa in ports and pb in ports]
+        out.append(res)
+    return out[0], out[1]
+
+
+def _pairable(wrong: Case, right: Case) -> bool:
+    """Whether ``right`` is ``wrong`` but for its name, title, expectation, tags, second port and ``pitfall`` option."""
+    if len(wrong.ports) != 2 or len(right.ports) != 2 or wrong.ports[0] != right.ports[0]:
+        return False
+    if len({*wrong.ports, *right.ports}) != 3 or wrong.option("isolate", ()) or right.option("isolate", ()):
+        return False
+    if PortSpec.parse(wrong.ports[0]).variant == "wrong":  # a port that reads `pitfall`
+        return False
+    options = {k: v for k, v in wrong.options.items() if k != "pitfall"}
+    if {k: v for k, v in right.options.items() if k != "pitfall"} != options:
+        return False
+    same = dataclasses.replace(right, name=wrong.name, title=wrong.title, expect=wrong.expect, tags=wrong.tags,
+                               ports=wrong.ports, options=wrong.options, dtypes=wrong.dtypes)
+    return same == wrong

@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 from parity.cases.case import HEAVY_TAGS
 from parity.cases.registry import get_case
 from parity.pitfalls.diagnose import diagnose, settings_check
-from parity.run.runner import run_case
+from parity.run.runner import run_pitfall
 from parity.pitfalls.registry import all_pitfalls
 
 __all__ = ["PitfallResult", "run_catalogue", "format_catalogue"]
@@ -48,7 +48,7 @@ def run_catalogue(dtypes=("float64",), names=None, *, workers: bool = False) -> 
         if not names and set(HEAVY_TAGS) & set(wrong.tags):
             continue  # run by name only (the data-parallel pitfalls start processes)
         wdtypes = tuple(d for d in dtypes if d in wrong.dtypes)
-        rw, rr = run_case(wrong, dtypes=wdtypes, workers=workers), run_case(right, dtypes=dtypes, workers=workers)
+        rw, rr = run_pitfall(wrong, right, dtypes=dtypes, workers=workers)  # the reference run once for both
         for dtype in wdtypes:
             cmp = next((c for c in rw.comparisons if c.dtype == dtype), None)
             traces_w = rw.traces.get(dtype, {})

@@ -5,10 +5,17 @@ A port builds its graph once (placeholders, ``get_variable``, ``compute_gradient
 training loop fails loudly instead of growing the graph every step (seed 001's bug).
 Each step runs the fetches of the stages before the update together with the train op
 (as the seeds do), then the constraint ops, then the fetches after the update.
+
+A second port of the same class, case, dtype and variant built while the first is open and has
+not stepped yet (the conditioning run beside the port's own float64 run: docs/tolerance.md) is
+that port's *twin*: a new Session on the first port's finalized graph instead of a graph built
+again. A Session holds its own variables and its own random ops' state (their seeds are the
+graph's), so the twin steps as a freshly built port does (tests/test_speed_graph.py).
 """
 
 from __future__ import annotations
 
+import weakref
 from typing import Mapping
 
 import numpy as np
@@ -38,32 +45,39 @@ class GraphPort:
     """
 
     def __init__(self, case, dtype: str, variant: str | None = None):
-        self.case, self.dtype, self.variant = case, dtype, variant
-        tf = tensorflow()
-        tf1 = tf.compat.v1
-        self.tf, self.tf1 = tf, tf1
-        self.graph = tf.Graph()
-        self.variables: dict = {}
-        self.placeholders: dict = {}
-        self.before: dict = {}
-        self.train_ops: list = []
-        self.after: dict = {}
-        self.extra_loads: dict = {}  # name -> list of variables that load the same value (EMA shadows)
-        with self.graph.as_default():
-            tf1.set_random_seed(case.seed)
-            self.define(tf, tf1)
-            self._assign_in = {}
-            self._assign_ops = []
-            for name, var in self.variables.items():
-                ph = tf1.placeholder(var.dtype.base_dtype, var.shape, name=f"load_{len(self._assign_ops)}")
-                self._assign_in[name] = ph
-                ops = [var.assign(ph)] + [v.assign(ph) for v in self.extra_loads.get(name, [])]
-                self._assign_ops.extend(ops)
-            init = tf1.global_variables_initializer()
-            self.graph.finalize()
-        config = tf1.ConfigProto(intra_op_parallelism_threads=1, inter_op_parallelism_threads=1)
-        self.session = tf1.Session(graph=self.graph, config=config)
-        self.session.run(init)
+        key = (type(self), case.name, dtype, variant)
+        twin = _twin_of(key, case)
+        if twin is not None:  # its finalized graph, a Session of this port's own (the module's docstring)
+            self.__dict__.update({k: v for k, v in twin.__dict__.items() if k not in _OWN})
+        else:
+            self.case, self.dtype, self.variant = case, dtype, variant
+            tf = tensorflow()
+            tf1 = tf.compat.v1
+            self.tf, self.tf1 = tf, tf1
+            self.graph = tf.Graph()
+            self.variables: dict = {}
+            self.placeholders: dict = {}
+            self.before: dict = {}
+            self.train_ops: list = []
+            self.after: dict = {}
+            self.extra_loads: dict = {}  # name -> list of variables that load the same value (EMA shadows)
+            with self.graph.as_default():
+                tf1.set_random_seed(case.seed)
+                self.define(tf, tf1)
+                self._assign_in = {}
+                self._assign_ops = []
+                for name, var in self.variables.items():
+                    ph = tf1.placeholder(var.dtype.base_dtype, var.shape, name=f"load_{len(self._assign_ops)}")
+                    self._assign_in[name] = ph
+                    ops = [var.assign(ph)] + [v.assign(ph) for v in self.extra_loads.get(name, [])]
+                    self._assign_ops.extend(ops)
+                self._init = tf1.global_variables_initializer()
+                self.graph.finalize()
+        _OPEN.setdefault(key, []).append(weakref.ref(self))
+        self._stepped = False
+        config = self.tf1.ConfigProto(intra_op_parallelism_threads=1, inter_op_parallelism_threads=1)
+        self.session = self.tf1.Session(graph=self.graph, config=config)
+        self.session.run(self._init)
 
     # -- to implement -------------------------------------------------------------
     def define(self, tf, tf1) -> None:  # pragma: no cover - abstract
@@ -81,6 +95,7 @@ class GraphPort:
         return {ph: batch[key] for key, ph in self.placeholders.items()}
 
     def step(self, batch: Mapping[str, np.ndarray]) -> dict[str, dict[str, np.ndarray]]:
+        self._stepped = True
         try:
             return self._step(batch)
         except RuntimeError as exc:
@@ -111,4 +126,25 @@ class GraphPort:
         return out
 
     def close(self) -> None:
+        self._stepped = True  # never a twin's source once closed
         self.session.close()
+
+
+#: (class, case name, dtype, variant) -> weak references to the ports built so (the twins' sources)
+_OPEN: dict = {}
+#: what a twin does not take from its source: its own Session and step state
+_OWN = ("session", "_stepped")
+
+
+def _twin_of(key, case):
+    """An open port of ``key`` that has not stepped, built for an equal case (its graph to share), or None."""
+    alive = [r for r in _OPEN.get(key, ()) if r() is not None]
+    if alive:
+        _OPEN[key] = alive
+    else:
+        _OPEN.pop(key, None)
+    for ref in alive:
+        port = ref()
+        if port is not None and not port._stepped and port.case == case:
+            return port
+    return None
