@@ -36,6 +36,13 @@ VARIABLES: tuple[EnvVar, ...] = (
         ("parity/run/workers.py",),
     ),
     EnvVar(
+        "PARITY_PROFILE_WORKERS",
+        "unset (no profile)",
+        "A directory: each program worker of `parity diff` profiles itself (cProfile, CPU time) and writes "
+        "`worker-<pid>-<name>.prof` there when it stops (where a diff spends its time; docs/performance.md).",
+        ("parity/program/remote_worker.py",),
+    ),
+    EnvVar(
         "PARITY_TORCH_DEVICE",
         "cpu",
         "The device the torch ports run on ('cuda', 'cuda:1'...); TF32 stays off, so a GPU run is "

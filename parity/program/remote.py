@@ -27,7 +27,7 @@ import os
 
 from parity.errors import PortError
 
-__all__ = ["enabled", "Pool", "Remote", "WorkerBug", "WorkerDied", "register", "unregister", "program_spec", "BOOT"]
+__all__ = ["enabled", "tune_malloc", "Pool", "Remote", "WorkerBug", "WorkerDied", "register", "unregister", "program_spec", "BOOT"]
 
 _TOKENS = itertools.count(1)
 #: what a program's worker runs first: the worker's half of this module registers its messages
@@ -56,6 +56,28 @@ class _Handle:
         self.key, self.callable, self.iterable = key, callable_, iterable
 
 
+def tune_malloc() -> None:
+    """Keep the memory a step frees for the next step, in this process (glibc; elsewhere nothing).
+
+    A step's arrays (a float64 step of the seed 001 convnet at batch 128: ~240 MB, copied at the boundary, sent and
+    received) are freed and made again every step. glibc by default hands memory at the heap's top back to the
+    system (``M_TRIM_THRESHOLD``, adjusted as it goes) and maps blocks of a size it has not seen freed afresh
+    (``M_MMAP_THRESHOLD``, adjusted likewise): each step then faults its memory in again, in the kernel. Fixed
+    (no trimming; blocks of 32 MB or more mapped) that system time goes (two TF1 float64 captures stepped in
+    turn, 4 steps: 185k page faults and 2.9 s of system time against 47k and 1.5 s; the same peak). A user's own
+    ``MALLOC_*`` / ``GLIBC_TUNABLES`` settings stand."""
+    if any(k.startswith("MALLOC_") or k == "GLIBC_TUNABLES" for k in os.environ):
+        return
+    import ctypes
+
+    try:
+        libc = ctypes.CDLL(None)
+        libc.mallopt(-1, 2**31 - 1)  # M_TRIM_THRESHOLD
+        libc.mallopt(-3, 32 << 20)  # M_MMAP_THRESHOLD (glibc's largest)
+    except (OSError, AttributeError):
+        pass
+
+
 # -- harness side ----------------------------------------------------------------------------------------
 class Pool:
     """The workers of one ``parity diff``: one per program (``reference``, ``port``) and run (:meth:`worker`),
@@ -64,11 +86,12 @@ class Pool:
     def __init__(self, reference: str, port: str):
         self.paths = {"reference": reference, "port": port}
         self.workers: dict = {}
+        tune_malloc()  # this process receives every run's steps
         self.token = next(_TOKENS)
 
     def worker(self, side: str, run: str = "float64"):
-        """The worker of ``side`` for ``run``: "float64" (also the probes and the facts), "float32" or
-        "conditioning" (the envelope's perturbed float64 run): one model per process, stepping in parallel."""
+        """The worker of ``side`` for ``run``: "float64" (also the probes and the facts) or "float32" (also the
+        envelope's perturbed float64 run): the two step in parallel."""
         from parity.run.workers import _WORKERS, _Worker
 
         w = self.workers.get((side, run))
@@ -79,8 +102,12 @@ class Pool:
         return w
 
     def run_worker(self, side: str):
-        """``(dtype, perturb) -> worker`` for :class:`parity.run.workers.RemoteRun`."""
-        return lambda dtype, perturb: self.worker(side, "conditioning" if perturb is not None else dtype)
+        """``(dtype, perturb) -> worker`` for :class:`parity.run.workers.RemoteRun`: the conditioning run (a
+        perturbed float64 run) in the float32 run's worker, beside it: a process of its own imported the framework
+        once more (the seed 001 convnet's TF1: ~6 s of CPU and a 1.3 GB process) for a model of a few MB. Not in
+        the float64 run's worker: the seed 001 convnet's reference peaked at 1515 MB there, at 1487 MB beside the
+        float32 run (docs/performance.md)."""
+        return lambda dtype, perturb: self.worker(side, "float32" if perturb is not None else dtype)
 
     def capture(self, program, dtype: str, side: str | None = None, phase: str = "in parity's probe forward pass"):
         """``program`` captured in ``dtype`` in its side's worker: a :class:`Remote` proxy."""

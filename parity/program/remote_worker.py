@@ -189,18 +189,25 @@ def _trim() -> None:
 
 
 class _Trimmed:
-    """A program's port (:class:`parity.program.port._Port`) whose step first frees what the previous step
-    left: a step leaves reference cycles holding its tensors (the torch capture's hooks and recorded
-    outputs), which only the collector frees, and glibc keeps freed memory. Without it the torch float64
-    worker of the seed 001 convnet at batch 128 grew by ~170 MB a step (the capture stepped alone with
-    parity's masks, renamed and copied as in a worker, 8 steps: 822 -> 2285 MB; collected and trimmed
-    before each step: 1119 MB, at ~0.17 s of CPU a step). Everything but ``step`` is the port's own."""
+    """A program's port (:class:`parity.program.port._Port`) whose step first collects the young objects the
+    previous step left in reference cycles (a generation-1 collection: only objects made since the last
+    collections are looked at). Everything but ``step`` is the port's own.
+
+    A full collection and ``malloc_trim`` before every step (the code before) cost more than the steps they
+    freed: a full collection walks every object of the process (a TF1 graph's: 0.22 s of CPU each in the seed
+    001 convnet's worker), and memory handed back to the system is faulted in again at the next step (system
+    time: 15 s of the reference's float64 worker's 33 s, 10 steps at batch 128). The torch capture's step, which
+    left its recorded tensors in a reference cycle (171 MB a float64 step; the worker grew ~170 MB a step),
+    now frees them itself (``torch_impl/capture/forward.py``); a TF1 step leaves no cycle; glibc reuses the
+    memory a step frees for the next one. A closed capture is still collected and trimmed (:func:`_release`)."""
 
     def __init__(self, port):
         self._port = port
 
     def step(self, batch):
-        _release()
+        import gc
+
+        gc.collect(1)
         return self._port.step(batch)
 
     def __getattr__(self, name):
@@ -227,6 +234,30 @@ def program_ports(payload: dict):
     return ports
 
 
+#: A folder: each program worker of ``parity diff`` profiles itself (cProfile, CPU time) and writes
+#: ``worker-<pid>-<its name>.prof`` there when it stops (where a diff spends its time; docs/performance.md)
+PROFILE_ENV = "PARITY_PROFILE_WORKERS"
+
+
+def _profiled() -> None:
+    folder = os.environ.get(PROFILE_ENV)
+    if folder:
+        import atexit
+        import cProfile
+        import time
+
+        prof = cProfile.Profile(time.process_time)
+        name = "".join(c if c.isalnum() else "_" for c in os.environ.get("_PARITY_WORKER_NAME", ""))[:60]
+        atexit.register(lambda: (prof.disable(), prof.dump_stats(os.path.join(folder, f"worker-{os.getpid()}-{name}.prof"))))
+        prof.enable()
+
+
+def _tune_malloc() -> None:
+    from parity.program.remote import tune_malloc
+
+    tune_malloc()  # a step's memory kept for the next one (no page faults each step)
+
+
 def _registered() -> None:
     """This worker serves the ``p*`` messages and builds programs' ports (:mod:`parity.run.workers`)."""
     from parity.run import workers
@@ -236,3 +267,5 @@ def _registered() -> None:
 
 
 _registered()
+_profiled()
+_tune_malloc()

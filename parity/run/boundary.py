@@ -176,7 +176,7 @@ def raise_parity_fault(exc: BaseException) -> None:
         raise cause
 
 
-def to_array(value, port: str, where: str) -> np.ndarray:
+def to_array(value, port: str, where: str, copy: bool = True) -> np.ndarray:
     """Copy one value a port returned into a C-contiguous numpy array of numbers: one copy per tensor.
 
     A torch tensor is detached; a non-contiguous one (a transposed kernel in the canonical
@@ -185,7 +185,7 @@ def to_array(value, port: str, where: str) -> np.ndarray:
     that is the copy. An object with ``__array__`` (a TF eager tensor: a view of its
     buffer) is copied by numpy once, not through ``.numpy()`` (itself a copy) and again.
     """
-    v, fresh = value, False
+    v, fresh = value, not copy and isinstance(value, np.ndarray)  # copy=False: the caller copies it (pickles it)
     if not isinstance(v, (np.ndarray, np.generic)):
         detach = getattr(v, "detach", None)
         if callable(detach):  # torch: drop the autograd graph, leave the device
@@ -216,7 +216,7 @@ def to_array(value, port: str, where: str) -> np.ndarray:
     return arr
 
 
-def to_stages(out, port: str, phase: str, case: Case, *, summary: bool = False) -> dict[str, dict[str, np.ndarray]]:
+def to_stages(out, port: str, phase: str, case: Case, *, summary: bool = False, copy: bool = True) -> dict[str, dict[str, np.ndarray]]:
     """Check that ``out`` is ``{stage: {name: array}}`` and copy it into numpy (else a one-line :class:`ParityError`);
     ``summary``: big torch tensors are summarized where they live, not copied (:mod:`parity.run.device`)."""
     if not isinstance(out, Mapping):
@@ -233,7 +233,7 @@ def to_stages(out, port: str, phase: str, case: Case, *, summary: bool = False) 
                 f"port {port}: {phase} returned stage {stage!r} as a {type(arrays).__name__}, expected a dict of arrays",
             )
         pending.update({(stage, str(k)): v for k, v in arrays.items() if summary and summarized_in_place(v)})
-        result[stage] = {str(k): None if (stage, str(k)) in pending else to_array(v, port, f"{phase}, {stage} {k!r}")
+        result[stage] = {str(k): None if (stage, str(k)) in pending else to_array(v, port, f"{phase}, {stage} {k!r}", copy)
                          for k, v in arrays.items()}  # (None: a summary's place in the port's order, filled below)
     for (stage, k), s in (device_summaries(pending) if pending else {}).items():
         result[stage][k] = s
@@ -264,10 +264,10 @@ class PortRun:
 
     def __init__(self, case: Case, port: str, dtype: str, *, module: ModuleType | None = None,
                  source: str | None = None, isolate: bool = True, recorded: tuple[str, str] | None = None,
-                 perturb: int | None = None, summary: bool = False):
+                 perturb: int | None = None, summary: bool = False, copy: bool = True):
         self.case, self.port, self.dtype = case, port, dtype
-        self.summary = summary
-        self.perturb = perturb
+        self.summary, self.perturb = summary, perturb
+        self.copy = copy  # False: what a step returns is pickled at once (a worker's), not copied first
         self._rng = None if perturb is None else np.random.default_rng([case.seed, 0x0C0D, perturb])
         self.module, self.source = module, source
         self.isolated = module is None and isolate and port in case.option("isolate", ())
@@ -354,7 +354,7 @@ class PortRun:
                     batch = perturbed(batch, self._rng)
                 out = call(self.port, f"step {i}", self.case, self._instance.step, _copy(batch))
                 try:
-                    out = to_stages(out, self.port, f"step {i}", self.case, summary=self.summary)
+                    out = to_stages(out, self.port, f"step {i}", self.case, summary=self.summary, copy=self.copy)
                 except ParityError as exc:  # a protocol break: the port's fault, named with its phase
                     raise PortError(self.port, f"step {i}", str(exc), case=self.case.name) from None
                 out.setdefault("inputs", _copy(batch))

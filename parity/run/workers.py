@@ -109,7 +109,8 @@ def _serve(conn) -> None:
             if op == "open":
                 _, _, case, port, dtype, perturb, built = msg
                 module, source = MODULES[built[0]](built[1]) if built is not None else (None, None)
-                run = runs[key] = PortRun(case, port, dtype, perturb=perturb, module=module, source=source)
+                run = runs[key] = PortRun(case, port, dtype, perturb=perturb, module=module, source=source,
+                                                copy=False)  # its steps are pickled to the harness at once
                 try:
                     run.open()
                 finally:
@@ -131,7 +132,8 @@ class _Worker:
         # Not multiprocessing's spawn: it would re-run the caller's main script in the worker.
         mine, theirs = socket.socketpair()
         root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))  # this same parity
-        env = dict(os.environ, PYTHONPATH=os.pathsep.join([root] + [p for p in [os.environ.get("PYTHONPATH")] if p]))
+        env = dict(os.environ, PYTHONPATH=os.pathsep.join([root] + [p for p in [os.environ.get("PYTHONPATH")] if p]),
+                   _PARITY_WORKER_NAME=group)  # (internal: names its profile, PARITY_PROFILE_WORKERS)
         # boot: statements run first (a higher layer registering its HANDLERS / MODULES)
         code = f"{boot + '; ' if boot else ''}from parity.run.workers import _main; _main({theirs.fileno()})"
         self.group = group

@@ -18,6 +18,9 @@
 * **trace bytes per step**: a port's trace file written in full and in summary mode;
 * **the comparisons' measure**: a step's tensor pairs measured one by one against together
   (:mod:`parity.tools.benchcompare`; the same numbers, checked);
+* **parity diff**: ``parity diff`` of examples/seed001 at the seed's size (10 steps, both dtypes, workers)
+  against the two programs run bare (``python FILE``: imports, build, the steps): CPU ratio (target <= 3)
+  and the largest process's peak (:mod:`parity.tools.benchdiff`; ``python -m parity.tools.bench diff`` alone);
 * **torch alone on the CPU**: the overhead ratio of the torch port by itself (recorded to a
   summary trace file vs its bare loop), the CPU twin of the CUDA figure;
 * **CUDA**: the same overhead ratio for the torch side on the GPU (``PARITY_TORCH_DEVICE=cuda``,
@@ -50,6 +53,7 @@ import numpy as np
 from parity.run.interpreter import python
 from parity.tools.benchprops import _machine, _properties_main  # noqa: F401  (the property bench: python -m parity.tools.bench properties)
 from parity.tools.benchcompare import compare_timing
+from parity.tools.benchdiff import diff_cost, print_diff_cost
 from parity.tools.benchstats import cuda_available, stats_timing
 
 __all__ = ["overhead", "profile_recorded", "peak_memory", "trace_bytes", "cuda_overhead", "stats_timing", "main"]
@@ -284,6 +288,8 @@ def _default_main(args) -> int:
     print(f"\nthe comparisons' measure, a step's {ct['tensors']} tensor pairs ({ct['case']}, float64 vs float32): one by "
           f"one {ct['one_s'] * 1e3:.2f} ms, together {ct['together_s'] * 1e3:.2f} ms: {ct['ratio']:.1f}x"
           f"{'' if ct['same'] else '  (NOT the same numbers)'}")
+    print("\nparity diff of two programs against the two run bare (CPU; parity.tools.benchdiff):")
+    print_diff_cost(diff_cost(steps=args.steps))
     print("\ntorch alone on the CPU (bare loop vs recorded to a summary trace; the CUDA figure's twin):")
     _print_overhead(overhead(args.case, steps=args.steps, ports=("torch",), repeats=args.repeats), "CPU, torch")
     print("\ntorch on CUDA (bare loop vs recorded to a summary trace):")
@@ -351,6 +357,9 @@ def main(argv=None) -> int:
     ov.add_argument("--json", action="store_true", help="print the figures as one JSON line")
     ov.add_argument("--profile", type=int, metavar="N", default=0,
                     help="instead: profile one recorded run (cProfile) and print its N costliest functions")
+    df = sub.add_parser("diff", help="only parity diff of examples/seed001 (seed's size) against the programs run bare")
+    df.add_argument("--steps", type=int, default=10)
+    df.add_argument("--repeats", type=int, default=1, help="alternating bare/diff runs (the fastest counts)")
     pr = sub.add_parser("properties", help="the dense gradient property bench (graph per example vs cached)")
     pr.add_argument("--naive", type=int, default=10, help="examples run naively (a graph each)")
     pr.add_argument("--cached", type=int, default=200, help="examples run with cached graphs")
@@ -360,6 +369,9 @@ def main(argv=None) -> int:
         return _properties_main(args)
     if args.what == "overhead":
         return _overhead_main(args)
+    if args.what == "diff":
+        print_diff_cost(diff_cost(steps=args.steps, repeats=args.repeats))
+        return 0
     return _default_main(args)
 
 

@@ -159,10 +159,8 @@ def apply_ops(ops: Sequence[str], x: np.ndarray, values: bool = True, copy: bool
             if x.ndim != 2 or x.shape[0] != c * h * w:
                 raise ParityError(f"mapping: op {op!r} does not fit a kernel of shape {list(x.shape)}")
             perm = np.arange(c * h * w).reshape(h, w, c).transpose(2, 0, 1).reshape(-1)  # chw row j = hwc row perm[j]
-            if name == "rows_chw>hwc":
-                out = np.empty(x.shape, dtype=x.dtype)  # C order: a transposed x would make empty_like's F order
-                out[perm] = x
-                x = out
+            if name == "rows_chw>hwc":  # out[perm] = x, as a gather (a scatter from a transposed x: 6x slower)
+                x = np.take(x, np.argsort(perm), axis=0)
             else:
                 x = x[perm]
         else:  # gates
