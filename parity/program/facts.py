@@ -37,13 +37,15 @@ __all__ = ["FactRow", "compare_facts", "init_family", "batch_summary", "program_
 
 #: facts that describe, never differ (the framework, the class's own spelling, a seed of another RNG)
 INFORMATIONAL = ("framework", "optimizer.class", "seed", "mode.note", "lr.schedule.unit", "clip.note", "eps.note",
-                 "weight_decay.scope.mapped", "seeds", "augmentation", "input.scaling", "lr.schedule.epochs")
+                 "weight_decay.scope.mapped", "seeds", "augmentation", "input.scaling", "lr.schedule.epochs",
+                 "lr.variable")
 
 #: forms that train the same (a loss term c/2 ||w||^2 and a coupled c adds the same c*w to the gradient)
 _SAME_EFFECT = {"weight_decay.form": lambda v: "decoupled" if "decoupled" in str(v) else "gradient term"}
 
 #: the order of the table
-ORDER = ("optimizer", "lr", "lr.schedule", "beta1", "beta2", "eps", "eps.form", "amsgrad", "momentum", "dampening",
+ORDER = ("optimizer", "lr", "lr.schedule", "lr.variable", "beta1", "beta2", "eps", "eps.form", "amsgrad", "momentum",
+         "dampening",
          "nesterov", "momentum.form", "rho", "centered", "accumulator.initial", "lr_decay", "weight_decay",
          "weight_decay.form", "weight_decay.scope", "clip", "mode", "dropout", "batchnorm", "loss", "loss.reduction",
          "loss.on", "loss.label_smoothing", "batch_size", "batch_size.stated", "epochs", "steps", "shuffle", "seeds", "augmentation", "input.scaling",

@@ -153,7 +153,9 @@ def _auto_map(ref_specs, ref_framework, port_specs, port_framework, ref_flatten,
         raise AmbiguousMapping(
             f"cannot map the variables automatically: {size}unresolved: {'; '.join(unresolved)}. "
             f"Reference ({ref_framework}): {_describe(ref_specs)}. Port ({port_framework}): {_describe(port_specs)}. "
-            "Write the pairs in a mapping file (see docs/own-model.md) and pass it with --mapping",
+            "Write the pairs in a mapping file (see docs/own-model.md) and pass it with --mapping"
+            + ("; where the two models differ in architecture (a layer's shape or the number of layers: no mapping "
+               "pairs those), align the port's architecture in a copy of it first" if size else ""),
             m)
     return m, [g for g in groups.values() if len(g) > 1]
 

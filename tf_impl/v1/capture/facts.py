@@ -220,13 +220,27 @@ def bn_shared_facts(graph, roots) -> list:
     return sorted(out)
 
 
+def _counter(op) -> bool:
+    """Whether variable op ``op`` is a step counter (the global step: an integer variable)."""
+    try:
+        dtype = op.get_attr("dtype")
+    except ValueError:
+        return "step" in op.name
+    return getattr(dtype, "is_integer", False) or "step" in op.name
+
+
 def schedule_facts(graph, lr_name) -> dict:
     """A rate that reads a variable (the global step) is a schedule; its kind from the ops' names."""
     if lr_name is None:
         return {}
     ops = _ancestors([graph.get_tensor_by_name(lr_name).op], control=False)
-    if not any(op.type in ("VarHandleOp", "VariableV2", "Variable") for op in ops):
+    variables = [op for op in ops if op.type in ("VarHandleOp", "VariableV2", "Variable")]
+    if not variables:
         return {"lr.schedule": "constant"}
+    if not any(_counter(op) for op in variables):  # a float variable the program assigns itself (per epoch, say):
+        # within the steps parity runs the rate is whatever the variable holds (the learning-rate stage compares it)
+        return {"lr.schedule": "constant", "lr.variable": "a variable the program assigns outside the training step "
+                f"({', '.join(op.name for op in variables)})"}
     names = " ".join(op.name for op in ops)
     kind = next((k for k in ("ExponentialDecay", "PolynomialDecay", "PiecewiseConstant", "InverseTimeDecay",
                              "NaturalExpDecay", "CosineDecay", "exponential_decay", "polynomial_decay",
