@@ -59,8 +59,8 @@ def test_the_tutorial_pair_lists_every_outside_difference_with_where():
     scaling = _line(block, "input scaling: ")
     assert scaling.startswith(
         "input scaling: x_train = x_train[:, ::4, ::4].astype('float32') / 255 at keras_cifar_augment.py:53; "
-        "x_train -= x_train_mean at :55 (x_train_mean = np.mean(x_train, axis=0)) vs ToTensor() (uint8 images to "
-        "[0, 1]) in main() at torch_cifar_augment.py:45; Normalize((0.49, 0.48, 0.45), (0.25, 0.24, 0.26)) in main() at :46")
+        "x_train -= x_train_mean at :55 (x_train_mean = np.mean(x_train, axis=0)) vs Resize(8) in main() at "
+        "torch_cifar_augment.py:42; ToTensor() (uint8 images to [0, 1]) in main() at :45; Normalize((0.49, 0.48, 0.45), (0.25, 0.24, 0.26)) in main() at :46")
     assert _line(block, "schedule over epochs: ") == (
         "schedule over epochs: LearningRateScheduler(lr_schedule) at keras_cifar_augment.py:57 (lr_schedule: a "
         "function of the epoch, defined at :34) vs MultiStepLR(optimizer, milestones=[15], gamma=0.1) in main() at "

@@ -15,7 +15,7 @@ parity runs). Each item says where it was read (``file.py:12``, ``in main()`` fo
 * ``augmentation``: ``ImageDataGenerator``'s random transforms, ``tf.image.random_*``, torchvision's
   ``Random*`` / ``ColorJitter`` / ``AutoAugment`` ...;
 * ``input.scaling``: ``/ 255``, ``/ 127.5 - 1``, subtracting a ``np.mean`` (dividing by a ``np.std``),
-  ``ImageDataGenerator(rescale=..., featurewise_center=...)``, torchvision ``ToTensor`` (to [0, 1]) and
+  ``ImageDataGenerator(rescale=..., featurewise_center=...)``, torchvision ``ToTensor`` (to [0, 1]), ``Resize``, ``CenterCrop`` and
   ``Normalize(mean, std)``, TF's mnist ``read_data_sets`` (float32 in [0, 1]); not for a ``test`` /
   ``val`` target;
 * ``lr.schedule.epochs``: Keras ``LearningRateScheduler`` / ``ReduceLROnPlateau`` callbacks, torch
@@ -44,6 +44,9 @@ _TORCH_SCHED = ("LambdaLR", "MultiplicativeLR", "StepLR", "MultiStepLR", "Consta
                 "CyclicLR", "OneCycleLR", "CosineAnnealingWarmRestarts")
 _SCALES = (255, 127.5)
 
+
+#: torchvision transforms that scale the input (values, or the image: a resize or crop, as corpus 02's port)
+_SCALE_TORCH = ("ToTensor", "Normalize", "Resize", "CenterCrop")
 
 def _short(text: str, n: int = 72) -> str:
     text = " ".join(text.split())
@@ -202,7 +205,7 @@ def _read(path: str, base: str) -> dict:
         elif (d.split(".")[0] in tv or d.startswith("torchvision.transforms")) and \
                 (fn.startswith("Random") or fn in _AUG_TORCH):
             out["augmentation"].append(f"{_call_text(node, ctx.env)}{inside} at {at(node)}")
-        elif (d.split(".")[0] in tv or d.startswith("torchvision.transforms")) and fn in ("ToTensor", "Normalize"):
+        elif (d.split(".")[0] in tv or d.startswith("torchvision.transforms")) and fn in _SCALE_TORCH:
             what = " (uint8 images to [0, 1])" if fn == "ToTensor" else ""
             out["input.scaling"].append(f"{_call_text(node, ctx.env)}{what}{inside} at {at(node)}")
         elif fn == "read_data_sets":

@@ -147,16 +147,14 @@ def _auto_map(ref_specs, ref_framework, port_specs, port_framework, ref_flatten,
             m.not_compared.setdefault("port", []).append(t.name)
     if unresolved:
         _todo(m, ref_specs, port_specs, unresolved)
-        n_ref = sum(int(np.prod(s.shape)) for s in ref_specs if s.trainable)
-        n_port = sum(int(np.prod(s.shape)) for s in port_specs if s.trainable)
+        n_ref, n_port = (sum(int(np.prod(s.shape)) for s in specs if s.trainable) for specs in (ref_specs, port_specs))
         size = f"models of different sizes ({n_ref} vs {n_port} trainable values); " if n_ref != n_port else ""
         raise AmbiguousMapping(
             f"cannot map the variables automatically: {size}unresolved: {'; '.join(unresolved)}. "
             f"Reference ({ref_framework}): {_describe(ref_specs)}. Port ({port_framework}): {_describe(port_specs)}. "
-            "Write the pairs in a mapping file (see docs/own-model.md) and pass it with --mapping"
-            + ("; where the two models differ in architecture (a layer's shape or the number of layers: no mapping "
-               "pairs those), align the port's architecture in a copy of it first" if size else ""),
-            m)
+            "Write the pairs in a mapping file (see docs/own-model.md) and pass it with --mapping" + ("; where the two "
+            "models differ in architecture (a layer's shape or the number of layers: no mapping pairs those), align "
+            "the port's architecture in a copy of it first" if size else ""), m)
     return m, [g for g in groups.values() if len(g) > 1]
 
 
