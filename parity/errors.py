@@ -103,6 +103,8 @@ _ADAPTER_DIRS = tuple(os.path.join(os.path.dirname(_PARITY_DIR), d) + os.sep for
 def _is_users(filename: str) -> bool:
     """Whether a frame is in a user's own file: not parity's, not its adapters', not an installed library's,
     not Python's own."""
+    if filename.startswith("<"):  # "<string>": an interpreter's -c code (a worker's bootstrap), "<stdin>": no file
+        return False
     return not _is_library(filename) and not os.path.abspath(filename).startswith(_ADAPTER_DIRS + _STDLIB)
 
 
