@@ -32,10 +32,11 @@ __all__ = ["compare_programs", "prepare", "port_names", "program_case"]
 
 
 def prepare(reference, port, *, data=None, steps: int = 10, mapping=None, seed: int = 0, log=None,
-            dtypes=("float64", "float32"), pool=None) -> ProgramRun:
+            dtypes=("float64", "float32"), pool=None, float64_optional: bool = False) -> ProgramRun:
     """Load both programs, capture them once (float64; float32 when the run is float32 only), map the
     variables and the layer outputs. ``pool`` (:class:`parity.program.remote.Pool`): each program is
-    captured in its worker process, and this process holds proxies of them.
+    captured in its worker process, and this process holds proxies of them. ``float64_optional``: the float64
+    runs only measure the float32 envelope (``parity diff --dtype float32``): a float64 probe failure falls back.
 
     Raises:
         ParityError: bad input (file, keys, kinds, an unresolvable mapping), one line.
@@ -44,7 +45,7 @@ def prepare(reference, port, *, data=None, steps: int = 10, mapping=None, seed: 
     ref, prt = load_program(reference), load_program(port)
     ref.seed = prt.seed = seed  # every framework's generators seeded before each build: the same start each run
     ref.side, prt.side = "reference", "port"  # (the same file may be given twice: each side its worker)
-    R, P, probe_notes = _capture_both(ref, prt, float32_only=tuple(dtypes) == ("float32",),
+    R, P, probe_notes = _capture_both(ref, prt, float32_only=tuple(dtypes) == ("float32",) or float64_optional,
                                       capture=capture if pool is None else pool.capture)
     try:
         batches = _batches(R, P, ref, data, steps, seed)
@@ -207,7 +208,7 @@ def port_names(run: ProgramRun) -> tuple[str, str]:
 
 def compare_programs(reference, port, *, data=None, steps: int = 10, dtypes: Iterable[str] = ("float64", "float32"),
                      mapping=None, save_mapping: str | None = None, seed: int = 0, name: str | None = None,
-                     observers=(), workers: bool = False, keep_workers: bool = False):
+                     observers=(), workers: bool = False, keep_workers: bool = False, float64_optional: bool = False):
     """Compare a program against its port, step by step, in each dtype; return a CaseResult.
 
     Args:
@@ -241,7 +242,8 @@ def compare_programs(reference, port, *, data=None, steps: int = 10, dtypes: Ite
     files = all(isinstance(p, (str, os.PathLike)) for p in (reference, port))
     pool = remote.Pool(os.fspath(reference), os.fspath(port)) if workers and files else None
     try:
-        result = _compare(reference, port, data, steps, dtypes, mapping, save_mapping, seed, name, observers, pool)
+        result = _compare(reference, port, data, steps, dtypes, mapping, save_mapping, seed, name, observers, pool,
+                          float64_optional)
     except BaseException:
         if pool is not None:
             pool.close()
@@ -273,12 +275,14 @@ def program_case(run: ProgramRun, steps: int, seed: int, dtypes, name: str | Non
     )
 
 
-def _compare(reference, port, data, steps, dtypes, mapping, save_mapping, seed, name, observers, pool):
+def _compare(reference, port, data, steps, dtypes, mapping, save_mapping, seed, name, observers, pool,
+             float64_optional=False):
     from parity.program.mapping import AmbiguousMapping, save_mapping as _save
     from parity.run.runner import run_case
 
     try:
-        run = prepare(reference, port, data=data, steps=steps, mapping=mapping, seed=seed, dtypes=dtypes, pool=pool)
+        run = prepare(reference, port, data=data, steps=steps, mapping=mapping, seed=seed, dtypes=dtypes, pool=pool,
+                      float64_optional=float64_optional)
     except AmbiguousMapping as exc:
         if not save_mapping or exc.draft is None:
             raise
