@@ -52,6 +52,11 @@ def tensorflow():
     return tf
 
 
+def preload() -> None:
+    """Import TensorFlow and run nothing: a process that forks TF ports starts each from here (parity.run.isolate)."""
+    import tensorflow  # noqa: F401
+
+
 def framework_info() -> dict:
     """Return TensorFlow's version and the device the ports run on."""
     tf = tensorflow()

@@ -71,6 +71,12 @@ def port_package(framework: str) -> ModuleType:
     return importlib.import_module(PORT_PACKAGES[framework])
 
 
+def preload(framework: str) -> None:
+    """Import ``framework``'s library and run nothing (its adapter package's ``preload``): a process that forks the
+    framework's ports (:mod:`parity.run.isolate`'s zygote) starts each from here."""
+    importlib.import_module(PORT_PACKAGES[framework].split(".")[0]).preload()
+
+
 def capture_adapter(framework: str) -> ModuleType:
     """Import ``framework``'s capture adapter (``parity diff``); a one-line error where it cannot load."""
     try:

@@ -159,10 +159,10 @@ def _zygote_main(parent: int, fd: int) -> None:
     from multiprocessing.connection import Connection
 
     _die_with(parent)
-    from parity.run.frameworks import prepare_environment
+    from parity.run.frameworks import preload, prepare_environment
 
     prepare_environment()  # tf_impl sets TensorFlow's environment before it is imported
-    import tensorflow  # noqa: F401 -- imported, never run: each child starts from here
+    preload("tf1")  # TensorFlow imported, never run: each child starts from here
 
     conn = Connection(fd)
     while True:
