@@ -113,7 +113,7 @@ def test_the_emulation_normalises_with_the_biased_variance_and_the_given_epsilon
     flat = X.reshape(-1, C)
     want = (X - flat.mean(0)) / np.sqrt(flat.var(0) + 1e-5) * [1.0, 2.0] + [0.0, 0.5]
     np.testing.assert_allclose(y.numpy(), want, rtol=1e-12, atol=1e-13)  # float64 rounding of 36-value moments
-    np.testing.assert_allclose(v.numpy(), flat.var(0, ddof=1), rtol=1e-12)
+    np.testing.assert_allclose(v.numpy(), flat.var(0, ddof=1), rtol=1e-12)  # (unbiased: n/(n-1) = 36/35 is 3e-2 off)
     # float32 input: the real kernel, untouched
     with fused_kernel_in_float64("float64"):
         y32, _, _ = tf.compat.v1.nn.fused_batch_norm(tf.constant(X, tf.float32), tf.ones([2]), tf.zeros([2]))
@@ -132,7 +132,7 @@ def test_the_emulation_keeps_the_kernels_running_average_and_inference_forms():
         _, m, v = tf.compat.v1.nn.fused_batch_norm(x, one, zero, mean=mean0, variance=var0, exponential_avg_factor=0.25)
         y, _, _ = tf.compat.v1.nn.fused_batch_norm(x, one, zero, mean=mean0, variance=var0, is_training=False,
                                                     data_format="NHWC", epsilon=0.01)
-    flat = X.reshape(-1, C)
+    flat = X.reshape(-1, C)  # float64 moments of 36 values and one average: 1e-12 relative (~1e-15 expected)
     np.testing.assert_allclose(m.numpy(), 0.75 * mean0.numpy() + 0.25 * flat.mean(0), rtol=1e-12)
     np.testing.assert_allclose(v.numpy(), 0.75 * var0.numpy() + 0.25 * flat.var(0, ddof=1), rtol=1e-12)
     np.testing.assert_allclose(y.numpy(), (X - mean0.numpy()) / np.sqrt(var0.numpy() + 0.01), rtol=1e-12)
