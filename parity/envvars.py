@@ -36,6 +36,21 @@ VARIABLES: tuple[EnvVar, ...] = (
         ("parity/run/workers.py",),
     ),
     EnvVar(
+        "PARITY_JOBS",
+        "automatic (one per core, at most 2, when a run has 6 or more cases and pitfalls; else 1)",
+        "The number of harness processes ('jobs') `parity run` shares its cases among, each with its own "
+        "framework workers; `parity run --jobs N` wins. 1 runs every case in the harness process. The report, "
+        "the JSON and the exit code are those of one harness.",
+        ("parity/cli/jobs.py",),
+    ),
+    EnvVar(
+        "PARITY_ZYGOTE",
+        "1 (the TensorFlow workers are forked from one interpreter that imported TensorFlow)",
+        "'0' (or 'no', 'false', empty) starts every TensorFlow worker of `parity run` and `parity check` as a fresh "
+        "interpreter that imports TensorFlow itself (about 5 s of CPU each) instead of forking it from the zygote.",
+        ("parity/run/zygote.py",),
+    ),
+    EnvVar(
         "PARITY_PROFILE_WORKERS",
         "unset (no profile)",
         "A directory: each program worker of `parity diff` profiles itself (cProfile, CPU time) and writes "

@@ -18,6 +18,7 @@ import traceback
 from parity._version import __version__
 from parity.cases.case import DTYPES, PortSpec
 from parity.cases.registry import all_cases, default_cases, get_case
+from parity.cli.jobs import jobs_argument
 from parity.cli.run import plan_ports, run_and_report, selected_frameworks
 from parity.cli.outputs import add_output_args
 from parity.envvars import help_text
@@ -97,6 +98,10 @@ def build_parser() -> argparse.ArgumentParser:
                    help="compare (and save) tensors of more than 16 elements as statistics (norms, min/max, samples)")
     r.add_argument("--no-pitfalls", action="store_true",
                    help="with --all: run the pitfall pairs as plain cases, without the catalogue section")
+    r.add_argument("--jobs", type=jobs_argument, metavar="N",
+                   help="run the cases in N harness processes side by side, each with its own framework workers "
+                        "(default: PARITY_JOBS, else one per core up to 2 when 6 or more cases and pitfalls run, "
+                        "else 1; 1 runs them in this process). Same report, same JSON")
     _output_args(r)
 
     ls = sub.add_parser("list", help="list the cases")

@@ -94,17 +94,38 @@ def run_and_report(cases, args, *, kind="run", modules=None, sources=None, plan=
         planned.append((case, ports))
         if skipped:
             not_run[case.name] = skipped
+    if workers and any(PortSpec.parse(p).framework in ("tf1", "tf2") for _, ports in planned for p in ports):
+        from parity.run import zygote
+
+        zygote.start()  # TensorFlow imported once, beside the planning: its workers are forked from it
     notes = list(notes) + _missing_note(not_run)
     for note in notes:
         _progress(note)
     observer = tensorboard_observer(args)
     findings = Findings()
-    results = _run_cases(planned, args, findings, modules=modules, sources=sources, observer=observer, workers=workers)
-    show(results, findings, args, not_run=not_run)
-    statuses = {r.case.name: r.status for r in results}
-    code = exit_code(statuses.values())
-    extra: dict = {}
-    pit_failed = _run_catalogue(args, chosen, notes, extra, workers) if catalogue else []
+    pit_names = _catalogue_names(chosen) if catalogue else None
+    units = [(c, p) for c, p in planned if p]
+    n = 1
+    if workers and modules is None and observer is None and kind == "run":
+        from parity.cli.jobs import jobs_for
+
+        n = jobs_for(len(units) + len(pit_names or ()), getattr(args, "jobs", None))
+    with contextlib.ExitStack() as stack:
+        pitfall_replies = None
+        if n > 1:
+            from parity.cli.jobs import Jobs
+
+            jobs = stack.enter_context(Jobs(n))
+            results, pitfall_replies = _run_cases_in_jobs(jobs, planned, args, findings, pit_names or [])
+        else:
+            results = _run_cases(planned, args, findings, modules=modules, sources=sources, observer=observer,
+                                 workers=workers)
+        show(results, findings, args, not_run=not_run)
+        statuses = {r.case.name: r.status for r in results}
+        code = exit_code(statuses.values())
+        extra: dict = {}
+        pit_failed = (_run_catalogue(args, chosen, notes, extra, workers, replies=pitfall_replies)
+                      if catalogue else [])
     if pit_failed:
         code = max(code, EXIT_DIVERGED)
     wall = time.perf_counter() - started
@@ -157,34 +178,107 @@ def _run_cases(planned, args, findings, *, modules, sources, observer, workers) 
     return results
 
 
-def _run_catalogue(args, chosen, notes: list, extra: dict, workers: bool) -> list[str]:
-    """Run the pitfall catalogue (``parity run --all``); return the pitfalls not caught cleanly."""
-    from parity.report.terminal import Progress, fit
+def _run_cases_in_jobs(jobs, planned, args, findings, pit_names: list[str]):
+    """:func:`_run_cases` in job processes (:mod:`parity.cli.jobs`), the catalogue's pitfalls queued after the
+    cases. Returns the results in the cases' order once every case is in, and an iterator of the pitfalls'
+    replies in the catalogue's order (the jobs go on with them meanwhile)."""
+    from parity.cli.jobs import case_units
+    from parity.report.terminal import Progress
+    from parity.run.result import CaseResult
 
-    missing = [fw for fw in ("tf1", "tf2", "torch") if (chosen is not None and fw not in chosen) or _plan_missing(fw)]
-    if missing:
-        note = f"note: the pitfall catalogue is not run: it needs tf1, tf2 and torch ({', '.join(missing)} not available)"
-        notes.append(note)
-        _say("\n" + note)
+    options = {"dtypes": args.dtype, "trace_dir": getattr(args, "traces", None),
+               "summary": getattr(args, "summary", False)}
+    sent = [i for i, (case, ports) in enumerate(planned) if ports]
+    units = case_units(planned, options)
+    units += [("job_pitfall", name, tuple(args.dtype or DTYPES)) for name in pit_names]
+    replies = jobs.map(units)
+    got: dict[int, object] = {}
+    verbose = getattr(args, "verbose", False)
+    with Progress(len(planned), "cases") as bar:
+        bar.label(f"in {jobs.n} jobs")
+        while any(k not in got for k in range(len(sent))):
+            k, payload = next(replies)
+            got[k] = payload
+            if k < len(sent):
+                bar.advance()
+                if verbose and not bar.enabled:
+                    case = planned[sent[k]][0]
+                    _progress(f"  {case.name:40s} {payload[0].status:7s} {payload[2]:6.1f}s")
+        for _ in range(len(planned) - len(sent)):
+            bar.advance()
+    results, by_index = [], dict(zip(sent, range(len(sent))))
+    for i, (case, ports) in enumerate(planned):
+        if i not in by_index:
+            results.append(CaseResult(case=case))
+            continue
+        result, found, _ = got.pop(by_index[i])
+        result.case = case  # the registry's own object (the job's copy came through a pickle)
+        findings.diagnoses.update(found.diagnoses)
+        findings.settings.update(found.settings)
+        findings.warnings += found.warnings
+        results.append(result)
+
+    def pitfalls():
+        for k in range(len(sent), len(units)):
+            while k not in got:
+                j, payload = next(replies)
+                got[j] = payload
+            yield got.pop(k)
+
+    return results, pitfalls()
+
+
+def _catalogue_missing(chosen) -> list[str]:
+    return [fw for fw in ("tf1", "tf2", "torch") if (chosen is not None and fw not in chosen) or _plan_missing(fw)]
+
+
+def _catalogue_names(chosen) -> list[str]:
+    """The pitfalls ``parity run --all`` runs ([] when a framework they need is missing): the data-parallel
+    pitfalls (heavy tags) run only by name."""
+    if _catalogue_missing(chosen):
         return []
     from parity.cases.case import HEAVY_TAGS
     from parity.cases.registry import get_case
     from parity.tools import pitfall_check as pitfalls
 
+    return [p.name for p in pitfalls.all_pitfalls() if not set(HEAVY_TAGS) & set(get_case(p.wrong_case).tags)]
+
+
+def _run_catalogue(args, chosen, notes: list, extra: dict, workers: bool, *, replies=None) -> list[str]:
+    """Run the pitfall catalogue (``parity run --all``); return the pitfalls not caught cleanly.
+
+    ``replies``: the catalogue run in jobs (:func:`_run_cases_in_jobs`): an iterator of each pitfall's
+    ``(rows, seconds)``, in the catalogue's order; ``pitfall_seconds`` is then the sum of the pitfalls' own
+    times (they ran beside other work)."""
+    from parity.report.terminal import Progress, fit
+
+    missing = _catalogue_missing(chosen)
+    if missing:
+        note = f"note: the pitfall catalogue is not run: it needs tf1, tf2 and torch ({', '.join(missing)} not available)"
+        notes.append(note)
+        _say("\n" + note)
+        return []
+    from parity.tools import pitfall_check as pitfalls
+
     t0 = time.perf_counter()
     pit = []
-    # the default catalogue: the data-parallel pitfalls (heavy tags) run only by name
-    names = [p.name for p in pitfalls.all_pitfalls() if not set(HEAVY_TAGS) & set(get_case(p.wrong_case).tags)]
+    names = _catalogue_names(chosen)
+    spent = 0.0
     with Progress(len(names), "pitfall catalogue") as pbar:
         for name in names:
             pbar.label(name)
-            with contextlib.redirect_stdout(sys.stderr):
-                pit += pitfalls.run_catalogue(dtypes=tuple(args.dtype or DTYPES), names=[name], workers=workers)
+            if replies is not None:
+                rows, seconds = next(replies)
+                pit += rows
+                spent += seconds
+            else:
+                with contextlib.redirect_stdout(sys.stderr):
+                    pit += pitfalls.run_catalogue(dtypes=tuple(args.dtype or DTYPES), names=[name], workers=workers)
             pbar.advance()
     _say("\nPitfall catalogue (each wrong port must be caught and named first; each right port clean)")
     _say(fit(pitfalls.format_catalogue(pit)))
     extra["pitfalls"] = [dict(vars(p)) for p in pit]
-    extra["pitfall_seconds"] = round(time.perf_counter() - t0, 2)
+    extra["pitfall_seconds"] = round(spent if replies is not None else time.perf_counter() - t0, 2)
     return [p.pitfall for p in pit if not (p.caught and p.named_first and p.right_clean)]
 
 

@@ -29,6 +29,13 @@ class _Pickler(pickle.Pickler):
     # Cases hold read-only mappings (types.MappingProxyType), which pickle does not know.
     dispatch_table = {**copyreg.dispatch_table, types.MappingProxyType: lambda m: (_proxy, (dict(m),))}
 
+    def reducer_override(self, obj):
+        # parity's errors inside what is sent (a case's refusals in its result): rebuilt with their attributes,
+        # not by calling __init__ again (PortError's takes the original exception)
+        if isinstance(obj, ParityError):
+            return pack(obj)
+        return NotImplemented
+
 
 def send(conn: Connection, obj) -> None:
     """Send ``obj``; arrays travel out of band (pickle protocol 5), never copied into the stream."""

@@ -43,8 +43,9 @@ import numpy as np
 
 from parity.cases.case import Case, PortSpec
 from parity.errors import ParityError, PortError
+from parity.run import zygote  # (first: its atexit stop runs after this module's shutdown of the workers)
 from parity.run.noise import relay
-from parity.run.interpreter import python
+from parity.run.interpreter import ROOT, python  # ROOT: the directory holding this same parity
 from parity.run.wire import pack as _pack, plain as _plain, recv as _recv, send as _send
 
 __all__ = ["ENV", "enabled", "RemoteRun", "open_all", "start_steps", "step_all", "shutdown", "GROUPS"]
@@ -131,8 +132,7 @@ class _Worker:
     def __init__(self, group: str, boot: str = ""):
         # Not multiprocessing's spawn: it would re-run the caller's main script in the worker.
         mine, theirs = socket.socketpair()
-        root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))  # this same parity
-        env = dict(os.environ, PYTHONPATH=os.pathsep.join([root] + [p for p in [os.environ.get("PYTHONPATH")] if p]),
+        env = dict(os.environ, PYTHONPATH=os.pathsep.join([ROOT] + [p for p in [os.environ.get("PYTHONPATH")] if p]),
                    _PARITY_WORKER_NAME=group)  # (internal: names its profile, PARITY_PROFILE_WORKERS)
         # boot: statements run first (a higher layer registering its HANDLERS / MODULES)
         code = f"{boot + '; ' if boot else ''}from parity.run.workers import _main; _main({theirs.fileno()})"
@@ -140,8 +140,8 @@ class _Worker:
         # Ctrl-C reaches the whole process group: a worker then ends at once, quietly (the harness
         # reports the interruption); it dies with the harness too (parity.run.interpreter).
         quiet = "import signal; signal.signal(signal.SIGINT, signal.SIG_DFL)"
-        self.proc = subprocess.Popen(python(code, early=quiet), pass_fds=[theirs.fileno()], env=env,
-                                     stderr=subprocess.PIPE)
+        self.proc = (None if boot else zygote.forked(group, theirs, env)) or subprocess.Popen(  # TF's: forked
+            python(code, early=quiet), pass_fds=[theirs.fileno()], env=env, stderr=subprocess.PIPE)
         theirs.close()
         threading.Thread(target=relay, args=(self.proc.stderr,), daemon=True).start()
         self.conn = Connection(mine.detach())
@@ -168,7 +168,8 @@ class _Worker:
         except (EOFError, OSError):
             self.stop()
             rc = self.proc.returncode
-            how = (f"was killed by {signal.Signals(-rc).name}" if rc is not None and rc < 0 else
+            how = ("died (killed, out of memory, or a port called os._exit)" if isinstance(self.proc, zygote.Forked) else
+                   f"was killed by {signal.Signals(-rc).name}" if rc is not None and rc < 0 else
                    f"died (exit code {rc}{': did a port call os._exit?' if rc == 0 else ''})")
             raise _Died(f"the {self.group} worker process {how}") from None
 

@@ -1,0 +1,313 @@
+"""Framework workers forked from an interpreter that imported TensorFlow (the workers' *zygote*).
+
+Importing TensorFlow is about 5 s of CPU, and ``parity run`` starts two TensorFlow workers
+(``tf1``, ``tf2``: :mod:`parity.run.workers`) per harness, four with two jobs
+(:mod:`parity.cli.jobs`). The zygote imports ``tf_impl`` and TensorFlow once and runs nothing (no
+graph, no eager context, no session, one thread); each TensorFlow worker is then a child forked
+from it: as fresh as a new interpreter, without the import.
+
+It listens on a Unix socket in a private temporary directory; the process that starts it puts the
+path in ``_PARITY_ZYGOTE`` so its job processes ask the same zygote. A request carries the
+worker's group, the asking process's environment and two descriptors (the worker's end of its
+socket, the write end of its stderr pipe); the reply is the child's pid. The zygote forks only for
+an environment equal to its own at start (apart from the names :data:`_OWN`): anything else (a
+``TF_*`` variable set since) gets a fresh interpreter, as before. A forked worker ends when its
+harness closes the socket, when its harness is gone (a watchdog thread), or at once when the
+zygote dies (``PR_SET_PDEATHSIG``); the zygote dies with the process that started it.
+``PARITY_ZYGOTE=0`` turns it off; where ``os.fork`` is missing it is never used.
+"""
+
+from __future__ import annotations
+
+import atexit
+import os
+import shutil
+import subprocess
+import signal
+import sys
+import tempfile
+import time
+
+__all__ = ["ENV", "GROUPS", "enabled", "start", "fork_worker", "forked", "Forked", "shutdown"]
+
+#: "0" (or "no", "false", empty) starts every worker as a fresh interpreter.
+ENV = "PARITY_ZYGOTE"
+#: the worker groups forked from it (the framework it imported)
+GROUPS = ("tf1", "tf2")
+_ADDRESS = "_PARITY_ZYGOTE_ADDRESS"  # (internal) the socket path, for the job processes
+#: environment names that may differ between the zygote and a worker it forks (the worker gets the asking
+#: process's whole environment; these are not read by an import of TensorFlow: a terminal's size, the shell's
+#: directories, parity's own names; PYTHONPATH is compared without parity's root, which a worker's adds)
+_OWN = frozenset({_ADDRESS, "_PARITY_WORKER_NAME", "COLUMNS", "LINES", "PWD", "OLDPWD", "_"})
+_STARTED: list = []  # [(Popen, directory)] of the zygote this process started
+_WAIT = 10.0  # seconds a stopping zygote waits for its workers to end
+
+
+def enabled() -> bool:
+    return hasattr(os, "fork") and os.environ.get(ENV, "1").strip().lower() not in ("0", "", "no", "false")
+
+
+def _comparable(env) -> dict:
+    from parity.run.interpreter import ROOT
+
+    out = {k: v for k, v in env.items() if k not in _OWN}
+    if "PYTHONPATH" in out:
+        out["PYTHONPATH"] = os.pathsep.join(dict.fromkeys(p for p in out["PYTHONPATH"].split(os.pathsep)
+                                                          if p and os.path.abspath(p) != ROOT))
+    return out
+
+
+def start() -> None:
+    """Start the zygote (once per process tree: not when this process or its parent has one)."""
+    from parity.run import frameworks  # noqa: F401 -- its BLAS setting in our environment, as in the zygote's
+    from parity.run.interpreter import python
+
+    if not enabled() or _STARTED or os.environ.get(_ADDRESS):
+        return
+    directory = tempfile.mkdtemp(prefix="parity-zygote-")
+    path = os.path.join(directory, "socket")
+    quiet = "import signal; signal.signal(signal.SIGINT, signal.SIG_DFL)"
+    code = (f"from parity.run.workers import _main as serve; from parity.run.zygote import _main; "
+            f"_main({os.getpid()}, {path!r}, serve)")
+    proc = subprocess.Popen(python(code, early=quiet, watch=False), stdin=subprocess.DEVNULL,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    _STARTED.append((proc, directory))
+    os.environ[_ADDRESS] = path
+
+
+def shutdown() -> None:
+    """Stop the zygote this process started; it waits (up to :data:`_WAIT` seconds) for the workers it forked,
+    which end when their harness stops them (:func:`parity.run.workers.shutdown`: registered with atexit after
+    this, so it runs first)."""
+    while _STARTED:
+        proc, directory = _STARTED.pop()
+        os.environ.pop(_ADDRESS, None)
+        try:  # SIGTERM: it waits for its workers (their CPU time counts in ours: /usr/bin/time sees it), then ends
+            proc.terminate()
+            proc.wait(timeout=_WAIT + 5)
+        except Exception:  # noqa: BLE001 -- stopping: never a reason to fail
+            proc.kill()
+            proc.wait()
+        shutil.rmtree(directory, ignore_errors=True)
+
+
+atexit.register(shutdown)
+
+
+def fork_worker(group: str, sock_fd: int, err_fd: int, env: dict, timeout: float = 60.0) -> int | None:
+    """A worker of ``group`` forked by the zygote, serving ``sock_fd`` with its stderr on ``err_fd``: its
+    pid, or None where the zygote cannot serve (none started, it is gone, another environment)."""
+    import socket
+    from multiprocessing.connection import Connection
+    from multiprocessing.reduction import send_handle
+
+    path = os.environ.get(_ADDRESS)
+    if not enabled() or group not in GROUPS or not path:
+        return None
+    deadline = time.monotonic() + timeout
+    while True:  # the zygote may still be importing TensorFlow: its socket appears when it is ready
+        s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        try:
+            s.connect(path)
+            conn = Connection(s.detach())
+            break
+        except (FileNotFoundError, ConnectionRefusedError):
+            s.close()
+            if time.monotonic() > deadline or (_STARTED and _STARTED[0][0].poll() is not None):
+                return None
+            time.sleep(0.05)
+        except OSError:
+            s.close()
+            return None
+    try:
+        with conn:
+            conn.send((group, _comparable(env), env, os.getpid(), os.getcwd()))
+            if not conn.recv():  # another environment: a fresh interpreter
+                return None
+            send_handle(conn, sock_fd, None)
+            send_handle(conn, err_fd, None)
+            return conn.recv()
+    except (EOFError, OSError):
+        return None
+
+
+class Forked:
+    """A worker the zygote forked (:mod:`parity.run.zygote`), seen as the ``Popen`` of a fresh one (not our
+    child: its exit code is unknown, None)."""
+
+    def __init__(self, pid: int, stderr):
+        self.pid, self.stderr, self.returncode = pid, stderr, None
+
+    def poll(self):
+        try:
+            os.kill(self.pid, 0)
+            with open(f"/proc/{self.pid}/stat", "rb") as fh:  # a zombie is gone (the zygote reaps it)
+                gone = fh.read().rsplit(b")", 1)[-1].split()[0] == b"Z"
+        except (ProcessLookupError, FileNotFoundError):
+            gone = True
+        except OSError:
+            gone = False
+        return 0 if gone else None
+
+    def wait(self, timeout: float | None = None):
+        import time
+
+        end = None if timeout is None else time.monotonic() + timeout
+        while self.poll() is None:
+            if end is not None and time.monotonic() > end:
+                raise subprocess.TimeoutExpired("worker", timeout)
+            time.sleep(0.02)
+        return None
+
+    def kill(self) -> None:
+        try:
+            os.kill(self.pid, signal.SIGKILL)
+        except OSError:
+            pass
+
+
+def forked(group: str, theirs, env: dict) -> Forked | None:
+    """A worker of ``group`` forked by the zygote, or None (a fresh interpreter then)."""
+    if group not in GROUPS or not enabled():
+        return None
+    read, write = os.pipe()
+    try:
+        pid = fork_worker(group, theirs.fileno(), write, env)
+    finally:
+        os.close(write)
+    if pid is None:
+        os.close(read)
+        return None
+    return Forked(pid, os.fdopen(read, "rb"))
+
+
+# -- the zygote ---------------------------------------------------------------------------------------
+
+def _main(parent: int, path: str, serve) -> None:
+    """Import TensorFlow (run nothing), then fork a worker per request (``serve(fd)``: the worker's loop,
+    :func:`parity.run.workers._main`), for as long as ``parent`` lives."""
+    import socket
+
+    from parity.run.isolate import _die_with
+
+    _die_with(parent)
+    from parity.run.frameworks import preload, prepare_environment
+
+    mine = _comparable(os.environ)  # the starting process's environment (what a fresh worker would get)
+    prepare_environment()  # tf_impl sets TensorFlow's environment before it is imported
+    preload("tf1")
+    added = {k: v for k, v in os.environ.items() if k not in mine or mine[k] != v}  # what importing set
+    signal.signal(signal.SIGTERM, _stop)
+    listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    listener.bind(path + ".tmp")
+    listener.listen(8)
+    listener.settimeout(1.0)
+    os.rename(path + ".tmp", path)  # the path appears when the zygote is ready
+    try:
+        _serve(listener, mine, added, serve)
+    except _Stop:
+        pass
+    listener.close()
+    end = time.monotonic() + _WAIT  # wait for the workers (their CPU time is then counted in ours)
+    while time.monotonic() < end:
+        try:
+            if os.waitpid(-1, os.WNOHANG)[0] == 0:
+                time.sleep(0.05)
+        except ChildProcessError:
+            break
+
+
+class _Stop(Exception):
+    pass
+
+
+def _stop(signum, frame) -> None:
+    raise _Stop
+
+
+def _reap() -> None:
+    try:
+        while os.waitpid(-1, os.WNOHANG)[0] > 0:
+            pass
+    except ChildProcessError:
+        pass
+
+
+def _serve(listener, mine: dict, added: dict, serve) -> None:
+    import socket
+    from multiprocessing.connection import Connection
+    from multiprocessing.reduction import recv_handle
+
+    while True:
+        _reap()  # ended workers (a zombie until then: _Forked.poll reads it as gone)
+        try:
+            conn = Connection(listener.accept()[0].detach())
+        except socket.timeout:
+            continue
+        except OSError:
+            return
+        try:
+            group, comparable, env, harness, cwd = conn.recv()
+            if comparable != mine:
+                conn.send(False)
+                conn.close()
+                continue
+            conn.send(True)
+            sock_fd, err_fd = recv_handle(conn), recv_handle(conn)
+        except (EOFError, OSError):
+            conn.close()
+            continue
+        pid = os.fork()
+        if pid == 0:
+            _child(listener, conn, dict(env, **added), cwd, harness, sock_fd, err_fd, serve)
+        os.close(sock_fd)
+        os.close(err_fd)
+        try:
+            conn.send(pid)
+        except OSError:
+            pass
+        conn.close()
+
+
+def _child(listener, conn, env: dict, cwd: str, harness: int, sock_fd: int, err_fd: int, serve) -> None:
+    """A forked worker: the asking harness's environment and directory, stderr to its pipe, then the worker's loop."""
+    code = 1
+    try:
+        listener.close()
+        conn.close()
+        signal.signal(signal.SIGTERM, signal.SIG_DFL)
+        os.dup2(err_fd, 2)
+        os.close(err_fd)
+        os.environ.clear()
+        os.environ.update(env)
+        os.chdir(cwd)
+        _watch(harness)
+        serve(sock_fd)
+        code = 0
+    except BaseException:  # noqa: BLE001 -- its traceback goes to the harness's stderr relay
+        import traceback
+
+        traceback.print_exc()
+    finally:
+        try:
+            sys.stdout.flush()
+            sys.stderr.flush()
+        finally:
+            os._exit(code)
+
+
+def _watch(pid: int, period: float = 0.5) -> None:
+    """End this process when ``pid`` (the harness it serves, not its parent) is gone."""
+    import threading
+
+    def watch() -> None:
+        while True:
+            try:
+                os.kill(pid, 0)
+            except ProcessLookupError:
+                os._exit(1)
+            except OSError:
+                pass
+            time.sleep(period)
+
+    threading.Thread(target=watch, name="parity-harness-watch", daemon=True).start()

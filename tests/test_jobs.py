@@ -1,0 +1,88 @@
+"""`parity run` in job processes (parity/cli/jobs.py) and TensorFlow workers forked from the zygote
+(parity/run/zygote.py): the same report and JSON as one harness, fewer TensorFlow imports."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+
+from parity.cli.jobs import MIN_UNITS, jobs_for
+from parity.errors import ParityError
+from parity.run.frameworks import available
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+# small cases of every framework (tf1, tf2 forked from the zygote; torch, numpy fresh) and a refusal
+CASES = ["seed004_constant", "seed004_oscillate", "seed004_var_list", "seed004_global_step_ema",
+         "seed004_nothing_to_train", "seed002_torch_renorm_eps"]
+needs_all = pytest.mark.skipif(not all(available(f) for f in ("tf1", "tf2", "torch")),
+                               reason="needs TensorFlow and torch")
+
+
+def test_jobs_for_reads_the_flag_then_the_environment_then_the_run(monkeypatch):
+    monkeypatch.delenv("PARITY_JOBS", raising=False)
+    assert jobs_for(MIN_UNITS - 1, None) == 1  # a small run stays in one harness
+    assert jobs_for(100, None) in (1, 2)  # one per core, at most 2
+    assert jobs_for(100, 3) == 3 and jobs_for(2, 3) == 2  # never more jobs than units
+    monkeypatch.setenv("PARITY_JOBS", "4")
+    assert jobs_for(100, None) == 4 and jobs_for(100, 1) == 1  # --jobs wins
+    for bad in ("two", "0", "-1"):
+        monkeypatch.setenv("PARITY_JOBS", bad)
+        with pytest.raises(ParityError, match="PARITY_JOBS"):
+            jobs_for(100, None)
+
+
+def _run(tmp_path, name: str, *extra: str, env=None) -> tuple[subprocess.CompletedProcess, dict]:
+    out = tmp_path / f"{name}.json"
+    proc = subprocess.run([sys.executable, "-m", "parity", "run", *CASES, "--json", str(out), *extra],
+                          capture_output=True, text=True, cwd=ROOT, env=dict(os.environ, **(env or {})), timeout=600)
+    return proc, json.loads(out.read_text())
+
+
+def _without_times(x):
+    if isinstance(x, dict):
+        return {k: _without_times(v) for k, v in x.items()
+                if k not in ("seconds", "created", "command", "wall_seconds", "pitfall_seconds")}
+    if isinstance(x, list):
+        return [_without_times(v) for v in x]
+    return x
+
+
+@needs_all
+def test_two_jobs_give_the_report_and_json_of_one_harness(tmp_path):
+    one, j1 = _run(tmp_path, "one", "--jobs", "1", env={"PARITY_ZYGOTE": "0"})
+    two, j2 = _run(tmp_path, "two", "--jobs", "2")
+    assert one.returncode == two.returncode == 0, one.stderr + two.stderr
+    assert _without_times(j1) == _without_times(j2)
+    # the printed report too, but for the run's own time on its last line
+    lines = [[ln for ln in p.stdout.splitlines() if "cases behaved" not in ln and "JSON report" not in ln]
+             for p in (one, two)]
+    assert lines[0] == lines[1]
+
+
+@pytest.mark.skipif(not available("tf1") or not hasattr(os, "fork"), reason="needs TensorFlow and os.fork")
+def test_tensorflow_workers_are_forked_from_the_zygote_unless_the_environment_changed(monkeypatch):
+    from parity.run import workers, zygote
+
+    monkeypatch.delenv("PARITY_ZYGOTE", raising=False)
+    workers.shutdown()
+    zygote.start()
+    try:
+        w = workers._Worker("tf1")
+        assert isinstance(w.proc, zygote.Forked)
+        assert w.alive
+        w.stop()
+        assert not w.alive  # it ended when its harness stopped it (the zygote reaps it)
+        monkeypatch.setenv("TF_PARITY_TEST_SETTING", "1")  # TensorFlow would read it at import: a fresh one
+        fresh = workers._Worker("tf1")
+        assert isinstance(fresh.proc, subprocess.Popen)
+        fresh.stop()
+        torch_worker = workers._Worker("torch")  # only TensorFlow's workers are forked
+        assert isinstance(torch_worker.proc, subprocess.Popen)
+        torch_worker.stop()
+    finally:
+        zygote.shutdown()
+    assert "_PARITY_ZYGOTE_ADDRESS" not in os.environ
