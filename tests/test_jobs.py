@@ -86,3 +86,23 @@ def test_tensorflow_workers_are_forked_from_the_zygote_unless_the_environment_ch
     finally:
         zygote.shutdown()
     assert "_PARITY_ZYGOTE_ADDRESS" not in os.environ
+
+
+def test_a_zygote_that_is_gone_means_a_fresh_worker_at_once(tmp_path, monkeypatch):
+    """An address inherited from a process whose zygote died (no socket, or nobody listening): no waiting."""
+    import socket
+    import time
+
+    from parity.run import zygote
+
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
+    (tmp_path / "pid").write_text(dead.stdout.strip())
+    monkeypatch.setenv("_PARITY_ZYGOTE_ADDRESS", str(tmp_path / "socket"))
+    a, b = socket.socketpair()
+    t0 = time.monotonic()
+    assert zygote.fork_worker("tf1", a.fileno(), b.fileno(), dict(os.environ)) is None  # no socket, pid gone
+    listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    listener.bind(str(tmp_path / "socket"))  # there, but nobody listens
+    assert zygote.fork_worker("tf1", a.fileno(), b.fileno(), dict(os.environ)) is None
+    assert time.monotonic() - t0 < 5  # not the 60 s a zygote still importing TensorFlow is given
+    listener.close()

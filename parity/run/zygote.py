@@ -72,6 +72,8 @@ def start() -> None:
     proc = subprocess.Popen(python(code, early=quiet, watch=False), stdin=subprocess.DEVNULL,
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     _STARTED.append((proc, directory))
+    with open(os.path.join(directory, "pid"), "w") as fh:  # for a process that did not start it: is it alive?
+        fh.write(str(proc.pid))
     os.environ[_ADDRESS] = path
 
 
@@ -111,12 +113,12 @@ def fork_worker(group: str, sock_fd: int, err_fd: int, env: dict, timeout: float
             s.connect(path)
             conn = Connection(s.detach())
             break
-        except (FileNotFoundError, ConnectionRefusedError):
+        except FileNotFoundError:  # not listening yet (importing), or gone: wait only while it lives
             s.close()
-            if time.monotonic() > deadline or (_STARTED and _STARTED[0][0].poll() is not None):
+            if time.monotonic() > deadline or not _alive(os.path.dirname(path)):
                 return None
             time.sleep(0.05)
-        except OSError:
+        except OSError:  # refused (its socket is there and no one listens: it died), or anything else
             s.close()
             return None
     try:
@@ -179,6 +181,18 @@ def forked(group: str, theirs, env: dict) -> Forked | None:
         os.close(read)
         return None
     return Forked(pid, os.fdopen(read, "rb"))
+
+
+def _alive(directory: str) -> bool:
+    """Whether the zygote of ``directory`` still runs (its starter wrote its pid there)."""
+    if _STARTED and _STARTED[0][1] == directory:
+        return _STARTED[0][0].poll() is None
+    try:
+        with open(os.path.join(directory, "pid")) as fh:
+            os.kill(int(fh.read()), 0)
+        return True
+    except (OSError, ValueError):
+        return False
 
 
 # -- the zygote ---------------------------------------------------------------------------------------
