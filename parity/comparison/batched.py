@@ -11,7 +11,7 @@ import math
 
 import numpy as np
 
-from parity.comparison.records import _diff_arrays, _relative
+from parity.comparison.records import _diff_arrays, shape_of
 from parity.trace.summary import Summary
 
 __all__ = ["BATCH_MAX", "measures", "step_measures"]
@@ -25,7 +25,7 @@ def step_measures(sa, sb, stages) -> dict:
         ta, tb = sa.get(stage), sb.get(stage)
         for name, xa in (ta or {}).items() if tb else ():
             xb = tb.get(name)
-            if xb is not None and np.shape(xa) == np.shape(xb):
+            if xb is not None and shape_of(xa) == shape_of(xb):
                 keys.append((stage, name))
                 pairs.append((xa, xb))
     return dict(zip(keys, measures(pairs)))
@@ -51,8 +51,8 @@ def _diff_many(pairs: list) -> list:
     Every operation is the per-tensor one on the same values (a difference in the tensors' own dtype, or both cast
     to float64 when they differ; maxima and minima are exact), the worst element is the first maximum as
     ``argmax`` takes it, and the scale is the same ``max`` of the same four numbers. A tensor whose difference or
-    scale is not finite, and every other kind of input, goes through :func:`_diff_arrays` itself. Call it in
-    :data:`QUIET`'s error state, as :func:`_diff_arrays`."""
+    scale is not finite, and every other kind of input, goes through :func:`_diff_arrays` itself (a step's arrays:
+    their extremes remembered, ``remember``). Call it in :data:`QUIET`'s error state, as :func:`_diff_arrays`."""
     out: list = [None] * len(pairs)
     groups: dict = {}
     for k, (a, b) in enumerate(pairs):
@@ -60,10 +60,10 @@ def _diff_many(pairs: list) -> list:
                 and 0 < a.size <= BATCH_MAX and a.shape == b.shape):
             groups.setdefault((a.dtype, b.dtype), []).append(k)
         else:
-            out[k] = _diff_arrays(a, b)
+            out[k] = _diff_arrays(a, b, remember=True)
     for (da, db), ks in groups.items():
         if len(ks) == 1:
-            out[ks[0]] = _diff_arrays(*pairs[ks[0]])
+            out[ks[0]] = _diff_arrays(*pairs[ks[0]], remember=True)
             continue
         wide = None if da == db else np.float64  # as _diff_arrays: both in float64 when the dtypes differ
         big_a = np.concatenate([pairs[k][0].reshape(-1) for k in ks], dtype=wide)
@@ -78,21 +78,36 @@ def _diff_many(pairs: list) -> list:
         # each segment's first maximum (a segment without one has a NaN maximum: never read)
         first = hit[np.minimum(np.searchsorted(hit, starts), hit.size - 1)] if hit.size else np.zeros(0, np.intp)
         va, vb, first = big_a[first].tolist(), big_b[first].tolist(), first.tolist()
-        ext = [np.maximum.reduceat(big_a, starts).tolist(), np.minimum.reduceat(big_a, starts).tolist(),
-               np.maximum.reduceat(big_b, starts).tolist(), np.minimum.reduceat(big_b, starts).tolist()]
-        worst, starts = worst.tolist(), starts.tolist()
+        # the scale, max(a.max(), -a.min(), b.max(), -b.min()), and the relative error (as _relative, in float64;
+        # both read only where finite). A zero scale is taken again as max() takes it: numpy's maximum of +0 and
+        # -0 is either, max() keeps the first (the zero's sign is in the report)
+        ext = [np.maximum.reduceat(big_a, starts), np.minimum.reduceat(big_a, starts),
+               np.maximum.reduceat(big_b, starts), np.minimum.reduceat(big_b, starts)]
+        scale = np.maximum(np.maximum(ext[0], np.negative(ext[1])), np.maximum(ext[2], np.negative(ext[3])))
+        ok = (np.isfinite(worst) & np.isfinite(scale)).tolist()
+        with np.errstate(all="ignore"):
+            rel = np.divide(worst, scale, dtype=np.float64)
+        rel[scale == 0.0] = math.inf
+        rel[worst == 0.0] = 0.0
+        zero = np.flatnonzero(scale == 0.0).tolist()
+        worst, scale, rel, starts = worst.tolist(), scale.tolist(), rel.tolist(), starts.tolist()
+        for j in zero:
+            scale[j] = max(float(ext[0][j]), -float(ext[1][j]), float(ext[2][j]), -float(ext[3][j]))
         for j, k in enumerate(ks):
-            max_abs = worst[j]
-            scale = max(ext[0][j], -ext[1][j], ext[2][j], -ext[3][j]) if math.isfinite(max_abs) else math.nan
-            if not math.isfinite(scale):
-                out[k] = _diff_arrays(*pairs[k])
+            if not ok[j]:
+                out[k] = _diff_arrays(*pairs[k], remember=True)
                 continue
-            flat = first[j]
+            local = first[j] - starts[j]
             shape = pairs[k][0].shape
-            local = flat - starts[j]
-            if len(shape) == 1:
-                index = (local,)
-            else:
-                index = tuple(int(i) for i in np.unravel_index(local, shape)) if shape else ()
-            out[k] = ((max_abs, _relative(max_abs, scale), index, va[j], vb[j], scale), False)
+            out[k] = ((worst[j], rel[j], (local,) if len(shape) == 1 else _unravel(local, shape), va[j], vb[j],
+                       scale[j]), False)
     return out
+
+
+def _unravel(flat: int, shape: tuple) -> tuple:
+    """``np.unravel_index(flat, shape)`` as a tuple of ints (C order), without numpy's call."""
+    index = []
+    for n in reversed(shape):
+        flat, i = divmod(flat, n)
+        index.append(i)
+    return tuple(reversed(index))

@@ -40,7 +40,7 @@ from typing import Callable, Mapping
 import numpy as np
 
 from parity.cases.case import Cost
-from parity.comparison.records import Comparison, Divergence, NonFinite, StructureIssue, TensorDiff, QUIET, _diff_arrays, _relative, diff_arrays, diff_summaries, divergence_key as _key, first_nonfinite, layer_of
+from parity.comparison.records import Comparison, Divergence, NonFinite, StructureIssue, TensorDiff, QUIET, _diff_arrays, _relative, diff_arrays, diff_summaries, divergence_key as _key, first_nonfinite, layer_of, shape_of
 from parity.comparison.propagate import Propagation
 from parity.comparison.batched import step_measures
 from parity.comparison.envelope import ENVELOPE_FACTOR, FLOAT64_PER_FLOAT32, PORT_CAP, Drift, envelope as _envelope
@@ -190,7 +190,7 @@ class Comparator:
                     self._issue(i, stage, name, "missing in A", f"only {pb} reports it", found)
                     continue
                 xa, xb = ta[name], tb[name]
-                if np.shape(xa) != np.shape(xb):
+                if shape_of(xa) != shape_of(xb):
                     self._issue(i, stage, name, "shape", f"{pa} {list(np.shape(xa))} vs {pb} {list(np.shape(xb))}", found)
                     continue
                 raw.append((pos, name, self._raw(i, stage, name, xa, xb)))
@@ -212,7 +212,7 @@ class Comparator:
                         found.append((Divergence(i, stage, name, "nonfinite", d.describe(), d), pos))
                 elif verdict == "rounding":
                     out.n_rounding += 1
-            out.series.setdefault(stage, array("d", [math.nan] * i)).append(worst_units)
+            (out.series.get(stage) or out.series.setdefault(stage, array("d", [math.nan] * i))).append(worst_units)
 
     def _raw(self, i: int, stage: str, name: str, xa, xb):
         """The elementwise measure of one tensor (:func:`diff_arrays`; taken with the step's others: :mod:`.batched`),
@@ -230,7 +230,7 @@ class Comparator:
                 if side not in out.nonfinite:
                     port = (out.a if side == "a" else out.b).get("port", "?")
                     out.nonfinite[side] = NonFinite(i, stage, name, port, nf[1], nf[2], nf[0])
-        return m, summary, tuple(np.shape(xa)), bad
+        return m, summary, tuple(shape_of(xa)), bad
 
     def _operand_scales(self, stage: str, raw) -> dict[str, float]:
         """Per layer (:func:`layer_of`), its largest magnitude in this stage so far, in either run: the scale

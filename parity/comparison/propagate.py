@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import math
 import re
+import weakref
 from typing import Mapping
 
 import numpy as np
@@ -88,33 +89,42 @@ class Propagation:
 
     def parameter(self, name: str, xa, xb, sa: Mapping, sb: Mapping) -> np.ndarray | None:
         """The carried error of parameter ``name`` after this step's update (per element), or None."""
+        var, source = self._source(name, xa, xb, sa, sb)
+        return self.carried.get(var) if source is None else self._update(var, xa, xb, *source)
+
+    def _source(self, name: str, xa, xb, sa: Mapping, sb: Mapping):
+        """``(variable, (previous values, slot or gradient a, b))`` where this step's update carries error on (else
+        ``(variable, None)``); the parameters are kept as the next step's previous values either way."""
         var = variable_of(name)
         prev = self.prev.get(var)
         arrays = isinstance(xa, np.ndarray) and isinstance(xb, np.ndarray) and xa.shape == xb.shape
         self.prev[var] = (xa, xb) if arrays else None
         if not arrays or prev is None or prev[0] is None or np.shape(prev[0]) != xa.shape or np.shape(prev[1]) != xa.shape:
-            return self.carried.get(var)
+            return var, None
         if not any(self.accepted.get((stage, name)) for stage in GRADIENT_STAGES):
-            return self.carried.get(var)  # (no gradient, or one that differs: that is the divergence)
+            return var, None  # (no gradient, or one that differs: that is the divergence)
         # what the update is linear in: the first-moment slot (Adam's m, a momentum buffer: the history's
         # differences are in it), else the gradient it consumed
         sources = [("slots", f"{name}/{slot}") for slot in FIRST_MOMENT] + [(stage, name) for stage in GRADIENT_STAGES]
         for stage, key in sources:
             ga, gb = sa.get(stage, {}).get(key), sb.get(stage, {}).get(key)
             if isinstance(ga, np.ndarray) and isinstance(gb, np.ndarray) and ga.shape == gb.shape == xa.shape:
-                break
-        else:
-            return self.carried.get(var)
+                return var, (prev, ga, gb)
+        return var, None
+
+    def _update(self, var: str, xa, xb, prev, ga, gb) -> np.ndarray:
         with np.errstate(all="ignore"):
-            ga, gb = np.asarray(ga, np.float64), np.asarray(gb, np.float64)
-            gain = np.zeros(xa.shape)  # the update's gain |dp| / |g|, the larger of the two runs (0 where g is 0)
-            for x, p, g in ((xa, prev[0], ga), (xb, prev[1], gb)):
-                move = np.abs(np.asarray(x, np.float64) - np.asarray(p, np.float64))
-                gain = np.maximum(gain, np.where(g != 0, move / np.abs(g), 0.0))
-            step = np.abs(ga - gb) * gain
-        step = np.where(np.isfinite(step), step, 0.0)
+            # the update's gain |dp| / |g|, the larger of the two runs (0 where g is 0); each run's own gain is
+            # the same in every pair it is in: taken once per step (:func:`_gain`)
+            step = np.maximum(_gain(xa, prev[0], ga), _gain(xb, prev[1], gb), out=np.empty(xa.shape))
+            np.multiply(step, _absdiff(ga, gb), out=step)
+            if step.size and not np.isfinite(step.max()):  # (the largest is finite only when every element is)
+                step[~np.isfinite(step)] = 0.0
+            old = self.carried.get(var)
+            if old is not None:
+                step = np.add(step, old, out=step) if old.shape == step.shape else old + step
         # kept in float32 (an allowance, not a value: 1e-7 relative is plenty): memory is the parameters' size
-        carried = self.carried[var] = (self.carried.get(var, 0.0) + step).astype(np.float32)
+        carried = self.carried[var] = step.astype(np.float32)
         return carried
 
     def output(self, name: str) -> float:
@@ -136,13 +146,87 @@ class Propagation:
             carried = self.output(name) or None
         else:
             return None
-        (max_abs, _, idx, va, vb, _), summary, _, nonfinite = raw
-        if carried is None or summary or nonfinite or not math.isfinite(max_abs) or max_abs == 0.0:
-            return None
+        return _beyond(raw, carried, xa, xb)
+
+
+def _beyond(raw, carried, xa, xb):
+    """:meth:`Propagation.excess` of one tensor, its carried error known."""
+    (max_abs, _, idx, va, vb, _), summary, _, nonfinite = raw
+    if carried is None or summary or nonfinite or not math.isfinite(max_abs) or max_abs == 0.0:
+        return None
+    a, b = np.asarray(xa), np.asarray(xb)
+    with np.errstate(all="ignore"):
+        over = _absdiff(a, b)  # |a - b|, then (in place) its excess over the carried error
+        np.subtract(over, carried, out=over)
+    # the element most beyond the carried error (the first where several are); where nothing is beyond it,
+    # the largest difference. The difference at one element is the same float64 subtraction as the array's.
+    k = int(np.argmax(over))
+    if not over.flat[k] > 0:
         with np.errstate(all="ignore"):
-            a, b = np.asarray(xa, np.float64), np.asarray(xb, np.float64)
-            err = np.abs(a - b)
-            beyond = np.maximum(err - carried, 0.0)
-        k = int(np.argmax(beyond)) if beyond.max() > 0 else int(np.argmax(err))
-        where = np.unravel_index(k, err.shape) if err.ndim else ()
-        return float(err.flat[k]), tuple(int(x) for x in where), float(a.flat[k]), float(b.flat[k]), float(beyond.flat[k])
+            k = int(np.argmax(_absdiff(a, b)))
+    beyond = float(np.maximum(over.flat[k], 0.0))
+    va, vb = float(a.flat[k]), float(b.flat[k])
+    where = np.unravel_index(k, a.shape) if a.ndim else ()
+    return abs(va - vb), tuple(int(x) for x in where), va, vb, beyond
+
+
+def _absdiff(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """``|a - b|`` in float64, a new array (the same numbers as ``np.abs(np.asarray(a, np.float64) - np.asarray(b,
+    np.float64))``, without the casts' copies)."""
+    if a.dtype == np.float64 and b.dtype == np.float64 and a.ndim:  # (a 0-d difference would be a scalar)
+        out = np.subtract(a, b)
+    else:
+        out = a.astype(np.float64)
+        np.subtract(out, b, out=out)
+    return np.abs(out, out=out)
+
+
+#: Each run's update gain, per (parameter, its previous value, the slot or gradient), while all three live
+#: (:func:`_gain`), the oldest forgotten beyond :data:`GAIN_MEMO_BYTES`.
+_GAINS: dict = {}
+_GAIN_BYTES = [0]
+GAIN_MEMO_BYTES = 64 << 20
+GAIN_MEMO_MIN = 1024  # elements: a smaller parameter's gain is taken again
+
+
+def _gain(x, p, g) -> np.ndarray:
+    """``|x - p| / |g|`` in float64, 0 where ``g`` is 0: one run's update gain (read-only: it is shared).
+
+    A run's parameter is in every pair the run is in (a case of four ports: three pairs per dtype), so its gain
+    is remembered while ``x``, ``p`` and ``g`` live, :data:`GAIN_MEMO_BYTES` at most: a step's arrays are never
+    written to (the boundary copied them), and the same three objects give the same gain."""
+    if np.size(x) < GAIN_MEMO_MIN:  # (cheaper to take again than to remember)
+        return _take_gain(x, p, g)
+    key = (id(x), id(p), id(g))
+    hit = _GAINS.get(key)
+    if hit is not None and hit[0]() is x and hit[1]() is p and hit[2]() is g:
+        _GAINS[key] = _GAINS.pop(key)  # (the most recently used last: the oldest is forgotten first)
+        return hit[3]
+    gain = _take_gain(x, p, g)
+    try:
+        refs = tuple(weakref.ref(v, lambda _, key=key: _forget(key)) for v in (x, p, g))
+    except TypeError:  # (not an ndarray: nothing to remember it by)
+        return gain
+    _forget(key)
+    for old in [k for k in list(_GAINS) if k[0] == key[1]]:  # the previous update's gains (p was its x): not asked again
+        _forget(old)
+    _GAINS[key] = (*refs, gain)
+    _GAIN_BYTES[0] += gain.nbytes
+    while _GAIN_BYTES[0] > GAIN_MEMO_BYTES and len(_GAINS) > 1:
+        _forget(next(iter(_GAINS)))
+    return gain
+
+
+def _take_gain(x, p, g) -> np.ndarray:
+    with np.errstate(all="ignore"):
+        gain = _absdiff(np.asarray(x), np.asarray(p))
+        np.divide(gain, np.abs(g.astype(np.float64)), out=gain)
+        gain[g == 0] = 0.0
+    gain.flags.writeable = False
+    return gain
+
+
+def _forget(key) -> None:
+    hit = _GAINS.pop(key, None)
+    if hit is not None:
+        _GAIN_BYTES[0] -= hit[3].nbytes

@@ -11,9 +11,11 @@ import math
 import re
 from array import array
 from dataclasses import dataclass, field
+from functools import lru_cache
 
 import numpy as np
 
+from parity.comparison.extremes import _extremes, shape_of
 from parity.trace.summary import summarize
 from parity.trace.memory import STAGES, stage_label
 
@@ -168,6 +170,7 @@ def first_nonfinite(x) -> tuple[int, tuple[int, ...], float] | None:
     return int(bad.sum()), index, float(a.flat[flat])
 
 
+@lru_cache(maxsize=1 << 16)  # (asked for every tensor of every step and pair)
 def layer_of(stage: str, name: str) -> str:
     """The layer a tensor belongs to: its name without the last component ("dense0/bias" -> "dense0",
     "fc.bias" -> "fc"); an optimizer slot is its variable's ("dense0/bias/m" -> "dense0"). "" for a
@@ -295,10 +298,11 @@ def diff_arrays_checked(a, b) -> tuple[tuple[float, float, tuple[int, ...], floa
 QUIET = {"invalid": "ignore", "over": "ignore"}
 
 
-def _diff_arrays(a: np.ndarray, b: np.ndarray):
+def _diff_arrays(a: np.ndarray, b: np.ndarray, remember: bool = False):
     """Return ((max_abs, max_rel, worst index, a at it, b at it, scale), maybe non-finite) for two same-shape arrays.
 
-    Non-finite values count as equal only where both are the same non-finite value.
+    Non-finite values count as equal only where both are the same non-finite value. ``remember``: the arrays are
+    a step's, never written to (:func:`_extremes`: an array in several pairs has its extremes taken once).
     """
     a, b = np.asarray(a), np.asarray(b)
     if a.size == 0:
@@ -310,18 +314,26 @@ def _diff_arrays(a: np.ndarray, b: np.ndarray):
         # two float32 numbers is rounded at most once more (relative 2^-24): a measurement of
         # an error judged against bounds >= 4 eps32, and float64 is measured in float64.
         a64, b64 = a, b
-    else:  # (a float64 array as it is: the values are the same, without a copy)
-        a64, b64 = a.astype(np.float64, copy=False), b.astype(np.float64, copy=False)
-    err = np.asarray(a64 - b64)
+        err = np.asarray(a64 - b64)
+    else:  # (a float64 array as it is: the values are the same, without a copy; b's float64 copy is the
+        # difference's buffer, and b64 is taken again where read: it is b's values, the cast is exact)
+        a64 = a.astype(np.float64, copy=False)
+        err = b.astype(np.float64)
+        np.subtract(a64, err, out=err)
+        b64 = None if remember and a.dtype.kind == b.dtype.kind == "f" else b.astype(np.float64, copy=False)
     np.abs(err, out=err)
     flat = int(np.argmax(err))  # a NaN anywhere is the argmax: then take the careful path
     max_abs = float(err.flat[flat])
     careful = not np.isfinite(max_abs)
     if not careful:
-        scale = float(max(a64.max(), -a64.min(), b64.max(), -b64.min()))
+        if remember and a.dtype.kind == b.dtype.kind == "f":  # (each array's own extremes: the same numbers as a64's, b64's; the casts are exact)
+            (hi_a, lo_a), (hi_b, lo_b) = _extremes(a), _extremes(b)
+            scale = float(max(hi_a, -lo_a, hi_b, -lo_b))
+        else:
+            scale = float(max(a64.max(), -a64.min(), b64.max(), -b64.min()))
         careful = not np.isfinite(scale)  # (inf - inf is NaN: the argmax found it; this is belt and braces)
     if careful:
-        a64, b64 = a64.astype(np.float64, copy=False), b64.astype(np.float64, copy=False)
+        a64, b64 = a64.astype(np.float64, copy=False), b.astype(np.float64, copy=False)
         err = np.abs(a64 - b64)
         same_nonfinite = (~np.isfinite(a64) | ~np.isfinite(b64)) & ((a64 == b64) | (np.isnan(a64) & np.isnan(b64)))
         err = np.where(same_nonfinite, 0.0, err)
@@ -332,7 +344,7 @@ def _diff_arrays(a: np.ndarray, b: np.ndarray):
         scale = float(max(np.max(np.abs(a64[finite]), initial=0.0), np.max(np.abs(b64[finite]), initial=0.0)))
     rel = _relative(max_abs, scale)
     index = tuple(int(i) for i in np.unravel_index(flat, a64.shape)) if a64.ndim else ()
-    return (max_abs, rel, index, float(a64.flat[flat]), float(b64.flat[flat]), scale), careful
+    return (max_abs, rel, index, float(a64.flat[flat]), float((b if b64 is None else b64).flat[flat]), scale), careful
 
 
 def _stat_err(x: np.ndarray, y: np.ndarray) -> np.ndarray:

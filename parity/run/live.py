@@ -15,11 +15,14 @@ __all__ = ["COND", "SHADOW", "LivePort", "new_run", "open_conditioning", "open_s
 class LivePort:
     """One running port of one dtype inside :func:`~parity.run.runner.run_case`: its run, window, health, file."""
 
-    def __init__(self, run, keep: str, window: int, writer=None):
+    def __init__(self, run, keep: str, window: int, writer=None, summary: bool | None = None):
         self.run = run
         self.window = Window(dict(run.manifest), run.initial)
         self.recorder = WindowRecorder(self.window, before=window, after=window, keep_all=keep == "all")
-        self.health = HealthTracker(run.initial)
+        # the health series summarize a step's tensors only where a summary is read next (``summary``: a summary-mode
+        # comparison; a summary trace file), else they take the sums alone (the same numbers)
+        summary = bool(getattr(writer, "summary", False)) if summary is None else summary
+        self.health = HealthTracker(run.initial, remember=summary)
         self.writer = writer
         if writer is not None:
             writer.initial(run.initial)

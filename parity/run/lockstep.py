@@ -120,7 +120,7 @@ class Lockstep:
             if self.trace_dir:
                 path = os.path.join(self.trace_dir, f"{case.name}.{port.replace(':', '-')}.{dtype}.trace")
                 writer = TraceWriter(path, run.manifest, summary=self.summary, atomic=True)
-            self.live[(dtype, port)] = LivePort(run, self.keep, self.window, writer)
+            self.live[(dtype, port)] = LivePort(run, self.keep, self.window, writer, summary=self.summary)
         except BaseException:
             run.close()
             raise

@@ -67,10 +67,12 @@ class HealthTracker:
     Args:
         initial: the parameters as loaded (the first update's base).
         stage: the stage holding the gradients.
+        remember: summarize the tensors it reads (remembered: a summary-mode comparison or trace file summarizes
+            the same ones next; :func:`~parity.trace.summary.norm_mean`), else only their sums.
     """
 
-    def __init__(self, initial: dict | None = None, stage: str = "gradients"):
-        self.stage = stage
+    def __init__(self, initial: dict | None = None, stage: str = "gradients", remember: bool = True):
+        self.stage, self.remember = stage, remember
         # name -> (the previous parameters, their norm once computed): the step's own array,
         # not a float64 copy (the boundary copied it; nothing writes to it).
         self._prev: dict[str, tuple[np.ndarray, float | None]] = {k: (_flat(v), None) for k, v in (initial or {}).items()}
@@ -100,7 +102,7 @@ class HealthTracker:
         for name in self._names:
             g = (grads or {}).get(name)
             if isinstance(g, (np.ndarray, np.generic, Summary)):
-                norm, var = _norm_var(g)
+                norm, var = _norm_var(g, self.remember)
                 self._norm.setdefault(name, array("d")).append(norm)
                 self._var.setdefault(name, array("d")).append(var)
             else:
@@ -112,10 +114,10 @@ class HealthTracker:
                 self._prev.pop(name, None)
                 continue
             c = _flat(cur)
-            base = prev[1] if prev[1] is not None else _norm(prev[0])
+            base = prev[1] if prev[1] is not None else _norm(prev[0], self.remember)
             delta = _distance(c, prev[0])
             self._ratio.setdefault(name, array("d")).append(delta / base if base > 0 else (np.inf if delta > 0 else 0.0))
-            self._prev[name] = (c, _norm(cur))
+            self._prev[name] = (c, _norm(cur, self.remember))
         for name in list(self._prev):
             if name not in self._names:  # keep only what the ratios need
                 del self._prev[name]
@@ -140,17 +142,17 @@ def _flat(x) -> np.ndarray:
 ONE_PASS_LIMIT = 1e4
 
 
-def _norm(x) -> float:
+def _norm(x, remember: bool = True) -> float:
     """||x||, as its summary has it (:func:`~parity.trace.summary.norm_mean`: the same float64 sums)."""
-    return norm_mean(x)[0] if np.size(x) else 0.0
+    return norm_mean(x, remember)[0] if np.size(x) else 0.0
 
 
-def _norm_var(g) -> tuple[float, float]:
+def _norm_var(g, remember: bool = True) -> tuple[float, float]:
     """||g|| and the variance of g's elements, from the float64 sums its summary holds."""
     n = g.size if isinstance(g, Summary) else np.size(g)
     if n == 0:
         return 0.0, float("nan")
-    norm, mean = norm_mean(g)
+    norm, mean = norm_mean(g, remember)
     with np.errstate(all="ignore"):
         var = norm * norm / n - mean * mean
         if var > 0 and mean * mean <= ONE_PASS_LIMIT * var:
