@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import sys
 
 import pytest
 
@@ -246,6 +247,7 @@ def test_the_conditioning_run_steps_in_the_float32_runs_worker(monkeypatch):
             pass
 
     monkeypatch.setattr(workers, "_Worker", Fake)
+    monkeypatch.setenv("PARITY_ZYGOTE", "0")  # fresh interpreters (the forked ones: the test below)
     pool = remote.Pool("ref.py", "port.py")
     try:
         for side in ("reference", "port"):
@@ -253,5 +255,61 @@ def test_the_conditioning_run_steps_in_the_float32_runs_worker(monkeypatch):
             f64, cond, f32 = run("float64", None), run("float64", 0), run("float32", None)
             assert cond is f32 and f32 is not f64
         assert len(started) == 4, started  # two programs, two workers each
+    finally:
+        pool.close()
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux") or not hasattr(os, "fork"), reason="the zygote forks (Linux)")
+def test_a_programs_workers_are_forked_from_one_zygote_per_program(monkeypatch):
+    # parity.program.zygote: each program's two workers are children of one process that imported its framework
+    # (TensorFlow ~4.7 s of CPU, torch ~1.6 s, once per program instead of once per worker); each serves as a fresh
+    # interpreter's worker would, and its exit code is still known (the zygote reaps it and says)
+    import subprocess
+
+    from parity.program import remote, zygote
+
+    monkeypatch.delenv("PARITY_ZYGOTE", raising=False)
+    monkeypatch.setenv("OPENBLAS_NUM_THREADS", "1")  # as parity's commands set it (PARITY_BLAS_THREADS, default 1)
+    tiny = os.path.join(FIX, "tiny_mlp.py")
+    pool = remote.Pool(tiny, tiny)
+    try:
+        f64, f32 = pool.worker("port", "float64"), pool.worker("port", "float32")
+        z = pool.zygotes["port"]
+        assert isinstance(f64.proc, zygote._Child) and isinstance(f32.proc, zygote._Child)
+        assert f64.proc.pid != f32.proc.pid and f64.alive and f32.alive
+        for w in (f64, f32):  # the zygote is their parent; torch came imported, in one process for both
+            with open(f"/proc/{w.proc.pid}/stat") as fh:
+                assert int(fh.read().rsplit(")", 1)[1].split()[1]) == z.proc.pid
+        assert "port" in pool.zygotes and "reference" not in pool.zygotes  # started on first use
+        f32.kill()
+        assert f32.proc.wait(timeout=10) == -9 and not f32.alive  # its exit told by the zygote (SIGKILL)
+        monkeypatch.setenv("PARITY_ZYGOTE_TEST_CHANGED", "1")  # a setting changed since the zygote started:
+        again = pool.worker("port", "float32")  # a fresh interpreter, which reads it
+        assert isinstance(again.proc, subprocess.Popen) and again.alive
+    finally:
+        pool.close()
+    assert z.proc.poll() is not None and f64.proc.poll() is not None  # all stopped with the pool
+
+
+@pytest.mark.parametrize("why", ["PARITY_ZYGOTE=0", "a thread in the zygote"])
+def test_where_the_zygote_cannot_fork_the_workers_are_fresh_interpreters(monkeypatch, why):
+    # a process with a second thread (OpenBLAS's pool, started by numpy's import where BLAS may use 2 threads) is
+    # never forked: the copy would hold one thread of two; a fresh interpreter serves instead
+    import subprocess
+
+    from parity.program import remote
+
+    if why == "PARITY_ZYGOTE=0":
+        monkeypatch.setenv("PARITY_ZYGOTE", "0")
+    else:
+        monkeypatch.delenv("PARITY_ZYGOTE", raising=False)
+        monkeypatch.setenv("OPENBLAS_NUM_THREADS", "2")
+    tiny = os.path.join(FIX, "tiny_mlp.py")
+    pool = remote.Pool(tiny, tiny)
+    try:
+        w = pool.worker("port", "float64")
+        assert isinstance(w.proc, subprocess.Popen) and w.alive
+        assert bool(pool.zygotes) == (why != "PARITY_ZYGOTE=0")
+        assert w.call("pnotes", pool.token) == (True, [])  # it serves
     finally:
         pool.close()

@@ -86,20 +86,32 @@ class Pool:
     def __init__(self, reference: str, port: str):
         self.paths = {"reference": reference, "port": port}
         self.workers: dict = {}
+        self.zygotes: dict = {}
         tune_malloc()  # this process receives every run's steps
         self.token = next(_TOKENS)
 
     def worker(self, side: str, run: str = "float64"):
         """The worker of ``side`` for ``run``: "float64" (also the probes and the facts) or "float32" (also the
         envelope's perturbed float64 run): the two step in parallel."""
+        from parity.program.zygote import forked_worker
         from parity.run.workers import _WORKERS, _Worker
 
         w = self.workers.get((side, run))
         if w is None or not w.alive:
             what = f"{side} program's ({self.paths[side]}{'' if run == 'float64' else ', ' + run + ' run'})"
-            w = self.workers[(side, run)] = _Worker(what, boot=BOOT)
+            w = self.workers[(side, run)] = forked_worker(self.zygote(side), what, BOOT) or _Worker(what, boot=BOOT)
             _WORKERS[f"program:{self.token}:{side}:{run}"] = w  # stopped at exit with the others
         return w
+
+    def zygote(self, side: str):
+        """The process that forks ``side``'s workers, the program's framework imported once for both
+        (:mod:`parity.program.zygote`); None where forking is not used."""
+        from parity.program.zygote import Zygote, usable
+
+        z = self.zygotes.get(side)
+        if (z is None or not z.alive) and usable():
+            z = self.zygotes[side] = Zygote(self.paths[side])
+        return z
 
     def run_worker(self, side: str):
         """``(dtype, perturb) -> worker`` for :class:`parity.run.workers.RemoteRun`: the conditioning run (a
@@ -131,6 +143,9 @@ class Pool:
             _WORKERS.pop(f"program:{self.token}:{side}:{run}", None)
             w.stop()
         self.workers = {}
+        for z in self.zygotes.values():
+            z.stop()
+        self.zygotes = {}
 
 
 def program_spec(run, side: str, pool: Pool) -> dict:

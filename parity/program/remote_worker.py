@@ -59,7 +59,9 @@ def serve(msg) -> tuple:
 
             program = _program(path, seed)
             _release()  # a port run closed before (the facts are read after the steps): its capture freed first
+            _CLOSED.append(True)  # a build that fails leaves its objects: collected before the next one
             obj = capture(program, dtype)
+            _CLOSED.clear()
             return True, _plain(obj, None, program, force=True)
         if op == "pnotes":
             token = msg[1]
@@ -93,6 +95,7 @@ def serve(msg) -> tuple:
             _OBJECTS.pop(key, None)
             close = getattr(obj, "close", None)
             del obj
+            _CLOSED.append(True)
             if callable(close):
                 close()
             del close
@@ -169,13 +172,19 @@ def _array(x):
     return None
 
 
+_CLOSED: list = []  # a capture or a port was closed since the last release: something for the collector
+
+
 def _release() -> None:
     """Free a closed capture now (a model with hooks is a reference cycle: only the collector frees it) and
-    hand the freed memory back to the system, before this process builds the next one."""
+    hand the freed memory back to the system, before this process builds the next one. Only when something
+    was closed since the last time: a full collection walks every object of a TF1 worker (the graph's)."""
     import gc
 
-    gc.collect()
-    _trim()
+    if _CLOSED:
+        _CLOSED.clear()
+        gc.collect()
+        _trim()
 
 
 def _trim() -> None:
@@ -209,6 +218,12 @@ class _Trimmed:
 
         gc.collect(1)
         return self._port.step(batch)
+
+    def close(self) -> None:
+        _CLOSED.append(True)  # freed at the next capture or port built in this worker (_release)
+        close = getattr(self._port, "close", None)
+        if callable(close):
+            close()
 
     def __getattr__(self, name):
         return getattr(self._port, name)

@@ -4,8 +4,8 @@ The pair is ``examples/seed001`` at the seed's size (batch 128; the examples use
 fast): ``parity diff REF PORT --steps N`` (both dtypes, worker processes) against each program run as its
 author runs it, ``python FILE`` (imports, build, N float32 steps at batch 128, nothing recorded). Each run is
 a child process (under a launcher of its own); its CPU time is user + sys of it and every process it
-waited for (``RUSAGE_CHILDREN``: the diff's workers included), its peak the largest of those processes'
-resident peaks (``ru_maxrss``).
+waited for (``RUSAGE_CHILDREN``: the diff's workers included; those forked by a program's zygote are reaped by
+it, counted in its children's usage), its peak the largest of those processes' resident peaks (``ru_maxrss``).
 
     ratio = diff's CPU / (the reference's bare CPU + the port's bare CPU)      target <= 3 (issue 21, item 5)
 

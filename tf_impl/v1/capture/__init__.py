@@ -108,6 +108,22 @@ def seed_program(seed: int) -> None:
     random.seed(seed)
 
 
+#: (file, its size and time, dtype) -> the dtype the file is written in, where building it with its placeholders and
+#: variables made ``dtype`` gave a ``dtype`` program: a later capture of the same file (a ``parity diff`` worker
+#: captures a program up to three times in float64) skips the build as written, whose only use was that dtype
+_WRITTEN: dict = {}
+
+
+def _written_key(where: str, dtype: str):
+    import os
+
+    try:
+        st = os.stat(where)
+    except (OSError, TypeError, ValueError):
+        return None  # not a file (a function passed in-process): built as written every time
+    return (os.path.abspath(where), st.st_size, st.st_mtime_ns, dtype)
+
+
 def capture(program, *, dtype: str, where: str = "tf1 program") -> TF1Program:
     """Build a user's TF1 program and capture it for a run in ``dtype``.
 
@@ -127,19 +143,29 @@ def capture(program, *, dtype: str, where: str = "tf1 program") -> TF1Program:
         raise ParityError(f"{where}: tf1 capture needs the parity_program function (it builds the graph in a fresh tf.Graph)")
     tf = tensorflow()
     tf32_off(tf)
-    graph = tf.Graph()
     notes: list[str] = []
-    built = _call_program(fn, graph, None)
-    if not isinstance(built, Mapping):
-        raise ParityError(f"{where}: parity_program() must return a dict, not {type(built).__name__}")
-    written = _written_dtype(built)
+    key = _written_key(where, dtype)
+    written = _WRITTEN.get(key) if key is not None else None
+    if written is None:  # built as written first: the dtype it is written in
+        graph = tf.Graph()
+        built = _call_program(fn, graph, None)
+        if not isinstance(built, Mapping):
+            raise ParityError(f"{where}: parity_program() must return a dict, not {type(built).__name__}")
+        written = _written_dtype(built)
+    else:
+        graph = built = None
     if written != dtype:
         graph2 = tf.Graph()
         _BN_TOUCHED.clear()
         _FUSED_EMULATED.clear()
         try:
             built2 = _call_program(fn, graph2, dtype)
+            if built is None and (not isinstance(built2, Mapping) or _written_dtype(built2) != dtype):
+                _WRITTEN.pop(key, None)  # not as the last capture of this file: built as before, as written first
+                return capture(program, dtype=dtype, where=where)
             if _written_dtype(built2) == dtype:
+                if key is not None:
+                    _WRITTEN[key] = written
                 graph, built = graph2, built2
                 notes.append(f"{dtype}: the program (written in {written}) was built with its placeholders and "
                              f"variables made {dtype}; the rest of its float32 graph rewritten to {dtype}")
@@ -158,6 +184,9 @@ def capture(program, *, dtype: str, where: str = "tf1 program") -> TF1Program:
         except ParityError:
             raise
         except Exception as exc:  # an explicit float32 somewhere: fall back to rewriting the as-written graph
+            if built is None:  # not as the last capture of this file: built as before, as written first
+                _WRITTEN.pop(key, None)
+                return capture(program, dtype=dtype, where=where)
             line = (str(exc).strip().splitlines() or [""])[0][:160]
             notes.append(f"{dtype}: building the program with {dtype} placeholders and variables failed "
                          f"({type(exc).__name__}: {line}); its as-written graph was rewritten to {dtype} instead")
