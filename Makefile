@@ -3,7 +3,8 @@
 #   make test     the tests (unit, cross-framework, properties under the ci profile), without the slow ones
 #   make test-all every test, the slow 50-step cross-framework runs too
 #   make parity-full  the seeds at their own sizes (tag full), then the real-size transformer (tag realsize, --summary); slow
-#   make bench    recording overhead, diff vs the bare programs, memory 50 vs 500 steps, trace bytes (make bench-properties: the property bench)
+#   make bench    recording overhead, diff vs the bare programs, memory 50 vs 500 steps, trace bytes, then make parity's
+#                 case time in jobs vs one harness (make bench-properties: the property bench)
 VENV    ?= .venv
 PYTHON  ?= python3
 PY      := $(VENV)/bin/python
@@ -42,6 +43,7 @@ parity-full: $(STAMP)
 
 bench: $(STAMP)
 	$(PY) -m parity.tools.bench
+	$(PY) -m parity.tools.benchparity
 
 bench-properties: $(STAMP)
 	$(PY) -m parity.tools.bench properties
