@@ -196,8 +196,8 @@ class Jobs:
                         ok, payload = w.recv()
                     except _Died as exc:
                         self._procs.remove(w)
-                        raise ParityError(f"{exc} while it ran {unit[0].removeprefix('job_')} {unit[1]}: "
-                                          f"out of memory? (PARITY_JOBS=1 runs the cases in one process)") from None
+                        raise JobError(f"{exc} while it ran {unit[0].removeprefix('job_')} {unit[1]}: "
+                                       f"out of memory? (PARITY_JOBS=1 runs the cases in one process)") from None
                     if not ok:
                         raise _raise(payload)
                     yield i, payload
