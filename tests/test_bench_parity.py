@@ -3,20 +3,20 @@
 from __future__ import annotations
 
 import os
-import sys
 
+from parity.run.interpreter import python
 from parity.tools import benchparity
 
 
 def test_a_timed_run_reports_its_own_cpu_and_peak_not_the_callers():
     hog = "x = bytearray(200 << 20); import time; t = time.process_time()\nwhile time.process_time() - t < 0.3: pass"
-    row = benchparity._timed([sys.executable, "-c", hog], dict(os.environ))
+    row = benchparity._timed(python(hog, watch=False), dict(os.environ))
     assert row["rc"] == 0
     assert row["cpu_s"] >= 0.3  # the child's busy loop, counted through the wrapper
     assert row["peak_mb"] >= 200  # the child's 200 MB, not the wrapper's ~10 MB
-    small = benchparity._timed([sys.executable, "-c", "pass"], dict(os.environ))
+    small = benchparity._timed(python("pass", watch=False), dict(os.environ))
     assert small["peak_mb"] < 150  # a fresh wrapper: the previous run's peak is not carried over
-    failed = benchparity._timed([sys.executable, "-c", "import sys; print('boom', file=sys.stderr); sys.exit(3)"],
+    failed = benchparity._timed(python("import sys; print('boom', file=sys.stderr); sys.exit(3)", watch=False),
                                 dict(os.environ))
     assert failed["rc"] == 3
 

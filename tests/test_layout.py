@@ -56,6 +56,20 @@ def test_flatten_permutation_maps_tf_rows_to_torch_rows(rng, hwc):
     np.testing.assert_allclose(flat_torch @ rows, flat_tf @ kernel, rtol=0, atol=tol)
 
 
+@pytest.mark.parametrize("hwc", [(7, 7, 64), (2, 3, 4), (1, 1, 5), (4, 4, 1)])
+def test_dense_from_torch_flattened_is_the_two_conversions_in_one(rng, hwc):
+    h, w, c = hwc
+    kernel = rng.normal(size=(h * w * c, 6))  # TF's fc1 kernel [in, out], rows in (h, w, c) order
+    weight = layout.dense_to_torch(layout.flatten_rows_to_torch(kernel, h, w, c))  # torch's [out, in], (c, h, w)
+    fused = layout.dense_from_torch_flattened(weight, h, w, c)
+    # a permutation of the same numbers: bit for bit, a fresh C-contiguous array, not a view of the weight
+    np.testing.assert_array_equal(fused, layout.flatten_rows_from_torch(layout.dense_from_torch(weight), h, w, c))
+    np.testing.assert_array_equal(fused, kernel)
+    assert fused.flags.c_contiguous and not np.shares_memory(fused, weight)
+    fused[0, 0] += 1.0  # the cached inverse permutation is not the caller's to change, nor reached by this
+    np.testing.assert_array_equal(layout.dense_from_torch_flattened(weight, h, w, c)[1:], kernel[1:])
+
+
 def test_flatten_permutation_is_not_identity_when_spatial():
     # With H*W > 1 the orders differ (the silent P23 bug); with 1x1 they coincide.
     assert not np.array_equal(layout.flatten_permutation(7, 7, 64), np.arange(7 * 7 * 64))

@@ -115,3 +115,22 @@ def test_mistakes_beyond_the_catalogue_are_named_or_left_unknown():
 
     rows = beyond()
     assert rows and all(first == (expected or "unknown") for _, _, expected, first in rows), format_beyond(rows)
+
+
+def test_init_defaults_wrong_port_is_the_same_run_to_run():
+    # torch seeds its generator at random per process: the wrong port's default init is drawn from the case's seed,
+    # so the catalogue's figures repeat (the JSON report compared before/after a change), and the process's
+    # generator is left as it was. Exact equality: the same draws, nothing rounded.
+    np = pytest.importorskip("numpy")
+    torch = pytest.importorskip("torch")
+    from torch_impl.pitfalls.optim import build
+
+    case = get_case(get_pitfall("init-defaults").wrong_case)
+    torch.manual_seed(1)
+    first = build(case, "float64", "wrong").parameters()
+    torch.manual_seed(2)
+    state = torch.random.get_rng_state()
+    second = build(case, "float64", "wrong").parameters()
+    assert torch.equal(torch.random.get_rng_state(), state)
+    for name in first:
+        np.testing.assert_array_equal(first[name], second[name])

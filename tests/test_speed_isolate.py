@@ -100,3 +100,93 @@ def test_a_changed_environment_or_a_dead_zygote_starts_another(tmp_path, fresh_z
     second.wait()
     (trace, error), = isolate.record(case, [("numpy", "float64")], str(tmp_path / "c"))
     assert os.path.exists(trace) and not os.path.exists(error)
+
+
+@pytest.fixture
+def workers_zygote(monkeypatch, fresh_zygote):
+    """A stand-in for the workers' zygote (parity.run.zygote registers its ``forked`` in ``isolate.FORKED``): the
+    case's recorder, :func:`isolate.serve_case`, in a fresh interpreter on the socket it is handed."""
+    import subprocess
+
+    from parity.run.interpreter import python
+
+    started = []
+
+    def forked(group, theirs, env):
+        assert group == isolate.GROUP
+        fd = theirs.fileno()
+        proc = subprocess.Popen(python(f"from parity.run.isolate import serve_case; serve_case({fd})"),
+                                pass_fds=[fd], stderr=subprocess.PIPE, env=env)
+        started.append(proc)
+        return proc
+
+    monkeypatch.setattr(isolate, "FORKED", [forked])
+    yield started
+    for proc in started:
+        proc.wait(timeout=60)
+
+
+def test_a_recorder_forked_by_the_workers_zygote_records_and_fails_as_a_fresh_interpreter(tmp_path, workers_zygote):
+    from parity.cases.registry import get_case
+
+    case = get_case("seed004_global_step_ema")
+    jobs = [("tf1", "float64"), ("tf1:no_such_variant", "float64")]
+    for d in ("fresh", "forked", "ghost_fresh", "ghost_forked"):
+        (tmp_path / d).mkdir()
+    want = record_isolated(case, jobs, str(tmp_path / "fresh"))
+    got = isolate.record(case, jobs, str(tmp_path / "forked"))
+    assert len(workers_zygote) == 1 and not isolate._ZYGOTE  # the isolated ports' own zygote never started
+    _same(_content(want[0][0]), _content(got[0][0]))
+    assert open(want[1][1]).read() == open(got[1][1]).read() != ""  # the job that cannot be built: its one line
+    ghost = case.replace(name="no_such_case")  # the recorder itself failing: a ParityError with its last line
+    with pytest.raises(ParityError) as fresh:
+        record_isolated(ghost, [("tf1", "float64")], str(tmp_path / "ghost_fresh"))
+    with pytest.raises(ParityError) as forked:
+        isolate.record(ghost, [("tf1", "float64")], str(tmp_path / "ghost_forked"))
+    assert str(forked.value) == str(fresh.value) and "isolated ports tf1 failed" in str(forked.value)
+
+
+def test_a_recorder_that_dies_without_a_reply_fails_with_its_last_line(tmp_path, monkeypatch, fresh_zygote):
+    import subprocess
+    import sys
+
+    from parity.cases.registry import get_case
+
+    def forked(group, theirs, env):  # a child that writes its log and is gone (killed, a crash in C++)
+        code = ("import os, sys; open(os.path.join(sys.argv[1], 'isolate.log'), 'w').write('boom\\nSegmentation fault\\n');"
+                "os._exit(139)")
+        # it holds its end of the socket until it is gone, as a forked child does
+        return subprocess.Popen([sys.executable, "-c", code, str(tmp_path)], pass_fds=[theirs.fileno()],
+                                stderr=subprocess.PIPE)
+
+    monkeypatch.setattr(isolate, "FORKED", [forked])
+    with pytest.raises(ParityError, match="isolated ports tf1 failed: Segmentation fault"):
+        isolate.record(get_case("seed004_oscillate"), [("tf1", "float64")], str(tmp_path))
+    assert not isolate._ZYGOTE
+
+
+def test_without_the_workers_zygote_the_isolated_ports_own_zygote_records(tmp_path, monkeypatch, fresh_zygote):
+    from parity.cases.registry import get_case
+
+    monkeypatch.setattr(isolate, "FORKED", [lambda group, theirs, env: None])  # it cannot serve (another environment)
+    (path, _), = isolate.record(get_case("seed004_oscillate"), [("numpy", "float64")], str(tmp_path))
+    assert isolate._ZYGOTE and len(_content(path)[2]) == get_case("seed004_oscillate").steps
+
+
+def test_with_the_workers_zygote_a_case_is_recorded_by_its_child(tmp_path, fresh_zygote):
+    zygote = pytest.importorskip("parity.run.zygote")
+    if isolate.GROUP not in getattr(zygote, "GROUPS", ()):
+        pytest.skip("parity.run.zygote does not fork the isolated ports' recorders")
+    from parity.cases.registry import get_case
+
+    case = get_case("seed004_global_step_ema")
+    jobs = [("tf1", "float64")]
+    (tmp_path / "fresh").mkdir(), (tmp_path / "forked").mkdir()
+    want = record_isolated(case, jobs, str(tmp_path / "fresh"))
+    zygote.start()
+    try:
+        got = isolate.record(case, jobs, str(tmp_path / "forked"))
+        assert not isolate._ZYGOTE  # no third TensorFlow import: the workers' zygote forked the recorder
+    finally:
+        zygote.shutdown()
+    _same(_content(want[0][0]), _content(got[0][0]))

@@ -27,7 +27,7 @@ import math
 
 import numpy as np
 
-from parity.portkit.layout import conv_from_torch, conv_to_torch, dense_from_torch, dense_to_torch, flatten_rows_from_torch, flatten_rows_to_torch, nchw_to_nhwc, same_padding
+from parity.portkit.layout import conv_from_torch, conv_to_torch, dense_from_torch, dense_from_torch_flattened, dense_to_torch, flatten_rows_to_torch, nchw_to_nhwc, same_padding
 
 from parity.portkit.variants import build_variant
 from torch_impl._common import device, framework_info, to_numpy, to_tensor, torch, torch_dtype
@@ -137,7 +137,7 @@ class ConvnetPort:
         """
         return (
             lambda k: dense_to_torch(flatten_rows_to_torch(k, *self.flat_hwc)),
-            lambda w: flatten_rows_from_torch(dense_from_torch(w), *self.flat_hwc),
+            lambda w: dense_from_torch_flattened(w, *self.flat_hwc),  # transposed, rows back to (h, w, c)
         )
 
     def _epsilon_hat(self):

@@ -7,6 +7,8 @@ exact inverse (tested); a port converts at its boundary and nowhere else.
 
 from __future__ import annotations
 
+import functools
+
 import numpy as np
 
 __all__ = [
@@ -19,6 +21,7 @@ __all__ = [
     "flatten_permutation",
     "flatten_rows_to_torch",
     "flatten_rows_from_torch",
+    "dense_from_torch_flattened",
     "same_padding",
 ]
 
@@ -73,6 +76,23 @@ def flatten_rows_from_torch(kernel: np.ndarray, h: int, w: int, c: int) -> np.nd
     out = np.empty_like(np.asarray(kernel))
     out[flatten_permutation(h, w, c)] = kernel
     return out
+
+
+def dense_from_torch_flattened(weight: np.ndarray, h: int, w: int, c: int) -> np.ndarray:
+    """Turn the ``nn.Linear`` weight ``[out, in]`` after a (c,h,w) flatten into the Dense kernel ``[in, out]``
+    in (h,w,c) row order: ``flatten_rows_from_torch(dense_from_torch(weight), h, w, c)``, the same numbers in
+    one gather instead of a transposed copy and a scatter (a step of seed 001 converts fc1's weight, gradient
+    and both Adam slots)."""
+    return np.asarray(weight).T[_inverse_permutation(h, w, c)]
+
+
+@functools.lru_cache(maxsize=32)
+def _inverse_permutation(h: int, w: int, c: int) -> np.ndarray:
+    """``inv`` with ``flatten_permutation(h, w, c)[inv] == arange``: row ``i`` of the TF-order kernel is row
+    ``inv[i]`` of the torch-order one (read-only: it is shared)."""
+    inv = np.argsort(flatten_permutation(h, w, c))
+    inv.setflags(write=False)
+    return inv
 
 
 def same_padding(size: int, kernel: int, stride: int, dilation: int = 1) -> tuple[int, int]:

@@ -16,6 +16,11 @@ Keras session and random state) that does not import TensorFlow again. The child
 ``DIR/isolate.log`` (its last line is the error a failure reports, as the fresh interpreter's stderr
 was). Where ``os.fork`` is missing, the zygote is gone, or the environment changed since it started,
 a fresh interpreter records them as before (:func:`parity.run.boundary.record_isolated`).
+
+Where the workers' zygote (:mod:`parity.run.zygote`, which imported TensorFlow for the ``tf1`` and ``tf2``
+workers) serves, a case's recorder is its child instead (group :data:`GROUP`, :func:`serve_case`): this
+module's own zygote then never starts, and TensorFlow is imported once for the workers and these. That
+module registers its ``forked`` in :data:`FORKED` (it sits above this one: no import cycle).
 """
 
 from __future__ import annotations
@@ -89,6 +94,9 @@ def _ask(msg):
     """The zygote's reply (exit code, last output line) to one case's jobs, or None (it cannot serve)."""
     if not hasattr(os, "fork"):
         return None
+    reply = _ask_workers_zygote(msg)
+    if reply is not None:
+        return reply
     z = _ZYGOTE[0] if _ZYGOTE else None
     if z is not None and (z.proc.poll() is not None or z.env != dict(os.environ)):
         shutdown()
@@ -170,40 +178,98 @@ def _zygote_main(parent: int, fd: int) -> None:
             name, directory, jobs = conn.recv()
         except (EOFError, OSError):
             return
-        log = os.path.join(directory, _LOG)
         pid = os.fork()
         if pid == 0:  # the child: a fresh process that imported TensorFlow
             rc = 1
             try:
                 conn.close()
                 _die_with(os.getppid())
-                out = os.open(log, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-                os.dup2(out, 1)
-                os.dup2(out, 2)
-                rc = main([name, directory, jobs])
-            except SystemExit as exc:
-                rc = exc.code if isinstance(exc.code, int) else 1
-            except BaseException:  # noqa: BLE001 -- its traceback is the log's last lines
-                import traceback
-
-                traceback.print_exc()
+                rc = _record_logged(name, directory, jobs)
             finally:
-                try:
-                    sys.stdout.flush()
-                    sys.stderr.flush()
-                finally:
-                    os._exit(rc)
+                os._exit(rc)
         _, status = os.waitpid(pid, 0)
-        rc = os.waitstatus_to_exitcode(status)
         try:
-            with open(log, errors="replace") as fh:
-                lines = fh.read().strip().splitlines()
-        except OSError:
-            lines = []
-        try:
-            conn.send((rc, lines[-1] if lines else ""))
+            conn.send((os.waitstatus_to_exitcode(status), _last_line(directory)))
         except (EOFError, OSError):
             return
+
+
+def _record_logged(name: str, directory: str, jobs: str) -> int:
+    """Record one case's jobs (:func:`main`) with this process's output in ``DIR/isolate.log``; the exit code."""
+    rc = 1
+    try:
+        out = os.open(os.path.join(directory, _LOG), os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        os.dup2(out, 1)
+        os.dup2(out, 2)
+        os.close(out)
+        rc = main([name, directory, jobs])
+    except SystemExit as exc:
+        rc = exc.code if isinstance(exc.code, int) else 1
+    except BaseException:  # noqa: BLE001 -- its traceback is the log's last lines
+        import traceback
+
+        traceback.print_exc()
+    finally:
+        sys.stdout.flush()
+        sys.stderr.flush()
+    return rc
+
+
+def _last_line(directory: str) -> str:
+    """The last line of ``DIR/isolate.log`` (the error a failure reports), "" without one."""
+    try:
+        with open(os.path.join(directory, _LOG), errors="replace") as fh:
+            lines = fh.read().strip().splitlines()
+    except OSError:
+        lines = []
+    return lines[-1] if lines else ""
+
+
+# -- forked by the workers' zygote (parity.run.zygote): TensorFlow imported once for the workers and these -----
+#: the group the workers' zygote forks a case's recorder for (its child runs :func:`serve_case`)
+GROUP = "isolate"
+#: ``forked(group, socket, env)`` of the workers' zygote (a child or None), registered by :mod:`parity.run.zygote`, a
+#: module above this one, when it is imported
+FORKED: list = []
+
+
+def _ask_workers_zygote(msg):
+    """The reply of a child the workers' zygote (:mod:`parity.run.zygote`) forked for this case's jobs: the
+    isolated ports' own zygote then never starts (a third TensorFlow import). None where it cannot serve."""
+    import socket
+    from multiprocessing.connection import Connection
+
+    if not FORKED:
+        return None
+    mine, theirs = socket.socketpair()
+    try:
+        child = FORKED[0](GROUP, theirs, dict(os.environ))
+    finally:
+        theirs.close()
+    if child is None:
+        mine.close()
+        return None
+    conn = Connection(mine.detach())
+    try:
+        child.stderr.close()  # the child writes to DIR/isolate.log
+        conn.send(msg)
+        return conn.recv()
+    except (EOFError, OSError):  # it died (killed, a crash in TensorFlow's C++): what it wrote last
+        return 1, _last_line(msg[1])
+    finally:
+        conn.close()
+
+
+def serve_case(fd: int) -> None:
+    """A child of the workers' zygote: record the case's jobs read from the socket ``fd``, reply (exit code, the
+    log's last line)."""
+    from multiprocessing.connection import Connection
+
+    conn = Connection(fd)
+    name, directory, jobs = conn.recv()
+    rc = _record_logged(name, directory, jobs)
+    conn.send((rc, _last_line(directory)))
+    conn.close()
 
 
 if __name__ == "__main__":

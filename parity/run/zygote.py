@@ -4,7 +4,9 @@ Importing TensorFlow is about 5 s of CPU, and ``parity run`` starts two TensorFl
 (``tf1``, ``tf2``: :mod:`parity.run.workers`) per harness, four with two jobs
 (:mod:`parity.cli.jobs`). The zygote imports ``tf_impl`` and TensorFlow once and runs nothing (no
 graph, no eager context, no session, one thread); each TensorFlow worker is then a child forked
-from it: as fresh as a new interpreter, without the import.
+from it: as fresh as a new interpreter, without the import. Seed 003's isolated ports are recorded
+by such a child too (group ``isolate``: :func:`parity.run.isolate.serve_case`), so the isolated
+ports' own zygote, a third TensorFlow import, does not start.
 
 It listens on a Unix socket in a private temporary directory; the process that starts it puts the
 path in ``_PARITY_ZYGOTE`` so its job processes ask the same zygote. A request carries the
@@ -28,12 +30,14 @@ import sys
 import tempfile
 import time
 
+from parity.run import isolate
+
 __all__ = ["ENV", "GROUPS", "enabled", "start", "fork_worker", "forked", "Forked", "shutdown"]
 
 #: "0" (or "no", "false", empty) starts every worker as a fresh interpreter.
 ENV = "PARITY_ZYGOTE"
 #: the worker groups forked from it (the framework it imported)
-GROUPS = ("tf1", "tf2")
+GROUPS = ("tf1", "tf2", isolate.GROUP)  # isolate: a case's isolated ports, recorded (parity.run.isolate)
 _ADDRESS = "_PARITY_ZYGOTE_ADDRESS"  # (internal) the socket path, for the job processes
 #: environment names that may differ between the zygote and a worker it forks (the worker gets the asking
 #: process's whole environment; these are not read by an import of TensorFlow: a terminal's size, the shell's
@@ -51,10 +55,9 @@ def _comparable(env) -> dict:
     from parity.run.interpreter import ROOT
 
     out = {k: v for k, v in env.items() if k not in _OWN}
-    if "PYTHONPATH" in out:
-        out["PYTHONPATH"] = os.pathsep.join(dict.fromkeys(p for p in out["PYTHONPATH"].split(os.pathsep)
-                                                          if p and os.path.abspath(p) != ROOT))
-    return out
+    path = os.pathsep.join(dict.fromkeys(p for p in out.pop("PYTHONPATH", "").split(os.pathsep)
+                                         if p and os.path.abspath(p) != ROOT))
+    return dict(out, PYTHONPATH=path) if path else out
 
 
 def start() -> None:
@@ -195,6 +198,9 @@ def _alive(directory: str) -> bool:
         return False
 
 
+isolate.FORKED.append(forked)  # its cases' recorders are forked from here too
+
+
 # -- the zygote ---------------------------------------------------------------------------------------
 
 def _main(parent: int, path: str, serve) -> None:
@@ -202,9 +208,7 @@ def _main(parent: int, path: str, serve) -> None:
     :func:`parity.run.workers._main`), for as long as ``parent`` lives."""
     import socket
 
-    from parity.run.isolate import _die_with
-
-    _die_with(parent)
+    isolate._die_with(parent)
     from parity.run.frameworks import preload, prepare_environment
 
     mine = _comparable(os.environ)  # the starting process's environment (what a fresh worker would get)
@@ -273,7 +277,8 @@ def _serve(listener, mine: dict, added: dict, serve) -> None:
             continue
         pid = os.fork()
         if pid == 0:
-            _child(listener, conn, dict(env, **added), cwd, harness, sock_fd, err_fd, serve)
+            _child(listener, conn, dict(env, **added), cwd, harness, sock_fd, err_fd,
+                       isolate.serve_case if group == isolate.GROUP else serve)
         os.close(sock_fd)
         os.close(err_fd)
         try:

@@ -11,9 +11,10 @@ from __future__ import annotations
 import json
 import os
 import subprocess
-import sys
 import tempfile
 import time
+
+from parity.run.interpreter import python
 
 __all__ = ["parity_cost", "print_parity_cost"]
 
@@ -22,6 +23,7 @@ MODES = (("make parity (jobs, zygote)", (), {}),
          ("one harness (--jobs 1, PARITY_ZYGOTE=0)", ("--jobs", "1"), {"PARITY_ZYGOTE": "0"}))
 
 
+_PARITY = "import sys; from parity.cli.main import main; sys.exit(main())"  # `parity ARGS`, supervised as the command is
 _WRAP = ("import json, resource, subprocess, sys; rc = subprocess.run(sys.argv[1:], stdout=subprocess.DEVNULL).returncode; "
          "u = resource.getrusage(resource.RUSAGE_CHILDREN); "
          "print(json.dumps([rc, u.ru_utime + u.ru_stime, u.ru_maxrss]), file=sys.stderr)")
@@ -31,7 +33,7 @@ def _timed(args: list[str], env: dict) -> dict:
     """Run ``args`` in a wrapper interpreter of its own (so that its children's peak memory is this run's alone);
     return its wall, CPU and the largest process's peak."""
     t0 = time.perf_counter()
-    proc = subprocess.run([sys.executable, "-c", _WRAP, *args], env=env, stdout=subprocess.DEVNULL,
+    proc = subprocess.run(python(_WRAP, *args, watch=False), env=env, stdout=subprocess.DEVNULL,
                           stderr=subprocess.PIPE, text=True)
     wall = time.perf_counter() - t0
     lines = proc.stderr.strip().splitlines()
@@ -50,7 +52,7 @@ def parity_cost(repeats: int = 1) -> list[dict]:
         for r in range(repeats):
             for name, extra, env in MODES:
                 out = os.path.join(tmp, f"report-{r}-{len(rows)}.json")
-                row = _timed([sys.executable, "-m", "parity", "run", "--all", "--json", out, *extra],
+                row = _timed(python(_PARITY, "run", "--all", "--json", out, *extra, watch=False),
                              dict(os.environ, **env))
                 try:
                     with open(out) as fh:

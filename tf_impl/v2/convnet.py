@@ -116,7 +116,7 @@ class ConvnetPort:
         return acts, loss, dict(zip(names, grads))
 
     def parameters(self):
-        return {n: np.array(v.numpy()) for n, v in self.vars.items()}
+        return {n: v.numpy() for n, v in self.vars.items()}  # .numpy(): a copy of the variable
 
     def load(self, params):
         for n, v in self.vars.items():

@@ -67,7 +67,12 @@ class OptimPort:
         o = self.o = dict(case.options)
         shapes = {n: case.params[n].shape for n in ("W1", "W2")}
         dt = torch_dtype(dtype)
-        self.layers = {n: t.nn.Linear(s[0], s[1], bias=False).to(dtype=dt, device=device()) for n, s in shapes.items()}
+        # torch's default init drawn from the case's seed (as a script that calls torch.manual_seed first): the
+        # wrong init-defaults port keeps it, and its figures are the same run to run (torch seeds its own generator
+        # at random per process); fork_rng leaves the process's generator as it was
+        with t.random.fork_rng(devices=[]):
+            t.manual_seed(case.seed)
+            self.layers = {n: t.nn.Linear(s[0], s[1], bias=False).to(dtype=dt, device=device()) for n, s in shapes.items()}
         self.names = list(o.get("var_list", ("W1", "W2")))
         if self.mistake != "trainable-var-list":
             for n, layer in self.layers.items():
