@@ -69,6 +69,8 @@ def test_tensorflow_workers_are_forked_from_the_zygote_unless_the_environment_ch
 
     monkeypatch.delenv("PARITY_ZYGOTE", raising=False)
     workers.shutdown()
+    zygote.shutdown()  # one an earlier in-process run started, in the environment it had then
+    monkeypatch.delenv("_PARITY_ZYGOTE_ADDRESS", raising=False)
     zygote.start()
     try:
         w = workers._Worker("tf1")
