@@ -267,6 +267,7 @@ def test_a_programs_workers_are_forked_from_one_zygote_per_program(monkeypatch):
     import subprocess
 
     from parity.program import remote, zygote
+    from parity.program.conn import DirectConnection
 
     monkeypatch.delenv("PARITY_ZYGOTE", raising=False)
     monkeypatch.setenv("OPENBLAS_NUM_THREADS", "1")  # as parity's commands set it (PARITY_BLAS_THREADS, default 1)
@@ -276,6 +277,8 @@ def test_a_programs_workers_are_forked_from_one_zygote_per_program(monkeypatch):
         f64, f32 = pool.worker("port", "float64"), pool.worker("port", "float32")
         z = pool.zygotes["port"]
         assert isinstance(f64.proc, zygote._Child) and isinstance(f32.proc, zygote._Child)
+        # their steps' arrays are read straight into their buffers (parity.program.conn; tests/test_conn.py)
+        assert isinstance(f64.conn, DirectConnection) and isinstance(f32.conn, DirectConnection)
         assert f64.proc.pid != f32.proc.pid and f64.alive and f32.alive
         for w in (f64, f32):  # the zygote is their parent; torch came imported, in one process for both
             with open(f"/proc/{w.proc.pid}/stat") as fh:
@@ -313,3 +316,26 @@ def test_where_the_zygote_cannot_fork_the_workers_are_fresh_interpreters(monkeyp
         assert w.call("pnotes", pool.token) == (True, [])  # it serves
     finally:
         pool.close()
+
+
+def test_numpy_asks_for_no_huge_pages_in_a_diffs_processes(monkeypatch):
+    # parity.program.remote.no_huge_pages (called by tune_malloc: the harness's Pool, every program worker): numpy's
+    # madvise of transparent huge pages cost the seed 001 diff's harness 1.1 s of system time; a user's setting stands
+    try:
+        from numpy._core import multiarray
+    except ImportError:  # numpy 1.x
+        from numpy.core import multiarray
+    from parity.program import remote
+
+    before = multiarray._set_madvise_hugepage(True)
+    try:
+        monkeypatch.delenv("NUMPY_MADVISE_HUGEPAGE", raising=False)
+        assert remote.no_huge_pages()
+        assert multiarray._set_madvise_hugepage(True) is False  # (it returns the setting it replaces: off)
+        remote.tune_malloc()
+        assert multiarray._set_madvise_hugepage(True) is False
+        monkeypatch.setenv("NUMPY_MADVISE_HUGEPAGE", "1")  # the user's own choice: left as it is
+        assert not remote.no_huge_pages()
+        assert multiarray._set_madvise_hugepage(True) is True
+    finally:
+        multiarray._set_madvise_hugepage(before)

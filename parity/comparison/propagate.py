@@ -156,14 +156,15 @@ def _beyond(raw, carried, xa, xb):
         return None
     a, b = np.asarray(xa), np.asarray(xb)
     with np.errstate(all="ignore"):
-        over = _absdiff(a, b)  # |a - b|, then (in place) its excess over the carried error
-        np.subtract(over, carried, out=over)
+        diff = _absdiff(a, b)  # |a - b|, and its excess over the carried error
+        over = np.subtract(diff, carried)
     # the element most beyond the carried error (the first where several are); where nothing is beyond it,
-    # the largest difference. The difference at one element is the same float64 subtraction as the array's.
+    # the largest difference (``diff``, kept: not taken again). The difference at one element is the same
+    # float64 subtraction as the array's.
     k = int(np.argmax(over))
     if not over.flat[k] > 0:
-        with np.errstate(all="ignore"):
-            k = int(np.argmax(_absdiff(a, b)))
+        k = int(np.argmax(diff))
+    del diff
     beyond = float(np.maximum(over.flat[k], 0.0))
     va, vb = float(a.flat[k]), float(b.flat[k])
     where = np.unravel_index(k, a.shape) if a.ndim else ()
@@ -220,7 +221,10 @@ def _gain(x, p, g) -> np.ndarray:
 def _take_gain(x, p, g) -> np.ndarray:
     with np.errstate(all="ignore"):
         gain = _absdiff(np.asarray(x), np.asarray(p))
-        np.divide(gain, np.abs(g.astype(np.float64)), out=gain)
+        # |dx| / |g| as |(|dx| / g)|: division rounds the same whatever the signs, so the same numbers, without
+        # |g|'s float64 copies (g as float64 is exact: numpy casts it inside the division)
+        np.divide(gain, g, out=gain)
+        np.abs(gain, out=gain)
         gain[g == 0] = 0.0
     gain.flags.writeable = False
     return gain

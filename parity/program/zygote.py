@@ -181,11 +181,11 @@ def forked_worker(zygote: Zygote | None, group: str, boot: str = ""):
     if child is None:
         mine.close()
         return None
-    from multiprocessing.connection import Connection
+    from parity.program.conn import DirectConnection
 
     w = _Worker.__new__(_Worker)  # a fresh interpreter's worker but for its process (stderr: the zygote's relay)
     w.group, w.proc, w._keys = group, child, 0
-    w.conn = Connection(mine.detach())
+    w.conn = DirectConnection(mine.detach())  # its steps' arrays read straight into their buffers
     return w
 
 
