@@ -28,6 +28,8 @@ import subprocess
 import sys
 import threading
 
+from parity.run.isolate import _die_with  # SIGKILL with the process that started it (PR_SET_PDEATHSIG)
+
 __all__ = ["usable", "Zygote", "forked_worker", "shutdown"]
 
 _STARTED: list = []  # this process's zygotes, stopped at exit
@@ -198,17 +200,6 @@ atexit.register(shutdown)
 
 
 # -- the zygote ------------------------------------------------------------------------------------------
-def _die_with(parent: int) -> None:
-    """SIGKILL when the process that started this one dies (Linux); end now if it is gone already."""
-    try:
-        import ctypes
-
-        ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGKILL, 0, 0, 0)  # PR_SET_PDEATHSIG
-    except (OSError, AttributeError):
-        pass
-    if os.getppid() != parent:
-        os._exit(1)
-
 
 def _prepare(path: str) -> None:
     """What a worker would import first for the program at ``path``, imported here: its framework (read from
