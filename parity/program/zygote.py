@@ -185,10 +185,9 @@ def forked_worker(zygote: Zygote | None, group: str, boot: str = ""):
         return None
     from parity.program.conn import DirectConnection
 
-    w = _Worker.__new__(_Worker)  # a fresh interpreter's worker but for its process (stderr: the zygote's relay)
-    w.group, w.proc, w._keys = group, child, 0
-    w.conn = DirectConnection(mine.detach())  # its steps' arrays read straight into their buffers
-    return w
+    # a fresh interpreter's worker but for its process (stderr: the zygote's relay); its steps' arrays read
+    # straight into their buffers
+    return _Worker.attach(group, child, DirectConnection(mine.detach()))
 
 
 def shutdown() -> None:

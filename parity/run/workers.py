@@ -9,12 +9,9 @@ compares the steps they send back. Why:
   model is built, and every port of every dtype keeps its model, optimizer state and graph
   there. Split, no process holds more than one framework and its own ports.
 * **time**: the workers step in parallel (one step of every port at a time, the lockstep of
-  :func:`parity.run.runner.run_case` is kept) while the harness compares the previous step. Measured
-  on 2 cores, ``parity run --all``: idle, 2:09 with workers against 2:00 in one process (TF
-  imported twice and the steps' tensors sent over a pipe cost more than the parallelism gains
-  there); on a machine loaded by other jobs, 3:41 against 4:42.
+  :func:`parity.run.runner.run_case` is kept) while the harness compares the previous step.
 
-A worker lives for the whole run (TensorFlow is imported once, not once per case) and stops
+A worker lives for the whole run (TensorFlow's forked from :mod:`parity.run.zygote`) and stops
 with the process (:func:`shutdown`, registered with :mod:`atexit`); if the harness dies (even
 SIGKILL), its workers die at once (:func:`parity.run.interpreter.die_with_parent`). Ctrl-C ends a
 worker quietly (SIGINT's default action: no traceback); the harness reports the interruption.
@@ -130,22 +127,26 @@ class _Worker:
     """One worker process (a fresh interpreter: ``python -c``) and its end of a socket pair."""
 
     def __init__(self, group: str, boot: str = ""):
-        # Not multiprocessing's spawn: it would re-run the caller's main script in the worker.
-        mine, theirs = socket.socketpair()
+        mine, theirs = socket.socketpair()  # not multiprocessing's spawn: it re-runs the caller's main script
         env = dict(os.environ, PYTHONPATH=os.pathsep.join([ROOT] + [p for p in [os.environ.get("PYTHONPATH")] if p]),
                    _PARITY_WORKER_NAME=group)  # (internal: names its profile, PARITY_PROFILE_WORKERS)
         # boot: statements run first (a higher layer registering its HANDLERS / MODULES)
         code = f"{boot + '; ' if boot else ''}from parity.run.workers import _main; _main({theirs.fileno()})"
-        self.group = group
         # Ctrl-C reaches the whole process group: a worker then ends at once, quietly (the harness
         # reports the interruption); it dies with the harness too (parity.run.interpreter).
         quiet = "import signal; signal.signal(signal.SIGINT, signal.SIG_DFL)"
-        self.proc = (None if boot else zygote.forked(group, theirs, env)) or subprocess.Popen(  # TF's: forked
+        proc = (None if boot else zygote.forked(group, theirs, env)) or subprocess.Popen(  # TF's: forked
             python(code, early=quiet), pass_fds=[theirs.fileno()], env=env, stderr=subprocess.PIPE)
         theirs.close()
-        threading.Thread(target=relay, args=(self.proc.stderr,), daemon=True).start()
-        self.conn = Connection(mine.detach())
-        self._keys = 0
+        threading.Thread(target=relay, args=(proc.stderr,), daemon=True).start()
+        self.group, self.proc, self.conn, self._keys = group, proc, Connection(mine.detach()), 0
+
+    @classmethod
+    def attach(cls, group: str, proc, conn) -> "_Worker":
+        """A worker whose process someone else started (``proc``: a ``Popen``'s poll/wait/kill/returncode)."""
+        self = cls.__new__(cls)
+        self.group, self.proc, self.conn, self._keys = group, proc, conn, 0
+        return self
 
     def new_key(self) -> int:
         self._keys += 1
@@ -168,7 +169,7 @@ class _Worker:
         except (EOFError, OSError):
             self.stop()
             rc = self.proc.returncode
-            how = ("died (killed, out of memory, or a port called os._exit)" if isinstance(self.proc, zygote.Forked) else
+            how = ("died (killed, out of memory, or a port called os._exit)" if rc is None else  # forked: not ours
                    f"was killed by {signal.Signals(-rc).name}" if rc is not None and rc < 0 else
                    f"died (exit code {rc}{': did a port call os._exit?' if rc == 0 else ''})")
             raise _Died(f"the {self.group} worker process {how}") from None
