@@ -105,7 +105,7 @@ def owner_rule(rn: list, pn: list, owners: Owners | None, out):
         new_p = sorted((b for b in pn if b not in amb_p), key=lambda b: rank[gp[b]])
         if new_r != [a for a in rn if a not in amb_r] or new_p != [b for b in pn if b not in amb_p]:
             out.notes.append("layer outputs paired in call order within each sub-model ("
-                             + ", ".join(f"{a} ~ {b}" for a, b in models.items()) + ": the variable mapping pairs "
+                             + ", ".join(f"{a} ~ {b}" for a, b in sorted(models.items())) + ": the variable mapping pairs "
                              "their layers); the two programs call the sub-models in different orders")
         rn, pn = new_r, new_p
 
