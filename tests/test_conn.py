@@ -1,4 +1,4 @@
-"""parity.program.conn: a program worker's connection reads a message straight into the buffer it is meant for,
+"""parity.run.conn: a program worker's connection reads a message straight into the buffer it is meant for,
 the same bytes as multiprocessing's Connection (which reads it in chunks, through a BytesIO, and copies it)."""
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ from multiprocessing.connection import BufferTooShort, Connection
 import numpy as np
 import pytest
 
-from parity.program.conn import DirectConnection
+from parity.run.conn import DirectConnection
 from parity.run import wire
 
 

@@ -267,7 +267,7 @@ def test_a_programs_workers_are_forked_from_one_zygote_per_program(monkeypatch):
     import subprocess
 
     from parity.program import remote, zygote
-    from parity.program.conn import DirectConnection
+    from parity.run.conn import DirectConnection
 
     monkeypatch.delenv("PARITY_ZYGOTE", raising=False)
     monkeypatch.setenv("OPENBLAS_NUM_THREADS", "1")  # as parity's commands set it (PARITY_BLAS_THREADS, default 1)
@@ -277,7 +277,7 @@ def test_a_programs_workers_are_forked_from_one_zygote_per_program(monkeypatch):
         f64, f32 = pool.worker("port", "float64"), pool.worker("port", "float32")
         z = pool.zygotes["port"]
         assert isinstance(f64.proc, zygote._Child) and isinstance(f32.proc, zygote._Child)
-        # their steps' arrays are read straight into their buffers (parity.program.conn; tests/test_conn.py)
+        # their steps' arrays are read straight into their buffers (parity.run.conn; tests/test_conn.py)
         assert isinstance(f64.conn, DirectConnection) and isinstance(f32.conn, DirectConnection)
         assert f64.proc.pid != f32.proc.pid and f64.alive and f32.alive
         for w in (f64, f32):  # the zygote is their parent; torch came imported, in one process for both

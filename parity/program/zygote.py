@@ -183,7 +183,7 @@ def forked_worker(zygote: Zygote | None, group: str, boot: str = ""):
     if child is None:
         mine.close()
         return None
-    from parity.program.conn import DirectConnection
+    from parity.run.conn import DirectConnection
 
     # a fresh interpreter's worker but for its process (stderr: the zygote's relay); its steps' arrays read
     # straight into their buffers

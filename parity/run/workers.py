@@ -33,7 +33,6 @@ import signal
 import socket
 import subprocess
 import threading
-from multiprocessing.connection import Connection
 from typing import Mapping
 
 import numpy as np
@@ -41,6 +40,7 @@ import numpy as np
 from parity.cases.case import Case, PortSpec
 from parity.errors import ParityError, PortError
 from parity.run import zygote  # (first: its atexit stop runs after this module's shutdown of the workers)
+from parity.run.conn import DirectConnection  # (a large array read straight into its buffer)
 from parity.run.noise import relay
 from parity.run.interpreter import ROOT, python  # ROOT: the directory holding this same parity
 from parity.run.wire import pack as _pack, plain as _plain, recv as _recv, send as _send
@@ -139,7 +139,7 @@ class _Worker:
             python(code, early=quiet), pass_fds=[theirs.fileno()], env=env, stderr=subprocess.PIPE)
         theirs.close()
         threading.Thread(target=relay, args=(proc.stderr,), daemon=True).start()
-        self.group, self.proc, self.conn, self._keys = group, proc, Connection(mine.detach()), 0
+        self.group, self.proc, self.conn, self._keys = group, proc, DirectConnection(mine.detach()), 0
 
     @classmethod
     def attach(cls, group: str, proc, conn) -> "_Worker":
@@ -200,7 +200,7 @@ def _main(fd: int) -> None:
 
     try:
         with warnings_at_users_lines():  # a library warning under the user's code: at the user's line, as in-process
-            _serve(Connection(fd))
+            _serve(DirectConnection(fd))
     except (EOFError, OSError):  # the harness is gone: no one to answer
         pass
 
