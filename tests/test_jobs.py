@@ -90,6 +90,29 @@ def test_tensorflow_workers_are_forked_from_the_zygote_unless_the_environment_ch
     assert "_PARITY_ZYGOTE_ADDRESS" not in os.environ
 
 
+@pytest.mark.skipif(not available("torch") or not hasattr(os, "fork"), reason="needs torch and os.fork")
+def test_torch_and_numpy_workers_are_forked_when_the_zygote_imported_torch(monkeypatch):
+    from parity.run import workers, zygote
+
+    monkeypatch.delenv("PARITY_ZYGOTE", raising=False)
+    workers.shutdown()
+    zygote.shutdown()
+    monkeypatch.delenv("_PARITY_ZYGOTE_ADDRESS", raising=False)
+    zygote.start({"torch", "numpy"})  # a run of torch and numpy ports: torch imported, TensorFlow not
+    try:
+        for group in ("torch", "numpy"):
+            w = workers._Worker(group)
+            assert isinstance(w.proc, zygote.Forked), group
+            assert w.alive
+            w.stop()
+            assert not w.alive
+        tf_worker = workers._Worker("tf1")  # TensorFlow not imported there: a fresh interpreter
+        assert isinstance(tf_worker.proc, subprocess.Popen)
+        tf_worker.stop()
+    finally:
+        zygote.shutdown()
+
+
 def test_a_zygote_that_is_gone_means_a_fresh_worker_at_once(tmp_path, monkeypatch):
     """An address inherited from a process whose zygote died (no socket, or nobody listening): no waiting."""
     import socket

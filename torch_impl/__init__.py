@@ -39,6 +39,12 @@ def torch():
 _THREADS_SET = False
 
 
+def preload() -> None:
+    """Import torch and run nothing (no tensor, no thread set): a process that forks torch workers starts each
+    from here (parity.run.zygote); the worker sets its threads when it first asks :func:`torch`."""
+    import torch  # noqa: F401
+
+
 def device() -> str:
     """The device the ports run on: ``PARITY_TORCH_DEVICE`` or ``cpu``."""
     return os.environ.get("PARITY_TORCH_DEVICE", "cpu")

@@ -94,10 +94,11 @@ def run_and_report(cases, args, *, kind="run", modules=None, sources=None, plan=
         planned.append((case, ports))
         if skipped:
             not_run[case.name] = skipped
-    if workers and any(PortSpec.parse(p).framework in ("tf1", "tf2") for _, ports in planned for p in ports):
+    used = {PortSpec.parse(p).framework for _, ports in planned for p in ports}
+    if workers and used & {"tf1", "tf2", "torch"}:
         from parity.run import zygote
 
-        zygote.start()  # TensorFlow imported once, beside the planning: its workers are forked from it
+        zygote.start(used)  # TensorFlow and torch imported once, beside the planning: the workers are forked from it
     notes = list(notes) + _missing_note(not_run)
     for note in notes:
         _progress(note)

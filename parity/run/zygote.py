@@ -1,10 +1,10 @@
-"""Framework workers forked from an interpreter that imported TensorFlow (the workers' *zygote*).
+"""Framework workers forked from an interpreter that imported the frameworks (the workers' *zygote*).
 
-Importing TensorFlow is about 5 s of CPU, and ``parity run`` starts two TensorFlow workers
-(``tf1``, ``tf2``: :mod:`parity.run.workers`) per harness, four with two jobs
-(:mod:`parity.cli.jobs`). The zygote imports ``tf_impl`` and TensorFlow once and runs nothing (no
-graph, no eager context, no session, one thread); each TensorFlow worker is then a child forked
-from it: as fresh as a new interpreter, without the import. Seed 003's isolated ports are recorded
+Importing TensorFlow is about 5 s of CPU, torch 1.5 s, and ``parity run`` starts four workers
+(``tf1``, ``tf2``, ``torch``, ``numpy``: :mod:`parity.run.workers`) per harness, eight with two jobs
+(:mod:`parity.cli.jobs`). The zygote imports TensorFlow and torch once (those the run's ports use) and
+runs nothing (no graph, no eager context, no session, no tensor, one thread); each worker is then a
+child forked from it: as fresh as a new interpreter, without the import. Seed 003's isolated ports are recorded
 by such a child too (group ``isolate``: :func:`parity.run.isolate.serve_case`), so the isolated
 ports' own zygote, a third TensorFlow import, does not start.
 
@@ -37,7 +37,9 @@ __all__ = ["ENV", "GROUPS", "enabled", "start", "fork_worker", "forked", "Forked
 #: "0" (or "no", "false", empty) starts every worker as a fresh interpreter.
 ENV = "PARITY_ZYGOTE"
 #: the worker groups forked from it (the framework it imported)
-GROUPS = ("tf1", "tf2", isolate.GROUP)  # isolate: a case's isolated ports, recorded (parity.run.isolate)
+GROUPS = ("tf1", "tf2", "torch", "numpy", isolate.GROUP)  # isolate: a case's isolated ports, recorded (parity.run.isolate)
+#: what each group needs imported (a group whose framework the zygote did not import: a fresh interpreter)
+_NEEDS = {"tf1": "tf1", "tf2": "tf1", isolate.GROUP: "tf1", "torch": "torch", "numpy": None}
 _ADDRESS = "_PARITY_ZYGOTE_ADDRESS"  # (internal) the socket path, for the job processes
 #: environment names that may differ between the zygote and a worker it forks (the worker gets the asking
 #: process's whole environment; these are not read by an import of TensorFlow: a terminal's size, the shell's
@@ -60,8 +62,9 @@ def _comparable(env) -> dict:
     return dict(out, PYTHONPATH=path) if path else out
 
 
-def start() -> None:
-    """Start the zygote (once per process tree: not when this process or its parent has one)."""
+def start(uses=("tf1",)) -> None:
+    """Start the zygote (once per process tree: not when this process or its parent has one), importing
+    the frameworks the run ``uses`` (``tf1``/``tf2``: TensorFlow; ``torch``); other workers start fresh."""
     from parity.run import frameworks  # noqa: F401 -- its BLAS setting in our environment, as in the zygote's
     from parity.run.interpreter import python
 
@@ -70,8 +73,9 @@ def start() -> None:
     directory = tempfile.mkdtemp(prefix="parity-zygote-")
     path = os.path.join(directory, "socket")
     quiet = "import signal; signal.signal(signal.SIGINT, signal.SIG_DFL)"
+    imports = sorted({"tf1" if f in ("tf1", "tf2") else f for f in uses} & {"tf1", "torch"})
     code = (f"from parity.run.workers import _main as serve; from parity.run.zygote import _main; "
-            f"_main({os.getpid()}, {path!r}, serve)")
+            f"_main({os.getpid()}, {path!r}, serve, {tuple(imports)!r})")
     proc = subprocess.Popen(python(code, early=quiet, watch=False), stdin=subprocess.DEVNULL,
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     _STARTED.append((proc, directory))
@@ -203,9 +207,9 @@ isolate.FORKED.append(forked)  # its cases' recorders are forked from here too
 
 # -- the zygote ---------------------------------------------------------------------------------------
 
-def _main(parent: int, path: str, serve) -> None:
-    """Import TensorFlow (run nothing), then fork a worker per request (``serve(fd)``: the worker's loop,
-    :func:`parity.run.workers._main`), for as long as ``parent`` lives."""
+def _main(parent: int, path: str, serve, imports=("tf1",)) -> None:
+    """Import ``imports``' frameworks (run nothing), then fork a worker per request (``serve(fd)``: the worker's
+    loop, :func:`parity.run.workers._main`), for as long as ``parent`` lives."""
     import socket
 
     isolate._die_with(parent)
@@ -213,7 +217,8 @@ def _main(parent: int, path: str, serve) -> None:
 
     mine = _comparable(os.environ)  # the starting process's environment (what a fresh worker would get)
     prepare_environment()  # tf_impl sets TensorFlow's environment before it is imported
-    preload("tf1")
+    for framework in imports:  # TensorFlow first, as a TF worker would (torch then sees TF's environment)
+        preload(framework)
     added = {k: v for k, v in os.environ.items() if k not in mine or mine[k] != v}  # what importing set
     signal.signal(signal.SIGTERM, _stop)
     listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
@@ -222,7 +227,7 @@ def _main(parent: int, path: str, serve) -> None:
     listener.settimeout(1.0)
     os.rename(path + ".tmp", path)  # the path appears when the zygote is ready
     try:
-        _serve(listener, mine, added, serve)
+        _serve(listener, mine, added, serve, {g for g, need in _NEEDS.items() if need is None or need in imports})
     except _Stop:
         pass
     listener.close()
@@ -251,7 +256,7 @@ def _reap() -> None:
         pass
 
 
-def _serve(listener, mine: dict, added: dict, serve) -> None:
+def _serve(listener, mine: dict, added: dict, serve, groups=frozenset(GROUPS)) -> None:
     import socket
     from multiprocessing.connection import Connection
     from multiprocessing.reduction import recv_handle
@@ -266,7 +271,7 @@ def _serve(listener, mine: dict, added: dict, serve) -> None:
             return
         try:
             group, comparable, env, harness, cwd = conn.recv()
-            if comparable != mine:
+            if comparable != mine or group not in groups:  # (a framework not imported here: start it fresh)
                 conn.send(False)
                 conn.close()
                 continue
