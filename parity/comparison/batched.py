@@ -18,14 +18,16 @@ __all__ = ["BATCH_MAX", "measures", "step_measures"]
 
 
 def step_measures(sa, sb, stages) -> dict:
-    """``(stage, name) ->`` the measure of every tensor two steps both hold, in the same shape (None for a
-    summary), all measured together (:func:`measures`). Call it in ``records.QUIET``'s error state."""
+    """``(stage, name) ->`` the measure of every tensor of at most :data:`BATCH_MAX` elements two steps both hold,
+    in the same shape (None for a summary), all measured together (:func:`measures`); a larger one is measured
+    where it is compared (its difference kept for the carried error: :mod:`.pairdiff`). Call it in
+    ``records.QUIET``'s error state."""
     keys, pairs = [], []
     for stage in stages:
         ta, tb = sa.get(stage), sb.get(stage)
         for name, xa in (ta or {}).items() if tb else ():
             xb = tb.get(name)
-            if xb is not None and shape_of(xa) == shape_of(xb):
+            if xb is not None and shape_of(xa) == shape_of(xb) and not (type(xa) is np.ndarray and xa.size > BATCH_MAX):
                 keys.append((stage, name))
                 pairs.append((xa, xb))
     return dict(zip(keys, measures(pairs)))

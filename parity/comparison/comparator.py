@@ -31,7 +31,6 @@ judge of semantics.
 
 from __future__ import annotations
 
-import itertools
 import math
 from array import array
 from collections import deque
@@ -40,10 +39,12 @@ from typing import Callable, Mapping
 import numpy as np
 
 from parity.cases.case import Cost
-from parity.comparison.records import Comparison, Divergence, NonFinite, StructureIssue, TensorDiff, QUIET, _diff_arrays, _relative, diff_arrays, diff_summaries, divergence_key as _key, first_nonfinite, layer_of, shape_of
-from parity.comparison.propagate import Propagation
+from parity.comparison.records import Comparison, Divergence, NonFinite, StructureIssue, TensorDiff, QUIET, _relative, tensor_diff, diff_arrays, diff_summaries, divergence_key as _key, first_nonfinite, layer_of, shape_of
+from parity.comparison.propagate import EXCESS_STAGES, Propagation
+from parity.comparison.pairdiff import measure_from, measure_keeping
 from parity.comparison.batched import step_measures
-from parity.comparison.envelope import ENVELOPE_FACTOR, FLOAT64_PER_FLOAT32, PORT_CAP, Drift, envelope as _envelope
+from parity.comparison.pairs import add_together, pairs_of
+from parity.comparison.envelope import ENVELOPE_FACTOR, PORT_CAP, Drift, envelope as _envelope, float64_envelope
 from parity.errors import ParityError
 from parity.trace.summary import Summary, summarize
 from parity.comparison.tolerance import bound as default_bound
@@ -55,6 +56,7 @@ __all__ = [
     "Divergence",
     "Comparison",
     "Comparator",
+    "add_together",
     "Drift",
     "pairs_of",
     "compare",
@@ -110,6 +112,7 @@ class Comparator:
         self._running: dict[tuple[str, str], float] = {}
         self._operands: dict[tuple[str, str], float] = {}  # (stage, layer) -> its largest magnitude so far
         self._prop = Propagation(initial)  # the gradients' accepted error carried into the parameters
+        self._prop.source_diff = self._source_measured
         self._ring: deque[tuple[int, list[TensorDiff]]] = deque()
         self._kept: list[TensorDiff] = []
         self._keep_until = -1
@@ -127,17 +130,6 @@ class Comparator:
         self.out.issues.append(issue)
         found.append((Divergence(i, stage, name, "structure", issue.describe()), -1))
 
-    def _float64_envelope(self, stage, i, key, drift, drift_b) -> float:
-        """The float32 envelope of the ports' float32 drifts, at float64's unit roundoff (x 2^-29).
-
-        One side's drift alone (a float64-only run measures the reference's, with its float32
-        shadow): the other side counts as drifting as far as the float32 envelope's cap lets it.
-        """
-        m32 = self.bound("float32", stage, i, self.cost)
-        da = (drift if drift is not None else drift_b).get(key, 0.0)
-        db = drift_b.get(key, 0.0) if drift is not None and drift_b is not None else math.inf
-        return _envelope(m32, da, db) * FLOAT64_PER_FLOAT32
-
     def add(self, sa: Mapping, sb: Mapping, drift: Mapping[tuple[str, str], float] | None = None,
             drift_b: Mapping[tuple[str, str], float] | None = None,
             cond: Mapping[tuple[str, str], float] | None = None) -> None:
@@ -148,13 +140,22 @@ class Comparator:
         envelope scaled by 2^-29. ``cond``: how far each tensor moved so far in the float32
         conditioning run (:mod:`parity.comparison.envelope`), when one ran.
         """
+        add_together([(self, sa, sb, drift, drift_b, cond)])
+
+    def _stepping(self, sa, sb, drift, drift_b, cond):
+        """:meth:`add`'s comparison of the stages, a generator that pauses after each stage (:func:`add_together`;
+        run in ``QUIET``'s error state: _raw measures in it, diff_arrays' own state); it returns what
+        :meth:`_stepped` closes the step with."""
         i, out = self.steps, self.out
         pa, pb = out.a.get("port", "?"), out.b.get("port", "?")
         diffs: list[TensorDiff] = []
         found: list[tuple[Divergence, int]] = []
-        with np.errstate(**QUIET):  # once per step: _raw measures in it (diff_arrays' own state)
-            self._measured = step_measures(sa, sb, self.stages)  # the step's small tensors together (.batched)
-            self._add_stages(i, sa, sb, pa, pb, diffs, found, drift, drift_b, cond)
+        self._measured = step_measures(sa, sb, self.stages)  # the step's small tensors together (.batched)
+        yield from self._add_stages(i, sa, sb, pa, pb, diffs, found, drift, drift_b, cond)
+        return i, diffs, found
+
+    def _stepped(self, i, diffs, found) -> None:
+        out = self.out
         for stage, values in out.series.items():
             if len(values) <= i:
                 values.append(math.nan)
@@ -166,7 +167,7 @@ class Comparator:
                 self.on_divergence(i)
         self.steps += 1
 
-    def _add_stages(self, i, sa, sb, pa, pb, diffs, found, drift, drift_b, cond) -> None:
+    def _add_stages(self, i, sa, sb, pa, pb, diffs, found, drift, drift_b, cond):  # (a generator: a stage a time)
         out = self.out
         for stage in self.stages:
             in_a, in_b = stage in sa, stage in sb
@@ -193,10 +194,12 @@ class Comparator:
                 if shape_of(xa) != shape_of(xb):
                     self._issue(i, stage, name, "shape", f"{pa} {list(np.shape(xa))} vs {pb} {list(np.shape(xb))}", found)
                     continue
-                raw.append((pos, name, self._raw(i, stage, name, xa, xb)))
+                r, kept = self._raw(i, stage, name, xa, xb)
+                # (the carried error's excess read here, while the pair's |a - b| is at hand: it reads only the
+                # propagation's own state and this step's arrays, as after the stage's measures)
+                raw.append((pos, name, r, self._prop.excess(stage, name, r, xa, xb, sa, sb, kept)))
             operands = self._operand_scales(stage, raw)
-            for pos, name, r in raw:
-                excess = self._prop.excess(stage, name, r, ta[name], tb[name], sa, sb)
+            for pos, name, r, excess in raw:
                 d = self._measure(i, stage, name, r, model, operands.get(layer_of(stage, name), 0.0), drift, drift_b, cond, excess)
                 self._prop.accept(stage, name, d.verdict)
                 diffs.append(d)
@@ -213,12 +216,21 @@ class Comparator:
                 elif verdict == "rounding":
                     out.n_rounding += 1
             (out.series.get(stage) or out.series.setdefault(stage, array("d", [math.nan] * i))).append(worst_units)
+            yield
 
     def _raw(self, i: int, stage: str, name: str, xa, xb):
-        """The elementwise measure of one tensor (:func:`diff_arrays`; taken with the step's others: :mod:`.batched`),
-        its non-finite elements noted as each run's first NaN or inf (:class:`NonFinite`)."""
+        """The elementwise measure of one tensor (:func:`diff_arrays`; a small one taken with the step's others:
+        :mod:`.batched`), its non-finite elements noted as each run's first NaN or inf (:class:`NonFinite`); and
+        the pair's float64 ``|a - b|`` where the carried error may read it (:func:`.pairdiff.measure_keeping`)."""
         summary = isinstance(xa, Summary) or isinstance(xb, Summary)  # (the measure in add's error state:)
-        m, maybe = (diff_summaries(xa, xb), True) if summary else self._measured.get((stage, name)) or _diff_arrays(xa, xb)
+        kept = None
+        if summary:
+            m, maybe = diff_summaries(xa, xb), True
+        else:
+            got = self._measured.get((stage, name))
+            if got is None:
+                got, kept = measure_keeping(xa, xb, stage in EXCESS_STAGES)
+            m, maybe = got
         bad = 0
         if maybe:
             out = self.out
@@ -230,7 +242,13 @@ class Comparator:
                 if side not in out.nonfinite:
                     port = (out.a if side == "a" else out.b).get("port", "?")
                     out.nonfinite[side] = NonFinite(i, stage, name, port, nf[1], nf[2], nf[0])
-        return m, summary, tuple(shape_of(xa)), bad
+        return (m, summary, tuple(shape_of(xa)), bad), kept
+
+    def _source_measured(self, stage: str, name: str, xa, xb, diff) -> None:
+        """A first-moment slot's pair whose float64 ``|a - b|`` the carried error's update took (the parameters
+        stage): its measure taken from it, for the slots stage next (:func:`.pairdiff.measure_from`)."""
+        if stage == "slots" and stage in self.stages and (stage, name) not in self._measured:
+            self._measured[(stage, name)] = measure_from(xa, xb, diff)[0]
 
     def _operand_scales(self, stage: str, raw) -> dict[str, float]:
         """Per layer (:func:`layer_of`), its largest magnitude in this stage so far, in either run: the scale
@@ -238,7 +256,7 @@ class Comparator:
         measured against their own scale only (:data:`OWN_SCALE_ONLY`)."""
         if stage in OWN_SCALE_ONLY:
             return {}
-        for _, name, r in raw:
+        for _, name, r, _ in raw:
             scale = r[0][5]
             if math.isfinite(scale):
                 for layer in {layer_of(stage, name), ""}:
@@ -265,15 +283,15 @@ class Comparator:
         envelope = None
         if (drift is not None or drift_b is not None) and stage != "inputs":
             if out.dtype == "float64":
-                envelope = self._float64_envelope(stage, i, key, drift, drift_b)
+                envelope = float64_envelope(self.bound("float32", stage, i, self.cost), key, drift, drift_b)
             else:
                 envelope = _envelope(model, (drift or {}).get(key, 0.0), (drift_b or {}).get(key, 0.0),
                                      None if cond is None else cond.get(key))
             # the drifts are relative to the tensor's own running scale: the same absolute envelope
             envelope = envelope * own / scale if envelope is not None and scale > 0 else envelope
         limit = max(model, envelope or 0.0)
-        d = TensorDiff(i, stage, name, shape, max_abs, rel, idx, va, vb, scale, limit, model, envelope, summary,
-                       operands or None, nonfinite)
+        d = tensor_diff(i, stage, name, shape, max_abs, rel, idx, va, vb, scale, limit, model, envelope, summary,
+                        operands or None, nonfinite)
         cur = out.worst.get(key)
         if cur is None or (d.units, d.max_rel) > (cur.units, cur.max_rel):
             out.worst[key] = d
@@ -380,21 +398,3 @@ def assert_match(a, b, *, cost: Cost | None = None, **kwargs) -> Comparison:
     if first is not None:
         raise ParityError(f"{result.pair} ({result.dtype}) diverge first at {first.describe()} [{first.kind}]", case=a.case)
     return result
-
-
-def pairs_of(names: list[str], pairs: str) -> list[tuple[str, str]]:
-    """The (reference, port) pairs :func:`parity.run.runner.run_case` compares: ``pairs`` is "all", "reference" or "auto"."""
-    if not names:
-        return []
-    if pairs == "all":
-        return list(itertools.combinations(names, 2))
-    if pairs == "reference":
-        return [(names[0], p) for p in names[1:]]
-    # every pair of the frameworks' main ports, and the reference against each variant
-    main = [p for p in names if ":" not in p]
-    combos = list(itertools.combinations(main, 2))
-    # (a variant as the reference -- the distributed cases' single device -- meets every port)
-    combos += [(names[0], p) for p in names[1:] if ":" in p + names[0] and (names[0], p) not in combos]
-    if not main:
-        combos = [(names[0], p) for p in names[1:]]
-    return combos

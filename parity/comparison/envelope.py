@@ -45,6 +45,7 @@ The figures behind the constants are in their comments and in docs/tolerance.md.
 
 from __future__ import annotations
 
+import math
 from typing import Mapping
 
 import numpy as np
@@ -52,7 +53,7 @@ import numpy as np
 from parity.comparison.batched import measures
 from parity.comparison.records import QUIET, _relative, diff_summaries
 
-__all__ = ["COND_CAP", "Drift", "ENVELOPE_FACTOR", "FLOAT64_PER_FLOAT32", "PORT_CAP", "envelope"]
+__all__ = ["COND_CAP", "Drift", "ENVELOPE_FACTOR", "FLOAT64_PER_FLOAT32", "PORT_CAP", "envelope", "float64_envelope"]
 
 #: How far a float32 port may differ from the float32 reference, in units of the two ports'
 #: own measured float32-vs-float64 drifts (added). 1 is the elementwise triangle inequality;
@@ -117,6 +118,15 @@ def envelope(model: float, drift_a: float | None, drift_b: float | None, cond: f
         return None
     cap = max(PORT_CAP * max(model, drift_a or 0.0), COND_CAP * (cond or 0.0))
     return ENVELOPE_FACTOR * ((drift_a or 0.0) + min(drift_b or 0.0, cap))
+
+
+def float64_envelope(m32: float, key, drift: Mapping | None, drift_b: Mapping | None) -> float:
+    """The float32 envelope of the ports' float32 drifts (``m32``: the float32 model bound), at float64's unit
+    roundoff (x 2^-29). One side's drift alone (a float64-only run measures the reference's, with its float32
+    shadow): the other side counts as drifting as far as the float32 envelope's cap lets it."""
+    da = (drift if drift is not None else drift_b).get(key, 0.0)
+    db = drift_b.get(key, 0.0) if drift is not None and drift_b is not None else math.inf
+    return envelope(m32, da, db) * FLOAT64_PER_FLOAT32
 
 
 class Drift:

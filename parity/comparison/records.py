@@ -101,6 +101,17 @@ class TensorDiff:
         )
 
 
+_TENSOR_DIFF_FIELDS = tuple(TensorDiff.__dataclass_fields__)
+
+
+def tensor_diff(*values) -> TensorDiff:
+    """``TensorDiff(*values)`` (every field, in order) without the frozen dataclass's ``__init__``: one per tensor,
+    pair and step (issue 21; the same object: its fields set, nothing else)."""
+    d = object.__new__(TensorDiff)
+    d.__dict__.update(zip(_TENSOR_DIFF_FIELDS, values))
+    return d
+
+
 @dataclass(frozen=True)
 class StructureIssue:
     """A tensor present in one trace only, or of different shapes: a named error."""
@@ -273,7 +284,7 @@ class Comparison:
 def _relative(max_abs: float, scale: float) -> float:
     if max_abs == 0.0:
         return 0.0
-    if not np.isfinite(max_abs) or scale == 0.0:
+    if not math.isfinite(max_abs) or scale == 0.0:  # (math's: a float's, without numpy's call)
         return float("inf")
     return max_abs / scale
 

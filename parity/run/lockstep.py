@@ -19,7 +19,7 @@ import tempfile
 from typing import Iterable, Iterator, Mapping, Sequence
 
 from parity.cases.case import Case, PortSpec
-from parity.comparison.comparator import Comparator, Drift, pairs_of
+from parity.comparison.comparator import Comparator, Drift, add_together, pairs_of
 from parity.errors import ParityError, PortError
 from parity.run import isolate
 from parity.run.boundary import record_isolated
@@ -238,10 +238,10 @@ class Lockstep:
             s64, s32 = steps.get(("float64", port)), steps.get(("float32", port), shadowed)
             if s64 is not None and s32 is not None:
                 drift[port] = tracker.add(s64, s32)
-        for dtype, pa, pb, cmp in self.comparators:
-            if (dtype, pa) in steps and (dtype, pb) in steps:
-                cmp.add(steps[(dtype, pa)], steps[(dtype, pb)], drift.get(pa), drift.get(pb),
-                        cond if dtype == "float32" else None)
+        # every pair's stage before the next stage: a port's tensors are read again while cached (issue 21)
+        add_together([(cmp, steps[(dtype, pa)], steps[(dtype, pb)], drift.get(pa), drift.get(pb),
+                       cond if dtype == "float32" else None)
+                      for dtype, pa, pb, cmp in self.comparators if (dtype, pa) in steps and (dtype, pb) in steps])
 
     # -- closing ------------------------------------------------------------------------------------------
     def close(self, complete: bool = True) -> None:

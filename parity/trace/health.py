@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from parity.trace.summary import Summary, float64_chunks, norm_mean, scratch, sum_of_squares
+from parity.trace.summary import MEMO_MIN, Summary, float64_chunks, norm_mean, scratch, sum_of_squares
 
 __all__ = ["LayerHealth", "Health", "HealthTracker", "layer_health", "summarize", "ratio", "summary_dir"]
 
@@ -99,6 +99,10 @@ class HealthTracker:
             self._names = [n for n, g in grads.items() if isinstance(g, (np.ndarray, np.generic, Summary))]
         params = dict(step.get("parameters", {}))
         params.update(step.get("constrained", {}))
+        with np.errstate(all="ignore"):  # (once per step: the sums below are taken in it)
+            self._add(grads, params)
+
+    def _add(self, grads, params) -> None:
         for name in self._names:
             g = (grads or {}).get(name)
             if isinstance(g, (np.ndarray, np.generic, Summary)):
@@ -115,9 +119,12 @@ class HealthTracker:
                 continue
             c = _flat(cur)
             base = prev[1] if prev[1] is not None else _norm(prev[0], self.remember)
-            delta = _distance(c, prev[0])
+            if self.remember and c.size >= MEMO_MIN:  # (the norm from cur's summary, remembered)
+                delta, norm = _distance(c, prev[0]), _norm(cur, self.remember)
+            else:  # ||cur - prev|| and ||cur|| in one reading of cur
+                delta, norm = _distance(c, prev[0], True)
             self._ratio.setdefault(name, array("d")).append(delta / base if base > 0 else (np.inf if delta > 0 else 0.0))
-            self._prev[name] = (c, _norm(cur, self.remember))
+            self._prev[name] = (c, norm)
         for name in list(self._prev):
             if name not in self._names:  # keep only what the ratios need
                 del self._prev[name]
@@ -165,13 +172,18 @@ def _norm_var(g, remember: bool = True) -> tuple[float, float]:
     return norm, centered / n
 
 
-def _distance(cur: np.ndarray, prev: np.ndarray) -> float:
-    """||cur - prev||, the differences taken in float64, chunk by chunk."""
-    delta, buf = 0.0, scratch(2)
+def _distance(cur: np.ndarray, prev: np.ndarray, norm: bool = False):
+    """||cur - prev||, the differences taken in float64, chunk by chunk; with ``norm``, ``(||cur - prev||, ||cur||)``,
+    ||cur|| the same chunk sums as :func:`_norm`'s (:func:`~parity.trace.summary.norm_mean`), taken in the same
+    reading of ``cur``."""
+    delta = squares = 0.0
+    buf = scratch(2)
     with np.errstate(all="ignore"):
         for bc, bp in float64_chunks(cur, prev):
             delta += sum_of_squares(np.subtract(bc, bp, out=buf[: bc.size]), 3)
-    return math.sqrt(delta)
+            if norm:
+                squares += sum_of_squares(bc, 3)
+    return (math.sqrt(delta), math.sqrt(squares)) if norm else math.sqrt(delta)
 
 
 def layer_health(trace, stage: str = "gradients") -> list[LayerHealth]:
