@@ -28,7 +28,7 @@ def init_family(values) -> dict:
     if x.size < 64:
         out["family"] = "unknown (too few entries)"
         return out
-    kurt = float(np.mean(((x - mean) / std) ** 4)) - 3.0
+    kurt = _excess_kurtosis(x, mean, std)
     # the bound-to-std ratio separates the families: uniform sqrt(3) = 1.73, a normal truncated at
     # 2 sigma 2 / 0.88 = 2.27, a normal > 3 for n >= 64 draws; the excess kurtosis (uniform -1.2,
     # truncated -0.95, normal 0; standard error sqrt(24/n) <= 0.6) confirms it
@@ -40,6 +40,24 @@ def init_family(values) -> dict:
     else:
         out["family"] = "normal"
     return out
+
+
+#: the excess kurtosis thresholds :func:`init_family` decides by
+_KURT_THRESHOLDS = (-0.8, -0.3)
+
+
+def _excess_kurtosis(x: np.ndarray, mean: float, std: float) -> float:
+    """``mean(((x - mean) / std) ** 4) - 3``, as a decision needs it: the fourth power as two squares (numpy's ``** 4``
+    calls ``pow`` per entry: 0.19-0.25 s against 0.005 s for a 3.2M-entry dense kernel, every ``parity diff`` of the
+    seed 001 convnet reading both programs' initial values). The two differ in the last bits; where the fast one
+    lies within 1e-9 of a threshold, the value is ``** 4``'s, so every decision is the same as with it."""
+    z = (x - mean) / std
+    np.multiply(z, z, out=z)
+    np.multiply(z, z, out=z)
+    kurt = float(np.mean(z)) - 3.0
+    if any(abs(kurt - t) <= 1e-9 for t in _KURT_THRESHOLDS):
+        kurt = float(np.mean(((x - mean) / std) ** 4)) - 3.0
+    return kurt
 
 
 def fans(shape) -> tuple[int, int] | None:
