@@ -100,3 +100,77 @@ def test_no_twin_once_the_first_port_stepped_or_for_another_dtype_or_case():
     assert late.graph is not first.graph  # a stepped port is no twin's source (its Python state moved on)
     for p in (first, other_dtype, other_case, late):
         p.close()
+
+
+def _ports_with_slots():
+    """(case, build) of TF1 ports whose Sessions hold variables a load does not assign: Adam's slots and beta
+    powers (a random op in the graph too), momentum slots with global_step, EMA shadows loaded with their
+    variables."""
+    from tf_impl.v1 import convnet, minimize, mlp
+
+    return [(_case(), convnet.build), (get_case("seed002_max_norm"), mlp.build),
+            (get_case("seed004_global_step_ema"), minimize.build)]
+
+
+@pytest.mark.parametrize("which", range(3))
+def test_the_first_load_initializes_the_rest_in_its_run_as_global_variables_initializer_would(which):
+    case, build = _ports_with_slots()[which]
+    case = dataclasses.replace(case, steps=3)
+    params = draw_parameters(case, "float64")
+    batches = list(iter_batches(case, "float64"))
+    merged = build(case, "float64")
+    assert merged._init_rest is not None  # these graphs take the one-run load
+    got = _run(merged, params, batches)
+    merged.close()
+    old = build(case, "float64")  # the first port is closed: a build of its own
+    old.session  # any use of the Session before a load: global_variables_initializer, as before
+    assert not old._uninitialized
+    want = _run(old, params, batches)
+    old.close()
+    _same(got, want)
+
+
+class _Shadowed:
+    """A TF1 port whose unloaded variable starts from a loaded variable's value (``w.read_value() * 2``: TF1 guards
+    the read, the initializer reads ``w``'s initial value where ``w`` is not initialized yet)."""
+
+    @staticmethod
+    def build(case, dtype):
+        from tf_impl.v1._graph import GraphPort
+
+        class Port(GraphPort):
+            def define(self, tf, tf1):
+                w = tf1.get_variable("w", shape=[3], dtype=tf.float64, initializer=tf1.random_normal_initializer())
+                self.copy = tf1.Variable(w.read_value() * 2.0, name="copy")
+                self.variables = {"w": w}
+                self.after = {"parameters": {"w": w}, "state": {"copy": self.copy}}
+
+        return Port(case, dtype)
+
+
+def test_an_initializer_that_reads_a_loaded_variable_keeps_its_own_run():
+    case = get_case("seed004_global_step_ema")
+    port = _Shadowed.build(case, "float64")
+    assert port._init_rest is None  # one run would race the assignment and the read
+    port.load({"w": np.array([1.0, 2.0, 3.0])})
+    np.testing.assert_array_equal(port.parameters()["w"], [1.0, 2.0, 3.0])
+    copy = port.session.run(port.copy)
+    assert not np.array_equal(copy, [2.0, 4.0, 6.0])  # w's initial draw doubled (the global initializer ran first)
+    port.close()
+
+
+def test_parameters_after_a_load_are_what_the_session_holds_until_it_is_used_again():
+    from tf_impl.v1.convnet import build
+
+    case = _case()
+    params = draw_parameters(case, "float64")
+    port = build(case, "float64")
+    port.load(params)
+    cached = port.parameters()
+    assert port._loaded is not None
+    cached["wc1"][...] = 0.0  # a copy: the next call is not changed by what a caller did to the last
+    read = port.session.run(dict(port.variables))  # any use of the Session ends the cache
+    assert port._loaded is None
+    for name, value in port.parameters().items():
+        assert value.tobytes() == read[name].tobytes() == np.asarray(params[name]).tobytes(), name
+    port.close()

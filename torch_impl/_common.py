@@ -6,7 +6,7 @@ import numpy as np
 
 from torch_impl import device, framework_info, torch
 
-__all__ = ["framework_info", "to_tensor", "to_numpy", "torch_dtype", "torch", "device"]
+__all__ = ["framework_info", "to_tensor", "to_numpy", "to_numpy_as", "torch_dtype", "torch", "device"]
 
 
 def torch_dtype(dtype: str):
@@ -25,3 +25,11 @@ def to_tensor(x, dtype: str | None = None):
 
 def to_numpy(x) -> np.ndarray:
     return x.detach().cpu().numpy().copy()
+
+
+def to_numpy_as(x, convert) -> np.ndarray:
+    """``convert(to_numpy(x))`` with one copy, not two, where ``convert`` makes a new array (a layout change):
+    the tensor's buffer is read in place and copied only when ``convert`` returned a view of it."""
+    view = x.detach().cpu().numpy()
+    out = convert(view)
+    return out.copy() if np.may_share_memory(out, view) else out

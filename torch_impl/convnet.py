@@ -30,7 +30,7 @@ import numpy as np
 from parity.portkit.layout import conv_from_torch, conv_to_torch, dense_from_torch, dense_from_torch_flattened, dense_to_torch, flatten_rows_to_torch, nchw_to_nhwc, same_padding
 
 from parity.portkit.variants import build_variant
-from torch_impl._common import device, framework_info, to_numpy, to_tensor, torch, torch_dtype
+from torch_impl._common import device, framework_info, to_numpy, to_numpy_as, to_tensor, torch, torch_dtype
 
 __all__ = ["build", "framework_info", "ConvnetPort", "native_dropout", "ADAM_EPS_HAT"]
 
@@ -147,7 +147,7 @@ class ConvnetPort:
             group["eps"] = self.eps_hat / math.sqrt(1.0 - beta2**self.t_step)
 
     def _canonical(self, tensors):
-        return {n: back(to_numpy(tensors[n])) for n, (_, _, back) in self.params.items()}
+        return {n: to_numpy_as(tensors[n], back) for n, (_, _, back) in self.params.items()}
 
     def parameters(self):
         return self._canonical({n: p for n, (p, _, _) in self.params.items()})
@@ -169,7 +169,7 @@ class ConvnetPort:
         self.opt.zero_grad()
         loss.backward()
         out = {
-            "forward": {k: nchw_to_nhwc(to_numpy(v)) if v.dim() == 4 else to_numpy(v) for k, v in acts.items()},
+            "forward": {k: to_numpy_as(v, nchw_to_nhwc) if v.dim() == 4 else to_numpy(v) for k, v in acts.items()},
             "loss": {"loss": to_numpy(loss)},
             "gradients": self._canonical({n: p.grad for n, (p, _, _) in self.params.items()}),
             "learning_rate": {"lr": np.asarray(self.opt.param_groups[0]["lr"], dtype=self.dtype)},
@@ -185,8 +185,8 @@ class ConvnetPort:
         slots = {}
         for n, (p, _, back) in self.params.items():
             state = self.opt.state[p]
-            slots[f"{n}/m"] = back(to_numpy(state["exp_avg"]))
-            slots[f"{n}/v"] = back(to_numpy(state["exp_avg_sq"]))
+            slots[f"{n}/m"] = to_numpy_as(state["exp_avg"], back)
+            slots[f"{n}/v"] = to_numpy_as(state["exp_avg_sq"], back)
         # TF1's accumulators after the update: beta^(t+1), the powers the next step uses.
         step = int(self.opt.state[self.params["wc1"][0]]["step"])
         slots["beta1_power"] = np.asarray(self.betas[0] ** (step + 1), dtype=self.dtype)

@@ -31,7 +31,7 @@ from parity.portkit.layout import dense_from_torch, dense_to_torch
 from parity.portkit.resume import ResumedPort
 from parity.portkit.transforms import polynomial_decay
 from parity.portkit.variants import build_variant
-from torch_impl._common import device, framework_info, to_numpy, to_tensor, torch, torch_dtype
+from torch_impl._common import device, framework_info, to_numpy, to_numpy_as, to_tensor, torch, torch_dtype
 
 __all__ = ["build", "framework_info", "save", "restore", "MLP", "MlpPort", "ALTERNATIVES",
            "RENORM_EPS", "CLIP_GRAD_NORM_EPS"]
@@ -91,7 +91,7 @@ class MlpPort:
 
     @staticmethod
     def _out(x, is_weight):
-        return dense_from_torch(to_numpy(x)) if is_weight else to_numpy(x)
+        return to_numpy_as(x, dense_from_torch) if is_weight else to_numpy(x)
 
     def parameters(self):
         return {n: self._out(p, w) for n, p, w in self._named()}

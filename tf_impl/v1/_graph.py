@@ -11,6 +11,14 @@ not stepped yet (the conditioning run beside the port's own float64 run: docs/to
 that port's *twin*: a new Session on the first port's finalized graph instead of a graph built
 again. A Session holds its own variables and its own random ops' state (their seeds are the
 graph's), so the twin steps as a freshly built port does (tests/test_speed_graph.py).
+
+The first ``load()`` of a Session initializes the variables it does not assign (the optimizer's slots,
+``global_step``) in the run that assigns the others, and ``parameters()`` right after a load returns the
+values that run read back: one Session run where there were three (``global_variables_initializer``,
+the assignments, the read), and no random initializer drawn for a weight the load overwrites. Any other
+first use of ``session`` runs ``global_variables_initializer`` first, as a freshly built port always did;
+so does a load where an initializer left to run reads a variable the load assigns (its value would
+depend on the order of the two in one run).
 """
 
 from __future__ import annotations
@@ -72,12 +80,23 @@ class GraphPort:
                     ops = [var.assign(ph)] + [v.assign(ph) for v in self.extra_loads.get(name, [])]
                     self._assign_ops.extend(ops)
                 self._init = tf1.global_variables_initializer()
+                self._init_rest = _initializer_of_the_rest(tf1, self._assign_ops)
                 self.graph.finalize()
         _OPEN.setdefault(key, []).append(weakref.ref(self))
         self._stepped = False
         config = self.tf1.ConfigProto(intra_op_parallelism_threads=1, inter_op_parallelism_threads=1)
-        self.session = self.tf1.Session(graph=self.graph, config=config)
-        self.session.run(self._init)
+        self._session = self.tf1.Session(graph=self.graph, config=config)
+        self._uninitialized = True  # global_variables_initializer not run yet: the first use runs it
+        self._loaded = None  # the values the last load() read back, until anything else uses the Session
+
+    @property
+    def session(self):
+        """The port's Session, its variables initialized (the module's docstring)."""
+        self._loaded = None  # whatever runs next may move a variable
+        if self._uninitialized:
+            self._uninitialized = False
+            self._session.run(self._init)
+        return self._session
 
     # -- to implement -------------------------------------------------------------
     def define(self, tf, tf1) -> None:  # pragma: no cover - abstract
@@ -85,11 +104,25 @@ class GraphPort:
 
     # -- the port protocol --------------------------------------------------------
     def parameters(self) -> dict[str, np.ndarray]:
+        if self._loaded is not None:  # right after a load: the values its run read back (the module's docstring)
+            return {k: v.copy() for k, v in self._loaded.items()}
         return self.session.run(dict(self.variables))
 
     def load(self, params: Mapping[str, np.ndarray]) -> None:
         feed = {self._assign_in[k]: np.asarray(v) for k, v in params.items() if k in self._assign_in}
-        self.session.run(self._assign_ops, feed)
+        if self._uninitialized and self._init_rest is not None:
+            # the variables this load does not assign are initialized in its run
+            values, _ = self._session.run([self._assign_ops, self._init_rest], feed)
+            self._uninitialized = False
+        else:
+            values = self.session.run(self._assign_ops, feed)
+        # each assign op's value is its variable read after the assignment: what parameters() would read
+        at = 0
+        loaded = {}
+        for name in self.variables:
+            loaded[name] = values[at]
+            at += 1 + len(self.extra_loads.get(name, ()))
+        self._loaded = loaded
 
     def feed(self, batch: Mapping[str, np.ndarray]) -> dict:
         return {ph: batch[key] for key, ph in self.placeholders.items()}
@@ -127,13 +160,40 @@ class GraphPort:
 
     def close(self) -> None:
         self._stepped = True  # never a twin's source once closed
-        self.session.close()
+        self._loaded = None
+        self._session.close()
 
 
 #: (class, case name, dtype, variant) -> weak references to the ports built so (the twins' sources)
 _OPEN: dict = {}
-#: what a twin does not take from its source: its own Session and step state
-_OWN = ("session", "_stepped")
+#: what a twin does not take from its source: its own Session and its state
+_OWN = ("_session", "_stepped", "_uninitialized", "_loaded")
+
+
+def _initializer_of_the_rest(tf1, assign_ops):
+    """The initializer of the global variables that ``assign_ops`` do not assign, or None where one of their
+    initializers reads an assigned variable (an EMA shadow's ``initialized_value()``): run with the
+    assignments, its value would depend on which of the two ran first (the module's docstring)."""
+    # an assign op's first input is its variable: the resource handle's op, or the ref variable's own op
+    assigned = {a.op.inputs[0].op.name for a in assign_ops}
+    rest = [v for v in tf1.global_variables() if _handle_op(v).name not in assigned]
+    init = tf1.variables_initializer(rest)
+    seen, todo = set(), [init]
+    while todo:  # every op the initializer depends on
+        op = todo.pop()
+        if op.name in seen:
+            continue
+        seen.add(op.name)
+        if op.name in assigned:
+            return None
+        todo.extend(t.op for t in op.inputs)
+        todo.extend(op.control_inputs)
+    return init
+
+
+def _handle_op(var):
+    handle = getattr(var, "handle", None)
+    return handle.op if handle is not None else var.op
 
 
 def _twin_of(key, case):

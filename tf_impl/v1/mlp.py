@@ -151,11 +151,14 @@ class MlpPort(GraphPort):
     def _step(self, batch):
         feed = self.feed(batch)
         run = self.session.run
-        out = run(self.before, feed)
-        # As the seed: the lr tensor is fetched in the same run as the train op; it is read
-        # before global_step moves (the increment waits for the update).
-        _, lr = run([self.train_op, self.learning_rate], feed)
-        out["learning_rate"] = {"lr": lr}
+        # One run fetches the stages before the update with the train op, as GraphPort._step does
+        # (two runs computed the forward and backward passes twice): the update consumes what the
+        # fetched values are computed from, so none of them sees an updated variable. As the seed,
+        # the lr tensor is fetched in the same run as the train op; it is read before global_step
+        # moves (the increment waits for the update).
+        fetched = run({"before": self.before, "train": self.train_op, "lr": self.learning_rate}, feed)
+        out = fetched["before"]
+        out["learning_rate"] = {"lr": fetched["lr"]}
         out.update(run(self.after))
         if self.constraint_ops:
             run(self.constraint_ops)  # sess.run(clip_all_weights), a separate run
