@@ -71,8 +71,18 @@ VARIABLES: tuple[EnvVar, ...] = (
         "torch's intra-op threads (torch.set_num_threads) in the process running the torch ports. One: the "
         "catalogue's ports are small, thread start-up dominates their kernels, and the harness and the other "
         "frameworks' workers share the cores (the TF1 ports' sessions use one intra- and one inter-op thread, "
-        "fixed; TF2's eager ports keep TensorFlow's defaults). Set it higher for a large model of your own.",
+        "fixed; TensorFlow's eager threads: PARITY_TF_THREADS). Set it higher for a large model of your own.",
         ("torch_impl/__init__.py",),
+    ),
+    EnvVar(
+        "PARITY_TF_THREADS",
+        "1",
+        "TensorFlow's eager intra- and inter-op threads (tf.config.threading) in the processes running TensorFlow "
+        "ports and programs (the TF2/Keras ports, parity diff's TensorFlow programs). One, as torch's side: the "
+        "workers share the cores, and a reduction split across threads rounds by the machine's core count "
+        "(measured: TF2's float64 MLP then equals TF1's exactly, and its worker takes 8 % less CPU). 0 keeps "
+        "TensorFlow's default (a thread per core). A program that ran TensorFlow before parity set it keeps its own.",
+        ("tf_impl/__init__.py",),
     ),
     EnvVar(
         "PARITY_BLAS_THREADS",

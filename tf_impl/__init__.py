@@ -26,6 +26,29 @@ CONVENTIONS = {
 
 
 _TF32_SET: list = []  # [True] once tensorflow() turned TF32 off in this process
+_THREADS_SET: list = []  # [True] once tensorflow() set the eager threads in this process
+
+
+def _set_threads(tf) -> None:
+    """TensorFlow's eager intra- and inter-op threads: ``PARITY_TF_THREADS`` (default 1; 0 keeps TensorFlow's,
+    one per core). One, as the TF1 ports' sessions and torch's side: the ports are small, the workers share the
+    cores, and a reduction split across threads rounds by the machine's core count (measured: TF2's float64 MLP
+    then equals TF1's exactly; the catalogue's TF2 worker 8 % less CPU)."""
+    text = os.environ.get("PARITY_TF_THREADS", "1").strip()
+    try:
+        n = int(text)
+        if n < 0:
+            raise ValueError
+    except ValueError:
+        from parity.errors import ParityError
+
+        raise ParityError(f"PARITY_TF_THREADS must be a number of threads (0: TensorFlow's default), not {text!r}") from None
+    if n:
+        try:
+            tf.config.threading.set_intra_op_parallelism_threads(n)
+            tf.config.threading.set_inter_op_parallelism_threads(n)
+        except RuntimeError:  # the eager context started already (a program ran TensorFlow first): its threads stand
+            pass
 
 
 def tensorflow():
@@ -44,6 +67,9 @@ def tensorflow():
     for module in ("tensorflow", "tf_keras", "keras"):
         warnings.filterwarnings("ignore", category=UserWarning, module=module)
         warnings.filterwarnings("ignore", category=DeprecationWarning, module=module)
+    if not _THREADS_SET:
+        _set_threads(tf)
+        _THREADS_SET.append(True)
     if not _TF32_SET:
         # IEEE float32 matmuls and convolutions on a GPU, as torch's side (TF's default on Ampere and later is
         # TF32); once per process, so that a user's program that turns it back on keeps it (a program fact)

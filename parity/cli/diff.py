@@ -30,9 +30,10 @@ examples:
   parity diff ref.py port.py --save-mapping map.json     # then edit map.json and:
   parity diff ref.py port.py --mapping map.json
 
-threads: the port's torch runs with 1 intra-op thread unless PARITY_TORCH_THREADS says otherwise, numpy's
-BLAS with 1 (PARITY_BLAS_THREADS): the two programs' workers share the cores. Set PARITY_TORCH_THREADS
-higher for a large model (README, 'Environment variables').
+threads: the port's torch runs with 1 intra-op thread unless PARITY_TORCH_THREADS says otherwise, a
+TensorFlow program's eager ops with 1 (PARITY_TF_THREADS; a TF1 session parity opens: 1), numpy's BLAS
+with 1 (PARITY_BLAS_THREADS): the two programs' workers share the cores. Set them higher for a large
+model (README, 'Environment variables').
 """
 
 

@@ -82,7 +82,8 @@ def build_parser() -> argparse.ArgumentParser:
     )
 
     r = sub.add_parser("run", help="run cases (all ports, float64 and float32) and report",
-                       epilog="threads: parity sets torch to 1 intra-op thread (PARITY_TORCH_THREADS) and numpy's BLAS to 1 "
+                       epilog="threads: parity sets torch to 1 intra-op thread (PARITY_TORCH_THREADS), TensorFlow's eager "
+                       "threads to 1 (PARITY_TF_THREADS) and numpy's BLAS to 1 "
                        "(PARITY_BLAS_THREADS) in the processes running ports: the catalogue's ports are small, thread "
                        "start-up dominates their kernels and the frameworks' workers share the cores (README, "
                        "'Environment variables'); set them higher for a large model of your own")
