@@ -109,6 +109,15 @@ def test_torch_and_numpy_workers_are_forked_when_the_zygote_imported_torch(monke
         tf_worker = workers._Worker("tf1")  # TensorFlow not imported there: a fresh interpreter
         assert isinstance(tf_worker.proc, subprocess.Popen)
         tf_worker.stop()
+        # a forked worker that ends says how (the zygote reaps it and writes its exit code) ...
+        w = workers._Worker("numpy")
+        w.conn.close()  # its harness gone from its socket: it ends, exit code 0
+        assert w.proc.wait(timeout=10) is None and w.proc.poll() == 0 and w.proc.returncode == 0
+        # ... and one dies with the zygote (PR_SET_PDEATHSIG): no worker outlives it
+        w = workers._Worker("numpy")
+        zygote._STARTED[0][0].kill()
+        w.proc.wait(timeout=5)
+        assert not w.alive
     finally:
         zygote.shutdown()
 

@@ -69,6 +69,11 @@ def test_the_carried_error_and_its_excess_are_the_formulas_in_every_pair(monkeyp
     # three ports, three pairs, each with its own Propagation: the gains shared between the pairs (a memo of
     # 1 byte forgets each at once) must give every pair the numbers its own formula gives, step after step
     monkeypatch.setattr(propagate, "GAIN_MEMO_BYTES", memo_bytes)
+    # empty memos: an earlier test's arrays may still live (their gains remembered), and a small parameter's gain
+    # is remembered apart (propagate._SMALL): what this test counts is its own
+    monkeypatch.setattr(propagate, "_GAINS", {})
+    monkeypatch.setattr(propagate, "_GAIN_BYTES", [0])
+    monkeypatch.setattr(propagate, "_SMALL", {})
     rng = np.random.default_rng(sum(shape) + (dtype == np.float32))
     base = _values(rng, shape, dtype, 0)
     ports = "abc"

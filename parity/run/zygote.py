@@ -15,7 +15,9 @@ socket, the write end of its stderr pipe); the reply is the child's pid. The zyg
 an environment equal to its own at start (apart from the names :data:`_OWN`): anything else (a
 ``TF_*`` variable set since) gets a fresh interpreter, as before. A forked worker ends when its
 harness closes the socket, when its harness is gone (a watchdog thread), or at once when the
-zygote dies (``PR_SET_PDEATHSIG``); the zygote dies with the process that started it.
+zygote dies (``PR_SET_PDEATHSIG``); the zygote dies with the process that started it. The zygote reaps
+its workers and writes each one's exit code where its harness reads it (:class:`Forked`: "exit code 0:
+did a port call os._exit?", as for a fresh worker).
 ``PARITY_ZYGOTE=0`` turns it off; where ``os.fork`` is missing it is never used.
 """
 
@@ -141,22 +143,48 @@ def fork_worker(group: str, sock_fd: int, err_fd: int, env: dict, timeout: float
 
 
 class Forked:
-    """A worker the zygote forked (:mod:`parity.run.zygote`), seen as the ``Popen`` of a fresh one (not our
-    child: its exit code is unknown, None)."""
+    """A worker the zygote forked (:mod:`parity.run.zygote`), seen as the ``Popen`` of a fresh one. Not our
+    child: its exit code is the one the zygote wrote when it reaped it (:func:`_reap`), None where unknown
+    (the zygote gone too)."""
 
-    def __init__(self, pid: int, stderr):
-        self.pid, self.stderr, self.returncode = pid, stderr, None
+    def __init__(self, pid: int, stderr, directory: str | None = None):
+        self.pid, self.stderr, self.returncode, self._directory = pid, stderr, None, directory
 
     def poll(self):
+        if self.returncode is not None:
+            return self.returncode
+        code = self._exit_code()
+        if code is not None:
+            self.returncode = code
+            return code
         try:
             os.kill(self.pid, 0)
-            with open(f"/proc/{self.pid}/stat", "rb") as fh:  # a zombie is gone (the zygote reaps it)
-                gone = fh.read().rsplit(b")", 1)[-1].split()[0] == b"Z"
+            with open(f"/proc/{self.pid}/stat", "rb") as fh:  # a zombie: ended, its zygote reaps it soon
+                zombie = fh.read().rsplit(b")", 1)[-1].split()[0] == b"Z"
         except (ProcessLookupError, FileNotFoundError):
-            gone = True
+            code = self._exit_code()  # (reaped just now) else gone without a word: unknown
+            self.returncode = code
+            return 0 if code is None else code
         except OSError:
-            gone = False
-        return 0 if gone else None
+            return None
+        if zombie and not (self._directory and _alive(self._directory)):
+            return 0  # no zygote left to reap it and say how it ended
+        return None
+
+    def _exit_code(self):
+        if not self._directory:
+            return None
+        path = os.path.join(self._directory, f"exit-{self.pid}")
+        try:
+            with open(path) as fh:
+                code = int(fh.read())
+        except (OSError, ValueError):
+            return None
+        try:
+            os.unlink(path)
+        except OSError:
+            pass
+        return code
 
     def wait(self, timeout: float | None = None):
         import time
@@ -187,7 +215,7 @@ def forked(group: str, theirs, env: dict) -> Forked | None:
     if pid is None:
         os.close(read)
         return None
-    return Forked(pid, os.fdopen(read, "rb"))
+    return Forked(pid, os.fdopen(read, "rb"), os.path.dirname(os.environ.get(_ADDRESS, "")) or None)
 
 
 def _alive(directory: str) -> bool:
@@ -224,10 +252,11 @@ def _main(parent: int, path: str, serve, imports=("tf1",)) -> None:
     listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     listener.bind(path + ".tmp")
     listener.listen(8)
-    listener.settimeout(1.0)
+    listener.settimeout(0.2)  # (how often ended workers are reaped, their exit codes written: _reap)
     os.rename(path + ".tmp", path)  # the path appears when the zygote is ready
     try:
-        _serve(listener, mine, added, serve, {g for g, need in _NEEDS.items() if need is None or need in imports})
+        _serve(listener, mine, added, serve, {g for g, need in _NEEDS.items() if need is None or need in imports},
+               os.path.dirname(path))
     except _Stop:
         pass
     listener.close()
@@ -248,21 +277,31 @@ def _stop(signum, frame) -> None:
     raise _Stop
 
 
-def _reap() -> None:
+def _reap(directory: str | None = None) -> None:
+    """Reap the ended workers; each one's exit code in ``directory/exit-PID`` for its harness (:class:`Forked`)."""
     try:
-        while os.waitpid(-1, os.WNOHANG)[0] > 0:
-            pass
+        while True:
+            pid, status = os.waitpid(-1, os.WNOHANG)
+            if pid <= 0:
+                return
+            if directory:
+                try:
+                    with open(os.path.join(directory, f"exit-{pid}.tmp"), "w") as fh:
+                        fh.write(str(os.waitstatus_to_exitcode(status)))
+                    os.rename(os.path.join(directory, f"exit-{pid}.tmp"), os.path.join(directory, f"exit-{pid}"))
+                except OSError:
+                    pass
     except ChildProcessError:
         pass
 
 
-def _serve(listener, mine: dict, added: dict, serve, groups=frozenset(GROUPS)) -> None:
+def _serve(listener, mine: dict, added: dict, serve, groups=frozenset(GROUPS), directory: str | None = None) -> None:
     import socket
     from multiprocessing.connection import Connection
     from multiprocessing.reduction import recv_handle
 
     while True:
-        _reap()  # ended workers (a zombie until then: _Forked.poll reads it as gone)
+        _reap(directory)  # ended workers (a zombie until then), their exit codes written for their harnesses
         try:
             conn = Connection(listener.accept()[0].detach())
         except socket.timeout:
@@ -300,6 +339,7 @@ def _child(listener, conn, env: dict, cwd: str, harness: int, sock_fd: int, err_
         listener.close()
         conn.close()
         signal.signal(signal.SIGTERM, signal.SIG_DFL)
+        isolate._die_with(os.getppid())  # SIGKILL when the zygote dies (as a fresh worker with its harness)
         os.dup2(err_fd, 2)
         os.close(err_fd)
         os.environ.clear()
