@@ -17,6 +17,7 @@ from parity.comparison.batched import BATCH_MAX
 from parity.comparison.comparator import Comparator, add_together
 from parity.comparison.records import QUIET, TensorDiff, _diff_arrays, tensor_diff
 from parity.trace import health
+from test_speed_compare import _excess_before  # Propagation.excess's figures as it computed them
 
 
 def _pair(rng, n, kind):
@@ -76,17 +77,6 @@ def test_other_pairs_are_measured_as_before_and_keep_nothing():
         with np.errstate(**QUIET):
             got, kept = pairdiff.measure_keeping(x, y)
         assert kept is None and repr(got) == repr(_diff_arrays(x, y))
-
-
-def _excess_before(carried, xa, xb):
-    """Propagation.excess's figures, as it computed them (whole float64 temporaries)."""
-    with np.errstate(all="ignore"):
-        a, b = np.asarray(xa, np.float64), np.asarray(xb, np.float64)
-        err = np.abs(a - b)
-        beyond = np.maximum(err - carried, 0.0)
-    k = int(np.argmax(beyond)) if beyond.max() > 0 else int(np.argmax(err))
-    where = np.unravel_index(k, err.shape) if err.ndim else ()
-    return float(err.flat[k]), tuple(int(x) for x in where), float(a.flat[k]), float(b.flat[k]), float(beyond.flat[k])
 
 
 @pytest.mark.parametrize("kind", ["plain", "ties", "zeros", "equal"])
