@@ -233,6 +233,14 @@ def _silent(record) -> bool:
     return False
 
 
+def _compat_v1_modules(tf, first) -> list:
+    """Each distinct ``tf.compat.v1`` module object there is now (the attribute, and the modules of that name)."""
+    import sys
+
+    found = [first, tf.compat.v1] + [sys.modules.get(n) for n in ("tensorflow.compat.v1", "tensorflow._api.v2.compat.v1")]
+    return list({id(m): m for m in found if m is not None}.values())
+
+
 def _call_program(fn: Callable[[], Any], graph, override: str | None) -> dict:
     """Call ``fn`` with ``graph`` as default, control flow v1, and float32 roots made ``override``."""
     tf = tensorflow()
@@ -271,22 +279,29 @@ def _call_program(fn: Callable[[], Any], graph, override: str | None) -> dict:
             kwargs["dtype"] = target
         return next_creator(**kwargs)
 
+    patched: list = []  # (a tf.compat.v1 module, its placeholder, its placeholder_with_default) as found
     control_flow_util.ENABLE_CONTROL_FLOW_V2 = False  # TF1's Switch/Merge: tensors stay feedable
     try:
         with graph.as_default():
             if target is None:
                 return fn()
-            tf1.placeholder, tf1.placeholder_with_default = retyped_placeholder, retyped_with_default
             # TF's own log lines were printed by the as-written build; here they would come twice, or
             # be TensorArray dtype complaints of a build that fails and is replaced by the rewrite
             logger.addFilter(_silent)
             with tf1.variable_creator_scope(creator), tf.variable_creator_scope(creator), \
                     fused_batch_norm_convention(override, _BN_TOUCHED), fused_kernel_in_float64(override), \
                     rnn_dtype(source, target), shared_variables_retyped(source, target):
+                # every tf.compat.v1 there is now, patched last: the first time in a process, entering the scopes
+                # above imports `tensorflow.compat.v1` as a module of its own, which becomes tf.compat.v1 (the
+                # program's `tf1`), while `tf1` here is still the first one (`tensorflow._api.v2.compat.v1`)
+                for module in _compat_v1_modules(tf, tf1):
+                    patched.append((module, module.placeholder, module.placeholder_with_default))
+                    module.placeholder, module.placeholder_with_default = retyped_placeholder, retyped_with_default
                 return fn()
     finally:
         logger.removeFilter(_silent)
-        tf1.placeholder, tf1.placeholder_with_default = placeholder, with_default
+        for module, original, original_with_default in reversed(patched):
+            module.placeholder, module.placeholder_with_default = original, original_with_default
         control_flow_util.ENABLE_CONTROL_FLOW_V2 = was_v2
 
 
