@@ -45,7 +45,7 @@ VARIABLES: tuple[EnvVar, ...] = (
     ),
     EnvVar(
         "PARITY_ZYGOTE",
-        "1 (the workers are forked from one interpreter that imported TensorFlow and torch)",
+        "1 (the workers are forked from one interpreter that imported TensorFlow, and torch with several jobs)",
         "'0' (or 'no', 'false', empty) starts every worker of `parity run` and `parity check` as a fresh "
         "interpreter that imports its framework itself (about 5 s of CPU for TensorFlow, 1.5 s for torch) instead "
         "of forking it from the zygote.",

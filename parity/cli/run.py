@@ -94,11 +94,6 @@ def run_and_report(cases, args, *, kind="run", modules=None, sources=None, plan=
         planned.append((case, ports))
         if skipped:
             not_run[case.name] = skipped
-    used = {PortSpec.parse(p).framework for _, ports in planned for p in ports}
-    if workers and used & {"tf1", "tf2", "torch"}:
-        from parity.run import zygote
-
-        zygote.start(used)  # TensorFlow and torch imported once, beside the planning: the workers are forked from it
     notes = list(notes) + _missing_note(not_run)
     for note in notes:
         _progress(note)
@@ -111,6 +106,13 @@ def run_and_report(cases, args, *, kind="run", modules=None, sources=None, plan=
         from parity.cli.jobs import jobs_for
 
         n = jobs_for(len(units) + len(pit_names or ()), getattr(args, "jobs", None))
+    used = {PortSpec.parse(p).framework for _, ports in planned for p in ports}
+    if workers and used & {"tf1", "tf2"}:
+        from parity.run import zygote
+
+        # TensorFlow imported once for every TF worker; torch too only where several jobs each start a torch worker
+        # (one harness's one torch worker saves nothing, and the zygote would hold torch's pages besides TF's)
+        zygote.start(used if n > 1 else used - {"torch"})
     with contextlib.ExitStack() as stack:
         pitfall_replies = None
         if n > 1:

@@ -2,7 +2,7 @@
 
 Importing TensorFlow is about 5 s of CPU, torch 1.5 s, and ``parity run`` starts four workers
 (``tf1``, ``tf2``, ``torch``, ``numpy``: :mod:`parity.run.workers`) per harness, eight with two jobs
-(:mod:`parity.cli.jobs`). The zygote imports TensorFlow and torch once (those the run's ports use) and
+(:mod:`parity.cli.jobs`). The zygote imports TensorFlow, and torch where several jobs use it (``start(uses)``), once and
 runs nothing (no graph, no eager context, no session, no tensor, one thread); each worker is then a
 child forked from it: as fresh as a new interpreter, without the import. Seed 003's isolated ports are recorded
 by such a child too (group ``isolate``: :func:`parity.run.isolate.serve_case`), so the isolated
