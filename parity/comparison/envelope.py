@@ -53,7 +53,8 @@ import numpy as np
 from parity.comparison.batched import measures
 from parity.comparison.records import QUIET, _relative, diff_summaries
 
-__all__ = ["COND_CAP", "Drift", "ENVELOPE_FACTOR", "FLOAT64_PER_FLOAT32", "PORT_CAP", "envelope", "float64_envelope"]
+__all__ = ["COND_CAP", "ConditioningNeeded", "Drift", "ENVELOPE_FACTOR", "FLOAT64_PER_FLOAT32", "NOT_YET", "PORT_CAP",
+           "envelope", "float64_envelope", "needs_conditioning"]
 
 #: How far a float32 port may differ from the float32 reference, in units of the two ports'
 #: own measured float32-vs-float64 drifts (added). 1 is the elementwise triangle inequality;
@@ -118,6 +119,35 @@ def envelope(model: float, drift_a: float | None, drift_b: float | None, cond: f
         return None
     cap = max(PORT_CAP * max(model, drift_a or 0.0), COND_CAP * (cond or 0.0))
     return ENVELOPE_FACTOR * ((drift_a or 0.0) + min(drift_b or 0.0, cap))
+
+
+def needs_conditioning(model: float, drift_a: float | None, drift_b: float | None) -> bool:
+    """Whether the conditioning run's ``cond`` can change :func:`envelope` of this tensor at all.
+
+    ``cond`` only raises the port's cap; the port's drift counts ``min(drift_b, cap)``, so where ``drift_b`` is
+    within the cap without ``cond`` (``PORT_CAP x max(model, drift_a)``) the envelope is the same number whatever
+    ``cond`` is (NaN and infinities included: tests/test_lazy_conditioning.py). Over `parity run --all` no
+    tensor-step needed it (docs/tolerance.md): a run compares without the conditioning run until one does
+    (:data:`NOT_YET`), and is then run again with it (:func:`parity.run.runner.run_case`).
+    """
+    return (drift_b or 0.0) > PORT_CAP * max(model, drift_a or 0.0)
+
+
+class _NotYet(dict):
+    """The ``cond`` of a comparison whose conditioning run has not run (empty: no tensor has moved)."""
+
+    def __setitem__(self, key, value):
+        raise TypeError("NOT_YET is read-only")
+
+
+#: ``cond`` for :meth:`parity.comparison.comparator.Comparator.add` where the conditioning run is run only if a
+#: tensor needs it (:func:`needs_conditioning`): such a tensor raises :class:`ConditioningNeeded`.
+NOT_YET = _NotYet()
+
+
+class ConditioningNeeded(Exception):
+    """A float32 tensor's envelope may depend on the conditioning run, which has not run (:data:`NOT_YET`): the run
+    is done again with it. Never reaches a user (:func:`parity.run.runner.run_case` catches it)."""
 
 
 def float64_envelope(m32: float, key, drift: Mapping | None, drift_b: Mapping | None) -> float:

@@ -9,7 +9,7 @@ from parity.comparison.envelope import Drift
 from parity.trace.health import HealthTracker
 from parity.trace.memory import Window, WindowRecorder
 
-__all__ = ["COND", "SHADOW", "LivePort", "new_run", "open_conditioning", "open_shadow", "summarized"]
+__all__ = ["COND", "SHADOW", "LivePort", "conditioning_port", "new_run", "open_conditioning", "open_shadow", "summarized"]
 
 
 class LivePort:
@@ -77,10 +77,17 @@ def open_conditioning(case, f32_ports, live, modules, sources, recorded, workers
     None when no port runs in both dtypes, when the port is recorded in a fresh interpreter
     (isolated: it cannot be perturbed) or when it fails to open (the envelope then goes without).
     """
+    port = conditioning_port(case, f32_ports, live, recorded)
+    return None if port is None else _open(case, port, "float64", 0, modules, sources, workers)
+
+
+def conditioning_port(case, f32_ports, live, recorded):
+    """The port :func:`open_conditioning` would run again (the first float32 port that also runs in float64, unless it
+    is isolated or recorded), or None."""
     both = [p for p in f32_ports if ("float64", p) in live]
     if not both or both[0] in case.option("isolate", ()) or (both[0], "float64") in recorded:
         return None
-    return _open(case, both[0], "float64", 0, modules, sources, workers)
+    return both[0]
 
 
 def open_shadow(case, f64_ports, modules, sources, workers):

@@ -20,11 +20,12 @@ from typing import Iterable, Iterator, Mapping, Sequence
 
 from parity.cases.case import Case, PortSpec
 from parity.comparison.comparator import Comparator, Drift, add_together, pairs_of
+from parity.comparison.envelope import NOT_YET
 from parity.errors import ParityError, PortError
 from parity.run import isolate
 from parity.run.boundary import record_isolated
 from parity.run.interpreter import progress, reporting
-from parity.run.live import COND, SHADOW, LivePort, new_run, open_conditioning, open_shadow, summarized
+from parity.run.live import COND, SHADOW, LivePort, conditioning_port, new_run, open_conditioning, open_shadow, summarized
 from parity.run.result import CaseResult
 from parity.run.workers import RemoteRun, open_all, start_steps
 
@@ -38,23 +39,27 @@ class Lockstep:
     :func:`~parity.run.runner.run_pitfall` (a pitfall's wrong and right cases in one run): ``pairs`` may be a list
     of (port, port); ``cases``: port -> the case it is built for (default ``case``); ``aliases``: a name ->
     the port whose run it mirrors (the same steps, not run again, with a window, health and drift of its
-    own: what a second case running that port would have kept).
+    own: what a second case running that port would have kept); ``lazy``: the conditioning run is not opened, its
+    ``cond`` is :data:`~parity.comparison.envelope.NOT_YET` (a comparison that would need it raises
+    :class:`~parity.comparison.envelope.ConditioningNeeded`: the caller runs the case again without ``lazy``).
     """
 
     def __init__(self, case: Case, ports: Sequence[str], dtypes: Sequence[str], *, modules: Mapping, sources: Mapping,
                  pairs, keep: str, window: int, trace_dir: str | None, summary: bool, observers: Sequence,
-                 workers: bool, conditioning: bool, cases: Mapping | None = None, aliases: Mapping | None = None):
+                 workers: bool, conditioning: bool, cases: Mapping | None = None, aliases: Mapping | None = None,
+                 lazy: bool = False):
         self.case, self.ports, self.dtypes = case, list(ports), list(dtypes)
         self.modules, self.sources = dict(modules), dict(sources)
         self.pairs, self.keep, self.window = pairs, keep, window
         self.trace_dir, self.summary, self.observers = trace_dir, summary, tuple(observers)
-        self.workers, self.conditioning = workers, conditioning
+        self.workers, self.conditioning, self.lazy = workers, conditioning, lazy
         self.cases, self.aliases = dict(cases or {}), dict(aliases or {})
         self.result = CaseResult(case=case)
         self.live: dict[tuple[str, str], LivePort] = {}
         self.comparators: list[tuple[str, str, str, Comparator]] = []
         self.drifts: dict[str, Drift] = {}
         self.shadow = self.cond_run = None
+        self.cond_later = False  # (lazy) the conditioning run would have been opened: cond is NOT_YET until needed
         self.failed: set[tuple[str, str]] = set()
         self.recorded: dict = {}
         self._isolated_dir = None
@@ -159,7 +164,10 @@ class Lockstep:
                 self.drifts = {self.shadow[0]: self.shadow[2]}
         elif "float64" in self.dtypes and "float32" in self.dtypes:
             f32 = [p for p in self.ports if ("float32", p) in self.live]
-            self.cond_run = open_conditioning(self.case, f32, self.live, *args, self.recorded, self.workers)
+            if self.lazy:  # opened only where a tensor's envelope can depend on it: the case then runs again
+                self.cond_later = conditioning_port(self.case, f32, self.live, self.recorded) is not None
+            else:
+                self.cond_run = open_conditioning(self.case, f32, self.live, *args, self.recorded, self.workers)
 
     # -- stepping -----------------------------------------------------------------------------------------
     def _fail(self, key, exc) -> None:
@@ -231,7 +239,7 @@ class Lockstep:
         if self.summary:  # compare statistics only: what a summary trace holds (parity.trace.summary)
             steps = {key: summarized(step) for key, step in steps.items()}
             moved, shadowed = (None if x is None else summarized(x) for x in (moved, shadowed))
-        drift, cond = {}, None
+        drift, cond = {}, NOT_YET if self.cond_later else None
         if self.cond_run is not None and ("float64", self.cond_run[0]) in steps:
             cond = self.cond_run[2].add(steps[("float64", self.cond_run[0])], moved)
         for port, tracker in self.drifts.items():

@@ -182,20 +182,44 @@ def run_case(
     case = get_case(case) if isinstance(case, str) else case
     ports = list(ports or case.ports)
     dtypes = list(dtypes or case.dtypes)
-    run = Lockstep(case, ports, dtypes, modules=modules or {}, sources=sources or {}, pairs=pairs, keep=keep,
-                   window=window, trace_dir=trace_dir, summary=summary, observers=observers, workers=bool(workers),
-                   conditioning=conditioning)
+
+    def make(lazy: bool) -> Lockstep:
+        return Lockstep(case, ports, dtypes, modules=modules or {}, sources=sources or {}, pairs=pairs, keep=keep,
+                        window=window, trace_dir=trace_dir, summary=summary, observers=observers,
+                        workers=bool(workers), conditioning=conditioning, lazy=lazy)
+
+    def fed():
+        return iter_batches(case, "float64") if batches is None else given_batches(case, batches, "float64")
+
+    # The conditioning run only where the envelope can depend on it (a run that finds it needed runs again, from
+    # the start, with it): not where a run cannot be taken back (its trace files, its observers) or its batches
+    # can be read once only.
+    lazy = conditioning and not trace_dir and not observers and (batches is None or isinstance(batches, Sequence))
+    return _complete(make, lazy, fed).finish()
+
+
+def _complete(make, lazy: bool, fed):
+    """``make(lazy)``'s :class:`~parity.run.lockstep.Lockstep` run to its end on the batches ``fed()`` gives (closed,
+    not finished). A lazy run that finds a tensor whose float32 envelope can depend on the conditioning run
+    (:func:`parity.comparison.envelope.needs_conditioning`) is closed and done again with it: the same result as a
+    run with it from the start, which every run without such a tensor also has (docs/tolerance.md)."""
+    from parity.comparison.envelope import ConditioningNeeded
+
+    run = make(lazy)
     try:
         run.record_isolated()
         run.open_ports()
         run.pair()
         run.open_extra_runs()
-        run.run(iter_batches(case, "float64") if batches is None else given_batches(case, batches, "float64"))
+        run.run(fed())
+    except ConditioningNeeded:
+        run.close(complete=False)  # (a lazy run writes no trace file and tells no observer)
+        return _complete(make, False, fed)
     except BaseException:
         run.close(complete=False)  # the trace files written so far are kept as interrupted (.partial)
         raise
     run.close()
-    return run.finish()
+    return run
 
 
 def run_pitfall(wrong: Case, right: Case, *, dtypes: Iterable[str], workers: bool = False) -> tuple[CaseResult, CaseResult]:
@@ -215,19 +239,13 @@ def run_pitfall(wrong: Case, right: Case, *, dtypes: Iterable[str], workers: boo
         return run_case(wrong, dtypes=wd, workers=workers), run_case(right, dtypes=rd, workers=workers)
     ref, wport, rport = wrong.ports[0], wrong.ports[1], right.ports[1]
     alias = f"{ref}:@right"  # the reference's run, kept a second time for the right case
-    run = Lockstep(wrong, [ref, wport, rport, alias], wd, modules={}, sources={}, pairs=[(ref, wport), (alias, rport)],
-                   keep="window", window=2, trace_dir=None, summary=False, observers=(), workers=bool(workers),
-                   conditioning=True, cases={rport: right, alias: right}, aliases={alias: ref})
-    try:
-        run.record_isolated()
-        run.open_ports()
-        run.pair()
-        run.open_extra_runs()
-        run.run(iter_batches(wrong, "float64"))
-    except BaseException:
-        run.close(complete=False)
-        raise
-    run.close()
+
+    def make(lazy: bool) -> Lockstep:
+        return Lockstep(wrong, [ref, wport, rport, alias], wd, modules={}, sources={}, pairs=[(ref, wport), (alias, rport)],
+                        keep="window", window=2, trace_dir=None, summary=False, observers=(), workers=bool(workers),
+                        conditioning=True, cases={rport: right, alias: right}, aliases={alias: ref}, lazy=lazy)
+
+    run = _complete(make, True, lambda: iter_batches(wrong, "float64"))
     both = run.finish()
     kept = [(d, pa, pb) for d, pa, pb, _ in run.comparators if (d, pa) not in run.failed and (d, pb) not in run.failed]
     out = []

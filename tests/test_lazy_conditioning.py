@@ -1,0 +1,132 @@
+"""The conditioning run only where it can matter (issue 21): a case runs without it, and again from the start with it
+when a float32 tensor's envelope could depend on it (parity/comparison/envelope.py ``needs_conditioning``,
+parity/run/runner.py ``_complete``). Every result must be the one a run with it from the start gives."""
+
+import dataclasses
+import math
+
+import pytest
+from hypothesis import given, strategies as st
+
+from parity.comparison.envelope import (COND_CAP, PORT_CAP, NOT_YET, ConditioningNeeded, envelope,
+                                        needs_conditioning)
+
+from tests.test_envelope import THOROUGH_409
+
+_FLOATS = st.one_of(st.floats(min_value=0.0, max_value=1e3), st.sampled_from([0.0, math.inf, math.nan, 5e-324]))
+
+
+def _same(x, y) -> bool:
+    return (x is None and y is None) or x == y or (x != x and y != y)
+
+
+@given(model=_FLOATS, da=st.one_of(st.none(), _FLOATS), db=st.one_of(st.none(), _FLOATS), cond=_FLOATS)
+def test_where_no_conditioning_is_needed_the_envelope_is_the_same_whatever_cond_is(model, da, db, cond):
+    if not needs_conditioning(model, da, db):
+        assert _same(envelope(model, da, db, cond), envelope(model, da, db, None))
+        assert _same(envelope(model, da, db, cond), envelope(model, da, db, 0.0))
+
+
+@given(model=st.floats(min_value=1e-9, max_value=1.0), da=st.floats(min_value=0.0, max_value=1.0),
+       factor=st.floats(min_value=0.0, max_value=2.0), cond=st.floats(min_value=0.0, max_value=1.0))
+def test_the_envelope_is_cond_free_exactly_up_to_the_cap(model, da, factor, cond):
+    # the port's drift drawn around its cap without cond: up to it no cond changes the envelope; beyond it, a cond
+    # large enough does, and needs_conditioning says so
+    db = factor * PORT_CAP * max(model, da)
+    if needs_conditioning(model, da, db):
+        assert envelope(model, da, db, db) >= envelope(model, da, db)
+        if factor > 1.01:  # (an ulp beyond the cap may round to the same sum)
+            assert envelope(model, da, db, db) > envelope(model, da, db)
+    else:
+        assert envelope(model, da, db, cond) == envelope(model, da, db)
+
+
+def test_a_port_drifting_beyond_the_cap_needs_it_and_the_cap_is_where_it_starts():
+    # the thorough profile's cancelling bias gradient (tests/test_envelope.py, measured): TF1 drifts 54x the model
+    model, da, db, cond = 4.77e-6, 1.37e-5, 2.56e-4, 3.38e-5
+    assert needs_conditioning(model, da, db)
+    assert envelope(model, da, db, cond) > envelope(model, da, db)  # it does change the envelope there
+    cap = PORT_CAP * max(model, da)
+    assert not needs_conditioning(model, da, cap) and needs_conditioning(model, da, math.nextafter(cap, 1.0))
+    # at the cap itself, cond does not move it (any cond, even one over the cap)
+    assert envelope(model, da, cap, 10 * cap / COND_CAP) == envelope(model, da, cap)
+
+
+def test_not_yet_is_an_empty_mapping_nobody_can_fill():
+    assert NOT_YET.get(("gradients", "w")) is None and len(NOT_YET) == 0
+    with pytest.raises(TypeError):
+        NOT_YET[("gradients", "w")] = 1.0
+
+
+def _figures(result):
+    """Every comparison's verdict and worst tensors, whole (frozen dataclasses: equal when every number is)."""
+    return [(c.pair, c.dtype, c.ok, c.first, sorted((k, dataclasses.astuple(d)) for k, d in c.worst.items()))
+            for c in result.comparisons]
+
+
+class _Count:
+    """Counts the conditioning runs opened (``open_conditioning`` as the lockstep calls it)."""
+
+    def __init__(self, monkeypatch):
+        import parity.run.lockstep as lockstep
+
+        self.n, real = 0, lockstep.open_conditioning
+
+        def counted(*args, **kw):
+            self.n += 1
+            return real(*args, **kw)
+
+        monkeypatch.setattr(lockstep, "open_conditioning", counted)
+
+
+class _Observer:  # an observer makes a run eager (it cannot be taken back): the run with the conditioning run throughout
+    def start(self, *a):
+        pass
+
+    def step(self, *a):
+        pass
+
+    def finish(self, *a):
+        pass
+
+
+# a tame configuration of the same net: no tensor cancels, every port's drift within the caps
+TAME = dict(THOROUGH_409, activation="tanh", init_scale=0.5, data_scale=1.0, steps=3,
+             optimizer={"name": "sgd", "lr": 0.1})
+
+
+@pytest.mark.tf
+@pytest.mark.torch
+@pytest.mark.parametrize("config,needed", [(THOROUGH_409, True), (TAME, False)], ids=["cancelling", "tame"])
+def test_a_lazy_run_equals_the_run_with_the_conditioning_run_throughout(monkeypatch, config, needed):
+    from parity.run.runner import run_case
+    from parity.strategies import dense_case
+
+    case = dense_case(config, ports=("numpy", "tf1", "tf2", "torch"))
+    count = _Count(monkeypatch)
+    lazy = run_case(case, dtypes=["float64", "float32"], pairs="reference")
+    opened, count.n = count.n, 0
+    eager = run_case(case, dtypes=["float64", "float32"], pairs="reference", observers=[_Observer()])
+    assert count.n == 1  # the eager run opens it
+    assert _figures(lazy) == _figures(eager)
+    assert all(c.ok for c in lazy.comparisons)  # (with the conditioning run: rounding; test_envelope.py)
+    # the cancelling bias gradient (TF1's float32 drift 54x the model bound) needs it: run again with it, once;
+    # the tame net never opens it
+    assert opened == (1 if needed else 0)
+
+
+@pytest.mark.tf
+@pytest.mark.torch
+def test_a_comparison_told_not_yet_raises_only_where_the_envelope_could_change():
+    from parity.comparison.comparator import Comparator
+
+    import numpy as np
+
+    manifest = {"port": "a", "dtype": "float32"}
+    cmp = Comparator(dict(manifest), {"port": "b", "dtype": "float32"})
+    x = np.ones(4, np.float32)
+    step = {"gradients": {"w": x}}
+    key = ("gradients", "w")
+    cmp.add(step, {"gradients": {"w": x}}, {key: 1e-7}, {key: 1e-7}, NOT_YET)  # within the cap: compared
+    with pytest.raises(ConditioningNeeded, match="gradients/w"):
+        cmp.add(step, {"gradients": {"w": x}}, {key: 1e-7}, {key: 1.0}, NOT_YET)  # 1.0 over any model bound
