@@ -90,6 +90,17 @@ class _Observer:  # an observer makes a run eager (it cannot be taken back): the
         pass
 
 
+class _Restartable(_Observer):  # one that can be told the run starts over: the run stays lazy
+    def __init__(self):
+        self.restarts, self.steps = 0, 0
+
+    def step(self, *a):
+        self.steps += 1
+
+    def restart(self):
+        self.restarts, self.steps = self.restarts + 1, 0
+
+
 # a tame configuration of the same net: no tensor cancels, every port's drift within the caps
 TAME = dict(THOROUGH_409, activation="tanh", init_scale=0.5, data_scale=1.0, steps=3,
              optimizer={"name": "sgd", "lr": 0.1})
@@ -104,7 +115,8 @@ def test_a_lazy_run_equals_the_run_with_the_conditioning_run_throughout(monkeypa
 
     case = dense_case(config, ports=("numpy", "tf1", "tf2", "torch"))
     count = _Count(monkeypatch)
-    lazy = run_case(case, dtypes=["float64", "float32"], pairs="reference")
+    seen = _Restartable()
+    lazy = run_case(case, dtypes=["float64", "float32"], pairs="reference", observers=[seen])
     opened, count.n = count.n, 0
     eager = run_case(case, dtypes=["float64", "float32"], pairs="reference", observers=[_Observer()])
     assert count.n == 1  # the eager run opens it
@@ -113,6 +125,25 @@ def test_a_lazy_run_equals_the_run_with_the_conditioning_run_throughout(monkeypa
     # the cancelling bias gradient (TF1's float32 drift 54x the model bound) needs it: run again with it, once;
     # the tame net never opens it
     assert opened == (1 if needed else 0)
+    # the observer was told the run started over, and then saw every step of every run once
+    assert seen.restarts == opened and seen.steps == config["steps"] * 2 * 4
+
+
+def test_the_diff_progress_bar_starts_over():
+    from parity.cli.diff import StepCounter
+    from parity.report.terminal import Progress
+
+    with Progress(4, "steps", enabled=True) as bar:
+        counter = StepCounter(bar)
+        counter.start("c", "ref", "float64", {})
+        counter.step("c", "ref", "float64", {})
+        counter.step("c", "port", "float64", {})  # (the reference's steps only)
+        assert bar._progress.tasks[0].completed == 1
+        counter.restart()
+        assert bar._progress.tasks[0].completed == 0 and bar._progress.tasks[0].total == 4
+        counter.start("c", "ref", "float64", {})
+        counter.step("c", "ref", "float64", {})
+        assert counter.steps == {"float64": 1} and bar._progress.tasks[0].completed == 1
 
 
 @pytest.mark.tf

@@ -250,3 +250,9 @@ class StepCounter:
 
     def finish(self, case, port, dtype) -> None:
         pass
+
+    def restart(self) -> None:
+        """The run starts over, with the envelope's conditioning run (a tensor needed it: docs/tolerance.md)."""
+        self.first, self.steps = {}, {}
+        self.bar.restart()
+        self.bar.label("again, with the conditioning run")

@@ -282,6 +282,11 @@ class Progress:
         if self._progress is not None:
             self._progress.advance(self._task, n)
 
+    def restart(self) -> None:
+        """Back to none done (the run starts over), the total as it was."""
+        if self._progress is not None:
+            self._progress.reset(self._task, total=self.total, item="")
+
     def __exit__(self, *exc) -> None:
         if self._progress is not None:
             self._progress.__exit__(*exc)

@@ -158,7 +158,10 @@ def run_case(
             (:mod:`parity.trace.summary`): for models whose tensors do not fit.
         observers: objects with ``start(case, port, dtype, initial)``, ``step(case, port,
             dtype, stages)`` and ``finish(case, port, dtype)``, given every step as it arrives
-            (``--tensorboard`` writes its events so); they must not keep the arrays.
+            (``--tensorboard`` writes its events so); they must not keep the arrays. One with a
+            ``restart()`` lets the run start over (the conditioning run found needed: ``conditioning``),
+            called before the new run's first ``start``; with one without it, the run has the
+            conditioning run from the start.
         workers: run each framework's built-in ports in a worker process of its own
             (:mod:`parity.run.workers`: ``parity run``'s default), stepping in parallel; a
             user's module and the numpy ports stay in this process. ``parity run`` and ``check``
@@ -167,7 +170,9 @@ def run_case(
             the reference port): with both dtypes, run it again in float64 from weights and
             data perturbed by float32's unit roundoff (the float32 envelope's cap uses how far
             each tensor moved); with float64 alone, run it in float32 too, never compared (the
-            float64 envelope uses its float32 drift).
+            float64 envelope uses its float32 drift). The conditioning run runs only where a
+            tensor's envelope can depend on it: without it until a float32 tensor-step needs it,
+            then the case again from the start with it (docs/tolerance.md).
         batches: the batches to feed (float64 dicts, one per step) instead of drawing the case's
             (``parity diff`` feeds the batches it prepared from the user's program).
 
@@ -192,13 +197,14 @@ def run_case(
         return iter_batches(case, "float64") if batches is None else given_batches(case, batches, "float64")
 
     # The conditioning run only where the envelope can depend on it (a run that finds it needed runs again, from
-    # the start, with it): not where a run cannot be taken back (its trace files, its observers) or its batches
-    # can be read once only.
-    lazy = conditioning and not trace_dir and not observers and (batches is None or isinstance(batches, Sequence))
-    return _complete(make, lazy, fed).finish()
+    # the start, with it): not where a run cannot be taken back (its trace files, an observer without ``restart``)
+    # or its batches can be read once only.
+    lazy = (conditioning and not trace_dir and all(callable(getattr(o, "restart", None)) for o in observers)
+            and (batches is None or isinstance(batches, Sequence)))
+    return _complete(make, lazy, fed, observers).finish()
 
 
-def _complete(make, lazy: bool, fed):
+def _complete(make, lazy: bool, fed, observers: Sequence = ()):
     """``make(lazy)``'s :class:`~parity.run.lockstep.Lockstep` run to its end on the batches ``fed()`` gives (closed,
     not finished). A lazy run that finds a tensor whose float32 envelope can depend on the conditioning run
     (:func:`parity.comparison.envelope.needs_conditioning`) is closed and done again with it: the same result as a
@@ -213,8 +219,10 @@ def _complete(make, lazy: bool, fed):
         run.open_extra_runs()
         run.run(fed())
     except ConditioningNeeded:
-        run.close(complete=False)  # (a lazy run writes no trace file and tells no observer)
-        return _complete(make, False, fed)
+        run.close(complete=False)  # (a lazy run writes no trace file; its observers start again)
+        for obs in observers:
+            obs.restart()
+        return _complete(make, False, fed, observers)
     except BaseException:
         run.close(complete=False)  # the trace files written so far are kept as interrupted (.partial)
         raise
