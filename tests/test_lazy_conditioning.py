@@ -8,7 +8,7 @@ import math
 import pytest
 from hypothesis import given, strategies as st
 
-from parity.comparison.envelope import (COND_CAP, PORT_CAP, NOT_YET, ConditioningNeeded, envelope,
+from parity.comparison.envelope import (COND_CAP, LATER, PORT_CAP, NOT_YET, ConditioningNeeded, envelope,
                                         needs_conditioning)
 
 from tests.test_envelope import THOROUGH_409
@@ -53,7 +53,10 @@ def test_a_port_drifting_beyond_the_cap_needs_it_and_the_cap_is_where_it_starts(
 
 
 def test_not_yet_is_an_empty_mapping_nobody_can_fill():
-    assert NOT_YET.get(("gradients", "w")) is None and len(NOT_YET) == 0
+    assert NOT_YET.get(("gradients", "w")) is LATER and len(NOT_YET) == 0
+    assert envelope(1e-6, 1e-6, 2e-6, LATER) == envelope(1e-6, 1e-6, 2e-6)  # within the cap: computed without it
+    with pytest.raises(ConditioningNeeded):
+        envelope(1e-6, 1e-6, 1.0, LATER)
     with pytest.raises(TypeError):
         NOT_YET[("gradients", "w")] = 1.0
 
@@ -159,5 +162,49 @@ def test_a_comparison_told_not_yet_raises_only_where_the_envelope_could_change()
     step = {"gradients": {"w": x}}
     key = ("gradients", "w")
     cmp.add(step, {"gradients": {"w": x}}, {key: 1e-7}, {key: 1e-7}, NOT_YET)  # within the cap: compared
-    with pytest.raises(ConditioningNeeded, match="gradients/w"):
+    with pytest.raises(ConditioningNeeded):
         cmp.add(step, {"gradients": {"w": x}}, {key: 1e-7}, {key: 1.0}, NOT_YET)  # 1.0 over any model bound
+
+
+@pytest.mark.tf
+@pytest.mark.torch
+def test_a_diff_that_finds_it_needed_runs_again_in_its_workers_and_reports_as_a_run_with_it(monkeypatch, tmp_path):
+    # parity diff (examples/seed002, TF1 MLP against its torch port, 3 steps, each program in its workers): lazy,
+    # forced to find the conditioning run needed at its 16th float32 tensor-step, eager (its progress
+    # counter unable to start over), and lazy as it is (nothing needs it there): one report, number for number
+    import json
+    import os
+
+    import parity.comparison.envelope as envelope_module
+    from parity.cli.diff import StepCounter
+    from parity.cli.main import main
+
+    from tests.test_diff_workers import EXAMPLES, _numbers
+
+    monkeypatch.setenv("PARITY_WORKERS", "1")
+    files = [os.path.join(EXAMPLES, "seed002", f) for f in ("tf1_mlp.py", "torch_mlp.py")]
+    real = envelope_module.needs_conditioning
+
+    def run(name):
+        path = tmp_path / f"{name}.json"
+        assert main(["diff", *files, "--steps", "3", "--quiet-mapping", "--json", str(path)]) == 0
+        return _numbers(json.loads(path.read_text()))
+
+    count = _Count(monkeypatch)
+    plain = run("lazy")
+    assert count.n == 0  # nothing needed it
+    calls = []
+
+    def forced(model, da, db):  # the 16th float32 tensor-step compared says it needs the run
+        calls.append(1)
+        return real(model, da, db) or len(calls) == 2 * 8
+
+    monkeypatch.setattr(envelope_module, "needs_conditioning", forced)
+    rerun = run("rerun")
+    assert count.n == 1 and len(calls) >= 2 * 8  # the lazy run stopped, the second ran with it
+    monkeypatch.setattr(envelope_module, "needs_conditioning", real)
+    monkeypatch.delattr(StepCounter, "restart")  # a run that cannot be taken back: eager
+    count.n = 0
+    eager = run("eager")
+    assert count.n == 1
+    assert plain == rerun == eager

@@ -44,8 +44,7 @@ from parity.comparison.propagate import EXCESS_STAGES, Propagation
 from parity.comparison.pairdiff import measure_from, measure_keeping
 from parity.comparison.batched import step_measures
 from parity.comparison.pairs import add_together, pairs_of
-from parity.comparison.envelope import (ENVELOPE_FACTOR, NOT_YET, PORT_CAP, ConditioningNeeded, Drift, envelope as _envelope,
-                                       float64_envelope, needs_conditioning)
+from parity.comparison.envelope import ENVELOPE_FACTOR, PORT_CAP, Drift, envelope as _envelope, float64_envelope
 from parity.errors import ParityError
 from parity.trace.summary import Summary, summarize
 from parity.comparison.tolerance import bound as default_bound
@@ -286,10 +285,8 @@ class Comparator:
             if out.dtype == "float64":
                 envelope = float64_envelope(self.bound("float32", stage, i, self.cost), key, drift, drift_b)
             else:
-                da, db = (drift or {}).get(key, 0.0), (drift_b or {}).get(key, 0.0)
-                if cond is NOT_YET and needs_conditioning(model, da, db):
-                    raise ConditioningNeeded(f"step {i}: {stage}/{name}")
-                envelope = _envelope(model, da, db, None if cond is None else cond.get(key))
+                envelope = _envelope(model, (drift or {}).get(key, 0.0), (drift_b or {}).get(key, 0.0),
+                                     None if cond is None else cond.get(key))
             # the drifts are relative to the tensor's own running scale: the same absolute envelope
             envelope = envelope * own / scale if envelope is not None and scale > 0 else envelope
         limit = max(model, envelope or 0.0)

@@ -53,7 +53,7 @@ import numpy as np
 from parity.comparison.batched import measures
 from parity.comparison.records import QUIET, _relative, diff_summaries
 
-__all__ = ["COND_CAP", "ConditioningNeeded", "Drift", "ENVELOPE_FACTOR", "FLOAT64_PER_FLOAT32", "NOT_YET", "PORT_CAP",
+__all__ = ["COND_CAP", "ConditioningNeeded", "Drift", "ENVELOPE_FACTOR", "FLOAT64_PER_FLOAT32", "LATER", "NOT_YET", "PORT_CAP",
            "envelope", "float64_envelope", "needs_conditioning"]
 
 #: How far a float32 port may differ from the float32 reference, in units of the two ports'
@@ -113,10 +113,15 @@ def envelope(model: float, drift_a: float | None, drift_b: float | None, cond: f
         model: the written model's bound for the tensor (:func:`parity.comparison.tolerance.bound`).
         drift_a: the reference's own float32 drift (relative), or None when not measured.
         drift_b: the port's, counted up to the cap (the module's docstring).
-        cond: how far the conditioning run moved the tensor (relative), or None without one.
+        cond: how far the conditioning run moved the tensor (relative), or None without one; :data:`LATER`
+            (:data:`NOT_YET`'s): none yet, :class:`ConditioningNeeded` raised where it could change the envelope.
     """
     if drift_a is None and drift_b is None:
         return None
+    if cond is LATER:  # (the run has no conditioning run yet: NOT_YET's)
+        if needs_conditioning(model, drift_a, drift_b):
+            raise ConditioningNeeded("a float32 tensor's envelope can depend on the conditioning run")
+        cond = None
     cap = max(PORT_CAP * max(model, drift_a or 0.0), COND_CAP * (cond or 0.0))
     return ENVELOPE_FACTOR * ((drift_a or 0.0) + min(drift_b or 0.0, cap))
 
@@ -133,8 +138,24 @@ def needs_conditioning(model: float, drift_a: float | None, drift_b: float | Non
     return (drift_b or 0.0) > PORT_CAP * max(model, drift_a or 0.0)
 
 
+class _Later:
+    """A tensor's ``cond`` before the conditioning run ran (:data:`LATER`)."""
+
+    __slots__ = ()
+
+    def __repr__(self) -> str:
+        return "LATER"
+
+
+#: what :data:`NOT_YET` gives for every tensor: :func:`envelope` computes without it, or raises where it could not
+LATER = _Later()
+
+
 class _NotYet(dict):
-    """The ``cond`` of a comparison whose conditioning run has not run (empty: no tensor has moved)."""
+    """The ``cond`` of a comparison whose conditioning run has not run: :data:`LATER` for every tensor."""
+
+    def get(self, key, default=None):
+        return LATER
 
     def __setitem__(self, key, value):
         raise TypeError("NOT_YET is read-only")
