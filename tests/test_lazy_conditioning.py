@@ -68,17 +68,27 @@ def _figures(result):
 
 
 class _Count:
-    """Counts the conditioning runs opened (``open_conditioning`` as the lockstep calls it)."""
+    """Counts the conditioning runs opened (``open_conditioning`` as the lockstep calls it), and how many of the
+    lockstep runs made so far are still alive each time (``alive``: a first attempt must be freed by then)."""
 
     def __init__(self, monkeypatch):
+        import weakref
+
         import parity.run.lockstep as lockstep
 
-        self.n, real = 0, lockstep.open_conditioning
+        self.n, self.alive, real, made = 0, [], lockstep.open_conditioning, []
+        init = lockstep.Lockstep.__init__
+
+        def tracked(run, *args, **kw):
+            made.append(weakref.ref(run))
+            init(run, *args, **kw)
 
         def counted(*args, **kw):
             self.n += 1
+            self.alive.append(sum(r() is not None for r in made))
             return real(*args, **kw)
 
+        monkeypatch.setattr(lockstep.Lockstep, "__init__", tracked)
         monkeypatch.setattr(lockstep, "open_conditioning", counted)
 
 
@@ -120,7 +130,9 @@ def test_a_lazy_run_equals_the_run_with_the_conditioning_run_throughout(monkeypa
     count = _Count(monkeypatch)
     seen = _Restartable()
     lazy = run_case(case, dtypes=["float64", "float32"], pairs="reference", observers=[seen])
-    opened, count.n = count.n, 0
+    opened, alive, count.n = count.n, list(count.alive), 0
+    # the run again with it holds nothing of its first attempt (its windows, comparisons, health: freed first)
+    assert alive == [1] * opened, alive
     eager = run_case(case, dtypes=["float64", "float32"], pairs="reference", observers=[_Observer()])
     assert count.n == 1  # the eager run opens it
     assert _figures(lazy) == _figures(eager)

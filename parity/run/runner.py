@@ -12,6 +12,7 @@ Computation only: :mod:`parity.report.text` formats what this returns.
 from __future__ import annotations
 
 import dataclasses
+import gc
 import subprocess
 from types import ModuleType
 from typing import Iterable, Mapping, Sequence
@@ -220,14 +221,19 @@ def _complete(make, lazy: bool, fed, observers: Sequence = ()):
         run.run(fed())
     except ConditioningNeeded:
         run.close(complete=False)  # (a lazy run writes no trace file; its observers start again)
-        for obs in observers:
-            obs.restart()
-        return _complete(make, False, fed, observers)
     except BaseException:
         run.close(complete=False)  # the trace files written so far are kept as interrupted (.partial)
         raise
-    run.close()
-    return run
+    else:
+        run.close()
+        return run
+    # again, with it: the first attempt's windows, comparisons and health freed first (out of the except block, whose
+    # traceback held them; a comparator's callbacks are reference cycles)
+    del run
+    gc.collect()
+    for obs in observers:
+        obs.restart()
+    return _complete(make, False, fed, observers)
 
 
 def run_pitfall(wrong: Case, right: Case, *, dtypes: Iterable[str], workers: bool = False) -> tuple[CaseResult, CaseResult]:
