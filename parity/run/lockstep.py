@@ -20,7 +20,7 @@ from typing import Iterable, Iterator, Mapping, Sequence
 
 from parity.cases.case import Case, PortSpec
 from parity.comparison.comparator import Comparator, Drift, add_together, pairs_of
-from parity.comparison.envelope import NOT_YET
+from parity.comparison.envelope import NOT_YET, needs_conditioning
 from parity.errors import ParityError, PortError
 from parity.run import isolate
 from parity.run.boundary import record_isolated
@@ -60,6 +60,7 @@ class Lockstep:
         self.drifts: dict[str, Drift] = {}
         self.shadow = self.cond_run = None
         self.cond_later = False  # (lazy) the conditioning run would have been opened: cond is NOT_YET until needed
+        self._batch = None  # the step last started (float64)
         self.failed: set[tuple[str, str]] = set()
         self.recorded: dict = {}
         self._isolated_dir = None
@@ -187,7 +188,7 @@ class Lockstep:
 
     def _start(self, batches: Iterator):
         """The next step starts in the workers (the harness compares this one meanwhile)."""
-        batch64 = next(batches, None)
+        batch64 = self._batch = next(batches, None)
         runs = {key: lv.run for key, lv in self.live.items() if key[1] not in self.aliases}
         if self.cond_run is not None:
             runs[COND] = self.cond_run[1]
@@ -200,7 +201,7 @@ class Lockstep:
     def run(self, batches: Iterable) -> None:
         """Feed every batch (float64; each run casts it to its dtype) to every run, comparing each step."""
         batches = iter(batches)
-        pending = None
+        pending, first = None, True
         try:
             pending = self._start(batches)
             while pending is not None:
@@ -215,9 +216,17 @@ class Lockstep:
                 for key, step in arrived.items():
                     if isinstance(step, BaseException):
                         self._fail(key, step)
-                pending = self._start(batches)
-                self._compare({k: s for k, s in arrived.items() if not isinstance(s, BaseException)}, moved, shadowed)
-                arrived = moved = shadowed = None  # this step's tensors: not held while the next one arrives
+                steps = {k: s for k, s in arrived.items() if not isinstance(s, BaseException)}
+                if first and self.cond_later:  # step 0 taken before step 1 starts: the conditioning run may join now
+                    steps, moved, drift = self._take(steps, moved, shadowed)
+                    moved = self._join_conditioning(steps, drift, moved)
+                    pending = self._start(batches)
+                    self._pairs(steps, drift, self._cond(steps, moved))
+                else:
+                    pending = self._start(batches)
+                    self._compare(steps, moved, shadowed)
+                arrived = moved = shadowed = steps = None  # this step's tensors: not held while the next one arrives
+                first = False
                 for lv in self.live.values():
                     lv.recorder.trim()
         finally:
@@ -227,6 +236,39 @@ class Lockstep:
 
     def _compare(self, steps: dict, moved, shadowed) -> None:
         """Keep one step of every port, measure the drifts and compare every pair on it."""
+        steps, moved, drift = self._take(steps, moved, shadowed)
+        self._pairs(steps, drift, self._cond(steps, moved))
+
+    def _join_conditioning(self, steps: dict, drift: dict, moved):
+        """At step 0 of a lazy run: where a float32 comparison would need the conditioning run
+        (:func:`~parity.comparison.envelope.needs_conditioning`), open it now and step it on batch 0 (its step, or
+        None), as a run with it from the start would have; a later step that needs it runs the case again."""
+        for dtype, pa, pb, cmp in self.comparators:
+            if dtype != "float32" or (dtype, pa) not in steps or (dtype, pb) not in steps:
+                continue
+            da = drift.get(pa) or {}
+            if any(stage != "inputs" and needs_conditioning(cmp.bound("float32", stage, 0, cmp.cost), da.get((stage, name), 0.0), db)
+                   for (stage, name), db in (drift.get(pb) or {}).items()):
+                break
+        else:
+            return moved
+        f32 = [p for p in self.ports if ("float32", p) in self.live]
+        self.cond_later = False
+        self.cond_run = open_conditioning(self.case, f32, self.live, self.modules, self.sources, self.recorded, self.workers)
+        if self.cond_run is None:
+            return None
+        run = self.cond_run[1]
+        got = start_steps({COND: run if isinstance(run, RemoteRun) or not reporting() else _Announced(run, COND)},
+                          self._batch).finish()[COND]
+        if isinstance(got, BaseException):  # no conditioning then: the envelope as before
+            run.close()
+            self.cond_run = None
+            return None
+        return summarized(got) if self.summary else got
+
+    def _take(self, steps: dict, moved, shadowed):
+        """Keep one step of every port (windows, health, observers) and measure the drifts: ``(steps, moved,
+        drift)``, summarized where the run compares summaries."""
         case = self.case
         for alias, port in self.aliases.items():  # the same step: an alias's window, health, drift of its own
             for dtype in self.dtypes:
@@ -239,13 +281,22 @@ class Lockstep:
         if self.summary:  # compare statistics only: what a summary trace holds (parity.trace.summary)
             steps = {key: summarized(step) for key, step in steps.items()}
             moved, shadowed = (None if x is None else summarized(x) for x in (moved, shadowed))
-        drift, cond = {}, NOT_YET if self.cond_later else None
-        if self.cond_run is not None and ("float64", self.cond_run[0]) in steps:
-            cond = self.cond_run[2].add(steps[("float64", self.cond_run[0])], moved)
+        drift = {}
         for port, tracker in self.drifts.items():
             s64, s32 = steps.get(("float64", port)), steps.get(("float32", port), shadowed)
             if s64 is not None and s32 is not None:
                 drift[port] = tracker.add(s64, s32)
+        return steps, moved, drift
+
+    def _cond(self, steps: dict, moved):
+        """How far the conditioning run moved each tensor so far (NOT_YET in a lazy run without it)."""
+        cond = NOT_YET if self.cond_later else None
+        if self.cond_run is not None and ("float64", self.cond_run[0]) in steps:
+            cond = self.cond_run[2].add(steps[("float64", self.cond_run[0])], moved)
+        return cond
+
+    def _pairs(self, steps: dict, drift: dict, cond) -> None:
+        """Every pair compared on one step."""
         # every pair's stage before the next stage: a port's tensors are read again while cached (issue 21)
         add_together([(cmp, steps[(dtype, pa)], steps[(dtype, pb)], drift.get(pa), drift.get(pb),
                        cond if dtype == "float32" else None)

@@ -60,6 +60,9 @@ def clear_cache() -> None:
 class _DenseGraph:
     """One built graph and its Session; the hyper-parameters are placeholders."""
 
+    #: an open port runs this Session (its variables are that port's): another one builds its own
+    held = False
+
     def __init__(self, cfg, dtype: str):
         tf = tensorflow()
         tf1 = tf.compat.v1
@@ -243,6 +246,10 @@ class DensePort:
         self.cfg = normalize_config(case.options)
         key = structure(self.cfg, dtype, self.form)
         self.g = _cached(key, lambda: self.graph(self.cfg, dtype))
+        self._own = self.g.held  # another open port holds the cached Session (the conditioning run beside the
+        if self._own:            # reference runs the same graph in float64): a graph and Session of its own
+            self.g = self.graph(self.cfg, dtype)
+        self.g.held = True
         self.hyper = self.g.feed_hyper(self.cfg)
         self._params = None  # read back by load() and step(): the Session holds several cases' weights in turn
 
@@ -270,7 +277,10 @@ class DensePort:
         return before
 
     def close(self) -> None:
-        """Release the handle; the cached graph and Session stay for the next case."""
+        """Release the handle; the cached graph and Session stay for the next case (a port's own: closed)."""
+        self.g.held = False
+        if self._own:
+            self.g.session.close()
 
 
 class _MinimizeGraph(_DenseGraph):

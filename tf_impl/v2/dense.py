@@ -58,6 +58,9 @@ def clear_cache() -> None:
 class _DenseModel:
     """Variables, slots and the traced step of one structure."""
 
+    #: an open port uses this model's variables: another one builds its own
+    held = False
+
     def __init__(self, cfg, dtype: str):
         tf = tensorflow()
         self.tf = tf
@@ -197,6 +200,9 @@ class DensePort:
         self.cfg = normalize_config(case.options)
         key = structure(self.cfg, dtype)
         self.m = _cached(key, lambda: _DenseModel(self.cfg, dtype))
+        if self.m.held:  # another open port holds the cached model's variables (the conditioning run beside the
+            self.m = _DenseModel(self.cfg, dtype)  # reference runs the same structure in float64): one of its own
+        self.m.held = True
         self.dtype = dtype
         cfg = self.cfg
         values = {**cfg["optimizer"], **cfg["schedule"]}
@@ -221,6 +227,7 @@ class DensePort:
 
     def close(self) -> None:
         """Release the handle; the cached model and its traced step stay."""
+        self.m.held = False
 
 
 def clip_gradients(arrays, kind: str, limit: float) -> list[np.ndarray]:
