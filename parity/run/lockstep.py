@@ -194,9 +194,14 @@ class Lockstep:
             runs[COND] = self.cond_run[1]
         if self.shadow is not None:
             runs[SHADOW] = self.shadow[1]
+        return None if batch64 is None else self._step(runs, batch64)
+
+    @staticmethod
+    def _step(runs: dict, batch64):
+        """``runs`` start a step on ``batch64`` (each in-process one announced to the supervisor, where it listens)."""
         if reporting():
             runs = {key: run if isinstance(run, RemoteRun) else _Announced(run, key) for key, run in runs.items()}
-        return None if batch64 is None else start_steps(runs, batch64)
+        return start_steps(runs, batch64)
 
     def run(self, batches: Iterable) -> None:
         """Feed every batch (float64; each run casts it to its dtype) to every run, comparing each step."""
@@ -258,8 +263,7 @@ class Lockstep:
         if self.cond_run is None:
             return None
         run = self.cond_run[1]
-        got = start_steps({COND: run if isinstance(run, RemoteRun) or not reporting() else _Announced(run, COND)},
-                          self._batch).finish()[COND]
+        got = self._step({COND: run}, self._batch).finish()[COND]
         if isinstance(got, BaseException):  # no conditioning then: the envelope as before
             run.close()
             self.cond_run = None
