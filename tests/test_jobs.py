@@ -122,6 +122,80 @@ def test_torch_and_numpy_workers_are_forked_when_the_zygote_imported_torch(monke
         zygote.shutdown()
 
 
+def _parent(pid: int) -> int:
+    with open(f"/proc/{pid}/stat") as fh:
+        return int(fh.read().rsplit(")", 1)[1].split()[1])
+
+
+def _maps(pid: int) -> str:
+    with open(f"/proc/{pid}/maps") as fh:
+        return fh.read()
+
+
+@pytest.mark.skipif(not available("tf1") or not available("torch") or not hasattr(os, "fork")
+                    or not os.path.exists("/proc/self/maps"), reason="needs TensorFlow, torch, os.fork and /proc")
+def test_torch_is_imported_beside_tensorflow_by_a_zygote_of_its_own(monkeypatch):
+    """A run of TF and torch workers: torch's zygote, forked by TensorFlow's before either import, forks the torch and
+    numpy workers (TensorFlow never loaded in them, as in a fresh one); it stops with the first; gone, it means a
+    fresh worker at once."""
+    import signal
+    import time
+
+    from parity.run import workers, zygote
+
+    monkeypatch.delenv("PARITY_ZYGOTE", raising=False)
+    workers.shutdown()
+    zygote.shutdown()
+    monkeypatch.delenv("_PARITY_ZYGOTE_ADDRESS", raising=False)
+    zygote.start({"tf1", "tf2", "torch", "numpy"})
+    tf_zygote = zygote._STARTED[0][0].pid
+    try:
+        ws = {g: workers._Worker(g) for g in ("tf1", "tf2", "torch", "numpy")}
+        assert all(isinstance(w.proc, zygote.Forked) for w in ws.values())
+        parents = {g: _parent(w.proc.pid) for g, w in ws.items()}
+        torch_zygote = parents["torch"]
+        assert parents["tf1"] == parents["tf2"] == tf_zygote
+        assert parents["numpy"] == torch_zygote != tf_zygote and _parent(torch_zygote) == tf_zygote
+        assert "libtensorflow" in _maps(ws["tf1"].proc.pid) and "libtorch" in _maps(ws["torch"].proc.pid)
+        assert "libtensorflow" not in _maps(ws["torch"].proc.pid)  # torch's workers: torch imported alone
+        assert "libtorch" not in _maps(ws["tf1"].proc.pid)  # TensorFlow's: without torch's pages
+        for w in ws.values():
+            w.stop()
+        os.kill(torch_zygote, signal.SIGKILL)  # gone (a zombie until its zygote reaps it): a fresh worker, no waiting
+        t0 = time.monotonic()
+        w = workers._Worker("torch")
+        assert isinstance(w.proc, subprocess.Popen) and time.monotonic() - t0 < 5  # (the wait for a socket is 60 s)
+        w.stop()
+        assert isinstance(workers._Worker("tf1").proc, zygote.Forked)  # TensorFlow's zygote still serves
+    finally:
+        workers.shutdown()
+        zygote.shutdown()
+    assert "_PARITY_ZYGOTE_TORCH" not in os.environ
+    for pid in (tf_zygote, torch_zygote):  # both ended (the second stopped by the first, which waited for it)
+        with pytest.raises(ProcessLookupError):
+            os.kill(pid, 0)
+
+
+@pytest.mark.skipif(not available("tf1") or not available("torch") or not hasattr(os, "fork"),
+                    reason="needs TensorFlow, torch and os.fork")
+def test_the_torch_zygote_stops_with_the_first_one(monkeypatch):
+    from parity.run import workers, zygote
+
+    monkeypatch.delenv("PARITY_ZYGOTE", raising=False)
+    workers.shutdown()
+    zygote.shutdown()
+    monkeypatch.delenv("_PARITY_ZYGOTE_ADDRESS", raising=False)
+    zygote.start({"tf1", "torch"})
+    try:
+        w = workers._Worker("torch")
+        torch_zygote = _parent(w.proc.pid)
+        w.stop()
+    finally:
+        zygote.shutdown()  # SIGTERM to the first: it stops the second and waits for it
+    with pytest.raises(ProcessLookupError):
+        os.kill(torch_zygote, 0)
+
+
 def test_a_zygote_that_is_gone_means_a_fresh_worker_at_once(tmp_path, monkeypatch):
     """An address inherited from a process whose zygote died (no socket, or nobody listening): no waiting."""
     import socket

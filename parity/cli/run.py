@@ -194,7 +194,10 @@ def _run_cases_in_jobs(jobs, planned, args, findings, pit_names: list[str]):
     sent = [i for i, (case, ports) in enumerate(planned) if ports]
     units = case_units(planned, options)
     units += [("job_pitfall", name, tuple(args.dtype or DTYPES)) for name in pit_names]
-    replies = jobs.map(units)
+    # the units without TensorFlow first: they start while the zygote still imports it (torch's is ready sooner:
+    # parity.run.zygote); each reply is filed under its unit's own index, so the report's order is the same
+    order = sorted(range(len(units)), key=lambda i: (_needs_tensorflow(units[i]), i))
+    replies = ((order[j], payload) for j, payload in jobs.map([units[i] for i in order]))
     got: dict[int, object] = {}
     verbose = getattr(args, "verbose", False)
     with Progress(len(planned), "cases") as bar:
@@ -229,6 +232,11 @@ def _run_cases_in_jobs(jobs, planned, args, findings, pit_names: list[str]):
             yield got.pop(k)
 
     return results, pitfalls()
+
+
+def _needs_tensorflow(unit: tuple) -> bool:
+    """Whether a job's unit runs a TensorFlow port (a catalogue pitfall counts as one: their references are TensorFlow's)."""
+    return unit[0] != "job_case" or any(PortSpec.parse(p).framework in ("tf1", "tf2") for p in unit[2])
 
 
 def _catalogue_missing(chosen) -> list[str]:

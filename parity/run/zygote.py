@@ -18,6 +18,12 @@ harness closes the socket, when its harness is gone (a watchdog thread), or at o
 zygote dies (``PR_SET_PDEATHSIG``); the zygote dies with the process that started it. The zygote reaps
 its workers and writes each one's exit code where its harness reads it (:class:`Forked`: "exit code 0:
 did a port call os._exit?", as for a fresh worker).
+Where it imports both, torch is imported beside TensorFlow, not after it: the zygote forks a second one before
+either import (the *torch zygote*, at ``socket-torch`` in the same directory, its pid in ``pid-torch``), which
+imports torch and forks the ``torch`` and ``numpy`` workers while the first imports TensorFlow and forks the rest.
+The two imports then share the machine's cores instead of taking turns while every job waits (measured: below,
+docs/performance.md); a torch worker is forked from an interpreter that imported torch alone, as a fresh one is.
+The first zygote stops the second when it stops, and waits for it.
 ``PARITY_ZYGOTE=0`` turns it off; where ``os.fork`` is missing it is never used.
 """
 
@@ -43,10 +49,13 @@ GROUPS = ("tf1", "tf2", "torch", "numpy", isolate.GROUP)  # isolate: a case's is
 #: what each group needs imported (a group whose framework the zygote did not import: a fresh interpreter)
 _NEEDS = {"tf1": "tf1", "tf2": "tf1", isolate.GROUP: "tf1", "torch": "torch", "numpy": None}
 _ADDRESS = "_PARITY_ZYGOTE_ADDRESS"  # (internal) the socket path, for the job processes
+_TORCH_ADDRESS = "_PARITY_ZYGOTE_TORCH"  # (internal) the torch zygote's socket path, where torch has one of its own
+#: the groups the torch zygote forks, where there is one (numpy's too: it is ready first)
+_TORCH_GROUPS = ("torch", "numpy")
 #: environment names that may differ between the zygote and a worker it forks (the worker gets the asking
 #: process's whole environment; these are not read by an import of TensorFlow: a terminal's size, the shell's
 #: directories, parity's own names; PYTHONPATH is compared without parity's root, which a worker's adds)
-_OWN = frozenset({_ADDRESS, "_PARITY_WORKER_NAME", "COLUMNS", "LINES", "PWD", "OLDPWD", "_"})
+_OWN = frozenset({_ADDRESS, _TORCH_ADDRESS, "_PARITY_WORKER_NAME", "COLUMNS", "LINES", "PWD", "OLDPWD", "_"})
 _STARTED: list = []  # [(Popen, directory)] of the zygote this process started
 _WAIT = 10.0  # seconds a stopping zygote waits for its workers to end
 
@@ -84,6 +93,22 @@ def start(uses=("tf1",)) -> None:
     with open(os.path.join(directory, "pid"), "w") as fh:  # for a process that did not start it: is it alive?
         fh.write(str(proc.pid))
     os.environ[_ADDRESS] = path
+    if _splits(imports):
+        os.environ[_TORCH_ADDRESS] = _torch_path(path)
+
+
+def _splits(imports) -> bool:
+    """Whether a zygote importing ``imports`` leaves torch to a zygote of its own (the module's docstring)."""
+    return "torch" in imports and len(imports) > 1
+
+
+def _torch_path(path: str) -> str:
+    return path + "-torch"
+
+
+def _pid_file(path: str) -> str:
+    """Where the zygote listening at ``path`` wrote its pid (``pid``; the torch zygote's ``pid-torch``)."""
+    return os.path.join(os.path.dirname(path), "pid" + os.path.basename(path)[len("socket"):])
 
 
 def shutdown() -> None:
@@ -93,6 +118,7 @@ def shutdown() -> None:
     while _STARTED:
         proc, directory = _STARTED.pop()
         os.environ.pop(_ADDRESS, None)
+        os.environ.pop(_TORCH_ADDRESS, None)
         try:  # SIGTERM: it waits for its workers (their CPU time counts in ours: /usr/bin/time sees it), then ends
             proc.terminate()
             proc.wait(timeout=_WAIT + 5)
@@ -115,6 +141,8 @@ def fork_worker(group: str, sock_fd: int, err_fd: int, env: dict, timeout: float
     path = os.environ.get(_ADDRESS)
     if not enabled() or group not in GROUPS or not path:
         return None
+    if group in _TORCH_GROUPS and os.environ.get(_TORCH_ADDRESS):
+        path = os.environ[_TORCH_ADDRESS]
     deadline = time.monotonic() + timeout
     while True:  # the zygote may still be importing TensorFlow: its socket appears when it is ready
         s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
@@ -124,7 +152,7 @@ def fork_worker(group: str, sock_fd: int, err_fd: int, env: dict, timeout: float
             break
         except FileNotFoundError:  # not listening yet (importing), or gone: wait only while it lives
             s.close()
-            if time.monotonic() > deadline or not _alive(os.path.dirname(path)):
+            if time.monotonic() > deadline or not _alive(os.path.dirname(path), path):
                 return None
             time.sleep(0.05)
         except OSError:  # refused (its socket is there and no one listens: it died), or anything else
@@ -218,8 +246,26 @@ def forked(group: str, theirs, env: dict) -> Forked | None:
     return Forked(pid, os.fdopen(read, "rb"), os.path.dirname(os.environ.get(_ADDRESS, "")) or None)
 
 
-def _alive(directory: str) -> bool:
-    """Whether the zygote of ``directory`` still runs (its starter wrote its pid there)."""
+def _alive(directory: str, path: str | None = None) -> bool:
+    """Whether the zygote of ``directory`` still runs (its starter wrote its pid there); with ``path``, the one
+    listening there: the torch zygote, where it wrote its pid (until it has, the first zygote: it starts it)."""
+    if path is not None and os.path.basename(path) != "socket":
+        try:
+            with open(_pid_file(path)) as fh:
+                pid = int(fh.read())
+        except FileNotFoundError:
+            pid = None  # (not forked yet)
+        except (OSError, ValueError):
+            return False
+        if pid is not None:
+            try:
+                os.kill(pid, 0)
+                with open(f"/proc/{pid}/stat", "rb") as fh:  # (a zombie is gone: its zygote did not reap it yet)
+                    return fh.read().rsplit(b")", 1)[-1].split()[0] != b"Z"
+            except FileNotFoundError:
+                return True  # (no /proc: the signal said it is there)
+            except OSError:
+                return False
     if _STARTED and _STARTED[0][1] == directory:
         return _STARTED[0][0].poll() is None
     try:
@@ -245,21 +291,40 @@ def _main(parent: int, path: str, serve, imports=("tf1",)) -> None:
 
     mine = _comparable(os.environ)  # the starting process's environment (what a fresh worker would get)
     prepare_environment()  # tf_impl sets TensorFlow's environment before it is imported
-    for framework in imports:  # TensorFlow first, as a TF worker would (torch then sees TF's environment)
-        preload(framework)
-    added = {k: v for k, v in os.environ.items() if k not in mine or mine[k] != v}  # what importing set
-    signal.signal(signal.SIGTERM, _stop)
-    listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-    listener.bind(path + ".tmp")
-    listener.listen(8)
-    listener.settimeout(0.2)  # (how often ended workers are reaped, their exit codes written: _reap)
-    os.rename(path + ".tmp", path)  # the path appears when the zygote is ready
+    torch_zygote, listener = None, None
+    signal.signal(signal.SIGTERM, _stop)  # (set before the imports: stopped while importing, it stops the torch zygote)
     try:
-        _serve(listener, mine, added, serve, {g for g, need in _NEEDS.items() if need is None or need in imports},
-               os.path.dirname(path))
+        if _splits(imports):  # torch imported beside TensorFlow by a zygote of its own (the module's docstring)
+            torch_zygote = os.fork()
+            if torch_zygote == 0:
+                isolate._die_with(os.getppid())  # (with this one: it stops it, or dies and takes it along)
+                path, imports = _torch_path(path), ("torch",)
+                with open(_pid_file(path) + ".tmp", "w") as fh:
+                    fh.write(str(os.getpid()))
+                os.rename(_pid_file(path) + ".tmp", _pid_file(path))
+            else:
+                imports = tuple(f for f in imports if f != "torch")
+        for framework in imports:
+            preload(framework)
+        added = {k: v for k, v in os.environ.items() if k not in mine or mine[k] != v}  # what importing set
+        listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        listener.bind(path + ".tmp")
+        listener.listen(8)
+        listener.settimeout(0.2)  # (how often ended workers are reaped, their exit codes written: _reap)
+        os.rename(path + ".tmp", path)  # the path appears when the zygote is ready
+        groups = {g for g, need in _NEEDS.items() if need is None or need in imports}
+        if torch_zygote:  # (numpy's workers are the torch zygote's)
+            groups -= set(_TORCH_GROUPS)
+        _serve(listener, mine, added, serve, groups, os.path.dirname(path))
     except _Stop:
         pass
-    listener.close()
+    if listener is not None:
+        listener.close()
+    if torch_zygote:  # it waits for its workers too, then ends; this one waits for it below
+        try:
+            os.kill(torch_zygote, signal.SIGTERM)
+        except OSError:
+            pass
     end = time.monotonic() + _WAIT  # wait for the workers (their CPU time is then counted in ours)
     while time.monotonic() < end:
         try:
