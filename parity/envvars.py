@@ -45,7 +45,8 @@ VARIABLES: tuple[EnvVar, ...] = (
     ),
     EnvVar(
         "PARITY_ZYGOTE",
-        "1 (the workers are forked from one interpreter that imported TensorFlow, and torch with several jobs)",
+        "1 (the workers are forked from one interpreter that imported TensorFlow; with several jobs, torch's from a second "
+        "one that imported torch)",
         "'0' (or 'no', 'false', empty) starts every worker of `parity run` and `parity check` as a fresh "
         "interpreter that imports its framework itself (about 5 s of CPU for TensorFlow, 1.5 s for torch) instead "
         "of forking it from the zygote.",

@@ -110,8 +110,8 @@ def run_and_report(cases, args, *, kind="run", modules=None, sources=None, plan=
     if workers and used & {"tf1", "tf2"}:
         from parity.run import zygote
 
-        # TensorFlow imported once for every TF worker; torch too only where several jobs each start a torch worker
-        # (one harness's one torch worker saves nothing, and the zygote would hold torch's pages besides TF's)
+        # TensorFlow imported once for every TF worker; torch too (by a zygote of its own, beside TensorFlow's import)
+        # only where several jobs each start a torch worker (one harness's one torch worker saves nothing)
         zygote.start(used if n > 1 else used - {"torch"})
     with contextlib.ExitStack() as stack:
         pitfall_replies = None
