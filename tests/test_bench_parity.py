@@ -28,3 +28,41 @@ def test_the_table_prints_both_modes_and_the_ratio(capsys):
     out = capsys.readouterr().out
     assert "make parity (jobs, zygote)" in out and "one harness" in out
     assert "case time 0.53x, CPU 0.88x" in out and "60 s" in out
+
+
+
+def test_pairs_against_another_checkout_run_its_own_parity(tmp_path):
+    """`--against TREE`: the other checkout's own `parity` runs (a stand-in tree here, which its report tells
+    apart), then this tree's; a folder that is no checkout is refused."""
+    import pytest
+
+    cli = tmp_path / "other" / "parity" / "cli"
+    cli.mkdir(parents=True)
+    (tmp_path / "other" / "parity" / "__init__.py").write_text("")
+    (cli / "__init__.py").write_text("")
+    (cli / "main.py").write_text(  # a checkout whose `parity run` reports 2 s of case time
+        "import json, sys\n"
+        "def main():\n"
+        "    json.dump({'summary': {'wall_seconds': 2.0}}, open(sys.argv[sys.argv.index('--json') + 1], 'w'))\n"
+        "    return 0\n")
+    [(theirs, ours)] = benchparity.pairs_cost(str(tmp_path / "other"), 1,
+                                              args=("run", "seed004_constant", "--dtype", "float64"))
+    assert theirs["rc"] == 0 and theirs["case_s"] == 2.0  # the stand-in's own report, not this tree's
+    assert ours["rc"] == 0 and 0 < ours["case_s"] != 2.0  # this tree's real run
+    with pytest.raises(SystemExit, match="not a checkout of parity"):
+        benchparity.pairs_cost(str(tmp_path), 1)
+    with pytest.raises(SystemExit):
+        benchparity.main(["--against", str(tmp_path / "other"), "--pairs", "0"])
+
+
+def test_the_pairs_table_prints_each_ratio_and_their_mean_median_and_spread(capsys):
+    def row(case, cpu):
+        return dict(rc=0, wall_s=case + 3, cpu_s=cpu, peak_mb=1100, case_s=case, stderr=[])
+
+    pairs = [(row(70.0, 130.0), row(63.0, 117.0)), (row(72.0, 132.0), row(72.0, 132.0)), (row(74.0, 130.0), row(74.0, 143.0))]
+    benchparity.print_pairs(pairs, "../before")
+    out = capsys.readouterr().out
+    assert "against ../before" in out and " 0.900 " in out and " 1.000 " in out
+    assert "mean 0.967, median 1.000, sd 0.058" in out and "CPU: mean 1.000, median 1.000" in out  # 117/130, 132/132, 143/130
+    benchparity.print_pairs(pairs[:1], "../before")
+    assert "one pair: no spread" in capsys.readouterr().out
