@@ -179,6 +179,8 @@ def test_torch_is_imported_beside_tensorflow_by_a_zygote_of_its_own(monkeypatch)
 @pytest.mark.skipif(not available("tf1") or not available("torch") or not hasattr(os, "fork"),
                     reason="needs TensorFlow, torch and os.fork")
 def test_the_torch_zygote_stops_with_the_first_one(monkeypatch):
+    import time
+
     from parity.run import workers, zygote
 
     monkeypatch.delenv("PARITY_ZYGOTE", raising=False)
@@ -187,11 +189,14 @@ def test_the_torch_zygote_stops_with_the_first_one(monkeypatch):
     monkeypatch.delenv("_PARITY_ZYGOTE_ADDRESS", raising=False)
     zygote.start({"tf1", "torch"})
     try:
-        w = workers._Worker("torch")
+        w = workers._Worker("torch")  # (served while the first zygote may still be importing TensorFlow)
         torch_zygote = _parent(w.proc.pid)
         w.stop()
     finally:
+        t0 = time.monotonic()
         zygote.shutdown()  # SIGTERM to the first: it stops the second and waits for it
+    # not the kill after the 15 s wait (a stop swallowed by an import): the second would be left an orphan
+    assert time.monotonic() - t0 < 10
     with pytest.raises(ProcessLookupError):
         os.kill(torch_zygote, 0)
 

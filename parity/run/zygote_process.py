@@ -53,6 +53,11 @@ def _main(parent: int, path: str, serve, imports=("tf1",)) -> None:
         _serve(listener, mine, added, serve, groups, os.path.dirname(path))
     except _Stop:
         pass
+    finally:  # (whatever ended it: an import that failed too stops and reaps the torch zygote, then raises)
+        _end(listener, torch_zygote)
+
+
+def _end(listener, torch_zygote) -> None:
     if listener is not None:
         listener.close()
     if torch_zygote:  # it waits for its workers too, then ends; this one waits for it below
@@ -67,10 +72,13 @@ def _main(parent: int, path: str, serve, imports=("tf1",)) -> None:
                 time.sleep(0.05)
         except ChildProcessError:
             break
+        except _Stop:  # (a second SIGTERM: keep waiting)
+            continue
 
 
-class _Stop(Exception):
-    pass
+class _Stop(BaseException):
+    """SIGTERM: stop. Not an ``Exception``: raised while TensorFlow or torch is being imported, no ``except
+    Exception`` of theirs may swallow it (the zygote would go on, and be killed with its torch zygote orphaned)."""
 
 
 def _stop(signum, frame) -> None:

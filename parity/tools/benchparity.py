@@ -94,7 +94,8 @@ def pairs_cost(against: str, pairs: int = 3, args=("run", "--all")) -> list[tupl
     root = os.path.abspath(against)
     if not os.path.isfile(os.path.join(root, "parity", "cli", "main.py")):
         raise SystemExit(f"benchparity: {against} is not a checkout of parity (no parity/cli/main.py there)")
-    theirs_cmd = [sys.executable, "-P", "-c", f"import sys; sys.path.insert(0, {root!r}); " + _PARITY]
+    # (the prelude imports nothing of parity without watch: the other checkout's is the first on the path)
+    theirs_cmd = python(f"sys.path.insert(0, {root!r}); " + _PARITY, watch=False)
     theirs_env = dict(os.environ, PYTHONPATH=os.pathsep.join(p for p in (root, os.environ.get("PYTHONPATH")) if p))
     out_pairs = []
     with tempfile.TemporaryDirectory(prefix="parity-bench-") as tmp:
