@@ -219,3 +219,27 @@ def test_a_zygote_that_is_gone_means_a_fresh_worker_at_once(tmp_path, monkeypatc
     assert zygote.fork_worker("tf1", a.fileno(), b.fileno(), dict(os.environ)) is None
     assert time.monotonic() - t0 < 5  # not the 60 s a zygote still importing TensorFlow is given
     listener.close()
+
+
+def test_a_worker_reaped_just_now_gets_the_exit_code_its_zygote_writes_a_moment_later(tmp_path):
+    """The zygote reaps a worker, then writes its exit code: a harness asking in between (a loaded machine) waits for
+    it instead of reading "gone without a word" (a race seen once in a full run)."""
+    import threading
+    import time
+
+    from parity.run import zygote
+
+    gone = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
+    pid = int(gone.stdout)
+    (tmp_path / "pid").write_text(str(os.getpid()))  # its zygote: alive (this process stands in for it)
+    timer = threading.Timer(0.3, lambda: (tmp_path / f"exit-{pid}").write_text("3"))
+    timer.start()
+    try:
+        w = zygote.Forked(pid, None, str(tmp_path))
+        assert w.poll() == 3 and w.returncode == 3
+    finally:
+        timer.cancel()
+    (tmp_path / "pid").write_text(str(pid))  # no zygote left to write it: unknown at once
+    t0 = time.monotonic()
+    w = zygote.Forked(pid, None, str(tmp_path))
+    assert w.poll() == 0 and w.returncode is None and time.monotonic() - t0 < 1

@@ -189,8 +189,12 @@ class Forked:
             with open(f"/proc/{self.pid}/stat", "rb") as fh:  # a zombie: ended, its zygote reaps it soon
                 zombie = fh.read().rsplit(b")", 1)[-1].split()[0] == b"Z"
         except (ProcessLookupError, FileNotFoundError):
-            code = self._exit_code()  # (reaped just now) else gone without a word: unknown
-            self.returncode = code
+            # reaped just now: its zygote writes the exit code right after (a moment; on a loaded machine, more)
+            code, end = self._exit_code(), time.monotonic() + 2.0
+            while code is None and time.monotonic() < end and self._directory and _alive(self._directory):
+                time.sleep(0.01)
+                code = self._exit_code()
+            self.returncode = code  # (None: gone without a word, unknown)
             return 0 if code is None else code
         except OSError:
             return None
