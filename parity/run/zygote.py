@@ -186,8 +186,7 @@ class Forked:
             return code
         try:
             os.kill(self.pid, 0)
-            with open(f"/proc/{self.pid}/stat", "rb") as fh:  # a zombie: ended, its zygote reaps it soon
-                zombie = fh.read().rsplit(b")", 1)[-1].split()[0] == b"Z"
+            zombie = _zombie(self.pid)  # ended, its zygote reaps it soon
         except (ProcessLookupError, FileNotFoundError):
             # reaped just now: its zygote writes the exit code right after (a moment; on a loaded machine, more)
             code, end = self._exit_code(), time.monotonic() + 2.0
@@ -249,6 +248,12 @@ def forked(group: str, theirs, env: dict) -> Forked | None:
     return Forked(pid, os.fdopen(read, "rb"), os.path.dirname(os.environ.get(_ADDRESS, "")) or None)
 
 
+def _zombie(pid: int) -> bool:
+    """Whether ``pid`` has ended and waits to be reaped (``/proc``; FileNotFoundError where there is none)."""
+    with open(f"/proc/{pid}/stat", "rb") as fh:
+        return fh.read().rsplit(b")", 1)[-1].split()[0] == b"Z"
+
+
 def _alive(directory: str, path: str | None = None) -> bool:
     """Whether the zygote of ``directory`` still runs (its starter wrote its pid there); with ``path``, the one
     listening there: the torch zygote, where it wrote its pid (until it has, the first zygote: it starts it)."""
@@ -263,8 +268,7 @@ def _alive(directory: str, path: str | None = None) -> bool:
         if pid is not None:
             try:
                 os.kill(pid, 0)
-                with open(f"/proc/{pid}/stat", "rb") as fh:  # (a zombie is gone: its zygote did not reap it yet)
-                    return fh.read().rsplit(b")", 1)[-1].split()[0] != b"Z"
+                return not _zombie(pid)  # (a zombie is gone: its zygote did not reap it yet)
             except FileNotFoundError:
                 return True  # (no /proc: the signal said it is there)
             except OSError:
