@@ -1,4 +1,4 @@
-"""Opening a case's ports in their workers side by side (:func:`parity.run.workers.open_all`): every reply is read,
+"""Opening a case's ports in their workers side by side (:func:`parity.run.remote_runs.open_all`): every reply is read,
 errors come back per run as ``run.open()`` raised them, the runs keep their order."""
 
 from __future__ import annotations
@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 
 from parity.errors import ParityError, PortError
-from parity.run.workers import open_all
+from parity.run.remote_runs import open_all
 
 
 class _Run:

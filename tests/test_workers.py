@@ -79,7 +79,7 @@ def test_a_port_refusal_crosses_the_process_with_its_type_and_place():
 
 def test_a_dead_worker_fails_its_ports_not_the_run():
     case = dataclasses.replace(get_case("seed002_clip_value"), steps=3)
-    from parity.run.workers import RemoteRun, step_all
+    from parity.run.remote_runs import RemoteRun, step_all
 
     run = RemoteRun(case, "torch", "float64")
     run.open()
@@ -139,9 +139,10 @@ def test_the_conditioning_run_is_perturbed_in_its_worker_as_in_process():
     # at most float32's unit roundoff, the same draws as the same run in this process.
     from parity.run.boundary import PortRun
     from parity.cases.params import UNIT_ROUNDOFF
+    from parity.run.remote_runs import RemoteRun
 
     case = get_case("pitfall_tf32_emulated_right")
-    runs = [workers.RemoteRun(case, "tf1", "float64", perturb=0), PortRun(case, "tf1", "float64", perturb=0),
+    runs = [RemoteRun(case, "tf1", "float64", perturb=0), PortRun(case, "tf1", "float64", perturb=0),
             PortRun(case, "tf1", "float64")]
     try:
         for run in runs:

@@ -163,8 +163,12 @@ class Jobs:
         self.close()
 
     def close(self) -> None:
-        while self._procs:
-            self._procs.pop().stop()
+        """Stop the jobs side by side: each asked first, then each waited for (each stops its own workers)."""
+        procs, self._procs = self._procs, []
+        for proc in procs:
+            proc.ask_stop()
+        for proc in procs:
+            proc.stop()
 
     def _kill(self) -> None:
         while self._procs:

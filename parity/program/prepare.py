@@ -296,7 +296,7 @@ def _compare(reference, port, data, steps, dtypes, mapping, save_mapping, seed, 
     sides = {rp: "reference", pp: "port"}
     if pool is None:
         modules = {rp: ProgramPorts(run, "reference"), pp: ProgramPorts(run, "port")}
-    else:  # each side's port is built and stepped in its program's worker (parity.run.workers.RemoteRun)
+    else:  # each side's port is built and stepped in its program's worker (parity.run.remote_runs.RemoteRun)
         from parity.program.remote import register, unregister
 
         register(case.name, sides, run, pool)

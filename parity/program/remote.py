@@ -9,7 +9,7 @@ process imports both frameworks or holds both models. Two parts:
   read and every call crosses the wire (arrays out of band); what is not plain data (a data generator,
   a recording object) stays in the worker and comes back as another proxy. Nothing here names a
   method of the capture adapters: what they add passes through.
-* **the steps**: :func:`register` tells :class:`parity.run.workers.RemoteRun` which worker runs each side
+* **the steps**: :func:`register` tells :class:`parity.run.remote_runs.RemoteRun` which worker runs each side
   of the case; the worker builds the port (:class:`parity.program.port.ProgramPorts`) from the mapping
   and the initial weights it is sent, and steps it as the catalogue's ports are stepped.
 
@@ -139,7 +139,7 @@ class Pool:
         return z
 
     def run_worker(self, side: str):
-        """``(dtype, perturb) -> worker`` for :class:`parity.run.workers.RemoteRun`: the conditioning run (a
+        """``(dtype, perturb) -> worker`` for :class:`parity.run.remote_runs.RemoteRun`: the conditioning run (a
         perturbed float64 run) in the float32 run's worker, beside it: a process of its own imported the framework
         once more (the seed 001 convnet's TF1: ~6 s of CPU and a 1.3 GB process) for a model of a few MB. Not in
         the float64 run's worker: the seed 001 convnet's reference peaked at 1515 MB there, at 1487 MB beside the

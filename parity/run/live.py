@@ -50,7 +50,8 @@ def new_run(case, port, dtype, modules, sources, workers, *, recorded=None, pert
     """A port's run, not yet opened: in its framework's worker process when ``workers`` (a user's
     module and a port recorded in a fresh interpreter stay here), else in this process."""
     from parity.run.boundary import PortRun
-    from parity.run.workers import RemoteRun, group_of
+    from parity.run.remote_runs import RemoteRun
+    from parity.run.workers import group_of
 
     if workers and port not in modules and recorded is None and group_of(port):
         return RemoteRun(case, port, dtype, perturb=perturb)

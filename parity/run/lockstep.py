@@ -27,7 +27,7 @@ from parity.run.boundary import record_isolated
 from parity.run.interpreter import progress, reporting
 from parity.run.live import COND, SHADOW, LivePort, conditioning_port, new_run, open_conditioning, open_shadow, summarized
 from parity.run.result import CaseResult
-from parity.run.workers import RemoteRun, open_all, start_steps
+from parity.run.remote_runs import RemoteRun, open_all, start_steps
 
 __all__ = ["Lockstep"]
 
@@ -87,7 +87,7 @@ class Lockstep:
 
     def open_ports(self) -> None:
         """Open every port of every dtype; a port that fails to open is an error of the result, not a raise.
-        Each worker builds its ports while the others build theirs (:func:`parity.run.workers.open_all`)."""
+        Each worker builds its ports while the others build theirs (:func:`parity.run.remote_runs.open_all`)."""
         case, result = self.case, self.result
         todo = []
         for dtype in self.dtypes:
