@@ -11,7 +11,7 @@ PY      := $(VENV)/bin/python
 STAMP   := $(VENV)/.parity-installed
 OUT     ?= out
 
-.PHONY: parity parity-full test test-all install property-thorough bench bench-properties docs clean
+.PHONY: parity parity-full test test-all install bytecode property-thorough bench bench-properties docs clean
 
 install: $(STAMP)
 
@@ -23,13 +23,18 @@ $(STAMP): pyproject.toml constraints.txt
 	$(PY) -m pip install --quiet -c constraints.txt -e '.[torch,tf,data,summaries,reports,test]'
 	touch $(STAMP)
 
-parity: $(STAMP)
+# parity's own modules compiled to bytecode (an editable install has none): where PYTHONDONTWRITEBYTECODE=1 is set
+# (CI's machines) every process of a run would compile them from source again. A no-op when they are up to date.
+bytecode: $(STAMP)
+	$(PY) -m compileall -q parity tf_impl torch_impl
+
+parity: $(STAMP) bytecode
 	$(VENV)/bin/parity run --all --json $(OUT)/parity-report.json
 
-test: $(STAMP)
+test: $(STAMP) bytecode
 	HYPOTHESIS_PROFILE=$${HYPOTHESIS_PROFILE:-ci} $(PY) -m pytest -q -m "not slow" --durations=15
 
-test-all: $(STAMP)
+test-all: $(STAMP) bytecode
 	HYPOTHESIS_PROFILE=$${HYPOTHESIS_PROFILE:-ci} $(PY) -m pytest -q --durations=25
 
 property-thorough: $(STAMP)
@@ -37,11 +42,11 @@ property-thorough: $(STAMP)
 
 # The heavy tiers `parity run --all` leaves out: every seed case at the seed's own size, then the
 # real-size transformer in summary mode (its tensors: ~100 MB a step). Both run; the worse exit code wins.
-parity-full: $(STAMP)
+parity-full: $(STAMP) bytecode
 	$(VENV)/bin/parity run --tag full --json $(OUT)/parity-full-report.json; s=$$?; \
 	$(VENV)/bin/parity run --tag realsize --summary --json $(OUT)/parity-realsize-report.json || s=$$?; exit $$s
 
-bench: $(STAMP)
+bench: $(STAMP) bytecode
 	$(PY) -m parity.tools.bench
 	$(PY) -m parity.tools.benchparity
 
