@@ -5,7 +5,11 @@ TF32 rounds both operands of a float32 matmul/conv to a 10-bit mantissa (relativ
 and accumulates in float32: each output element moves by at most ~2^-10 * sum_i |x_i| |k_i|,
 and typically by 2^-11 * sqrt(K) times a term, so the error grows with the reduction length K.
 float64 is never affected. The signature is that bound, met by the first diverging layer
-output, well above float32's own rounding (2^-24 per operation).
+output, well above float32's own rounding (2^-24 per operation). Behind a BatchNorm the product's
+own difference may pass as float32 rounding while its parameter's gradient diverges (the norm's
+backward divides by the batch's spread: measured, seed 003's convnet with the conv's operands rounded
+to TF32, float32, step 0: the conv output accepted, its kernel's gradient 0.025 relative): the
+signature is then read on the accepted product of the diverging gradient's parameter.
 """
 
 from __future__ import annotations
@@ -23,8 +27,8 @@ _TF32_UNIT = 2.0**-11  # half an ulp of a 10-bit mantissa
 
 
 def _products(c: Context, y):
-    """(label, x, k, x (*) k, |x| (*) |k|) for every layer input x both ports agree on and parameter k whose
-    product (matmul or conv, VALID or SAME) has ``y``'s shape."""
+    """(parameter, label, x, k, x (*) k, |x| (*) |k|) for every layer input x both ports agree on and parameter k
+    whose product (matmul or conv, VALID or SAME) has ``y``'s shape."""
     params = c.params_before(c.a)
     flat = {n: np.asarray(v, float) for n, v in c.at(c.a, "inputs").items() if np.ndim(v) == 2}
     flat.update({n: v for n, v in c.matching("forward").items() if v.ndim == 2})
@@ -33,7 +37,7 @@ def _products(c: Context, y):
         if y.ndim == 2 and k.ndim == 2 and k.shape[1] == y.shape[1]:
             for xn, x in flat.items():
                 if x.shape == (y.shape[0], k.shape[0]):
-                    yield f"{xn} @ {pn}", x, k, x @ k, np.abs(x) @ np.abs(k)
+                    yield pn, f"{xn} @ {pn}", x, k, x @ k, np.abs(x) @ np.abs(k)
         if y.ndim == 4 and k.ndim == 4 and k.shape[3] == y.shape[3]:
             for xn, x in sources4(c).items():
                 if x.shape[0] != y.shape[0] or x.shape[3] != k.shape[2]:
@@ -43,7 +47,7 @@ def _products(c: Context, y):
                 for pads in ((0, 0, 0, 0), same_pads(x.shape[1], kh, s) + same_pads(x.shape[2], kw, s)):
                     bound = conv2d(np.abs(x), np.abs(k), s, pads)
                     if bound.shape == y.shape:
-                        yield f"conv({xn}, {pn})", x, k, conv2d(x, k, s, pads), bound
+                        yield pn, f"conv({xn}, {pn})", x, k, conv2d(x, k, s, pads), bound
 
 
 def _residual(y, prod, bound) -> float:
@@ -82,18 +86,31 @@ def _agreed_product(c: Context, x, k, bound) -> bool:
 
 
 def _first_products(c: Context):
-    """(label, x, k, product, bound, IEEE side) for the first divergence's tensor where it is a matmul/conv output:
-    one port's tensor equals an input both agree on times a parameter (plus a bias, a ReLU) to 2^-13 x sum|x||k|
-    (float32 rounding, cuDNN's algorithms), the other's within TF32's bound. A mask multiply, a pooling, a normalisation is no product."""
-    if c.first.stage != "forward":
+    """(name, label, x, k, product, bound, IEEE side) for the first divergence's tensor where it is a matmul/conv
+    output: one port's tensor equals an input both agree on times a parameter (plus a bias, a ReLU) to 2^-13 x
+    sum|x||k| (float32 rounding, cuDNN's algorithms), the other's within TF32's bound. A mask multiply, a pooling, a
+    normalisation is no product. Where the first divergence is a parameter's gradient, the step's products of that
+    parameter the comparison accepted (a BatchNorm after one: see the module docstring)."""
+    if c.first.stage == "forward":
+        outputs, param = [(n, ya, yb) for n, ya, yb in c.diverging("forward") if n == c.first.name], None
+    elif c.first.stage == "gradients":
+        fa, fb = c.at(c.a, "forward"), c.at(c.b, "forward")
+        outputs = [(n, np.asarray(fa[n], float), np.asarray(fb[n], float)) for n in fa
+                   if n in fb and np.shape(fa[n]) == np.shape(fb[n]) and not c.semantic("forward", n)]
+        param = c.first.name
+    else:
         return
-    for n, ya, yb in c.diverging("forward"):
-        if n != c.first.name or ya.ndim not in (2, 4):
+    for n, ya, yb in outputs:
+        if ya.ndim not in (2, 4):
             continue
-        for label, x, k, prod, bound in _products(c, ya):
+        for pn, label, x, k, prod, bound in _products(c, ya):
+            if param is not None and pn != param:
+                continue
             ra, rb = _residual(ya, prod, bound), _residual(yb, prod, bound)
             ieee = "A" if ra <= rb else "B"
-            if min(ra, rb) <= _IEEE_MAX and max(ra, rb) <= 4 * _TF32_UNIT and not _agreed_product(c, x, k, bound):
+            # (an accepted product is the one that differs here: not ruled out by both ports agreeing on it)
+            if (min(ra, rb) <= _IEEE_MAX and max(ra, rb) <= 4 * _TF32_UNIT
+                    and (param is not None or not _agreed_product(c, x, k, bound))):
                 yield n, label, x, k, prod, bound, ieee
 
 
@@ -113,8 +130,10 @@ def _check_tf32(c: Context):
         other = "B" if ieee == "A" else "A"
         sign = 1.0 if other == "B" else -1.0
         exact = ya.ndim == 2 and predicts(sign * (yb - ya), round_tf32(x) @ round_tf32(k) - x @ k, 1e-3)
+        behind = (f" (accepted as rounding there: the first divergence is {c.first.name}'s gradient, which a "
+                  "normalisation after the product amplifies)" if c.first.stage == "gradients" else "")
         return (0.95 if exact else 0.8), (
-            f"{n} = {label} (reduction length {reduction}): {ieee}'s is the IEEE product, {other}'s stays within "
+            f"{n}{behind} = {label} (reduction length {reduction}): {ieee}'s is the IEEE product, {other}'s stays within "
             f"TF32's bound, at most {worst:.2g} x sum|x||k| (2^-11 = {_TF32_UNIT:.2g} per operand), relative {rel:.2g}, in a float32 run"
             + (", and equals the product of operands rounded to a 10-bit mantissa" if exact else "")
             + f": TF32 matmul/conv in {other} (TF enables it by default on Ampere+ GPUs; torch for convolutions "
@@ -123,16 +142,18 @@ def _check_tf32(c: Context):
     return None
 
 
-#: The first divergence is a matmul/conv output (TF32 changes nothing else).
+#: The first divergence is a matmul/conv output, or its parameter's gradient (TF32 changes nothing else).
 PRODUCT = Precondition(
     "the first diverging tensor is a matmul/conv output (one port's equals an input both agree on times a parameter "
-    "(+ bias, ReLU) to 2^-13 x sum|x||k|; a mask multiply is not one)", lambda c: next(_first_products(c), None) is not None)
+    "(+ bias, ReLU) to 2^-13 x sum|x||k|; a mask multiply is not one), or the gradient of that parameter with the "
+    "product accepted", lambda c: next(_first_products(c), None) is not None)
 
 
 PITFALLS = [
-    pitfall("tf32-emulated", "TF32 matmuls and convolutions in float32", "numerics", "P45", ["forward"],
+    pitfall("tf32-emulated", "TF32 matmuls and convolutions in float32", "numerics", "P45", ["forward", "gradients"],
             "a float32 matmul/conv output differs by at most ~2^-10 x sum|x||k| (operands rounded to a 10-bit mantissa), "
-            "far above float32 rounding; float64 matches",
+            "far above float32 rounding (behind a BatchNorm: accepted, and its parameter's gradient diverges); "
+            "float64 matches",
             _check_tf32, requires=[FLOAT32, PRODUCT],
             explanation="On Ampere+ GPUs TF enables TensorFloat-32 by default for float32 matmuls and convs (10-bit mantissa operands); torch keeps matmuls in IEEE float32 (allow_tf32=False) but lets cuDNN convolutions use TF32 (cudnn.allow_tf32=True). The error is ~2^-11 relative per operand and grows with the reduction length; float64 is untouched. Here the wrong port rounds its float32 operands on CPU (emulated); the GPU checks are tests/test_gpu_tf32.py (torch only: they run without TensorFlow; the hardware's TF32 against the emulation, and named tf32-emulated).",
             tf="tf.config.experimental.enable_tensor_float_32_execution(True) by default", torch="torch.backends.cuda.matmul.allow_tf32 = False, torch.backends.cudnn.allow_tf32 = True by default",
