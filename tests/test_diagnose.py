@@ -113,6 +113,41 @@ def test_a_float64_difference_is_never_named_tf32():
     assert "tf32-emulated" not in [d.pitfall for d in diagnose(None, cmp, [a, b])]
 
 
+def test_behind_a_batchnorm_only_a_tf32_sized_accepted_product_is_read_as_tf32():
+    # The first divergence is a kernel's gradient (a BatchNorm after the conv amplified its difference): the accepted
+    # conv output is TF32's evidence only when its difference reaches TF32's size, never at the ~1e-5 x sum|x||k| of
+    # another IEEE algorithm (cuDNN's Winograd) nor where both are the same IEEE product.
+    from types import SimpleNamespace
+
+    from parity.pitfalls import numerics
+
+    rng = np.random.default_rng(3)
+    x, k = _f32(rng.normal(size=(4, 6, 6, 3))), _f32(rng.normal(size=(3, 3, 3, 8)))
+    ieee, bound = _f32(conv2d(x, k, 1, (1, 1, 1, 1))), conv2d(np.abs(x), np.abs(k), 1, (1, 1, 1, 1))
+
+    class Ctx(SimpleNamespace):
+        def at(self, trace, stage, step=None):
+            return trace.get(stage, {})
+
+        def semantic(self, stage, name=None, step=None):
+            return stage == "gradients"
+
+        def params_before(self, trace, step=None):
+            return {"conv/kernel": k}
+
+        def matching(self, stage, step=None):
+            return {n: np.asarray(v, float) for n, v in self.a.get(stage, {}).items()}
+
+    def products(conv_b):
+        a, b = ({"inputs": {"x": x}, "forward": {"conv": y}} for y in (ieee, conv_b))
+        c = Ctx(a=a, b=b, first=SimpleNamespace(step=0, stage="gradients", name="conv/kernel"))
+        return list(numerics._first_products(c))
+
+    assert [p[1] for p in products(_f32(conv2d(round_tf32(x), round_tf32(k), 1, (1, 1, 1, 1))))] == ["conv(x, conv/kernel)"]
+    assert products(_f32(ieee + 1e-5 * bound * rng.choice([-1.0, 1.0], size=ieee.shape))) == []  # Winograd-sized
+    assert products(ieee) == []
+
+
 def test_dropout_in_eval_mode_without_bn_is_named_as_such():
     rng = np.random.default_rng(4)
     h = np.maximum(rng.normal(size=(8, 6)), 0)
