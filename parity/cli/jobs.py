@@ -163,12 +163,11 @@ class Jobs:
         self.close()
 
     def close(self) -> None:
-        """Stop the jobs side by side: each asked first, then each waited for (each stops its own workers)."""
+        """Stop the jobs side by side (each stops its own workers)."""
+        from parity.run.workers import stop_all
+
         procs, self._procs = self._procs, []
-        for proc in procs:
-            proc.ask_stop()
-        for proc in procs:
-            proc.stop()
+        stop_all(procs)
 
     def _kill(self) -> None:
         while self._procs:

@@ -42,7 +42,7 @@ from parity.run.noise import relay
 from parity.run.interpreter import ROOT, python  # ROOT: the directory holding this same parity
 from parity.run.wire import pack as _pack, plain as _plain, recv as _recv, send as _send
 
-__all__ = ["ENV", "enabled", "shutdown", "group_of", "GROUPS"]
+__all__ = ["ENV", "enabled", "shutdown", "stop_all", "group_of", "GROUPS"]
 
 #: Set to "0" to run every port in the harness process (``parity run``'s default is workers).
 ENV = "PARITY_WORKERS"
@@ -226,16 +226,20 @@ def _worker(group: str) -> _Worker:
     return w
 
 
-def shutdown() -> None:
-    """Stop every worker (at exit; tests call it to start fresh). Each is asked first, then each waited for:
-    they end side by side (a forked worker's end is seen at its zygote's next reaping, every 0.2 s: measured,
-    four workers stopped one after the other took 0.8 s)."""
-    stopping = []
-    while _WORKERS:
-        stopping.append(_WORKERS.popitem()[1])
-        stopping[-1].ask_stop()
-    for worker in stopping:
+def stop_all(workers) -> None:
+    """Stop ``workers`` side by side: each asked first, then each waited for (a forked worker's end is seen at its
+    zygote's next reaping, every 0.2 s: measured, four workers stopped one after the other took 0.8 s)."""
+    for worker in workers:
+        worker.ask_stop()
+    for worker in workers:
         worker.stop()
+
+
+def shutdown() -> None:
+    """Stop every worker (at exit; tests call it to start fresh)."""
+    stopping = list(_WORKERS.values())
+    _WORKERS.clear()
+    stop_all(stopping)
 
 
 atexit.register(shutdown)
