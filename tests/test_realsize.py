@@ -80,6 +80,28 @@ def test_full_tier_is_the_seeds_own_sizes():
         assert c.tier == "full" and c.expect == "match"
 
 
+@pytest.mark.parametrize("short", ["seed000_encoder2_tiny", "seed000_encoder3_tiny", "seed000_encoder2_xavier",
+                                   "seed000_encoder3_xavier", "seed002_clip_value", "seed002_clip_value_bites",
+                                   "seed002_max_norm", "seed002_global_norm"])
+def test_shortened_cases_are_the_first_steps_of_their_full_tier_case(short):
+    # make parity runs these for their first steps only (issue 21: its time); the steps after are make parity-full's,
+    # so the two must stay the same run: weights, options, data and seed, only the length differs
+    import itertools
+
+    from parity.cases.data import iter_batches
+
+    case, long = get_case(short), get_case(short + full.SUFFIX)
+    assert case.steps < long.steps
+    assert (case.params, case.options, case.data, case.seed, case.module) == (long.params, long.options, long.data,
+                                                                             long.seed, long.module)
+    assert set(long.ports) <= set(case.ports)
+    n = 0
+    for a, b in zip(iter_batches(case), itertools.islice(iter_batches(long), case.steps)):
+        assert a.keys() == b.keys() and all(np.array_equal(a[k], b[k]) for k in a), n
+        n += 1
+    assert n == case.steps
+
+
 @pytest.mark.slow
 @pytest.mark.tf
 @pytest.mark.torch

@@ -2,7 +2,7 @@
 
 The fast tests run shortened copies of the registered cases (a decay over 8 steps inside
 a 12-step run, so the end rate and the clamp after ``decay_steps`` are still exercised);
-the registered 50-step cases run in the slow tier.
+the registered 25- and 50-step cases run in the slow tier.
 """
 
 from __future__ import annotations
@@ -256,7 +256,7 @@ def test_tf1_losses_cast_is_harmless_in_float32():
 @pytest.mark.torch
 @pytest.mark.parametrize("case", [c for c in all_cases("seed002") if c.expect == "match"], ids=lambda c: c.name)
 def test_registered_cases_match(case):
-    # Against the TF1 reference only: the all-pairs comparison of 50 steps of 784x300
+    # Against the TF1 reference only: the all-pairs comparison of 25-50 steps of 784x300
     # tensors doubles the run time (measured 45-75 s per case with all pairs, loaded machine).
     result = run_case(case, pairs="reference")
     assert result.passed, [c.first_divergence.describe() for c in result.comparisons if not c.ok]

@@ -15,7 +15,7 @@ ENCODERS = ("seed000_encoder2_tiny", "seed000_encoder3_tiny", "seed000_encoder3_
 
 @pytest.mark.parametrize("name", ENCODERS)
 def test_tf2_encoder_matches_tf1_and_numpy(name):
-    # 40 of the 200 steps: the same code paths; the full cases run in `make parity`.
+    # 40 of the 100 steps: the same code paths; the full cases run in `make parity`.
     result = run_case(get_case(name).replace(steps=40), ports=["tf2", "tf1", "numpy"], pairs="reference", keep="all")
     assert not any(result.errors.values())
     for cmp in result.comparisons:

@@ -10,15 +10,16 @@ shows each case's tier.
 What changes from the ``make parity`` size, seed by seed:
 
 * 000: the seed trains 10000 steps of one input in [-1, 1) (``for i in range(10000)``);
-  ``make parity`` runs 200. Same networks, inits and clipping.
+  ``make parity`` runs the first 100 of them. Same networks, inits, clipping and inputs.
 * 001: the seed's batch 128 and dense layer of 1024 units (``make parity``: batch 8 and 32
   units for 50 steps, or 1024 units at batch 16 for 3 steps), 50 steps of Adam 1e-3; the
   seed's ``training_iters = 200000`` would be 1562 such steps.
 * 002: the seed's network and batch 50 are already ``make parity``'s; the seed trains 20
   epochs of 1100 steps (its ``decay_steps = 22000`` is the whole run). Here: 500 steps
-  (``make parity``: 50), with TF1, TF2 and torch: the numpy oracle, the third voice of the
-  50-step cases, costs more than the three frameworks together at this length (measured:
-  16 of 24 port-seconds over 40 steps).
+  (``make parity`` runs the first 25 of them; ``max_norm_short_decay`` runs 50 there and is
+  not here) of (a), (b), (a) with a clip that bites and the global-norm variant, with TF1,
+  TF2 and torch: the numpy oracle, the fourth voice of the short cases, costs more than the
+  three frameworks together at this length (measured: 16 of 24 port-seconds over 40 steps).
 * 003: the seed's batch 128 and one epoch of its 10000 images, 78 steps
   (``steps_per_epoch = int(10000 / 128)``); ``make parity``: batch 8, 50 steps. The seed
   does not give its network ("the network is large"); the catalogue's BatchNorm convnet
@@ -76,7 +77,7 @@ _002 = [
     seed002.mlp_case(f"{base.name}{SUFFIX}", base.title.replace("MLP,", f"MLP, {SEED002_STEPS} steps,", 1),
                      base.option("procedure"), steps=SEED002_STEPS, ports=("tf1", "tf2", "torch"),
                      **{k: v for k, v in base.options.items() if k != "procedure"})
-    for base in (seed002.CLIP_VALUE, seed002.MAX_NORM)
+    for base in (seed002.CLIP_VALUE, seed002.MAX_NORM, seed002.CLIP_VALUE_BITES, seed002.GLOBAL_NORM)
 ]
 
 # -- seed 003: batch 128, one epoch (78 steps) -------------------------------------------------------
