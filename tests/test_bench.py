@@ -4,6 +4,7 @@ import os
 
 import pytest
 
+from parity.cases.registry import get_case
 from parity.tools import bench
 
 EXAMPLES = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "examples")
@@ -16,7 +17,8 @@ def test_trace_bytes_per_step_full_vs_summary():
     # activations: > 1 MB in float32; a summary keeps ~20 numbers per tensor.
     assert tb["full"] > 1e6
     assert 0 < tb["summary"] < 0.01 * tb["full"], tb
-    assert tb["run_steps"] == 50 and tb["full_run"] > tb["summary_run"] > 0
+    # (a run of the registered case: its own length, 25 steps since session 11)
+    assert tb["run_steps"] == get_case("seed002_clip_value").steps and tb["full_run"] > tb["summary_run"] > 0
 
 
 def test_bench_parser_keeps_the_property_bench():
