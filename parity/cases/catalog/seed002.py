@@ -39,10 +39,11 @@ def _params() -> dict[str, Init]:
     return out
 
 
-# Measured (docs/seeds/002.md): over the 50 steps of every case (500 at the seed's size), the float32 differences
+# Measured (docs/seeds/002.md): over the 50 steps of every case, the float32 differences
 # between the four ports stay below 0.03 of the linear-in-steps bound at every stage (worst:
 # torch vs TF processed gradients of the global-norm case, 0.028 units), so no per-step
-# amplification needs declaring: growth stays 1.
+# amplification needs declaring: growth stays 1. (Over the full tier's 500 steps the global-norm case's
+# float32 runs drift apart: 1.8x this bound at step 300, 0.5 of the measured envelope, which accepts it.)
 _COST = Cost(depth=3, reduction=784)
 
 
