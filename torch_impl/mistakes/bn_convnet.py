@@ -44,7 +44,7 @@ class TF32Conv(BnConvnetPort):
             from torch_impl.pitfalls.layers import round_tf32
 
             conv, F = self.model.conv, self.t.nn.functional
-            conv.forward = lambda x: F.conv2d(round_tf32(x), round_tf32(conv.weight), None, conv.stride, conv.padding)
+            conv.forward = lambda x: F.conv2d(round_tf32(x), round_tf32(conv.weight), conv.bias, conv.stride, conv.padding)
 
 
 MISTAKES = {"eval": EvalMode, "unbiased": UnbiasedRunningVar, "tf32_conv": TF32Conv}
